@@ -1,0 +1,491 @@
+// Package metrics holds every Prometheus metric of the resolver (namespace
+// "jurisdns").
+//
+// Each Metrics owns its own registry (never the global default one), so tests
+// and several resolvers in one process do not collide. The methods called on
+// the DNS hot path (QueryAnswered, PolicyHit, the cache counters, the upstream
+// methods, RateLimited, Refused, Dropped) do not allocate and do not hash label
+// strings through the client library: their label children are created once
+// and then looked up in fixed arrays or in immutable copy-on-write maps.
+//
+// Labels stay bounded: there is never a client address or a query name in a
+// label, and every metric with a free-form label caps the number of distinct
+// values; values past the cap are counted under "other".
+//
+// All methods are safe for concurrent use, and all are no-ops on a nil
+// *Metrics, so a component can run without metrics.
+package metrics
+
+import (
+	"net/http"
+	"runtime"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/miekg/dns"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// Namespace is the prefix of every metric of the resolver.
+const Namespace = "jurisdns"
+
+// OtherLabel is the label value used for a query type or rcode outside the
+// pre-created set, and for values past the cap of a free-form label.
+const OtherLabel = "other"
+
+// Caps on the number of distinct children of the metrics whose label values
+// come from the caller. Configuration bounds them in practice; the caps keep a
+// bug from exploding the series count.
+const (
+	maxPolicyChildren        = 1024
+	maxUpstreamChildren      = 256
+	maxUpstreamErrorChildren = 1024
+	maxReasonChildren        = 64
+)
+
+// Proto is the transport a query arrived on.
+type Proto uint8
+
+// Transports of client queries.
+const (
+	ProtoUDP Proto = iota
+	ProtoTCP
+	numProtos
+)
+
+var protoNames = [numProtos]string{"udp", "tcp"}
+
+// String returns the label value of p: "udp", "tcp", or "other".
+func (p Proto) String() string {
+	if p < numProtos {
+		return protoNames[p]
+	}
+	return OtherLabel
+}
+
+// qtypeNames are the pre-created qtype label values; index 0 is "other".
+var qtypeNames = [...]string{
+	OtherLabel, "A", "AAAA", "CNAME", "MX", "TXT", "NS", "SOA", "PTR", "SRV", "HTTPS", "SVCB", "ANY",
+}
+
+const numQtypes = len(qtypeNames)
+
+// qtypeIndex maps a query type below 256 to its index in qtypeNames (0, the
+// zero value, is "other"). Every pre-created type is below 256.
+var qtypeIndex = func() (t [256]uint8) {
+	for i, v := range []uint16{
+		dns.TypeA, dns.TypeAAAA, dns.TypeCNAME, dns.TypeMX, dns.TypeTXT, dns.TypeNS,
+		dns.TypeSOA, dns.TypePTR, dns.TypeSRV, dns.TypeHTTPS, dns.TypeSVCB, dns.TypeANY,
+	} {
+		t[v] = uint8(i + 1)
+	}
+	return t
+}()
+
+// rcodeNames are the pre-created rcode label values; index 0 is "other".
+var rcodeNames = [...]string{
+	OtherLabel, "NOERROR", "FORMERR", "SERVFAIL", "NXDOMAIN", "NOTIMP", "REFUSED", "BADVERS",
+}
+
+const numRcodes = len(rcodeNames)
+
+// rcodeIndex maps an (extended) rcode to its index in rcodeNames; 0 is "other".
+var rcodeIndex = func() (t [dns.RcodeBadVers + 1]uint8) {
+	for i, v := range []int{
+		dns.RcodeSuccess, dns.RcodeFormatError, dns.RcodeServerFailure, dns.RcodeNameError,
+		dns.RcodeNotImplemented, dns.RcodeRefused, dns.RcodeBadVers,
+	} {
+		t[v] = uint8(i + 1)
+	}
+	return t
+}()
+
+// upstreamBuckets are the latency buckets of upstream queries, in seconds:
+// from a sub-millisecond LAN resolver to a timing-out one.
+var upstreamBuckets = []float64{0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5}
+
+type policyKey struct{ jurisdiction, action, mode string }
+
+type upstreamErrKey struct{ upstream, kind string }
+
+// Metrics is the set of resolver metrics with its own registry. Create it with
+// New.
+type Metrics struct {
+	reg   *prometheus.Registry
+	names []string // families registered by this package (not the Go/process collectors)
+
+	queries    [numProtos][numQtypes][numRcodes]prometheus.Counter
+	queriesVec *prometheus.CounterVec
+
+	policyHits *childCache[policyKey, prometheus.Counter]
+
+	cacheHits, cacheMisses, cacheEvictions, cacheStale prometheus.Counter
+	cacheEntries                                       prometheus.Gauge
+
+	upstreamDuration *childCache[string, prometheus.Observer]
+	upstreamErrors   *childCache[upstreamErrKey, prometheus.Counter]
+
+	reloadsOK, reloadsFailed                    prometheus.Counter
+	reloadLast, reloadLastSuccess, reloadLastOK prometheus.Gauge
+
+	listEntries       *prometheus.GaugeVec
+	listRefreshed     *prometheus.GaugeVec
+	listRefreshFailed *prometheus.CounterVec
+
+	infoMu      sync.Mutex
+	policyInfo  *prometheus.GaugeVec
+	policyHash  string
+	hasHash     bool
+	buildInfo   *prometheus.GaugeVec
+	buildLabels []string
+
+	rateLimited  prometheus.Counter
+	refused      *childCache[string, prometheus.Counter]
+	dropped      *childCache[string, prometheus.Counter]
+	auditDropped prometheus.Counter
+}
+
+// New returns a Metrics whose metrics, plus the Go runtime and process
+// collectors, are registered in a new registry of its own.
+func New() *Metrics {
+	m := &Metrics{reg: prometheus.NewRegistry()}
+	m.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+
+	m.queriesVec = m.counterVec("queries_total",
+		"DNS queries answered, by client transport, query type and response code.", "proto", "qtype", "rcode")
+	for p := range numProtos {
+		for q := range numQtypes {
+			for r := range numRcodes {
+				m.queries[p][q][r] = m.queriesVec.WithLabelValues(protoNames[p], qtypeNames[q], rcodeNames[r])
+			}
+		}
+	}
+
+	policyHits := m.counterVec("policy_hits_total",
+		"Queries that matched a jurisdiction's block rule, by jurisdiction, action and mode (enforce or report).",
+		"jurisdiction", "action", "mode")
+	m.policyHits = newChildCache(maxPolicyChildren, policyKey{OtherLabel, OtherLabel, OtherLabel},
+		func(k policyKey) prometheus.Counter {
+			return policyHits.WithLabelValues(k.jurisdiction, k.action, k.mode)
+		})
+
+	m.cacheHits = m.counter("cache_hits_total", "Queries answered from the cache with a fresh entry.")
+	m.cacheMisses = m.counter("cache_misses_total", "Cache lookups that found no usable entry.")
+	m.cacheEvictions = m.counter("cache_evictions_total", "Entries evicted from the cache to make room.")
+	m.cacheStale = m.counter("cache_stale_served_total", "Queries answered with an expired (stale) cache entry.")
+	m.cacheEntries = m.gauge("cache_entries", "Entries in the cache.")
+
+	upstreamDuration := prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Namespace: Namespace,
+		Name:      "upstream_request_duration_seconds",
+		Help:      "Duration of queries to upstream servers, by upstream.",
+		Buckets:   upstreamBuckets,
+	}, []string{"upstream"})
+	m.register(upstreamDuration, "upstream_request_duration_seconds")
+	m.upstreamDuration = newChildCache(maxUpstreamChildren, OtherLabel, func(k string) prometheus.Observer {
+		return upstreamDuration.WithLabelValues(k)
+	})
+	upstreamErrors := m.counterVec("upstream_errors_total",
+		"Failed queries to upstream servers, by upstream and kind (timeout, network, mismatch, servfail, ...).",
+		"upstream", "kind")
+	m.upstreamErrors = newChildCache(maxUpstreamErrorChildren, upstreamErrKey{OtherLabel, OtherLabel},
+		func(k upstreamErrKey) prometheus.Counter { return upstreamErrors.WithLabelValues(k.upstream, k.kind) })
+
+	reloads := m.counterVec("reloads_total", "Configuration reloads, by result (ok or failed).", "result")
+	m.reloadsOK = reloads.WithLabelValues("ok")
+	m.reloadsFailed = reloads.WithLabelValues("failed")
+	m.reloadLast = m.gauge("reload_last_timestamp_seconds", "Unix time of the last reload attempt.")
+	m.reloadLastSuccess = m.gauge("reload_last_success_timestamp_seconds", "Unix time of the last successful reload.")
+	m.reloadLastOK = m.gauge("reload_last_successful", "1 if the last reload attempt succeeded, 0 if it failed.")
+
+	m.listEntries = m.gaugeVec("list_entries", "Block list entries loaded, by jurisdiction.", "jurisdiction")
+	m.listRefreshed = m.gaugeVec("list_last_refresh_success_timestamp_seconds",
+		"Unix time of the last successful refresh of a jurisdiction's lists.", "jurisdiction")
+	m.listRefreshFailed = m.counterVec("list_refresh_failures_total",
+		"Failed refreshes of a list source, by jurisdiction and source.", "jurisdiction", "source")
+	m.policyInfo = m.gaugeVec("policy_info", "Always 1; the label hash identifies the policy in force.", "hash")
+
+	m.rateLimited = m.counter("rate_limited_total", "Queries dropped because the client exceeded its rate limit.")
+	refused := m.counterVec("refused_total", "Queries answered REFUSED before resolution, by reason (acl, class, ...).", "reason")
+	m.refused = newChildCache(maxReasonChildren, OtherLabel, func(k string) prometheus.Counter {
+		return refused.WithLabelValues(k)
+	})
+	dropped := m.counterVec("dropped_total", "Packets dropped without an answer, by reason (response, malformed, ...).", "reason")
+	m.dropped = newChildCache(maxReasonChildren, OtherLabel, func(k string) prometheus.Counter {
+		return dropped.WithLabelValues(k)
+	})
+	m.auditDropped = m.counter("audit_dropped_total", "Enforcement log records dropped because the writer fell behind.")
+	m.buildInfo = m.gaugeVec("build_info", "Always 1; labels give the build version and Go version.", "version", "goversion")
+
+	slices.Sort(m.names)
+	return m
+}
+
+func (m *Metrics) register(c prometheus.Collector, name string) {
+	m.reg.MustRegister(c)
+	m.names = append(m.names, Namespace+"_"+name)
+}
+
+func (m *Metrics) counter(name, help string) prometheus.Counter {
+	c := prometheus.NewCounter(prometheus.CounterOpts{Namespace: Namespace, Name: name, Help: help})
+	m.register(c, name)
+	return c
+}
+
+func (m *Metrics) gauge(name, help string) prometheus.Gauge {
+	g := prometheus.NewGauge(prometheus.GaugeOpts{Namespace: Namespace, Name: name, Help: help})
+	m.register(g, name)
+	return g
+}
+
+func (m *Metrics) counterVec(name, help string, labels ...string) *prometheus.CounterVec {
+	c := prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: Namespace, Name: name, Help: help}, labels)
+	m.register(c, name)
+	return c
+}
+
+func (m *Metrics) gaugeVec(name, help string, labels ...string) *prometheus.GaugeVec {
+	g := prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: Namespace, Name: name, Help: help}, labels)
+	m.register(g, name)
+	return g
+}
+
+// Registry returns the registry holding every metric of m.
+func (m *Metrics) Registry() *prometheus.Registry {
+	if m == nil {
+		return nil
+	}
+	return m.reg
+}
+
+// Handler returns an HTTP handler that serves the metrics of m in the
+// Prometheus exposition formats.
+func (m *Metrics) Handler() http.Handler {
+	if m == nil {
+		return http.NotFoundHandler()
+	}
+	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{ErrorHandling: promhttp.ContinueOnError})
+}
+
+// Names returns the sorted names of every metric family m registers: its own,
+// whether or not they have a sample yet, and those of the Go runtime and
+// process collectors. Histograms are named by family (without the _bucket,
+// _sum and _count suffixes of their series).
+func (m *Metrics) Names() []string {
+	if m == nil {
+		return nil
+	}
+	names := slices.Clone(m.names)
+	mfs, _ := m.reg.Gather() // a partial result is still useful; our own names are already in the list
+	for _, mf := range mfs {
+		names = append(names, mf.GetName())
+	}
+	slices.Sort(names)
+	return slices.Compact(names)
+}
+
+// QueryAnswered counts a query answered to a client over transport p with
+// query type qtype and (extended) response code rcode. Types and rcodes outside
+// the pre-created set are counted as "other".
+func (m *Metrics) QueryAnswered(p Proto, qtype uint16, rcode int) {
+	if m == nil {
+		return
+	}
+	var qi, ri uint8
+	if qtype < uint16(len(qtypeIndex)) {
+		qi = qtypeIndex[qtype]
+	}
+	if uint(rcode) < uint(len(rcodeIndex)) {
+		ri = rcodeIndex[rcode]
+	}
+	if p >= numProtos {
+		m.queriesVec.WithLabelValues(OtherLabel, qtypeNames[qi], rcodeNames[ri]).Inc()
+		return
+	}
+	m.queries[p][qi][ri].Inc()
+}
+
+// PolicyHit counts a query that matched a block rule of jurisdiction, answered
+// with action (nxdomain, nodata, null, ip, refused, drop) in mode (enforce or
+// report).
+func (m *Metrics) PolicyHit(jurisdiction, action, mode string) {
+	if m == nil {
+		return
+	}
+	m.policyHits.get(policyKey{jurisdiction, action, mode}).Inc()
+}
+
+// CacheHit counts a query answered from a fresh cache entry.
+func (m *Metrics) CacheHit() {
+	if m == nil {
+		return
+	}
+	m.cacheHits.Inc()
+}
+
+// CacheMiss counts a cache lookup that found no usable entry.
+func (m *Metrics) CacheMiss() {
+	if m == nil {
+		return
+	}
+	m.cacheMisses.Inc()
+}
+
+// CacheEviction counts an entry evicted from the cache to make room.
+func (m *Metrics) CacheEviction() {
+	if m == nil {
+		return
+	}
+	m.cacheEvictions.Inc()
+}
+
+// CacheStale counts a query answered with an expired entry (serve-stale).
+func (m *Metrics) CacheStale() {
+	if m == nil {
+		return
+	}
+	m.cacheStale.Inc()
+}
+
+// SetCacheSize sets the number of entries in the cache.
+func (m *Metrics) SetCacheSize(n int) {
+	if m == nil {
+		return
+	}
+	m.cacheEntries.Set(float64(n))
+}
+
+// UpstreamDuration records how long a query to upstream took. upstream is the
+// configured server (e.g. "udp://192.0.2.53:53"); it must not carry secrets.
+func (m *Metrics) UpstreamDuration(upstream string, d time.Duration) {
+	if m == nil {
+		return
+	}
+	m.upstreamDuration.get(upstream).Observe(d.Seconds())
+}
+
+// UpstreamError counts a failed query to upstream, by kind (timeout, network,
+// mismatch, servfail, ...).
+func (m *Metrics) UpstreamError(upstream, kind string) {
+	if m == nil {
+		return
+	}
+	m.upstreamErrors.get(upstreamErrKey{upstream, kind}).Inc()
+}
+
+// Reload records a reload attempt that finished at time at, successful or not.
+func (m *Metrics) Reload(ok bool, at time.Time) {
+	if m == nil {
+		return
+	}
+	ts := unixSeconds(at)
+	m.reloadLast.Set(ts)
+	if ok {
+		m.reloadsOK.Inc()
+		m.reloadLastSuccess.Set(ts)
+		m.reloadLastOK.Set(1)
+		return
+	}
+	m.reloadsFailed.Inc()
+	m.reloadLastOK.Set(0)
+}
+
+// SetListEntries sets the number of block list entries loaded for jurisdiction.
+func (m *Metrics) SetListEntries(jurisdiction string, n int) {
+	if m == nil {
+		return
+	}
+	m.listEntries.WithLabelValues(jurisdiction).Set(float64(n))
+}
+
+// ListRefreshed records that the lists of jurisdiction were last refreshed
+// successfully at time at.
+func (m *Metrics) ListRefreshed(jurisdiction string, at time.Time) {
+	if m == nil {
+		return
+	}
+	m.listRefreshed.WithLabelValues(jurisdiction).Set(unixSeconds(at))
+}
+
+// ListRefreshFailed counts a failed refresh of the list source named source of
+// jurisdiction.
+func (m *Metrics) ListRefreshFailed(jurisdiction, source string) {
+	if m == nil {
+		return
+	}
+	m.listRefreshFailed.WithLabelValues(jurisdiction, source).Inc()
+}
+
+// SetPolicyHash publishes the hash of the policy in force as
+// jurisdns_policy_info{hash="..."} 1, removing the series of the previous hash.
+func (m *Metrics) SetPolicyHash(hash string) {
+	if m == nil {
+		return
+	}
+	m.infoMu.Lock()
+	defer m.infoMu.Unlock()
+	if m.hasHash && m.policyHash != hash {
+		m.policyInfo.DeleteLabelValues(m.policyHash)
+	}
+	m.policyHash, m.hasHash = hash, true
+	m.policyInfo.WithLabelValues(hash).Set(1)
+}
+
+// SetBuildInfo publishes jurisdns_build_info{version="...",goversion="..."} 1,
+// removing the series of a previous call.
+func (m *Metrics) SetBuildInfo(version string) {
+	if m == nil {
+		return
+	}
+	labels := []string{version, runtime.Version()}
+	m.infoMu.Lock()
+	defer m.infoMu.Unlock()
+	if m.buildLabels != nil && !slices.Equal(m.buildLabels, labels) {
+		m.buildInfo.DeleteLabelValues(m.buildLabels...)
+	}
+	m.buildLabels = labels
+	m.buildInfo.WithLabelValues(labels...).Set(1)
+}
+
+// RateLimited counts a query dropped because its client exceeded its rate
+// limit.
+func (m *Metrics) RateLimited() {
+	if m == nil {
+		return
+	}
+	m.rateLimited.Inc()
+}
+
+// Refused counts a query answered REFUSED before resolution, by reason (acl,
+// class, ...). Reasons are a small fixed set chosen by the caller.
+func (m *Metrics) Refused(reason string) {
+	if m == nil {
+		return
+	}
+	m.refused.get(reason).Inc()
+}
+
+// Dropped counts a packet dropped without an answer, by reason (response,
+// malformed, ...). Reasons are a small fixed set chosen by the caller.
+func (m *Metrics) Dropped(reason string) {
+	if m == nil {
+		return
+	}
+	m.dropped.get(reason).Inc()
+}
+
+// AuditDropped counts an enforcement log record dropped because the writer
+// fell behind.
+func (m *Metrics) AuditDropped() {
+	if m == nil {
+		return
+	}
+	m.auditDropped.Inc()
+}
+
+func unixSeconds(t time.Time) float64 {
+	return float64(t.UnixNano()) / 1e9
+}
