@@ -1,0 +1,730 @@
+// Package download fetches block list sources from URLs, safely.
+//
+// A [Fetcher] downloads one [Source] at a time over HTTPS (plain HTTP only
+// when the source allows it, also across redirects), with a timeout per
+// attempt, a size cap, retries with backoff for transient failures
+// (network errors, timeouts, 5xx, 408, 429; not 4xx, certificate errors,
+// an oversized body or a refused redirect) and conditional GET (ETag,
+// Last-Modified). Every body is checked before it is accepted: the optional
+// sha256 pin, the caller's parser and the source's [Guards] (min_entries,
+// max_shrink, must_contain). Only an accepted body replaces the last good
+// copy, which is kept atomically in the cache directory with a JSON sidecar
+// of metadata, and is used when the URL is unreachable or an update is
+// rejected.
+//
+// The package does not know list formats: the caller passes a [ParseFunc].
+// [Refresher] and [NextRefresh] run a callback on a jittered period.
+package download
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/tls"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"time"
+)
+
+// Defaults applied to a zero field of a [Source].
+const (
+	DefaultTimeout = 30 * time.Second
+	DefaultMaxSize = 64 << 20
+	DefaultRetries = 3
+)
+
+// Values of [Result.From].
+const (
+	// FromNetwork: the body was downloaded now and accepted.
+	FromNetwork = "network"
+	// FromNotModified: the server answered 304 and the cached copy is current.
+	FromNotModified = "not-modified"
+	// FromCache: the last good copy from the cache directory, without a
+	// confirmation from the server (see [Result.Stale]).
+	FromCache = "cache"
+)
+
+// Source is one list to download.
+type Source struct {
+	// Name identifies the source in logs, errors and the cache.
+	Name string
+	// URL is https://… (or http://… with AllowHTTP).
+	URL string
+	// AllowHTTP permits plain http:// for this source, also as a redirect
+	// target. Without it only https:// is fetched.
+	AllowHTTP bool
+	// SHA256 optionally pins the body: the hex SHA-256 it must have.
+	SHA256 string
+	// Timeout bounds one attempt, body included; 0 means DefaultTimeout.
+	Timeout time.Duration
+	// MaxSize caps the (decoded) body in bytes; 0 means DefaultMaxSize.
+	MaxSize int64
+	// Retries is the number of retries after a failed first attempt;
+	// 0 means DefaultRetries and a negative value means none.
+	Retries int
+	// Guards are checked before a body is accepted.
+	Guards Guards
+}
+
+// Guards are integrity checks on a downloaded list.
+type Guards struct {
+	// MinEntries rejects a list with fewer entries.
+	MinEntries int
+	// MaxShrink, between 0 and 1, rejects an update that loses more than
+	// this share of the entries of the last good copy; 0 turns it off.
+	MaxShrink float64
+	// MustContain names that the list must match (through the membership
+	// test returned by the ParseFunc), such as "deepseek.com".
+	MustContain []string
+}
+
+// ParseFunc parses a body in the source's format. It returns the number of
+// entries and a membership test used for Guards.MustContain (it may be nil
+// when the source has no MustContain), or an error, which rejects the body.
+//
+// Fetch calls it on every body it returns, so a caller can keep what it
+// parsed in the closure instead of parsing Result.Body again: when Fetch
+// returns a nil error, the last call of parse it made returned no error and
+// was on Result.Body. Fetch may call parse more than once (a rejected update,
+// then the cached copy).
+type ParseFunc func(body []byte) (entries int, names func(name string) bool, err error)
+
+// Result is a list that Fetch or Cached returns.
+type Result struct {
+	// Source is the name of the source.
+	Source string
+	// Body is the list. Callers must not modify it.
+	Body []byte
+	// Entries is the number of entries the ParseFunc counted (for Cached,
+	// as recorded when the body was accepted).
+	Entries int
+	// From is FromNetwork, FromNotModified or FromCache.
+	From string
+	// ETag and LastModified are the validators the server sent with Body.
+	ETag, LastModified string
+	// FetchedAt is when Body was downloaded.
+	FetchedAt time.Time
+	// CheckedAt is when the server last confirmed Body (200 or 304).
+	CheckedAt time.Time
+	// SHA256 is the hex SHA-256 of Body.
+	SHA256 string
+	// Stale is set when the update failed or was rejected and Body is the
+	// last good copy from the cache directory; Err says why.
+	Stale bool
+	// Err is the failure behind a Stale result (a *RejectedError, a
+	// *StatusError, ErrTooLarge, a timeout, …); nil otherwise.
+	Err error
+}
+
+// RejectedError is an update refused by the sha256 pin, the parser or a
+// guard. The previous good copy is kept.
+type RejectedError struct {
+	// Source is the source name and URL its URL (credentials redacted).
+	Source, URL string
+	// Reason says which check failed.
+	Reason string
+	// Err is the parser's error, when the parser refused the body.
+	Err error
+}
+
+// Error implements error.
+func (e *RejectedError) Error() string {
+	return fmt.Sprintf("download: source %q (%s): update rejected: %s", e.Source, e.URL, e.Reason)
+}
+
+// Unwrap returns the parser's error, if any.
+func (e *RejectedError) Unwrap() error { return e.Err }
+
+// StatusError is an HTTP response with a status other than 200 (or 304 to a
+// conditional request).
+type StatusError struct {
+	// StatusCode is the HTTP status code and Status its text ("404 Not Found").
+	StatusCode int
+	Status     string
+}
+
+// Error implements error.
+func (e *StatusError) Error() string { return "HTTP " + e.Status }
+
+// ErrTooLarge is wrapped by the error of a body larger than the source's
+// MaxSize.
+var ErrTooLarge = errors.New("response too large")
+
+// errRedirect marks a redirect refused by the scheme policy (not retried).
+var errRedirect = errors.New("redirect refused")
+
+// Options configure a Fetcher. Every field is optional.
+type Options struct {
+	// CacheDir keeps the last good copy of every source; empty means no
+	// disk cache (the Fetcher then only remembers entry counts in memory,
+	// for MaxShrink).
+	CacheDir string
+	// Client does the requests; nil means a client on a clone of
+	// http.DefaultTransport. Inject one to trust a test server's
+	// certificate. Its CheckRedirect is wrapped to enforce the source's
+	// scheme policy.
+	Client *http.Client
+	// Logger receives warnings about failures, rejections and the cache;
+	// nil discards them.
+	Logger *slog.Logger
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+	// Backoff is the wait before retry number attempt (1, 2, …); nil means
+	// exponential from 1s, capped at 30s, with jitter.
+	Backoff func(attempt int) time.Duration
+	// Sleep waits d or until ctx is done; nil means a timer.
+	Sleep func(ctx context.Context, d time.Duration) error
+	// UserAgent is sent with every request; empty means "jurisdns".
+	UserAgent string
+}
+
+// Fetcher downloads sources. It is safe for concurrent use; fetches that
+// share a cache entry (same name and URL) are serialized.
+type Fetcher struct {
+	dir     string
+	client  *http.Client
+	log     *slog.Logger
+	now     func() time.Time
+	backoff func(int) time.Duration
+	sleep   func(context.Context, time.Duration) error
+	ua      string
+
+	mu    sync.Mutex
+	locks map[string]*sync.Mutex
+	mem   map[string]int // key → entries of the last accepted body, without CacheDir
+	stats map[string]*SourceStats
+}
+
+// SourceStats counts the fetches of one source.
+type SourceStats struct {
+	// Fetches counts calls of Fetch; each ends in exactly one of Network,
+	// NotModified, Cache (stale copy used) or Errors.
+	Fetches, Network, NotModified, Cache, Errors uint64
+	// Rejected counts updates refused by the pin, the parser or a guard.
+	Rejected uint64
+	// Retries counts retried attempts.
+	Retries uint64
+	// Entries is the entry count of the last list returned.
+	Entries int
+	// LastSuccess is when the server last confirmed the list (200 or 304).
+	LastSuccess time.Time
+}
+
+// New returns a Fetcher.
+func New(opts Options) *Fetcher {
+	f := &Fetcher{
+		dir:     opts.CacheDir,
+		log:     opts.Logger,
+		now:     opts.Now,
+		backoff: opts.Backoff,
+		sleep:   opts.Sleep,
+		ua:      opts.UserAgent,
+		locks:   make(map[string]*sync.Mutex),
+		mem:     make(map[string]int),
+		stats:   make(map[string]*SourceStats),
+	}
+	if f.log == nil {
+		f.log = slog.New(slog.DiscardHandler)
+	}
+	if f.now == nil {
+		f.now = time.Now
+	}
+	if f.backoff == nil {
+		f.backoff = defaultBackoff
+	}
+	if f.sleep == nil {
+		f.sleep = sleepCtx
+	}
+	if f.ua == "" {
+		f.ua = "jurisdns"
+	}
+	var c http.Client
+	if opts.Client != nil {
+		c = *opts.Client
+	} else {
+		c.Transport = http.DefaultTransport.(*http.Transport).Clone()
+	}
+	c.CheckRedirect = checkRedirect(c.CheckRedirect)
+	f.client = &c
+	return f
+}
+
+func defaultBackoff(attempt int) time.Duration {
+	d := 30 * time.Second
+	if attempt >= 1 && attempt <= 5 {
+		d = time.Second << (attempt - 1)
+	}
+	return d/2 + rand.N(d/2+1)
+}
+
+func sleepCtx(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+type allowHTTPKey struct{}
+
+// checkRedirect refuses redirects to a scheme the source does not allow,
+// then defers to next (or to the default limit of 10 redirects).
+func checkRedirect(next func(*http.Request, []*http.Request) error) func(*http.Request, []*http.Request) error {
+	return func(req *http.Request, via []*http.Request) error {
+		allowHTTP, _ := req.Context().Value(allowHTTPKey{}).(bool)
+		if err := checkScheme(req.URL, allowHTTP); err != nil {
+			return fmt.Errorf("%w to %s: %v", errRedirect, req.URL.Redacted(), err)
+		}
+		if next != nil {
+			return next(req, via)
+		}
+		if len(via) >= 10 {
+			return fmt.Errorf("%w: stopped after 10 redirects", errRedirect)
+		}
+		return nil
+	}
+}
+
+func checkScheme(u *url.URL, allowHTTP bool) error {
+	switch u.Scheme {
+	case "https":
+	case "http":
+		if !allowHTTP {
+			return errors.New("plain http:// needs allow_http")
+		}
+	default:
+		return fmt.Errorf("scheme %q not supported (https:// only)", u.Scheme)
+	}
+	if u.Host == "" {
+		return errors.New("no host")
+	}
+	return nil
+}
+
+// Validate reports the first problem with the source's fields: a missing
+// name, a URL that is not https:// (or http:// with AllowHTTP), a malformed
+// pin, or a guard out of range.
+func (s Source) Validate() error {
+	_, err := s.check()
+	return err
+}
+
+func (s Source) check() (*url.URL, error) {
+	if s.Name == "" {
+		return nil, fmt.Errorf("download: source with URL %q has no name", redact(s.URL))
+	}
+	fail := func(format string, args ...any) error {
+		return fmt.Errorf("download: source %q (%s): %s", s.Name, redact(s.URL), fmt.Sprintf(format, args...))
+	}
+	u, err := url.Parse(s.URL)
+	if err != nil {
+		return nil, fail("bad URL: %v", err)
+	}
+	if err := checkScheme(u, s.AllowHTTP); err != nil {
+		return nil, fail("%v", err)
+	}
+	if s.SHA256 != "" && !isHexSHA256(strings.ToLower(s.SHA256)) {
+		return nil, fail("sha256 pin %q is not 64 hex digits", s.SHA256)
+	}
+	if s.Timeout < 0 || s.MaxSize < 0 || s.Guards.MinEntries < 0 {
+		return nil, fail("timeout, max_size and min_entries must not be negative")
+	}
+	if !(s.Guards.MaxShrink >= 0 && s.Guards.MaxShrink <= 1) {
+		return nil, fail("max_shrink %v is not between 0 and 1", s.Guards.MaxShrink)
+	}
+	return u, nil
+}
+
+func (s Source) withDefaults() Source {
+	if s.Timeout == 0 {
+		s.Timeout = DefaultTimeout
+	}
+	if s.MaxSize == 0 {
+		s.MaxSize = DefaultMaxSize
+	}
+	if s.Retries == 0 {
+		s.Retries = DefaultRetries
+	} else if s.Retries < 0 {
+		s.Retries = 0
+	}
+	s.SHA256 = strings.ToLower(s.SHA256)
+	return s
+}
+
+func redact(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "<unparsable URL>"
+	}
+	return u.Redacted()
+}
+
+func isHexSHA256(s string) bool {
+	if len(s) != 64 {
+		return false
+	}
+	for _, c := range s {
+		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f') {
+			return false
+		}
+	}
+	return true
+}
+
+func sum256(b []byte) string {
+	h := sha256.Sum256(b)
+	return hex.EncodeToString(h[:])
+}
+
+// Fetch downloads src, checks it and returns the list to use.
+//
+// A nil error means Result holds a usable list: a new body (FromNetwork), the
+// cached body confirmed by a 304 (FromNotModified), or — when the download
+// failed after its retries or the update was rejected — the last good copy
+// from the cache directory (FromCache, Stale set, Err saying why). Every
+// failure and rejection is logged and counted either way.
+//
+// A non-nil error means there is nothing to use: the source is invalid, or
+// the update failed and there is no usable cached copy (no CacheDir, none
+// stored yet, corrupt, or no longer passing the pin or guards). A refused
+// update is then a *RejectedError (errors.As). A caller that already holds a
+// list keeps it in both cases.
+//
+// Only a body that passes the pin, the parser and every guard is written to
+// the cache; a rejected one leaves the cached copy untouched.
+func (f *Fetcher) Fetch(ctx context.Context, src Source, parse ParseFunc) (Result, error) {
+	src = src.withDefaults()
+	u, err := src.check()
+	if err == nil && parse == nil {
+		err = fmt.Errorf("download: source %q (%s): no ParseFunc", src.Name, u.Redacted())
+	}
+	if err != nil {
+		f.count(src.Name, func(s *SourceStats) { s.Fetches++; s.Errors++ })
+		return Result{}, err
+	}
+	key := cacheKey(src)
+	unlock := f.lock(key)
+	defer unlock()
+	log := f.log.With("source", src.Name, "url", u.Redacted())
+
+	prev, baseline, haveBaseline := f.previous(src, key, log)
+	res, ferr := f.update(ctx, src, u, key, prev, baseline, haveBaseline, parse, log)
+	if ferr == nil {
+		f.count(src.Name, func(s *SourceStats) {
+			s.Fetches++
+			if res.From == FromNetwork {
+				s.Network++
+			} else {
+				s.NotModified++
+			}
+			s.Entries = res.Entries
+			s.LastSuccess = res.CheckedAt
+		})
+		return res, nil
+	}
+	var rej *RejectedError
+	rejected := errors.As(ferr, &rej)
+	if prev != nil && res.From != FromNotModified {
+		res, cerr := f.useCached(src, u, prev, parse)
+		if cerr == nil {
+			res.Stale, res.Err = true, ferr
+			log.Warn("list update failed; using the last good copy",
+				"err", ferr, "cached_sha256", res.SHA256, "fetched_at", res.FetchedAt)
+			f.count(src.Name, func(s *SourceStats) {
+				s.Fetches++
+				s.Cache++
+				s.Entries = res.Entries
+				if rejected {
+					s.Rejected++
+				}
+			})
+			return res, nil
+		}
+		log.Warn("the last good copy is unusable", "err", cerr)
+	}
+	log.Error("list update failed and no good copy is available", "err", ferr)
+	f.count(src.Name, func(s *SourceStats) {
+		s.Fetches++
+		s.Errors++
+		if rejected {
+			s.Rejected++
+		}
+	})
+	return Result{}, ferr
+}
+
+// update downloads and checks one body. On a failure after a 304 it returns
+// a Result whose From is FromNotModified, so that Fetch does not check the
+// same cached copy twice.
+func (f *Fetcher) update(ctx context.Context, src Source, u *url.URL, key string, prev *cached,
+	baseline int, haveBaseline bool, parse ParseFunc, log *slog.Logger) (Result, error) {
+	resp, err := f.download(ctx, src, u, prev, log)
+	if err != nil {
+		return Result{}, err
+	}
+	now := f.now()
+	if resp.notModified {
+		res, err := f.useCached(src, u, prev, parse)
+		if err != nil {
+			return Result{From: FromNotModified}, err
+		}
+		m := prev.meta
+		if resp.etag != "" {
+			m.ETag = resp.etag
+		}
+		if resp.lastModified != "" {
+			m.LastModified = resp.lastModified
+		}
+		m.CheckedAt = now
+		if f.dir != "" {
+			if err := f.writeMeta(key, m); err != nil {
+				log.Warn("could not update the cache metadata", "err", err)
+			}
+		}
+		res.From, res.ETag, res.LastModified, res.CheckedAt = FromNotModified, m.ETag, m.LastModified, now
+		return res, nil
+	}
+
+	sum := sum256(resp.body)
+	entries, err := checkBody(src, u, resp.body, sum, parse, baseline, haveBaseline)
+	if err != nil {
+		log.Warn("list update rejected; keeping the previous copy", "err", err, "sha256", sum)
+		return Result{}, err
+	}
+	m := meta{
+		Version:      metaVersion,
+		Name:         src.Name,
+		URL:          u.Redacted(),
+		ETag:         resp.etag,
+		LastModified: resp.lastModified,
+		SHA256:       sum,
+		Size:         int64(len(resp.body)),
+		Entries:      entries,
+		FetchedAt:    now,
+		CheckedAt:    now,
+	}
+	if f.dir != "" {
+		if err := f.writeCache(key, m, resp.body); err != nil {
+			log.Error("could not save the list to the cache", "err", err)
+		}
+	} else {
+		f.mu.Lock()
+		f.mem[key] = entries
+		f.mu.Unlock()
+	}
+	log.Info("list downloaded", "entries", entries, "bytes", len(resp.body), "sha256", sum)
+	return m.result(resp.body, FromNetwork), nil
+}
+
+// checkBody applies the pin, the parser and the guards; MaxShrink only when
+// a baseline is given. It returns the entry count or a *RejectedError.
+func checkBody(src Source, u *url.URL, body []byte, sum string, parse ParseFunc, baseline int, haveBaseline bool) (int, error) {
+	reject := func(err error, format string, args ...any) (int, error) {
+		return 0, &RejectedError{Source: src.Name, URL: u.Redacted(), Reason: fmt.Sprintf(format, args...), Err: err}
+	}
+	if src.SHA256 != "" && sum != src.SHA256 {
+		return reject(nil, "sha256 %s does not match the pin %s", sum, src.SHA256)
+	}
+	entries, names, err := parse(body)
+	if err != nil {
+		return reject(err, "parse: %v", err)
+	}
+	g := src.Guards
+	if entries < g.MinEntries {
+		return reject(nil, "%d entries, fewer than min_entries %d", entries, g.MinEntries)
+	}
+	if haveBaseline && g.MaxShrink > 0 && baseline > 0 && entries < baseline {
+		lost := float64(baseline-entries) / float64(baseline)
+		if lost > g.MaxShrink {
+			return reject(nil, "shrinks from %d to %d entries (%.1f%% lost, max_shrink %.1f%%)",
+				baseline, entries, 100*lost, 100*g.MaxShrink)
+		}
+	}
+	if len(g.MustContain) > 0 {
+		if names == nil {
+			return reject(nil, "must_contain is set but the parser gave no membership test")
+		}
+		var missing []string
+		for _, n := range g.MustContain {
+			if !names(n) {
+				missing = append(missing, n)
+			}
+		}
+		if len(missing) > 0 {
+			return reject(nil, "must_contain names missing: %s", strings.Join(missing, ", "))
+		}
+	}
+	return entries, nil
+}
+
+// useCached checks the cached copy against the current pin (done when it was
+// loaded), parser and guards (MaxShrink does not apply to itself).
+func (f *Fetcher) useCached(src Source, u *url.URL, c *cached, parse ParseFunc) (Result, error) {
+	entries, err := checkBody(src, u, c.body, c.meta.SHA256, parse, 0, false)
+	if err != nil {
+		var rej *RejectedError
+		if errors.As(err, &rej) {
+			rej.Reason = "cached copy: " + rej.Reason
+		}
+		return Result{}, err
+	}
+	res := c.meta.result(c.body, FromCache)
+	res.Entries = entries
+	return res, nil
+}
+
+type response struct {
+	notModified        bool
+	body               []byte
+	etag, lastModified string
+}
+
+// download does the attempts: the first and up to src.Retries retries of a
+// transient failure.
+func (f *Fetcher) download(ctx context.Context, src Source, u *url.URL, prev *cached, log *slog.Logger) (*response, error) {
+	attempts := src.Retries + 1
+	for i := 1; ; i++ {
+		resp, err := f.attempt(ctx, src, u, prev)
+		if err == nil {
+			return resp, nil
+		}
+		if !retryable(err) || i >= attempts || ctx.Err() != nil {
+			return nil, fmt.Errorf("download: source %q (%s): attempt %d of %d: %w", src.Name, u.Redacted(), i, attempts, err)
+		}
+		d := f.backoff(i)
+		log.Warn("download attempt failed; retrying", "attempt", i, "attempts", attempts, "retry_in", d, "err", err)
+		f.count(src.Name, func(s *SourceStats) { s.Retries++ })
+		if serr := f.sleep(ctx, d); serr != nil {
+			return nil, fmt.Errorf("download: source %q (%s): attempt %d of %d: %w (retry abandoned: %v)",
+				src.Name, u.Redacted(), i, attempts, err, serr)
+		}
+	}
+}
+
+func retryable(err error) bool {
+	var se *StatusError
+	if errors.As(err, &se) {
+		return se.StatusCode >= 500 || se.StatusCode == http.StatusRequestTimeout || se.StatusCode == http.StatusTooManyRequests
+	}
+	var cert *tls.CertificateVerificationError
+	return !errors.Is(err, ErrTooLarge) && !errors.Is(err, errRedirect) && !errors.As(err, &cert)
+}
+
+func (f *Fetcher) attempt(ctx context.Context, src Source, u *url.URL, prev *cached) (*response, error) {
+	actx, cancel := context.WithTimeout(ctx, src.Timeout)
+	defer cancel()
+	resp, err := f.get(context.WithValue(actx, allowHTTPKey{}, src.AllowHTTP), src, u, prev)
+	if err != nil && ctx.Err() == nil && errors.Is(actx.Err(), context.DeadlineExceeded) {
+		return nil, &timeoutError{after: src.Timeout, err: err}
+	}
+	return resp, err
+}
+
+// timeoutError is an attempt that ran out of its Timeout; it matches
+// context.DeadlineExceeded whatever stage (dial, TLS, headers, body) the
+// underlying error comes from.
+type timeoutError struct {
+	after time.Duration
+	err   error
+}
+
+func (e *timeoutError) Error() string   { return fmt.Sprintf("timed out after %s: %v", e.after, e.err) }
+func (e *timeoutError) Unwrap() []error { return []error{e.err, context.DeadlineExceeded} }
+
+func (f *Fetcher) get(ctx context.Context, src Source, u *url.URL, prev *cached) (*response, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("User-Agent", f.ua)
+	if prev != nil {
+		if prev.meta.ETag != "" {
+			req.Header.Set("If-None-Match", prev.meta.ETag)
+		}
+		if prev.meta.LastModified != "" {
+			req.Header.Set("If-Modified-Since", prev.meta.LastModified)
+		}
+	}
+	resp, err := f.client.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	switch {
+	case resp.StatusCode == http.StatusNotModified && prev != nil:
+		return &response{notModified: true, etag: resp.Header.Get("ETag"), lastModified: resp.Header.Get("Last-Modified")}, nil
+	case resp.StatusCode != http.StatusOK:
+		// Drain a little so that the connection can be reused.
+		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 4<<10))
+		return nil, &StatusError{StatusCode: resp.StatusCode, Status: resp.Status}
+	}
+	if resp.ContentLength > src.MaxSize {
+		return nil, fmt.Errorf("%w: Content-Length %d exceeds the %s cap", ErrTooLarge, resp.ContentLength, formatSize(src.MaxSize))
+	}
+	body, err := io.ReadAll(io.LimitReader(resp.Body, src.MaxSize+1))
+	if err != nil {
+		return nil, fmt.Errorf("reading body: %w", err)
+	}
+	if int64(len(body)) > src.MaxSize {
+		return nil, fmt.Errorf("%w: body exceeds the %s cap", ErrTooLarge, formatSize(src.MaxSize))
+	}
+	return &response{body: body, etag: resp.Header.Get("ETag"), lastModified: resp.Header.Get("Last-Modified")}, nil
+}
+
+// formatSize writes n in the largest binary unit that divides it.
+func formatSize(n int64) string {
+	for _, u := range []struct {
+		div  int64
+		name string
+	}{{1 << 30, "GiB"}, {1 << 20, "MiB"}, {1 << 10, "KiB"}} {
+		if n >= u.div && n%u.div == 0 {
+			return fmt.Sprintf("%d %s", n/u.div, u.name)
+		}
+	}
+	return fmt.Sprintf("%d bytes", n)
+}
+
+func (f *Fetcher) lock(key string) func() {
+	f.mu.Lock()
+	l := f.locks[key]
+	if l == nil {
+		l = new(sync.Mutex)
+		f.locks[key] = l
+	}
+	f.mu.Unlock()
+	l.Lock()
+	return l.Unlock
+}
+
+func (f *Fetcher) count(name string, update func(*SourceStats)) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	s := f.stats[name]
+	if s == nil {
+		s = new(SourceStats)
+		f.stats[name] = s
+	}
+	update(s)
+}
+
+// Stats returns a copy of the counters of every source fetched so far, by
+// source name.
+func (f *Fetcher) Stats() map[string]SourceStats {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	out := make(map[string]SourceStats, len(f.stats))
+	for name, s := range f.stats {
+		out[name] = *s
+	}
+	return out
+}
