@@ -1,0 +1,82 @@
+package audit
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"testing"
+)
+
+// FuzzVerify feeds arbitrary bytes to Verify as a log file (alone and after a
+// valid file) and to Open's reading of the last line: neither may panic, and
+// Verify's only error for a readable file is a *ChainError.
+func FuzzVerify(f *testing.F) {
+	dir := f.TempDir()
+	good := filepath.Join(dir, "good.log")
+	writeLog(f, Options{Path: good}, 3)
+	b, err := os.ReadFile(good)
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(b)
+	f.Add(b[:len(b)-1])
+	f.Add(b[:len(b)/2])
+	f.Add([]byte{})
+	f.Add([]byte("\n"))
+	f.Add([]byte("{}\n"))
+	f.Add([]byte("null\n"))
+	f.Add([]byte(`{"seq":18446744073709551615,"prev":"` + Genesis + `"}` + "\n" + `{"seq":0,"prev":"` + Genesis + `"}` + "\n"))
+	f.Add([]byte(`{"seq":1,"prev":"` + Genesis + `","time":"10000-01-01T00:00:00Z"}` + "\n"))
+
+	// Each fuzzing process runs its inputs one at a time, so they can share
+	// one file instead of a new directory each (which costs more than the
+	// test itself).
+	path := filepath.Join(dir, "audit.log")
+	f.Fuzz(func(t *testing.T, data []byte) {
+		if err := os.WriteFile(path, data, 0o640); err != nil {
+			t.Fatal(err)
+		}
+		var ce *ChainError
+		rep, err := Verify(path)
+		if err != nil && !errors.As(err, &ce) {
+			t.Fatalf("Verify: %v (%T), want nil or *ChainError", err, err)
+		}
+		if err == nil && rep.Files != 1 {
+			t.Fatalf("Verify succeeded with Files = %d", rep.Files)
+		}
+		if _, err := Verify(good, path); err != nil && !errors.As(err, &ce) {
+			t.Fatalf("Verify(good, fuzz): %v", err)
+		}
+		// Open continues a chain only from a valid last line; with the
+		// writer it must then produce a file that verifies from there on.
+		w, err := Open(Options{Path: path})
+		if err != nil {
+			return
+		}
+		w.Log(testRecord(0))
+		if err := w.Close(); err != nil {
+			t.Fatalf("Close: %v", err)
+		}
+		if verr := tailVerifies(t, path, dir); verr != nil {
+			t.Fatalf("after Open+Log, the last two lines do not chain: %v", verr)
+		}
+	})
+}
+
+// tailVerifies checks that the last record of path chains onto the line
+// before it (or is a genesis record when it is alone).
+func tailVerifies(t *testing.T, path, dir string) error {
+	lines := readLines(t, path)
+	last := lines[len(lines)-1]
+	r := decode(t, last)
+	if len(lines) == 1 || r.Seq == 1 && r.Prev == Genesis {
+		if r.Seq != 1 || r.Prev != Genesis {
+			return errors.New("lone record is not a genesis record")
+		}
+		return nil
+	}
+	tail := filepath.Join(dir, "tail.log")
+	writeLines(t, tail, lines[len(lines)-2:])
+	_, err := Verify(tail)
+	return err
+}
