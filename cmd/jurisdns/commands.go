@@ -1,0 +1,179 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/miekg/dns"
+	"github.com/spf13/cobra"
+
+	"github.com/jurisdns/jurisdns/app"
+	"github.com/jurisdns/jurisdns/audit"
+	"github.com/jurisdns/jurisdns/config"
+)
+
+func newServe() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "serve",
+		Short: "Serve DNS (the default command)",
+		Args:  cobra.NoArgs,
+	}
+	config.RegisterFlags(cmd.Flags())
+	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
+		a, err := app.New(app.Options{Load: config.LoadOptions{Flags: cmd.Flags()}})
+		if err != nil {
+			return err
+		}
+		sigs, stop := signals(cmd.Context())
+		defer stop()
+		if err := a.Start(); err != nil {
+			_ = a.Shutdown(context.Background())
+			return err
+		}
+		return a.Run(context.Background(), sigs)
+	}
+	return cmd
+}
+
+func newValidate() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "validate",
+		Short: "Check the configuration and every list; exit non-zero with every problem",
+		Args:  cobra.NoArgs,
+	}
+	config.RegisterFlags(cmd.Flags())
+	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
+		cfg, pol, err := loadPolicy(cmd)
+		if err != nil {
+			for _, e := range splitErr(err) {
+				fmt.Fprintln(os.Stderr, e)
+			}
+			return exitError{1}
+		}
+		fmt.Printf("%s: ok (policy %s, %d jurisdictions)\n", cfg.Source, pol.Hash()[:12], len(pol.Jurisdictions()))
+		return nil
+	}
+	return cmd
+}
+
+func newVersion() *cobra.Command {
+	return &cobra.Command{
+		Use:   "version",
+		Short: "Print the version",
+		Args:  cobra.NoArgs,
+		Run: func(*cobra.Command, []string) {
+			fmt.Println("jurisdns", app.Version)
+		},
+	}
+}
+
+func newConfigCmd() *cobra.Command {
+	cmd := &cobra.Command{Use: "config", Short: "Configuration helpers"}
+	cmd.AddCommand(&cobra.Command{
+		Use:   "default",
+		Short: "Print the embedded default configuration",
+		Args:  cobra.NoArgs,
+		Run: func(*cobra.Command, []string) {
+			_, _ = os.Stdout.Write(config.Default())
+		},
+	})
+	return cmd
+}
+
+func newHealth() *cobra.Command {
+	var addr string
+	cmd := &cobra.Command{
+		Use:   "health",
+		Short: "Query the DNS health name of a running jurisdns (for container HEALTHCHECKs)",
+		Args:  cobra.NoArgs,
+	}
+	config.RegisterFlags(cmd.Flags())
+	cmd.Flags().StringVar(&addr, "addr", "", "DNS address to probe (default: the first listen address)")
+	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
+		cfg, err := app.LoadConfig(config.LoadOptions{Flags: cmd.Flags()})
+		if err != nil {
+			return err
+		}
+		if addr == "" {
+			if len(cfg.Listen) == 0 {
+				return fmt.Errorf("no listen address configured")
+			}
+			addr = probeAddr(cfg.Listen[0])
+		}
+		name := cfg.Server.HealthName
+		if name == "" {
+			return fmt.Errorf("server.health_name is empty: no DNS health name to probe")
+		}
+		c := &dns.Client{Net: "udp", Timeout: 2 * time.Second}
+		m := new(dns.Msg)
+		m.SetQuestion(dns.Fqdn(name), dns.TypeTXT)
+		r, _, err := c.Exchange(m, addr)
+		if err != nil {
+			return fmt.Errorf("health %s: %w", addr, err)
+		}
+		if r.Rcode != dns.RcodeSuccess || len(r.Answer) == 0 {
+			return fmt.Errorf("health %s: %s", addr, dns.RcodeToString[r.Rcode])
+		}
+		fmt.Println("ok")
+		return nil
+	}
+	return cmd
+}
+
+// probeAddr turns a wildcard listen address into a loopback one.
+func probeAddr(listen string) string {
+	host, port, err := net.SplitHostPort(listen)
+	if err != nil {
+		return listen
+	}
+	switch host {
+	case "", "0.0.0.0":
+		host = "127.0.0.1"
+	case "::":
+		host = "::1"
+	}
+	return net.JoinHostPort(host, port)
+}
+
+func newAudit() *cobra.Command {
+	cmd := &cobra.Command{Use: "audit", Short: "Enforcement log tools"}
+	cmd.AddCommand(&cobra.Command{
+		Use:   "verify FILE...",
+		Short: "Verify the hash chain of an enforcement log (a single path takes its rotated set)",
+		Args:  cobra.MinimumNArgs(1),
+		RunE: func(_ *cobra.Command, args []string) error {
+			files := args
+			if len(args) == 1 {
+				set, err := audit.RotatedSet(args[0])
+				if err != nil {
+					return err
+				}
+				files = set
+			}
+			rep, err := audit.Verify(files...)
+			if err != nil {
+				fmt.Fprintln(os.Stderr, err)
+				return exitError{1}
+			}
+			out, _ := json.Marshal(rep)
+			fmt.Printf("ok: %d records in %d files %s\n", rep.Records, len(files), out)
+			return nil
+		},
+	})
+	return cmd
+}
+
+func splitErr(err error) []string {
+	var out []string
+	for _, line := range strings.Split(err.Error(), "\n") {
+		if strings.TrimSpace(line) != "" {
+			out = append(out, line)
+		}
+	}
+	return out
+}

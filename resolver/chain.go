@@ -1,0 +1,149 @@
+package resolver
+
+import (
+	"context"
+	"errors"
+	"strconv"
+	"time"
+
+	"github.com/miekg/dns"
+	"golang.org/x/sync/singleflight"
+
+	"github.com/jurisdns/jurisdns/upstream"
+)
+
+// Exchanger sends a query upstream (an *upstream.Group in production).
+type Exchanger interface {
+	Exchange(ctx context.Context, m *dns.Msg) (*dns.Msg, error)
+}
+
+// forwarder is the cache-and-forward end of the chain: a fresh cached
+// answer is served from the cache; otherwise identical concurrent misses
+// share one upstream query (singleflight), the answer is cached, and when
+// every upstream fails an expired entry within serve_stale is served with
+// EDE 3 (RFC 8767).
+type forwarder struct {
+	s        *Server
+	up       Exchanger
+	sf       *singleflight.Group
+	stale    time.Duration
+	prefetch bool
+}
+
+var _ Handler = (*forwarder)(nil)
+
+func (f *forwarder) Resolve(ctx context.Context, req *Request) (*dns.Msg, error) {
+	now := f.s.now()
+	e := f.s.cache.get(req.Name, req.Qtype, req.DO, req.CD)
+	if e != nil && e.fresh(now) {
+		f.s.obs.CacheHit()
+		if f.prefetch {
+			f.s.maybePrefetch(f.s.rt.Load(), e, now)
+		}
+		return e.reply(req, now, false)
+	}
+	f.s.obs.CacheMiss()
+	resp, err := f.exchange(ctx, req)
+	if err == nil {
+		return resp, nil
+	}
+	if e != nil && f.stale > 0 && now.Sub(e.stored) < time.Duration(e.ttl)*time.Second+f.stale {
+		m, rerr := e.reply(req, now, true)
+		if rerr == nil {
+			f.s.obs.CacheStale()
+			addEDE(m, dns.ExtendedErrorCodeStaleAnswer, "stale answer: upstreams unreachable")
+			return m, nil
+		}
+	}
+	return nil, err
+}
+
+// exchange asks the upstreams, coalescing identical concurrent misses, and
+// caches the answer. The returned message is the caller's own copy.
+func (f *forwarder) exchange(ctx context.Context, req *Request) (*dns.Msg, error) {
+	key := req.Name + "/" + strconv.Itoa(int(req.Qtype))
+	if req.DO {
+		key += "/do"
+	}
+	if req.CD {
+		key += "/cd"
+	}
+	ch := f.sf.DoChan(key, func() (any, error) {
+		m := new(dns.Msg)
+		m.SetQuestion(req.Name, req.Qtype)
+		m.CheckingDisabled = req.CD
+		m.SetEdns0(maxUDPSize, req.DO)
+		// The flight must not die with the first caller's context.
+		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), f.s.rt.Load().QueryTimeout)
+		defer cancel()
+		resp, err := f.up.Exchange(fctx, m)
+		if err != nil {
+			return nil, upstreamErr(err)
+		}
+		resp.Authoritative = false // only local zones answer with AA
+		// A cacheable answer is served from its entry, so the miss gets
+		// exactly what later hits get (clamped TTLs, RFC 2308 SOA TTL).
+		if e := f.s.cache.put(req, resp, f.s.now()); e != nil {
+			return e, nil
+		}
+		return resp, nil
+	})
+	select {
+	case r := <-ch:
+		if r.Err != nil {
+			return nil, r.Err
+		}
+		if e, ok := r.Val.(*entry); ok {
+			return e.reply(req, f.s.now(), false)
+		}
+		return r.Val.(*dns.Msg).Copy(), nil
+	case <-ctx.Done():
+		return nil, &EDEError{Code: dns.ExtendedErrorCodeNoReachableAuthority, Text: "upstream timeout", Err: ctx.Err()}
+	}
+}
+
+// upstreamErr maps an upstream failure to a SERVFAIL with EDE 22 (no
+// reachable authority) or 23 (network error).
+func upstreamErr(err error) error {
+	var ede *EDEError
+	if errors.As(err, &ede) {
+		return err
+	}
+	code := uint16(dns.ExtendedErrorCodeNetworkError)
+	var ue *upstream.Error
+	if errors.As(err, &ue) {
+		code = ue.Code
+	} else if errors.Is(err, context.DeadlineExceeded) {
+		code = dns.ExtendedErrorCodeNoReachableAuthority
+	}
+	text := "upstreams unreachable"
+	if code == dns.ExtendedErrorCodeNetworkError {
+		text = "upstream network error"
+	}
+	return &EDEError{Code: code, Text: text, Err: err}
+}
+
+// maybePrefetch refreshes a popular entry shortly before it expires: when
+// less than a tenth of its lifetime is left and it was hit at least twice.
+// At most one refresh per entry runs at a time.
+func (s *Server) maybePrefetch(rt *Runtime, e *entry, now time.Time) {
+	hits := e.hits.Add(1)
+	if rt == nil || !rt.prefetch || hits < 2 {
+		return
+	}
+	left := int64(e.ttl) - int64(e.age(now))
+	if left*10 > int64(e.ttl) || e.ttl < 10 {
+		return
+	}
+	if !e.prefetching.CompareAndSwap(false, true) {
+		return
+	}
+	req := &Request{Name: e.name, Qtype: e.qtype, DO: e.flags&keyDO != 0, CD: e.flags&keyCD != 0}
+	s.qwg.Add(1)
+	go func() {
+		defer s.qwg.Done()
+		ctx, cancel := context.WithTimeout(context.Background(), rt.QueryTimeout)
+		defer cancel()
+		_, _ = rt.fwd.exchange(ctx, req)
+	}()
+}

@@ -1,0 +1,96 @@
+// Package resolver is the jurisdns DNS server: listeners, edge checks,
+// the handler chain (special names, policy, cache, forward) and the
+// immutable runtime snapshot that a reload swaps atomically.
+package resolver
+
+import (
+	"context"
+	"net/netip"
+
+	"github.com/miekg/dns"
+
+	"github.com/jurisdns/jurisdns/policy"
+)
+
+// Proto is the transport a query arrived on.
+type Proto uint8
+
+// The transports.
+const (
+	UDP Proto = iota
+	TCP
+)
+
+// String returns "udp" or "tcp".
+func (p Proto) String() string {
+	if p == TCP {
+		return "tcp"
+	}
+	return "udp"
+}
+
+// Request is one client query after the edge checks. Handlers must not
+// modify Msg; they build a new message for the reply.
+type Request struct {
+	// Msg is the query: exactly one question of class IN, opcode QUERY.
+	Msg *dns.Msg
+	// Client is the source address of the query.
+	Client netip.AddrPort
+	// Proto is the transport.
+	Proto Proto
+	// Name is the canonical (lower-case, fully qualified) question name.
+	Name string
+	// Qtype is the question type.
+	Qtype uint16
+	// DO and CD are the client's DNSSEC OK and Checking Disabled bits.
+	DO, CD bool
+	// EDNS reports whether the client sent an OPT record.
+	EDNS bool
+	// Clients is the client's jurisdiction set in the runtime's policy.
+	Clients *policy.ClientSet
+}
+
+// Handler answers a query. A nil error means the returned message is the
+// answer (the server fixes ID, question, EDNS and size); a nil message with
+// a nil error means "send nothing" (policy action drop). A non-nil error
+// becomes SERVFAIL, with the EDE of an *EDEError when it carries one.
+type Handler interface {
+	Resolve(ctx context.Context, req *Request) (*dns.Msg, error)
+}
+
+// HandlerFunc adapts a function to Handler.
+type HandlerFunc func(ctx context.Context, req *Request) (*dns.Msg, error)
+
+// Resolve calls f.
+func (f HandlerFunc) Resolve(ctx context.Context, req *Request) (*dns.Msg, error) {
+	return f(ctx, req)
+}
+
+// Middleware wraps the next handler of the chain.
+type Middleware func(next Handler) Handler
+
+// Chain returns mws[0](mws[1](…(h))): the first middleware sees the query
+// first.
+func Chain(h Handler, mws ...Middleware) Handler {
+	for i := len(mws) - 1; i >= 0; i-- {
+		h = mws[i](h)
+	}
+	return h
+}
+
+// EDEError is an error that carries an RFC 8914 Extended DNS Error for the
+// SERVFAIL it becomes.
+type EDEError struct {
+	Code uint16
+	Text string
+	Err  error
+}
+
+func (e *EDEError) Error() string {
+	if e.Err != nil {
+		return e.Text + ": " + e.Err.Error()
+	}
+	return e.Text
+}
+
+func (e *EDEError) Unwrap() error { return e.Err }

@@ -1,0 +1,586 @@
+package resolver
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/netip"
+	"runtime"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+	"unsafe"
+
+	"github.com/miekg/dns"
+
+	"github.com/jurisdns/jurisdns/policy"
+)
+
+const (
+	// maxUDPSize is the largest UDP answer we send and the size we
+	// advertise (DNS flag day 2020).
+	maxUDPSize = 1232
+	// maxInflight caps queries on the slow path (upstream work) at once;
+	// beyond it a query gets a fast SERVFAIL instead of unbounded memory.
+	maxInflight = 4096
+)
+
+// Server serves DNS over UDP and TCP on every listen address. Every query
+// uses the runtime snapshot it loaded when it arrived; Swap installs a new
+// one atomically.
+type Server struct {
+	rt    atomic.Pointer[Runtime]
+	cache *Cache
+	log   *slog.Logger
+	now   func() time.Time
+	obs   Observer
+	audit Auditor
+
+	inflight chan struct{}
+	wg       sync.WaitGroup // listener loops
+	qwg      sync.WaitGroup // in-flight slow-path queries
+	closing  atomic.Bool
+
+	mu      sync.Mutex
+	udp     []*net.UDPConn
+	tcp     []net.Listener
+	conns   map[net.Conn]struct{}
+	tcpSlot chan struct{}
+	addrs   []string
+}
+
+// ServerOptions configures a Server.
+type ServerOptions struct {
+	// Cache is shared across runtimes (it survives reloads); nil disables
+	// caching.
+	Cache *Cache
+	// Logger receives the server's logs; per-query logs are at debug.
+	Logger *slog.Logger
+	// Now is the clock (tests inject one).
+	Now func() time.Time
+	// Observer receives metrics events; nil means none.
+	Observer Observer
+	// Auditor receives policy hits for the enforcement log; nil means none.
+	Auditor Auditor
+}
+
+// NewServer returns a server. Install a runtime (NewRuntime, Swap), then
+// call Listen and Serve.
+func NewServer(opts ServerOptions) *Server {
+	s := &Server{
+		cache:    opts.Cache,
+		log:      opts.Logger,
+		now:      opts.Now,
+		obs:      opts.Observer,
+		audit:    opts.Auditor,
+		inflight: make(chan struct{}, maxInflight),
+		conns:    map[net.Conn]struct{}{},
+	}
+	if s.log == nil {
+		s.log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	if s.now == nil {
+		s.now = time.Now
+	}
+	if s.obs == nil {
+		s.obs = nopObserver{}
+	}
+	return s
+}
+
+// Runtime returns the current snapshot.
+func (s *Server) Runtime() *Runtime { return s.rt.Load() }
+
+// Swap installs rt for every query that arrives from now on and returns the
+// previous snapshot; queries in flight finish on the one they loaded.
+func (s *Server) Swap(rt *Runtime) *Runtime { return s.rt.Swap(rt) }
+
+// Cache returns the server's cache (nil when caching is off).
+func (s *Server) Cache() *Cache { return s.cache }
+
+// Addrs returns the bound listen addresses (after Listen), useful with port 0.
+func (s *Server) Addrs() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]string(nil), s.addrs...)
+}
+
+// Listen binds UDP and TCP on every address. With port 0 the UDP and TCP
+// sockets of one address share the port the kernel picked for UDP.
+// workers UDP sockets (SO_REUSEPORT) are opened per address; 0 means one
+// per CPU.
+func (s *Server) Listen(addrs []string, workers, maxTCP int) error {
+	if workers <= 0 {
+		workers = runtime.GOMAXPROCS(0)
+	}
+	if maxTCP <= 0 {
+		maxTCP = 1000
+	}
+	s.tcpSlot = make(chan struct{}, maxTCP)
+	lc := net.ListenConfig{Control: reusePort}
+	for _, a := range addrs {
+		first, err := lc.ListenPacket(context.Background(), "udp", a)
+		if err != nil {
+			s.closeListeners()
+			return fmt.Errorf("listen udp %s: %w", a, err)
+		}
+		bound := first.LocalAddr().String()
+		s.mu.Lock()
+		s.udp = append(s.udp, first.(*net.UDPConn))
+		s.mu.Unlock()
+		for i := 1; i < workers; i++ {
+			pc, err := lc.ListenPacket(context.Background(), "udp", bound)
+			if err != nil {
+				break // SO_REUSEPORT unavailable: one socket serves all
+			}
+			s.mu.Lock()
+			s.udp = append(s.udp, pc.(*net.UDPConn))
+			s.mu.Unlock()
+		}
+		l, err := net.Listen("tcp", bound)
+		if err != nil {
+			s.closeListeners()
+			return fmt.Errorf("listen tcp %s: %w", bound, err)
+		}
+		s.mu.Lock()
+		s.tcp = append(s.tcp, l)
+		s.addrs = append(s.addrs, bound)
+		s.mu.Unlock()
+	}
+	return nil
+}
+
+func reusePort(_, _ string, c syscall.RawConn) error {
+	var serr error
+	err := c.Control(func(fd uintptr) {
+		serr = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, 0xf /* SO_REUSEPORT */, 1)
+	})
+	if err != nil {
+		return err
+	}
+	return serr
+}
+
+// Serve starts the read loops of every bound socket and returns at once.
+func (s *Server) Serve() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, c := range s.udp {
+		s.wg.Add(1)
+		go s.serveUDP(c)
+	}
+	for _, l := range s.tcp {
+		s.wg.Add(1)
+		go s.serveTCP(l)
+	}
+}
+
+// Shutdown stops accepting queries, waits for in-flight queries (up to
+// ctx), and closes every connection.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.closing.Store(true)
+	s.closeListeners()
+	done := make(chan struct{})
+	go func() { s.qwg.Wait(); close(done) }()
+	var err error
+	select {
+	case <-done:
+	case <-ctx.Done():
+		err = ctx.Err()
+	}
+	s.mu.Lock()
+	for c := range s.conns {
+		_ = c.Close()
+	}
+	s.mu.Unlock()
+	s.wg.Wait()
+	return err
+}
+
+func (s *Server) closeListeners() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, c := range s.udp {
+		_ = c.Close()
+	}
+	for _, l := range s.tcp {
+		_ = l.Close()
+	}
+}
+
+// worker holds the per-goroutine buffers of a UDP read loop.
+type worker struct {
+	in   []byte
+	out  []byte
+	name []byte
+}
+
+func (s *Server) serveUDP(c *net.UDPConn) {
+	defer s.wg.Done()
+	w := &worker{in: make([]byte, 65535), out: make([]byte, 0, 4096), name: make([]byte, 0, 256)}
+	for {
+		n, addr, err := c.ReadFromUDPAddrPort(w.in)
+		if err != nil {
+			if s.closing.Load() || errors.Is(err, net.ErrClosed) {
+				return
+			}
+			continue
+		}
+		pkt := w.in[:n]
+		if out, ok := s.fast(w, pkt, addr); ok {
+			_, _ = c.WriteToUDPAddrPort(out, addr)
+			continue
+		}
+		// The slow path parses the whole message and may wait for an
+		// upstream: it runs in its own goroutine, bounded by inflight.
+		select {
+		case s.inflight <- struct{}{}:
+		default:
+			s.obs.Overloaded()
+			if out := overloadReply(pkt); out != nil {
+				_, _ = c.WriteToUDPAddrPort(out, addr)
+			}
+			continue
+		}
+		cp := make([]byte, n)
+		copy(cp, pkt)
+		s.qwg.Add(1)
+		go func() {
+			defer func() { <-s.inflight; s.qwg.Done() }()
+			if out := s.slow(cp, addr, UDP); out != nil {
+				_, _ = c.WriteToUDPAddrPort(out, addr)
+			}
+		}()
+	}
+}
+
+// overloadReply is a SERVFAIL echoing the header and question, or nil when
+// the packet does not even look like a query.
+func overloadReply(pkt []byte) []byte {
+	m := new(dns.Msg)
+	if err := m.Unpack(pkt); err != nil || m.Response || len(m.Question) != 1 {
+		return nil
+	}
+	r := new(dns.Msg)
+	r.SetRcode(m, dns.RcodeServerFailure)
+	r.RecursionAvailable = true
+	out, err := r.Pack()
+	if err != nil {
+		return nil
+	}
+	return out
+}
+
+func (s *Server) serveTCP(l net.Listener) {
+	defer s.wg.Done()
+	for {
+		conn, err := l.Accept()
+		if err != nil {
+			if s.closing.Load() || errors.Is(err, net.ErrClosed) {
+				return
+			}
+			continue
+		}
+		select {
+		case s.tcpSlot <- struct{}{}:
+		default:
+			// Over the connection cap: close at once (RFC 7766 §6.2.2
+			// lets a server close connections under load).
+			s.obs.Overloaded()
+			_ = conn.Close()
+			continue
+		}
+		s.mu.Lock()
+		s.conns[conn] = struct{}{}
+		s.mu.Unlock()
+		s.wg.Add(1)
+		go s.serveConn(conn)
+	}
+}
+
+// serveConn serves one TCP connection (RFC 7766): several queries, each
+// answered as soon as it is resolved (out of order is allowed), until the
+// client closes or stays idle for the idle timeout.
+func (s *Server) serveConn(conn net.Conn) {
+	defer s.wg.Done()
+	var wmu sync.Mutex
+	var cwg sync.WaitGroup
+	defer func() {
+		cwg.Wait()
+		_ = conn.Close()
+		s.mu.Lock()
+		delete(s.conns, conn)
+		s.mu.Unlock()
+		<-s.tcpSlot
+	}()
+	client := netip.MustParseAddrPort(conn.RemoteAddr().String())
+	var lenBuf [2]byte
+	for !s.closing.Load() {
+		idle := s.rt.Load().TCPIdleTimeout
+		_ = conn.SetReadDeadline(time.Now().Add(idle))
+		if _, err := io.ReadFull(conn, lenBuf[:]); err != nil {
+			return
+		}
+		n := int(binary.BigEndian.Uint16(lenBuf[:]))
+		if n == 0 {
+			return
+		}
+		pkt := make([]byte, n)
+		if _, err := io.ReadFull(conn, pkt); err != nil {
+			return
+		}
+		s.qwg.Add(1)
+		cwg.Add(1)
+		go func() {
+			defer func() { s.qwg.Done(); cwg.Done() }()
+			out := s.slow(pkt, client, TCP)
+			if out == nil {
+				return
+			}
+			wmu.Lock()
+			defer wmu.Unlock()
+			_ = conn.SetWriteDeadline(time.Now().Add(idle))
+			frame := make([]byte, 2+len(out))
+			binary.BigEndian.PutUint16(frame, uint16(len(out)))
+			copy(frame[2:], out)
+			_, _ = conn.Write(frame)
+		}()
+	}
+}
+
+// fast answers cache hits and returns ok=false for everything else. It
+// must give byte-for-byte the answer the slow path would give.
+func (s *Server) fast(w *worker, pkt []byte, addr netip.AddrPort) ([]byte, bool) {
+	q, canon, ok := parseQuery(pkt, w.name)
+	if !ok || q.qclass != dns.ClassINET || q.ednsVer != 0 || s.cache == nil {
+		return nil, false
+	}
+	w.name = canon[:0]
+	rt := s.rt.Load()
+	client := addr.Addr().Unmap()
+	if !rt.allowed(client) {
+		return nil, false
+	}
+	name := unsafe.String(unsafe.SliceData(canon), len(canon))
+	if name == rt.HealthName || rt.special(name) {
+		return nil, false
+	}
+	now := s.now()
+	cs := rt.Policy.ClientSet(client)
+	if v := rt.Policy.Match(name, cs, now); v.Decision != policy.DecisionNone || v.NReported > 0 {
+		return nil, false
+	}
+	e := s.cache.get(name, q.qtype, q.do, q.flags&flagCD != 0)
+	if e == nil || !e.fresh(now) {
+		return nil, false
+	}
+	for _, t := range e.cnames {
+		if v := rt.Policy.Match(t, cs, now); v.Decision != policy.DecisionNone || v.NReported > 0 {
+			return nil, false
+		}
+	}
+	limit := 512
+	if q.edns {
+		limit = int(max(min(q.udpSize, maxUDPSize), 512))
+	}
+	if len(e.msg)+11 > limit {
+		return nil, false
+	}
+	out := e.appendReply(w.out, pkt, &q, now, 0, false)
+	w.out = out[:0]
+	s.maybePrefetch(rt, e, now)
+	s.obs.CacheHit()
+	s.obs.Answered(UDP, q.qtype, e.rcode)
+	return out, true
+}
+
+// slow parses a query fully, applies the edge checks and runs the chain.
+// It returns the packed reply, or nil to send nothing.
+func (s *Server) slow(pkt []byte, client netip.AddrPort, proto Proto) []byte {
+	m := new(dns.Msg)
+	if err := m.Unpack(pkt); err != nil {
+		return s.formErr(pkt, proto)
+	}
+	if m.Response {
+		s.obs.Dropped("response")
+		return nil // QR=1: never answer a response (reflection)
+	}
+	rt := s.rt.Load()
+	addr := client.Addr().Unmap()
+	var resp *dns.Msg
+	switch {
+	case !rt.allowed(addr):
+		s.obs.Refused("acl")
+		if rt.AccessDrop {
+			return nil
+		}
+		resp = rcodeReply(m, dns.RcodeRefused)
+	case m.Opcode != dns.OpcodeQuery:
+		resp = rcodeReply(m, dns.RcodeNotImplemented)
+	case len(m.Question) != 1:
+		resp = rcodeReply(m, dns.RcodeFormatError)
+	case m.IsEdns0() != nil && m.IsEdns0().Version() != 0:
+		// RFC 6891 §6.1.3: BADVERS, with our own OPT at version 0.
+		resp = rcodeReply(m, dns.RcodeBadVers)
+	case m.Question[0].Qclass != dns.ClassINET:
+		resp = rcodeReply(m, dns.RcodeRefused)
+	}
+	if resp != nil {
+		return s.finish(m, nil, resp, proto)
+	}
+	q := m.Question[0]
+	req := &Request{
+		Msg:    m,
+		Client: netip.AddrPortFrom(addr, client.Port()),
+		Proto:  proto,
+		Name:   strings.ToLower(dns.Fqdn(q.Name)),
+		Qtype:  q.Qtype,
+		CD:     m.CheckingDisabled,
+	}
+	if opt := m.IsEdns0(); opt != nil {
+		req.EDNS = true
+		req.DO = opt.Do()
+	}
+	req.Clients = rt.Policy.ClientSet(addr)
+	ctx, cancel := context.WithTimeout(context.Background(), rt.QueryTimeout)
+	defer cancel()
+	resp, err := rt.Chain.Resolve(ctx, req)
+	if err != nil {
+		s.log.Debug("query failed", "name", q.Name, "type", dns.TypeToString[q.Qtype], "client", addr, "err", err)
+		resp = rcodeReply(m, dns.RcodeServerFailure)
+		var ede *EDEError
+		if errors.As(err, &ede) {
+			addEDE(resp, ede.Code, ede.Text)
+		}
+	}
+	if resp == nil {
+		s.obs.Dropped("policy")
+		return nil
+	}
+	return s.finish(m, req, resp, proto)
+}
+
+// rcodeReply is an empty reply with rcode to the query m.
+func rcodeReply(m *dns.Msg, rcode int) *dns.Msg {
+	r := new(dns.Msg)
+	r.SetRcode(m, rcode)
+	if len(m.Question) > 1 {
+		r.Question = nil
+	}
+	return r
+}
+
+// formErr answers an unparseable query with FORMERR when at least its
+// header is there and it is not a response; otherwise it is dropped.
+func (s *Server) formErr(pkt []byte, proto Proto) []byte {
+	if len(pkt) < hdrLen || binary.BigEndian.Uint16(pkt[2:])&flagQR != 0 {
+		s.obs.Dropped("malformed")
+		return nil
+	}
+	s.obs.Refused("malformed")
+	out := make([]byte, hdrLen)
+	copy(out, pkt[:4])
+	flags := binary.BigEndian.Uint16(pkt[2:])
+	flags = flagQR | flags&(0xF<<11) | flags&flagRD | flagRA | dns.RcodeFormatError
+	binary.BigEndian.PutUint16(out[2:], flags)
+	s.obs.Answered(proto, 0, dns.RcodeFormatError)
+	return out
+}
+
+// finish turns the chain's answer into the reply for query m: the client's
+// ID and question (case kept), reply header hygiene, EDNS mirrored with our
+// size and the chain's EDE options, and the size fitted to the client.
+func (s *Server) finish(m *dns.Msg, req *Request, resp *dns.Msg, proto Proto) []byte {
+	resp.Id = m.Id
+	resp.Response = true
+	resp.Opcode = m.Opcode
+	if len(m.Question) == 1 {
+		resp.Question = m.Question
+	}
+	resp.RecursionDesired = m.RecursionDesired
+	resp.CheckingDisabled = m.CheckingDisabled
+	resp.RecursionAvailable = true
+	resp.Zero = false
+	resp.Truncated = false
+	clientOpt := m.IsEdns0()
+	if resp.AuthenticatedData && !(m.AuthenticatedData || (clientOpt != nil && clientOpt.Do())) {
+		resp.AuthenticatedData = false
+	}
+	// Collect EDE options the chain attached, drop every OPT.
+	var ede []dns.EDNS0
+	extra := resp.Extra[:0]
+	for _, rr := range resp.Extra {
+		if o, ok := rr.(*dns.OPT); ok {
+			for _, op := range o.Option {
+				if op.Option() == dns.EDNS0EDE {
+					ede = append(ede, op)
+				}
+			}
+			continue
+		}
+		extra = append(extra, rr)
+	}
+	resp.Extra = extra
+	limit := dns.MaxMsgSize
+	if proto == UDP {
+		limit = dns.MinMsgSize
+	}
+	if clientOpt != nil {
+		o := &dns.OPT{Hdr: dns.RR_Header{Name: ".", Rrtype: dns.TypeOPT, Class: maxUDPSize}}
+		o.SetDo(clientOpt.Do())
+		o.Option = ede
+		if resp.Rcode > 0xF {
+			o.SetExtendedRcode(uint16(resp.Rcode))
+		}
+		resp.Extra = append(resp.Extra, o)
+		if proto == UDP {
+			limit = int(max(min(clientOpt.UDPSize(), maxUDPSize), dns.MinMsgSize))
+		}
+	} else if resp.Rcode > 0xF {
+		resp.Rcode = dns.RcodeFormatError // BADVERS needs an OPT; cannot happen without one
+	}
+	resp.Compress = true
+	if resp.Len() > limit {
+		resp.Truncate(limit)
+	}
+	out, err := resp.Pack()
+	if err != nil {
+		s.log.Debug("packing reply failed", "err", err)
+		r := rcodeReply(m, dns.RcodeServerFailure)
+		if out, err = r.Pack(); err != nil {
+			return nil
+		}
+		resp = r
+	}
+	qtype := uint16(0)
+	if req != nil {
+		qtype = req.Qtype
+	}
+	s.obs.Answered(proto, qtype, resp.Rcode)
+	return out
+}
+
+// addEDE attaches an Extended DNS Error (RFC 8914) to resp inside an OPT
+// that finish keeps only when the client sent EDNS. text is cut to 200
+// bytes on a UTF-8 boundary.
+func addEDE(resp *dns.Msg, code uint16, text string) {
+	if len(text) > 200 {
+		cut := 200
+		for cut > 0 && text[cut]&0xC0 == 0x80 {
+			cut--
+		}
+		text = text[:cut]
+	}
+	opt := resp.IsEdns0()
+	if opt == nil {
+		opt = &dns.OPT{Hdr: dns.RR_Header{Name: ".", Rrtype: dns.TypeOPT, Class: maxUDPSize}}
+		resp.Extra = append(resp.Extra, opt)
+	}
+	opt.Option = append(opt.Option, &dns.EDNS0_EDE{InfoCode: code, ExtraText: text})
+}
