@@ -341,7 +341,7 @@ func (a *App) Reload(ctx context.Context) error {
 	var parts []string
 	for _, j := range rt.Policy.Jurisdictions() {
 		d := diff[j.ID]
-		parts = append(parts, fmt.Sprintf("%s=%d(+%d/-%d)", j.ID, rt.Policy.Entries(j.ID), d[0], d[1]))
+		parts = append(parts, fmt.Sprintf("%s=%d(+%d/-%d)", j.ID, rt.Policy.Entries(j.ID), d.Added, d.Removed))
 	}
 	a.log.Info("reloaded", "policy", shortHash(rt.Policy.Hash()), "entries", strings.Join(parts, " "),
 		"took", time.Since(start).Round(time.Millisecond))
@@ -379,10 +379,19 @@ func shortHash(h string) string {
 // must be loaded.
 func (a *App) ready() (bool, []string) {
 	rt := a.server.Runtime()
+	inUse := map[*policy.Jurisdiction]bool{}
+	for _, cs := range append(rt.Policy.Clients(), rt.Policy.DefaultClientSet()) {
+		if cs == nil {
+			continue
+		}
+		for _, j := range cs.Jurisdictions {
+			inUse[j] = true
+		}
+	}
 	var missing []string
 	for _, j := range rt.Policy.Jurisdictions() {
-		if j.InUse && j.Tier == policy.Mandated && !j.Loaded {
-			missing = append(missing, "jurisdiction "+j.ID+" not loaded")
+		if inUse[j] && j.Tier == policy.TierMandated && !j.Loaded {
+			missing = append(missing, "jurisdiction "+j.ID+" not loaded: "+j.LoadError)
 		}
 	}
 	return len(missing) == 0, missing
@@ -504,3 +513,13 @@ func (o observer) Upstream(string, time.Duration, error) {}
 
 // RegisterFlags adds the serve flags to fs.
 func RegisterFlags(fs *pflag.FlagSet) { config.RegisterFlags(fs) }
+
+// BuildPolicy builds the policy of cfg as serve would, for the check,
+// lists and validate commands.
+func BuildPolicy(ctx context.Context, cfg *config.Config) (*policy.Policy, error) {
+	a := &App{log: slogDiscard(), now: time.Now, metrics: metrics.New()}
+	a.fetcher = download.New(download.Options{CacheDir: cfg.Lists.CacheDir, Logger: a.log})
+	return policy.Build(ctx, cfg, policy.BuildOptions{BaseDir: baseDir(cfg), Fetch: a.fetch(cfg), Logger: a.log})
+}
+
+func slogDiscard() *slog.Logger { return slog.New(slog.DiscardHandler) }

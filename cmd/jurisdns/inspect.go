@@ -1,0 +1,253 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/netip"
+	"os"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/miekg/dns"
+	"github.com/spf13/cobra"
+
+	"github.com/jurisdns/jurisdns/app"
+	"github.com/jurisdns/jurisdns/config"
+	"github.com/jurisdns/jurisdns/policy"
+	"github.com/jurisdns/jurisdns/resolver"
+)
+
+// loadPolicy loads the configuration and builds the policy exactly as serve
+// would (URL sources from the download cache or the network).
+func loadPolicy(cmd *cobra.Command) (*config.Config, *policy.Policy, error) {
+	cfg, err := app.LoadConfig(config.LoadOptions{Flags: cmd.Flags()})
+	if err != nil {
+		return nil, nil, err
+	}
+	pol, err := app.BuildPolicy(context.Background(), cfg)
+	if err != nil {
+		return cfg, nil, err
+	}
+	return cfg, pol, nil
+}
+
+// CheckResult is `jurisdns check --json`: the policy's explanation plus the
+// DNS answer the client gets.
+type CheckResult struct {
+	policy.Explanation
+	Answer *AnswerText `json:"answer"`
+}
+
+// AnswerText renders a DNS answer for people and scripts.
+type AnswerText struct {
+	Rcode     string   `json:"rcode"`
+	Answer    []string `json:"answer,omitempty"`
+	Authority []string `json:"authority,omitempty"`
+	EDE       string   `json:"ede,omitempty"`
+	Note      string   `json:"note,omitempty"`
+}
+
+func newCheck() *cobra.Command {
+	var client, qtype string
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "check [--client IP] NAME",
+		Short: "Explain the verdict for NAME: jurisdictions, matching rules, tier, answer",
+		Args:  cobra.ExactArgs(1),
+	}
+	config.RegisterFlags(cmd.Flags())
+	cmd.Flags().StringVar(&client, "client", "", "client address (default: a client of the default jurisdictions)")
+	cmd.Flags().StringVar(&qtype, "type", "A", "query type of the rendered answer")
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		_, pol, err := loadPolicy(cmd)
+		if err != nil {
+			return err
+		}
+		var addr netip.Addr
+		if client != "" {
+			if addr, err = netip.ParseAddr(client); err != nil {
+				return fmt.Errorf("--client: %w", err)
+			}
+		}
+		qt, ok := dns.StringToType[strings.ToUpper(qtype)]
+		if !ok {
+			return fmt.Errorf("--type: unknown query type %q", qtype)
+		}
+		ex := pol.Explain(args[0], addr, time.Now())
+		res := CheckResult{Explanation: ex, Answer: renderAnswer(pol, &ex, qt)}
+		if asJSON {
+			enc := json.NewEncoder(os.Stdout)
+			enc.SetIndent("", "  ")
+			return enc.Encode(res)
+		}
+		printCheck(os.Stdout, &res)
+		return nil
+	}
+	return cmd
+}
+
+// renderAnswer is the answer a client gets: the policy answer, or a note
+// that the name is forwarded.
+func renderAnswer(pol *policy.Policy, ex *policy.Explanation, qtype uint16) *AnswerText {
+	if ex.NameError != "" {
+		return nil
+	}
+	switch ex.Verdict.Decision {
+	case policy.DecisionNone:
+		return &AnswerText{Rcode: "(forwarded)", Note: "not blocked: resolved through the cache and upstreams"}
+	case policy.DecisionFailClosed:
+		return &AnswerText{Rcode: "SERVFAIL", EDE: fmt.Sprintf("%d (Not Ready): %s", dns.ExtendedErrorCodeNotReady, ex.Verdict.AppendEDEText(nil))}
+	}
+	q := new(dns.Msg)
+	q.SetQuestion(dns.Fqdn(ex.Canonical), qtype)
+	m := resolver.BlockAnswer(serialOf(pol), q, true, &ex.Verdict)
+	if m == nil {
+		return &AnswerText{Rcode: "(no answer)", Note: "action drop: the query is not answered"}
+	}
+	out := &AnswerText{Rcode: dns.RcodeToString[m.Rcode]}
+	for _, rr := range m.Answer {
+		out.Answer = append(out.Answer, rr.String())
+	}
+	for _, rr := range m.Ns {
+		out.Authority = append(out.Authority, rr.String())
+	}
+	if code, ok := ex.Verdict.EDE(); ok {
+		out.EDE = fmt.Sprintf("%d (%s): %s", code, dns.ExtendedErrorCodeToString[code], ex.Verdict.AppendEDEText(nil))
+	}
+	return out
+}
+
+func serialOf(pol *policy.Policy) uint32 {
+	var v uint32
+	for _, c := range pol.Hash()[:min(8, len(pol.Hash()))] {
+		v <<= 4
+		switch {
+		case c >= '0' && c <= '9':
+			v |= uint32(c - '0')
+		case c >= 'a' && c <= 'f':
+			v |= uint32(c-'a') + 10
+		}
+	}
+	return v
+}
+
+func printCheck(w io.Writer, r *CheckResult) {
+	ex := &r.Explanation
+	if ex.NameError != "" {
+		fmt.Fprintf(w, "%s: not a valid name: %s\n", ex.Name, ex.NameError)
+		return
+	}
+	verdict := "NOT BLOCKED"
+	switch ex.Decision {
+	case "block":
+		verdict = "BLOCKED by " + ex.Jurisdiction
+	case "fail_closed":
+		verdict = "SERVFAIL: " + ex.Jurisdiction + " failed to load (fail_closed)"
+	}
+	fmt.Fprintf(w, "%s: %s\n", ex.Canonical, verdict)
+	client := ex.Client
+	if client == "" {
+		client = "(any)"
+	}
+	fmt.Fprintf(w, "client:   %s → entry %q %s\n", client, ex.ClientEntry, ex.ClientSubnet)
+	fmt.Fprintf(w, "policy:   %s at %s\n", ex.PolicyHash[:min(12, len(ex.PolicyHash))], ex.Time.Format(time.RFC3339))
+	fmt.Fprintln(w, "jurisdictions of this client:")
+	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
+	for _, j := range ex.Jurisdictions {
+		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\tentries %d\n", j.ID, j.Tier, j.Mode, j.Status, j.Entries)
+	}
+	_ = tw.Flush()
+	if len(ex.Matches) == 0 {
+		fmt.Fprintln(w, "matching rules: none")
+	} else {
+		fmt.Fprintln(w, "matching rules:")
+		for _, m := range ex.Matches {
+			kind := "block"
+			if m.Allow {
+				kind = "allow"
+			}
+			fmt.Fprintf(tw, "  %s\t%s %s (%s)\t%s:%d\t%s/%s/%s\t%s", m.Jurisdiction, kind, m.Rule, m.Kind, m.Source, m.Line, m.Tier, m.Mode, m.Status, m.Outcome)
+			if m.LiftedBy != "" {
+				fmt.Fprintf(tw, " (lifted by %s)", m.LiftedBy)
+			}
+			fmt.Fprintln(tw)
+		}
+		_ = tw.Flush()
+	}
+	if len(ex.Reported) > 0 {
+		fmt.Fprintf(w, "report-only hits: %s\n", strings.Join(ex.Reported, ", "))
+	}
+	if len(ex.Elsewhere) > 0 {
+		fmt.Fprintf(w, "also listed by (not applied to this client): %s\n", strings.Join(ex.Elsewhere, ", "))
+	}
+	if ex.Decision == "block" {
+		fmt.Fprintf(w, "decision: %s (tier %s), instrument %q, rule %s in %s line %d, action %s\n",
+			ex.Jurisdiction, ex.Tier, ex.Instrument, ex.Rule, ex.Source, ex.Line, ex.Action)
+	}
+	if a := r.Answer; a != nil {
+		fmt.Fprintf(w, "answer:   %s\n", a.Rcode)
+		for _, s := range a.Answer {
+			fmt.Fprintf(w, "  %s\n", s)
+		}
+		for _, s := range a.Authority {
+			fmt.Fprintf(w, "  %s\n", s)
+		}
+		if a.EDE != "" {
+			fmt.Fprintf(w, "  EDE %s\n", a.EDE)
+		}
+		if a.Note != "" {
+			fmt.Fprintf(w, "  %s\n", a.Note)
+		}
+	}
+}
+
+func newLists() *cobra.Command {
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "lists",
+		Short: "Print every jurisdiction: status, entries, sources, bad lines, list hash",
+		Args:  cobra.NoArgs,
+	}
+	config.RegisterFlags(cmd.Flags())
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
+		_, pol, err := loadPolicy(cmd)
+		if err != nil {
+			return err
+		}
+		now := time.Now()
+		type row struct {
+			*policy.Jurisdiction
+			Status  string `json:"status"`
+			Entries int    `json:"entries"`
+		}
+		var rows []row
+		for _, j := range pol.Jurisdictions() {
+			rows = append(rows, row{Jurisdiction: j, Status: j.Status(now), Entries: pol.Entries(j.ID)})
+		}
+		if asJSON {
+			enc := json.NewEncoder(os.Stdout)
+			enc.SetIndent("", "  ")
+			return enc.Encode(map[string]any{"policy_hash": pol.Hash(), "default_jurisdictions": pol.DefaultJurisdictions(), "jurisdictions": rows})
+		}
+		fmt.Printf("policy %s; default jurisdictions: %s\n", pol.Hash()[:12], strings.Join(pol.DefaultJurisdictions(), ", "))
+		tw := tabwriter.NewWriter(os.Stdout, 2, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "ID\tSTATUS\tTIER\tMODE\tACTION\tEDE\tENTRIES\tSOURCES\tBAD\tHASH")
+		for _, r := range rows {
+			var srcs []string
+			bad := 0
+			for _, s := range r.Sources {
+				srcs = append(srcs, s.Name)
+				bad += s.Bad
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%d\t%s\t%d\t%s\n", r.ID, r.Status, r.Tier, r.Mode, r.Action, r.EDE, r.Entries,
+				strings.Join(srcs, ","), bad, r.Hash[:min(12, len(r.Hash))])
+		}
+		return tw.Flush()
+	}
+	return cmd
+}
