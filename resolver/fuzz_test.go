@@ -145,8 +145,40 @@ func BenchmarkCacheHit(b *testing.B) {
 	}
 }
 
-// BenchmarkBlocked measures a blocked name on the full path (no socket).
-func BenchmarkBlocked(b *testing.B) {
+// TestFastPathTaken makes sure the fast path really answers cache hits and
+// blocked names (the byte-equality tests would pass trivially otherwise).
+func TestFastPathTaken(t *testing.T) {
+	s := newInProcess(t)
+	client := netip.MustParseAddrPort("127.0.0.1:5353")
+	w := newWorker()
+	for _, tc := range []struct {
+		name string
+		edns bool
+	}{{"chat.deepseek.com.", true}, {"DeepSeek.COM.", false}, {"use-application-dns.net.", true}, {"_dns.resolver.arpa.", true}} {
+		m := new(dns.Msg)
+		m.SetQuestion(tc.name, dns.TypeA)
+		if tc.edns {
+			m.SetEdns0(1232, false)
+		}
+		pkt, _ := m.Pack()
+		if _, ok := s.fast(w, pkt, client); !ok {
+			t.Errorf("%s: blocked name not answered by the fast path", tc.name)
+		}
+	}
+	m := new(dns.Msg)
+	m.SetQuestion("www.example.com.", dns.TypeA)
+	pkt, _ := m.Pack()
+	if _, ok := s.fast(w, pkt, client); ok {
+		t.Fatal("a cold cache answered on the fast path")
+	}
+	s.slow(append([]byte(nil), pkt...), client, UDP)
+	if _, ok := s.fast(w, pkt, client); !ok {
+		t.Error("cache hit not answered by the fast path")
+	}
+}
+
+// BenchmarkBlockedSlow measures a blocked name on the full path (no socket).
+func BenchmarkBlockedSlow(b *testing.B) {
 	s := newInProcess(b)
 	client := netip.MustParseAddrPort("127.0.0.1:5353")
 	m := new(dns.Msg)
@@ -158,6 +190,24 @@ func BenchmarkBlocked(b *testing.B) {
 	for i := 0; i < b.N; i++ {
 		if out := s.slow(pkt, client, UDP); out == nil {
 			b.Fatal("no answer")
+		}
+	}
+}
+
+// BenchmarkBlocked measures a blocked name on the fast path (no socket).
+func BenchmarkBlocked(b *testing.B) {
+	s := newInProcess(b)
+	client := netip.MustParseAddrPort("127.0.0.1:5353")
+	m := new(dns.Msg)
+	m.SetQuestion("chat.deepseek.com.", dns.TypeA)
+	m.SetEdns0(1232, false)
+	pkt, _ := m.Pack()
+	w := newWorker()
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if _, ok := s.fast(w, pkt, client); !ok {
+			b.Fatal("not on the fast path")
 		}
 	}
 }

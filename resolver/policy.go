@@ -174,3 +174,21 @@ func BlockAnswer(serial uint32, q *dns.Msg, edns bool, v *policy.Verdict) *dns.M
 	}
 	return m
 }
+
+// minimalANY answers qtype ANY with the single synthesized HINFO record of
+// RFC 8482 §4.2 instead of forwarding it: ANY answers are the favourite
+// tool of reflection attacks, and no client needs them.
+func minimalANY(next Handler) Handler {
+	return HandlerFunc(func(ctx context.Context, req *Request) (*dns.Msg, error) {
+		if req.Qtype != dns.TypeANY {
+			return next.Resolve(ctx, req)
+		}
+		m := new(dns.Msg)
+		m.SetReply(req.Msg)
+		m.Answer = []dns.RR{&dns.HINFO{
+			Hdr: dns.RR_Header{Name: req.Msg.Question[0].Name, Rrtype: dns.TypeHINFO, Class: dns.ClassINET, Ttl: 3600},
+			Cpu: "RFC8482",
+		}}
+		return m, nil
+	})
+}

@@ -74,7 +74,7 @@ func (s *Server) NewRuntime(cfg *config.Config, pol *policy.Policy, up Exchanger
 		rt.allow = append(rt.allow, p.Masked())
 	}
 	rt.fwd = &forwarder{s: s, up: up, sf: new(singleflight.Group), stale: cfg.Cache.ServeStale, prefetch: rt.prefetch}
-	rt.Chain = Chain(rt.fwd, s.health(rt), s.policyMiddleware(rt))
+	rt.Chain = Chain(rt.fwd, s.health(rt), s.policyMiddleware(rt), minimalANY)
 	return rt, nil
 }
 

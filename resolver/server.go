@@ -374,7 +374,21 @@ func (s *Server) fast(w *worker, pkt []byte, addr netip.AddrPort) ([]byte, bool)
 	now := s.now()
 	cs := rt.Policy.ClientSet(client)
 	if v := rt.Policy.Match(name, cs, now); v.Decision != policy.DecisionNone || v.NReported > 0 {
-		return nil, false
+		if v.Decision != policy.DecisionBlock || v.NReported > 0 {
+			return nil, false
+		}
+		out, ok := fastBlock(w.out, pkt, &q, name, &v, rt.serial)
+		if !ok {
+			return nil, false
+		}
+		w.out = out[:0]
+		s.obs.PolicyHit(v.Jurisdiction.ID, v.Action.String(), "enforce")
+		if s.audit != nil {
+			req := &Request{Client: addr, Name: string(canon), Qtype: q.qtype}
+			s.policyEvent(rt, req, req.Name, &v, v.Jurisdiction, v.Action.String(), "enforce")
+		}
+		s.obs.Answered(UDP, q.qtype, int(binary.BigEndian.Uint16(out[2:])&0xF))
+		return out, true
 	}
 	e := s.cache.get(name, q.qtype, q.do, q.flags&flagCD != 0)
 	if e == nil || !e.fresh(now) {

@@ -518,3 +518,18 @@ func TestFastPathMatchesSlowPath(t *testing.T) {
 		})
 	}
 }
+
+func TestANYIsMinimal(t *testing.T) {
+	up := resolvertest.StartUpstream(t, resolvertest.Echo())
+	h := start(t, []string{up.Addr()}, nil)
+	r := resolvertest.Query(t, h.addr, "udp", "any.example.", dns.TypeANY)
+	if len(r.Answer) != 1 || r.Answer[0].Header().Rrtype != dns.TypeHINFO || r.Answer[0].(*dns.HINFO).Cpu != "RFC8482" {
+		t.Fatalf("ANY answer = %v, want the RFC 8482 HINFO", r.Answer)
+	}
+	if up.Queries() != 0 {
+		t.Errorf("ANY reached the upstream")
+	}
+	if r := resolvertest.Query(t, h.addr, "udp", "chat.deepseek.com.", dns.TypeANY); r.Rcode != dns.RcodeNameError {
+		t.Errorf("ANY for a blocked name: %s, want NXDOMAIN", dns.RcodeToString[r.Rcode])
+	}
+}

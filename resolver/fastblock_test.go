@@ -1,0 +1,89 @@
+package resolver_test
+
+import (
+	"net"
+	"testing"
+	"time"
+
+	"github.com/miekg/dns"
+
+	"github.com/jurisdns/jurisdns/config"
+	"github.com/jurisdns/jurisdns/resolver/resolvertest"
+)
+
+// tcpRaw sends m over TCP (always the slow path) and returns the raw reply.
+func tcpRaw(t *testing.T, addr string, m *dns.Msg) []byte {
+	t.Helper()
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(5 * time.Second))
+	co := &dns.Conn{Conn: c}
+	if err := co.WriteMsg(m); err != nil {
+		t.Fatal(err)
+	}
+	b, err := co.ReadMsgHeader(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// TestFastBlockMatchesSlowPath checks that blocked answers written by the
+// UDP fast path are byte-for-byte those of the full path (over TCP).
+func TestFastBlockMatchesSlowPath(t *testing.T) {
+	up := resolvertest.StartUpstream(t, resolvertest.Echo())
+	h := start(t, []string{up.Addr()}, func(c *config.Config) {
+		c.DefaultJurisdictions = []string{"us-gov", "bypass", "acme-null", "acme-ip", "acme-nodata", "acme-refused", "acme-below"}
+		mk := func(id, action string, sink []string, names ...string) config.Jurisdiction {
+			return config.Jurisdiction{ID: id, Title: id, Tier: "local", Action: action, Sinkhole: sink, EDE: ptr(15),
+				Sources: []config.Source{{Name: id + "-list", Inline: names}}}
+		}
+		below := mk("acme-below", "", nil, "*.below.example")
+		below.Sources[0].Format = "wildcard"
+		c.Jurisdictions = []config.Jurisdiction{
+			mk("acme-null", "null", nil, "null.example"),
+			mk("acme-ip", "ip", []string{"192.0.2.80", "192.0.2.81", "2001:db8::80"}, "sink.example"),
+			mk("acme-nodata", "nodata", nil, "nodata.example"),
+			mk("acme-refused", "refused", nil, "refused.example"),
+			below,
+		}
+	})
+	names := []string{"chat.deepseek.com.", "deepseek.com.", "DeepSeek.com.", "CHAT.DEEPSEEK.COM.", "a.b.Deepseek.COM.",
+		"use-application-dns.net.", "mask.icloud.com.", "_dns.resolver.arpa.",
+		"null.example.", "X.Null.Example.", "sink.example.", "nodata.example.", "refused.example.", "x.below.example.", "A.B.Below.Example."}
+	types := []uint16{dns.TypeA, dns.TypeAAAA, dns.TypeMX, dns.TypeHTTPS, dns.TypeSVCB}
+	opts := []struct {
+		name string
+		f    func(*dns.Msg)
+	}{
+		{name: "plain", f: func(*dns.Msg) {}},
+		{name: "edns", f: func(m *dns.Msg) { m.SetEdns0(1232, false) }},
+		{name: "edns_do_512", f: func(m *dns.Msg) { m.SetEdns0(512, true) }},
+		{name: "cd_nord", f: func(m *dns.Msg) { m.CheckingDisabled = true; m.RecursionDesired = false; m.SetEdns0(4096, false) }},
+	}
+	for _, name := range names {
+		for _, qt := range types {
+			for _, o := range opts {
+				m := new(dns.Msg)
+				m.SetQuestion(name, qt)
+				m.Id = 4711
+				o.f(m)
+				wire, _ := m.Pack()
+				fast := rawExchange(t, h.addr, wire, 3*time.Second)
+				slow := tcpRaw(t, h.addr, m)
+				if string(fast) != string(slow) {
+					fm, sm := new(dns.Msg), new(dns.Msg)
+					_ = fm.Unpack(fast)
+					_ = sm.Unpack(slow)
+					t.Fatalf("%s %s %s: fast and slow differ\nfast %x\n%v\nslow %x\n%v", name, dns.TypeToString[qt], o.name, fast, fm, slow, sm)
+				}
+			}
+		}
+	}
+	if up.Queries() != 0 {
+		t.Errorf("blocked names reached the upstream")
+	}
+}
