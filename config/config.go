@@ -1,0 +1,261 @@
+// Package config defines jurisdns's configuration: the Config struct, Load
+// (viper: embedded default, YAML file, JURISDNS_* environment, flags) and
+// Validate, which reports every problem at once with its key path.
+//
+// The rest of the program receives a *Config and never imports viper.
+// config imports no dns.* types.
+package config
+
+import "time"
+
+// Config is the whole configuration of one jurisdns instance. Field tags are
+// the YAML keys; the environment variable of a key is JURISDNS_ followed by
+// the key path in upper case with "." replaced by "_" (for example
+// JURISDNS_UPSTREAMS_SERVERS, JURISDNS_CACHE_SIZE).
+type Config struct {
+	// Listen lists the addresses served over UDP and TCP (host:port).
+	Listen []string `mapstructure:"listen"`
+	// Upstreams are the default forwarders.
+	Upstreams Upstreams `mapstructure:"upstreams"`
+	// Cache configures the answer cache.
+	Cache Cache `mapstructure:"cache"`
+	// Server holds listener limits and timeouts.
+	Server Server `mapstructure:"server"`
+	// Access says who may query and how fast.
+	Access Access `mapstructure:"access"`
+	// DefaultJurisdictions apply to clients that match no entry of Clients.
+	DefaultJurisdictions []string `mapstructure:"default_jurisdictions"`
+	// Clients map client subnets to jurisdictions; the longest prefix wins.
+	Clients []Client `mapstructure:"clients"`
+	// Jurisdictions defines new jurisdictions or overrides attributes of
+	// shipped ones (matched by ID).
+	Jurisdictions []Jurisdiction `mapstructure:"jurisdictions"`
+	// Lists holds settings shared by every list source.
+	Lists Lists `mapstructure:"lists"`
+	// Zones are local authoritative zones and conditional forwards.
+	Zones []Zone `mapstructure:"zones"`
+	// Admin is the admin HTTP address (health, readiness, metrics); empty
+	// turns it off.
+	Admin string `mapstructure:"admin"`
+	// AdminAuth protects the admin listener with a bearer token.
+	AdminAuth AdminAuth `mapstructure:"admin_auth"`
+	// Audit configures the enforcement log.
+	Audit Audit `mapstructure:"audit"`
+	// Log configures jurisdns's own logging.
+	Log Log `mapstructure:"log"`
+
+	// Source says where the configuration came from ("embedded default" or
+	// a file path). It is set by Load, not read from YAML.
+	Source string `mapstructure:"-"`
+}
+
+// Upstreams configures default forwarding.
+type Upstreams struct {
+	// Servers are upstream addresses: "IP[:port]" (UDP, TCP on truncation),
+	// "udp://IP[:port]", "tcp://IP[:port]", "tls://host[:port][#servername]"
+	// (DoT) or "https://host/path" (DoH). Empty means the nameservers of
+	// /etc/resolv.conf, minus the resolver's own listen addresses.
+	Servers []string `mapstructure:"servers"`
+	// Strategy is failover (default), random or parallel.
+	Strategy string `mapstructure:"strategy"`
+	// Timeout bounds the whole upstream resolution of one query.
+	Timeout time.Duration `mapstructure:"timeout"`
+	// TryTimeout bounds one try against one upstream.
+	TryTimeout time.Duration `mapstructure:"try_timeout"`
+}
+
+// Cache configures the answer cache.
+type Cache struct {
+	// Size is the maximum number of cached answers; 0 turns caching off.
+	Size int `mapstructure:"size"`
+	// MinTTL and MaxTTL clamp the TTL an answer is cached for.
+	MinTTL time.Duration `mapstructure:"min_ttl"`
+	MaxTTL time.Duration `mapstructure:"max_ttl"`
+	// NegativeMaxTTL caps the TTL of NXDOMAIN/NODATA answers (RFC 2308).
+	NegativeMaxTTL time.Duration `mapstructure:"negative_max_ttl"`
+	// ServfailTTL is how long a SERVFAIL is remembered (at most a few seconds).
+	ServfailTTL time.Duration `mapstructure:"servfail_ttl"`
+	// Prefetch refreshes popular entries shortly before they expire.
+	Prefetch bool `mapstructure:"prefetch"`
+	// ServeStale answers from an expired entry, up to this long after expiry,
+	// when every upstream fails (RFC 8767). 0 turns it off.
+	ServeStale time.Duration `mapstructure:"serve_stale"`
+}
+
+// Server holds listener limits and timeouts.
+type Server struct {
+	// TCPIdleTimeout closes an idle TCP connection (RFC 7766).
+	TCPIdleTimeout time.Duration `mapstructure:"tcp_idle_timeout"`
+	// MaxTCPConnections caps concurrent TCP connections.
+	MaxTCPConnections int `mapstructure:"max_tcp_connections"`
+	// UDPWorkers is the number of UDP read loops per listen address; 0 means
+	// one per CPU.
+	UDPWorkers int `mapstructure:"udp_workers"`
+	// HealthName is answered with TXT "ok" without touching the chain; empty
+	// turns it off.
+	HealthName string `mapstructure:"health_name"`
+	// ShutdownTimeout bounds the drain of in-flight queries on SIGTERM.
+	ShutdownTimeout time.Duration `mapstructure:"shutdown_timeout"`
+}
+
+// Access says who may query and how fast.
+type Access struct {
+	// Allow lists the CIDRs allowed to query; others get Action.
+	Allow []string `mapstructure:"allow"`
+	// Action for clients outside Allow: refuse (default) or drop.
+	Action string `mapstructure:"action"`
+	// RateLimit limits queries per client prefix.
+	RateLimit RateLimit `mapstructure:"rate_limit"`
+}
+
+// RateLimit is a token bucket per client prefix.
+type RateLimit struct {
+	// QPS is the sustained rate per client prefix; 0 turns limiting off.
+	QPS float64 `mapstructure:"qps"`
+	// Burst is the bucket size.
+	Burst int `mapstructure:"burst"`
+	// IPv4Prefix and IPv6Prefix group clients (default /32 and /64).
+	IPv4Prefix int `mapstructure:"ipv4_prefix"`
+	IPv6Prefix int `mapstructure:"ipv6_prefix"`
+	// Exempt lists CIDRs never limited.
+	Exempt []string `mapstructure:"exempt"`
+	// Action for excess queries: drop (default) or truncate (TC=1).
+	Action string `mapstructure:"action"`
+}
+
+// Client maps subnets to the jurisdictions that apply to them.
+type Client struct {
+	// Name identifies the entry in logs and errors; unique among clients.
+	Name string `mapstructure:"name"`
+	// Subnets are the client networks (CIDR); a subnet appears in one
+	// client only.
+	Subnets []string `mapstructure:"subnets"`
+	// Jurisdictions are the IDs of the jurisdictions that apply to these
+	// clients (shipped or defined in Config.Jurisdictions).
+	Jurisdictions []string `mapstructure:"jurisdictions"`
+}
+
+// Jurisdiction defines a jurisdiction, or overrides a shipped one with the
+// same ID: set fields replace the shipped values, Sources and Allow are added
+// to the shipped ones.
+type Jurisdiction struct {
+	// ID matches [a-z0-9][a-z0-9-]*; the ID of a shipped jurisdiction makes
+	// this entry an override of it.
+	ID string `mapstructure:"id"`
+	// Title, Authority and Instrument say what the ban is, who issued it
+	// and under which legal instrument.
+	Title      string `mapstructure:"title"`
+	Authority  string `mapstructure:"authority"`
+	Instrument string `mapstructure:"instrument"`
+	// Links are http(s) URLs of the instrument and related documents.
+	Links []string `mapstructure:"links"`
+	// Effective and Expires are dates (2006-01-02) or RFC 3339 times; the
+	// jurisdiction is active in [Effective, Expires).
+	Effective string `mapstructure:"effective"`
+	Expires   string `mapstructure:"expires"`
+	// Tier is mandated, local or advisory.
+	Tier string `mapstructure:"tier"`
+	// Mode is enforce or report.
+	Mode string `mapstructure:"mode"`
+	// Action is nxdomain (default), nodata, null, ip, refused or drop.
+	Action string `mapstructure:"action"`
+	// Sinkhole lists the addresses answered for action ip.
+	Sinkhole []string `mapstructure:"sinkhole"`
+	// EDE is the RFC 8914 code: 16 (Censored) for an external legal
+	// requirement, 15 (Blocked) for the operator's own policy.
+	EDE *int `mapstructure:"ede"`
+	// TTL of block answers.
+	TTL time.Duration `mapstructure:"ttl"`
+	// Sources of the list.
+	Sources []Source `mapstructure:"sources"`
+	// Allow entries lift this jurisdiction's own blocks (and blocks of lower
+	// tiers).
+	Allow []string `mapstructure:"allow"`
+	// OnLoadFailure is last_known_good (default), fail_closed or fail_open.
+	OnLoadFailure string `mapstructure:"on_load_failure"`
+	// Contact and Organisation feed Structured DNS Error JSON when set.
+	Contact      string `mapstructure:"contact"`
+	Organisation string `mapstructure:"organisation"`
+}
+
+// Source is one list of a jurisdiction: exactly one of Path, URL, Inline.
+type Source struct {
+	// Name identifies the source in block answers (EDE text) and logs;
+	// unique within its jurisdiction.
+	Name string `mapstructure:"name"`
+	// Path is a local list file.
+	Path string `mapstructure:"path"`
+	// URL is a list downloaded over https (http only with AllowHTTP).
+	URL string `mapstructure:"url"`
+	// Inline holds the entries themselves, one per element.
+	Inline []string `mapstructure:"inline"`
+	// Format is domains (default), hosts, adblock, wildcard or rpz.
+	Format string `mapstructure:"format"`
+	// Match is suffix (default) or exact.
+	Match string `mapstructure:"match"`
+	// SHA256 pins the content (64 hex digits).
+	SHA256 string `mapstructure:"sha256"`
+	// MinEntries rejects a list with fewer entries.
+	MinEntries int `mapstructure:"min_entries"`
+	// MaxShrink, between 0 and 1, rejects an update that loses more than
+	// this share of the entries; 0 turns the guard off.
+	MaxShrink float64 `mapstructure:"max_shrink"`
+	// MustContain lists names the list must block.
+	MustContain []string `mapstructure:"must_contain"`
+	// Refresh is the refresh period of a URL source; 0 means
+	// Lists.Refresh.
+	Refresh time.Duration `mapstructure:"refresh"`
+	// AllowHTTP permits a plain http URL.
+	AllowHTTP bool `mapstructure:"allow_http"`
+}
+
+// Lists holds settings shared by every list source.
+type Lists struct {
+	// CacheDir keeps the last good copy of every downloaded list.
+	CacheDir string `mapstructure:"cache_dir"`
+	// Timeout and MaxSize bound one download.
+	Timeout time.Duration `mapstructure:"timeout"`
+	MaxSize int64         `mapstructure:"max_size"`
+	// Refresh is the default refresh period of URL sources.
+	Refresh time.Duration `mapstructure:"refresh"`
+}
+
+// Zone is a local authoritative zone (File) or a conditional forward
+// (Forward), exactly one of the two.
+type Zone struct {
+	// Name is the zone's domain name ("corp.example.").
+	Name string `mapstructure:"name"`
+	// File is the zone file served authoritatively.
+	File string `mapstructure:"file"`
+	// Forward lists the servers the zone is forwarded to, written like
+	// Upstreams.Servers.
+	Forward []string `mapstructure:"forward"`
+}
+
+// AdminAuth protects the admin listener.
+type AdminAuth struct {
+	// TokenFile holds a bearer token required on every admin path except
+	// /healthz and /readyz.
+	TokenFile string `mapstructure:"token_file"`
+}
+
+// Audit configures the enforcement log.
+type Audit struct {
+	// Path of the hash-chained JSON-lines enforcement log; empty turns it off.
+	Path string `mapstructure:"path"`
+	// ClientPrivacy is full, truncate (default), hash or none.
+	ClientPrivacy string `mapstructure:"client_privacy"`
+	// MaxSize rotates the log past this many bytes; MaxFiles are kept.
+	MaxSize  int64 `mapstructure:"max_size"`
+	MaxFiles int   `mapstructure:"max_files"`
+	// QueryLog is a path for a log of every query (off when empty).
+	QueryLog string `mapstructure:"query_log"`
+}
+
+// Log configures jurisdns's own logging.
+type Log struct {
+	// Level is debug, info (default), warn or error.
+	Level string `mapstructure:"level"`
+	// Format is text (default) or json.
+	Format string `mapstructure:"format"`
+}

@@ -1,0 +1,290 @@
+package config
+
+import (
+	"math"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestCheckUpstream(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name    string
+		in      string
+		wantErr string // "" means valid
+	}{
+		{name: "ipv4", in: "192.0.2.1"},
+		{name: "ipv4_port", in: "192.0.2.1:5353"},
+		{name: "ipv6_bare", in: "2001:db8::1"},
+		{name: "ipv6_port", in: "[2001:db8::1]:53"},
+		{name: "udp", in: "udp://192.0.2.1"},
+		{name: "tcp_port", in: "tcp://[2001:db8::1]:53"},
+		{name: "tls_ip_servername", in: "tls://192.0.2.1:853#dns.example.net"},
+		{name: "tls_name", in: "tls://dns.example.net"},
+		{name: "https", in: "https://dns.example.net/dns-query"},
+		{name: "https_ip_port", in: "https://192.0.2.1:8443/dns-query"},
+		{name: "upper_case_scheme", in: "TLS://dns.example.net"},
+		{name: "hostname_plain", in: "dns.google", wantErr: `"dns.google" is not IP[:port] or a udp://, tcp://, tls:// or https:// URL`},
+		{name: "hostname_port", in: "dns.google:53", wantErr: `"dns.google:53": "dns.google" is not an IP address`},
+		{name: "port_zero", in: "192.0.2.1:0", wantErr: `"192.0.2.1:0": port "0" is not a number from 1 to 65535`},
+		{name: "url_port_too_big", in: "tcp://192.0.2.1:65536", wantErr: `"tcp://192.0.2.1:65536": port "65536" is not a number from 1 to 65535`},
+		{name: "url_empty_port", in: "udp://192.0.2.1:", wantErr: `"udp://192.0.2.1:": port "" is not a number from 1 to 65535`},
+		{name: "udp_hostname", in: "udp://dns.example", wantErr: `"udp://dns.example": "dns.example" is not an IP address`},
+		{name: "udp_path", in: "udp://192.0.2.1/x", wantErr: `"udp://192.0.2.1/x": only udp://IP[:port] is allowed`},
+		{name: "tls_path", in: "tls://dns.example/x", wantErr: `"tls://dns.example/x": only tls://host[:port][#servername] is allowed`},
+		{name: "no_host", in: "https:///dns-query", wantErr: `"https:///dns-query" has no host`},
+		{name: "bad_scheme", in: "h3://dns.example", wantErr: `"h3://dns.example": scheme "h3" is not udp, tcp, tls or https`},
+		{name: "empty", in: "", wantErr: `"" is not IP[:port] or a udp://, tcp://, tls:// or https:// URL`},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			err := checkUpstream(tc.in)
+			got := ""
+			if err != nil {
+				got = err.Error()
+			}
+			if got != tc.wantErr {
+				t.Errorf("checkUpstream(%q) = %q, want %q", tc.in, got, tc.wantErr)
+			}
+		})
+	}
+}
+
+func TestCheckDomain(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name  string
+		in    string
+		valid bool
+	}{
+		{name: "plain", in: "corp.example", valid: true},
+		{name: "trailing_dot", in: "corp.example.", valid: true},
+		{name: "underscore_and_case", in: "_msdcs.Corp.Example", valid: true},
+		{name: "punycode", in: "xn--bcher-kva.example", valid: true},
+		{name: "label_63", in: strings.Repeat("a", 63) + ".example", valid: true},
+		{name: "label_64", in: strings.Repeat("a", 64) + ".example"},
+		{name: "too_long", in: strings.Repeat("abcdefghi.", 26)},
+		{name: "root", in: "."},
+		{name: "empty", in: ""},
+		{name: "empty_label", in: "a..example"},
+		{name: "leading_dot", in: ".example"},
+		{name: "space", in: "a b.example"},
+		{name: "unicode", in: "bücher.example"},
+		{name: "wildcard", in: "*.example"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			if err := checkDomain(tc.in); (err == nil) != tc.valid {
+				t.Errorf("checkDomain(%q) = %v, want valid=%v", tc.in, err, tc.valid)
+			}
+		})
+	}
+}
+
+func TestParseDate(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name    string
+		in      string
+		want    time.Time
+		wantErr bool
+	}{
+		{name: "date_is_utc_midnight", in: "2025-02-05", want: time.Date(2025, 2, 5, 0, 0, 0, 0, time.UTC)},
+		{name: "rfc3339_utc", in: "2025-02-05T12:30:00Z", want: time.Date(2025, 2, 5, 12, 30, 0, 0, time.UTC)},
+		{name: "rfc3339_offset", in: "2025-02-05T00:00:00+11:00", want: time.Date(2025, 2, 4, 13, 0, 0, 0, time.UTC)},
+		{name: "rfc3339_fraction", in: "2025-02-05T00:00:00.5Z", want: time.Date(2025, 2, 5, 0, 0, 0, 5e8, time.UTC)},
+		{name: "no_zone", in: "2025-02-05T00:00:00", wantErr: true},
+		{name: "words", in: "5 February 2025", wantErr: true},
+		{name: "invalid_day", in: "2025-02-30", wantErr: true},
+		{name: "empty", in: "", wantErr: true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			got, err := ParseDate(tc.in)
+			if (err != nil) != tc.wantErr {
+				t.Fatalf("ParseDate(%q) error = %v, want error %v", tc.in, err, tc.wantErr)
+			}
+			if !got.Equal(tc.want) {
+				t.Errorf("ParseDate(%q) = %v, want %v", tc.in, got, tc.want)
+			}
+		})
+	}
+}
+
+// TestValidateCases changes one thing in the default configuration and
+// checks the exact messages.
+func TestValidateCases(t *testing.T) {
+	t.Parallel()
+	intp := func(v int) *int { return &v }
+	tests := []struct {
+		name   string
+		change func(c *Config)
+		want   []string
+	}{
+		{name: "default", change: func(*Config) {}},
+		{
+			name:   "no_listen",
+			change: func(c *Config) { c.Listen = nil },
+			want:   []string{"listen: at least one address is required"},
+		},
+		{
+			name:   "listen_every_interface_and_zone",
+			change: func(c *Config) { c.Listen = []string{":53", "[fe80::1%eth0]:53"} },
+		},
+		{
+			name:   "try_timeout_equal_is_fine",
+			change: func(c *Config) { c.Upstreams.TryTimeout = c.Upstreams.Timeout },
+		},
+		{
+			name:   "zero_timeouts",
+			change: func(c *Config) { c.Upstreams.Timeout, c.Upstreams.TryTimeout = 0, -time.Second },
+			want:   []string{"upstreams.timeout: 0s is not positive", "upstreams.try_timeout: -1s is not positive"},
+		},
+		{
+			name:   "min_ttl_over_max_ttl",
+			change: func(c *Config) { c.Cache.MinTTL, c.Cache.MaxTTL = time.Hour, time.Minute },
+			want:   []string{"cache.min_ttl: 1h0m0s is more than cache.max_ttl (1m0s)"},
+		},
+		{
+			name:   "max_ttl_over_dns_limit",
+			change: func(c *Config) { c.Cache.MaxTTL = maxTTL + time.Second },
+			want:   []string{"cache.max_ttl: 596523h14m8s is more than the largest DNS TTL (596523h14m7s)"},
+		},
+		{
+			name:   "qps_nan_and_inf",
+			change: func(c *Config) { c.Access.RateLimit.QPS = math.NaN() },
+			want:   []string{"access.rate_limit.qps: NaN is not a rate (0 or more queries per second)"},
+		},
+		{
+			name:   "qps_needs_burst",
+			change: func(c *Config) { c.Access.RateLimit.QPS, c.Access.RateLimit.Burst = math.Inf(1), 0 },
+			want: []string{
+				"access.rate_limit.qps: +Inf is not a rate (0 or more queries per second)",
+				"access.rate_limit.burst: 0 is less than 1",
+			},
+		},
+		{
+			name:   "empty_allow",
+			change: func(c *Config) { c.Access.Allow = []string{} },
+			want:   []string{"access.allow: is empty, so no client may query (0.0.0.0/0 and ::/0 admit every client)"},
+		},
+		{
+			name: "duplicate_subnet_in_one_client",
+			change: func(c *Config) {
+				c.Clients = []Client{{Name: "a", Subnets: []string{"2001:db8::/32", "2001:DB8::/32"}, Jurisdictions: []string{"x"}}}
+			},
+			want: []string{"clients[0].subnets[1]: 2001:db8::/32 is already in clients[0].subnets[0]"},
+		},
+		{
+			name: "overlapping_subnets_are_fine",
+			change: func(c *Config) {
+				c.Clients = []Client{
+					{Name: "a", Subnets: []string{"10.0.0.0/8"}, Jurisdictions: []string{"x"}},
+					{Name: "b", Subnets: []string{"10.1.0.0/16"}, Jurisdictions: []string{"y"}},
+				}
+			},
+		},
+		{
+			name: "jurisdiction_override_with_id_only",
+			change: func(c *Config) {
+				c.Jurisdictions = []Jurisdiction{{ID: "au-gov"}}
+			},
+		},
+		{
+			name: "jurisdiction_dates_and_ede",
+			change: func(c *Config) {
+				c.Jurisdictions = []Jurisdiction{
+					{ID: "a", Effective: "2025-01-01", Expires: "2025-01-01T00:00:00Z", EDE: intp(-1)},
+					{ID: "b", Effective: "2025-01-01T10:00:00+10:00", Expires: "2025-01-01", EDE: intp(65535)},
+					{ID: strings.Repeat("x", 64)},
+					{},
+				}
+			},
+			want: []string{
+				"jurisdictions[0].expires: 2025-01-01T00:00:00Z is not after effective (2025-01-01)",
+				"jurisdictions[0].ede: -1 is not an EDE code (0 to 65535)",
+				"jurisdictions[1].expires: 2025-01-01 is not after effective (2025-01-01T10:00:00+10:00)",
+				`jurisdictions[2].id: "` + strings.Repeat("x", 64) + `" is not a jurisdiction id (lower-case letters, digits and '-', at most 63)`,
+				"jurisdictions[3].id: is required",
+			},
+		},
+		{
+			name: "sources",
+			change: func(c *Config) {
+				c.Jurisdictions = []Jurisdiction{{ID: "a", Sources: []Source{
+					{Name: "ok-https", URL: "https://lists.example/x", SHA256: strings.Repeat("ab", 32)},
+					{Name: "all-three", Path: "p", URL: "https://lists.example/x", Inline: []string{"x.example"}},
+					{Name: "shrink", Inline: []string{"x"}, MaxShrink: math.NaN(), MinEntries: -1, Refresh: -time.Second},
+					{Name: "sha", Path: "p", SHA256: strings.Repeat("g", 64), MustContain: []string{"not a name"}},
+					{Name: "nohost", URL: "https:///x"},
+				}}}
+			},
+			want: []string{
+				"jurisdictions[0].sources[1]: has path and url and inline: exactly one of path, url or inline is allowed",
+				"jurisdictions[0].sources[2].min_entries: -1 is negative",
+				"jurisdictions[0].sources[2].max_shrink: NaN is not between 0 and 1",
+				"jurisdictions[0].sources[2].refresh: -1s is negative",
+				`jurisdictions[0].sources[3].sha256: "` + strings.Repeat("g", 64) + `" is not 64 hex digits`,
+				`jurisdictions[0].sources[3].must_contain[0]: "not a name" is not a domain name (character ' ')`,
+				`jurisdictions[0].sources[4].url: "https:///x" is not a URL`,
+			},
+		},
+		{
+			name: "zones",
+			change: func(c *Config) {
+				c.Zones = []Zone{
+					{Name: "corp.example", File: "z"},
+					{Name: "corp.example.", Forward: []string{"10.0.0.1", "10.0.0.1"}},
+					{Name: "", Forward: []string{"10.0.0.1"}},
+				}
+			},
+			want: []string{
+				`zones[1].name: "corp.example." is already zones[0]`,
+				`zones[1].forward[1]: "10.0.0.1" is already zones[1].forward[0]`,
+				"zones[2].name: is required",
+			},
+		},
+		{
+			name:   "admin_off_and_ipv6",
+			change: func(c *Config) { c.Admin = "" },
+		},
+		{
+			name:   "admin_port",
+			change: func(c *Config) { c.Admin = "[::1]:http" },
+			want:   []string{`admin: "[::1]:http": port "http" is not a number from 1 to 65535`},
+		},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			cfg, err := Load(LoadOptions{Env: []string{}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			tc.change(cfg)
+			equalMessages(t, messages(cfg.Validate()), tc.want)
+		})
+	}
+}
+
+func TestValidateZeroConfig(t *testing.T) {
+	t.Parallel()
+	// A Config built in Go without Load: every required value is reported,
+	// nothing panics.
+	got := messages((&Config{}).Validate())
+	for _, want := range []string{
+		"listen: at least one address is required",
+		`upstreams.strategy: "" is not one of failover, random, parallel`,
+		"server.max_tcp_connections: 0 is less than 1",
+		`audit.client_privacy: "" is not one of full, truncate, hash, none`,
+		`log.level: "" is not one of debug, info, warn, error`,
+	} {
+		if !strings.Contains(strings.Join(got, "\n"), want) {
+			t.Errorf("missing %q in:\n%s", want, strings.Join(got, "\n"))
+		}
+	}
+}
