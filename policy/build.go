@@ -1,0 +1,868 @@
+package policy
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"hash"
+	"io"
+	"log/slog"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/jurisdns/jurisdns/blocklists"
+	"github.com/jurisdns/jurisdns/config"
+)
+
+// BuildOptions are the inputs of Build besides the configuration.
+type BuildOptions struct {
+	// BaseDir is the directory relative source paths resolve against,
+	// usually the configuration file's directory. Empty means the current
+	// directory.
+	BaseDir string
+	// Fetch returns the bytes of a URL source (the downloader: conditional
+	// GET, on-disk last good copy, size cap). Nil makes every URL source
+	// fail with "url sources need the downloader".
+	Fetch func(ctx context.Context, jurisdiction string, src config.Source) ([]byte, error)
+	// Previous is the policy being replaced. A source that fails under
+	// on_load_failure last_known_good keeps its rules from Previous, and
+	// the max_shrink guard compares against it.
+	Previous *Policy
+	// Logger receives load warnings and failures; nil discards them.
+	Logger *slog.Logger
+}
+
+// Policy is the immutable result of Build. Its methods are safe for
+// concurrent use.
+type Policy struct {
+	jurs  []*Jurisdiction
+	byID  map[string]*Jurisdiction
+	idx   *blocklists.Index
+	rules ruleTable
+	addrs map[uint32][]netip.Addr // RPZ local data, by tag
+
+	clients  []*ClientSet
+	def      *ClientSet
+	v4, v6   prefixTable
+	defaults []string
+	hash     string
+}
+
+const (
+	// srcAllow marks rules that come from a jurisdiction's allow list.
+	srcAllow = 0xFFFF
+	// actionNone: no per-entry action override.
+	actionNone blocklists.Action = 0xFE
+	// maxJurisdictions keeps jurisdiction indexes in a uint16.
+	maxJurisdictions = 0xFFFE
+	// maxLineErrors bounds SourceInfo.Errors.
+	maxLineErrors = 20
+)
+
+// jspec is a jurisdiction being built.
+type jspec struct {
+	j     *Jurisdiction
+	key   string // where errors point: "shipped/x.yaml" or "jurisdictions[i]"
+	srcs  []*sspec
+	allow []aspec
+	// ede is set when the EDE code was given (shipped file or override).
+	edeSet bool
+	// indexed is false for shipped jurisdictions that no client uses.
+	indexed bool
+	acc     digest
+}
+
+type sourceKind uint8
+
+const (
+	srcText sourceKind = iota // shipped entries or inline lines
+	srcPath
+	srcURL
+)
+
+// sspec is a source being loaded.
+type sspec struct {
+	key     string // "jurisdictions[2].sources[0]" or "shipped/x.yaml sources[0]"
+	kind    sourceKind
+	info    SourceInfo
+	opts    blocklists.ParseOptions
+	cfg     config.Source
+	text    []byte
+	lineMap []int               // parse line-1 → reported line (shipped entries)
+	actions []blocklists.Action // parse line-1 → action override (shipped entries)
+	acc     digest
+	// tags [first, end) in Policy.meta, for invalidation on failure.
+	first, end int
+}
+
+type aspec struct {
+	name   string
+	origin string
+	line   int
+	key    string // error key path
+}
+
+type reuseKey struct{ jur, src uint16 }
+
+type builder struct {
+	ctx      context.Context
+	opts     BuildOptions
+	log      *slog.Logger
+	errs     []error
+	specs    []*jspec
+	byID     map[string]*jspec
+	userKey  map[string]string // id → first user key path that set it
+	rules    ruleTable
+	addrs    map[uint32][]netip.Addr
+	ib       *blocklists.IndexBuilder
+	reuse    []reuseTarget
+	ruleBuf  []byte
+	defaults []string
+}
+
+// reuseTarget is a failed source (js.srcs[src]) whose rules are copied
+// from the previous policy's source old.
+type reuseTarget struct {
+	js  *jspec
+	src int
+	old reuseKey
+}
+
+func (b *builder) errorf(format string, args ...any) {
+	b.errs = append(b.errs, fmt.Errorf(format, args...))
+}
+
+// Build resolves the jurisdictions (shipped ones merged with cfg's
+// overrides and additions), loads every source, indexes all rules in one
+// index and maps client subnets to jurisdictions. It reports every problem
+// at once (errors.Join), each with its configuration key path, and
+// file:line for list errors.
+//
+// Config.DefaultJurisdictions nil means ShippedDefaults(); an empty non-nil
+// list means no jurisdiction for unmatched clients. A shipped jurisdiction
+// that no client uses (and the configuration does not override) is loaded,
+// for its entry count and hash, but not indexed.
+//
+// Bad lines do not fail the build: they are logged and kept in
+// SourceInfo.Bad and SourceInfo.Errors. A source that cannot be read,
+// that the parser rejects (too many bad lines) or that fails a guard
+// (sha256, min_entries, max_shrink, must_contain) is handled by its
+// jurisdiction's on_load_failure.
+func Build(ctx context.Context, cfg *config.Config, opts BuildOptions) (*Policy, error) {
+	if cfg == nil {
+		cfg = &config.Config{}
+	}
+	log := opts.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	files, err := loadShipped()
+	if err != nil {
+		return nil, fmt.Errorf("shipped jurisdictions: %w", err)
+	}
+	b := &builder{
+		ctx:     ctx,
+		opts:    opts,
+		log:     log,
+		byID:    map[string]*jspec{},
+		userKey: map[string]string{},
+		addrs:   map[uint32][]netip.Addr{},
+	}
+	for _, f := range files {
+		b.addShipped(f)
+	}
+	for i := range cfg.Jurisdictions {
+		b.addUser(i, &cfg.Jurisdictions[i])
+	}
+	if len(b.specs) > maxJurisdictions {
+		return nil, fmt.Errorf("too many jurisdictions: %d (max %d)", len(b.specs), maxJurisdictions)
+	}
+	for _, js := range b.specs {
+		b.check(js)
+	}
+
+	p := &Policy{byID: map[string]*Jurisdiction{}}
+	for _, js := range b.specs {
+		p.jurs = append(p.jurs, js.j)
+		p.byID[js.j.ID] = js.j
+	}
+	b.resolveClients(cfg, p)
+	for _, js := range b.specs {
+		// A shipped jurisdiction that nobody uses is loaded for `lists`
+		// (entries, hash) but kept out of the index: fewer hits per query.
+		js.indexed = js.j.InUse || !js.j.Shipped || js.j.Overridden
+	}
+
+	hint := 0
+	if opts.Previous != nil {
+		hint = opts.Previous.rules.len()
+	}
+	b.ib = blocklists.NewIndexBuilder(hint)
+	for _, js := range b.specs {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		for si, s := range js.srcs {
+			b.loadSource(js, si, s)
+		}
+		for ai := range js.allow {
+			b.addAllow(js, ai)
+		}
+	}
+	b.reusePrevious()
+	if len(b.errs) > 0 {
+		return nil, errors.Join(b.errs...)
+	}
+	for _, cs := range append(slices.Clip(p.clients), p.def) {
+		for _, j := range cs.Jurisdictions {
+			if !j.Loaded && j.OnLoadFailure == FailClosed {
+				cs.failClosed = append(cs.failClosed, j)
+			}
+		}
+	}
+
+	p.idx = b.ib.Build()
+	p.rules = b.rules
+	p.rules.clip()
+	p.addrs = b.addrs
+	for _, js := range b.specs {
+		j := js.j
+		j.Sources = make([]SourceInfo, len(js.srcs))
+		j.Entries = len(j.Allow)
+		for i, s := range js.srcs {
+			j.Sources[i] = s.info
+			j.Entries += s.info.Entries
+			js.acc.addDigest(&s.acc)
+		}
+		j.Hash = jurisdictionHash(j, &js.acc)
+	}
+	p.hash = policyHash(p)
+	return p, nil
+}
+
+// addShipped turns a shipped file into a jurisdiction spec.
+func (b *builder) addShipped(f *shippedFile) {
+	j := &Jurisdiction{
+		ID:         f.ID,
+		Title:      f.Title,
+		Authority:  f.Authority,
+		Instrument: f.Instrument,
+		Links:      f.Links,
+		Notes:      strings.TrimSpace(f.Notes),
+		Shipped:    true,
+		Default:    f.Default,
+		Loaded:     true,
+		TTL:        DefaultTTL,
+		Tier:       TierLocal,
+	}
+	js := &jspec{j: j, key: f.file}
+	b.setAttrs(js, f.file, attrs{
+		effective: f.Effective, expires: f.Expires, tier: f.Tier, mode: f.Mode, action: f.Action,
+		sinkhole: f.Sinkhole, ede: f.EDE, ttl: f.TTL, onLoadFailure: f.OnLoadFailure,
+	})
+	for i, src := range f.Sources {
+		key := fmt.Sprintf("%s sources[%d]", f.file, i)
+		s := &sspec{key: key, kind: srcText}
+		s.info = SourceInfo{Name: src.Name, Origin: "shipped"}
+		b.sourceFormat(s, key, src.Format, src.Match)
+		s.opts.Source = f.file
+		var text bytes.Buffer
+		for _, e := range src.Entries {
+			if e.Unconfirmed {
+				s.info.Skipped++
+				continue
+			}
+			text.WriteString(strings.TrimSpace(e.Rule))
+			text.WriteByte('\n')
+			s.lineMap = append(s.lineMap, e.line)
+			act := actionNone
+			if e.Action != "" {
+				a, err := entryAction(e.Action)
+				if err != nil {
+					b.errorf("%s:%d: %v", f.file, e.line, err)
+				}
+				act = a
+			}
+			s.actions = append(s.actions, act)
+		}
+		s.text = text.Bytes()
+		js.srcs = append(js.srcs, s)
+	}
+	for _, e := range f.Allow {
+		js.allow = append(js.allow, aspec{name: e.Rule, origin: f.file, line: e.line, key: fmt.Sprintf("%s:%d", f.file, e.line)})
+	}
+	b.appendSpec(js)
+}
+
+// appendSpec adds a jurisdiction; its index is its position.
+func (b *builder) appendSpec(js *jspec) {
+	js.j.idx = len(b.specs)
+	b.specs = append(b.specs, js)
+	b.byID[js.j.ID] = js
+}
+
+// entryAction parses the per-entry action of a shipped entry.
+func entryAction(s string) (blocklists.Action, error) {
+	switch s {
+	case "nxdomain":
+		return blocklists.NXDomain, nil
+	case "nodata":
+		return blocklists.NoData, nil
+	case "drop":
+		return blocklists.Drop, nil
+	case "allow", "passthru":
+		return blocklists.Allow, nil
+	}
+	return actionNone, fmt.Errorf("unknown entry action %q (want nxdomain, nodata, drop or allow)", s)
+}
+
+// attrs are the overridable attributes, as written.
+type attrs struct {
+	effective, expires, tier, mode, action, ttl, onLoadFailure string
+	sinkhole                                                   []string
+	ede                                                        *int
+	ttlDur                                                     time.Duration // from config, 0 = unset
+}
+
+// setAttrs applies the attributes that are set.
+func (b *builder) setAttrs(js *jspec, key string, a attrs) {
+	j := js.j
+	if a.effective != "" {
+		t, err := parseDate(a.effective)
+		if err != nil {
+			b.errorf("%s.effective: %v", key, err)
+		}
+		j.Effective = t
+	}
+	if a.expires != "" {
+		t, err := parseDate(a.expires)
+		if err != nil {
+			b.errorf("%s.expires: %v", key, err)
+		}
+		j.Expires = t
+	}
+	if a.tier != "" {
+		t, err := ParseTier(a.tier)
+		if err != nil {
+			b.errorf("%s.tier: %v", key, err)
+		} else {
+			j.Tier = t
+		}
+	}
+	if a.mode != "" {
+		m, err := ParseMode(a.mode)
+		if err != nil {
+			b.errorf("%s.mode: %v", key, err)
+		}
+		j.Mode = m
+	}
+	if a.action != "" {
+		act, err := ParseAction(a.action)
+		if err != nil {
+			b.errorf("%s.action: %v", key, err)
+		}
+		j.Action = act
+	}
+	if a.sinkhole != nil {
+		j.Sinkhole = nil
+		for i, s := range a.sinkhole {
+			ad, err := netip.ParseAddr(strings.TrimSpace(s))
+			if err != nil || ad.Zone() != "" {
+				b.errorf("%s.sinkhole[%d]: bad address %q", key, i, s)
+				continue
+			}
+			j.Sinkhole = append(j.Sinkhole, ad.Unmap())
+		}
+	}
+	if a.ede != nil {
+		if *a.ede < 0 || *a.ede > 0xFFFF {
+			b.errorf("%s.ede: %d is not a 16-bit code", key, *a.ede)
+		} else {
+			j.EDE = uint16(*a.ede)
+			js.edeSet = true
+		}
+	}
+	if a.ttl != "" {
+		d, err := time.ParseDuration(a.ttl)
+		if err != nil {
+			b.errorf("%s.ttl: %v", key, err)
+		} else {
+			a.ttlDur = d
+		}
+	}
+	if a.ttlDur < 0 {
+		b.errorf("%s.ttl: negative", key)
+	} else if a.ttlDur > 0 {
+		j.TTL = a.ttlDur
+	}
+	if a.onLoadFailure != "" {
+		o, err := ParseOnLoadFailure(a.onLoadFailure)
+		if err != nil {
+			b.errorf("%s.on_load_failure: %v", key, err)
+		}
+		j.OnLoadFailure = o
+	}
+}
+
+// addUser applies cfg.Jurisdictions[i]: an override of a shipped (or
+// earlier) jurisdiction with the same id, or a new jurisdiction.
+func (b *builder) addUser(i int, u *config.Jurisdiction) {
+	key := fmt.Sprintf("jurisdictions[%d]", i)
+	id := strings.TrimSpace(u.ID)
+	if err := validID(id); err != nil {
+		b.errorf("%s.id: %v", key, err)
+		return
+	}
+	if prev, dup := b.userKey[id]; dup {
+		b.errorf("%s.id: duplicate id %q (also %s)", key, id, prev)
+		return
+	}
+	b.userKey[id] = key
+	js, ok := b.byID[id]
+	if ok {
+		js.j.Overridden = true
+	} else {
+		j := &Jurisdiction{ID: id, Title: id, Tier: TierLocal, TTL: DefaultTTL, Loaded: true}
+		js = &jspec{j: j, key: key}
+		b.appendSpec(js)
+	}
+	j := js.j
+	if u.Title != "" {
+		j.Title = u.Title
+	}
+	if u.Authority != "" {
+		j.Authority = u.Authority
+	}
+	if u.Instrument != "" {
+		j.Instrument = u.Instrument
+	}
+	if u.Links != nil {
+		j.Links = u.Links
+	}
+	if u.Contact != "" {
+		j.Contact = u.Contact
+	}
+	if u.Organisation != "" {
+		j.Organisation = u.Organisation
+	}
+	b.setAttrs(js, key, attrs{
+		effective: u.Effective, expires: u.Expires, tier: u.Tier, mode: u.Mode, action: u.Action,
+		sinkhole: u.Sinkhole, ede: u.EDE, ttlDur: u.TTL, onLoadFailure: u.OnLoadFailure,
+	})
+	for k := range u.Sources {
+		b.addUserSource(js, fmt.Sprintf("%s.sources[%d]", key, k), &u.Sources[k])
+	}
+	for k, a := range u.Allow {
+		js.allow = append(js.allow, aspec{
+			name: a, origin: fmt.Sprintf("%s.allow[%d]", key, k), line: k + 1,
+			key: fmt.Sprintf("%s.allow[%d]", key, k),
+		})
+	}
+}
+
+func (b *builder) addUserSource(js *jspec, key string, src *config.Source) {
+	s := &sspec{key: key, cfg: *src}
+	n := 0
+	if src.Path != "" {
+		n++
+		s.kind = srcPath
+		p := src.Path
+		if !filepath.IsAbs(p) && b.opts.BaseDir != "" {
+			p = filepath.Join(b.opts.BaseDir, p)
+		}
+		s.info.Origin = p
+		s.info.Name = filepath.Base(src.Path)
+	}
+	if src.URL != "" {
+		n++
+		s.kind = srcURL
+		s.info.Origin = src.URL
+		s.info.Name = src.URL
+	}
+	if len(src.Inline) > 0 {
+		n++
+		s.kind = srcText
+		s.info.Origin = "inline"
+		s.info.Name = "inline"
+		s.text = []byte(strings.Join(src.Inline, "\n") + "\n")
+	}
+	if n != 1 {
+		b.errorf("%s: needs exactly one of path, url and inline (has %d)", key, n)
+		return
+	}
+	if src.Name != "" {
+		s.info.Name = src.Name
+	}
+	b.sourceFormat(s, key, src.Format, src.Match)
+	s.opts.Source = s.info.Origin
+	if s.kind == srcText {
+		s.opts.Source = key + ".inline"
+	}
+	if src.SHA256 != "" && s.kind == srcText {
+		b.errorf("%s.sha256: only for path and url sources", key)
+	}
+	js.srcs = append(js.srcs, s)
+}
+
+// sourceFormat sets the format and match of a source.
+func (b *builder) sourceFormat(s *sspec, key, format, match string) {
+	f := blocklists.Format(strings.ToLower(strings.TrimSpace(format)))
+	switch f {
+	case "":
+		f = blocklists.FormatDomains
+	case blocklists.FormatDomains, blocklists.FormatHosts, blocklists.FormatAdblock,
+		blocklists.FormatWildcard, blocklists.FormatRPZ:
+	default:
+		b.errorf("%s.format: unknown format %q (want domains, hosts, adblock, wildcard or rpz)", key, format)
+	}
+	s.opts.Format = f
+	s.info.Format = f
+	switch strings.ToLower(strings.TrimSpace(match)) {
+	case "", "suffix":
+		s.opts.Match = blocklists.Suffix
+		s.info.Match = "suffix"
+	case "exact":
+		s.opts.Match = blocklists.Exact
+		s.info.Match = "exact"
+	default:
+		b.errorf("%s.match: unknown match %q (want suffix or exact)", key, match)
+	}
+}
+
+// check validates a merged jurisdiction and fills the defaults that
+// depend on other fields.
+func (b *builder) check(js *jspec) {
+	j := js.j
+	if !js.edeSet {
+		j.EDE = 15 // Blocked: the operator's own policy
+		if j.Tier == TierMandated {
+			j.EDE = 16 // Censored: an external legal requirement
+		}
+	}
+	if j.Action == ActionIP && len(j.Sinkhole) == 0 {
+		b.errorf("%s: action ip needs sinkhole addresses", b.keyOf(js))
+	}
+	if !j.Effective.IsZero() && !j.Expires.IsZero() && !j.Effective.Before(j.Expires) {
+		b.errorf("%s: effective %s is not before expires %s", b.keyOf(js), FormatDate(j.Effective), FormatDate(j.Expires))
+	}
+}
+
+// keyOf is the key path of the user entry that last touched js, or its
+// shipped file.
+func (b *builder) keyOf(js *jspec) string {
+	if k, ok := b.userKey[js.j.ID]; ok {
+		return k
+	}
+	return js.key
+}
+
+// loadSource parses one source into the index builder and applies the
+// jurisdiction's on_load_failure when it fails.
+func (b *builder) loadSource(js *jspec, si int, s *sspec) {
+	j := js.j
+	s.first = b.rules.len()
+	err := b.parseSource(js, si, s)
+	s.end = b.rules.len()
+	if err == nil {
+		return
+	}
+	b.rules.kill(s.first, s.end)
+	for t := s.first; t < s.end && len(b.addrs) > 0; t++ {
+		delete(b.addrs, uint32(t))
+	}
+	s.info.Entries = 0
+	s.acc = digest{}
+	s.info.Err = err.Error()
+	msg := fmt.Sprintf("%s: %v", s.key, err)
+	switch j.OnLoadFailure {
+	case LastKnownGood:
+		if b.planReuse(js, si, s) {
+			s.info.Stale = true
+			if j.LoadError == "" {
+				j.LoadError = msg + " (kept last known good)"
+			}
+			b.log.Warn("list source failed, keeping its last known good rules",
+				"jurisdiction", j.ID, "source", s.info.Name, "error", err)
+			return
+		}
+		b.errs = append(b.errs, fmt.Errorf("%s (on_load_failure last_known_good: no previous copy)", msg))
+	case FailClosed:
+		j.Loaded = false
+		if j.LoadError == "" {
+			j.LoadError = msg
+		}
+		b.log.Error("list source failed: the jurisdiction's clients get SERVFAIL (on_load_failure fail_closed)",
+			"jurisdiction", j.ID, "source", s.info.Name, "error", err)
+	case FailOpen:
+		j.Loaded = false
+		if j.LoadError == "" {
+			j.LoadError = msg
+		}
+		b.log.Error("LIST SOURCE FAILED: ITS RULES ARE NOT ENFORCED (on_load_failure fail_open)",
+			"jurisdiction", j.ID, "source", s.info.Name, "error", err)
+	}
+}
+
+// parseSource reads and parses one source, then checks its guards.
+func (b *builder) parseSource(js *jspec, si int, s *sspec) error {
+	var r io.Reader
+	var h hash.Hash = sha256.New()
+	switch s.kind {
+	case srcText:
+		r = bytes.NewReader(s.text)
+	case srcPath:
+		f, err := os.Open(s.info.Origin)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		r = f
+	case srcURL:
+		if b.opts.Fetch == nil {
+			return errors.New("url sources need the downloader")
+		}
+		data, err := b.opts.Fetch(b.ctx, js.j.ID, s.cfg)
+		if err != nil {
+			return err
+		}
+		r = bytes.NewReader(data)
+	}
+	r = io.TeeReader(r, h)
+
+	must := make([]string, 0, len(s.cfg.MustContain))
+	for _, m := range s.cfg.MustContain {
+		c, err := blocklists.Canonical(m)
+		if err != nil {
+			return fmt.Errorf("must_contain %q: %v", m, err)
+		}
+		must = append(must, c)
+	}
+	found := make([]bool, len(must))
+	jur := uint16(js.j.idx)
+	n := 0
+	stats, err := blocklists.Parse(r, s.opts, func(rule blocklists.Rule) {
+		act := rule.Action
+		line := rule.Line
+		if k := line - 1; k >= 0 && k < len(s.actions) && s.actions[k] != actionNone {
+			act = s.actions[k]
+		}
+		if k := line - 1; k >= 0 && k < len(s.lineMap) {
+			line = s.lineMap[k]
+		}
+		var addrs []netip.Addr
+		if act == blocklists.LocalData {
+			addrs = rule.Addrs
+		}
+		if js.indexed {
+			tag := b.rules.push(jur, uint16(si), line, act)
+			if len(addrs) > 0 {
+				b.addrs[tag] = addrs
+			}
+			b.ib.Add(rule.Name, rule.Kind, tag)
+		}
+		s.acc.add(b.ruleDigest(rule.Name, rule.Kind, act, addrs))
+		n++
+		for i, m := range must {
+			if !found[i] && act != blocklists.Allow && covers(rule.Name, rule.Kind, m) {
+				found[i] = true
+			}
+		}
+	})
+	s.info.Entries = n
+	s.info.Bad = stats.Bad
+	s.info.Skipped += stats.Skipped
+	s.info.Errors = s.lineErrors(stats.Errors)
+	s.info.Hash = hex.EncodeToString(h.Sum(nil))
+	if err != nil {
+		return withLineErrors(err, s.info.Errors)
+	}
+	if s.info.Bad > 0 {
+		b.log.Warn("list source has bad lines", "jurisdiction", js.j.ID, "source", s.info.Name,
+			"bad", s.info.Bad, "first", s.info.Errors[0].Error())
+	}
+	if pin := strings.ToLower(strings.TrimSpace(s.cfg.SHA256)); pin != "" && pin != s.info.Hash {
+		return fmt.Errorf("sha256 %s does not match the pinned %s", s.info.Hash, pin)
+	}
+	if s.cfg.MinEntries > 0 && n < s.cfg.MinEntries {
+		return fmt.Errorf("%d entries, fewer than min_entries %d", n, s.cfg.MinEntries)
+	}
+	if s.cfg.MaxShrink > 0 && s.cfg.MaxShrink < 1 {
+		if prev := b.previousSource(js.j.ID, &s.info); prev != nil && prev.Entries > 0 {
+			if float64(n) < float64(prev.Entries)*(1-s.cfg.MaxShrink) {
+				return fmt.Errorf("%d entries, shrunk from %d by more than max_shrink %g", n, prev.Entries, s.cfg.MaxShrink)
+			}
+		}
+	}
+	for i, m := range must {
+		if !found[i] {
+			return fmt.Errorf("must_contain %s: not blocked by this source", m)
+		}
+	}
+	return nil
+}
+
+// lineErrors keeps the first bad lines, with shipped line numbers mapped to
+// the entry's line in its file.
+func (s *sspec) lineErrors(in []blocklists.LineError) []blocklists.LineError {
+	if len(in) > maxLineErrors {
+		in = in[:maxLineErrors]
+	}
+	out := make([]blocklists.LineError, len(in))
+	copy(out, in)
+	for i := range out {
+		if k := out[i].Line - 1; k >= 0 && k < len(s.lineMap) {
+			out[i].Line = s.lineMap[k]
+		}
+	}
+	if len(out) == 0 {
+		return nil
+	}
+	return out
+}
+
+// withLineErrors appends the first bad lines to a parse error that does not
+// already name them.
+func withLineErrors(err error, lines []blocklists.LineError) error {
+	if len(lines) == 0 {
+		return err
+	}
+	first := lines[0].Error()
+	if strings.Contains(err.Error(), first) {
+		return err
+	}
+	var sb strings.Builder
+	for i, l := range lines {
+		if i == 3 {
+			fmt.Fprintf(&sb, "; … %d more", len(lines)-i)
+			break
+		}
+		if i > 0 {
+			sb.WriteString("; ")
+		}
+		sb.WriteString(l.Error())
+	}
+	return fmt.Errorf("%w (%s)", err, sb.String())
+}
+
+// covers reports whether a block rule (name, kind) covers the canonical
+// name q.
+func covers(name string, kind blocklists.Kind, q string) bool {
+	switch kind {
+	case blocklists.Exact:
+		return q == name
+	case blocklists.Below:
+		return len(q) > len(name) && strings.HasSuffix(q, name) && q[len(q)-len(name)-1] == '.'
+	}
+	return q == name || (len(q) > len(name) && strings.HasSuffix(q, name) && q[len(q)-len(name)-1] == '.')
+}
+
+// previousSource finds the source with the same name and origin in the
+// same jurisdiction of the previous policy.
+func (b *builder) previousSource(id string, info *SourceInfo) *SourceInfo {
+	_, k := b.previousSourceIndex(id, info)
+	if k < 0 {
+		return nil
+	}
+	return &b.opts.Previous.byID[id].Sources[k]
+}
+
+func (b *builder) previousSourceIndex(id string, info *SourceInfo) (*Jurisdiction, int) {
+	prev := b.opts.Previous
+	if prev == nil {
+		return nil, -1
+	}
+	oj := prev.byID[id]
+	if oj == nil {
+		return nil, -1
+	}
+	for k := range oj.Sources {
+		if oj.Sources[k].Name == info.Name && oj.Sources[k].Origin == info.Origin {
+			return oj, k
+		}
+	}
+	return nil, -1
+}
+
+// planReuse arranges for the previous policy's rules of the failed source
+// to be copied; it reports whether there is such a copy.
+func (b *builder) planReuse(js *jspec, si int, s *sspec) bool {
+	oj, k := b.previousSourceIndex(js.j.ID, &s.info)
+	if oj == nil {
+		return false
+	}
+	b.reuse = append(b.reuse, reuseTarget{js: js, src: si, old: reuseKey{jur: uint16(oj.idx), src: uint16(k)}})
+	return true
+}
+
+// reusePrevious copies the last known good rules of failed sources from
+// the previous policy: one pass over its index per failed source, so that
+// each source's rules keep consecutive tags.
+func (b *builder) reusePrevious() {
+	prev := b.opts.Previous
+	for _, r := range b.reuse {
+		s := r.js.srcs[r.src]
+		jur, src := uint16(r.js.j.idx), uint16(r.src)
+		prev.idx.Each(func(name string, kind blocklists.Kind, tag uint32) bool {
+			m := prev.rules.get(tag)
+			if m.dead || m.jur != r.old.jur || m.src != r.old.src {
+				return true
+			}
+			nt := b.rules.push(jur, src, int(m.line), m.action)
+			var addrs []netip.Addr
+			if a, ok := prev.addrs[tag]; ok {
+				addrs = a
+				b.addrs[nt] = a
+			}
+			b.ib.Add(name, kind, nt)
+			s.acc.add(b.ruleDigest(name, kind, m.action, addrs))
+			s.info.Entries++
+			return true
+		})
+	}
+}
+
+// addAllow indexes one allow entry of a jurisdiction.
+func (b *builder) addAllow(js *jspec, ai int) {
+	a := js.allow[ai]
+	name := strings.TrimSpace(a.name)
+	kind := blocklists.Suffix
+	if rest, ok := strings.CutPrefix(name, "*."); ok {
+		name, kind = rest, blocklists.Below
+	}
+	c, err := blocklists.Canonical(name)
+	if err != nil {
+		b.errorf("%s: bad allow entry %q: %v", a.key, a.name, err)
+		return
+	}
+	j := js.j
+	if js.indexed {
+		// Allow rules carry 1 + their index in Jurisdiction.Allow as line.
+		tag := b.rules.push(uint16(j.idx), srcAllow, len(j.Allow)+1, blocklists.Allow)
+		b.ib.Add(c, kind, tag)
+	}
+	js.acc.add(b.ruleDigest(c, kind, blocklists.Allow, nil))
+	j.Allow = append(j.Allow, AllowEntry{Name: a.name, Origin: a.origin, Line: a.line})
+}
+
+// validID accepts lower-case ids of letters, digits, '-', '_' and '.'.
+func validID(id string) error {
+	if id == "" {
+		return errors.New("empty id")
+	}
+	if len(id) > 64 {
+		return fmt.Errorf("id %q longer than 64 bytes", id)
+	}
+	for _, c := range id {
+		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-' || c == '_' || c == '.') {
+			return fmt.Errorf("id %q: only a-z, 0-9, '-', '_' and '.' are allowed", id)
+		}
+	}
+	return nil
+}

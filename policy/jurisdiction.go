@@ -1,0 +1,328 @@
+// Package policy turns the configuration and the shipped jurisdictions into an
+// immutable Policy: every jurisdiction resolved (shipped data plus the user's
+// overrides), every source loaded into one global blocklists.Index, and the
+// client subnets mapped to the jurisdictions that apply to them.
+//
+// The hot path is (*Policy).ClientSet followed by (*Policy).Match; both are
+// allocation-free. (*Policy).Explain gives the whole resolution for
+// `jurisdns check`. A Policy is never modified after Build: a reload builds a
+// new one (passing the old one as BuildOptions.Previous) and swaps it in.
+//
+// Precedence (DESIGN.md, "Product decisions"): only jurisdictions that apply
+// to the client and are active at the query time count. An allow entry of
+// jurisdiction J (its allow list, an adblock @@ exception, an RPZ passthru)
+// lifts the blocks of J itself and of jurisdictions of a strictly lower tier,
+// never those of another jurisdiction of the same or a higher tier. Among the
+// blocks left, the highest tier names the jurisdiction; ties go to the
+// client's jurisdiction order, then to the most specific rule. Report-mode
+// jurisdictions never block: they are listed in the verdict for logging, and
+// their allow entries only lift report-mode blocks.
+package policy
+
+import (
+	"fmt"
+	"net/netip"
+	"time"
+
+	"github.com/jurisdns/jurisdns/blocklists"
+)
+
+// DefaultTTL is the block TTL of a jurisdiction that sets none: short, so
+// that lifting a ban spreads fast.
+const DefaultTTL = 60 * time.Second
+
+// Tier orders jurisdictions: Mandated > Local > Advisory.
+type Tier uint8
+
+// The tiers, in increasing precedence. The zero Tier is "unset".
+const (
+	// TierAdvisory is guidance that is not binding.
+	TierAdvisory Tier = iota + 1
+	// TierLocal is the operator's own policy.
+	TierLocal
+	// TierMandated is an external legal requirement; a local allow entry
+	// cannot lift it.
+	TierMandated
+)
+
+// String returns "advisory", "local" or "mandated".
+func (t Tier) String() string {
+	switch t {
+	case TierAdvisory:
+		return "advisory"
+	case TierLocal:
+		return "local"
+	case TierMandated:
+		return "mandated"
+	}
+	return "tier(" + itoa(int(t)) + ")"
+}
+
+// MarshalText encodes the tier by name (for JSON).
+func (t Tier) MarshalText() ([]byte, error) { return []byte(t.String()), nil }
+
+// ParseTier parses "mandated", "local" or "advisory".
+func ParseTier(s string) (Tier, error) {
+	switch s {
+	case "advisory":
+		return TierAdvisory, nil
+	case "local":
+		return TierLocal, nil
+	case "mandated":
+		return TierMandated, nil
+	}
+	return 0, fmt.Errorf("unknown tier %q (want mandated, local or advisory)", s)
+}
+
+// Mode says whether a jurisdiction blocks or only reports.
+type Mode uint8
+
+// The modes.
+const (
+	// ModeEnforce blocks.
+	ModeEnforce Mode = iota
+	// ModeReport answers normally but logs and counts the hit.
+	ModeReport
+)
+
+// String returns "enforce" or "report".
+func (m Mode) String() string {
+	switch m {
+	case ModeEnforce:
+		return "enforce"
+	case ModeReport:
+		return "report"
+	}
+	return "mode(" + itoa(int(m)) + ")"
+}
+
+// MarshalText encodes the mode by name (for JSON).
+func (m Mode) MarshalText() ([]byte, error) { return []byte(m.String()), nil }
+
+// ParseMode parses "enforce" or "report".
+func ParseMode(s string) (Mode, error) {
+	switch s {
+	case "enforce":
+		return ModeEnforce, nil
+	case "report":
+		return ModeReport, nil
+	}
+	return 0, fmt.Errorf("unknown mode %q (want enforce or report)", s)
+}
+
+// Action is the answer a blocked client gets.
+type Action uint8
+
+// The block actions.
+const (
+	// ActionNXDomain answers NXDOMAIN (the default).
+	ActionNXDomain Action = iota
+	// ActionNoData answers NOERROR with no records.
+	ActionNoData
+	// ActionNull answers 0.0.0.0 / :: for A / AAAA, NODATA otherwise.
+	ActionNull
+	// ActionIP answers the sinkhole addresses (Verdict.Addrs).
+	ActionIP
+	// ActionRefused answers REFUSED.
+	ActionRefused
+	// ActionDrop sends no answer.
+	ActionDrop
+)
+
+var actionNames = [...]string{"nxdomain", "nodata", "null", "ip", "refused", "drop"}
+
+// String returns the configuration name of the action ("nxdomain", …).
+func (a Action) String() string {
+	if int(a) < len(actionNames) {
+		return actionNames[a]
+	}
+	return "action(" + itoa(int(a)) + ")"
+}
+
+// MarshalText encodes the action by name (for JSON).
+func (a Action) MarshalText() ([]byte, error) { return []byte(a.String()), nil }
+
+// ParseAction parses an action name: nxdomain, nodata, null, ip, refused or
+// drop.
+func ParseAction(s string) (Action, error) {
+	for i, n := range actionNames {
+		if s == n {
+			return Action(i), nil
+		}
+	}
+	return 0, fmt.Errorf("unknown action %q (want nxdomain, nodata, null, ip, refused or drop)", s)
+}
+
+// OnLoadFailure says what happens to a jurisdiction whose source fails to
+// load (download error, unreadable file, list rejected by the parser or by a
+// guard).
+type OnLoadFailure uint8
+
+// The load-failure policies.
+const (
+	// LastKnownGood keeps the failed source's rules from
+	// BuildOptions.Previous; without a previous copy the build fails.
+	LastKnownGood OnLoadFailure = iota
+	// FailClosed answers every query of the jurisdiction's clients with
+	// SERVFAIL (Decision FailClosed) while it is not loaded: never silently
+	// unfiltered.
+	FailClosed
+	// FailOpen drops the failed source and carries on, logged loudly.
+	FailOpen
+)
+
+var onLoadFailureNames = [...]string{"last_known_good", "fail_closed", "fail_open"}
+
+// String returns "last_known_good", "fail_closed" or "fail_open".
+func (o OnLoadFailure) String() string {
+	if int(o) < len(onLoadFailureNames) {
+		return onLoadFailureNames[o]
+	}
+	return "on_load_failure(" + itoa(int(o)) + ")"
+}
+
+// MarshalText encodes the policy by name (for JSON).
+func (o OnLoadFailure) MarshalText() ([]byte, error) { return []byte(o.String()), nil }
+
+// ParseOnLoadFailure parses last_known_good, fail_closed or fail_open.
+func ParseOnLoadFailure(s string) (OnLoadFailure, error) {
+	for i, n := range onLoadFailureNames {
+		if s == n {
+			return OnLoadFailure(i), nil
+		}
+	}
+	return 0, fmt.Errorf("unknown on_load_failure %q (want last_known_good, fail_closed or fail_open)", s)
+}
+
+// Jurisdiction is one resolved jurisdiction: shipped data with the user's
+// overrides applied, or a jurisdiction defined by the user. It is read-only
+// once Build returns.
+type Jurisdiction struct {
+	ID         string   `json:"id"`
+	Title      string   `json:"title"`
+	Authority  string   `json:"authority,omitempty"`
+	Instrument string   `json:"instrument,omitempty"`
+	Links      []string `json:"links,omitempty"`
+	Notes      string   `json:"notes,omitempty"`
+	// Effective and Expires bound the jurisdiction: it is active in
+	// [Effective, Expires). A zero time is unbounded.
+	Effective time.Time `json:"effective,omitzero"`
+	Expires   time.Time `json:"expires,omitzero"`
+	Tier      Tier      `json:"tier"`
+	Mode      Mode      `json:"mode"`
+	Action    Action    `json:"action"`
+	// Sinkhole holds the addresses answered for ActionIP.
+	Sinkhole []netip.Addr `json:"sinkhole,omitempty"`
+	// EDE is the RFC 8914 info code of block answers.
+	EDE uint16 `json:"ede"`
+	// TTL of block answers (JSON: nanoseconds).
+	TTL           time.Duration `json:"ttl"`
+	Sources       []SourceInfo  `json:"sources"`
+	Allow         []AllowEntry  `json:"allow,omitempty"`
+	OnLoadFailure OnLoadFailure `json:"on_load_failure"`
+	Contact       string        `json:"contact,omitempty"`
+	Organisation  string        `json:"organisation,omitempty"`
+	// Shipped is set for jurisdictions that ship with jurisdns (possibly
+	// overridden: see Overridden); Default for those the shipped defaults
+	// enable.
+	Shipped    bool `json:"shipped"`
+	Overridden bool `json:"overridden,omitempty"`
+	Default    bool `json:"default,omitempty"`
+	// InUse is set when a client entry or the default set applies the
+	// jurisdiction. A shipped jurisdiction that is not in use and not
+	// overridden is loaded (Entries, Hash) but not indexed: Explain does
+	// not list it among the jurisdictions that match elsewhere.
+	InUse bool `json:"in_use"`
+	// Loaded is false when a source failed to load and no last known good
+	// copy replaced it (fail_closed or fail_open); LoadError says why. A
+	// source replaced by its last known good copy leaves Loaded true and
+	// sets LoadError and SourceInfo.Stale.
+	Loaded    bool   `json:"loaded"`
+	LoadError string `json:"load_error,omitempty"`
+	// Entries counts the rules of the effective list (block and allow).
+	Entries int `json:"entries"`
+	// Hash is the hex SHA-256 of the jurisdiction's metadata and effective
+	// rule set, independent of rule order and line numbers.
+	Hash string `json:"hash"`
+
+	idx int
+}
+
+// SourceInfo describes one loaded source of a jurisdiction.
+type SourceInfo struct {
+	Name string `json:"name"`
+	// Origin is "shipped", "inline", the file path or the URL.
+	Origin string            `json:"origin"`
+	Format blocklists.Format `json:"format"`
+	Match  string            `json:"match"`
+	// Entries is the number of rules loaded; Bad the number of rejected
+	// lines; Skipped the lines ignored on purpose (unconfirmed shipped
+	// entries, unsupported syntax).
+	Entries int `json:"entries"`
+	Bad     int `json:"bad"`
+	Skipped int `json:"skipped"`
+	// Errors holds the first bad lines (file:line: reason).
+	Errors []blocklists.LineError `json:"errors,omitempty"`
+	// Hash is the hex SHA-256 of the source's bytes as loaded.
+	Hash string `json:"hash,omitempty"`
+	// Stale is set when the source failed and its last known good rules
+	// were kept; Err says why it failed.
+	Stale bool   `json:"stale,omitempty"`
+	Err   string `json:"error,omitempty"`
+}
+
+// AllowEntry is one entry of a jurisdiction's allow list.
+type AllowEntry struct {
+	// Name is the entry as written ("chat.deepseek.com", "*.x.example").
+	Name string `json:"name"`
+	// Origin says where it was defined: "shipped/<id>.yaml" or a
+	// configuration key path ("jurisdictions[2].allow[0]").
+	Origin string `json:"origin"`
+	Line   int    `json:"line,omitempty"`
+}
+
+// Active reports whether now is in [Effective, Expires). A jurisdiction in
+// report mode is active too: it reports instead of blocking.
+func (j *Jurisdiction) Active(now time.Time) bool {
+	if !j.Effective.IsZero() && now.Before(j.Effective) {
+		return false
+	}
+	return j.Expires.IsZero() || now.Before(j.Expires)
+}
+
+// Status describes the jurisdiction at now: "active", "report",
+// "inactive until 2026-03-01", "expired 2025-04-28", or
+// "not loaded (fail_closed)" when its list failed to load.
+func (j *Jurisdiction) Status(now time.Time) string {
+	switch {
+	case !j.Effective.IsZero() && now.Before(j.Effective):
+		return "inactive until " + FormatDate(j.Effective)
+	case !j.Expires.IsZero() && !now.Before(j.Expires):
+		return "expired " + FormatDate(j.Expires)
+	case !j.Loaded:
+		return "not loaded (" + j.OnLoadFailure.String() + ")"
+	case j.Mode == ModeReport:
+		return "report"
+	}
+	return "active"
+}
+
+// failedClosed reports whether the jurisdiction turns its clients'
+// queries into SERVFAIL at now.
+func (j *Jurisdiction) failedClosed(now time.Time) bool {
+	return !j.Loaded && j.OnLoadFailure == FailClosed && j.Mode == ModeEnforce && j.Active(now)
+}
+
+// FormatDate formats t as 2006-01-02 when it is a UTC midnight, and as
+// RFC 3339 otherwise.
+func FormatDate(t time.Time) string {
+	u := t.UTC()
+	if u.Hour() == 0 && u.Minute() == 0 && u.Second() == 0 && u.Nanosecond() == 0 {
+		return u.Format(time.DateOnly)
+	}
+	return t.Format(time.RFC3339)
+}
+
+func itoa(n int) string {
+	return fmt.Sprint(n)
+}

@@ -1,0 +1,345 @@
+package policy
+
+import (
+	"net/netip"
+	"strconv"
+	"time"
+	"unicode/utf8"
+
+	"github.com/jurisdns/jurisdns/blocklists"
+)
+
+// Decision is the outcome of Match.
+type Decision uint8
+
+// The decisions.
+const (
+	// DecisionNone: no enforcing jurisdiction blocks the name; answer
+	// normally (report-mode hits may still be listed).
+	DecisionNone Decision = iota
+	// DecisionBlock: answer with Verdict.Action.
+	DecisionBlock
+	// DecisionFailClosed: a jurisdiction of the client failed to load under
+	// on_load_failure fail_closed; answer SERVFAIL with an EDE saying the
+	// policy is not loaded.
+	DecisionFailClosed
+)
+
+// String returns "none", "block" or "fail_closed".
+func (d Decision) String() string {
+	switch d {
+	case DecisionNone:
+		return "none"
+	case DecisionBlock:
+		return "block"
+	case DecisionFailClosed:
+		return "fail_closed"
+	}
+	return "decision(" + strconv.Itoa(int(d)) + ")"
+}
+
+// MaxReported bounds the report-mode jurisdictions a Verdict lists.
+const MaxReported = 8
+
+// hitBufSize is the number of index hits a lookup holds without
+// allocating.
+const hitBufSize = 64
+
+// Verdict is the policy's answer for one query. It refers to the policy's
+// own data and holds no allocation of its own.
+type Verdict struct {
+	Decision Decision
+	// Jurisdiction is the named jurisdiction (the blocking one, or the one
+	// that failed closed).
+	Jurisdiction *Jurisdiction
+	// Rule is the canonical text of the matched rule ("deepseek.com"; a
+	// Below rule "x.example" is shown as "*.x.example" by RuleText).
+	Rule string
+	Kind blocklists.Kind
+	// Source is the name of the rule's source ("allow" for allow entries),
+	// Line its line there (for shipped entries, the line in the shipped
+	// file).
+	Source string
+	Line   int
+	// Action is the answer: the jurisdiction's action, or the rule's own
+	// (RPZ NXDOMAIN / NODATA / DROP / local data as ActionIP).
+	Action Action
+	// Addrs are the sinkhole or local-data addresses of ActionIP.
+	Addrs []netip.Addr
+	// Reported holds the report-mode jurisdictions whose rules matched and
+	// were not lifted (NReported of them).
+	Reported  [MaxReported]*Jurisdiction
+	NReported int
+}
+
+// Blocked reports whether the query gets a policy answer (block or fail
+// closed).
+func (v *Verdict) Blocked() bool { return v.Decision != DecisionNone }
+
+// EDE returns the EDE info code of the answer: the jurisdiction's code for a
+// block, 0 (Other) for fail closed, and 0 with ok false for no decision.
+func (v *Verdict) EDE() (code uint16, ok bool) {
+	switch v.Decision {
+	case DecisionBlock:
+		return v.Jurisdiction.EDE, true
+	case DecisionFailClosed:
+		return 0, true
+	}
+	return 0, false
+}
+
+// maxEDEText is the bound DESIGN.md sets on EDE EXTRA-TEXT.
+const maxEDEText = 200
+
+// AppendEDEText appends the EDE EXTRA-TEXT of the verdict to b, at most
+// 200 bytes, cut at a UTF-8 boundary: for a block
+// "au-gov: PSPF Direction 001-2025; rule deepseek.com (deepseek-core)", for
+// fail closed "au-gov: policy not loaded (on_load_failure fail_closed)".
+func (v *Verdict) AppendEDEText(b []byte) []byte {
+	start := len(b)
+	switch v.Decision {
+	case DecisionBlock:
+		j := v.Jurisdiction
+		b = append(b, j.ID...)
+		b = append(b, ": "...)
+		if j.Instrument != "" {
+			b = append(b, j.Instrument...)
+		} else {
+			b = append(b, j.Title...)
+		}
+		b = append(b, "; rule "...)
+		if v.Kind == blocklists.Below {
+			b = append(b, "*."...)
+		}
+		b = append(b, v.Rule...)
+		b = append(b, " ("...)
+		b = append(b, v.Source...)
+		b = append(b, ')')
+	case DecisionFailClosed:
+		b = append(b, v.Jurisdiction.ID...)
+		b = append(b, ": policy not loaded (on_load_failure fail_closed)"...)
+	default:
+		return b
+	}
+	if len(b)-start > maxEDEText {
+		cut := start + maxEDEText
+		for cut > start && !utf8.RuneStart(b[cut]) {
+			cut--
+		}
+		b = b[:cut]
+	}
+	return b
+}
+
+// RuleText returns the matched rule as written in a list: "*.x.example" for
+// a rule that covers only the names below x.example.
+func (v *Verdict) RuleText() string {
+	if v.Kind == blocklists.Below {
+		return "*." + v.Rule
+	}
+	return v.Rule
+}
+
+// ReportedJurisdictions returns the report-mode jurisdictions that matched.
+func (v *Verdict) ReportedJurisdictions() []*Jurisdiction {
+	return v.Reported[:v.NReported]
+}
+
+// Match decides qname (any case, trailing dot optional) for a client set
+// (nil means the default set) at now. It does not allocate.
+func (p *Policy) Match(qname string, cs *ClientSet, now time.Time) Verdict {
+	if cs == nil {
+		cs = p.def
+	}
+	var v Verdict
+	for _, j := range cs.failClosed {
+		if j.failedClosed(now) {
+			v.Decision = DecisionFailClosed
+			v.Jurisdiction = j
+			return v
+		}
+	}
+	var buf [hitBufSize]blocklists.Hit
+	hits := p.idx.Lookup(qname, buf[:0])
+	if len(hits) == 0 {
+		return v
+	}
+	var mbuf [hitBufSize]ruleMeta
+	e := p.newEval(hits, mbuf[:0], cs, now)
+	best := -1
+	for i := range e.hits {
+		switch st := e.classify(i); st.outcome {
+		case outReport:
+			v.addReported(p.jurs[e.metas[i].jur])
+		case outBlock:
+			if best < 0 || e.better(i, best) {
+				best = i
+			}
+		}
+	}
+	if best >= 0 {
+		p.fill(&v, e.hits[best], e.metas[best])
+	}
+	return v
+}
+
+func (v *Verdict) addReported(j *Jurisdiction) {
+	for _, r := range v.Reported[:v.NReported] {
+		if r == j {
+			return
+		}
+	}
+	if v.NReported < MaxReported {
+		v.Reported[v.NReported] = j
+		v.NReported++
+	}
+}
+
+// fill names the deciding rule in v.
+func (p *Policy) fill(v *Verdict, h blocklists.Hit, m ruleMeta) {
+	j := p.jurs[m.jur]
+	v.Decision = DecisionBlock
+	v.Jurisdiction = j
+	v.Rule = h.Name
+	v.Kind = h.Kind
+	v.Line = int(m.line)
+	if m.src == srcAllow {
+		v.Source = "allow"
+	} else {
+		v.Source = j.Sources[m.src].Name
+	}
+	switch m.action {
+	case blocklists.NXDomain:
+		v.Action = ActionNXDomain
+	case blocklists.NoData:
+		v.Action = ActionNoData
+	case blocklists.Drop:
+		v.Action = ActionDrop
+	case blocklists.LocalData:
+		v.Action = ActionIP
+		v.Addrs = p.addrs[h.Tag]
+	default:
+		v.Action = j.Action
+		if j.Action == ActionIP {
+			v.Addrs = j.Sinkhole
+		}
+	}
+}
+
+// outcome classifies one index hit for a client at a time.
+type outcome uint8
+
+const (
+	outInactive outcome = iota // the jurisdiction is outside its dates
+	outAllow                   // an allow entry that applies
+	outLifted                  // a block lifted by an allow entry (status.by)
+	outReport                  // a block of a report-mode jurisdiction
+	outBlock                   // a block of an enforcing jurisdiction
+)
+
+type status struct {
+	outcome outcome
+	by      int // for outLifted: the index of the lifting allow hit
+}
+
+// eval holds the index hits of one query that concern the client (live
+// rules of its jurisdictions), with their metadata, for the precedence
+// rules. Match and Explain share it, so that `jurisdns check` shows exactly
+// what Match does.
+type eval struct {
+	p     *Policy
+	hits  []blocklists.Hit
+	metas []ruleMeta
+	cs    *ClientSet
+	now   time.Time
+	// allows is set when some hit is an allow entry in force; without
+	// one, nothing is lifted.
+	allows bool
+}
+
+// newEval keeps the hits of live rules of the client's jurisdictions,
+// compacting hits in place, and appends their metadata to metas.
+func (p *Policy) newEval(hits []blocklists.Hit, metas []ruleMeta, cs *ClientSet, now time.Time) eval {
+	e := eval{p: p, cs: cs, now: now}
+	n := 0
+	for _, h := range hits {
+		m := p.rules.get(h.Tag)
+		if m.dead || cs.pos[m.jur] == 0 {
+			continue
+		}
+		m.active = p.jurs[m.jur].Active(now)
+		if m.action == blocklists.Allow && m.active {
+			e.allows = true
+		}
+		hits[n] = h
+		n++
+		metas = append(metas, m)
+	}
+	e.hits, e.metas = hits[:n], metas
+	return e
+}
+
+// classify applies the precedence rules to hit i.
+func (e *eval) classify(i int) status {
+	m := &e.metas[i]
+	switch {
+	case !m.active:
+		return status{outcome: outInactive}
+	case m.action == blocklists.Allow:
+		return status{outcome: outAllow}
+	}
+	j := e.p.jurs[m.jur]
+	if e.allows {
+		if by := e.lifter(m.jur, j); by >= 0 {
+			return status{outcome: outLifted, by: by}
+		}
+	}
+	if j.Mode == ModeReport {
+		return status{outcome: outReport}
+	}
+	return status{outcome: outBlock}
+}
+
+// lifter returns the index of an allow hit that lifts a block of
+// jurisdiction j (index jur), or -1: an allow entry in force of j itself
+// (preferred), or of a strictly higher tier. A report-mode jurisdiction's
+// allow entries lift only report-mode blocks.
+func (e *eval) lifter(jur uint16, j *Jurisdiction) int {
+	found := -1
+	for k := range e.metas {
+		m := &e.metas[k]
+		if m.action != blocklists.Allow || !m.active {
+			continue
+		}
+		if m.jur == jur {
+			return k
+		}
+		a := e.p.jurs[m.jur]
+		if found < 0 && a.Tier > j.Tier && (a.Mode == ModeEnforce || j.Mode == ModeReport) {
+			found = k
+		}
+	}
+	return found
+}
+
+// better reports whether block hit a should name the verdict rather than
+// block hit b: higher tier, then earlier in the client's order, then the
+// more specific rule, then the earlier rule.
+func (e *eval) better(a, b int) bool {
+	ma, mb := &e.metas[a], &e.metas[b]
+	ja, jb := e.p.jurs[ma.jur], e.p.jurs[mb.jur]
+	if ja.Tier != jb.Tier {
+		return ja.Tier > jb.Tier
+	}
+	if pa, pb := e.cs.pos[ma.jur], e.cs.pos[mb.jur]; pa != pb {
+		return pa < pb
+	}
+	ha, hb := e.hits[a], e.hits[b]
+	if ha.Depth != hb.Depth {
+		return ha.Depth < hb.Depth // Depth 0 is the queried name itself
+	}
+	if ha.Kind != hb.Kind {
+		return ha.Kind == blocklists.Exact
+	}
+	return ha.Tag < hb.Tag
+}
