@@ -96,6 +96,9 @@ type Server struct {
 	HealthName string `mapstructure:"health_name"`
 	// ShutdownTimeout bounds the drain of in-flight queries on SIGTERM.
 	ShutdownTimeout time.Duration `mapstructure:"shutdown_timeout"`
+	// BlockSingleLabel answers single-label names (printer.) with NXDOMAIN
+	// instead of forwarding them (RFC 6761 spirit, dnsmasq domain-needed).
+	BlockSingleLabel bool `mapstructure:"block_single_label"`
 }
 
 // Access says who may query and how fast.

@@ -24,6 +24,7 @@ type Exchanger interface {
 // EDE 3 (RFC 8767).
 type forwarder struct {
 	s        *Server
+	rt       *Runtime
 	up       Exchanger
 	sf       *singleflight.Group
 	stale    time.Duration
@@ -76,7 +77,7 @@ func (f *forwarder) exchange(ctx context.Context, req *Request) (*dns.Msg, error
 		// The flight must not die with the first caller's context.
 		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), f.s.rt.Load().QueryTimeout)
 		defer cancel()
-		resp, err := f.up.Exchange(fctx, m)
+		resp, err := f.rt.upstreamFor(req.Name).Exchange(fctx, m)
 		if err != nil {
 			return nil, upstreamErr(err)
 		}

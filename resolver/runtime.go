@@ -1,16 +1,19 @@
 package resolver
 
 import (
+	"context"
 	"fmt"
 	"net/netip"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/miekg/dns"
 	"golang.org/x/sync/singleflight"
 
 	"github.com/jurisdns/jurisdns/config"
 	"github.com/jurisdns/jurisdns/policy"
+	"github.com/jurisdns/jurisdns/zones"
 )
 
 // Runtime is everything a query needs, built from one configuration. It is
@@ -32,6 +35,11 @@ type Runtime struct {
 	AccessDrop bool
 	// Upstreams names the default upstreams (a change empties the cache).
 	Upstreams []string
+	// Zones holds the local zones and conditional forwards.
+	Zones *zones.Table
+
+	specials *zones.Specials
+	forwards map[string]Exchanger
 
 	serial   uint32
 	allow    []netip.Prefix
@@ -42,7 +50,30 @@ type Runtime struct {
 // NewRuntime builds the runtime for cfg and pol, forwarding through up
 // (named by upstreams, for logs and the cache-survival rule).
 func (s *Server) NewRuntime(cfg *config.Config, pol *policy.Policy, up Exchanger, upstreams []string) (*Runtime, error) {
+	return s.BuildRuntime(RuntimeOptions{Config: cfg, Policy: pol, Upstream: up, Upstreams: upstreams})
+}
+
+// RuntimeOptions are the parts of a runtime built outside the resolver.
+type RuntimeOptions struct {
+	Config *config.Config
+	Policy *policy.Policy
+	// Upstream forwards everything no conditional zone covers.
+	Upstream Exchanger
+	// Upstreams names the default upstreams.
+	Upstreams []string
+	// Zones holds the local zones and conditional forwards (nil: none).
+	Zones *zones.Table
+	// Forwards maps a conditional forward's zone name to its upstreams.
+	Forwards map[string]Exchanger
+}
+
+// BuildRuntime builds a runtime from its parts.
+func (s *Server) BuildRuntime(o RuntimeOptions) (*Runtime, error) {
+	cfg, pol, up, upstreams := o.Config, o.Policy, o.Upstream, o.Upstreams
 	rt := &Runtime{
+		Zones:          o.Zones,
+		specials:       zones.NewSpecials(o.Zones, zones.SpecialOptions{ForwardSingleLabel: !cfg.Server.BlockSingleLabel}),
+		forwards:       o.Forwards,
 		Config:         cfg,
 		Policy:         pol,
 		HealthName:     strings.ToLower(cfg.Server.HealthName),
@@ -73,8 +104,15 @@ func (s *Server) NewRuntime(cfg *config.Config, pol *policy.Policy, up Exchanger
 		}
 		rt.allow = append(rt.allow, p.Masked())
 	}
-	rt.fwd = &forwarder{s: s, up: up, sf: new(singleflight.Group), stale: cfg.Cache.ServeStale, prefetch: rt.prefetch}
-	rt.Chain = Chain(rt.fwd, s.health(rt), s.policyMiddleware(rt), minimalANY)
+	for name, f := range o.Forwards {
+		if f == nil {
+			return nil, fmt.Errorf("zones: forward %s has no upstreams", name)
+		}
+	}
+	rt.fwd = &forwarder{s: s, rt: rt, up: up, sf: new(singleflight.Group), stale: cfg.Cache.ServeStale, prefetch: rt.prefetch}
+	// Policy comes before the special names so that a policy rule on a
+	// special name (the bypass bundle's _dns.resolver.arpa) keeps its EDE.
+	rt.Chain = Chain(rt.fwd, s.health(rt), s.policyMiddleware(rt), rt.specialNames, minimalANY, rt.localZones)
 	return rt, nil
 }
 
@@ -88,6 +126,40 @@ func (rt *Runtime) allowed(addr netip.Addr) bool {
 	return false
 }
 
-// special reports whether name is answered locally by a link before the
-// cache (special-use names); such names never take the fast path.
-func (rt *Runtime) special(name string) bool { return false }
+// special reports whether a query is answered by the special-names link
+// (RFC 6761/6303/9462); such queries never take the fast path.
+func (rt *Runtime) special(name string, qtype uint16) bool { return rt.specials.Covers(name, qtype) }
+
+// specialNames answers special-use names locally, never forwarding them:
+// localhost, invalid, local, RFC 6303 reverse zones not covered by a
+// configured zone, single-label names (by option), resolver.arpa.
+func (rt *Runtime) specialNames(next Handler) Handler {
+	return HandlerFunc(func(ctx context.Context, req *Request) (*dns.Msg, error) {
+		if m := rt.specials.Answer(req.Msg); m != nil {
+			return m, nil
+		}
+		return next.Resolve(ctx, req)
+	})
+}
+
+// localZones answers names inside a local zone authoritatively (AA=1);
+// conditional forwards are handled by the forwarder.
+func (rt *Runtime) localZones(next Handler) Handler {
+	return HandlerFunc(func(ctx context.Context, req *Request) (*dns.Msg, error) {
+		if z, _ := rt.Zones.Find(req.Name); z != nil {
+			return z.Answer(req.Msg), nil
+		}
+		return next.Resolve(ctx, req)
+	})
+}
+
+// upstreamFor returns the upstreams for a name: the longest conditional
+// forward that covers it, else the default upstreams.
+func (rt *Runtime) upstreamFor(name string) Exchanger {
+	if _, f := rt.Zones.Find(name); f != nil {
+		if up := rt.forwards[f.Name]; up != nil {
+			return up
+		}
+	}
+	return rt.fwd.up
+}

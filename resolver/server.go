@@ -125,34 +125,49 @@ func (s *Server) Listen(addrs []string, workers, maxTCP int) error {
 	s.tcpSlot = make(chan struct{}, maxTCP)
 	lc := net.ListenConfig{Control: reusePort}
 	for _, a := range addrs {
-		first, err := lc.ListenPacket(context.Background(), "udp", a)
-		if err != nil {
-			s.closeListeners()
-			return fmt.Errorf("listen udp %s: %w", a, err)
-		}
-		bound := first.LocalAddr().String()
-		s.mu.Lock()
-		s.udp = append(s.udp, first.(*net.UDPConn))
-		s.mu.Unlock()
-		for i := 1; i < workers; i++ {
-			pc, err := lc.ListenPacket(context.Background(), "udp", bound)
-			if err != nil {
-				break // SO_REUSEPORT unavailable: one socket serves all
+		var err error
+		// With port 0 the kernel picks the UDP port; TCP may find it
+		// taken by someone else: try again with another port.
+		for try := 0; try < 20; try++ {
+			if err = s.listenOne(lc, a, workers); err == nil || !strings.HasSuffix(a, ":0") {
+				break
 			}
-			s.mu.Lock()
-			s.udp = append(s.udp, pc.(*net.UDPConn))
-			s.mu.Unlock()
 		}
-		l, err := net.Listen("tcp", bound)
 		if err != nil {
 			s.closeListeners()
-			return fmt.Errorf("listen tcp %s: %w", bound, err)
+			return err
 		}
-		s.mu.Lock()
-		s.tcp = append(s.tcp, l)
-		s.addrs = append(s.addrs, bound)
-		s.mu.Unlock()
 	}
+	return nil
+}
+
+// listenOne binds the UDP sockets and the TCP listener of one address.
+func (s *Server) listenOne(lc net.ListenConfig, a string, workers int) error {
+	first, err := lc.ListenPacket(context.Background(), "udp", a)
+	if err != nil {
+		return fmt.Errorf("listen udp %s: %w", a, err)
+	}
+	bound := first.LocalAddr().String()
+	conns := []*net.UDPConn{first.(*net.UDPConn)}
+	for i := 1; i < workers; i++ {
+		pc, err := lc.ListenPacket(context.Background(), "udp", bound)
+		if err != nil {
+			break // SO_REUSEPORT unavailable: one socket serves all
+		}
+		conns = append(conns, pc.(*net.UDPConn))
+	}
+	l, err := net.Listen("tcp", bound)
+	if err != nil {
+		for _, c := range conns {
+			_ = c.Close()
+		}
+		return fmt.Errorf("listen tcp %s: %w", bound, err)
+	}
+	s.mu.Lock()
+	s.udp = append(s.udp, conns...)
+	s.tcp = append(s.tcp, l)
+	s.addrs = append(s.addrs, bound)
+	s.mu.Unlock()
 	return nil
 }
 
@@ -368,7 +383,7 @@ func (s *Server) fast(w *worker, pkt []byte, addr netip.AddrPort) ([]byte, bool)
 		return nil, false
 	}
 	name := unsafe.String(unsafe.SliceData(canon), len(canon))
-	if name == rt.HealthName || rt.special(name) {
+	if name == rt.HealthName {
 		return nil, false
 	}
 	now := s.now()
@@ -389,6 +404,9 @@ func (s *Server) fast(w *worker, pkt []byte, addr netip.AddrPort) ([]byte, bool)
 		}
 		s.obs.Answered(UDP, q.qtype, int(binary.BigEndian.Uint16(out[2:])&0xF))
 		return out, true
+	}
+	if rt.special(name, q.qtype) {
+		return nil, false
 	}
 	e := s.cache.get(name, q.qtype, q.do, q.flags&flagCD != 0)
 	if e == nil || !e.fresh(now) {

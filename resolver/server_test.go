@@ -3,6 +3,7 @@ package resolver_test
 import (
 	"context"
 	"net"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -15,6 +16,7 @@ import (
 	"github.com/jurisdns/jurisdns/resolver"
 	"github.com/jurisdns/jurisdns/resolver/resolvertest"
 	"github.com/jurisdns/jurisdns/upstream"
+	"github.com/jurisdns/jurisdns/zones"
 )
 
 // clock is an injected clock that tests move by hand.
@@ -81,12 +83,36 @@ func start(t testing.TB, upstreams []string, mutate func(*config.Config)) *harne
 	if err != nil {
 		t.Fatal(err)
 	}
+	var specs []zones.Spec
+	forwards := map[string]resolver.Exchanger{}
+	for _, z := range cfg.Zones {
+		specs = append(specs, zones.Spec{Name: z.Name, File: z.File, Forward: z.Forward})
+		if len(z.Forward) > 0 {
+			var fu []upstream.Upstream
+			for _, s := range z.Forward {
+				u, err := upstream.Parse(s, upstream.Options{})
+				if err != nil {
+					t.Fatal(err)
+				}
+				fu = append(fu, u)
+			}
+			g, err := upstream.NewGroup(fu, upstream.GroupOptions{Timeout: cfg.Upstreams.Timeout, TryTimeout: cfg.Upstreams.TryTimeout})
+			if err != nil {
+				t.Fatal(err)
+			}
+			forwards[dns.CanonicalName(z.Name)] = g
+		}
+	}
+	tbl, err := zones.Load(specs, filepath.Join("..", "testdata", "zones"))
+	if err != nil {
+		t.Fatal(err)
+	}
 	h.srv = resolver.NewServer(resolver.ServerOptions{
 		Cache: resolver.NewCache(resolver.CacheOptions{Size: cfg.Cache.Size, MinTTL: cfg.Cache.MinTTL, MaxTTL: cfg.Cache.MaxTTL,
 			NegativeMaxTTL: cfg.Cache.NegativeMaxTTL, ServfailTTL: cfg.Cache.ServfailTTL, ServeStale: cfg.Cache.ServeStale}),
 		Now: h.clock.Now,
 	})
-	rt, err := h.srv.NewRuntime(cfg, pol, group, group.Upstreams())
+	rt, err := h.srv.BuildRuntime(resolver.RuntimeOptions{Config: cfg, Policy: pol, Upstream: group, Upstreams: group.Upstreams(), Zones: tbl, Forwards: forwards})
 	if err != nil {
 		t.Fatal(err)
 	}
