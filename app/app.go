@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
@@ -29,6 +30,7 @@ import (
 	"github.com/jurisdns/jurisdns/policy"
 	"github.com/jurisdns/jurisdns/resolver"
 	"github.com/jurisdns/jurisdns/upstream"
+	"github.com/jurisdns/jurisdns/zones"
 )
 
 // Version is set at build time (-ldflags "-X github.com/jurisdns/jurisdns/app.Version=…").
@@ -44,6 +46,15 @@ type Options struct {
 	Now func() time.Time
 	// ResolvConf is read for default upstreams; "" means /etc/resolv.conf.
 	ResolvConf string
+	// HTTPClient downloads URL list sources; nil means the downloader's
+	// own client. Tests inject one that trusts an httptest TLS server.
+	HTTPClient *http.Client
+	// DownloadBackoff is the wait before download retry number attempt;
+	// nil means the downloader's exponential backoff (1s … 30s).
+	DownloadBackoff func(attempt int) time.Duration
+	// RefreshTimer replaces time.NewTimer in the periodic refresh of URL
+	// sources (tests fire it at will); see download.Refresher.Timer.
+	RefreshTimer func(d time.Duration) (<-chan time.Time, func() bool)
 }
 
 // App is one running jurisdns.
@@ -55,11 +66,20 @@ type App struct {
 	server  *resolver.Server
 	admin   *admin.Server
 	audit   *audit.Writer
-	fetcher *download.Fetcher
+	qlog    *queryLogSink
 
-	reloadMu sync.Mutex // serializes reloads
+	reloadMu sync.Mutex // serializes reloads and refreshes
 	cfg      *config.Config
+	boot     *config.Config // the configuration New started with
 	listen   []string
+	fetchers map[string]*download.Fetcher // by lists.cache_dir; under reloadMu
+	checked  map[string]time.Time         // URL source → last confirmed by its server
+	refresh  refreshState                 // the periodic refresh of URL sources
+
+	runMu    sync.Mutex // guards stopping and the shutdown result
+	stopping bool
+	stopped  chan struct{} // closed when Shutdown finished
+	stopErr  error
 }
 
 // LoadConfig loads and validates the configuration.
@@ -92,7 +112,8 @@ func New(opts Options) (*App, error) {
 	if err != nil {
 		return nil, err
 	}
-	a := &App{opts: opts, log: opts.Logger, now: opts.Now, cfg: cfg, listen: cfg.Listen}
+	a := &App{opts: opts, log: opts.Logger, now: opts.Now, cfg: cfg, boot: cfg, listen: cfg.Listen,
+		fetchers: map[string]*download.Fetcher{}, checked: map[string]time.Time{}, stopped: make(chan struct{})}
 	if a.log == nil {
 		a.log = NewLogger(cfg, os.Stderr)
 	}
@@ -101,13 +122,20 @@ func New(opts Options) (*App, error) {
 	}
 	a.metrics = metrics.New()
 	a.metrics.SetBuildInfo(Version)
-	a.fetcher = download.New(download.Options{CacheDir: cfg.Lists.CacheDir, Logger: a.log})
 	if cfg.Audit.Path != "" {
 		w, err := audit.Open(audit.Options{Path: cfg.Audit.Path, MaxSize: cfg.Audit.MaxSize, MaxFiles: cfg.Audit.MaxFiles, Logger: a.log, Now: a.now})
 		if err != nil {
 			return nil, fmt.Errorf("audit.path: %w", err)
 		}
 		a.audit = w
+	}
+	if cfg.Audit.QueryLog != "" {
+		l, err := audit.OpenQueryLog(audit.Options{Path: cfg.Audit.QueryLog, MaxSize: cfg.Audit.MaxSize, MaxFiles: cfg.Audit.MaxFiles, Logger: a.log, Now: a.now})
+		if err != nil {
+			a.closeAudit()
+			return nil, fmt.Errorf("audit.query_log: %w", err)
+		}
+		a.qlog = newQueryLogSink(l, cfg.Audit.ClientPrivacy, a.metrics, a.now)
 	}
 	cache := resolver.NewCache(resolver.CacheOptions{
 		Size:           cfg.Cache.Size,
@@ -130,7 +158,7 @@ func New(opts Options) (*App, error) {
 		a.closeAudit()
 		return nil, err
 	}
-	a.server.Swap(rt)
+	a.server.Swap(a.wrap(rt))
 	if err := a.server.Listen(cfg.Listen, cfg.Server.UDPWorkers, cfg.Server.MaxTCPConnections); err != nil {
 		a.closeAudit()
 		return nil, err
@@ -157,6 +185,9 @@ func New(opts Options) (*App, error) {
 func (a *App) closeAudit() {
 	if a.audit != nil {
 		_ = a.audit.Close()
+	}
+	if a.qlog != nil {
+		_ = a.qlog.Close()
 	}
 }
 
@@ -206,10 +237,54 @@ func (a *App) build(ctx context.Context, cfg *config.Config, prev *resolver.Runt
 	if err != nil {
 		errs = append(errs, err)
 	}
+	tbl, forwards, zerrs := a.buildZones(cfg)
+	errs = append(errs, zerrs...)
 	if len(errs) > 0 {
 		return nil, errors.Join(errs...)
 	}
-	return a.server.NewRuntime(cfg, pol, group, group.Upstreams())
+	return a.server.BuildRuntime(resolver.RuntimeOptions{
+		Config: cfg, Policy: pol, Upstream: group, Upstreams: group.Upstreams(), Zones: tbl, Forwards: forwards,
+	})
+}
+
+// buildZones loads the local zones and builds the upstreams of every
+// conditional forward (same strategy and timeouts as the default ones).
+func (a *App) buildZones(cfg *config.Config) (*zones.Table, map[string]resolver.Exchanger, []error) {
+	var errs []error
+	var specs []zones.Spec
+	forwards := map[string]resolver.Exchanger{}
+	for i, z := range cfg.Zones {
+		specs = append(specs, zones.Spec{Name: z.Name, File: z.File, Forward: z.Forward})
+		if len(z.Forward) == 0 {
+			continue
+		}
+		var ups []upstream.Upstream
+		for j, s := range z.Forward {
+			u, err := upstream.Parse(s, upstream.Options{Timeout: cfg.Upstreams.TryTimeout})
+			if err != nil {
+				errs = append(errs, fmt.Errorf("zones[%d].forward[%d]: %w", i, j, err))
+				continue
+			}
+			ups = append(ups, u)
+		}
+		if len(ups) == 0 {
+			continue
+		}
+		g, err := upstream.NewGroup(ups, upstream.GroupOptions{
+			Strategy: cfg.Upstreams.Strategy, Timeout: cfg.Upstreams.Timeout, TryTimeout: cfg.Upstreams.TryTimeout,
+			Logger: a.log, Observe: a.observeUpstream,
+		})
+		if err != nil {
+			errs = append(errs, fmt.Errorf("zones[%d]: %w", i, err))
+			continue
+		}
+		forwards[dns.CanonicalName(z.Name)] = g
+	}
+	tbl, err := zones.Load(specs, baseDir(cfg))
+	if err != nil {
+		errs = append(errs, err)
+	}
+	return tbl, forwards, errs
 }
 
 func baseDir(cfg *config.Config) string {
@@ -220,49 +295,138 @@ func baseDir(cfg *config.Config) string {
 	return filepath.Dir(cfg.Source)
 }
 
-// fetch downloads URL sources with the verified downloader.
+// fetch downloads URL sources with the verified downloader: HTTPS (plain
+// HTTP only with allow_http), timeout, size cap, retries with backoff,
+// conditional GET against the last good copy in lists.cache_dir, the sha256
+// pin and the guards. A failed or rejected update falls back to the cached
+// copy; with no usable copy the error goes to policy.Build, whose
+// on_load_failure decides (last_known_good keeps the previous rules).
+// Either way the failure is logged and counted. During a periodic refresh a
+// source whose own refresh period has not come yet is taken from the cache
+// without a request. fetch runs inside policy.Build, under reloadMu.
 func (a *App) fetch(cfg *config.Config) func(ctx context.Context, j string, src config.Source) ([]byte, error) {
+	f := a.fetcherFor(cfg.Lists.CacheDir)
 	return func(ctx context.Context, j string, src config.Source) ([]byte, error) {
-		ds := download.Source{
-			Name:      j + "/" + src.Name,
-			URL:       src.URL,
-			AllowHTTP: src.AllowHTTP,
-			SHA256:    src.SHA256,
-			Timeout:   cfg.Lists.Timeout,
-			MaxSize:   cfg.Lists.MaxSize,
-			Guards:    download.Guards{MinEntries: src.MinEntries, MaxShrink: src.MaxShrink, MustContain: src.MustContain},
-		}
-		parse := func(body []byte) (int, func(string) bool, error) {
-			b := blocklists.NewIndexBuilder(0)
-			st, err := blocklists.Parse(bytes.NewReader(body), blocklists.ParseOptions{Source: ds.Name, Format: blocklists.Format(src.Format), Match: matchKind(src.Match)}, func(r blocklists.Rule) {
-				b.Add(r.Name, r.Kind, 0)
-			})
-			if err != nil {
-				return 0, nil, err
-			}
-			ix := b.Build()
-			return st.Rules, func(name string) bool {
-				var buf [4]blocklists.Hit
-				return len(ix.Lookup(name, buf[:0])) > 0
-			}, nil
-		}
-		res, err := a.fetcher.Fetch(ctx, ds, parse)
-		if err != nil {
-			a.metrics.ListRefreshFailed(j, src.Name)
-			if res.Body != nil {
-				a.log.Warn("list update rejected; keeping the last good copy", "jurisdiction", j, "source", src.Name, "err", err)
+		ds := downloadSource(cfg, j, src)
+		name := sourceName(src)
+		key := ds.Name + "\x00" + ds.URL
+		run := refreshRunOf(ctx)
+		if run != nil && !run.due(a.checked[key], sourcePeriod(cfg, src)) {
+			if res, ok := f.Cached(ds); ok {
 				return res.Body, nil
 			}
+		}
+		res, err := f.Fetch(ctx, ds, guardParser(ds.Name, src))
+		if err != nil {
+			a.metrics.ListRefreshFailed(j, name)
+			run.fail(j, name, err)
 			return nil, err
 		}
 		if res.Stale {
-			a.metrics.ListRefreshFailed(j, src.Name)
-			a.log.Warn("list download failed; using the cached copy", "jurisdiction", j, "source", src.Name, "err", res.Err)
-		} else {
-			a.metrics.ListRefreshed(j, a.now())
+			a.metrics.ListRefreshFailed(j, name)
+			run.fail(j, name, res.Err)
+			a.log.Warn("list update failed or rejected; using the last good copy from the cache",
+				"jurisdiction", j, "source", name, "fetched_at", res.FetchedAt, "err", res.Err)
+			return res.Body, nil
 		}
+		a.checked[key] = a.now()
+		a.metrics.ListRefreshed(j, a.now())
 		return res.Body, nil
 	}
+}
+
+// fetcherFor returns the downloader for a cache directory (a reload may
+// change lists.cache_dir). The caller holds reloadMu.
+func (a *App) fetcherFor(dir string) *download.Fetcher {
+	if f := a.fetchers[dir]; f != nil {
+		return f
+	}
+	f := download.New(download.Options{
+		CacheDir: dir,
+		Client:   a.opts.HTTPClient,
+		Logger:   a.log,
+		Now:      a.now,
+		Backoff:  a.opts.DownloadBackoff,
+	})
+	a.fetchers[dir] = f
+	return f
+}
+
+// downloadSource describes a URL source of jurisdiction j to the downloader.
+func downloadSource(cfg *config.Config, j string, src config.Source) download.Source {
+	return download.Source{
+		Name:      j + "/" + sourceName(src),
+		URL:       src.URL,
+		AllowHTTP: src.AllowHTTP,
+		SHA256:    src.SHA256,
+		Timeout:   cfg.Lists.Timeout,
+		MaxSize:   cfg.Lists.MaxSize,
+		Guards:    download.Guards{MinEntries: src.MinEntries, MaxShrink: src.MaxShrink, MustContain: src.MustContain},
+	}
+}
+
+// sourceName is the name policy gives a user source: its name, else its
+// file name, URL or "inline".
+func sourceName(src config.Source) string {
+	switch {
+	case src.Name != "":
+		return src.Name
+	case src.Path != "":
+		return filepath.Base(src.Path)
+	case src.URL != "":
+		return src.URL
+	}
+	return "inline"
+}
+
+// guardParser parses a downloaded body for the downloader's checks: it
+// counts the rules and notes which must_contain names a block rule covers,
+// without building an index (a list may hold millions of entries).
+func guardParser(name string, src config.Source) download.ParseFunc {
+	opts := blocklists.ParseOptions{
+		Source: name,
+		Format: blocklists.Format(strings.ToLower(strings.TrimSpace(src.Format))),
+		Match:  matchKind(strings.ToLower(strings.TrimSpace(src.Match))),
+	}
+	return func(body []byte) (int, func(string) bool, error) {
+		must := make([]string, 0, len(src.MustContain))
+		for _, m := range src.MustContain {
+			if c, err := blocklists.Canonical(m); err == nil {
+				must = append(must, c)
+			}
+		}
+		found := make(map[string]bool, len(must))
+		st, err := blocklists.Parse(bytes.NewReader(body), opts, func(r blocklists.Rule) {
+			if r.Action == blocklists.Allow {
+				return
+			}
+			for _, m := range must {
+				if !found[m] && covers(r.Name, r.Kind, m) {
+					found[m] = true
+				}
+			}
+		})
+		if err != nil {
+			return 0, nil, err
+		}
+		return st.Rules, func(n string) bool {
+			c, err := blocklists.Canonical(n)
+			return err == nil && found[c]
+		}, nil
+	}
+}
+
+// covers reports whether a block rule (name, kind) covers the canonical
+// name q (the same test policy applies for must_contain).
+func covers(name string, kind blocklists.Kind, q string) bool {
+	below := len(q) > len(name) && strings.HasSuffix(q, name) && q[len(q)-len(name)-1] == '.'
+	switch kind {
+	case blocklists.Exact:
+		return q == name
+	case blocklists.Below:
+		return below
+	}
+	return q == name || below
 }
 
 func matchKind(s string) blocklists.Kind {
@@ -272,7 +436,8 @@ func matchKind(s string) blocklists.Kind {
 	return blocklists.Suffix
 }
 
-// Start serves DNS and the admin listener and logs the one start line.
+// Start serves DNS and the admin listener, starts the periodic refresh of
+// URL sources (when there are any) and logs the one start line.
 func (a *App) Start() error {
 	a.server.Serve()
 	if a.admin != nil {
@@ -281,7 +446,8 @@ func (a *App) Start() error {
 		}
 	}
 	rt := a.server.Runtime()
-	attrs := []any{"listen", a.server.Addrs(), "upstreams", rt.Upstreams, "config", a.cfg.Source,
+	a.syncRefresher(rt.Config)
+	attrs := []any{"listen", a.server.Addrs(), "upstreams", rt.Upstreams, "config", rt.Config.Source,
 		"policy", shortHash(rt.Policy.Hash()), "version", Version}
 	if a.admin != nil {
 		attrs = append(attrs, "admin", a.admin.Addr())
@@ -307,18 +473,23 @@ func (a *App) Server() *resolver.Server { return a.server }
 // Metrics returns the metrics.
 func (a *App) Metrics() *metrics.Metrics { return a.metrics }
 
-// Reload re-reads the configuration and every list, builds a new runtime
-// off the hot path and swaps it in only if all of it succeeded. On error
-// nothing changes. Reloads are serialized.
+// Reload re-reads the configuration file and every list source, builds a
+// new runtime off the hot path and swaps it in only if all of it succeeded:
+// the configuration is valid, every local list (path or inline) loads, and
+// every URL source yields a list (a download that fails is handled by its
+// jurisdiction's on_load_failure: the cached copy or the previous rules for
+// last_known_good). On error nothing changes: every problem is logged with
+// its key path or file:line, reloads_total{result="failed"} counts it, and
+// the next reload starts afresh. Queries in flight finish on the runtime
+// they started with; the new rules apply to every query that arrives after
+// Reload returns. Reloads and list refreshes are serialized.
 func (a *App) Reload(ctx context.Context) error {
 	a.reloadMu.Lock()
 	defer a.reloadMu.Unlock()
 	start := time.Now()
-	old := a.server.Runtime()
 	cfg, err := LoadConfig(a.opts.Load)
-	var rt *resolver.Runtime
 	if err == nil {
-		rt, err = a.build(ctx, cfg, old)
+		err = a.rebuild(ctx, cfg, "reload", start)
 	}
 	if err != nil {
 		a.metrics.Reload(false, a.now())
@@ -327,24 +498,56 @@ func (a *App) Reload(ctx context.Context) error {
 		}
 		return err
 	}
-	if !slices.Equal(cfg.Listen, a.listen) {
-		a.log.Warn("listen addresses changed: restart jurisdns to apply", "configured", cfg.Listen, "serving", a.listen)
+	a.metrics.Reload(true, a.now())
+	return nil
+}
+
+// rebuild builds the runtime of cfg (reusing the current one's lists for
+// last_known_good) and, only if that fully succeeded, swaps it in, empties
+// the cache when the upstreams changed, publishes the gauges and logs one
+// line: policy hash, entries per jurisdiction with the rules added and
+// removed, time taken. On error it changes nothing. The caller holds
+// reloadMu.
+func (a *App) rebuild(ctx context.Context, cfg *config.Config, trigger string, start time.Time) error {
+	old := a.server.Runtime()
+	rt, err := a.build(ctx, cfg, old)
+	if err == nil {
+		err = localSourceErrors(cfg, rt.Policy)
 	}
-	a.server.Swap(rt)
+	if err == nil {
+		err = ctx.Err() // shutting down: do not swap a half-refreshed policy
+	}
+	if err != nil {
+		return err
+	}
+	if trigger == "reload" {
+		for _, key := range restartKeys(a.boot, cfg) {
+			a.log.Warn("setting changed: restart jurisdns to apply it (a reload does not)", "key", key)
+		}
+	}
+	a.server.Swap(a.wrap(rt))
 	if !slices.Equal(rt.Upstreams, old.Upstreams) {
 		a.server.Cache().Purge()
+		a.log.Info("upstreams changed: cache emptied", "upstreams", rt.Upstreams)
 	}
 	a.cfg = cfg
-	a.metrics.Reload(true, a.now())
 	a.publish(rt, old)
-	diff := policy.Diff(old.Policy, rt.Policy)
+	var diff map[string]policy.Change
+	if rt.Policy.Hash() != old.Policy.Hash() { // Diff looks up every rule of both
+		diff = policy.Diff(old.Policy, rt.Policy)
+	}
 	var parts []string
 	for _, j := range rt.Policy.Jurisdictions() {
 		d := diff[j.ID]
 		parts = append(parts, fmt.Sprintf("%s=%d(+%d/-%d)", j.ID, rt.Policy.Entries(j.ID), d.Added, d.Removed))
 	}
-	a.log.Info("reloaded", "policy", shortHash(rt.Policy.Hash()), "entries", strings.Join(parts, " "),
+	msg := "reloaded"
+	if trigger != "reload" {
+		msg = "lists refreshed"
+	}
+	a.log.Info(msg, "policy", shortHash(rt.Policy.Hash()), "entries", strings.Join(parts, " "),
 		"took", time.Since(start).Round(time.Millisecond))
+	a.syncRefresher(cfg)
 	return nil
 }
 
@@ -397,19 +600,36 @@ func (a *App) ready() (bool, []string) {
 	return len(missing) == 0, missing
 }
 
-// Shutdown drains: readiness goes 503, listeners close, in-flight queries
-// finish (up to server.shutdown_timeout), the audit queue is flushed.
+// Shutdown drains: readiness goes 503 first, the list refresher stops,
+// the listeners close, in-flight queries finish (up to
+// server.shutdown_timeout or ctx), then the enforcement log and the query
+// log write out their queues and close. Calling it again waits for the
+// first call and returns its result.
 func (a *App) Shutdown(ctx context.Context) error {
+	a.runMu.Lock()
+	if a.stopping {
+		a.runMu.Unlock()
+		<-a.stopped
+		return a.stopErr
+	}
+	a.stopping = true
+	a.runMu.Unlock()
+
 	if a.admin != nil {
 		a.admin.SetDraining()
 	}
-	timeout := a.cfg.Server.ShutdownTimeout
+	a.log.Info("draining: readiness reports 503; closing the listeners")
+	a.stopRefresher()
+	timeout := a.server.Runtime().Config.Server.ShutdownTimeout
 	if timeout <= 0 {
 		timeout = 5 * time.Second
 	}
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	err := a.server.Shutdown(ctx)
+	if err != nil {
+		a.log.Warn("in-flight queries did not finish in time", "err", err)
+	}
 	if a.admin != nil {
 		if aerr := a.admin.Shutdown(ctx); err == nil {
 			err = aerr
@@ -420,25 +640,58 @@ func (a *App) Shutdown(ctx context.Context) error {
 			err = cerr
 		}
 	}
+	if a.qlog != nil {
+		if cerr := a.qlog.Close(); err == nil {
+			err = cerr
+		}
+	}
 	a.log.Info("jurisdns stopped")
+	a.stopErr = err
+	close(a.stopped)
 	return err
 }
 
-// Run serves until ctx ends or a SIGINT/SIGTERM arrives on sigs; SIGHUP
-// reloads. One goroutine handles the signals, so reloads are serialized and
-// a burst of SIGHUPs collapses into the reloads the channel holds.
+// Run serves until ctx ends or a SIGINT/SIGTERM arrives on sigs, then
+// drains (Shutdown). SIGHUP reloads. Reloads run one at a time in their own
+// goroutine: a SIGHUP during a reload queues one more (the file may have
+// changed after it was read) and further ones collapse into it, so a burst
+// of SIGHUPs does not pile up work; SIGTERM cancels a reload in progress.
 func (a *App) Run(ctx context.Context, sigs <-chan os.Signal) error {
+	rctx, cancel := context.WithCancel(ctx)
+	pending := make(chan struct{}, 1)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			select {
+			case <-rctx.Done():
+				return
+			case <-pending:
+				_ = a.Reload(rctx)
+			}
+		}
+	}()
+	stop := func() error {
+		cancel()
+		<-done
+		return a.Shutdown(context.Background())
+	}
 	for {
 		select {
 		case <-ctx.Done():
-			return a.Shutdown(context.Background())
+			return stop()
 		case sig := <-sigs:
 			if isHUP(sig) {
-				_ = a.Reload(ctx)
+				select {
+				case pending <- struct{}{}:
+					a.log.Info("SIGHUP received: reloading")
+				default:
+					a.log.Info("SIGHUP received: a reload is already queued")
+				}
 				continue
 			}
 			a.log.Info("signal received; draining", "signal", sig.String())
-			return a.Shutdown(context.Background())
+			return stop()
 		}
 	}
 }
@@ -462,19 +715,20 @@ func (a *App) auditor(cfg *config.Config) resolver.Auditor {
 	if a.audit == nil {
 		return nil
 	}
-	return &auditSink{w: a.audit, privacy: cfg.Audit.ClientPrivacy, m: a.metrics}
+	return &auditSink{w: a.audit, privacy: cfg.Audit.ClientPrivacy, salt: privacySalt(cfg.Audit.ClientPrivacy), m: a.metrics}
 }
 
 type auditSink struct {
 	w       *audit.Writer
 	privacy string
+	salt    []byte
 	m       *metrics.Metrics
 }
 
 func (s *auditSink) PolicyEvent(ev *resolver.PolicyEvent) {
 	ok := s.w.Log(audit.Record{
 		Time:         ev.Time,
-		Client:       audit.ClientString(ev.Client, s.privacy, nil),
+		Client:       audit.ClientString(ev.Client, s.privacy, s.salt),
 		Name:         ev.Name,
 		Type:         dns.TypeToString[ev.Qtype],
 		Jurisdiction: ev.Jurisdiction.ID,
@@ -509,6 +763,7 @@ func (o observer) PolicyHit(j, action, mode string)      { o.m.PolicyHit(j, acti
 func (o observer) Refused(reason string)                 { o.m.Refused(reason) }
 func (o observer) Dropped(reason string)                 { o.m.Dropped(reason) }
 func (o observer) Overloaded()                           { o.m.Dropped("overload") }
+func (o observer) RateLimited()                          { o.m.RateLimited() }
 func (o observer) Upstream(string, time.Duration, error) {}
 
 // RegisterFlags adds the serve flags to fs.
@@ -517,8 +772,8 @@ func RegisterFlags(fs *pflag.FlagSet) { config.RegisterFlags(fs) }
 // BuildPolicy builds the policy of cfg as serve would, for the check,
 // lists and validate commands.
 func BuildPolicy(ctx context.Context, cfg *config.Config) (*policy.Policy, error) {
-	a := &App{log: slogDiscard(), now: time.Now, metrics: metrics.New()}
-	a.fetcher = download.New(download.Options{CacheDir: cfg.Lists.CacheDir, Logger: a.log})
+	a := &App{log: slogDiscard(), now: time.Now, metrics: metrics.New(),
+		fetchers: map[string]*download.Fetcher{}, checked: map[string]time.Time{}}
 	return policy.Build(ctx, cfg, policy.BuildOptions{BaseDir: baseDir(cfg), Fetch: a.fetch(cfg), Logger: a.log})
 }
 

@@ -24,6 +24,8 @@ type Observer interface {
 	Dropped(reason string)
 	// Overloaded counts queries shed because of the in-flight cap.
 	Overloaded()
+	// RateLimited counts queries over their client's rate limit.
+	RateLimited()
 	// Upstream reports one upstream exchange.
 	Upstream(addr string, d time.Duration, err error)
 }
@@ -38,6 +40,7 @@ func (nopObserver) PolicyHit(string, string, string)      {}
 func (nopObserver) Refused(string)                        {}
 func (nopObserver) Dropped(string)                        {}
 func (nopObserver) Overloaded()                           {}
+func (nopObserver) RateLimited()                          {}
 func (nopObserver) Upstream(string, time.Duration, error) {}
 
 // PolicyEvent is one policy hit (enforced or report-only), for the

@@ -18,12 +18,7 @@ func queryFrom(t *testing.T, src, addr, netw, name string, qtype uint16) *dns.Ms
 	m := new(dns.Msg)
 	m.SetQuestion(name, qtype)
 	m.SetEdns0(1232, false)
-	var local net.Addr = &net.UDPAddr{IP: net.ParseIP(src)}
-	if netw == "tcp" {
-		local = &net.TCPAddr{IP: net.ParseIP(src)}
-	}
-	c := &dns.Client{Net: netw, Timeout: 3 * time.Second, Dialer: &net.Dialer{LocalAddr: local, Timeout: 3 * time.Second}}
-	r, _, err := c.Exchange(m, addr)
+	r, _, err := clientFrom(src, netw, 3*time.Second).Exchange(m, addr)
 	if err != nil {
 		t.Fatalf("query %s from %s: %v", name, src, err)
 	}
@@ -31,6 +26,15 @@ func queryFrom(t *testing.T, src, addr, netw, name string, qtype uint16) *dns.Ms
 }
 
 func ptr[T any](v T) *T { return &v }
+
+// clientFrom is a DNS client that sends from the loopback address src.
+func clientFrom(src, netw string, timeout time.Duration) *dns.Client {
+	var local net.Addr = &net.UDPAddr{IP: net.ParseIP(src)}
+	if netw == "tcp" {
+		local = &net.TCPAddr{IP: net.ParseIP(src)}
+	}
+	return &dns.Client{Net: netw, Timeout: timeout, Dialer: &net.Dialer{LocalAddr: local, Timeout: timeout}}
+}
 
 func TestDefaultPolicyBlocksDeepSeek(t *testing.T) {
 	up := resolvertest.StartUpstream(t, resolvertest.Echo())

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/netip"
+	"reflect"
 	"strconv"
 	"strings"
 	"time"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/jurisdns/jurisdns/config"
 	"github.com/jurisdns/jurisdns/policy"
+	"github.com/jurisdns/jurisdns/ratelimit"
 	"github.com/jurisdns/jurisdns/zones"
 )
 
@@ -41,10 +43,12 @@ type Runtime struct {
 	specials *zones.Specials
 	forwards map[string]Exchanger
 
-	serial   uint32
-	allow    []netip.Prefix
-	prefetch bool
-	fwd      *forwarder
+	serial        uint32
+	acl           *ratelimit.PrefixSet
+	limiter       *ratelimit.Limiter
+	limitTruncate bool
+	prefetch      bool
+	fwd           *forwarder
 }
 
 // NewRuntime builds the runtime for cfg and pol, forwarding through up
@@ -97,12 +101,13 @@ func (s *Server) BuildRuntime(o RuntimeOptions) (*Runtime, error) {
 	if rt.TCPIdleTimeout <= 0 {
 		rt.TCPIdleTimeout = 10 * time.Second
 	}
-	for i, a := range cfg.Access.Allow {
-		p, err := netip.ParsePrefix(a)
-		if err != nil {
-			return nil, fmt.Errorf("access.allow[%d]: %w", i, err)
-		}
-		rt.allow = append(rt.allow, p.Masked())
+	allow, err := ratelimit.ParsePrefixes(cfg.Access.Allow)
+	if err != nil {
+		return nil, fmt.Errorf("access.allow: %w", err)
+	}
+	rt.acl = ratelimit.NewPrefixSet(allow)
+	if err := s.rateLimiter(rt, cfg.Access.RateLimit); err != nil {
+		return nil, err
 	}
 	for name, f := range o.Forwards {
 		if f == nil {
@@ -117,13 +122,30 @@ func (s *Server) BuildRuntime(o RuntimeOptions) (*Runtime, error) {
 }
 
 // allowed reports whether addr may query (access.allow).
-func (rt *Runtime) allowed(addr netip.Addr) bool {
-	for _, p := range rt.allow {
-		if p.Contains(addr) {
-			return true
-		}
+func (rt *Runtime) allowed(addr netip.Addr) bool { return rt.acl.Contains(addr) }
+
+// rateLimiter gives rt the per-client limiter of rl: the previous runtime's
+// when the settings did not change (a reload must not reset every bucket),
+// else a new one; nil when limiting is off.
+func (s *Server) rateLimiter(rt *Runtime, rl config.RateLimit) error {
+	rt.limitTruncate = rl.Action == "truncate"
+	if rl.QPS <= 0 {
+		return nil
 	}
-	return false
+	if prev := s.rt.Load(); prev != nil && prev.limiter != nil && reflect.DeepEqual(prev.Config.Access.RateLimit, rl) {
+		rt.limiter = prev.limiter
+		return nil
+	}
+	exempt, err := ratelimit.ParsePrefixes(rl.Exempt)
+	if err != nil {
+		return fmt.Errorf("access.rate_limit.exempt: %w", err)
+	}
+	lim, err := ratelimit.New(ratelimit.Options{QPS: rl.QPS, Burst: rl.Burst, IPv4Prefix: rl.IPv4Prefix, IPv6Prefix: rl.IPv6Prefix, Exempt: exempt, Now: s.now})
+	if err != nil {
+		return fmt.Errorf("access.rate_limit: %w", err)
+	}
+	rt.limiter = lim
+	return nil
 }
 
 // special reports whether a query is answered by the special-names link

@@ -248,6 +248,18 @@ func (s *Server) serveUDP(c *net.UDPConn) {
 			continue
 		}
 		pkt := w.in[:n]
+		rt := s.rt.Load()
+		if rt.limiter != nil && !rt.limiter.Allow(addr.Addr().Unmap()) {
+			// Over the client's rate: drop, or TC=1 to push it to TCP
+			// (which cannot be spoofed and is not limited).
+			s.obs.RateLimited()
+			if rt.limitTruncate {
+				if out := tcReply(w.out, pkt); out != nil {
+					_, _ = c.WriteToUDPAddrPort(out, addr)
+				}
+			}
+			continue
+		}
 		if out, ok := s.fast(w, pkt, addr); ok {
 			_, _ = c.WriteToUDPAddrPort(out, addr)
 			continue

@@ -194,3 +194,22 @@ func appendOPT(b []byte, udpSize uint16, do bool) []byte {
 	}
 	return append(b, 0, 0, typeOPT, byte(udpSize>>8), byte(udpSize), 0, 0, byte(flags>>8), byte(flags), 0, 0)
 }
+
+// tcReply is an empty truncated reply (TC=1) echoing the query's question
+// and EDNS, telling the client to retry over TCP; nil when the packet is not
+// a plain query.
+func tcReply(out, pkt []byte) []byte {
+	var name [256]byte
+	q, _, ok := parseQuery(pkt, name[:0])
+	if !ok {
+		return nil
+	}
+	out = append(out[:0], pkt[:q.qEnd]...)
+	binary.BigEndian.PutUint16(out[2:], flagQR|flagTC|flagRA|q.flags&(flagRD|flagCD))
+	binary.BigEndian.PutUint16(out[10:], 0)
+	if q.edns {
+		out = appendOPT(out, maxUDPSize, q.do)
+		binary.BigEndian.PutUint16(out[10:], 1)
+	}
+	return out
+}
