@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"math/rand/v2"
 	"net"
@@ -108,6 +109,8 @@ type Group struct {
 // Group satisfies Upstream so that it can stand wherever one server can.
 var _ Upstream = (*Group)(nil)
 
+var _ io.Closer = (*Group)(nil)
+
 type member struct {
 	up Upstream
 
@@ -150,6 +153,22 @@ func NewGroup(ups []Upstream, opts GroupOptions) (*Group, error) {
 		g.ups = append(g.ups, &member{up: u})
 	}
 	return g, nil
+}
+
+// Close closes the group's upstreams that hold connections (those that
+// implement io.Closer: tls:// and https://) and returns their errors
+// joined. The group must not be used afterwards. Closing an upstream twice
+// is harmless, so upstreams may be shared by groups.
+func (g *Group) Close() error {
+	var errs []error
+	for _, m := range g.ups {
+		if c, ok := m.up.(io.Closer); ok {
+			if err := c.Close(); err != nil {
+				errs = append(errs, fmt.Errorf("upstream: closing %s: %w", m.up, err))
+			}
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // Upstreams returns the names of the group's upstreams, in configured order.

@@ -8,10 +8,16 @@
 // ...) are never forwarded. A reply is accepted only if it comes from the
 // server, has the ID and the question (compared case-insensitively) of the
 // query (RFC 5452).
+//
+// Transports: UDP with TCP fallback, TCP, DNS over TLS (RFC 7858: pooled,
+// pipelined connections) and DNS over HTTPS (RFC 8484: HTTP/2, ID 0 on the
+// wire). Encrypted upstreams always verify the server's certificate; see
+// Parse.
 package upstream
 
 import (
 	"context"
+	"crypto/x509"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -40,7 +46,18 @@ type Upstream interface {
 // Options tune the upstreams built by Parse. The zero value is usable.
 type Options struct {
 	// Timeout bounds an Exchange whose context has no deadline. Default 2s.
+	// For tls:// and https:// it also bounds a connection's dial and TLS
+	// handshake and a write to a DoT connection.
 	Timeout time.Duration
+	// RootCAs verifies the certificates of tls:// and https:// servers.
+	// Default (nil): the system's roots. Verification is always on.
+	RootCAs *x509.CertPool
+	// MaxConns is the largest number of connections a tls:// upstream
+	// keeps open; queries are pipelined on each. Default 2.
+	MaxConns int
+	// IdleTimeout closes a tls:// or https:// connection that has had no
+	// query in flight for this long. Default 20s.
+	IdleTimeout time.Duration
 }
 
 const (
@@ -52,6 +69,10 @@ const (
 	// maxMsg is the largest DNS message; a UDP read buffer of this size can
 	// hold any datagram an upstream sends, even one ignoring our 1232.
 	maxMsg = 65535
+	// defaultMaxConns and defaultIdleTimeout are the defaults of
+	// Options.MaxConns and Options.IdleTimeout.
+	defaultMaxConns    = 2
+	defaultIdleTimeout = 20 * time.Second
 )
 
 // Errors returned (wrapped) by Exchange.
@@ -64,33 +85,53 @@ var (
 
 // Parse builds an Upstream from s:
 //
-//	IP[:port]         UDP, retried over TCP when the reply is truncated
-//	udp://IP[:port]   the same
-//	tcp://IP[:port]   TCP only
+//	IP[:port]                        UDP, retried over TCP when the reply is truncated
+//	udp://IP[:port]                  the same
+//	tcp://IP[:port]                  TCP only
+//	tls://IP[:port][#servername]     DNS over TLS (RFC 7858), default port 853
+//	https://IP[:port][/path][#opts]  DNS over HTTPS (RFC 8484), default port 443
 //
-// The default port is 53. IPv6 addresses with a port go in brackets
-// ("[2001:db8::1]:5353"); a bare IPv6 address ("2001:db8::1") means port 53.
-// Host names are rejected: there is no bootstrap resolver. tls:// and
-// https:// are not supported yet.
+// The default port is 53 unless said otherwise. IPv6 addresses with a port
+// go in brackets ("[2001:db8::1]:5353"); a bare IPv6 address ("2001:db8::1")
+// means the default port.
+//
+// Host names are rejected for every scheme: there is no bootstrap resolver,
+// so the address to connect to must be an IP literal. For tls:// and
+// https:// the certificate is always verified (against Options.RootCAs,
+// default the system roots), for the server name given after '#'
+// ("tls://192.0.2.1#dns.example", "https://192.0.2.1/dns-query#dns.example")
+// or, without one, for the IP address itself (the certificate must then
+// list the IP). The server name is also sent as SNI and, for DoH, as the
+// HTTP Host (":authority").
+//
+// For https:// the path defaults to /dns-query, a trailing RFC 8484 URI
+// template "{?dns}" is ignored, and the fragment is a comma-separated list
+// of at most one server name and the method: "post" (default) or "get"
+// ("https://192.0.2.1/dns-query#dns.example,get").
+//
+// tls:// and https:// upstreams hold connections: they implement io.Closer
+// (see Group.Close).
 func Parse(s string, opts Options) (Upstream, error) {
 	scheme, rest, ok := strings.Cut(s, "://")
 	if !ok {
 		scheme, rest = "", s
 	}
-	switch strings.ToLower(scheme) {
-	case "", "udp", "tcp":
-	case "tls", "https":
-		return nil, fmt.Errorf("upstream %q: %s:// is not supported yet", s, scheme)
-	default:
-		return nil, fmt.Errorf("upstream %q: unknown scheme %q (want udp://, tcp:// or none)", s, scheme)
-	}
-	ap, err := parseAddrPort(rest)
-	if err != nil {
-		return nil, fmt.Errorf("upstream %q: %w", s, err)
-	}
 	timeout := opts.Timeout
 	if timeout <= 0 {
 		timeout = defaultTimeout
+	}
+	switch strings.ToLower(scheme) {
+	case "", "udp", "tcp":
+	case "tls":
+		return parseDoT(s, rest, opts, timeout)
+	case "https":
+		return parseDoH(s, rest, opts, timeout)
+	default:
+		return nil, fmt.Errorf("upstream %q: unknown scheme %q (want udp://, tcp://, tls://, https:// or none)", s, scheme)
+	}
+	ap, err := parseAddrPort(rest, 53)
+	if err != nil {
+		return nil, fmt.Errorf("upstream %q: %w", s, err)
 	}
 	u := &server{addr: ap.String(), tcpOnly: strings.EqualFold(scheme, "tcp"), timeout: timeout}
 	if u.tcpOnly {
@@ -101,9 +142,10 @@ func Parse(s string, opts Options) (Upstream, error) {
 	return u, nil
 }
 
-func parseAddrPort(s string) (netip.AddrPort, error) {
+// parseAddrPort parses IP[:port], with defPort when the port is missing.
+func parseAddrPort(s string, defPort uint16) (netip.AddrPort, error) {
 	if a, err := netip.ParseAddr(s); err == nil { // IPv4 or bare IPv6, no port
-		return netip.AddrPortFrom(a, 53), nil
+		return netip.AddrPortFrom(a, defPort), nil
 	}
 	if inner, ok := strings.CutPrefix(s, "["); ok {
 		if inner, ok := strings.CutSuffix(inner, "]"); ok { // [IPv6] without port
@@ -111,7 +153,7 @@ func parseAddrPort(s string) (netip.AddrPort, error) {
 			if err != nil || !a.Is6() {
 				return netip.AddrPort{}, fmt.Errorf("%q is not an IPv6 address", inner)
 			}
-			return netip.AddrPortFrom(a, 53), nil
+			return netip.AddrPortFrom(a, defPort), nil
 		}
 	}
 	ap, err := netip.ParseAddrPort(s)
@@ -288,15 +330,21 @@ func (u *server) exchangeTCP(ctx context.Context, q *dns.Msg, wire []byte) (*dns
 // ioErr adds context to an I/O error, reporting ctx's error instead when
 // ctx ended the I/O (the socket deadline fired or watch cut it short).
 func (u *server) ioErr(ctx context.Context, op string, err error) error {
+	return ioErr(ctx, u.name, op, err)
+}
+
+// ioErr adds the upstream's name and the operation to err, reporting ctx's
+// error instead when ctx ended the I/O.
+func ioErr(ctx context.Context, name, op string, err error) error {
 	if cerr := ctx.Err(); cerr != nil {
-		return fmt.Errorf("%s: %s: %w", u.name, op, cerr)
+		return fmt.Errorf("%s: %s: %w", name, op, cerr)
 	}
 	if errors.Is(err, os.ErrDeadlineExceeded) {
 		// The socket deadline is ctx's deadline; its timer may fire just
 		// before ctx's own.
-		return fmt.Errorf("%s: %s: %w", u.name, op, context.DeadlineExceeded)
+		return fmt.Errorf("%s: %s: %w", name, op, context.DeadlineExceeded)
 	}
-	return fmt.Errorf("%s: %s: %w", u.name, op, err)
+	return fmt.Errorf("%s: %s: %w", name, op, err)
 }
 
 // match unpacks b and checks it is a reply to q: QR set, same ID, one
@@ -305,7 +353,12 @@ func (u *server) ioErr(ctx context.Context, op string, err error) error {
 // reply whose records do not unpack is accepted with what was read (header
 // and question), since it is only used to trigger the TCP retry.
 func match(q *dns.Msg, b []byte) (*dns.Msg, error) {
-	if len(b) < 12 || binary.BigEndian.Uint16(b) != q.Id {
+	return matchReply(q.Id, q.Question[0], b)
+}
+
+// matchReply is match for a query with ID id and question want.
+func matchReply(id uint16, want dns.Question, b []byte) (*dns.Msg, error) {
+	if len(b) < 12 || binary.BigEndian.Uint16(b) != id {
 		return nil, fmt.Errorf("%w: wrong ID", ErrMismatch)
 	}
 	resp := new(dns.Msg)
@@ -318,7 +371,7 @@ func match(q *dns.Msg, b []byte) (*dns.Msg, error) {
 	if len(resp.Question) != 1 {
 		return nil, fmt.Errorf("%w: %d questions", ErrMismatch, len(resp.Question))
 	}
-	want, got := q.Question[0], resp.Question[0]
+	got := resp.Question[0]
 	if got.Qtype != want.Qtype || got.Qclass != want.Qclass || !equalFoldASCII(got.Name, want.Name) {
 		return nil, fmt.Errorf("%w: question %s %s, want %s %s", ErrMismatch,
 			got.Name, dns.TypeToString[got.Qtype], want.Name, dns.TypeToString[want.Qtype])
