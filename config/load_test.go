@@ -273,9 +273,9 @@ func TestLoadEnv(t *testing.T) {
 		},
 		{
 			name: "list_comma_and_space_separated",
-			env:  []string{"JURISDNS_UPSTREAMS_SERVERS=192.0.2.1, 192.0.2.2 tls://dns.example.net#x.example,,"},
+			env:  []string{"JURISDNS_UPSTREAMS_SERVERS=192.0.2.1, 192.0.2.2 tls://192.0.2.3#x.example,,"},
 			check: func(t *testing.T, c *Config) {
-				wantEq(t, c.Upstreams.Servers, []string{"192.0.2.1", "192.0.2.2", "tls://dns.example.net#x.example"})
+				wantEq(t, c.Upstreams.Servers, []string{"192.0.2.1", "192.0.2.2", "tls://192.0.2.3#x.example"})
 			},
 		},
 		{

@@ -553,9 +553,7 @@ func checkUpstream(s string) error {
 		}
 	case "tls":
 		if ipErr != nil {
-			if err := checkDomain(host); err != nil {
-				return fmt.Errorf("%q: host: %w", s, err)
-			}
+			return fmt.Errorf("%q: %q is not an IP address (there is no bootstrap resolver: write tls://IP#servername)", s, host)
 		}
 		if u.Fragment != "" {
 			if err := checkDomain(u.Fragment); err != nil {
@@ -567,9 +565,7 @@ func checkUpstream(s string) error {
 		}
 	case "https":
 		if ipErr != nil {
-			if err := checkDomain(host); err != nil {
-				return fmt.Errorf("%q: host: %w", s, err)
-			}
+			return fmt.Errorf("%q: %q is not an IP address (there is no bootstrap resolver: write https://IP/dns-query#servername)", s, host)
 		}
 	default:
 		return fmt.Errorf("%q: scheme %q is not udp, tcp, tls or https", s, scheme)
