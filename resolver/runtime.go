@@ -2,6 +2,8 @@ package resolver
 
 import (
 	"context"
+	"errors"
+	"io"
 	"fmt"
 	"net/netip"
 	"reflect"
@@ -184,4 +186,23 @@ func (rt *Runtime) upstreamFor(name string) Exchanger {
 		}
 	}
 	return rt.fwd.up
+}
+
+// Close releases the upstream connections of the runtime (DoT pools, DoH
+// clients). Call it only once no query uses the runtime any more, e.g. a
+// query timeout after it was swapped out.
+func (rt *Runtime) Close() error {
+	var errs []error
+	closeOne := func(x any) {
+		if c, ok := x.(io.Closer); ok {
+			if err := c.Close(); err != nil {
+				errs = append(errs, err)
+			}
+		}
+	}
+	closeOne(rt.fwd.up)
+	for _, f := range rt.forwards {
+		closeOne(f)
+	}
+	return errors.Join(errs...)
 }
