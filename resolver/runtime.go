@@ -3,8 +3,8 @@ package resolver
 import (
 	"context"
 	"errors"
-	"io"
 	"fmt"
+	"io"
 	"net/netip"
 	"reflect"
 	"strconv"
