@@ -70,8 +70,7 @@ type App struct {
 
 	reloadMu sync.Mutex // serializes reloads and refreshes
 	cfg      *config.Config
-	boot     *config.Config // the configuration New started with
-	listen   []string
+	boot     *config.Config               // the configuration New started with
 	fetchers map[string]*download.Fetcher // by lists.cache_dir; under reloadMu
 	checked  map[string]time.Time         // URL source → last confirmed by its server
 	refresh  refreshState                 // the periodic refresh of URL sources
@@ -112,7 +111,7 @@ func New(opts Options) (*App, error) {
 	if err != nil {
 		return nil, err
 	}
-	a := &App{opts: opts, log: opts.Logger, now: opts.Now, cfg: cfg, boot: cfg, listen: cfg.Listen,
+	a := &App{opts: opts, log: opts.Logger, now: opts.Now, cfg: cfg, boot: cfg,
 		fetchers: map[string]*download.Fetcher{}, checked: map[string]time.Time{}, stopped: make(chan struct{})}
 	if a.log == nil {
 		a.log = NewLogger(cfg, os.Stderr)
