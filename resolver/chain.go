@@ -140,7 +140,9 @@ func (s *Server) maybePrefetch(rt *Runtime, e *entry, now time.Time) {
 		return
 	}
 	req := &Request{Name: e.name, Qtype: e.qtype, DO: e.flags&keyDO != 0, CD: e.flags&keyCD != 0}
-	s.qwg.Add(1)
+	if !s.begin() {
+		return
+	}
 	go func() {
 		defer s.qwg.Done()
 		ctx, cancel := context.WithTimeout(context.Background(), rt.QueryTimeout)

@@ -197,10 +197,21 @@ func (s *Server) Serve() {
 }
 
 // Shutdown stops accepting queries, waits for in-flight queries (up to
-// ctx), and closes every connection.
+// ctx) so their answers still go out, then closes every socket.
 func (s *Server) Shutdown(ctx context.Context) error {
-	s.closing.Store(true)
-	s.closeListeners()
+	s.mu.Lock()
+	s.closing.Store(true) // under mu: begin cannot add to qwg after this
+	s.mu.Unlock()
+	// Stop reading: UDP reads return at once (the sockets stay open for the
+	// answers still to come); TCP stops accepting.
+	s.mu.Lock()
+	for _, c := range s.udp {
+		_ = c.SetReadDeadline(time.Now())
+	}
+	for _, l := range s.tcp {
+		_ = l.Close()
+	}
+	s.mu.Unlock()
 	done := make(chan struct{})
 	go func() { s.qwg.Wait(); close(done) }()
 	var err error
@@ -209,6 +220,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	case <-ctx.Done():
 		err = ctx.Err()
 	}
+	s.closeListeners()
 	s.mu.Lock()
 	for c := range s.conns {
 		_ = c.Close()
@@ -216,6 +228,18 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	s.mu.Unlock()
 	s.wg.Wait()
 	return err
+}
+
+// begin registers an in-flight query; false once Shutdown has begun, when
+// the query must not start.
+func (s *Server) begin() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closing.Load() {
+		return false
+	}
+	s.qwg.Add(1)
+	return true
 }
 
 func (s *Server) closeListeners() {
@@ -275,9 +299,12 @@ func (s *Server) serveUDP(c *net.UDPConn) {
 			}
 			continue
 		}
+		if !s.begin() {
+			<-s.inflight
+			return
+		}
 		cp := make([]byte, n)
 		copy(cp, pkt)
-		s.qwg.Add(1)
 		go func() {
 			defer func() { <-s.inflight; s.qwg.Done() }()
 			if out := s.slow(cp, addr, UDP); out != nil {
@@ -362,7 +389,9 @@ func (s *Server) serveConn(conn net.Conn) {
 		if _, err := io.ReadFull(conn, pkt); err != nil {
 			return
 		}
-		s.qwg.Add(1)
+		if !s.begin() {
+			return
+		}
 		cwg.Add(1)
 		go func() {
 			defer func() { s.qwg.Done(); cwg.Done() }()
@@ -409,8 +438,9 @@ func (s *Server) fast(w *worker, pkt []byte, addr netip.AddrPort) ([]byte, bool)
 			return nil, false
 		}
 		w.out = out[:0]
-		s.obs.PolicyHit(v.Jurisdiction.ID, v.Action.String(), "enforce")
-		if s.audit != nil {
+		if s.audit == nil {
+			s.obs.PolicyHit(v.Jurisdiction.ID, v.Action.String(), "enforce")
+		} else { // policyEvent counts it too
 			req := &Request{Client: addr, Name: string(canon), Qtype: q.qtype}
 			s.policyEvent(rt, req, req.Name, &v, v.Jurisdiction, v.Action.String(), "enforce")
 		}
