@@ -29,6 +29,7 @@ import (
 	"github.com/jurisdns/jurisdns/metrics"
 	"github.com/jurisdns/jurisdns/policy"
 	"github.com/jurisdns/jurisdns/resolver"
+	"github.com/jurisdns/jurisdns/status"
 	"github.com/jurisdns/jurisdns/upstream"
 	"github.com/jurisdns/jurisdns/zones"
 )
@@ -59,6 +60,7 @@ type Options struct {
 
 // App is one running jurisdns.
 type App struct {
+	status  *status.Status
 	opts    Options
 	log     *slog.Logger
 	now     func() time.Time
@@ -145,12 +147,21 @@ func New(opts Options) (*App, error) {
 		ServeStale:     cfg.Cache.ServeStale,
 		OnEvict:        a.metrics.CacheEviction,
 	})
+	a.status = status.New(status.Options{
+		Policy: func() *policy.Policy {
+			if rt := a.server.Runtime(); rt != nil {
+				return rt.Policy
+			}
+			return nil
+		},
+		Now: a.now, Privacy: cfg.Audit.ClientPrivacy, Version: Version,
+	})
 	a.server = resolver.NewServer(resolver.ServerOptions{
 		Cache:    cache,
 		Logger:   a.log,
 		Now:      a.now,
 		Observer: observer{a.metrics},
-		Auditor:  a.auditor(cfg),
+		Auditor:  status.Tee(a.auditor(cfg), a.status),
 	})
 	rt, err := a.build(context.Background(), cfg, nil)
 	if err != nil {
@@ -175,6 +186,7 @@ func New(opts Options) (*App, error) {
 			a.closeAudit()
 			return nil, fmt.Errorf("admin: %w", err)
 		}
+		srv.Handle("/", a.status.Handler())
 		a.admin = srv
 	}
 	a.publish(rt, nil)
@@ -552,6 +564,7 @@ func (a *App) rebuild(ctx context.Context, cfg *config.Config, trigger string, s
 
 // publish updates the gauges that describe the current runtime.
 func (a *App) publish(rt, _ *resolver.Runtime) {
+	a.status.Published(rt.Policy, a.now())
 	a.metrics.SetPolicyHash(rt.Policy.Hash())
 	for _, j := range rt.Policy.Jurisdictions() {
 		a.metrics.SetListEntries(j.ID, rt.Policy.Entries(j.ID))

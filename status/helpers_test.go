@@ -1,0 +1,86 @@
+package status
+
+import (
+	"context"
+	"net/netip"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/miekg/dns"
+
+	"github.com/jurisdns/jurisdns/config"
+	"github.com/jurisdns/jurisdns/policy"
+	"github.com/jurisdns/jurisdns/resolver"
+)
+
+// testNow is the fixed time of the tests: test-mandate is active,
+// old-ban expired, future-ban not yet in force.
+var testNow = time.Date(2026, 3, 10, 12, 0, 30, 0, time.UTC)
+
+// clock is an injectable clock.
+type clock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *clock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+func (c *clock) Set(t time.Time) {
+	c.mu.Lock()
+	c.t = t
+	c.mu.Unlock()
+}
+
+// testPolicy builds the policy of testdata/config.yaml as serve would
+// (without the validation that rejects its deliberately odd values).
+func testPolicy(t testing.TB) *policy.Policy {
+	t.Helper()
+	cfg, err := config.Load(config.LoadOptions{Path: filepath.Join("testdata", "config.yaml"), Env: []string{}})
+	if err != nil {
+		t.Fatalf("load config: %v", err)
+	}
+	pol, err := policy.Build(context.Background(), cfg, policy.BuildOptions{BaseDir: "testdata"})
+	if err != nil {
+		t.Fatalf("build policy: %v", err)
+	}
+	return pol
+}
+
+// newTestStatus returns a Status over the test policy with a fixed clock.
+func newTestStatus(t testing.TB, privacy string) (*Status, *policy.Policy, *clock) {
+	t.Helper()
+	pol := testPolicy(t)
+	clk := &clock{t: testNow}
+	st := New(Options{Policy: func() *policy.Policy { return pol }, Now: clk.Now, Privacy: privacy, Version: "test"})
+	return st, pol, clk
+}
+
+// hit is a policy event of jurisdiction id at t.
+func hit(pol *policy.Policy, id, name, client string, t time.Time) *resolver.PolicyEvent {
+	j := pol.Lookup(id)
+	mode := "enforce"
+	if j.Mode == policy.ModeReport {
+		mode = "report"
+	}
+	return &resolver.PolicyEvent{
+		Time:         t,
+		Client:       netip.MustParseAddr(client),
+		Name:         name,
+		Qtype:        dns.TypeA,
+		Jurisdiction: j,
+		Rule:         "deepseek.com",
+		Source:       "deepseek-core",
+		Line:         2,
+		Action:       j.Action.String(),
+		Mode:         mode,
+		PolicyHash:   pol.Hash(),
+	}
+}
+
+func mustAddr(s string) netip.Addr { return netip.MustParseAddr(s) }

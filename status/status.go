@@ -1,0 +1,262 @@
+// Package status is the compliance status page of the admin listener: a
+// read-only page and the JSON API behind it.
+//
+// The page (GET /) is served from files embedded in the binary (HTML, CSS
+// and plain JavaScript: no build step, no CDN, works offline). It shows every
+// jurisdiction with its status (active, report-only, inactive until,
+// expired, not loaded), tier, instrument and source links, dates, entries,
+// list hash, last refresh and failed sources; the client mappings; policy
+// hits per jurisdiction over the last hour and day as SVG charts drawn from
+// in-process counters; the latest enforcement records; and an "explain"
+// form that gives the resolution `jurisdns check` prints.
+//
+// The JSON API, for the page and for scripts:
+//
+//	GET /api/status                          everything the page shows
+//	GET /api/explain?name=NAME[&client=IP][&type=A]
+//	                                         the resolution of NAME for client IP,
+//	                                         the JSON of `jurisdns check --json`
+//
+// A bad name, address or type gets 400 with {"error": "..."}. Every other
+// method than GET and HEAD gets 405: nothing here changes policy, which only
+// changes through the configuration and SIGHUP.
+//
+// Access control is the admin server's: when admin_auth.token_file is set,
+// every request needs "Authorization: Bearer <token>", the page included. A
+// browser does not send that header on a plain navigation, so with a token
+// the page is for a browser that adds the header (a header-setting
+// extension, or an authenticating reverse proxy in front of the loopback
+// listener); the page's own requests (its script, styles, API calls) carry
+// whatever the browser adds. Scripts use the API with curl -H.
+//
+// The page builds its DOM with textContent and createElement only, never
+// innerHTML, so names, titles and instruments are always shown as text; a
+// strict Content-Security-Policy (no inline script or style) backs that up.
+package status
+
+import (
+	"crypto/rand"
+	"net/netip"
+	"sync"
+	"time"
+
+	"github.com/miekg/dns"
+
+	"github.com/jurisdns/jurisdns/audit"
+	"github.com/jurisdns/jurisdns/policy"
+	"github.com/jurisdns/jurisdns/resolver"
+)
+
+// Options configure a Status.
+type Options struct {
+	// Policy returns the policy in force, e.g.
+	// func() *policy.Policy { return srv.Runtime().Policy }. Required. It
+	// is called on every API request.
+	Policy func() *policy.Policy
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+	// Privacy is audit.client_privacy (full, truncate, hash or none): how
+	// the clients of enforcement records are shown. An unknown value shows
+	// no client.
+	Privacy string
+	// Salt keys the hash privacy mode (audit.ClientString). Nil means
+	// random bytes drawn by New.
+	Salt []byte
+	// Recent is how many enforcement records to keep; 0 means
+	// DefaultRecent.
+	Recent int
+	// Version is shown in the page header (e.g. app.Version).
+	Version string
+}
+
+// Status is the status page: counters, the latest enforcement records and
+// the HTTP handler. Create it with New. Its methods are safe for concurrent
+// use.
+type Status struct {
+	policy  func() *policy.Policy
+	now     func() time.Time
+	privacy string
+	salt    []byte
+	version string
+
+	hits   *Counters
+	recent *recentRing
+
+	mu      sync.Mutex
+	lastPol *policy.Policy
+	polHash string
+	polFrom time.Time // when polHash came into force (as seen here)
+	polAt   time.Time // when the policy in force was published
+	lists   map[string]listState
+}
+
+// listState is what Status remembers of a jurisdiction's lists.
+type listState struct {
+	hash      string
+	refreshed time.Time // last time the lists were (re)loaded
+	changed   time.Time // last time the list hash changed
+}
+
+// New returns a Status. It panics if opts.Policy is nil.
+func New(opts Options) *Status {
+	if opts.Policy == nil {
+		panic("status: Options.Policy is nil")
+	}
+	s := &Status{
+		policy:  opts.Policy,
+		now:     opts.Now,
+		privacy: opts.Privacy,
+		salt:    opts.Salt,
+		version: opts.Version,
+		hits:    NewCounters(),
+		lists:   map[string]listState{},
+	}
+	if s.now == nil {
+		s.now = time.Now
+	}
+	if s.salt == nil && s.privacy == audit.PrivacyHash {
+		s.salt = make([]byte, 32)
+		_, _ = rand.Read(s.salt)
+	}
+	n := opts.Recent
+	if n <= 0 {
+		n = DefaultRecent
+	}
+	s.recent = newRecentRing(min(n, maxRecent))
+	return s
+}
+
+// Record feeds one policy hit (enforced or report-only) to the counters and
+// the latest enforcement records. It does not block on I/O: it takes two
+// short locks.
+func (s *Status) Record(ev *resolver.PolicyEvent) {
+	if ev == nil || ev.Jurisdiction == nil {
+		return
+	}
+	t := ev.Time
+	if t.IsZero() {
+		t = s.now()
+	}
+	j := ev.Jurisdiction
+	s.hits.Add(j.ID, t)
+	typ, ok := dns.TypeToString[ev.Qtype]
+	if !ok {
+		typ = "TYPE" + itoa(int(ev.Qtype))
+	}
+	s.recent.add(Record{
+		Time:         t,
+		Client:       audit.ClientString(ev.Client, s.privacy, s.salt),
+		Name:         ev.Name,
+		Type:         typ,
+		Jurisdiction: j.ID,
+		Tier:         j.Tier.String(),
+		Instrument:   j.Instrument,
+		Rule:         ev.Rule,
+		Source:       ev.Source,
+		Line:         ev.Line,
+		Action:       ev.Action,
+		Mode:         ev.Mode,
+		PolicyHash:   ev.PolicyHash,
+	})
+}
+
+// PolicyEvent is Record: it makes *Status a resolver.Auditor.
+func (s *Status) PolicyEvent(ev *resolver.PolicyEvent) { s.Record(ev) }
+
+var _ resolver.Auditor = (*Status)(nil)
+
+// Published tells the page that pol was put in force at time at (after a
+// start, a reload or a list refresh): it dates every jurisdiction's last
+// refresh, and the last change of its list hash. Without it the page dates
+// a policy when it first sees it.
+func (s *Status) Published(pol *policy.Policy, at time.Time) {
+	if pol == nil {
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.publishLocked(pol, at)
+}
+
+func (s *Status) publishLocked(pol *policy.Policy, at time.Time) {
+	s.lastPol = pol
+	s.polAt = at
+	if h := pol.Hash(); h != s.polHash || s.polFrom.IsZero() {
+		s.polHash, s.polFrom = h, at
+	}
+	seen := make(map[string]bool, len(pol.Jurisdictions()))
+	for _, j := range pol.Jurisdictions() {
+		seen[j.ID] = true
+		st, ok := s.lists[j.ID]
+		if !ok || st.hash != j.Hash {
+			st.hash, st.changed = j.Hash, at
+		}
+		st.refreshed = at
+		s.lists[j.ID] = st
+	}
+	for id := range s.lists {
+		if !seen[id] {
+			delete(s.lists, id)
+		}
+	}
+}
+
+// current returns the policy in force and what Status knows of it.
+func (s *Status) current(now time.Time) (*policy.Policy, polState) {
+	pol := s.policy()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if pol != nil && pol != s.lastPol {
+		s.publishLocked(pol, now)
+	}
+	st := polState{from: s.polFrom, at: s.polAt, lists: make(map[string]listState, len(s.lists))}
+	for k, v := range s.lists {
+		st.lists[k] = v
+	}
+	return pol, st
+}
+
+type polState struct {
+	from, at time.Time
+	lists    map[string]listState
+}
+
+// Tee returns an Auditor that hands every event to each non-nil auditor in
+// turn, e.g. Tee(auditSink, status); nil when none is left. Auditors must
+// not keep ev after PolicyEvent returns.
+func Tee(auditors ...resolver.Auditor) resolver.Auditor {
+	var out tee
+	for _, a := range auditors {
+		if a != nil && !isNilStatus(a) {
+			out = append(out, a)
+		}
+	}
+	switch len(out) {
+	case 0:
+		return nil
+	case 1:
+		return out[0]
+	}
+	return out
+}
+
+func isNilStatus(a resolver.Auditor) bool {
+	s, ok := a.(*Status)
+	return ok && s == nil
+}
+
+type tee []resolver.Auditor
+
+func (t tee) PolicyEvent(ev *resolver.PolicyEvent) {
+	for _, a := range t {
+		a.PolicyEvent(ev)
+	}
+}
+
+// clientAddr parses the client parameter: "" is the default set.
+func clientAddr(s string) (netip.Addr, error) {
+	if s == "" {
+		return netip.Addr{}, nil
+	}
+	return netip.ParseAddr(s)
+}
