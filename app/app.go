@@ -162,13 +162,19 @@ func New(opts Options) (*App, error) {
 		Now:      a.now,
 		Observer: observer{a.metrics},
 		Auditor:  status.Tee(a.auditor(cfg), a.status),
+		QueryLogger: func() resolver.QueryLogger {
+			if a.qlog == nil {
+				return nil // not a typed nil in the interface
+			}
+			return a.qlog
+		}(),
 	})
 	rt, err := a.build(context.Background(), cfg, nil)
 	if err != nil {
 		a.closeAudit()
 		return nil, err
 	}
-	a.server.Swap(a.wrap(rt))
+	a.server.Swap(rt)
 	if err := a.server.Listen(cfg.Listen, cfg.Server.UDPWorkers, cfg.Server.MaxTCPConnections); err != nil {
 		a.closeAudit()
 		return nil, err
@@ -536,7 +542,7 @@ func (a *App) rebuild(ctx context.Context, cfg *config.Config, trigger string, s
 			a.log.Warn("setting changed: restart jurisdns to apply it (a reload does not)", "key", key)
 		}
 	}
-	a.server.Swap(a.wrap(rt))
+	a.server.Swap(rt)
 	if !slices.Equal(rt.Upstreams, old.Upstreams) {
 		a.server.Cache().Purge()
 		a.log.Info("upstreams changed: cache emptied", "upstreams", rt.Upstreams)

@@ -91,6 +91,7 @@ jurisdictions:
 	wantRcode(t, "blocked tcp", e.query("tcp", "www.blocked.example", dns.TypeA), dns.RcodeNameError)
 	wantRcode(t, "reported", e.query("udp", "watched.example", dns.TypeA), dns.RcodeSuccess)
 	wantRcode(t, "forwarded", e.query("tcp", "fwd.example", dns.TypeA), dns.RcodeSuccess)
+	wantRcode(t, "cache hit (fast path)", e.query("udp", "fwd.example", dns.TypeA), dns.RcodeSuccess)
 	if err := a.Shutdown(context.Background()); err != nil {
 		t.Fatal(err)
 	}
@@ -145,13 +146,15 @@ jurisdictions:
 		entries = append(entries, q)
 	}
 	for _, w := range []audit.QueryEntry{
+		{Name: "blocked.example.", Type: "A", Rcode: "NXDOMAIN", Blocked: true, Client: "127.0.0.1"},
+		{Name: "fwd.example.", Type: "A", Rcode: "NOERROR", Cached: true, Client: "127.0.0.1"},
 		{Name: "www.blocked.example.", Type: "A", Rcode: "NXDOMAIN", Blocked: true, Client: "127.0.0.1"},
 		{Name: "watched.example.", Type: "A", Rcode: "NOERROR", Client: "127.0.0.1"},
 		{Name: "fwd.example.", Type: "A", Rcode: "NOERROR", Client: "127.0.0.1"},
 	} {
 		found := false
 		for _, q := range entries {
-			if q.Name == w.Name && q.Type == w.Type && q.Rcode == w.Rcode && q.Blocked == w.Blocked && q.Client == w.Client && !q.Time.IsZero() {
+			if q.Name == w.Name && q.Type == w.Type && q.Rcode == w.Rcode && q.Blocked == w.Blocked && q.Cached == w.Cached && q.Client == w.Client && !q.Time.IsZero() {
 				found = true
 			}
 		}

@@ -37,6 +37,7 @@ func (f *forwarder) Resolve(ctx context.Context, req *Request) (*dns.Msg, error)
 	now := f.s.now()
 	e := f.s.cache.get(req.Name, req.Qtype, req.DO, req.CD)
 	if e != nil && e.fresh(now) {
+		req.Cached = true
 		f.s.obs.CacheHit()
 		if f.prefetch {
 			f.s.maybePrefetch(f.s.rt.Load(), e, now)
@@ -51,6 +52,7 @@ func (f *forwarder) Resolve(ctx context.Context, req *Request) (*dns.Msg, error)
 	if e != nil && f.stale > 0 && now.Sub(e.stored) < time.Duration(e.ttl)*time.Second+f.stale {
 		m, rerr := e.reply(req, now, true)
 		if rerr == nil {
+			req.Cached = true
 			f.s.obs.CacheStale()
 			addEDE(m, dns.ExtendedErrorCodeStaleAnswer, "stale answer: upstreams unreachable")
 			return m, nil

@@ -48,6 +48,9 @@ type Request struct {
 	EDNS bool
 	// Clients is the client's jurisdiction set in the runtime's policy.
 	Clients *policy.ClientSet
+	// Cached and Blocked are set by the chain for the query log: answered
+	// from the cache, answered by policy.
+	Cached, Blocked bool
 }
 
 // Handler answers a query. A nil error means the returned message is the

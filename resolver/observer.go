@@ -64,3 +64,22 @@ type PolicyEvent struct {
 type Auditor interface {
 	PolicyEvent(ev *PolicyEvent)
 }
+
+// QueryEvent is one answered query, for the general query log.
+type QueryEvent struct {
+	Time     time.Time
+	Client   netip.Addr
+	Proto    Proto
+	Name     string
+	Qtype    uint16
+	Rcode    int
+	Duration time.Duration
+	// Cached: answered from the cache (fresh or stale); Blocked: a policy
+	// answer.
+	Cached, Blocked bool
+}
+
+// QueryLogger receives every answered query. It must not block.
+type QueryLogger interface {
+	Query(ev *QueryEvent)
+}

@@ -44,6 +44,7 @@ func (s *Server) policyMiddleware(rt *Runtime) Middleware {
 				s.policyEvent(rt, req, req.Name, &v, v.Jurisdiction, "fail_closed", "enforce")
 				return nil, &EDEError{Code: dns.ExtendedErrorCodeNotReady, Text: string(v.AppendEDEText(nil))}
 			case policy.DecisionBlock:
+				req.Blocked = true
 				s.policyEvent(rt, req, req.Name, &v, v.Jurisdiction, v.Action.String(), "enforce")
 				return BlockAnswer(rt.serial, req.Msg, req.EDNS, &v), nil
 			}
@@ -66,6 +67,7 @@ func (s *Server) policyMiddleware(rt *Runtime) Middleware {
 				s.reportHits(rt, req, target, &cv)
 				switch cv.Decision {
 				case policy.DecisionBlock:
+					req.Blocked = true
 					s.policyEvent(rt, req, target, &cv, cv.Jurisdiction, cv.Action.String(), "enforce")
 					return BlockAnswer(rt.serial, req.Msg, req.EDNS, &cv), nil
 				case policy.DecisionFailClosed:

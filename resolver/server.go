@@ -41,6 +41,7 @@ type Server struct {
 	now   func() time.Time
 	obs   Observer
 	audit Auditor
+	qlog  QueryLogger
 
 	inflight chan struct{}
 	wg       sync.WaitGroup // listener loops
@@ -68,6 +69,8 @@ type ServerOptions struct {
 	Observer Observer
 	// Auditor receives policy hits for the enforcement log; nil means none.
 	Auditor Auditor
+	// QueryLogger receives every answered query; nil means none.
+	QueryLogger QueryLogger
 }
 
 // NewServer returns a server. Install a runtime (NewRuntime, Swap), then
@@ -79,6 +82,7 @@ func NewServer(opts ServerOptions) *Server {
 		now:      opts.Now,
 		obs:      opts.Observer,
 		audit:    opts.Auditor,
+		qlog:     opts.QueryLogger,
 		inflight: make(chan struct{}, maxInflight),
 		conns:    map[net.Conn]struct{}{},
 	}
@@ -445,6 +449,10 @@ func (s *Server) fast(w *worker, pkt []byte, addr netip.AddrPort) ([]byte, bool)
 			s.policyEvent(rt, req, req.Name, &v, v.Jurisdiction, v.Action.String(), "enforce")
 		}
 		s.obs.Answered(UDP, q.qtype, int(binary.BigEndian.Uint16(out[2:])&0xF))
+		if s.qlog != nil {
+			s.qlog.Query(&QueryEvent{Time: now, Client: client, Proto: UDP, Name: string(canon), Qtype: q.qtype,
+				Rcode: int(binary.BigEndian.Uint16(out[2:]) & 0xF), Blocked: true})
+		}
 		return out, true
 	}
 	if rt.special(name, q.qtype) {
@@ -471,6 +479,9 @@ func (s *Server) fast(w *worker, pkt []byte, addr netip.AddrPort) ([]byte, bool)
 	s.maybePrefetch(rt, e, now)
 	s.obs.CacheHit()
 	s.obs.Answered(UDP, q.qtype, e.rcode)
+	if s.qlog != nil {
+		s.qlog.Query(&QueryEvent{Time: now, Client: client, Proto: UDP, Name: e.name, Qtype: q.qtype, Rcode: e.rcode, Cached: true})
+	}
 	return out, true
 }
 
@@ -524,6 +535,7 @@ func (s *Server) slow(pkt []byte, client netip.AddrPort, proto Proto) []byte {
 	req.Clients = rt.Policy.ClientSet(addr)
 	ctx, cancel := context.WithTimeout(context.Background(), rt.QueryTimeout)
 	defer cancel()
+	start := time.Now()
 	resp, err := rt.Chain.Resolve(ctx, req)
 	if err != nil {
 		s.log.Debug("query failed", "name", q.Name, "type", dns.TypeToString[q.Qtype], "client", addr, "err", err)
@@ -537,7 +549,12 @@ func (s *Server) slow(pkt []byte, client netip.AddrPort, proto Proto) []byte {
 		s.obs.Dropped("policy")
 		return nil
 	}
-	return s.finish(m, req, resp, proto)
+	out := s.finish(m, req, resp, proto)
+	if s.qlog != nil {
+		s.qlog.Query(&QueryEvent{Time: s.now(), Client: addr, Proto: proto, Name: req.Name, Qtype: req.Qtype,
+			Rcode: resp.Rcode, Duration: time.Since(start), Cached: req.Cached, Blocked: req.Blocked})
+	}
+	return out
 }
 
 // rcodeReply is an empty reply with rcode to the query m.
