@@ -124,11 +124,11 @@ jurisdictions:
 				if r.Client != "127.0.0.1" || r.PolicyHash == "" {
 					t.Errorf("record %+v: want client 127.0.0.1 and a policy hash", r)
 				}
-				// Report-mode records carry no rule yet: policy.Verdict
-				// keeps the rule of the deciding block only (see the
-				// report of issue 4).
 				if r.Mode == "enforce" && (r.Rule != "blocked.example" || r.Source != "core" || r.Line != 1) {
 					t.Errorf("record %+v: want rule blocked.example from core line 1", r)
+				}
+				if r.Mode == "report" && (r.Rule != "watched.example" || r.Source != "w" || r.Line != 1) {
+					t.Errorf("record %+v: want rule watched.example from w line 1", r)
 				}
 			}
 		}

@@ -70,6 +70,8 @@ type Verdict struct {
 	// were not lifted (NReported of them).
 	Reported  [MaxReported]*Jurisdiction
 	NReported int
+	// ReportedRules[i] is the rule that matched for Reported[i].
+	ReportedRules [MaxReported]ReportedRule
 }
 
 // Blocked reports whether the query gets a policy answer (block or fail
@@ -170,7 +172,7 @@ func (p *Policy) Match(qname string, cs *ClientSet, now time.Time) Verdict {
 	for i := range e.hits {
 		switch st := e.classify(i); st.outcome {
 		case outReport:
-			v.addReported(p.jurs[e.metas[i].jur])
+			p.addReported(&v, e.hits[i], e.metas[i])
 		case outBlock:
 			if best < 0 || e.better(i, best) {
 				best = i
@@ -183,16 +185,39 @@ func (p *Policy) Match(qname string, cs *ClientSet, now time.Time) Verdict {
 	return v
 }
 
-func (v *Verdict) addReported(j *Jurisdiction) {
+// addReported lists a report-mode match once per jurisdiction, with the
+// rule that matched (for the enforcement log).
+func (p *Policy) addReported(v *Verdict, h blocklists.Hit, m ruleMeta) {
+	j := p.jurs[m.jur]
 	for _, r := range v.Reported[:v.NReported] {
 		if r == j {
 			return
 		}
 	}
 	if v.NReported < MaxReported {
+		var rv Verdict
+		p.fill(&rv, h, m)
 		v.Reported[v.NReported] = j
+		v.ReportedRules[v.NReported] = ReportedRule{Rule: rv.Rule, Kind: rv.Kind, Source: rv.Source, Line: rv.Line, Action: rv.Action}
 		v.NReported++
 	}
+}
+
+// ReportedRule is the rule of a report-mode match.
+type ReportedRule struct {
+	Rule   string
+	Kind   blocklists.Kind
+	Source string
+	Line   int
+	Action Action
+}
+
+// RuleText returns the rule as written in a list ("*.x" for below rules).
+func (r *ReportedRule) RuleText() string {
+	if r.Kind == blocklists.Below {
+		return "*." + r.Rule
+	}
+	return r.Rule
 }
 
 // fill names the deciding rule in v.

@@ -79,10 +79,13 @@ func (s *Server) policyMiddleware(rt *Runtime) Middleware {
 	}
 }
 
-// reportHits logs and counts the report-mode jurisdictions of a verdict.
+// reportHits logs and counts the report-mode jurisdictions of a verdict,
+// each with the rule it matched.
 func (s *Server) reportHits(rt *Runtime, req *Request, name string, v *policy.Verdict) {
-	for _, j := range v.ReportedJurisdictions() {
-		s.policyEvent(rt, req, name, v, j, j.Action.String(), "report")
+	for i, j := range v.ReportedJurisdictions() {
+		r := &v.ReportedRules[i]
+		rv := policy.Verdict{Jurisdiction: j, Rule: r.Rule, Kind: r.Kind, Source: r.Source, Line: r.Line, Action: r.Action}
+		s.policyEvent(rt, req, name, &rv, j, r.Action.String(), "report")
 	}
 }
 
