@@ -675,6 +675,12 @@ func (a *App) Shutdown(ctx context.Context) error {
 // changed after it was read) and further ones collapse into it, so a burst
 // of SIGHUPs does not pile up work; SIGTERM cancels a reload in progress.
 func (a *App) Run(ctx context.Context, sigs <-chan os.Signal) error {
+	sigs, stopWatch, err := a.WatchConfig(sigs, a.boot.Server.WatchConfig)
+	if err != nil {
+		_ = a.Shutdown(context.Background())
+		return err
+	}
+	defer stopWatch()
 	rctx, cancel := context.WithCancel(ctx)
 	pending := make(chan struct{}, 1)
 	done := make(chan struct{})

@@ -65,6 +65,7 @@ func restartKeys(boot, next *config.Config) []string {
 		{"admin", boot.Admin, next.Admin},
 		{"admin_auth", boot.AdminAuth, next.AdminAuth},
 		{"server.udp_workers", boot.Server.UDPWorkers, next.Server.UDPWorkers},
+		{"server.watch_config", boot.Server.WatchConfig, next.Server.WatchConfig},
 		{"server.max_tcp_connections", boot.Server.MaxTCPConnections, next.Server.MaxTCPConnections},
 		{"cache.size", boot.Cache.Size, next.Cache.Size},
 		{"cache.min_ttl", boot.Cache.MinTTL, next.Cache.MinTTL},

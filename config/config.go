@@ -99,6 +99,10 @@ type Server struct {
 	// BlockSingleLabel answers single-label names (printer.) with NXDOMAIN
 	// instead of forwarding them (RFC 6761 spirit, dnsmasq domain-needed).
 	BlockSingleLabel bool `mapstructure:"block_single_label"`
+	// WatchConfig reloads when the configuration file is replaced (a
+	// Kubernetes ConfigMap's ..data swap, or a file renamed over it),
+	// exactly as on SIGHUP.
+	WatchConfig bool `mapstructure:"watch_config"`
 }
 
 // Access says who may query and how fast.

@@ -193,7 +193,7 @@ func TestLoadDefault(t *testing.T) {
 		Cache: Cache{Size: 100000, MaxTTL: 24 * time.Hour, NegativeMaxTTL: time.Hour, ServfailTTL: 2 * time.Second,
 			Prefetch: true, ServeStale: time.Hour},
 		Server: Server{TCPIdleTimeout: 10 * time.Second, MaxTCPConnections: 1000, HealthName: "health.jurisdns.",
-			ShutdownTimeout: 5 * time.Second, BlockSingleLabel: true},
+			ShutdownTimeout: 5 * time.Second, BlockSingleLabel: true, WatchConfig: false},
 		Access: Access{
 			Allow: []string{"127.0.0.0/8", "::1/128", "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16",
 				"100.64.0.0/10", "fc00::/7", "fe80::/10"},

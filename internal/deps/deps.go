@@ -3,6 +3,7 @@
 package deps
 
 import (
+	_ "github.com/chromedp/chromedp"
 	_ "github.com/hashicorp/golang-lru/v2"
 	_ "github.com/miekg/dns"
 	_ "github.com/prometheus/client_golang/prometheus"
