@@ -510,6 +510,8 @@ func (s *Server) slow(pkt []byte, client netip.AddrPort, proto Proto) []byte {
 		resp = rcodeReply(m, dns.RcodeNotImplemented)
 	case len(m.Question) != 1:
 		resp = rcodeReply(m, dns.RcodeFormatError)
+	case countOPT(m) > 1:
+		resp = rcodeReply(m, dns.RcodeFormatError) // RFC 6891 §6.1.1
 	case m.IsEdns0() != nil && m.IsEdns0().Version() != 0:
 		// RFC 6891 §6.1.3: BADVERS, with our own OPT at version 0.
 		resp = rcodeReply(m, dns.RcodeBadVers)
@@ -555,6 +557,17 @@ func (s *Server) slow(pkt []byte, client netip.AddrPort, proto Proto) []byte {
 			Rcode: resp.Rcode, Duration: time.Since(start), Cached: req.Cached, Blocked: req.Blocked})
 	}
 	return out
+}
+
+// countOPT counts the OPT records of m.
+func countOPT(m *dns.Msg) int {
+	n := 0
+	for _, rr := range m.Extra {
+		if rr.Header().Rrtype == dns.TypeOPT {
+			n++
+		}
+	}
+	return n
 }
 
 // rcodeReply is an empty reply with rcode to the query m.

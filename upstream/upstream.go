@@ -230,6 +230,10 @@ func upstreamQuery(m *dns.Msg) *dns.Msg {
 			Opcode:           m.Opcode,
 			RecursionDesired: m.RecursionDesired,
 			CheckingDisabled: m.CheckingDisabled,
+			// AD in a query asks a validating upstream to say whether
+			// the answer validated, even without DO (RFC 6840 §5.7); the
+			// server shows AD only to clients that asked for it.
+			AuthenticatedData: true,
 		},
 		Question: []dns.Question{m.Question[0]},
 	}

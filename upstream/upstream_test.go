@@ -111,7 +111,7 @@ func TestExchangeForwardingFidelity(t *testing.T) {
 		}
 		got := srv.Last()
 		seenIDs[got.Id] = true
-		if !got.RecursionDesired || !got.CheckingDisabled || got.AuthenticatedData || got.Opcode != dns.OpcodeQuery {
+		if !got.RecursionDesired || !got.CheckingDisabled || !got.AuthenticatedData || got.Opcode != dns.OpcodeQuery {
 			t.Errorf("flags sent upstream: %v", got.MsgHdr)
 		}
 		if len(got.Question) != 1 || got.Question[0] != m.Question[0] {
