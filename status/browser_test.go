@@ -66,12 +66,12 @@ func (b *browserProblems) take() []string {
 	return l
 }
 
-// artifactDir is where the screenshot goes: $JURISDNS_ARTIFACTS, else a
+// artifactDir is where the screenshot goes: $TEST_ARTIFACTS, else a
 // temporary directory of the test.
 func artifactDir(t *testing.T) string {
-	if d := os.Getenv("JURISDNS_ARTIFACTS"); d != "" {
+	if d := os.Getenv("TEST_ARTIFACTS"); d != "" {
 		if err := os.MkdirAll(d, 0o755); err != nil {
-			t.Fatalf("JURISDNS_ARTIFACTS: %v", err)
+			t.Fatalf("TEST_ARTIFACTS: %v", err)
 		}
 		return d
 	}
