@@ -175,10 +175,22 @@ func (s *Server) listenOne(lc net.ListenConfig, a string, workers int) error {
 	return nil
 }
 
-func reusePort(_, _ string, c syscall.RawConn) error {
+// udpBuffer is the receive buffer asked for every UDP socket: a burst of
+// queries, or a moment without CPU (a reload building a big policy on the
+// same core), then waits in the kernel instead of being dropped.
+const udpBuffer = 8 << 20
+
+func reusePort(network, _ string, c syscall.RawConn) error {
 	var serr error
 	err := c.Control(func(fd uintptr) {
 		serr = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, 0xf /* SO_REUSEPORT */, 1)
+		if strings.HasPrefix(network, "udp") {
+			// SO_RCVBUFFORCE passes net.core.rmem_max with
+			// CAP_NET_ADMIN; otherwise the kernel caps SO_RCVBUF.
+			if syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, 33 /* SO_RCVBUFFORCE */, udpBuffer) != nil {
+				_ = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, udpBuffer)
+			}
+		}
 	})
 	if err != nil {
 		return err
