@@ -278,6 +278,9 @@ type worker struct {
 
 func (s *Server) serveUDP(c *net.UDPConn) {
 	defer s.wg.Done()
+	if s.serveUDPBatch(c) {
+		return
+	}
 	w := &worker{in: make([]byte, 65535), out: make([]byte, 0, 4096), name: make([]byte, 0, 256)}
 	for {
 		n, addr, err := c.ReadFromUDPAddrPort(w.in)
@@ -287,47 +290,58 @@ func (s *Server) serveUDP(c *net.UDPConn) {
 			}
 			continue
 		}
-		pkt := w.in[:n]
-		rt := s.rt.Load()
-		if rt.limiter != nil && !rt.limiter.Allow(addr.Addr().Unmap()) {
-			// Over the client's rate: drop, or TC=1 to push it to TCP
-			// (which cannot be spoofed and is not limited).
-			s.obs.RateLimited()
-			if rt.limitTruncate {
-				if out := tcReply(w.out, pkt); out != nil {
-					_, _ = c.WriteToUDPAddrPort(out, addr)
-				}
-			}
-			continue
-		}
-		if out, ok := s.fast(w, pkt, addr); ok {
+		out, stop := s.handleUDP(w, c, w.in[:n], addr)
+		if out != nil {
 			_, _ = c.WriteToUDPAddrPort(out, addr)
-			continue
 		}
-		// The slow path parses the whole message and may wait for an
-		// upstream: it runs in its own goroutine, bounded by inflight.
-		select {
-		case s.inflight <- struct{}{}:
-		default:
-			s.obs.Overloaded()
-			if out := overloadReply(pkt); out != nil {
-				_, _ = c.WriteToUDPAddrPort(out, addr)
-			}
-			continue
-		}
-		if !s.begin() {
-			<-s.inflight
+		if stop {
 			return
 		}
-		cp := make([]byte, n)
-		copy(cp, pkt)
-		go func() {
-			defer func() { <-s.inflight; s.qwg.Done() }()
-			if out := s.slow(cp, addr, UDP); out != nil {
-				_, _ = c.WriteToUDPAddrPort(out, addr)
-			}
-		}()
 	}
+}
+
+// handleUDP handles one UDP packet: rate limit, fast path, or the slow path
+// in its own goroutine (which writes its own answer). It returns the answer
+// to send now, if any, and stop when the server is shutting down.
+func (s *Server) handleUDP(w *worker, c *net.UDPConn, pkt []byte, addr netip.AddrPort) (out []byte, stop bool) {
+	rt := s.rt.Load()
+	if rt.limiter != nil && !rt.limiter.Allow(addr.Addr().Unmap()) {
+		// Over the client's rate: drop, or TC=1 to push it to TCP
+		// (which cannot be spoofed and is not limited).
+		s.obs.RateLimited()
+		if rt.limitTruncate {
+			out = tcReply(w.out, pkt)
+			if out != nil {
+				w.out = out[:0]
+			}
+			return out, false
+		}
+		return nil, false
+	}
+	if out, ok := s.fast(w, pkt, addr); ok {
+		return out, false
+	}
+	// The slow path parses the whole message and may wait for an
+	// upstream: it runs in its own goroutine, bounded by inflight.
+	select {
+	case s.inflight <- struct{}{}:
+	default:
+		s.obs.Overloaded()
+		return overloadReply(pkt), false
+	}
+	if !s.begin() {
+		<-s.inflight
+		return nil, true
+	}
+	cp := make([]byte, len(pkt))
+	copy(cp, pkt)
+	go func() {
+		defer func() { <-s.inflight; s.qwg.Done() }()
+		if out := s.slow(cp, addr, UDP); out != nil {
+			_, _ = c.WriteToUDPAddrPort(out, addr)
+		}
+	}()
+	return nil, false
 }
 
 // overloadReply is a SERVFAIL echoing the header and question, or nil when
