@@ -559,3 +559,44 @@ func TestANYIsMinimal(t *testing.T) {
 		t.Errorf("ANY for a blocked name: %s, want NXDOMAIN", dns.RcodeToString[r.Rcode])
 	}
 }
+
+func TestPrefetchRefreshesPopularEntries(t *testing.T) {
+	up := resolvertest.StartUpstream(t, resolvertest.Answer("@ 100 IN A 192.0.2.1"))
+	h := start(t, []string{up.Addr()}, func(c *config.Config) { c.Cache.Prefetch = true })
+	for i := 0; i < 3; i++ { // a miss, then two hits: popular
+		resolvertest.Query(t, h.addr, "udp", "popular.example.", dns.TypeA)
+	}
+	if up.Queries() != 1 {
+		t.Fatalf("upstream queries = %d, want 1", up.Queries())
+	}
+	h.clock.Add(95 * time.Second) // 5 s left of 100: within the last tenth
+	r := resolvertest.Query(t, h.addr, "udp", "popular.example.", dns.TypeA)
+	if ttl := r.Answer[0].Header().Ttl; ttl != 5 {
+		t.Fatalf("hit before the refresh: ttl %d, want 5", ttl)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for up.Queries() < 2 && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond) // waiting for the background refresh, not for a TTL
+	}
+	if up.Queries() != 2 {
+		t.Fatalf("upstream queries = %d, want 2 (one prefetch)", up.Queries())
+	}
+	// The refreshed entry is served with its full TTL, without another
+	// upstream query, even after the old one would have expired.
+	var ttl uint32
+	for time.Now().Before(deadline) {
+		r = resolvertest.Query(t, h.addr, "udp", "popular.example.", dns.TypeA)
+		if ttl = r.Answer[0].Header().Ttl; ttl == 100 {
+			break
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if ttl != 100 {
+		t.Fatalf("after prefetch: ttl %d, want 100", ttl)
+	}
+	h.clock.Add(10 * time.Second)
+	resolvertest.Query(t, h.addr, "udp", "popular.example.", dns.TypeA)
+	if up.Queries() != 2 {
+		t.Errorf("upstream queries = %d after the old expiry, want 2", up.Queries())
+	}
+}
