@@ -1,0 +1,619 @@
+#!/usr/bin/env bash
+# bench/run.sh — the jurisdns benchmark: jurisdns against Unbound and a bare
+# miekg/dns server, with dnsperf, on one machine, all on 127.0.0.1.
+#
+#   bench/run.sh                     # full run (~7 min on an idle machine): 1M-name list, 20 s per run
+#   DURATION=10 bench/run.sh         # shorter runs
+#   QUICK=1 bench/run.sh             # smoke run: 5 s per run, 100k-name list
+#   PEERS="unbound jurisdns" bench/run.sh
+#
+# It installs dnsperf, unbound and knot from Debian when they are missing,
+# builds jurisdns, the bare server (bench/limit), the data generator
+# (bench/gen) and the probe (bench/probe), starts knot as the upstream on
+# 127.0.0.1, then for each peer: starts it pinned to SERVER_CPU, measures
+# time-to-ready and RSS with the list, warms the cache, runs dnsperf (pinned to
+# CLIENT_CPU) for the hit, blocked and miss workloads, measures p99 at a fixed
+# rate and a reload under load. It prints a Markdown table and writes it to
+# bench/results/<date>.md. Every process it starts is stopped on exit,
+# Ctrl-C included. No query leaves 127.0.0.1. See bench/README.md.
+set -euo pipefail
+
+# ---- settings (environment) -------------------------------------------------
+ENV_GIVEN="" # the settings given in the environment, for the report
+for v in QUICK DURATION LIST_SIZE MISS_SIZE P99_DURATION P99_QPS RELOAD_QPS RELOAD_AT RELOAD_TAIL PEERS REPEAT \
+	CLIENTS THREADS OUTSTANDING TIMEOUT EDNS SERVER_CPU CLIENT_CPU KNOT_CPU SEED WAIT_IDLE; do
+	if [[ ${!v:-} == *" "* ]]; then
+		ENV_GIVEN+="$v=\"${!v}\" "
+	elif [[ -n ${!v:-} ]]; then
+		ENV_GIVEN+="$v=${!v} "
+	fi
+done
+QUICK=${QUICK:-0}
+if [[ $QUICK == 1 ]]; then
+	DURATION=${DURATION:-5}
+	LIST_SIZE=${LIST_SIZE:-100000}
+	MISS_SIZE=${MISS_SIZE:-600000}
+else
+	DURATION=${DURATION:-20}
+	LIST_SIZE=${LIST_SIZE:-1000000}
+	MISS_SIZE=${MISS_SIZE:-2000000}
+fi
+P99_DURATION=${P99_DURATION:-$DURATION}   # seconds per fixed-rate run
+P99_QPS=${P99_QPS:-2000}                  # rate of the p99 runs
+RELOAD_QPS=${RELOAD_QPS:-20000}           # rate of the load during the reload
+RELOAD_AT=${RELOAD_AT:-3}                 # seconds of load before the reload
+RELOAD_TAIL=${RELOAD_TAIL:-5}             # seconds of load after the new list is in force (> TIMEOUT)
+PEERS=${PEERS:-"limit unbound jurisdns"}
+REPEAT=${REPEAT:-1}                       # throughput runs per peer and workload; the best counts
+CLIENTS=${CLIENTS:-10}                    # dnsperf -c
+THREADS=${THREADS:-1}                     # dnsperf -T
+OUTSTANDING=${OUTSTANDING:-200}           # dnsperf -q
+TIMEOUT=${TIMEOUT:-2}                     # dnsperf -t: an answer later than this is lost
+EDNS=${EDNS:-1}                           # 1: dnsperf sends EDNS0 (-e)
+SERVER_CPU=${SERVER_CPU:-0}               # the server under test
+CLIENT_CPU=${CLIENT_CPU:-1}               # dnsperf
+KNOT_CPU=${KNOT_CPU:-1}                   # the upstream (shares with dnsperf: the server keeps its core)
+KNOT_PORT=${KNOT_PORT:-5300}
+LIMIT_PORT=${LIMIT_PORT:-5301}
+UNBOUND_PORT=${UNBOUND_PORT:-5302}
+JURISDNS_PORT=${JURISDNS_PORT:-5303}
+JURISDNS_ADMIN_PORT=${JURISDNS_ADMIN_PORT:-5380}
+SEED=${SEED:-20250801}
+WAIT_IDLE=${WAIT_IDLE:-0}                 # seconds to wait, before each run, for other work to stop
+IDLE_PCT=${IDLE_PCT:-10}                  # busier than this (% of all cores) counts as busy
+INSTALL=${INSTALL:-1}                     # 0: never apt-get install
+KEEP=${KEEP:-0}                           # 1: keep the work directory
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+RESULTS_DIR=${RESULTS_DIR:-$ROOT/bench/results}
+WORK=${WORK:-$(mktemp -d "${TMPDIR:-/tmp}/jurisdns-bench.XXXXXX")}
+export PATH="$PATH:/usr/sbin:/sbin"
+
+# One run at a time: two runs would share the cores and the ports (Unbound and
+# knot bind with SO_REUSEPORT, so a second one would silently take half of the
+# other's queries).
+LOCK=${LOCK:-/tmp/jurisdns-bench.lock}
+exec {LOCK_FD}>"$LOCK"
+if ! flock -n "$LOCK_FD"; then
+	echo "bench: another bench/run.sh is running (it holds $LOCK); wait for it to finish" >&2
+	rmdir "$WORK" 2>/dev/null || true
+	exit 1
+fi
+
+BIN=$WORK/bin
+DATA=$WORK/data
+OUT=$WORK/out
+mkdir -p "$BIN" "$DATA" "$OUT"
+
+# ---- process bookkeeping ----------------------------------------------------
+PIDS=()
+
+log() { printf '[bench %(%H:%M:%S)T] %s\n' -1 "$*" >&2; }
+die() { log "error: $*"; exit 1; }
+
+# stop PID: TERM, then KILL after 10 s. Only processes this script started.
+stop() {
+	local pid=$1 i
+	kill -TERM "$pid" 2>/dev/null || return 0
+	for ((i = 0; i < 100; i++)); do
+		kill -0 "$pid" 2>/dev/null || break
+		sleep 0.1
+	done
+	kill -KILL "$pid" 2>/dev/null || true
+	wait "$pid" 2>/dev/null || true
+}
+
+cleanup() {
+	local rc=$? pid
+	trap - EXIT INT TERM
+	for pid in "${PIDS[@]}"; do
+		stop "$pid"
+	done
+	if [[ $KEEP == 1 ]]; then
+		log "work directory kept: $WORK"
+	else
+		rm -rf "$WORK"
+	fi
+	exit "$rc"
+}
+trap cleanup EXIT
+trap 'log interrupted; exit 130' INT
+trap 'exit 143' TERM
+
+# start LOGFILE CMD...: run CMD in the background, remember its pid in $LAST.
+start() {
+	local logfile=$1
+	shift
+	"$@" >"$logfile" 2>&1 &
+	LAST=$!
+	PIDS+=("$LAST")
+}
+
+# forget PID (it was stopped).
+forget() {
+	local pid=$1 keep=() p
+	for p in "${PIDS[@]}"; do
+		[[ $p == "$pid" ]] || keep+=("$p")
+	done
+	PIDS=("${keep[@]}")
+}
+
+# check_ports: every port this run serves must be free on 127.0.0.1 (UDP;
+# TCP listeners for the admin port), or the numbers would be someone else's.
+check_ports() {
+	local -a ports=("$KNOT_PORT") busy=()
+	[[ " $PEERS " != *" limit "* ]] || ports+=("$LIMIT_PORT")
+	[[ " $PEERS " != *" unbound "* ]] || ports+=("$UNBOUND_PORT")
+	[[ " $PEERS " != *" jurisdns "* ]] || ports+=("$JURISDNS_PORT" "$JURISDNS_ADMIN_PORT")
+	local port hex
+	for port in "${ports[@]}"; do
+		hex=$(printf '%04X' "$port")
+		# /proc/net/{udp,tcp}: local address is field 2 (ADDR:PORT in hex), state field 4 (0A = LISTEN).
+		if awk -v p="$hex" 'FNR > 1 { split($2, a, ":"); if (a[2] == p && (FILENAME ~ /udp/ || $4 == "0A")) f = 1 } END { exit !f }' \
+			/proc/net/udp /proc/net/udp6 /proc/net/tcp /proc/net/tcp6 2>/dev/null; then
+			busy+=("$port")
+		fi
+	done
+	((${#busy[@]} == 0)) || die "port(s) ${busy[*]} already in use on this machine (set KNOT_PORT, LIMIT_PORT, UNBOUND_PORT, JURISDNS_PORT, JURISDNS_ADMIN_PORT)"
+}
+
+# ---- tools ------------------------------------------------------------------
+install_missing() {
+	local -a pkgs=()
+	command -v dnsperf >/dev/null || pkgs+=(dnsperf)
+	command -v knotd >/dev/null || pkgs+=(knot)
+	command -v taskset >/dev/null || pkgs+=(util-linux)
+	if [[ " $PEERS " == *" unbound "* ]] && ! command -v unbound >/dev/null; then
+		pkgs+=(unbound)
+	fi
+	((${#pkgs[@]})) || return 0
+	[[ $INSTALL == 1 ]] || die "missing packages: ${pkgs[*]} (INSTALL=0)"
+	command -v apt-get >/dev/null || die "missing packages: ${pkgs[*]}, and no apt-get"
+	local sudo=()
+	[[ $EUID -eq 0 ]] || sudo=(sudo)
+	log "installing ${pkgs[*]}"
+	export DEBIAN_FRONTEND=noninteractive
+	"${sudo[@]}" apt-get install -y --no-install-recommends "${pkgs[@]}" >"$OUT/apt.log" 2>&1 ||
+		{ "${sudo[@]}" apt-get update >>"$OUT/apt.log" 2>&1 &&
+			"${sudo[@]}" apt-get install -y --no-install-recommends "${pkgs[@]}" >>"$OUT/apt.log" 2>&1; } ||
+		die "apt-get install ${pkgs[*]} failed; see $OUT/apt.log (KEEP=1)"
+}
+
+build() {
+	log "building bench tools"
+	(cd "$ROOT" && go build -o "$BIN/gen" ./bench/gen && go build -o "$BIN/limit" ./bench/limit &&
+		go build -o "$BIN/probe" ./bench/probe) || die "go build of bench/ failed"
+	HAVE_JURISDNS=0
+	if [[ " $PEERS " == *" jurisdns "* ]]; then
+		if (cd "$ROOT" && go build -o "$BIN/jurisdns" ./cmd/jurisdns) >"$OUT/jurisdns-build.log" 2>&1; then
+			HAVE_JURISDNS=1
+		else
+			log "jurisdns: SKIPPED — go build ./cmd/jurisdns failed: $(head -n 1 "$OUT/jurisdns-build.log")"
+		fi
+	fi
+}
+
+# ---- measurement helpers -------------------------------------------------------
+now_ns() { date +%s%N; }
+
+# cpu_ticks PID: user+system CPU time of the process, in clock ticks.
+cpu_ticks() { { sed 's/^.*) //' "/proc/$1/stat" | awk '{ print $12 + $13 }'; } 2>/dev/null || echo 0; }
+CLK_TCK=$(getconf CLK_TCK)
+
+rss_mib() { # rss_mib PID FIELD (VmRSS | VmHWM)
+	awk -v f="$2:" '$1 == f { printf "%.0f", $2 / 1024 }' "/proc/$1/status" 2>/dev/null || echo "?"
+}
+
+# dnsperf_run NAME PORT FILE SECONDS [extra dnsperf args...]: output in $OUT/NAME.txt
+dnsperf_run() {
+	local name=$1 port=$2 file=$3 secs=$4 pid rc=0
+	shift 4
+	local -a args=(-s 127.0.0.1 -p "$port" -d "$file" -l "$secs" -c "$CLIENTS" -T "$THREADS" -t "$TIMEOUT")
+	[[ $EDNS == 1 ]] && args+=(-e)
+	taskset -c "$CLIENT_CPU" dnsperf "${args[@]}" "$@" >"$OUT/$name.txt" 2>&1 &
+	pid=$!
+	PIDS+=("$pid")
+	wait "$pid" || rc=$?
+	forget "$pid"
+	((rc == 0)) || die "dnsperf $name failed; see $OUT/$name.txt (KEEP=1)"
+}
+
+qps_of() { awk '/Queries per second:/ { printf "%.0f", $4 }' "$OUT/$1.txt"; }
+lost_of() { awk '/Queries lost:/ { print $3 " " $4 }' "$OUT/$1.txt"; }
+sent_of() { awk '/Queries sent:/ { print $3 }' "$OUT/$1.txt"; }
+rcodes_of() { sed -n 's/^ *Response codes: *//p' "$OUT/$1.txt"; }
+
+# p99_of NAME: 99th percentile latency in ms of the answered queries (dnsperf -v).
+p99_of() {
+	awk '$1 == ">" { print $NF }' "$OUT/$1.txt" | sort -g |
+		awk '{ v[NR] = $1 } END { if (NR == 0) { print "?"; exit } i = int(NR * 0.99 + 0.999999); if (i > NR) i = NR; printf "%.2f", v[i] * 1000 }'
+}
+
+# note NAME [REMARK]: one detail line for the results.
+note() {
+	local n=$1 remark=${2:-}
+	if grep -q 'end of file' "$OUT/$n.txt"; then
+		remark+="; ran out of names before the time limit"
+	fi
+	DETAILS+=("| $n | ${BUSY[$n]:-?} | $(sent_of "$n") | $(lost_of "$n") | $(qps_of "$n") | $(rcodes_of "$n") | ${remark#; } |")
+}
+
+# busy_pct: share of the machine's CPU time (all cores) busy during one
+# second, before a peer starts: other work on the machine skews every number.
+busy_pct() {
+	local a b
+	a=$(awk '/^cpu / { print $2 + $3 + $4 + $7 + $8, $2 + $3 + $4 + $5 + $6 + $7 + $8 }' /proc/stat)
+	sleep 1
+	b=$(awk '/^cpu / { print $2 + $3 + $4 + $7 + $8, $2 + $3 + $4 + $5 + $6 + $7 + $8 }' /proc/stat)
+	awk -v a="$a" -v b="$b" 'BEGIN { split(a, x, " "); split(b, y, " "); d = y[2] - x[2]; v = 0; if (d != 0) v = 100 * (y[1] - x[1]) / d; printf "%.0f", v }'
+}
+
+# settle NAME: before a run, one second of quiet, measured. With WAIT_IDLE > 0
+# it waits up to that many seconds for the machine to be under IDLE_PCT busy.
+# BUSY[NAME] keeps the last sample; the report shows it next to the run.
+declare -A BUSY
+settle() {
+	local name=$1 waited=0 b
+	b=$(busy_pct)
+	while ((b >= IDLE_PCT && waited < WAIT_IDLE)); do
+		((waited == 0)) && log "machine ${b}% busy, waiting up to ${WAIT_IDLE}s for it to calm down"
+		b=$(busy_pct)
+		waited=$((waited + 1))
+	done
+	((b < IDLE_PCT)) || log "warning: machine ${b}% busy before $name: its numbers will be low and noisy"
+	BUSY[$name]=$b
+}
+
+per_cpu() { awk -v q="$1" -v c="$2" 'BEGIN { if (q == "" || c + 0 <= 0) print "?"; else printf "%.1fk", q / c * 100 / 1000 }'; }
+
+fmt_qps() { awk -v q="$1" 'BEGIN { if (q == "") print "?"; else printf "%.1fk", q / 1000 }'; }
+
+# ---- data and upstream --------------------------------------------------------
+generate() {
+	log "generating data: list $LIST_SIZE names, $MISS_SIZE miss names (seed $SEED)"
+	"$BIN/gen" -out "$DATA" -list "$LIST_SIZE" -miss "$MISS_SIZE" -miss-files "$REPEAT" -seed "$SEED"
+	ready_name="" added_name="" hit_name="" zone=""
+	# shellcheck disable=SC1091
+	source "$DATA/probe.txt" # sets ready_name, added_name, hit_name, zone
+}
+
+start_knot() {
+	local d=$WORK/knot
+	mkdir -p "$d/run" "$d/db"
+	cat >"$d/knot.conf" <<EOF
+server:
+    rundir: "$d/run"
+    listen: 127.0.0.1@$KNOT_PORT
+    udp-workers: 1
+    tcp-workers: 1
+    background-workers: 1
+database:
+    storage: "$d/db"
+log:
+  - target: stderr
+    any: warning
+template:
+  - id: default
+    storage: "$d"
+    journal-content: none
+    zonefile-sync: -1
+zone:
+  - domain: $zone
+    file: "$DATA/zone.db"
+EOF
+	start "$OUT/knot.log" taskset -c "$KNOT_CPU" knotd -c "$d/knot.conf"
+	KNOT_PID=$LAST
+	"$BIN/probe" -server "127.0.0.1:$KNOT_PORT" -name "$hit_name" -rcode NOERROR -timeout 30s >/dev/null ||
+		die "knot did not start; see $OUT/knot.log (KEEP=1)"
+	log "knot serving $zone on 127.0.0.1:$KNOT_PORT (pid $KNOT_PID, cpu $KNOT_CPU)"
+}
+
+# ---- peers --------------------------------------------------------------------
+# Each start_<peer> starts the server pinned to SERVER_CPU and sets PEER_PID,
+# PEER_PORT, START_NS. Each reload_<peer> adds $added_name to its list and
+# tells it to reload.
+
+start_limit() {
+	PEER_PORT=$LIMIT_PORT
+	START_NS=$(now_ns)
+	start "$OUT/limit.log" taskset -c "$SERVER_CPU" "$BIN/limit" -listen "127.0.0.1:$PEER_PORT"
+	PEER_PID=$LAST
+}
+
+start_unbound() {
+	local d=$WORK/unbound
+	mkdir -p "$d"
+	cp "$DATA/unbound-list.conf" "$d/list.conf"
+	cat >"$d/unbound.conf" <<EOF
+server:
+    interface: 127.0.0.1
+    port: $UNBOUND_PORT
+    do-ip6: no
+    so-reuseport: no
+    num-threads: 1
+    username: ""
+    chroot: ""
+    directory: "$d"
+    pidfile: "$d/unbound.pid"
+    use-syslog: no
+    logfile: ""
+    verbosity: 0
+    module-config: "iterator"
+    do-not-query-localhost: no
+    access-control: 127.0.0.0/8 allow
+    num-queries-per-thread: 4096
+    outgoing-range: 8192
+    msg-cache-size: 128m
+    rrset-cache-size: 256m
+    include: "$d/list.conf"
+forward-zone:
+    name: "."
+    forward-addr: 127.0.0.1@$KNOT_PORT
+EOF
+	unbound-checkconf "$d/unbound.conf" >"$OUT/unbound-checkconf.log" 2>&1 ||
+		die "unbound-checkconf failed; see $OUT/unbound-checkconf.log (KEEP=1)"
+	PEER_PORT=$UNBOUND_PORT
+	START_NS=$(now_ns)
+	start "$OUT/unbound.log" taskset -c "$SERVER_CPU" unbound -d -c "$d/unbound.conf"
+	PEER_PID=$LAST
+}
+
+reload_unbound() {
+	printf 'local-zone: "%s." always_nxdomain\n' "$added_name" >>"$WORK/unbound/list.conf"
+	RELOAD_NS=$(now_ns)
+	kill -HUP "$PEER_PID"
+}
+
+start_jurisdns() {
+	local d=$WORK/jurisdns
+	mkdir -p "$d"
+	cp "$DATA/list.txt" "$d/list.txt"
+	cat >"$d/jurisdns.yaml" <<EOF
+listen: ["127.0.0.1:$JURISDNS_PORT"]
+upstreams: {servers: ["127.0.0.1:$KNOT_PORT"], strategy: failover, timeout: 2s}
+cache: {size: 200000}
+access: {allow: [127.0.0.0/8]}
+admin: "127.0.0.1:$JURISDNS_ADMIN_PORT"
+log: {level: warn}
+default_jurisdictions: [bench]
+jurisdictions:
+  - id: bench
+    title: Benchmark list
+    tier: mandated
+    ede: 16
+    sources: [{name: bench-list, path: "$d/list.txt", format: domains, match: suffix}]
+EOF
+	PEER_PORT=$JURISDNS_PORT
+	START_NS=$(now_ns)
+	start "$OUT/jurisdns.log" taskset -c "$SERVER_CPU" "$BIN/jurisdns" serve --config "$d/jurisdns.yaml"
+	PEER_PID=$LAST
+}
+
+reload_jurisdns() {
+	printf '%s\n' "$added_name" >>"$WORK/jurisdns/list.txt"
+	RELOAD_NS=$(now_ns)
+	kill -HUP "$PEER_PID"
+}
+
+# ---- the peers, interleaved --------------------------------------------------------
+# The peers run side by side (each idle while another is measured) and the
+# runs are interleaved: hit for every peer, then blocked for every peer, ...
+# so that a change in what else the machine does hits them all alike. With
+# REPEAT > 1 every throughput run is repeated and the best kept.
+declare -A R   # results: R[peer.key]
+declare -A PID # server pid per peer
+declare -A PORT
+ACTIVE=() # peers that started
+
+# up PEER: start it, time-to-ready and RSS, warm the cache.
+up() {
+	local p=$1 ready_rcode=NXDOMAIN rname=$ready_name
+	if [[ $p == jurisdns && $HAVE_JURISDNS != 1 ]]; then
+		R[$p.skip]="skipped: go build ./cmd/jurisdns failed"
+		return
+	fi
+	[[ $p == limit ]] && { ready_rcode=NOERROR; rname=$hit_name; }
+	settle "$p-start"
+	log "$p: starting (cpu $SERVER_CPU)"
+	"start_$p"
+	PID[$p]=$PEER_PID
+	PORT[$p]=$PEER_PORT
+	R[$p.ready]=$("$BIN/probe" -server "127.0.0.1:${PORT[$p]}" -name "$rname" -rcode "$ready_rcode" -since "$START_NS" -timeout 10m) ||
+		die "$p never became ready; see $OUT/$p.log (KEEP=1)"
+	R[$p.rss_ready]=$(rss_mib "${PID[$p]}" VmRSS)
+	log "$p: ready in ${R[$p.ready]} s, RSS ${R[$p.rss_ready]} MiB"
+	# Warm: every hit name once, so the hit runs measure the cache.
+	dnsperf_run "$p-warm" "${PORT[$p]}" "$DATA/q-hit.txt" 30 -n 1 -q 50
+	ACTIVE+=("$p")
+}
+
+# throughput PEER WORKLOAD REP
+throughput() {
+	local p=$1 w=$2 rep=$3 f=$DATA/q-$2.txt run=$1-$2
+	local -a once=()
+	# Miss names are each sent once (-n 1), fresh ones per repetition;
+	# hit and blocked names repeat.
+	[[ $w == miss ]] && { once=(-n 1); f=$DATA/q-miss-$rep.txt; }
+	((REPEAT == 1)) || run+="-$rep"
+	settle "$run"
+	local t0 c0 t1 c1 q cpu
+	t0=$(now_ns) c0=$(cpu_ticks "${PID[$p]}")
+	dnsperf_run "$run" "${PORT[$p]}" "$f" "$DURATION" -q "$OUTSTANDING" "${once[@]}"
+	t1=$(now_ns) c1=$(cpu_ticks "${PID[$p]}")
+	q=$(qps_of "$run")
+	# The server's CPU time over the run: on a busy machine it gets less
+	# than its core, and q/s per CPU-second is the steadier number.
+	cpu=$(awk -v c=$((c1 - c0)) -v hz="$CLK_TCK" -v ns=$((t1 - t0)) 'BEGIN { printf "%.0f", 100 * c / hz / (ns / 1e9) }')
+	note "$run" "server CPU ${cpu}%, $(awk -v q="$q" -v c="$cpu" 'BEGIN { if (c > 0) printf "%.1fk", q / c * 100 / 1000; else print "?" }') q per CPU-second"
+	log "$p: $w $(fmt_qps "$q") q/s, lost $(lost_of "$run"), server CPU ${cpu}%"
+	if [[ -z ${R[$p.$w]:-} ]] || ((q > R[$p.$w])); then
+		R[$p.$w]=$q
+		R[$p.${w}_cpu]=$cpu
+	fi
+}
+
+# latency PEER WORKLOAD: p99 at P99_QPS.
+latency() {
+	local p=$1 w=$2 f=$DATA/q-$2.txt
+	[[ $w == miss ]] && f=$DATA/q-miss-p99.txt
+	settle "$p-p99-$w"
+	dnsperf_run "$p-p99-$w" "${PORT[$p]}" "$f" "$P99_DURATION" -Q "$P99_QPS" -q 1000 -v
+	R[$p.p99_$w]=$(p99_of "$p-p99-$w")
+	note "$p-p99-$w"
+	log "$p: $w p99 ${R[$p.p99_$w]} ms at $P99_QPS q/s"
+}
+
+# reload PEER: a fixed rate of hit and blocked queries from RELOAD_AT s
+# before the reload until RELOAD_TAIL s after the new list is in force (so
+# every query lost to the reload has timed out). One name is added to the
+# list, the server gets SIGHUP, and the probe waits until that name is blocked.
+reload() {
+	local p=$1 port=${PORT[$1]} dp pre remark
+	settle "$p-reload"
+	log "$p: reload under $RELOAD_QPS q/s"
+	local -a args=(-s 127.0.0.1 -p "$port" -d "$DATA/q-mixed.txt" -l $((RELOAD_AT + 900))
+		-c "$CLIENTS" -T "$THREADS" -t "$TIMEOUT" -Q "$RELOAD_QPS" -q 20000 -S 1)
+	[[ $EDNS == 1 ]] && args+=(-e)
+	taskset -c "$CLIENT_CPU" dnsperf "${args[@]}" >"$OUT/$p-reload.txt" 2>&1 &
+	dp=$!
+	PIDS+=("$dp")
+	sleep "$RELOAD_AT"
+	pre=$("$BIN/probe" -server "127.0.0.1:$port" -name "$added_name" -once)
+	[[ $pre != NXDOMAIN ]] || die "$p: $added_name is blocked before the reload"
+	PEER_PID=${PID[$p]}
+	"reload_$p"
+	R[$p.reload]=$("$BIN/probe" -server "127.0.0.1:$port" -name "$added_name" -rcode NXDOMAIN -since "$RELOAD_NS" -timeout 10m) ||
+		R[$p.reload]="never"
+	sleep "$RELOAD_TAIL"
+	kill -INT "$dp" 2>/dev/null || true
+	wait "$dp" || true
+	forget "$dp"
+	grep -q 'Queries sent' "$OUT/$p-reload.txt" || die "dnsperf $p-reload failed; see $OUT/$p-reload.txt (KEEP=1)"
+	R[$p.reload_lost]=$(awk -v q="$RELOAD_QPS" '/Queries lost:/ { printf "%d (%.2f s)", $3, $3 / q }' "$OUT/$p-reload.txt")
+	# The answered rate per second (dnsperf -S 1) before the reload says
+	# whether the server kept up with RELOAD_QPS at all; if not, the lost
+	# queries are not all the reload's.
+	R[$p.reload_before]=$(awk -v t="${RELOAD_NS:0:-9}" -F': ' '/^[0-9]+\.[0-9]+: [0-9.]+$/ { n++; if (n > 1 && $1 < t) { s += $2; c++ } }
+		END { if (c) printf "%.0f", s / c; else print "?" }' "$OUT/$p-reload.txt")
+	remark="answered $(fmt_qps "${R[$p.reload_before]}") q/s before the reload"
+	if [[ ${R[$p.reload_before]} == "?" ]] || ((R[$p.reload_before] < RELOAD_QPS * 95 / 100)); then
+		remark+=", below the offered rate: not every lost query is the reload's"
+	fi
+	note "$p-reload" "$remark"
+	log "$p: new list in force after ${R[$p.reload]} s; lost ${R[$p.reload_lost]} of $(sent_of "$p-reload")"
+}
+
+# down PEER: peak RSS, stop.
+down() {
+	local p=$1 pid=${PID[$1]}
+	kill -0 "$pid" 2>/dev/null || die "$p died during the run; see $OUT/$p.log (KEEP=1)"
+	R[$p.rss_peak]=$(rss_mib "$pid" VmHWM)
+	stop "$pid"
+	forget "$pid"
+}
+
+bench_all() {
+	local p w rep
+	for p in $PEERS; do
+		case $p in
+		limit | unbound | jurisdns) up "$p" ;;
+		*) die "unknown peer $p (limit, unbound, jurisdns)" ;;
+		esac
+	done
+	((${#ACTIVE[@]})) || die "no peer to measure"
+	for ((rep = 1; rep <= REPEAT; rep++)); do
+		for w in hit blocked miss; do
+			log "$w, ${DURATION}s per peer$( ((REPEAT == 1)) || echo ", round $rep of $REPEAT")"
+			for p in "${ACTIVE[@]}"; do
+				throughput "$p" "$w" "$rep"
+			done
+		done
+	done
+	for w in hit blocked miss; do
+		for p in "${ACTIVE[@]}"; do
+			[[ $p == limit ]] || latency "$p" "$w"
+		done
+	done
+	for p in "${ACTIVE[@]}"; do
+		[[ $p == limit ]] || reload "$p"
+	done
+	for p in "${ACTIVE[@]}"; do
+		down "$p"
+	done
+}
+
+# ---- report -------------------------------------------------------------------
+DETAILS=()
+
+report() {
+	local p cmd
+	cmd="${ENV_GIVEN}bench/run.sh"
+	{
+		echo "# jurisdns benchmark, $(date -u '+%Y-%m-%d %H:%M UTC')"
+		echo
+		echo "Command: \`$cmd\`."
+		echo "Machine: $(nproc) cores, $(awk -F': ' '/model name/ { print $2; exit }' /proc/cpuinfo), $(uname -sr)."
+		echo "Versions: $(dnsperf -h 2>&1 | awk '/^Version/ { print "dnsperf " $2 }'), unbound $(unbound -V 2>/dev/null | awk '/^Version/ { print $2 }'), $(knotd -V | awk '{ print "knot " $NF }'), $(go version | awk '{ print $3 }'), jurisdns $(cd "$ROOT" && git rev-parse --short HEAD 2>/dev/null || echo '?')$(cd "$ROOT" && git diff --quiet HEAD 2>/dev/null || echo '+dirty')."
+		echo "Setup: server on cpu $SERVER_CPU, dnsperf on cpu $CLIENT_CPU, knot (upstream) on cpu $KNOT_CPU; dnsperf -c $CLIENTS -T $THREADS -q $OUTSTANDING -t $TIMEOUT$([[ $EDNS == 1 ]] && echo ' -e'); list $LIST_SIZE names (suffix match / Unbound always_nxdomain); ${DURATION}s per throughput run."
+		echo
+		echo "| peer | hit q/s | blocked q/s | miss q/s | p99 hit ms | p99 blocked ms | p99 miss ms | ready s | RSS ready MiB | RSS peak MiB | reload: in force s | reload: lost |"
+		echo "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|"
+		for p in $PEERS; do
+			if [[ -n ${R[$p.skip]:-} ]]; then
+				echo "| $p | ${R[$p.skip]} |||||||||||"
+				continue
+			fi
+			printf '| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n' "$p" \
+				"$(fmt_qps "${R[$p.hit]:-}")" "$(fmt_qps "${R[$p.blocked]:-}")" "$(fmt_qps "${R[$p.miss]:-}")" \
+				"${R[$p.p99_hit]:-–}" "${R[$p.p99_blocked]:-–}" "${R[$p.p99_miss]:-–}" \
+				"${R[$p.ready]:-–}" "${R[$p.rss_ready]:-–}" "${R[$p.rss_peak]:-–}" \
+				"${R[$p.reload]:-–}" "${R[$p.reload_lost]:-–}"
+		done
+		echo
+		echo "Per CPU-second of the server (q/s ÷ the share of a core the server got during the run; steadier than q/s when the machine is not idle; for miss the upstream path, not the server, may be the limit):"
+		echo
+		echo "| peer | hit q/CPU-s | blocked q/CPU-s | miss q/CPU-s | server CPU % (hit, blocked, miss) |"
+		echo "|---|--:|--:|--:|---|"
+		for p in $PEERS; do
+			[[ -z ${R[$p.skip]:-} ]] || continue
+			printf '| %s | %s | %s | %s | %s, %s, %s |\n' "$p" \
+				"$(per_cpu "${R[$p.hit]:-}" "${R[$p.hit_cpu]:-}")" "$(per_cpu "${R[$p.blocked]:-}" "${R[$p.blocked_cpu]:-}")" \
+				"$(per_cpu "${R[$p.miss]:-}" "${R[$p.miss_cpu]:-}")" "${R[$p.hit_cpu]:-?}" "${R[$p.blocked_cpu]:-?}" "${R[$p.miss_cpu]:-?}"
+		done
+		echo
+		echo "hit: $(wc -l <"$DATA/q-hit.txt") queries over 1000 names under the upstream zone, cache warmed first."
+		echo "blocked: names of the list or below them. miss: unique names, each sent once, answered by the upstream."
+		echo "p99: at a fixed $P99_QPS q/s for ${P99_DURATION}s (answered queries). ready: from process start until a listed name gets NXDOMAIN."
+		echo "reload: dnsperf at $RELOAD_QPS q/s (hit+blocked) from ${RELOAD_AT}s before until ${RELOAD_TAIL}s after the reload; one name added to the list, then SIGHUP. in force: from SIGHUP until that name gets NXDOMAIN. lost: queries unanswered within ${TIMEOUT}s (and the seconds of traffic that is at $RELOAD_QPS q/s)."
+		echo "busy before: CPU use of the whole machine in the second before a run (our servers idle then); above ~${IDLE_PCT}% other work was running and the numbers of that run are low and noisy. Highest: $(printf '%s\n' "${BUSY[@]}" | sort -n | tail -n 1)%."
+		echo "limit: a bare miekg/dns server (bench/limit) that answers every query at once: the ceiling for a resolver built on that library."
+		echo
+		echo "<details><summary>every run</summary>"
+		echo
+		echo "| run | busy before % | sent | lost | q/s | response codes | remark |"
+		echo "|---|--:|--:|--:|--:|---|---|"
+		printf '%s\n' "${DETAILS[@]}"
+		echo
+		echo "</details>"
+	} >"$OUT/report.md"
+	mkdir -p "$RESULTS_DIR"
+	local f
+	f=$RESULTS_DIR/$(date +%Y-%m-%d)
+	if [[ $QUICK == 1 ]]; then f+=-quick; fi
+	f+=.md
+	[[ -e $f ]] && f=${f%.md}-$(date +%H%M%S).md
+	cp "$OUT/report.md" "$f"
+	echo
+	cat "$OUT/report.md"
+	echo
+	log "written to ${f#"$ROOT"/}"
+}
+
+# ---- main -------------------------------------------------------------------------
+check_ports
+install_missing
+command -v go >/dev/null || die "go not found in PATH"
+build
+generate
+start_knot
+bench_all
+report
