@@ -17,7 +17,7 @@ import (
 	"github.com/jurisdns/jurisdns/app"
 	"github.com/jurisdns/jurisdns/config"
 	"github.com/jurisdns/jurisdns/policy"
-	"github.com/jurisdns/jurisdns/resolver"
+	"github.com/jurisdns/jurisdns/status"
 )
 
 // loadPolicy loads the configuration and builds the policy exactly as serve
@@ -32,22 +32,6 @@ func loadPolicy(cmd *cobra.Command) (*config.Config, *policy.Policy, error) {
 		return cfg, nil, err
 	}
 	return cfg, pol, nil
-}
-
-// CheckResult is `jurisdns check --json`: the policy's explanation plus the
-// DNS answer the client gets.
-type CheckResult struct {
-	policy.Explanation
-	Answer *AnswerText `json:"answer"`
-}
-
-// AnswerText renders a DNS answer for people and scripts.
-type AnswerText struct {
-	Rcode     string   `json:"rcode"`
-	Answer    []string `json:"answer,omitempty"`
-	Authority []string `json:"authority,omitempty"`
-	EDE       string   `json:"ede,omitempty"`
-	Note      string   `json:"note,omitempty"`
 }
 
 func newCheck() *cobra.Command {
@@ -77,8 +61,7 @@ func newCheck() *cobra.Command {
 		if !ok {
 			return fmt.Errorf("--type: unknown query type %q", qtype)
 		}
-		ex := pol.Explain(args[0], addr, time.Now())
-		res := CheckResult{Explanation: ex, Answer: renderAnswer(pol, &ex, qt)}
+		res := status.Check(pol, args[0], addr, qt, time.Now())
 		if asJSON {
 			enc := json.NewEncoder(os.Stdout)
 			enc.SetIndent("", "  ")
@@ -90,52 +73,7 @@ func newCheck() *cobra.Command {
 	return cmd
 }
 
-// renderAnswer is the answer a client gets: the policy answer, or a note
-// that the name is forwarded.
-func renderAnswer(pol *policy.Policy, ex *policy.Explanation, qtype uint16) *AnswerText {
-	if ex.NameError != "" {
-		return nil
-	}
-	switch ex.Verdict.Decision {
-	case policy.DecisionNone:
-		return &AnswerText{Rcode: "(forwarded)", Note: "not blocked: resolved through the cache and upstreams"}
-	case policy.DecisionFailClosed:
-		return &AnswerText{Rcode: "SERVFAIL", EDE: fmt.Sprintf("%d (Not Ready): %s", dns.ExtendedErrorCodeNotReady, ex.Verdict.AppendEDEText(nil))}
-	}
-	q := new(dns.Msg)
-	q.SetQuestion(dns.Fqdn(ex.Canonical), qtype)
-	m := resolver.BlockAnswer(serialOf(pol), q, true, &ex.Verdict)
-	if m == nil {
-		return &AnswerText{Rcode: "(no answer)", Note: "action drop: the query is not answered"}
-	}
-	out := &AnswerText{Rcode: dns.RcodeToString[m.Rcode]}
-	for _, rr := range m.Answer {
-		out.Answer = append(out.Answer, rr.String())
-	}
-	for _, rr := range m.Ns {
-		out.Authority = append(out.Authority, rr.String())
-	}
-	if code, ok := ex.Verdict.EDE(); ok {
-		out.EDE = fmt.Sprintf("%d (%s): %s", code, dns.ExtendedErrorCodeToString[code], ex.Verdict.AppendEDEText(nil))
-	}
-	return out
-}
-
-func serialOf(pol *policy.Policy) uint32 {
-	var v uint32
-	for _, c := range pol.Hash()[:min(8, len(pol.Hash()))] {
-		v <<= 4
-		switch {
-		case c >= '0' && c <= '9':
-			v |= uint32(c - '0')
-		case c >= 'a' && c <= 'f':
-			v |= uint32(c-'a') + 10
-		}
-	}
-	return v
-}
-
-func printCheck(w io.Writer, r *CheckResult) {
+func printCheck(w io.Writer, r *status.CheckResult) {
 	ex := &r.Explanation
 	if ex.NameError != "" {
 		fmt.Fprintf(w, "%s: not a valid name: %s\n", ex.Name, ex.NameError)
