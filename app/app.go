@@ -20,7 +20,6 @@ import (
 	"time"
 
 	"github.com/miekg/dns"
-	"github.com/spf13/pflag"
 
 	"github.com/jurisdns/jurisdns/admin"
 	"github.com/jurisdns/jurisdns/audit"
@@ -793,9 +792,6 @@ func (o observer) Dropped(reason string)                 { o.m.Dropped(reason) }
 func (o observer) Overloaded()                           { o.m.Dropped("overload") }
 func (o observer) RateLimited()                          { o.m.RateLimited() }
 func (o observer) Upstream(string, time.Duration, error) {}
-
-// RegisterFlags adds the serve flags to fs.
-func RegisterFlags(fs *pflag.FlagSet) { config.RegisterFlags(fs) }
 
 // BuildPolicy builds the policy of cfg as serve would, for the check,
 // lists and validate commands.

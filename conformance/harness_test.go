@@ -456,16 +456,3 @@ func freePort() (int, error) {
 	}
 	return 0, errors.Join(errors.New("no free port on 127.0.0.1"), lastErr)
 }
-
-// bugEnv, when set to 1, runs the tests that show a known jurisdns bug
-// instead of skipping them (to check a fix).
-const bugEnv = "JURISDNS_CONFORMANCE_BUGS"
-
-// bugSkip skips a test that shows a jurisdns bug the suite has reported,
-// so CI stays green until it is fixed, unless bugEnv=1.
-func bugSkip(t testing.TB, what string) {
-	t.Helper()
-	if os.Getenv(bugEnv) != "1" {
-		t.Skip("BUG: " + what + " (run with " + bugEnv + "=1 to see it fail)")
-	}
-}

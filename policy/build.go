@@ -112,19 +112,18 @@ type aspec struct {
 type reuseKey struct{ jur, src uint16 }
 
 type builder struct {
-	ctx      context.Context
-	opts     BuildOptions
-	log      *slog.Logger
-	errs     []error
-	specs    []*jspec
-	byID     map[string]*jspec
-	userKey  map[string]string // id → first user key path that set it
-	rules    ruleTable
-	addrs    map[uint32][]netip.Addr
-	ib       *blocklists.IndexBuilder
-	reuse    []reuseTarget
-	ruleBuf  []byte
-	defaults []string
+	ctx     context.Context
+	opts    BuildOptions
+	log     *slog.Logger
+	errs    []error
+	specs   []*jspec
+	byID    map[string]*jspec
+	userKey map[string]string // id → first user key path that set it
+	rules   ruleTable
+	addrs   map[uint32][]netip.Addr
+	ib      *blocklists.IndexBuilder
+	reuse   []reuseTarget
+	ruleBuf []byte
 }
 
 // reuseTarget is a failed source (js.srcs[src]) whose rules are copied

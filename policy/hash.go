@@ -7,6 +7,7 @@ import (
 	"hash"
 	"net/netip"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/jurisdns/jurisdns/blocklists"
@@ -139,6 +140,19 @@ func policyHash(p *Policy) string {
 // jurisdiction's metadata and rule set, and the client mappings. Rebuilding
 // from the same input gives the same hash.
 func (p *Policy) Hash() string { return p.hash }
+
+// Serial is the SOA serial of the synthesized policy zone: the first 8 hex
+// digits of Hash, so a block answer says which policy produced it.
+func (p *Policy) Serial() uint32 {
+	if len(p.hash) < 8 {
+		return 0
+	}
+	v, err := strconv.ParseUint(p.hash[:8], 16, 32)
+	if err != nil {
+		return 0
+	}
+	return uint32(v)
+}
 
 // Entries returns the number of rules (block and allow) of jurisdiction id,
 // or 0 when there is none.

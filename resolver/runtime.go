@@ -7,7 +7,6 @@ import (
 	"io"
 	"net/netip"
 	"reflect"
-	"strconv"
 	"strings"
 	"time"
 
@@ -89,11 +88,7 @@ func (s *Server) BuildRuntime(o RuntimeOptions) (*Runtime, error) {
 		Upstreams:      upstreams,
 		prefetch:       cfg.Cache.Prefetch && s.cache != nil,
 	}
-	if h := pol.Hash(); len(h) >= 8 {
-		if v, err := strconv.ParseUint(h[:8], 16, 32); err == nil {
-			rt.serial = uint32(v)
-		}
-	}
+	rt.serial = pol.Serial()
 	if rt.HealthName != "" && !strings.HasSuffix(rt.HealthName, ".") {
 		rt.HealthName += "."
 	}

@@ -317,7 +317,7 @@ func RenderAnswer(pol *policy.Policy, ex *policy.Explanation, qtype uint16) *Ans
 	}
 	q := new(dns.Msg)
 	q.SetQuestion(dns.Fqdn(ex.Canonical), qtype)
-	m := resolver.BlockAnswer(Serial(pol.Hash()), q, true, &ex.Verdict)
+	m := resolver.BlockAnswer(pol.Serial(), q, true, &ex.Verdict)
 	if m == nil {
 		return &AnswerText{Rcode: "(no answer)", Note: "action drop: the query is not answered"}
 	}
@@ -332,19 +332,6 @@ func RenderAnswer(pol *policy.Policy, ex *policy.Explanation, qtype uint16) *Ans
 		out.EDE = fmt.Sprintf("%d (%s): %s", code, dns.ExtendedErrorCodeToString[code], ex.Verdict.AppendEDEText(nil))
 	}
 	return out
-}
-
-// Serial is the SOA serial of the synthesized policy zone of a policy with
-// hash h: its first 8 hex digits, as the resolver computes it.
-func Serial(h string) uint32 {
-	if len(h) < 8 {
-		return 0
-	}
-	v, err := strconv.ParseUint(h[:8], 16, 32)
-	if err != nil {
-		return 0
-	}
-	return uint32(v)
 }
 
 // explainQuery validates the parameters of /api/explain.

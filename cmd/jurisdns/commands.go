@@ -29,7 +29,7 @@ func newServe() *cobra.Command {
 		if err != nil {
 			return err
 		}
-		sigs, stop := signals(cmd.Context())
+		sigs, stop := signals()
 		defer stop()
 		if err := a.Start(); err != nil {
 			_ = a.Shutdown(context.Background())

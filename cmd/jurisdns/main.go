@@ -5,7 +5,6 @@
 package main
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -51,7 +50,7 @@ upstream with a cache. Without a subcommand it serves.`,
 
 // signals returns the channel the serve loop reads: SIGHUP reloads,
 // SIGINT/SIGTERM drain and exit.
-func signals(ctx context.Context) (<-chan os.Signal, func()) {
+func signals() (<-chan os.Signal, func()) {
 	ch := make(chan os.Signal, 1)
 	signal.Notify(ch, syscall.SIGHUP, syscall.SIGINT, syscall.SIGTERM)
 	return ch, func() { signal.Stop(ch) }
