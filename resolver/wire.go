@@ -176,6 +176,9 @@ func parseQuery(pkt []byte, name []byte) (q question, canon []byte, ok bool) {
 		if off+11+rd != len(pkt) {
 			return q, nil, false
 		}
+		if !plainOptions(pkt[off+11 : off+11+rd]) {
+			return q, nil, false
+		}
 		q.extraOpt = rd > 0
 		off += 11 + rd
 	}
@@ -212,4 +215,23 @@ func tcReply(out, pkt []byte) []byte {
 		binary.BigEndian.PutUint16(out[10:], 1)
 	}
 	return out
+}
+
+// plainOptions reports whether EDNS option data is well formed and holds
+// only options the fast path may ignore: cookies (RFC 7873, answered by
+// ignoring them) and padding. Anything else, or a malformed option, goes to
+// the full path, which parses it (and answers FORMERR where due).
+func plainOptions(b []byte) bool {
+	for len(b) > 0 {
+		if len(b) < 4 {
+			return false
+		}
+		code := binary.BigEndian.Uint16(b)
+		n := int(binary.BigEndian.Uint16(b[2:]))
+		if 4+n > len(b) || (code != 10 && code != 12) {
+			return false
+		}
+		b = b[4+n:]
+	}
+	return true
 }
