@@ -45,12 +45,22 @@ func (f *forwarder) Resolve(ctx context.Context, req *Request) (*dns.Msg, error)
 		return e.reply(req, now, false)
 	}
 	f.s.obs.CacheMiss()
-	resp, err := f.exchange(ctx, req)
+	fresh, m, err := f.fetch(ctx, req)
+	return f.answer(req, e, fresh, m, err, now)
+}
+
+// answer turns what fetch returned into the reply: the new entry's answer,
+// the uncacheable message, or, when every upstream failed, the expired
+// entry old if it is within serve_stale (RFC 8767, with EDE 3).
+func (f *forwarder) answer(req *Request, old, fresh *entry, m *dns.Msg, err error, now time.Time) (*dns.Msg, error) {
 	if err == nil {
-		return resp, nil
+		if fresh != nil {
+			return fresh.reply(req, f.s.now(), false)
+		}
+		return m, nil
 	}
-	if e != nil && f.stale > 0 && now.Sub(e.stored) < time.Duration(e.ttl)*time.Second+f.stale {
-		m, rerr := e.reply(req, now, true)
+	if old != nil && f.stale > 0 && now.Sub(old.stored) < time.Duration(old.ttl)*time.Second+f.stale {
+		m, rerr := old.reply(req, now, true)
 		if rerr == nil {
 			req.Cached = true
 			f.s.obs.CacheStale()
@@ -61,9 +71,10 @@ func (f *forwarder) Resolve(ctx context.Context, req *Request) (*dns.Msg, error)
 	return nil, err
 }
 
-// exchange asks the upstreams, coalescing identical concurrent misses, and
-// caches the answer. The returned message is the caller's own copy.
-func (f *forwarder) exchange(ctx context.Context, req *Request) (*dns.Msg, error) {
+// fetch asks the upstreams, coalescing identical concurrent misses, and
+// caches the answer. It returns the new cache entry, or, for an answer that
+// is not cacheable, the caller's own copy of the message.
+func (f *forwarder) fetch(ctx context.Context, req *Request) (*entry, *dns.Msg, error) {
 	key := req.Name + "/" + strconv.Itoa(int(req.Qtype))
 	if req.DO {
 		key += "/do"
@@ -71,13 +82,20 @@ func (f *forwarder) exchange(ctx context.Context, req *Request) (*dns.Msg, error
 	if req.CD {
 		key += "/cd"
 	}
-	ch := f.sf.DoChan(key, func() (any, error) {
+	// Do runs the flight in the first caller's goroutine (a long-lived
+	// worker, see udpWorker), bounded by the query timeout like the
+	// callers themselves.
+	v, err, _ := f.sf.Do(key, func() (any, error) {
 		m := new(dns.Msg)
 		m.SetQuestion(req.Name, req.Qtype)
 		m.CheckingDisabled = req.CD
 		m.SetEdns0(maxUDPSize, req.DO)
 		// The flight must not die with the first caller's context.
-		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), f.s.rt.Load().QueryTimeout)
+		base := ctx
+		if base.Done() != nil {
+			base = context.WithoutCancel(base)
+		}
+		fctx, cancel := context.WithTimeout(base, f.s.rt.Load().QueryTimeout)
 		defer cancel()
 		resp, err := f.rt.upstreamFor(req.Name).Exchange(fctx, m)
 		if err != nil {
@@ -91,18 +109,13 @@ func (f *forwarder) exchange(ctx context.Context, req *Request) (*dns.Msg, error
 		}
 		return resp, nil
 	})
-	select {
-	case r := <-ch:
-		if r.Err != nil {
-			return nil, r.Err
-		}
-		if e, ok := r.Val.(*entry); ok {
-			return e.reply(req, f.s.now(), false)
-		}
-		return r.Val.(*dns.Msg).Copy(), nil
-	case <-ctx.Done():
-		return nil, &EDEError{Code: dns.ExtendedErrorCodeNoReachableAuthority, Text: "upstream timeout", Err: ctx.Err()}
+	if err != nil {
+		return nil, nil, err
 	}
+	if e, ok := v.(*entry); ok {
+		return e, nil, nil
+	}
+	return nil, v.(*dns.Msg).Copy(), nil
 }
 
 // upstreamErr maps an upstream failure to a SERVFAIL with EDE 22 (no
@@ -149,6 +162,6 @@ func (s *Server) maybePrefetch(rt *Runtime, e *entry, now time.Time) {
 		defer s.qwg.Done()
 		ctx, cancel := context.WithTimeout(context.Background(), rt.QueryTimeout)
 		defer cancel()
-		_, _ = rt.fwd.exchange(ctx, req)
+		_, _, _ = rt.fwd.fetch(ctx, req)
 	}()
 }

@@ -46,6 +46,19 @@ func newWorker() *worker {
 	return &worker{in: make([]byte, 65535), out: make([]byte, 0, 4096), name: make([]byte, 0, 256)}
 }
 
+// handle answers pkt as the UDP loop and its workers do, in this
+// goroutine: the fast path, else the miss path when fast found the query
+// missable, else the slow path.
+func handle(s *Server, w *worker, pkt []byte, client netip.AddrPort) []byte {
+	if out, ok := s.fast(w, pkt, client); ok {
+		return out
+	}
+	if rt := w.missable; rt != nil {
+		return s.missUDP(w, append([]byte(nil), pkt...), client, rt)
+	}
+	return s.slow(append([]byte(nil), pkt...), client, UDP)
+}
+
 // FuzzWireHandler feeds arbitrary packets to the fast and the slow path:
 // never a panic, and any reply parses and keeps the query's ID.
 func FuzzWireHandler(f *testing.F) {
@@ -71,10 +84,7 @@ func FuzzWireHandler(f *testing.F) {
 	f.Fuzz(func(t *testing.T, pkt []byte) {
 		w := newWorker()
 		for i := 0; i < 2; i++ { // the second round may hit the cache
-			out, ok := s.fast(w, pkt, client)
-			if !ok {
-				out = s.slow(append([]byte(nil), pkt...), client, UDP)
-			}
+			out := handle(s, w, pkt, client)
 			if out == nil {
 				continue
 			}
@@ -171,9 +181,26 @@ func TestFastPathTaken(t *testing.T) {
 	if _, ok := s.fast(w, pkt, client); ok {
 		t.Fatal("a cold cache answered on the fast path")
 	}
-	s.slow(append([]byte(nil), pkt...), client, UDP)
+	if w.missable != s.Runtime() {
+		t.Fatal("a plain cache miss was not found missable")
+	}
+	if out := s.missUDP(w, append([]byte(nil), pkt...), client, w.missable); out == nil {
+		t.Fatal("the miss path sent nothing")
+	}
 	if _, ok := s.fast(w, pkt, client); !ok {
 		t.Error("cache hit not answered by the fast path")
+	}
+	// Not missable: what the forwarder never sees.
+	for _, q := range []struct {
+		name  string
+		qtype uint16
+	}{{"localhost.", dns.TypeA}, {"www.example.com.", dns.TypeANY}, {"chat.deepseek.com.", dns.TypeAAAA}} {
+		m := new(dns.Msg)
+		m.SetQuestion(q.name, q.qtype)
+		pkt, _ := m.Pack()
+		if _, ok := s.fast(w, pkt, client); !ok && w.missable != nil {
+			t.Errorf("%s %s: missable", q.name, dns.TypeToString[q.qtype])
+		}
 	}
 }
 
@@ -209,6 +236,30 @@ func BenchmarkBlocked(b *testing.B) {
 		if _, ok := s.fast(w, pkt, client); !ok {
 			b.Fatal("not on the fast path")
 		}
+	}
+}
+
+// BenchmarkMissUDP measures the UDP miss path (fast checks, then missUDP)
+// of a cache miss to an in-process upstream; the entry is dropped after
+// every answer.
+func BenchmarkMissUDP(b *testing.B) {
+	s := newInProcess(b)
+	client := netip.MustParseAddrPort("127.0.0.1:5353")
+	m := new(dns.Msg)
+	m.SetQuestion("www.example.com.", dns.TypeA)
+	m.SetEdns0(1232, false)
+	pkt, _ := m.Pack()
+	w := newWorker()
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if _, ok := s.fast(w, pkt, client); ok || w.missable == nil {
+			b.Fatal("not a miss")
+		}
+		if out := s.missUDP(w, pkt, client, w.missable); out == nil {
+			b.Fatal("no answer")
+		}
+		s.cache.Purge()
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"net"
 	"strings"
+	"time"
 
 	"github.com/miekg/dns"
 
@@ -52,31 +53,38 @@ func (s *Server) policyMiddleware(rt *Runtime) Middleware {
 			if err != nil || resp == nil {
 				return resp, err
 			}
-			for _, rr := range resp.Answer {
-				var target string
-				switch c := rr.(type) {
-				case *dns.CNAME:
-					target = c.Target
-				case *dns.DNAME:
-					target = c.Target
-				default:
-					continue
-				}
-				target = strings.ToLower(target)
-				cv := rt.Policy.Match(target, req.Clients, now)
-				s.reportHits(rt, req, target, &cv)
-				switch cv.Decision {
-				case policy.DecisionBlock:
-					req.Blocked = true
-					s.policyEvent(rt, req, target, &cv, cv.Jurisdiction, cv.Action.String(), "enforce")
-					return BlockAnswer(rt.serial, req.Msg, req.EDNS, &cv), nil
-				case policy.DecisionFailClosed:
-					return nil, &EDEError{Code: dns.ExtendedErrorCodeNotReady, Text: string(cv.AppendEDEText(nil))}
-				}
-			}
-			return resp, nil
+			return s.cnamePolicy(rt, req, resp, now)
 		})
 	}
+}
+
+// cnamePolicy applies the client's jurisdictions to the CNAME and DNAME
+// targets of a forwarded answer: a chain that reaches a blocked name is
+// replaced by the block answer for that name.
+func (s *Server) cnamePolicy(rt *Runtime, req *Request, resp *dns.Msg, now time.Time) (*dns.Msg, error) {
+	for _, rr := range resp.Answer {
+		var target string
+		switch c := rr.(type) {
+		case *dns.CNAME:
+			target = c.Target
+		case *dns.DNAME:
+			target = c.Target
+		default:
+			continue
+		}
+		target = strings.ToLower(target)
+		cv := rt.Policy.Match(target, req.Clients, now)
+		s.reportHits(rt, req, target, &cv)
+		switch cv.Decision {
+		case policy.DecisionBlock:
+			req.Blocked = true
+			s.policyEvent(rt, req, target, &cv, cv.Jurisdiction, cv.Action.String(), "enforce")
+			return BlockAnswer(rt.serial, req.Msg, req.EDNS, &cv), nil
+		case policy.DecisionFailClosed:
+			return nil, &EDEError{Code: dns.ExtendedErrorCodeNotReady, Text: string(cv.AppendEDEText(nil))}
+		}
+	}
+	return resp, nil
 }
 
 // reportHits logs and counts the report-mode jurisdictions of a verdict,

@@ -44,6 +44,8 @@ type Server struct {
 	qlog  QueryLogger
 
 	inflight chan struct{}
+	jobs     chan udpJob    // slow-path UDP queries for idle workers
+	quit     chan struct{}  // closed by Shutdown: idle workers exit
 	wg       sync.WaitGroup // listener loops
 	qwg      sync.WaitGroup // in-flight slow-path queries
 	closing  atomic.Bool
@@ -84,6 +86,8 @@ func NewServer(opts ServerOptions) *Server {
 		audit:    opts.Auditor,
 		qlog:     opts.QueryLogger,
 		inflight: make(chan struct{}, maxInflight),
+		jobs:     make(chan udpJob),
+		quit:     make(chan struct{}),
 		conns:    map[net.Conn]struct{}{},
 	}
 	if s.log == nil {
@@ -216,7 +220,9 @@ func (s *Server) Serve() {
 // ctx) so their answers still go out, then closes every socket.
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.mu.Lock()
-	s.closing.Store(true) // under mu: begin cannot add to qwg after this
+	if !s.closing.Swap(true) { // under mu: begin cannot add to qwg after this
+		close(s.quit)
+	}
 	s.mu.Unlock()
 	// Stop reading: UDP reads return at once (the sockets stay open for the
 	// answers still to come); TCP stops accepting.
@@ -274,6 +280,10 @@ type worker struct {
 	in   []byte
 	out  []byte
 	name []byte
+	// missable is set by fast, to the runtime it checked the query with,
+	// when the query passed every check and only its answer was not
+	// cached: missUDP can resolve it.
+	missable *Runtime
 }
 
 func (s *Server) serveUDP(c *net.UDPConn) {
@@ -333,15 +343,58 @@ func (s *Server) handleUDP(w *worker, c *net.UDPConn, pkt []byte, addr netip.Add
 		<-s.inflight
 		return nil, true
 	}
-	cp := make([]byte, len(pkt))
-	copy(cp, pkt)
-	go func() {
-		defer func() { <-s.inflight; s.qwg.Done() }()
-		if out := s.slow(cp, addr, UDP); out != nil {
-			_, _ = c.WriteToUDPAddrPort(out, addr)
-		}
-	}()
+	j := udpJob{pkt: append([]byte(nil), pkt...), addr: addr, c: c}
+	j.rt = w.missable
+	select {
+	case s.jobs <- j: // an idle worker took it
+	default:
+		go s.udpWorker(j)
+	}
 	return nil, false
+}
+
+// udpJob is a UDP query for the slow path.
+type udpJob struct {
+	pkt  []byte
+	addr netip.AddrPort
+	c    *net.UDPConn
+	// rt is set when fast found the query missable with this runtime.
+	rt *Runtime
+}
+
+// workerIdle is how long a slow-path worker waits for another query before
+// it exits.
+const workerIdle = 5 * time.Second
+
+// udpWorker runs slow-path UDP queries, j first, then whatever handleUDP
+// hands it until it has been idle for workerIdle. Long-lived workers keep
+// their grown stacks: a new goroutine per query spends a tenth of a cache
+// miss growing its stack through the upstream exchange.
+func (s *Server) udpWorker(j udpJob) {
+	idle := time.NewTimer(workerIdle)
+	defer idle.Stop()
+	w := &worker{out: make([]byte, 0, 4096), name: make([]byte, 0, 256)}
+	for {
+		var out []byte
+		if j.rt != nil && j.rt == s.rt.Load() {
+			out = s.missUDP(w, j.pkt, j.addr, j.rt)
+		} else {
+			out = s.slow(j.pkt, j.addr, UDP)
+		}
+		if out != nil {
+			_, _ = j.c.WriteToUDPAddrPort(out, j.addr)
+		}
+		<-s.inflight
+		s.qwg.Done()
+		idle.Reset(workerIdle)
+		select {
+		case j = <-s.jobs:
+		case <-idle.C:
+			return
+		case <-s.quit:
+			return
+		}
+	}
 }
 
 // overloadReply is a SERVFAIL echoing the header and question, or nil when
@@ -443,6 +496,7 @@ func (s *Server) serveConn(conn net.Conn) {
 // fast answers cache hits and returns ok=false for everything else. It
 // must give byte-for-byte the answer the slow path would give.
 func (s *Server) fast(w *worker, pkt []byte, addr netip.AddrPort) ([]byte, bool) {
+	w.missable = nil
 	q, canon, ok := parseQuery(pkt, w.name)
 	if !ok || q.qclass != dns.ClassINET || q.ednsVer != 0 || s.cache == nil {
 		return nil, false
@@ -486,18 +540,12 @@ func (s *Server) fast(w *worker, pkt []byte, addr netip.AddrPort) ([]byte, bool)
 	}
 	e := s.cache.get(name, q.qtype, q.do, q.flags&flagCD != 0)
 	if e == nil || !e.fresh(now) {
+		if z, _ := rt.Zones.Find(name); z == nil && q.qtype != dns.TypeANY {
+			w.missable = rt
+		}
 		return nil, false
 	}
-	for _, t := range e.cnames {
-		if v := rt.Policy.Match(t, cs, now); v.Decision != policy.DecisionNone || v.NReported > 0 {
-			return nil, false
-		}
-	}
-	limit := 512
-	if q.edns {
-		limit = int(max(min(q.udpSize, maxUDPSize), 512))
-	}
-	if len(e.msg)+11 > limit {
+	if cnameListed(rt, e, cs, now) || !fitsUDP(e, &q) {
 		return nil, false
 	}
 	out := e.appendReply(w.out, pkt, &q, now, 0, false)
@@ -565,8 +613,16 @@ func (s *Server) slow(pkt []byte, client netip.AddrPort, proto Proto) []byte {
 	defer cancel()
 	start := time.Now()
 	resp, err := rt.Chain.Resolve(ctx, req)
+	return s.reply(m, req, resp, err, start)
+}
+
+// reply packs the chain's answer (or its error, as SERVFAIL with the EDE the
+// error carries) to query m, counts and logs it. It returns nil to send
+// nothing (policy action drop).
+func (s *Server) reply(m *dns.Msg, req *Request, resp *dns.Msg, err error, start time.Time) []byte {
 	if err != nil {
-		s.log.Debug("query failed", "name", q.Name, "type", dns.TypeToString[q.Qtype], "client", addr, "err", err)
+		q := m.Question[0]
+		s.log.Debug("query failed", "name", q.Name, "type", dns.TypeToString[q.Qtype], "client", req.Client.Addr(), "err", err)
 		resp = rcodeReply(m, dns.RcodeServerFailure)
 		var ede *EDEError
 		if errors.As(err, &ede) {
@@ -577,9 +633,9 @@ func (s *Server) slow(pkt []byte, client netip.AddrPort, proto Proto) []byte {
 		s.obs.Dropped("policy")
 		return nil
 	}
-	out := s.finish(m, req, resp, proto)
+	out := s.finish(m, req, resp, req.Proto)
 	if s.qlog != nil {
-		s.qlog.Query(&QueryEvent{Time: s.now(), Client: addr, Proto: proto, Name: req.Name, Qtype: req.Qtype,
+		s.qlog.Query(&QueryEvent{Time: s.now(), Client: req.Client.Addr(), Proto: req.Proto, Name: req.Name, Qtype: req.Qtype,
 			Rcode: resp.Rcode, Duration: time.Since(start), Cached: req.Cached, Blocked: req.Blocked})
 	}
 	return out

@@ -545,6 +545,64 @@ func TestFastPathMatchesSlowPath(t *testing.T) {
 	}
 }
 
+// TestMissPathMatchesSlowPath compares the answer to a UDP cache miss
+// (written by missUDP from the new cache entry) with the slow path's answer
+// to the same query a moment later over TCP (from that entry), byte for byte.
+func TestMissPathMatchesSlowPath(t *testing.T) {
+	up := resolvertest.StartUpstream(t, resolvertest.Func(func(r *dns.Msg) *dns.Msg {
+		m := new(dns.Msg)
+		m.SetReply(r)
+		q := r.Question[0].Name
+		for _, s := range []string{q + " 300 IN CNAME www.target.example.", "www.target.example. 300 IN A 192.0.2.1"} {
+			rr, _ := dns.NewRR(s)
+			m.Answer = append(m.Answer, rr)
+		}
+		m.AuthenticatedData = true
+		return m
+	}))
+	h := start(t, []string{up.Addr()}, nil)
+	tests := []struct {
+		name string
+		opts func(*dns.Msg)
+	}{
+		{name: "plain", opts: func(*dns.Msg) {}},
+		{name: "edns", opts: func(m *dns.Msg) { m.SetEdns0(1232, false) }},
+		{name: "edns_do", opts: func(m *dns.Msg) { m.SetEdns0(4096, true) }},
+		{name: "cd", opts: func(m *dns.Msg) { m.CheckingDisabled = true }},
+		{name: "ad", opts: func(m *dns.Msg) { m.AuthenticatedData = true }},
+		{name: "no_rd", opts: func(m *dns.Msg) { m.RecursionDesired = false }},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			m := new(dns.Msg)
+			m.SetQuestion("Miss-"+tc.name+".Example.", dns.TypeA)
+			tc.opts(m)
+			m.Id = 4242
+			wire, _ := m.Pack()
+			miss := rawExchange(t, h.addr, wire, 3*time.Second)
+			c, err := net.Dial("tcp", h.addr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			co := &dns.Conn{Conn: c}
+			if err := co.WriteMsg(m); err != nil {
+				t.Fatal(err)
+			}
+			slow, err := co.ReadMsgHeader(nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if string(miss) != string(slow) {
+				fm, sm := new(dns.Msg), new(dns.Msg)
+				_ = fm.Unpack(miss)
+				_ = sm.Unpack(slow)
+				t.Fatalf("miss path and slow path differ:\nmiss %x\n%v\nslow %x\n%v", miss, fm, slow, sm)
+			}
+		})
+	}
+}
+
 func TestANYIsMinimal(t *testing.T) {
 	up := resolvertest.StartUpstream(t, resolvertest.Echo())
 	h := start(t, []string{up.Addr()}, nil)

@@ -192,8 +192,11 @@ func (g *Group) String() string {
 // cancelled, it returns ctx's error.
 func (g *Group) Exchange(ctx context.Context, m *dns.Msg) (*dns.Msg, error) {
 	parent := ctx
-	ctx, cancel := context.WithTimeout(ctx, g.opts.Timeout)
-	defer cancel()
+	if dl, ok := ctx.Deadline(); !ok || time.Until(dl) > g.opts.Timeout {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, g.opts.Timeout)
+		defer cancel()
+	}
 
 	healthy, down := g.order()
 	var (

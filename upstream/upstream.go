@@ -9,7 +9,8 @@
 // server, has the ID and the question (compared case-insensitively) of the
 // query (RFC 5452).
 //
-// Transports: UDP with TCP fallback, TCP, DNS over TLS (RFC 7858: pooled,
+// Transports: UDP with TCP fallback (pooled sockets, each with its own random
+// source port and a limited number of uses: see udpPool), TCP, DNS over TLS (RFC 7858: pooled,
 // pipelined connections) and DNS over HTTPS (RFC 8484: HTTP/2, ID 0 on the
 // wire). Encrypted upstreams always verify the server's certificate; see
 // Parse.
@@ -17,6 +18,7 @@ package upstream
 
 import (
 	"context"
+	"crypto/rand"
 	"crypto/x509"
 	"encoding/binary"
 	"errors"
@@ -109,8 +111,8 @@ var (
 // of at most one server name and the method: "post" (default) or "get"
 // ("https://192.0.2.1/dns-query#dns.example,get").
 //
-// tls:// and https:// upstreams hold connections: they implement io.Closer
-// (see Group.Close).
+// Upstreams hold sockets or connections (UDP socket pools, DoT and DoH
+// connections): they implement io.Closer (see Group.Close).
 func Parse(s string, opts Options) (Upstream, error) {
 	scheme, rest, ok := strings.Cut(s, "://")
 	if !ok {
@@ -134,6 +136,7 @@ func Parse(s string, opts Options) (Upstream, error) {
 		return nil, fmt.Errorf("upstream %q: %w", s, err)
 	}
 	u := &server{addr: ap.String(), tcpOnly: strings.EqualFold(scheme, "tcp"), timeout: timeout}
+	u.pool.raddr = net.UDPAddrFromAddrPort(ap)
 	if u.tcpOnly {
 		u.name = "tcp://" + u.addr
 	} else {
@@ -172,6 +175,14 @@ type server struct {
 	name    string
 	tcpOnly bool
 	timeout time.Duration
+	pool    udpPool
+}
+
+// Close closes the pooled UDP sockets. Exchange keeps working afterwards,
+// with a new socket per query.
+func (u *server) Close() error {
+	u.pool.close()
+	return nil
 }
 
 var _ Upstream = (*server)(nil)
@@ -192,15 +203,11 @@ func (u *server) Exchange(ctx context.Context, m *dns.Msg) (*dns.Msg, error) {
 	}
 	bp := bufPool.Get().(*[]byte)
 	defer bufPool.Put(bp)
-	q := upstreamQuery(m)
-	wire, err := q.PackBuffer((*bp)[:0])
+	out, err := appendQuery(make([]byte, 0, 12+256+4+11), m)
 	if err != nil {
 		return nil, fmt.Errorf("%s: packing query: %w", u.name, err)
 	}
-	// wire aliases the pooled buffer; keep a copy so the UDP read can reuse it.
-	out := make([]byte, len(wire))
-	copy(out, wire)
-
+	q := sentQuery{id: binary.BigEndian.Uint16(out), question: m.Question[0]}
 	var resp *dns.Msg
 	if u.tcpOnly {
 		resp, err = u.exchangeTCP(ctx, q, out)
@@ -208,8 +215,8 @@ func (u *server) Exchange(ctx context.Context, m *dns.Msg) (*dns.Msg, error) {
 		resp, err = u.exchangeUDP(ctx, q, out, *bp)
 		if err == nil && resp.Truncated {
 			// A truncated reply: ask again over TCP with a new ID (RFC 7766).
-			q.Id = dns.Id()
-			binary.BigEndian.PutUint16(out, q.Id)
+			randomID(out)
+			q.id = binary.BigEndian.Uint16(out)
 			resp, err = u.exchangeTCP(ctx, q, out)
 		}
 	}
@@ -218,6 +225,59 @@ func (u *server) Exchange(ctx context.Context, m *dns.Msg) (*dns.Msg, error) {
 	}
 	resp.Id = m.Id
 	return resp, nil
+}
+
+// sentQuery is what a reply must match: the ID and the question sent.
+type sentQuery struct {
+	id       uint16
+	question dns.Question
+}
+
+// randomID writes a random ID into the header of the query in b.
+func randomID(b []byte) {
+	_, _ = rand.Read(b[:2]) // never fails (crypto/rand, Go 1.24+)
+}
+
+// Header bits of the query appendQuery writes.
+const (
+	bitRD = 1 << 8
+	bitAD = 1 << 5
+	bitCD = 1 << 4
+	bitDO = 1 << 15 // in the OPT TTL
+)
+
+// appendQuery appends to b the wire form of upstreamQuery(m) with a fresh
+// random ID, without building that message: a header with the opcode, RD,
+// CD and AD, m's question and an OPT with our UDP size and m's DO bit.
+func appendQuery(b []byte, m *dns.Msg) ([]byte, error) {
+	q := m.Question[0]
+	start := len(b)
+	flags := uint16(m.Opcode&0xF)<<11 | bitAD
+	if m.RecursionDesired {
+		flags |= bitRD
+	}
+	if m.CheckingDisabled {
+		flags |= bitCD
+	}
+	b = append(b, 0, 0, byte(flags>>8), byte(flags), 0, 1, 0, 0, 0, 0, 0, 1)
+	randomID(b[start:])
+	// PackDomainName writes into the slice's length: make room for the
+	// longest name (255 bytes), then cut to what it wrote.
+	nameAt := len(b)
+	b = append(b, make([]byte, 256)...)
+	end, err := dns.PackDomainName(q.Name, b, nameAt, nil, false)
+	if err != nil {
+		return nil, err
+	}
+	b = b[:end]
+	var ttl uint32
+	if opt := m.IsEdns0(); opt != nil && opt.Do() {
+		ttl = bitDO
+	}
+	b = append(b, byte(q.Qtype>>8), byte(q.Qtype), byte(q.Qclass>>8), byte(q.Qclass),
+		0, byte(dns.TypeOPT>>8), byte(dns.TypeOPT), byte(udpSize>>8), byte(udpSize&0xFF),
+		byte(ttl>>24), byte(ttl>>16), byte(ttl>>8), byte(ttl), 0, 0)
+	return b, nil
 }
 
 // upstreamQuery builds the message sent upstream for the client's m: a fresh
@@ -252,26 +312,37 @@ func watch(ctx context.Context, c net.Conn) (stop func() bool) {
 	return context.AfterFunc(ctx, func() { _ = c.SetDeadline(time.Unix(1, 0)) })
 }
 
-// exchangeUDP sends wire over a new UDP socket and reads until a matching
-// reply arrives or ctx is done.
-//
-// A new connected socket per query gives every query a fresh random source
-// port (RFC 5452 §9.2) and lets the kernel drop datagrams from any other
-// address than the server's. A reply with the wrong ID or question is
-// ignored and reading goes on: a spoofed or stale datagram must not kill the
-// real answer that may still come.
-func (u *server) exchangeUDP(ctx context.Context, q *dns.Msg, wire, buf []byte) (*dns.Msg, error) {
-	var d net.Dialer
-	c, err := d.DialContext(ctx, "udp", u.addr)
+// exchangeUDP sends wire over a pooled UDP socket (see udpPool) and reads
+// until a matching reply arrives or ctx is done. A reply with the wrong ID
+// or question is ignored and reading goes on: a spoofed or stale datagram
+// must not kill the real answer that may still come.
+func (u *server) exchangeUDP(ctx context.Context, q sentQuery, wire, buf []byte) (*dns.Msg, error) {
+	pc, err := u.pool.get()
 	if err != nil {
 		return nil, u.ioErr(ctx, "udp dial", err)
 	}
-	defer c.Close()
+	resp, clean, err := u.roundTripUDP(ctx, pc.c, q, wire, buf)
+	// Only a socket that just completed a clean exchange goes back: after
+	// an error or a timeout a late reply may still arrive on it.
+	u.pool.put(pc, clean)
+	return resp, err
+}
+
+// roundTripUDP sends wire on c and reads until a reply matches q or ctx is
+// done. clean reports that the exchange succeeded and ctx's watch did not
+// fire (it may otherwise still be changing the socket's deadline), so the
+// socket may be reused.
+func (u *server) roundTripUDP(ctx context.Context, c *net.UDPConn, q sentQuery, wire, buf []byte) (resp *dns.Msg, clean bool, err error) {
 	deadline, _ := ctx.Deadline()
 	if err := c.SetDeadline(deadline); err != nil {
-		return nil, fmt.Errorf("%s: set deadline: %w", u.name, err)
+		return nil, false, fmt.Errorf("%s: set deadline: %w", u.name, err)
 	}
-	defer watch(ctx, c)()
+	stop := watch(ctx, c)
+	resp, err = u.readUDP(ctx, c, q, wire, buf)
+	return resp, stop() && err == nil, err
+}
+
+func (u *server) readUDP(ctx context.Context, c *net.UDPConn, q sentQuery, wire, buf []byte) (*dns.Msg, error) {
 	if _, err := c.Write(wire); err != nil {
 		return nil, u.ioErr(ctx, "udp write", err)
 	}
@@ -294,11 +365,87 @@ func (u *server) exchangeUDP(ctx context.Context, q *dns.Msg, wire, buf []byte) 
 	}
 }
 
+// udpPool keeps connected UDP sockets to one server for reuse: opening,
+// connecting and closing a socket per query costs more CPU than the query
+// itself. Source-port randomization (RFC 5452 §9.2) is kept in a weaker,
+// moving form: every socket gets a random ephemeral port from the kernel,
+// serves at most udpMaxUses queries, one at a time, and lives at most
+// udpMaxAge, so a spoofer has to hit a port that changes every few dozen
+// queries as well as the random 16-bit ID and the question. A connected
+// socket only receives datagrams from the server's address. Sockets are
+// used by one query at a time; one that saw an error or a timeout is closed.
+type udpPool struct {
+	raddr *net.UDPAddr
+
+	mu     sync.Mutex
+	idle   []*pooledUDP
+	closed bool
+}
+
+type pooledUDP struct {
+	c    *net.UDPConn
+	uses int
+	born time.Time
+}
+
+const (
+	udpMaxUses = 64
+	udpMaxAge  = 10 * time.Second
+	udpMaxIdle = 256
+)
+
+func (p *udpPool) get() (*pooledUDP, error) {
+	p.mu.Lock()
+	for n := len(p.idle); n > 0; n = len(p.idle) {
+		pc := p.idle[n-1] // the most recently used: its buffers are warm
+		p.idle[n-1] = nil
+		p.idle = p.idle[:n-1]
+		if time.Since(pc.born) < udpMaxAge {
+			p.mu.Unlock()
+			pc.uses++
+			return pc, nil
+		}
+		_ = pc.c.Close()
+	}
+	p.mu.Unlock()
+	c, err := net.DialUDP("udp", nil, p.raddr)
+	if err != nil {
+		return nil, err
+	}
+	return &pooledUDP{c: c, uses: 1, born: time.Now()}, nil
+}
+
+// put returns pc to the pool when reuse is true and it has uses left;
+// otherwise it closes it.
+func (p *udpPool) put(pc *pooledUDP, reuse bool) {
+	if reuse && pc.uses < udpMaxUses {
+		p.mu.Lock()
+		if !p.closed && len(p.idle) < udpMaxIdle {
+			p.idle = append(p.idle, pc)
+			p.mu.Unlock()
+			return
+		}
+		p.mu.Unlock()
+	}
+	_ = pc.c.Close()
+}
+
+// close closes the idle sockets; sockets in use are closed when put back.
+func (p *udpPool) close() {
+	p.mu.Lock()
+	idle := p.idle
+	p.idle, p.closed = nil, true
+	p.mu.Unlock()
+	for _, pc := range idle {
+		_ = pc.c.Close()
+	}
+}
+
 // exchangeTCP sends wire over a new TCP connection and reads one reply.
 // A connection per query is simple and good enough for TC fallback and for
 // tcp:// upstreams with modest load; reusing connections (RFC 7766
 // pipelining) is a later optimisation.
-func (u *server) exchangeTCP(ctx context.Context, q *dns.Msg, wire []byte) (*dns.Msg, error) {
+func (u *server) exchangeTCP(ctx context.Context, q sentQuery, wire []byte) (*dns.Msg, error) {
 	var d net.Dialer
 	c, err := d.DialContext(ctx, "tcp", u.addr)
 	if err != nil {
@@ -356,8 +503,8 @@ func ioErr(ctx context.Context, name, op string, err error) error {
 // randomisation and servers that lowercase names are both fine). A truncated
 // reply whose records do not unpack is accepted with what was read (header
 // and question), since it is only used to trigger the TCP retry.
-func match(q *dns.Msg, b []byte) (*dns.Msg, error) {
-	return matchReply(q.Id, q.Question[0], b)
+func match(q sentQuery, b []byte) (*dns.Msg, error) {
+	return matchReply(q.id, q.question, b)
 }
 
 // matchReply is match for a query with ID id and question want.

@@ -1,0 +1,92 @@
+package resolver
+
+import (
+	"context"
+	"net/netip"
+	"time"
+
+	"github.com/miekg/dns"
+
+	"github.com/jurisdns/jurisdns/policy"
+)
+
+// missUDP resolves a UDP query that the fast path turned away only because
+// its answer was not cached (fast checked the edge, the policy, the special
+// names and the local zones with rt, still the current runtime). It asks
+// the upstreams like the forwarder and writes a cacheable answer straight
+// from the new cache entry, as the fast path writes a hit: no unpack of the
+// query, no unpack and pack of the reply. Anything else (an answer that is
+// not cacheable, every upstream failing, a CNAME that reaches a listed name,
+// an answer too big for the client) is finished as on the slow path, from
+// the same upstream answer. It returns the reply, or nil to send nothing.
+func (s *Server) missUDP(w *worker, pkt []byte, addr netip.AddrPort, rt *Runtime) []byte {
+	q, canon, ok := parseQuery(pkt, w.name)
+	if !ok {
+		return s.slow(pkt, addr, UDP)
+	}
+	w.name = canon[:0]
+	client := addr.Addr().Unmap()
+	req := &Request{
+		Client:  netip.AddrPortFrom(client, addr.Port()),
+		Proto:   UDP,
+		Name:    string(canon),
+		Qtype:   q.qtype,
+		DO:      q.do,
+		CD:      q.flags&flagCD != 0,
+		EDNS:    q.edns,
+		Clients: rt.Policy.ClientSet(client),
+	}
+	start := time.Now()
+	now := s.now()
+	old := s.cache.get(req.Name, req.Qtype, req.DO, req.CD)
+	if old != nil && old.fresh(now) {
+		// Cached since fast looked: the slow path answers it as a hit.
+		return s.slow(pkt, addr, UDP)
+	}
+	s.obs.CacheMiss()
+	// fetch bounds the upstream work by the query timeout.
+	fresh, m, err := rt.fwd.fetch(context.Background(), req)
+	now = s.now()
+	if err == nil && fresh != nil && fitsUDP(fresh, &q) && !cnameListed(rt, fresh, req.Clients, now) {
+		out := fresh.appendReply(w.out, pkt, &q, now, 0, false)
+		w.out = out[:0]
+		s.obs.Answered(UDP, q.qtype, fresh.rcode)
+		if s.qlog != nil {
+			s.qlog.Query(&QueryEvent{Time: now, Client: client, Proto: UDP, Name: req.Name, Qtype: req.Qtype,
+				Rcode: fresh.rcode, Duration: time.Since(start)})
+		}
+		return out
+	}
+	msg := new(dns.Msg)
+	if msg.Unpack(pkt) != nil {
+		return s.formErr(pkt, UDP)
+	}
+	req.Msg = msg
+	resp, err := rt.fwd.answer(req, old, fresh, m, err, now)
+	if err == nil {
+		resp, err = s.cnamePolicy(rt, req, resp, now)
+	}
+	return s.reply(msg, req, resp, err, start)
+}
+
+// fitsUDP reports whether the cached answer e, with the OPT the client gets,
+// fits the client's UDP size; a bigger one is truncated by the slow path.
+func fitsUDP(e *entry, q *question) bool {
+	limit := 512
+	if q.edns {
+		limit = int(max(min(q.udpSize, maxUDPSize), 512))
+	}
+	return len(e.msg)+11 <= limit
+}
+
+// cnameListed reports whether a CNAME or DNAME target of e is matched by any
+// of the client's jurisdictions (blocked, reported or failing closed): such
+// answers go through the policy on the slow path.
+func cnameListed(rt *Runtime, e *entry, cs *policy.ClientSet, now time.Time) bool {
+	for _, t := range e.cnames {
+		if v := rt.Policy.Match(t, cs, now); v.Decision != policy.DecisionNone || v.NReported > 0 {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,50 @@
+package upstream
+
+import (
+	"bytes"
+	"encoding/binary"
+	"testing"
+
+	"github.com/miekg/dns"
+)
+
+// TestAppendQueryMatchesUpstreamQuery checks the hand-written query bytes
+// against miekg's packing of the message they stand for.
+func TestAppendQueryMatchesUpstreamQuery(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		set  func(*dns.Msg)
+	}{
+		{"plain", func(*dns.Msg) {}},
+		{"do", func(m *dns.Msg) { m.SetEdns0(4096, true) }},
+		{"edns_no_do", func(m *dns.Msg) { m.SetEdns0(512, false) }},
+		{"cd_no_rd", func(m *dns.Msg) { m.CheckingDisabled = true; m.RecursionDesired = false }},
+		{"escaped", func(m *dns.Msg) { m.Question[0].Name = `a\.b.Example.COM.`; m.Question[0].Qtype = dns.TypeTXT }},
+		{"root", func(m *dns.Msg) { m.Question[0].Name = "."; m.Question[0].Qtype = dns.TypeNS }},
+		{"chaos", func(m *dns.Msg) { m.Question[0].Qclass = dns.ClassCHAOS }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			m := new(dns.Msg)
+			m.SetQuestion("www.example.com.", dns.TypeAAAA)
+			tc.set(m)
+			got, err := appendQuery(nil, m)
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := upstreamQuery(m)
+			want.Id = binary.BigEndian.Uint16(got)
+			wb, err := want.Pack()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(got, wb) {
+				t.Fatalf("appendQuery\n%x\nwant\n%x", got, wb)
+			}
+		})
+	}
+	m := new(dns.Msg)
+	m.SetQuestion("bad..name.", dns.TypeA)
+	if _, err := appendQuery(nil, m); err == nil {
+		t.Error("a name with an empty label was packed")
+	}
+}
