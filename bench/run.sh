@@ -2,8 +2,8 @@
 # bench/run.sh — the jurisdns benchmark: jurisdns against Unbound and a bare
 # miekg/dns server, with dnsperf, on one machine, all on 127.0.0.1.
 #
-#   bench/run.sh                     # full run (~7 min on an idle machine): 1M-name list, 20 s per run
-#   DURATION=10 bench/run.sh         # shorter runs
+#   bench/run.sh                     # full run (~4 min): 1M-name list, 10 s per run; writes BENCHMARKS.md
+#   BENCH_SECONDS=5 bench/run.sh     # shorter runs (every dnsperf run gets shorter)
 #   QUICK=1 bench/run.sh             # smoke run: 5 s per run, 100k-name list
 #   PEERS="unbound jurisdns" bench/run.sh
 #
@@ -13,42 +13,56 @@
 # 127.0.0.1, then for each peer: starts it pinned to SERVER_CPU, measures
 # time-to-ready and RSS with the list, warms the cache, runs dnsperf (pinned to
 # CLIENT_CPU) for the hit, blocked and miss workloads, measures p99 at a fixed
-# rate and a reload under load. It prints a Markdown table and writes it to
-# bench/results/<date>.md. Every process it starts is stopped on exit,
-# Ctrl-C included. No query leaves 127.0.0.1. See bench/README.md.
+# rate and a reload under load. It prints a Markdown table, writes it to
+# bench/results/<date>.md and (on a full run) into BENCHMARKS.md between
+# <!-- bench:begin --> and <!-- bench:end -->, and ends its output with one
+# "bench server=... workload=..." line per peer and workload for other
+# scripts. Every process it starts is stopped on exit, Ctrl-C included. No
+# query leaves 127.0.0.1. See bench/README.md.
 set -euo pipefail
 
 # ---- settings (environment) -------------------------------------------------
 ENV_GIVEN="" # the settings given in the environment, for the report
-for v in QUICK DURATION LIST_SIZE MISS_SIZE P99_DURATION P99_QPS RELOAD_QPS RELOAD_AT RELOAD_TAIL PEERS REPEAT \
-	CLIENTS THREADS OUTSTANDING TIMEOUT EDNS SERVER_CPU CLIENT_CPU KNOT_CPU SEED WAIT_IDLE; do
+for v in QUICK BENCH_SECONDS DURATION LIST_SIZE MISS_SIZE P99_DURATION P99_QPS RELOAD_QPS RELOAD_AT RELOAD_TAIL RELOAD_WAIT PEERS REPEAT \
+	CLIENTS THREADS OUTSTANDING TIMEOUT EDNS SERVER_CPU CLIENT_CPU KNOT_CPU SEED WAIT_IDLE IDLE_PCT WRITE_BENCHMARKS; do
 	if [[ ${!v:-} == *" "* ]]; then
 		ENV_GIVEN+="$v=\"${!v}\" "
 	elif [[ -n ${!v:-} ]]; then
 		ENV_GIVEN+="$v=${!v} "
 	fi
 done
+bad_setting() { echo "bench: $*" >&2; exit 2; }
 QUICK=${QUICK:-0}
+# BENCH_SECONDS: seconds per throughput run; DURATION is its old name, still read.
+[[ -z ${BENCH_SECONDS:-} || -z ${DURATION:-} || $BENCH_SECONDS == "$DURATION" ]] ||
+	echo "bench: BENCH_SECONDS=$BENCH_SECONDS and DURATION=$DURATION given; BENCH_SECONDS wins" >&2
+BENCH_SECONDS=${BENCH_SECONDS:-${DURATION:-}}
 if [[ $QUICK == 1 ]]; then
-	DURATION=${DURATION:-5}
+	BENCH_SECONDS=${BENCH_SECONDS:-5}
 	LIST_SIZE=${LIST_SIZE:-100000}
 	MISS_SIZE=${MISS_SIZE:-600000}
 else
-	DURATION=${DURATION:-20}
+	BENCH_SECONDS=${BENCH_SECONDS:-10}
 	LIST_SIZE=${LIST_SIZE:-1000000}
 	MISS_SIZE=${MISS_SIZE:-2000000}
 fi
-P99_DURATION=${P99_DURATION:-$DURATION}   # seconds per fixed-rate run
+[[ $BENCH_SECONDS =~ ^[1-9][0-9]*$ ]] || bad_setting "BENCH_SECONDS must be a whole number of seconds ≥ 1, not '$BENCH_SECONDS'"
+TIMEOUT=${TIMEOUT:-2}                     # dnsperf -t: an answer later than this is lost
+P99_DURATION=${P99_DURATION:-$(((BENCH_SECONDS + 1) / 2))} # seconds per fixed-rate run: half of BENCH_SECONDS
 P99_QPS=${P99_QPS:-2000}                  # rate of the p99 runs
 RELOAD_QPS=${RELOAD_QPS:-20000}           # rate of the load during the reload
-RELOAD_AT=${RELOAD_AT:-3}                 # seconds of load before the reload
-RELOAD_TAIL=${RELOAD_TAIL:-5}             # seconds of load after the new list is in force (> TIMEOUT)
+RELOAD_AT=${RELOAD_AT:-$((BENCH_SECONDS < 3 ? 2 : 3))} # seconds of load before the reload
+# seconds of load after the new list is in force: longer than TIMEOUT, so that
+# every query sent before that moment is answered or counted lost.
+RELOAD_TAIL=${RELOAD_TAIL:-$(awk -v t="$TIMEOUT" 'BEGIN { print int(t) + 1 }')}
+RELOAD_WAIT=${RELOAD_WAIT:-60}            # give up waiting for the new list after this many seconds
+awk -v a="$RELOAD_TAIL" -v t="$TIMEOUT" 'BEGIN { exit !(a + 0 > t + 0) }' ||
+	bad_setting "RELOAD_TAIL ($RELOAD_TAIL) must be longer than TIMEOUT ($TIMEOUT), or the queries lost to the reload are not all counted"
 PEERS=${PEERS:-"limit unbound jurisdns"}
 REPEAT=${REPEAT:-1}                       # throughput runs per peer and workload; the best counts
 CLIENTS=${CLIENTS:-10}                    # dnsperf -c
 THREADS=${THREADS:-1}                     # dnsperf -T
 OUTSTANDING=${OUTSTANDING:-200}           # dnsperf -q
-TIMEOUT=${TIMEOUT:-2}                     # dnsperf -t: an answer later than this is lost
 EDNS=${EDNS:-1}                           # 1: dnsperf sends EDNS0 (-e)
 SERVER_CPU=${SERVER_CPU:-0}               # the server under test
 CLIENT_CPU=${CLIENT_CPU:-1}               # dnsperf
@@ -63,8 +77,14 @@ WAIT_IDLE=${WAIT_IDLE:-0}                 # seconds to wait, before each run, fo
 IDLE_PCT=${IDLE_PCT:-10}                  # busier than this (% of all cores) counts as busy
 INSTALL=${INSTALL:-1}                     # 0: never apt-get install
 KEEP=${KEEP:-0}                           # 1: keep the work directory
+# WRITE_BENCHMARKS: empty: write the table into BENCHMARKS.md on a full run
+# only (not QUICK, all three peers, the 1M list); 1: always; 0: never.
+WRITE_BENCHMARKS=${WRITE_BENCHMARKS:-}
+[[ $WRITE_BENCHMARKS == "" || $WRITE_BENCHMARKS == 0 || $WRITE_BENCHMARKS == 1 ]] ||
+	bad_setting "WRITE_BENCHMARKS must be 0, 1 or empty, not '$WRITE_BENCHMARKS'"
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 RESULTS_DIR=${RESULTS_DIR:-$ROOT/bench/results}
+BENCHMARKS_FILE=${BENCHMARKS_FILE:-$ROOT/BENCHMARKS.md} # where WRITE_BENCHMARKS writes
 WORK=${WORK:-$(mktemp -d "${TMPDIR:-/tmp}/jurisdns-bench.XXXXXX")}
 export PATH="$PATH:/usr/sbin:/sbin"
 
@@ -219,12 +239,15 @@ dnsperf_run() {
 
 qps_of() { awk '/Queries per second:/ { printf "%.0f", $4 }' "$OUT/$1.txt"; }
 lost_of() { awk '/Queries lost:/ { print $3 " " $4 }' "$OUT/$1.txt"; }
+lost_n_of() { awk '/Queries lost:/ { print $3 }' "$OUT/$1.txt"; }
 sent_of() { awk '/Queries sent:/ { print $3 }' "$OUT/$1.txt"; }
 rcodes_of() { sed -n 's/^ *Response codes: *//p' "$OUT/$1.txt"; }
 
-# p99_of NAME: 99th percentile latency in ms of the answered queries (dnsperf -v).
+# p99_of NAME: 99th percentile latency in ms of the answered queries (dnsperf -v
+# prints "> RCODE name type seconds" per answer and "> T name type" per
+# query that timed out; those are lost, not fast).
 p99_of() {
-	awk '$1 == ">" { print $NF }' "$OUT/$1.txt" | sort -g |
+	awk '$1 == ">" && $2 != "T" && $NF ~ /^[0-9]+(\.[0-9]+)?$/ { print $NF }' "$OUT/$1.txt" | sort -g |
 		awk '{ v[NR] = $1 } END { if (NR == 0) { print "?"; exit } i = int(NR * 0.99 + 0.999999); if (i > NR) i = NR; printf "%.2f", v[i] * 1000 }'
 }
 
@@ -435,19 +458,22 @@ throughput() {
 	[[ $w == miss ]] && { once=(-n 1); f=$DATA/q-miss-$rep.txt; }
 	((REPEAT == 1)) || run+="-$rep"
 	settle "$run"
-	local t0 c0 t1 c1 q cpu
+	local t0 c0 t1 c1 q cpu rss
 	t0=$(now_ns) c0=$(cpu_ticks "${PID[$p]}")
-	dnsperf_run "$run" "${PORT[$p]}" "$f" "$DURATION" -q "$OUTSTANDING" "${once[@]}"
+	dnsperf_run "$run" "${PORT[$p]}" "$f" "$BENCH_SECONDS" -q "$OUTSTANDING" "${once[@]}"
 	t1=$(now_ns) c1=$(cpu_ticks "${PID[$p]}")
+	rss=$(rss_mib "${PID[$p]}" VmRSS)
 	q=$(qps_of "$run")
 	# The server's CPU time over the run: on a busy machine it gets less
 	# than its core, and q/s per CPU-second is the steadier number.
 	cpu=$(awk -v c=$((c1 - c0)) -v hz="$CLK_TCK" -v ns=$((t1 - t0)) 'BEGIN { printf "%.0f", 100 * c / hz / (ns / 1e9) }')
-	note "$run" "server CPU ${cpu}%, $(awk -v q="$q" -v c="$cpu" 'BEGIN { if (c > 0) printf "%.1fk", q / c * 100 / 1000; else print "?" }') q per CPU-second"
-	log "$p: $w $(fmt_qps "$q") q/s, lost $(lost_of "$run"), server CPU ${cpu}%"
+	note "$run" "server CPU ${cpu}%, $(awk -v q="$q" -v c="$cpu" 'BEGIN { if (c > 0) printf "%.1fk", q / c * 100 / 1000; else print "?" }') q per CPU-second, RSS after ${rss} MiB"
+	log "$p: $w $(fmt_qps "$q") q/s, lost $(lost_of "$run"), server CPU ${cpu}%, RSS ${rss} MiB"
 	if [[ -z ${R[$p.$w]:-} ]] || ((q > R[$p.$w])); then
 		R[$p.$w]=$q
 		R[$p.${w}_cpu]=$cpu
+		R[$p.${w}_lost]=$(lost_n_of "$run")
+		R[$p.${w}_rss]=$rss
 	fi
 }
 
@@ -458,7 +484,18 @@ latency() {
 	settle "$p-p99-$w"
 	dnsperf_run "$p-p99-$w" "${PORT[$p]}" "$f" "$P99_DURATION" -Q "$P99_QPS" -q 1000 -v
 	R[$p.p99_$w]=$(p99_of "$p-p99-$w")
-	note "$p-p99-$w"
+	if [[ ${R[$p.p99_$w]} == "?" ]]; then
+		# Nothing answered in time: every query took longer than TIMEOUT.
+		R[$p.p99_$w]=$(awk -v t="$TIMEOUT" 'BEGIN { printf "%.2f", t * 1000 }')
+		log "$p: warning: no answer at all in the $w p99 run; p99 given as the timeout, ${R[$p.p99_$w]} ms (a lower bound)"
+	fi
+	local lost
+	lost=$(lost_n_of "$p-p99-$w")
+	if ((${lost:-0} > 0)); then
+		note "$p-p99-$w" "$lost lost: the p99 is of the answered ones only"
+	else
+		note "$p-p99-$w"
+	fi
 	log "$p: $w p99 ${R[$p.p99_$w]} ms at $P99_QPS q/s"
 }
 
@@ -481,14 +518,21 @@ reload() {
 	[[ $pre != NXDOMAIN ]] || die "$p: $added_name is blocked before the reload"
 	PEER_PID=${PID[$p]}
 	"reload_$p"
-	R[$p.reload]=$("$BIN/probe" -server "127.0.0.1:$port" -name "$added_name" -rcode NXDOMAIN -since "$RELOAD_NS" -timeout 10m) ||
-		R[$p.reload]="never"
+	if ! R[$p.reload]=$("$BIN/probe" -server "127.0.0.1:$port" -name "$added_name" -rcode NXDOMAIN -since "$RELOAD_NS" -timeout "${RELOAD_WAIT}s"); then
+		# Never in force: the time waited is a lower bound, and says so.
+		R[$p.reload_s]=$(awk -v a="$RELOAD_NS" -v b="$(now_ns)" 'BEGIN { printf "%.3f", (b - a) / 1e9 }')
+		R[$p.reload]="never (> ${R[$p.reload_s]})"
+		log "$p: warning: $added_name was still not blocked ${R[$p.reload_s]} s after the reload; its reload line gives that wait, a lower bound"
+	else
+		R[$p.reload_s]=${R[$p.reload]}
+	fi
 	sleep "$RELOAD_TAIL"
 	kill -INT "$dp" 2>/dev/null || true
 	wait "$dp" || true
 	forget "$dp"
 	grep -q 'Queries sent' "$OUT/$p-reload.txt" || die "dnsperf $p-reload failed; see $OUT/$p-reload.txt (KEEP=1)"
 	R[$p.reload_lost]=$(awk -v q="$RELOAD_QPS" '/Queries lost:/ { printf "%d (%.2f s)", $3, $3 / q }' "$OUT/$p-reload.txt")
+	R[$p.reload_lost_n]=$(lost_n_of "$p-reload")
 	# The answered rate per second (dnsperf -S 1) before the reload says
 	# whether the server kept up with RELOAD_QPS at all; if not, the lost
 	# queries are not all the reload's.
@@ -522,7 +566,7 @@ bench_all() {
 	((${#ACTIVE[@]})) || die "no peer to measure"
 	for ((rep = 1; rep <= REPEAT; rep++)); do
 		for w in hit blocked miss; do
-			log "$w, ${DURATION}s per peer$( ((REPEAT == 1)) || echo ", round $rep of $REPEAT")"
+			log "$w, ${BENCH_SECONDS}s per peer$( ((REPEAT == 1)) || echo ", round $rep of $REPEAT")"
 			for p in "${ACTIVE[@]}"; do
 				throughput "$p" "$w" "$rep"
 			done
@@ -530,7 +574,7 @@ bench_all() {
 	done
 	for w in hit blocked miss; do
 		for p in "${ACTIVE[@]}"; do
-			[[ $p == limit ]] || latency "$p" "$w"
+			latency "$p" "$w"
 		done
 	done
 	for p in "${ACTIVE[@]}"; do
@@ -543,18 +587,100 @@ bench_all() {
 
 # ---- report -------------------------------------------------------------------
 DETAILS=()
+MARK_BEGIN="<!-- bench:begin -->"
+MARK_END="<!-- bench:end -->"
+
+# markers_ok FILE: FILE has exactly one begin and one end marker line, in that order.
+markers_ok() {
+	awk -v b="$MARK_BEGIN" -v e="$MARK_END" '$0 == b { nb++; lb = NR } $0 == e { ne++; le = NR }
+		END { exit !(nb == 1 && ne == 1 && lb < le) }' "$1" 2>/dev/null
+}
+
+# full_run: a default-shaped run (not QUICK, all three peers, the 1M list).
+# Sets NOT_FULL to why not.
+full_run() {
+	NOT_FULL=""
+	[[ $QUICK != 1 ]] || NOT_FULL+="QUICK=1, "
+	[[ $LIST_SIZE == 1000000 ]] || NOT_FULL+="LIST_SIZE=$LIST_SIZE, "
+	local p seen=" " n=0
+	for p in $PEERS; do
+		[[ $seen == *" $p "* ]] || { seen+="$p "; n=$((n + 1)); }
+	done
+	((n == 3)) && [[ $seen == *" limit "* && $seen == *" unbound "* && $seen == *" jurisdns "* ]] ||
+		NOT_FULL+="PEERS=\"$PEERS\", "
+	for p in $PEERS; do
+		[[ -z ${R[$p.skip]:-} ]] || NOT_FULL+="$p ${R[$p.skip]}, "
+	done
+	NOT_FULL=${NOT_FULL%, }
+	[[ -z $NOT_FULL ]]
+}
+
+# will_write_benchmarks: whether the table goes into BENCHMARKS_FILE.
+will_write_benchmarks() {
+	case $WRITE_BENCHMARKS in
+	1) return 0 ;;
+	0) return 1 ;;
+	*) full_run ;;
+	esac
+}
+
+# check_benchmarks_file: before anything runs, so a broken BENCHMARKS.md
+# does not cost a whole run.
+check_benchmarks_file() {
+	will_write_benchmarks || return 0
+	markers_ok "$BENCHMARKS_FILE" ||
+		die "$BENCHMARKS_FILE needs exactly one line '$MARK_BEGIN' followed by one line '$MARK_END' (the table goes between them); or set WRITE_BENCHMARKS=0"
+}
+
+# result_lines: one line per peer and workload, for other scripts; every
+# value a number. Skipped peers get none (and a message on stderr).
+result_lines() {
+	local p w line
+	local -a lines=()
+	for p in $PEERS; do
+		if [[ -n ${R[$p.skip]:-} ]]; then
+			log "$p: no result lines ($p ${R[$p.skip]})"
+			continue
+		fi
+		for w in hit blocked miss; do
+			lines+=("bench server=$p workload=$w qps=${R[$p.$w]:-} lost=${R[$p.${w}_lost]:-} p99_ms=${R[$p.p99_$w]:-} rss_mb=${R[$p.${w}_rss]:-}")
+		done
+	done
+	for p in $PEERS; do
+		[[ $p != limit && -z ${R[$p.skip]:-} ]] || continue
+		lines+=("bench server=$p workload=reload lost=${R[$p.reload_lost_n]:-} seconds=${R[$p.reload_s]:-}")
+	done
+	for p in $PEERS; do
+		[[ $p != limit && -z ${R[$p.skip]:-} ]] || continue
+		lines+=("bench server=$p workload=ready seconds=${R[$p.ready]:-} rss_mb=${R[$p.rss_ready]:-}")
+	done
+	for line in "${lines[@]}"; do
+		# Every key=value must be a plain number; a line that is not is
+		# left out rather than printed with a value a script would misread.
+		if awk '{ for (i = 4; i <= NF; i++) { split($i, kv, "="); if (kv[2] !~ /^[0-9]+(\.[0-9]+)?$/) exit 1 } }' <<<"$line"; then
+			echo "$line"
+		else
+			log "warning: left out, a value is not a number: $line"
+		fi
+	done
+}
 
 report() {
-	local p cmd
+	local p cmd when results
 	cmd="${ENV_GIVEN}bench/run.sh"
+	when=$(date -u '+%Y-%m-%d %H:%M UTC')
+	mkdir -p "$RESULTS_DIR"
+	results=$RESULTS_DIR/$(date +%Y-%m-%d)
+	if [[ $QUICK == 1 ]]; then results+=-quick; fi
+	results+=.md
+	[[ -e $results ]] && results=${results%.md}-$(date +%H%M%S).md
 	{
-		echo "# jurisdns benchmark, $(date -u '+%Y-%m-%d %H:%M UTC')"
-		echo
-		echo "Command: \`$cmd\`."
+		echo "Command: \`$cmd\` (whole run $((SECONDS / 60)) min $((SECONDS % 60)) s, build and data included)."
 		echo "Machine: $(nproc) cores, $(awk -F': ' '/model name/ { print $2; exit }' /proc/cpuinfo), $(uname -sr)."
 		echo "Versions: $(dnsperf -h 2>&1 | awk '/^Version/ { print "dnsperf " $2 }'), unbound $(unbound -V 2>/dev/null | awk '/^Version/ { print $2 }'), $(knotd -V | awk '{ print "knot " $NF }'), $(go version | awk '{ print $3 }'), jurisdns $(cd "$ROOT" && git rev-parse --short HEAD 2>/dev/null || echo '?')$(cd "$ROOT" && git diff --quiet HEAD 2>/dev/null || echo '+dirty')."
-		echo "Setup: server on cpu $SERVER_CPU, dnsperf on cpu $CLIENT_CPU, knot (upstream) on cpu $KNOT_CPU; dnsperf -c $CLIENTS -T $THREADS -q $OUTSTANDING -t $TIMEOUT$([[ $EDNS == 1 ]] && echo ' -e'); list $LIST_SIZE names (suffix match / Unbound always_nxdomain); ${DURATION}s per throughput run."
-		echo
+		echo "Setup: server on cpu $SERVER_CPU, dnsperf on cpu $CLIENT_CPU, knot (upstream) on cpu $KNOT_CPU; dnsperf -c $CLIENTS -T $THREADS -q $OUTSTANDING -t $TIMEOUT$([[ $EDNS == 1 ]] && echo ' -e'); list $LIST_SIZE names (suffix match / Unbound always_nxdomain); ${BENCH_SECONDS}s per throughput run."
+	} >"$OUT/head.md"
+	{
 		echo "| peer | hit q/s | blocked q/s | miss q/s | p99 hit ms | p99 blocked ms | p99 miss ms | ready s | RSS ready MiB | RSS peak MiB | reload: in force s | reload: lost |"
 		echo "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|"
 		for p in $PEERS; do
@@ -582,10 +708,17 @@ report() {
 		echo
 		echo "hit: $(wc -l <"$DATA/q-hit.txt") queries over 1000 names under the upstream zone, cache warmed first."
 		echo "blocked: names of the list or below them. miss: unique names, each sent once, answered by the upstream."
-		echo "p99: at a fixed $P99_QPS q/s for ${P99_DURATION}s (answered queries). ready: from process start until a listed name gets NXDOMAIN."
+		echo "p99: at a fixed $P99_QPS q/s for ${P99_DURATION}s (answered queries; limit's p99 is what dnsperf and the machine add by themselves). ready: from process start until a listed name gets NXDOMAIN."
 		echo "reload: dnsperf at $RELOAD_QPS q/s (hit+blocked) from ${RELOAD_AT}s before until ${RELOAD_TAIL}s after the reload; one name added to the list, then SIGHUP. in force: from SIGHUP until that name gets NXDOMAIN. lost: queries unanswered within ${TIMEOUT}s (and the seconds of traffic that is at $RELOAD_QPS q/s)."
 		echo "busy before: CPU use of the whole machine in the second before a run (our servers idle then); above ~${IDLE_PCT}% other work was running and the numbers of that run are low and noisy. Highest: $(printf '%s\n' "${BUSY[@]}" | sort -n | tail -n 1)%."
 		echo "limit: a bare miekg/dns server (bench/limit) that answers every query at once: the ceiling for a resolver built on that library."
+	} >"$OUT/tables.md"
+	{
+		echo "# jurisdns benchmark, $when"
+		echo
+		cat "$OUT/head.md"
+		echo
+		cat "$OUT/tables.md"
 		echo
 		echo "<details><summary>every run</summary>"
 		echo
@@ -595,21 +728,48 @@ report() {
 		echo
 		echo "</details>"
 	} >"$OUT/report.md"
-	mkdir -p "$RESULTS_DIR"
-	local f
-	f=$RESULTS_DIR/$(date +%Y-%m-%d)
-	if [[ $QUICK == 1 ]]; then f+=-quick; fi
-	f+=.md
-	[[ -e $f ]] && f=${f%.md}-$(date +%H%M%S).md
-	cp "$OUT/report.md" "$f"
+	cp "$OUT/report.md" "$results"
 	echo
 	cat "$OUT/report.md"
 	echo
-	log "written to ${f#"$ROOT"/}"
+	log "table written to ${results#"$ROOT"/}"
+	write_benchmarks "$when" "${results#"$ROOT"/}"
+	result_lines
+}
+
+# write_benchmarks WHEN RESULTS: the table into BENCHMARKS_FILE, between
+# the markers, on a full run (or as WRITE_BENCHMARKS says).
+write_benchmarks() {
+	local when=$1 results=$2 f=$BENCHMARKS_FILE
+	if ! will_write_benchmarks; then
+		if [[ $WRITE_BENCHMARKS == 0 ]]; then
+			log "${f#"$ROOT"/} not written (WRITE_BENCHMARKS=0)"
+		else
+			log "${f#"$ROOT"/} not written: not a full run ($NOT_FULL); WRITE_BENCHMARKS=1 writes it anyway"
+		fi
+		return 0
+	fi
+	markers_ok "$f" || { log "error: ${f#"$ROOT"/} not written: it lost its '$MARK_BEGIN' / '$MARK_END' lines during the run"; return 0; }
+	{
+		echo "<!-- Written by bench/run.sh (a full run, or WRITE_BENCHMARKS=1): everything up to bench:end is replaced by the next run. -->"
+		echo
+		echo "Run of $when; every run's details in \`$results\`."
+		cat "$OUT/head.md"
+		echo
+		cat "$OUT/tables.md"
+		echo
+	} >"$OUT/benchmarks-block.md"
+	awk -v b="$MARK_BEGIN" -v e="$MARK_END" -v blk="$OUT/benchmarks-block.md" '
+		$0 == b { print; while ((getline l < blk) > 0) print l; skip = 1; next }
+		$0 == e { skip = 0 }
+		!skip { print }' "$f" >"$OUT/BENCHMARKS.md.new"
+	cat "$OUT/BENCHMARKS.md.new" >"$f"
+	log "table written to ${f#"$ROOT"/} (between '$MARK_BEGIN' and '$MARK_END')"
 }
 
 # ---- main -------------------------------------------------------------------------
 check_ports
+check_benchmarks_file
 install_missing
 command -v go >/dev/null || die "go not found in PATH"
 build
