@@ -164,7 +164,9 @@ func (e *entry) age(now time.Time) uint32 {
 func (e *entry) fresh(now time.Time) bool { return e.age(now) < e.ttl }
 
 // put stores an upstream answer for the request and returns the entry, or
-// nil when the answer is not cacheable.
+// nil when the answer is not cacheable. It takes resp over: resp may have
+// been changed (ID 0, canonical question name, OPT removed, TTLs clamped)
+// even when put returns nil; all of that is what a reply gets anyway.
 func (c *Cache) put(req *Request, resp *dns.Msg, now time.Time) *entry {
 	if c == nil {
 		return nil
@@ -185,7 +187,7 @@ func (c *Cache) newEntry(req *Request, resp *dns.Msg, now time.Time) *entry {
 	if resp.Truncated || len(resp.Question) != 1 {
 		return nil
 	}
-	m := resp.Copy()
+	m := resp // put's caller hands it over: no copy
 	m.Id = 0
 	m.Question[0].Name = req.Name
 	m.Compress = true
