@@ -3,6 +3,7 @@ package resolver
 import (
 	"context"
 	"net/netip"
+	"strconv"
 	"testing"
 	"time"
 
@@ -240,26 +241,29 @@ func BenchmarkBlocked(b *testing.B) {
 }
 
 // BenchmarkMissUDP measures the UDP miss path (fast checks, then missUDP)
-// of a cache miss to an in-process upstream; the entry is dropped after
-// every answer.
+// of a cache miss to an in-process upstream. The names cycle through four
+// times the cache size, so every query misses and every store evicts.
 func BenchmarkMissUDP(b *testing.B) {
 	s := newInProcess(b)
 	client := netip.MustParseAddrPort("127.0.0.1:5353")
-	m := new(dns.Msg)
-	m.SetQuestion("www.example.com.", dns.TypeA)
-	m.SetEdns0(1232, false)
-	pkt, _ := m.Pack()
+	pkts := make([][]byte, 4000)
+	for i := range pkts {
+		m := new(dns.Msg)
+		m.SetQuestion("host"+strconv.Itoa(i)+".example.com.", dns.TypeA)
+		m.SetEdns0(1232, false)
+		pkts[i], _ = m.Pack()
+	}
 	w := newWorker()
 	b.ReportAllocs()
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
+		pkt := pkts[i%len(pkts)]
 		if _, ok := s.fast(w, pkt, client); ok || w.missable == nil {
 			b.Fatal("not a miss")
 		}
 		if out := s.missUDP(w, pkt, client, w.missable); out == nil {
 			b.Fatal("no answer")
 		}
-		s.cache.Purge()
 	}
 }
 
