@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"unsafe"
 )
 
 // Hit is one rule that covers a looked-up name.
@@ -24,49 +25,40 @@ type Hit struct {
 	Depth int
 }
 
-// The name arena is a list of chunks of at most 1 MiB; a name never spans
-// two chunks, so an offset is chunk<<chunkBits | position.
+// The arena is a list of chunks of at most 1 MiB holding one record per
+// rule, in the order of the Add calls; a record never spans two chunks, so
+// its offset is chunk<<chunkBits | position, and offsets grow in the order
+// of the Add calls.
 const (
 	chunkBits  = 20
 	chunkMax   = 1 << chunkBits
+	chunkMask  = chunkMax - 1
 	firstChunk = 4 << 10
 	maxChunks  = 1 << (32 - chunkBits)
 )
 
-// Entries are stored in chunks of 64Ki (768 KiB), so that a large builder
-// grows without copying, whatever its size hint.
-const (
-	entryBits = 16
-	entryMax  = 1 << entryBits
-	entryMask = entryMax - 1
-)
-
-// entry is one rule of an index: 12 bytes.
-type entry struct {
-	off  uint32 // of the name in the arena
-	tag  uint32
-	n    uint8 // name length
-	kind Kind
-	dead bool // a repetition of an earlier (name, kind, tag)
-}
+// A record is one rule: the length of its name (1 byte), its kind (1 byte),
+// its tag (4 bytes, little-endian), then the name (lower case). In the
+// first record of a name that has several rules, the tag field holds the
+// position of the name's rules in Index.chains instead.
+const recHeader = 6
 
 // IndexBuilder collects rules for an Index. It is not safe for concurrent
 // use.
 type IndexBuilder struct {
-	chunks  []string
-	cur     strings.Builder
-	curCap  int
-	entries [][]entry // full chunks of entryMax, then the last one
-	n       int       // rules added
+	chunks [][]byte
+	cur    []byte
+	curCap int
+	n      int // rules added
 }
 
 // NewIndexBuilder returns a builder sized for about sizeHint rules (0 if
-// unknown; a good hint avoids copying while the builder grows).
+// unknown). The hint only sizes the first arena chunk: the builder grows by
+// chunks, without copying.
 func NewIndexBuilder(sizeHint int) *IndexBuilder {
 	b := &IndexBuilder{curCap: firstChunk}
 	if sizeHint > 0 {
-		b.entries = [][]entry{make([]entry, 0, min(sizeHint, entryMax))}
-		b.curCap = min(max(sizeHint*24, firstChunk), chunkMax)
+		b.curCap = min(max(sizeHint*(recHeader+24), firstChunk), chunkMax)
 	}
 	return b
 }
@@ -86,43 +78,24 @@ func (b *IndexBuilder) Add(name string, kind Kind, tag uint32) {
 	if n == 0 || n > 255 {
 		return
 	}
-	if b.cur.Cap() == 0 {
-		b.cur.Grow(b.curCap)
+	if cap(b.cur) == 0 {
+		b.cur = make([]byte, 0, b.curCap)
 	}
-	if b.cur.Len()+n > b.curCap {
-		b.chunks = append(b.chunks, b.cur.String())
+	if len(b.cur)+recHeader+n > cap(b.cur) {
+		b.chunks = append(b.chunks, b.cur)
 		if len(b.chunks) >= maxChunks {
 			panic("blocklists: index names over 4 GiB")
 		}
 		b.curCap = min(b.curCap*2, chunkMax)
-		b.cur = strings.Builder{}
-		b.cur.Grow(b.curCap)
+		b.cur = make([]byte, 0, b.curCap)
 	}
-	off := uint32(len(b.chunks))<<chunkBits | uint32(b.cur.Len())
-	upper := false
-	for i := 0; i < n; i++ {
-		if name[i]-'A' < 26 {
-			upper = true
-			break
-		}
+	b.cur = append(b.cur, byte(n), byte(kind))
+	b.cur = binary.LittleEndian.AppendUint32(b.cur, tag)
+	p := len(b.cur)
+	b.cur = append(b.cur, name...)
+	for i := p; i < len(b.cur); i++ {
+		b.cur[i] = lower[b.cur[i]]
 	}
-	if upper {
-		for i := 0; i < n; i++ {
-			b.cur.WriteByte(lower[name[i]])
-		}
-	} else {
-		b.cur.WriteString(name)
-	}
-	last := len(b.entries) - 1
-	switch {
-	case last < 0: // no hint: start small, append grows the first chunk
-		b.entries = [][]entry{make([]entry, 0, 16)}
-		last = 0
-	case len(b.entries[last]) == entryMax:
-		b.entries = append(b.entries, make([]entry, 0, entryMax))
-		last++
-	}
-	b.entries[last] = append(b.entries[last], entry{off: off, tag: tag, n: uint8(n), kind: kind})
 	b.n++
 }
 
@@ -131,47 +104,65 @@ func (b *IndexBuilder) Len() int { return b.n }
 
 // Build returns the index of the rules added so far and resets the builder.
 func (b *IndexBuilder) Build() *Index {
-	if b.cur.Len() > 0 {
-		b.chunks = append(b.chunks, b.cur.String())
+	if len(b.cur) > 0 {
+		b.chunks = append(b.chunks, b.cur)
 	}
-	ix := &Index{chunks: b.chunks, entries: b.entries, n: b.n, seed: rand.Uint64()}
+	ib := indexBuild{ix: &Index{n: b.n, seed: rand.Uint64()}, arena: b.chunks}
 	*b = IndexBuilder{curCap: firstChunk}
-	ix.build()
-	return ix
+	ib.build()
+	return ib.ix
 }
 
 // Index is an immutable set of rules (name, kind, tag), safe for concurrent
 // use. Lookup costs one hash-table probe per label of the queried name
 // (skipping label counts no rule has), whatever the number of rules.
 //
-// Layout: names live in an arena of strings (chunks of up to 1 MiB); rules
-// in chunked arrays of 12-byte entries (arena offset, tag, name length,
-// kind); an open-addressing table (linear probing, load ≤ 0.5) of 64-bit
-// slots holds a 32-bit hash fingerprint and the index of the first rule of
-// each distinct name; further rules of the same name are chained through
-// next, which exists only if there are any. A name is hashed from its last
-// byte to its first, so that Lookup gets the hash of every label suffix of
-// the query in one pass; the hash seed is random per index. About 48 bytes
-// a rule for names of 20 bytes.
+// Layout: the rules are records (name length, kind, tag, name) in an arena
+// of strings (chunks of up to 1 MiB), in the order they were added. An
+// open-addressing table (linear probing, load ≤ 0.5) has a slot for each
+// distinct name, in two arrays: fps, 16 bits of which 14 of hash
+// fingerprint and a flag, and offs, the arena offset of the name's first
+// record. The flag says that the name has several rules: they are then
+// listed, in the order they were added, in chains, which exists only if
+// there are any. A name is hashed from its last byte to its first, so that
+// Lookup gets the hash of every label suffix of the query in one pass; the
+// hash seed is random per index. A miss reads only fps (2 bytes a slot), a
+// hit one fingerprint, one offset and one record. About 38 bytes a rule for
+// names of 20 bytes.
 type Index struct {
 	chunks    []string
-	entries   [][]entry
-	n         int      // entries, repetitions included
-	next      []uint32 // 1 + the next rule of the same name, 0 at the end
-	table     []uint64 // fingerprint<<32 | 1 + entry index; 0 is empty
+	n         int         // records, repetitions included
+	fps       []uint16    // the hash table: fingerprints, 0 in empty slots
+	offs      []uint32    // the hash table: offsets of the names' first records
+	chains    []chainRule // the rules of the names that have several
+	heads     []uint32    // offsets of the records whose tag field points into chains, sorted
+	dead      []uint64    // bit i: record i repeats an earlier (name, kind, tag)
 	seed      uint64
 	labelMask uint64 // bit k: some name has k labels (63: 63 or more)
 	live      int
-	touched   uint64 // keeps build's slot loads alive
+	touched   uint16 // keeps build's slot loads alive
 
 	hashOnce sync.Once
 	hash     [32]byte
 }
 
+// chainRule is one rule of a name that has several; last marks the last
+// one of the name.
+type chainRule struct {
+	tag  uint32
+	kind Kind
+	last bool
+}
+
 const (
 	fnvPrime = 1099511628211
-	fpMask   = 0xffffffff_00000000
+	// slotSize is the size of a slot in bytes (fps and offs).
+	slotSize = 6
 )
+
+// fingerprint is the part of a mixed hash a slot keeps in fps: 14 bits,
+// then bit 1 set (a slot in use is not 0) and bit 0 clear (the chain flag).
+func fingerprint(f uint64) uint16 { return uint16(f>>48)&^3 | 2 }
 
 // mix is the murmur3 64-bit finalizer: the per-byte FNV step leaves the low
 // bits poorly mixed.
@@ -189,37 +180,112 @@ func slotOf(f uint64, size int) int {
 	return int((f & 0xffffffff) * uint64(size) >> 32)
 }
 
-func (ix *Index) entry(i uint32) *entry {
-	return &ix.entries[i>>entryBits][i&entryMask]
+// record returns the chunk and position of the record at off.
+func (ix *Index) record(off uint32) (string, uint32) {
+	return ix.chunks[off>>chunkBits], off & chunkMask
 }
 
-func (ix *Index) name(e *entry) string {
-	c := ix.chunks[e.off>>chunkBits]
-	p := e.off & (chunkMax - 1)
-	return c[p : p+uint32(e.n)]
+// name returns the name of the record at off.
+func (ix *Index) name(off uint32) string {
+	c, p := ix.record(off)
+	return c[p+recHeader : p+recHeader+uint32(c[p])]
 }
 
-func (ix *Index) build() {
-	n := ix.n
-	if n == 0 {
-		return
+func recKind[S ~string | ~[]byte](c S, p uint32) Kind { return Kind(c[p+1]) }
+
+func recTag[S ~string | ~[]byte](c S, p uint32) uint32 {
+	_ = c[p+5]
+	return uint32(c[p+2]) | uint32(c[p+3])<<8 | uint32(c[p+4])<<16 | uint32(c[p+5])<<24
+}
+
+// rule returns the kind and tag of the record at off.
+func (ix *Index) rule(off uint32) (Kind, uint32) {
+	c, p := ix.record(off)
+	if _, head := slices.BinarySearch(ix.heads, off); head {
+		r := ix.chains[recTag(c, p)]
+		return r.kind, r.tag
 	}
-	// Load ≤ 0.5: a miss (the common case: most queries are not blocked)
-	// then scans about 2.5 slots, against 6 at load 0.7, for 4 more bytes
-	// a rule.
-	size := 2*n + 1
-	ix.table = make([]uint64, size)
-	// Entries go in by batches: the hashes of a batch, then a tight loop
-	// loading each one's home slot (independent loads that wait for memory
-	// together), then the inserts, which then mostly hit the cache. At 1M
-	// rules this takes the table inserts from ~200 to ~70 ms here.
-	const batch = 16
-	var fs [batch]uint64
-	var touched uint64
-	for base := uint32(0); base < uint32(n); base += batch {
-		m := min(batch, uint32(n)-base)
-		for j := range m {
-			name := ix.name(ix.entry(base + j))
+	return recKind(c, p), recTag(c, p)
+}
+
+// records calls fn with the offset, number and chunk position of every
+// record, in the order they were added, until fn returns false.
+func records[S ~string | ~[]byte](chunks []S, fn func(off uint32, i int, c S, p uint32) bool) {
+	i := 0
+	for k, c := range chunks {
+		for p := uint32(0); p < uint32(len(c)); {
+			if !fn(uint32(k)<<chunkBits|p, i, c, p) {
+				return
+			}
+			i++
+			p += recHeader + uint32(c[p])
+		}
+	}
+}
+
+func (ix *Index) isDead(i int) bool {
+	return ix.dead != nil && ix.dead[i>>6]&(1<<(i&63)) != 0
+}
+
+// indexBuild is the state of Build: the index being built and its arena,
+// still mutable.
+type indexBuild struct {
+	ix    *Index
+	arena [][]byte
+	dups  []dup
+}
+
+// dup is a record whose name is already in the table.
+type dup struct {
+	head, rec uint32 // offsets of the name's first record and of this one
+	num       uint32 // number of this record
+	slot      uint32 // the name's slot
+}
+
+func (b *indexBuild) name(off uint32) []byte {
+	c, p := b.arena[off>>chunkBits], off&chunkMask
+	return c[p+recHeader : p+recHeader+uint32(c[p])]
+}
+
+func (b *indexBuild) rule(off uint32) (Kind, uint32) {
+	c, p := b.arena[off>>chunkBits], off&chunkMask
+	return recKind(c, p), recTag(c, p)
+}
+
+func (b *indexBuild) build() {
+	ix := b.ix
+	if n := ix.n; n > 0 {
+		// Load ≤ 0.5: a miss (the common case: most queries are not
+		// blocked) then scans about 2.5 slots, against 6 at load 0.7, for
+		// 3 more bytes a rule.
+		size := 2*n + 1
+		ix.fps = make([]uint16, size)
+		ix.offs = make([]uint32, size)
+		// Records go in by batches: the hashes of a batch, then a tight
+		// loop loading each one's home slot (independent loads that wait
+		// for memory together), then the inserts, which then mostly hit
+		// the cache. At 1M rules this takes the table inserts from ~200 to
+		// ~70 ms here.
+		const batch = 16
+		var (
+			fs      [batch]uint64
+			recs    [batch]uint32 // their offsets
+			m       int
+			first   int // number of the first record of the batch
+			touched uint16
+		)
+		flush := func() {
+			for j := range m {
+				touched |= ix.fps[slotOf(fs[j], size)]
+			}
+			for j := range m {
+				b.insert(recs[j], first+j, fs[j])
+			}
+			first += m
+			m = 0
+		}
+		records(b.arena, func(off uint32, _ int, c []byte, p uint32) bool {
+			name := c[p+recHeader : p+recHeader+uint32(c[p])]
 			h, labels := ix.seed, 1
 			for k := len(name) - 1; k >= 0; k-- {
 				c := name[k]
@@ -229,35 +295,38 @@ func (ix *Index) build() {
 				h = (h ^ uint64(c)) * fnvPrime
 			}
 			ix.labelMask |= 1 << min(labels, 63)
-			fs[j] = mix(h)
-		}
-		for j := range m {
-			touched |= ix.table[slotOf(fs[j], size)]
-		}
-		for j := range m {
-			ix.insert(base+j, fs[j])
-		}
+			fs[m], recs[m] = mix(h), off
+			if m++; m == batch {
+				flush()
+			}
+			return true
+		})
+		flush()
+		ix.touched = touched
+		b.chain()
 	}
-	ix.touched = touched
+	// The arena is final: it becomes strings, without copying.
+	ix.chunks = make([]string, len(b.arena))
+	for k, c := range b.arena {
+		ix.chunks[k] = unsafe.String(unsafe.SliceData(c), len(c))
+	}
 }
 
-// insert puts rule i, whose name has the mixed hash f, in the table, or
-// chains it to the rules of the same name.
-func (ix *Index) insert(i uint32, f uint64) {
-	fp := f & fpMask
-	size := len(ix.table)
+// insert puts record off (number i), whose name has the mixed hash f, in
+// the table, or notes it as a further rule of a name already there.
+func (b *indexBuild) insert(off uint32, i int, f uint64) {
+	ix := b.ix
+	fp := fingerprint(f)
+	size := len(ix.fps)
 	for s := slotOf(f, size); ; {
-		v := ix.table[s]
-		if v == 0 {
-			ix.table[s] = fp | uint64(i+1)
+		if ix.fps[s] == 0 {
+			ix.fps[s], ix.offs[s] = fp, off
 			ix.live++
 			return
 		}
-		if v&fpMask == fp {
-			if head := uint32(v) - 1; ix.name(ix.entry(head)) == ix.name(ix.entry(i)) {
-				ix.chain(head, i)
-				return
-			}
+		if head := ix.offs[s]; ix.fps[s]&^1 == fp && string(b.name(head)) == string(b.name(off)) {
+			b.dups = append(b.dups, dup{head: head, rec: off, num: uint32(i), slot: uint32(s)})
+			return
 		}
 		if s++; s == size {
 			s = 0
@@ -265,27 +334,57 @@ func (ix *Index) insert(i uint32, f uint64) {
 	}
 }
 
-// chain appends rule i to the rules of the same name starting at head,
-// unless one of them has the same kind and tag.
-func (ix *Index) chain(head, i uint32) {
-	e := ix.entry(i)
-	k := head
-	for {
-		o := ix.entry(k)
-		if o.kind == e.kind && o.tag == e.tag {
-			e.dead = true
-			return
-		}
-		if ix.next == nil || ix.next[k] == 0 {
-			break
-		}
-		k = ix.next[k] - 1
+// chain lists the rules of every name that has several in chains, in the
+// order they were added, and points the name's slot and first record
+// there. A rule that repeats an earlier one of the same name (same kind and
+// tag) is dead: Each and Lookup skip it.
+func (b *indexBuild) chain() {
+	ix := b.ix
+	if len(b.dups) == 0 {
+		return
 	}
-	if ix.next == nil {
-		ix.next = make([]uint32, ix.n)
+	// Offsets grow in the order of the Add calls.
+	slices.SortFunc(b.dups, func(x, y dup) int {
+		if c := cmp.Compare(x.head, y.head); c != 0 {
+			return c
+		}
+		return cmp.Compare(x.rec, y.rec)
+	})
+	for g := 0; g < len(b.dups); {
+		head := b.dups[g].head
+		e := g + 1
+		for e < len(b.dups) && b.dups[e].head == head {
+			e++
+		}
+		start := len(ix.chains)
+		kind, tag := b.rule(head)
+		ix.chains = append(ix.chains, chainRule{tag: tag, kind: kind})
+		for _, d := range b.dups[g:e] {
+			kind, tag := b.rule(d.rec)
+			if slices.ContainsFunc(ix.chains[start:], func(r chainRule) bool { return r.kind == kind && r.tag == tag }) {
+				if ix.dead == nil {
+					ix.dead = make([]uint64, (ix.n+63)/64)
+				}
+				ix.dead[d.num>>6] |= 1 << (d.num & 63)
+				continue
+			}
+			ix.chains = append(ix.chains, chainRule{tag: tag, kind: kind})
+		}
+		if rules := len(ix.chains) - start; rules == 1 { // only repetitions
+			ix.chains = ix.chains[:start]
+		} else {
+			ix.live += rules - 1
+			ix.chains[len(ix.chains)-1].last = true
+			c, p := b.arena[head>>chunkBits], head&chunkMask
+			binary.LittleEndian.PutUint32(c[p+2:], uint32(start))
+			ix.fps[b.dups[g].slot] |= 1
+			ix.heads = append(ix.heads, head)
+		}
+		g = e
 	}
-	ix.next[k] = i + 1
-	ix.live++
+	ix.chains = slices.Clip(ix.chains)
+	ix.heads = slices.Clip(ix.heads)
+	b.dups = nil
 }
 
 // Len returns the number of distinct rules (name, kind, tag).
@@ -301,7 +400,7 @@ func (ix *Index) SizeBytes() int {
 	if ix == nil {
 		return 0
 	}
-	n := ix.n*12 + len(ix.next)*4 + len(ix.table)*8
+	n := len(ix.fps)*slotSize + len(ix.chains)*8 + len(ix.heads)*4 + len(ix.dead)*8
 	for _, c := range ix.chunks {
 		n += len(c)
 	}
@@ -352,20 +451,20 @@ func (ix *Index) Lookup(qname string, buf []Hit) []Hit {
 // its rules that apply at depth.
 func (ix *Index) probe(h uint64, name string, depth int, buf []Hit) []Hit {
 	f := mix(h)
-	fp := f & fpMask
-	size := len(ix.table)
-	for s := slotOf(f, size); ; {
-		v := ix.table[s]
-		if v == 0 {
+	fp := fingerprint(f)
+	fps := ix.fps
+	for s := slotOf(f, len(fps)); ; {
+		v := fps[s]
+		if v&^1 == fp {
+			off := ix.offs[s]
+			c, p := ix.record(off)
+			if int(c[p]) == len(name) && equalLower(c[p+recHeader:p+recHeader+uint32(len(name))], name) {
+				return ix.hits(off, v&1 != 0, depth, buf)
+			}
+		} else if v == 0 { // fp is never 0
 			return buf
 		}
-		if v&fpMask == fp {
-			i := uint32(v) - 1
-			if e := ix.entry(i); int(e.n) == len(name) && equalLower(ix.name(e), name) {
-				return ix.hits(i, depth, buf)
-			}
-		}
-		if s++; s == size {
+		if s++; s == len(fps) {
 			s = 0
 		}
 	}
@@ -381,19 +480,30 @@ func equalLower(stored, q string) bool {
 	return true
 }
 
-func (ix *Index) hits(i uint32, depth int, buf []Hit) []Hit {
-	name := ix.name(ix.entry(i))
-	for {
-		e := ix.entry(i)
-		switch {
-		case e.kind == Suffix, e.kind == Exact && depth == 0, e.kind == Below && depth > 0:
-			buf = append(buf, Hit{Tag: e.tag, Kind: e.kind, Name: name, Depth: depth})
-		}
-		if ix.next == nil || ix.next[i] == 0 {
+// hits appends the hits of the rules of the name whose first record is at
+// off that apply at depth; chained says that the name has several rules.
+func (ix *Index) hits(off uint32, chained bool, depth int, buf []Hit) []Hit {
+	c, p := ix.record(off)
+	name := c[p+recHeader : p+recHeader+uint32(c[p])]
+	if !chained {
+		return appendHit(buf, recKind(c, p), recTag(c, p), name, depth)
+	}
+	for i := recTag(c, p); ; i++ {
+		r := &ix.chains[i]
+		buf = appendHit(buf, r.kind, r.tag, name, depth)
+		if r.last {
 			return buf
 		}
-		i = ix.next[i] - 1
 	}
+}
+
+// appendHit appends the hit of a rule if it applies at depth.
+func appendHit(buf []Hit, kind Kind, tag uint32, name string, depth int) []Hit {
+	switch {
+	case kind == Suffix, kind == Exact && depth == 0, kind == Below && depth > 0:
+		buf = append(buf, Hit{Tag: tag, Kind: kind, Name: name, Depth: depth})
+	}
+	return buf
 }
 
 // Each calls fn for every distinct rule, in the order they were added, until
@@ -402,17 +512,19 @@ func (ix *Index) Each(fn func(name string, kind Kind, tag uint32) bool) {
 	if ix == nil {
 		return
 	}
-	for _, c := range ix.entries {
-		for i := range c {
-			e := &c[i]
-			if e.dead {
-				continue
-			}
-			if !fn(ix.name(e), e.kind, e.tag) {
-				return
-			}
+	heads := ix.heads
+	records(ix.chunks, func(off uint32, i int, c string, p uint32) bool {
+		if ix.isDead(i) {
+			return true
 		}
-	}
+		kind, tag := recKind(c, p), recTag(c, p)
+		if len(heads) > 0 && heads[0] == off {
+			r := ix.chains[tag]
+			kind, tag = r.kind, r.tag
+			heads = heads[1:]
+		}
+		return fn(c[p+recHeader:p+recHeader+uint32(c[p])], kind, tag)
+	})
 }
 
 // Hash returns a digest of the rule set, independent of the order of Add
@@ -429,45 +541,48 @@ func (ix *Index) Hash() [32]byte {
 }
 
 func (ix *Index) computeHash() {
-	// Sort on the first 8 bytes of each name, kept beside the entry index
-	// (an in-cache key), and compare whole names only on ties.
+	// Sort on the first 8 bytes of each name, kept beside the record's
+	// offset (an in-cache key), and compare whole names only on ties.
 	type keyed struct {
 		prefix uint64
-		i      uint32
+		off    uint32
 	}
 	order := make([]keyed, 0, ix.live)
-	for i := range uint32(ix.n) {
-		if e := ix.entry(i); !e.dead {
-			var p [8]byte
-			copy(p[:], ix.name(e))
-			order = append(order, keyed{binary.BigEndian.Uint64(p[:]), uint32(i)})
+	records(ix.chunks, func(off uint32, i int, c string, p uint32) bool {
+		if !ix.isDead(i) {
+			var b [8]byte
+			copy(b[:], c[p+recHeader:p+recHeader+uint32(c[p])])
+			order = append(order, keyed{binary.BigEndian.Uint64(b[:]), off})
 		}
-	}
+		return true
+	})
 	slices.SortFunc(order, func(a, b keyed) int {
 		if a.prefix != b.prefix {
 			return cmp.Compare(a.prefix, b.prefix)
 		}
-		ea, eb := ix.entry(a.i), ix.entry(b.i)
-		if c := strings.Compare(ix.name(ea), ix.name(eb)); c != 0 {
+		if c := strings.Compare(ix.name(a.off), ix.name(b.off)); c != 0 {
 			return c
 		}
-		if c := cmp.Compare(ea.kind, eb.kind); c != 0 {
+		ka, ta := ix.rule(a.off)
+		kb, tb := ix.rule(b.off)
+		if c := cmp.Compare(ka, kb); c != 0 {
 			return c
 		}
-		return cmp.Compare(ea.tag, eb.tag)
+		return cmp.Compare(ta, tb)
 	})
 	d := sha256.New()
 	buf := make([]byte, 0, 32<<10)
 	for _, k := range order {
-		e := ix.entry(k.i)
+		name := ix.name(k.off)
+		kind, tag := ix.rule(k.off)
 		if len(buf) > cap(buf)-(1+255+1+4) {
 			d.Write(buf)
 			buf = buf[:0]
 		}
-		buf = append(buf, e.n)
-		buf = append(buf, ix.name(e)...)
-		buf = append(buf, byte(e.kind))
-		buf = binary.BigEndian.AppendUint32(buf, e.tag)
+		buf = append(buf, byte(len(name)))
+		buf = append(buf, name...)
+		buf = append(buf, byte(kind))
+		buf = binary.BigEndian.AppendUint32(buf, tag)
 	}
 	d.Write(buf)
 	d.Sum(ix.hash[:0])

@@ -328,6 +328,54 @@ func TestIndexMatchesNaive(t *testing.T) {
 	}
 }
 
+// TestIndexEachAndHashMatchNaive checks Each (every distinct rule once, in
+// the order of the Add calls) and Hash (the documented encoding) on rule
+// sets where names often have several rules and rules repeat.
+func TestIndexEachAndHashMatchNaive(t *testing.T) {
+	r := rand.New(rand.NewPCG(13, 17))
+	for round := range 20 {
+		rules := make([]testRule, 1+r.IntN(400))
+		for i := range rules {
+			rules[i] = testRule{name: randomCase(r, randomName(r)), kind: Kind(r.IntN(3)), tag: uint32(r.IntN(4))}
+		}
+		var want []testRule
+		for _, tr := range rules {
+			c := testRule{asciiLower(strings.TrimSuffix(tr.name, ".")), tr.kind, tr.tag}
+			if c.name != "" && !slices.Contains(want, c) {
+				want = append(want, c)
+			}
+		}
+		ix := buildIndex(rules)
+		var got []testRule
+		ix.Each(func(name string, kind Kind, tag uint32) bool {
+			got = append(got, testRule{name, kind, tag})
+			return true
+		})
+		if !slices.Equal(got, want) {
+			t.Fatalf("round %d: Each gave %v, want %v", round, got, want)
+		}
+		sorted := slices.SortedFunc(slices.Values(want), func(a, b testRule) int {
+			if c := strings.Compare(a.name, b.name); c != 0 {
+				return c
+			}
+			if a.kind != b.kind {
+				return int(a.kind) - int(b.kind)
+			}
+			return int(a.tag) - int(b.tag)
+		})
+		var enc []byte
+		for _, tr := range sorted {
+			enc = append(enc, byte(len(tr.name)))
+			enc = append(enc, tr.name...)
+			enc = append(enc, byte(tr.kind))
+			enc = binary.BigEndian.AppendUint32(enc, tr.tag)
+		}
+		if ix.Hash() != sha256.Sum256(enc) {
+			t.Fatalf("round %d: Hash differs from the documented encoding of the distinct rules", round)
+		}
+	}
+}
+
 func FuzzIndexLookup(f *testing.F) {
 	f.Add("deepseek.com\n*chat.deepseek.com\n=exact.example", "chat.DeepSeek.com.")
 	f.Add("a.b\n=a.b\n*a.b\na.b", "x.a.b")

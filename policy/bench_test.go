@@ -132,7 +132,9 @@ func BenchmarkBuild1M(b *testing.B) {
 	b.ReportMetric(mb, "heap-MB")
 }
 
-// TestHeap1M: a policy with 1M rules stays well under 64 MB of heap.
+// TestHeap1M: a policy with 1M rules stays well under 64 MB of heap (about
+// 44 MB: the process serving it must stay under 64 MB resident, runtime
+// and binary included).
 func TestHeap1M(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds a 1M-entry list")
@@ -145,8 +147,8 @@ func TestHeap1M(t *testing.T) {
 	}
 	index := float64(p.idx.SizeBytes()) / (1 << 20)
 	t.Logf("heap of a 1M-entry policy: %.1f MB, of which the index %.1f MB", mb, index)
-	if mb > 64 {
-		t.Errorf("heap %.1f MB for 1M rules, want under 64 MB", mb)
+	if mb > 50 {
+		t.Errorf("heap %.1f MB for 1M rules, want under 50 MB", mb)
 	}
 	// The policy's own share (rule table, jurisdictions, clients) stays
 	// small: about 4 bytes a rule.

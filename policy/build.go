@@ -204,9 +204,6 @@ func Build(ctx context.Context, cfg *config.Config, opts BuildOptions) (*Policy,
 		hint = opts.Previous.rules.len()
 	}
 	b.ib = blocklists.NewIndexBuilder(hint)
-	if hint > 0 && b.rules.packed == nil {
-		b.rules.packed = make([]uint32, 0, hint) // no doubling while a reload builds
-	}
 	for _, js := range b.specs {
 		if err := ctx.Err(); err != nil {
 			return nil, err
