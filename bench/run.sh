@@ -48,7 +48,7 @@ else
 fi
 [[ $BENCH_SECONDS =~ ^[1-9][0-9]*$ ]] || bad_setting "BENCH_SECONDS must be a whole number of seconds ≥ 1, not '$BENCH_SECONDS'"
 TIMEOUT=${TIMEOUT:-2}                     # dnsperf -t: an answer later than this is lost
-P99_DURATION=${P99_DURATION:-$(((BENCH_SECONDS + 1) / 2))} # seconds per fixed-rate run: half of BENCH_SECONDS
+P99_DURATION=${P99_DURATION:-$BENCH_SECONDS} # seconds per fixed-rate run (20,000 samples at the defaults)
 P99_QPS=${P99_QPS:-2000}                  # rate of the p99 runs
 RELOAD_QPS=${RELOAD_QPS:-20000}           # rate of the load during the reload
 RELOAD_AT=${RELOAD_AT:-$((BENCH_SECONDS < 3 ? 2 : 3))} # seconds of load before the reload
