@@ -772,12 +772,12 @@ func (s *auditSink) PolicyEvent(ev *resolver.PolicyEvent) {
 	ok := s.w.Log(audit.Record{
 		Time:         ev.Time,
 		Client:       audit.ClientString(ev.Client, s.privacy, s.salt),
-		Name:         ev.Name,
+		Name:         strings.Clone(ev.Name), // ev's strings are valid only during the call
 		Type:         dns.TypeToString[ev.Qtype],
 		Jurisdiction: ev.Jurisdiction.ID,
 		Tier:         ev.Jurisdiction.Tier.String(),
 		Instrument:   ev.Jurisdiction.Instrument,
-		Rule:         ev.Rule,
+		Rule:         strings.Clone(ev.Rule),
 		Source:       ev.Source,
 		Line:         ev.Line,
 		PolicyHash:   ev.PolicyHash,

@@ -60,7 +60,9 @@ type PolicyEvent struct {
 }
 
 // Auditor receives policy events. It must not block: the enforcement log
-// queues them and counts drops.
+// queues them and counts drops. ev is valid only during the call: Name and
+// Rule may point into the caller's buffers, so an auditor that keeps them
+// copies them (the other fields are immutable and may be kept).
 type Auditor interface {
 	PolicyEvent(ev *PolicyEvent)
 }

@@ -19,6 +19,7 @@ import (
 
 	"github.com/miekg/dns"
 
+	"github.com/jurisdns/jurisdns/blocklists"
 	"github.com/jurisdns/jurisdns/policy"
 )
 
@@ -280,6 +281,11 @@ type worker struct {
 	in   []byte
 	out  []byte
 	name []byte
+	// ev and rule are reused for the policy event of every blocked query
+	// on the fast path (see Auditor: the event is valid only during the
+	// call).
+	ev   PolicyEvent
+	rule []byte
 	// missable is set by fast, to the runtime it checked the query with,
 	// when the query passed every check and only its answer was not
 	// cached: missUDP can resolve it.
@@ -522,11 +528,9 @@ func (s *Server) fast(w *worker, pkt []byte, addr netip.AddrPort) ([]byte, bool)
 			return nil, false
 		}
 		w.out = out[:0]
-		if s.audit == nil {
-			s.obs.PolicyHit(v.Jurisdiction.ID, v.Action.String(), "enforce")
-		} else { // policyEvent counts it too
-			req := &Request{Client: addr, Name: string(canon), Qtype: q.qtype}
-			s.policyEvent(rt, req, req.Name, &v, v.Jurisdiction, v.Action.String(), "enforce")
+		s.obs.PolicyHit(v.Jurisdiction.ID, v.Action.String(), "enforce")
+		if s.audit != nil {
+			s.fastPolicyEvent(w, rt, now, client, name, q.qtype, &v)
 		}
 		s.obs.Answered(UDP, q.qtype, int(binary.BigEndian.Uint16(out[2:])&0xF))
 		if s.qlog != nil {
@@ -557,6 +561,32 @@ func (s *Server) fast(w *worker, pkt []byte, addr netip.AddrPort) ([]byte, bool)
 		s.qlog.Query(&QueryEvent{Time: now, Client: client, Proto: UDP, Name: e.name, Qtype: q.qtype, Rcode: e.rcode, Cached: true})
 	}
 	return out, true
+}
+
+// fastPolicyEvent hands the enforcement of verdict v to the auditor
+// without allocating: the event and the rule text live in w, the name in
+// the fast path's buffer.
+func (s *Server) fastPolicyEvent(w *worker, rt *Runtime, now time.Time, client netip.Addr, name string, qtype uint16, v *policy.Verdict) {
+	rule := v.Rule
+	if v.Kind == blocklists.Below { // v.RuleText() without the concatenation
+		w.rule = append(append(w.rule[:0], "*."...), v.Rule...)
+		rule = unsafe.String(unsafe.SliceData(w.rule), len(w.rule))
+	}
+	w.ev = PolicyEvent{
+		Time:         now,
+		Client:       client,
+		Name:         name,
+		Qtype:        qtype,
+		Jurisdiction: v.Jurisdiction,
+		Rule:         rule,
+		Source:       v.Source,
+		Line:         v.Line,
+		Action:       v.Action.String(),
+		Mode:         "enforce",
+		PolicyHash:   rt.Policy.Hash(),
+	}
+	s.audit.PolicyEvent(&w.ev)
+	w.ev = PolicyEvent{} // keep nothing alive
 }
 
 // slow parses a query fully, applies the edge checks and runs the chain.

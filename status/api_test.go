@@ -11,6 +11,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/jurisdns/jurisdns/admin"
 	"github.com/jurisdns/jurisdns/policy"
@@ -339,6 +340,32 @@ func TestRecordPrivacy(t *testing.T) {
 	recs, _ := st.recent.latest()
 	if len(recs[0].Client) != 16 || recs[0].Client != recs[1].Client || strings.Contains(recs[0].Client, "10.20") {
 		t.Errorf("hash privacy: %q %q", recs[0].Client, recs[1].Client)
+	}
+}
+
+// TestRecordCopiesAndDoesNotAllocate: the resolver hands events whose name
+// and rule live in its own buffers (valid only during the call); the page
+// must keep copies, and keeping them must not allocate once the ring is warm.
+func TestRecordCopiesAndDoesNotAllocate(t *testing.T) {
+	pol := testPolicy(t)
+	st := New(Options{Policy: func() *policy.Policy { return pol }, Now: func() time.Time { return testNow }, Recent: 4, Privacy: "truncate"})
+	ev := hit(pol, "acme-staff", "chat.deepseek.com", "192.0.2.7", testNow)
+	nameBuf := []byte(ev.Name)
+	ruleBuf := []byte("*.deepseek.com")
+	ev.Name = unsafe.String(unsafe.SliceData(nameBuf), len(nameBuf))
+	ev.Rule = unsafe.String(unsafe.SliceData(ruleBuf), len(ruleBuf))
+	st.Record(ev)
+	copy(nameBuf, "xxxx")
+	copy(ruleBuf, "yyyy")
+	recs, _ := st.recent.latest()
+	if recs[0].Name != "chat.deepseek.com" || recs[0].Rule != "*.deepseek.com" || recs[0].Client != "192.0.2.0/24" {
+		t.Fatalf("record changed with the caller's buffers: %+v", recs[0])
+	}
+	for range 4 { // every slot used once: its buffers have grown
+		st.Record(ev)
+	}
+	if n := testing.AllocsPerRun(100, func() { st.Record(ev) }); n != 0 {
+		t.Errorf("%.1f allocations per recorded hit, want 0", n)
 	}
 }
 

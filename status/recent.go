@@ -1,8 +1,15 @@
 package status
 
 import (
+	"net/netip"
 	"sync"
 	"time"
+
+	"github.com/miekg/dns"
+
+	"github.com/jurisdns/jurisdns/audit"
+	"github.com/jurisdns/jurisdns/policy"
+	"github.com/jurisdns/jurisdns/resolver"
 )
 
 // DefaultRecent is how many enforcement records the page keeps by default.
@@ -33,22 +40,49 @@ type Record struct {
 	PolicyHash string `json:"policy_hash"`
 }
 
-// recentRing keeps the latest records in a fixed array.
+// recentRing keeps the latest records in a fixed array of slots. Adding a
+// record allocates nothing once every slot has been used: the name and the
+// rule are copied into buffers the slot keeps, and the strings of a Record
+// (the client per the privacy setting, the type) are built only when the
+// page asks for them. Every blocked query passes here.
 type recentRing struct {
+	privacy string
+	salt    []byte
+
 	mu   sync.Mutex
-	buf  []Record
+	buf  []slot
 	next int // where the next record goes
 	n    int // records held
 	seen uint64
 }
 
-func newRecentRing(size int) *recentRing {
-	return &recentRing{buf: make([]Record, size)}
+// slot is one record as the ring keeps it.
+type slot struct {
+	t          time.Time
+	client     netip.Addr
+	name, rule []byte
+	qtype      uint16
+	j          *policy.Jurisdiction
+	source     string
+	line       int
+	action     string
+	mode       string
+	policyHash string
 }
 
-func (r *recentRing) add(rec Record) {
+func newRecentRing(size int, privacy string, salt []byte) *recentRing {
+	return &recentRing{buf: make([]slot, size), privacy: privacy, salt: salt}
+}
+
+// add keeps ev (with ev.Jurisdiction set), dated t. It copies what it keeps
+// of ev: the event's strings may point into the caller's buffers.
+func (r *recentRing) add(ev *resolver.PolicyEvent, t time.Time) {
 	r.mu.Lock()
-	r.buf[r.next] = rec
+	sl := &r.buf[r.next]
+	sl.t, sl.client, sl.qtype, sl.j = t, ev.Client, ev.Qtype, ev.Jurisdiction
+	sl.name = append(sl.name[:0], ev.Name...)
+	sl.rule = append(sl.rule[:0], ev.Rule...)
+	sl.source, sl.line, sl.action, sl.mode, sl.policyHash = ev.Source, ev.Line, ev.Action, ev.Mode, ev.PolicyHash
 	r.next = (r.next + 1) % len(r.buf)
 	if r.n < len(r.buf) {
 		r.n++
@@ -64,7 +98,30 @@ func (r *recentRing) latest() ([]Record, uint64) {
 	defer r.mu.Unlock()
 	out := make([]Record, 0, r.n)
 	for k := 1; k <= r.n; k++ {
-		out = append(out, r.buf[(r.next-k+len(r.buf))%len(r.buf)])
+		out = append(out, r.record(&r.buf[(r.next-k+len(r.buf))%len(r.buf)]))
 	}
 	return out, r.seen
+}
+
+// record renders a slot as the page shows it.
+func (r *recentRing) record(sl *slot) Record {
+	typ, ok := dns.TypeToString[sl.qtype]
+	if !ok {
+		typ = "TYPE" + itoa(int(sl.qtype))
+	}
+	return Record{
+		Time:         sl.t,
+		Client:       audit.ClientString(sl.client, r.privacy, r.salt),
+		Name:         string(sl.name),
+		Type:         typ,
+		Jurisdiction: sl.j.ID,
+		Tier:         sl.j.Tier.String(),
+		Instrument:   sl.j.Instrument,
+		Rule:         string(sl.rule),
+		Source:       sl.source,
+		Line:         sl.line,
+		Action:       sl.action,
+		Mode:         sl.mode,
+		PolicyHash:   sl.policyHash,
+	}
 }

@@ -40,8 +40,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/miekg/dns"
-
 	"github.com/jurisdns/jurisdns/audit"
 	"github.com/jurisdns/jurisdns/policy"
 	"github.com/jurisdns/jurisdns/resolver"
@@ -122,7 +120,7 @@ func New(opts Options) *Status {
 	if n <= 0 {
 		n = DefaultRecent
 	}
-	s.recent = newRecentRing(min(n, maxRecent))
+	s.recent = newRecentRing(min(n, maxRecent), s.privacy, s.salt)
 	return s
 }
 
@@ -137,27 +135,8 @@ func (s *Status) Record(ev *resolver.PolicyEvent) {
 	if t.IsZero() {
 		t = s.now()
 	}
-	j := ev.Jurisdiction
-	s.hits.Add(j.ID, t)
-	typ, ok := dns.TypeToString[ev.Qtype]
-	if !ok {
-		typ = "TYPE" + itoa(int(ev.Qtype))
-	}
-	s.recent.add(Record{
-		Time:         t,
-		Client:       audit.ClientString(ev.Client, s.privacy, s.salt),
-		Name:         ev.Name,
-		Type:         typ,
-		Jurisdiction: j.ID,
-		Tier:         j.Tier.String(),
-		Instrument:   j.Instrument,
-		Rule:         ev.Rule,
-		Source:       ev.Source,
-		Line:         ev.Line,
-		Action:       ev.Action,
-		Mode:         ev.Mode,
-		PolicyHash:   ev.PolicyHash,
-	})
+	s.hits.Add(ev.Jurisdiction.ID, t)
+	s.recent.add(ev, t)
 }
 
 // PolicyEvent is Record: it makes *Status a resolver.Auditor.
