@@ -225,7 +225,7 @@ func (u *doh) Exchange(ctx context.Context, m *dns.Msg) (*dns.Msg, error) {
 		ctx, cancel = context.WithTimeout(ctx, u.timeout)
 		defer cancel()
 	}
-	q := upstreamQuery(m)
+	q := encryptedQuery(m) // padded (RFC 8467)
 	q.Id = 0 // RFC 8484 §4.1
 	wire, err := q.Pack()
 	if err != nil {

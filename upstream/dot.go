@@ -166,7 +166,7 @@ func (u *dot) Exchange(ctx context.Context, m *dns.Msg) (*dns.Msg, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("%s: %w", u.name, err)
 	}
-	q := upstreamQuery(m)
+	q := encryptedQuery(m) // padded (RFC 8467)
 	bp := bufPool.Get().(*[]byte)
 	wire, err := q.PackBuffer((*bp)[:0])
 	if err != nil {

@@ -48,3 +48,32 @@ func TestAppendQueryMatchesUpstreamQuery(t *testing.T) {
 		t.Error("a name with an empty label was packed")
 	}
 }
+
+// TestEncryptedQueryPadded checks the block-length padding of queries sent
+// over TLS and HTTPS: a multiple of 128 octets, whatever the name.
+func TestEncryptedQueryPadded(t *testing.T) {
+	for _, name := range []string{".", "a.", "www.example.com.", "a-rather-long-label-for-padding-tests.sub.example.org.",
+		"x123456789012345678901234567890123456789012345678901234567890.y12345678901234567890123456789012345678901234567890123.example.com."} {
+		for _, do := range []bool{false, true} {
+			m := new(dns.Msg)
+			m.SetQuestion(name, dns.TypeA)
+			m.SetEdns0(1232, do)
+			q := encryptedQuery(m)
+			b, err := q.Pack()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(b)%padBlock != 0 {
+				t.Errorf("%s do=%v: %d octets, not a multiple of %d", name, do, len(b), padBlock)
+			}
+			var back dns.Msg
+			if err := back.Unpack(b); err != nil {
+				t.Fatal(err)
+			}
+			opt := back.IsEdns0()
+			if opt == nil || opt.Do() != do || len(opt.Option) != 1 || opt.Option[0].Option() != dns.EDNS0PADDING {
+				t.Errorf("%s do=%v: OPT %v", name, do, opt)
+			}
+		}
+	}
+}

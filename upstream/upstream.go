@@ -4,8 +4,9 @@
 //
 // Every query to an upstream is rebuilt from the client's request: a fresh
 // random ID, only the question, RD, CD and an OPT record with a 1232-byte UDP
-// size and the client's DO bit. Client EDNS options (ECS, cookies, padding,
-// ...) are never forwarded. A reply is accepted only if it comes from the
+// size and the client's DO bit; over TLS and HTTPS the query is also padded
+// to a multiple of 128 octets (EDNS(0) Padding, RFC 8467). Client EDNS
+// options (ECS, cookies, padding, ...) are never forwarded. A reply is accepted only if it comes from the
 // server, has the ID and the question (compared case-insensitively) of the
 // query (RFC 5452).
 //
@@ -302,6 +303,21 @@ func upstreamQuery(m *dns.Msg) *dns.Msg {
 		do = opt.Do()
 	}
 	q.SetEdns0(udpSize, do)
+	return q
+}
+
+// padBlock is the block length queries over TLS and HTTPS are padded to
+// (RFC 8467 §4.1: "Block-Length Padding", 128 octets for queries).
+const padBlock = 128
+
+// encryptedQuery is upstreamQuery(m) padded with an EDNS(0) Padding option
+// (RFC 7830) to a multiple of padBlock octets, so that the length of an
+// encrypted query says little about the name in it.
+func encryptedQuery(m *dns.Msg) *dns.Msg {
+	q := upstreamQuery(m)
+	opt := q.IsEdns0()
+	n := q.Len() + 4 // the option's code and length
+	opt.Option = append(opt.Option, &dns.EDNS0_PADDING{Padding: make([]byte, (padBlock-n%padBlock)%padBlock)})
 	return q
 }
 
