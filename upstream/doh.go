@@ -226,7 +226,7 @@ func (u *doh) Exchange(ctx context.Context, m *dns.Msg) (*dns.Msg, error) {
 		defer cancel()
 	}
 	q := encryptedQuery(m) // padded (RFC 8467)
-	q.Id = 0 // RFC 8484 §4.1
+	q.Id = 0               // RFC 8484 §4.1
 	wire, err := q.Pack()
 	if err != nil {
 		return nil, fmt.Errorf("%s: packing query: %w", u.name, err)

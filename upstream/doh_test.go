@@ -48,8 +48,8 @@ func TestDoHPostAndGet(t *testing.T) {
 		if req.msg.Id != 0 {
 			t.Errorf("%s: query ID %d on the wire, want 0 (RFC 8484)", u, req.msg.Id)
 		}
-		if opt := req.msg.IsEdns0(); opt == nil || !opt.Do() || opt.UDPSize() != 1232 {
-			t.Errorf("%s: OPT sent upstream: %v", u, opt)
+		if opt := req.msg.IsEdns0(); opt == nil || !opt.Do() || opt.UDPSize() != 1232 || !onlyPadding(opt) || req.msg.Len()%128 != 0 {
+			t.Errorf("%s: OPT sent upstream (%d octets): %v", u, req.msg.Len(), opt)
 		}
 		if tc.method == http.MethodGet && (!strings.HasPrefix(req.rawQuery, "dns=") || strings.Count(req.rawQuery, "=") != 1) {
 			t.Errorf("%s: GET query %q, want dns=<base64url without padding>", u, req.rawQuery)

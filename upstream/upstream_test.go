@@ -38,6 +38,12 @@ func exchange(t *testing.T, u upstream.Upstream, timeout time.Duration, m *dns.M
 	return resp, err
 }
 
+// onlyPadding reports whether the only EDNS option of opt is padding
+// (RFC 7830), which encrypted upstreams add to every query.
+func onlyPadding(opt *dns.OPT) bool {
+	return len(opt.Option) == 1 && opt.Option[0].Option() == dns.EDNS0PADDING
+}
+
 func question(name string, qtype uint16) *dns.Msg {
 	return new(dns.Msg).SetQuestion(name, qtype)
 }
