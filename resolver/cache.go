@@ -4,8 +4,10 @@ import (
 	"encoding/binary"
 	"hash/maphash"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
+	"unsafe"
 
 	lru "github.com/hashicorp/golang-lru/v2"
 	"github.com/miekg/dns"
@@ -62,9 +64,9 @@ type entry struct {
 	name   string // canonical question name
 	qtype  uint16
 	flags  uint8
-	msg    []byte   // packed answer, ID 0, no OPT, question in canonical case
-	qEnd   int      // end of the question section in msg
-	ttls   []uint16 // offsets of every record's TTL
+	msg    []byte // packed answer, ID 0, no OPT, question in canonical case
+	qEnd   int    // end of the question section in msg
+	ttls   []byte // offsets of every record's TTL, 2 bytes each (big endian)
 	stored time.Time
 	ttl    uint32 // lifetime in seconds
 	rcode  int
@@ -249,18 +251,23 @@ func (c *Cache) newEntry(req *Request, resp *dns.Msg, now time.Time) *entry {
 	if lifetime == 0 {
 		return nil
 	}
-	packed, err := m.Pack()
+	// Packed into a scratch buffer: layout copies it into the entry's.
+	sp := packScratch.Get().(*[]byte)
+	defer packScratch.Put(sp)
+	packed, err := m.PackBuffer((*sp)[:cap(*sp)]) // it packs into the buffer's length
 	if err != nil {
 		return nil
 	}
+	if cap(packed) > cap(*sp) && cap(packed) <= maxScratch {
+		*sp = packed[:0] // keep a bigger buffer PackBuffer had to make
+	}
 	e := &entry{
-		name:   req.Name,
 		qtype:  req.Qtype,
-		msg:    packed,
 		stored: now,
 		ttl:    lifetime,
 		rcode:  m.Rcode,
 	}
+	e.layout(packed, req.Name)
 	if req.DO {
 		e.flags |= keyDO
 	}
@@ -281,6 +288,12 @@ func (c *Cache) newEntry(req *Request, resp *dns.Msg, now time.Time) *entry {
 	return e
 }
 
+// packScratch holds the buffers newEntry packs answers into.
+var packScratch = sync.Pool{New: func() any { b := make([]byte, 0, 1024); return &b }}
+
+// maxScratch is the largest scratch buffer kept for reuse.
+const maxScratch = 16 << 10
+
 func (c *Cache) clamp(ttl uint32) uint32 {
 	if mn := uint32(c.opts.MinTTL / time.Second); ttl < mn {
 		ttl = mn
@@ -291,7 +304,25 @@ func (c *Cache) clamp(ttl uint32) uint32 {
 	return ttl
 }
 
-// index records the end of the question and the offset of every TTL.
+// layout puts the packed answer, the offsets of its TTLs (filled in by
+// index) and the name into one allocation: an entry is two objects (this
+// buffer and the entry) for the garbage collector to mark, not five.
+func (e *entry) layout(packed []byte, name string) {
+	n := 0
+	if len(packed) >= hdrLen {
+		n = int(binary.BigEndian.Uint16(packed[6:])) + int(binary.BigEndian.Uint16(packed[8:])) + int(binary.BigEndian.Uint16(packed[10:]))
+	}
+	buf := make([]byte, len(packed)+2*n+len(name))
+	copy(buf, packed)
+	e.msg = buf[:len(packed):len(packed)]
+	e.ttls = buf[len(packed) : len(packed)+2*n : len(packed)+2*n]
+	if copy(buf[len(packed)+2*n:], name) > 0 {
+		e.name = unsafe.String(&buf[len(packed)+2*n], len(name)) // never written again
+	}
+}
+
+// index records the end of the question and the offset of every TTL (into
+// e.ttls, sized by layout from the header's counts).
 func (e *entry) index() bool {
 	msg := e.msg
 	if len(msg) < hdrLen {
@@ -303,13 +334,12 @@ func (e *entry) index() bool {
 	}
 	off += 4
 	e.qEnd = off
-	n := int(binary.BigEndian.Uint16(msg[6:])) + int(binary.BigEndian.Uint16(msg[8:])) + int(binary.BigEndian.Uint16(msg[10:]))
-	for i := 0; i < n; i++ {
+	for i := 0; i < len(e.ttls); i += 2 {
 		rr, err := readRR(msg, off)
 		if err != nil {
 			return false
 		}
-		e.ttls = append(e.ttls, uint16(rr.ttlOff))
+		binary.BigEndian.PutUint16(e.ttls[i:], uint16(rr.ttlOff))
 		off = rr.end
 	}
 	return off == len(msg)
@@ -333,7 +363,8 @@ func (e *entry) appendReply(out []byte, query []byte, q *question, now time.Time
 	binary.BigEndian.PutUint16(out[2:], flags)
 	copy(out[hdrLen:e.qEnd], query[hdrLen:q.qEnd])
 	age := e.age(now)
-	for _, off := range e.ttls {
+	for i := 0; i < len(e.ttls); i += 2 {
+		off := int(binary.BigEndian.Uint16(e.ttls[i:]))
 		var t uint32
 		if stale {
 			t = staleTTL
