@@ -1,6 +1,7 @@
 package resolver
 
 import (
+	"runtime"
 	"strconv"
 	"testing"
 	"time"
@@ -61,5 +62,34 @@ func BenchmarkCachePut(b *testing.B) {
 		if c.put(reqs[i%n], msgs[i%n], now) == nil {
 			b.Fatal("not cached")
 		}
+	}
+}
+
+// BenchmarkCacheEntryMemory reports what a cached A answer keeps on the
+// heap: bytes and objects (the GC marks each object) per entry, measured
+// over 100,000 entries. ns/op means nothing here.
+func BenchmarkCacheEntryMemory(b *testing.B) {
+	const n = 100_000
+	for i := 0; i < b.N; i++ {
+		c := NewCache(CacheOptions{Size: n, MaxTTL: time.Hour})
+		now := time.Now()
+		var ms runtime.MemStats
+		runtime.GC()
+		runtime.ReadMemStats(&ms)
+		before, objs := ms.HeapAlloc, ms.HeapObjects
+		for j := 0; j < n; j++ {
+			name := "host" + strconv.Itoa(j) + ".bench.example."
+			m := new(dns.Msg)
+			m.SetQuestion(name, dns.TypeA)
+			m.Response = true
+			rr, _ := dns.NewRR(name + " 300 IN A 192.0.2.1")
+			m.Answer = []dns.RR{rr}
+			c.put(&Request{Name: name, Qtype: dns.TypeA}, m, now)
+		}
+		runtime.GC()
+		runtime.ReadMemStats(&ms)
+		b.ReportMetric(float64(ms.HeapAlloc-before)/n, "bytes/entry")
+		b.ReportMetric(float64(ms.HeapObjects-objs)/n, "objects/entry")
+		runtime.KeepAlive(c)
 	}
 }
