@@ -157,3 +157,36 @@ func TestHeap1M(t *testing.T) {
 	}
 	runtime.KeepAlive(p)
 }
+
+// BenchmarkDiff1M compares two builds of a policy with one 1M-entry
+// jurisdiction: unchanged (same hash: skipped) and with one rule added
+// (every rule looked up in the other policy).
+func BenchmarkDiff1M(b *testing.B) {
+	dir := b.TempDir()
+	writeList(b, dir, "big.txt", 1_000_000)
+	old, _ := heapAfterBuild(b, dir)
+	same, _ := heapAfterBuild(b, dir)
+	f, err := os.OpenFile(filepath.Join(dir, "big.txt"), os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if _, err := f.WriteString("added-one.example\n"); err != nil {
+		b.Fatal(err)
+	}
+	_ = f.Close()
+	changed, _ := heapAfterBuild(b, dir)
+	b.Run("unchanged", func(b *testing.B) {
+		for b.Loop() {
+			if d := Diff(old, same); len(d) != 0 {
+				b.Fatal(d)
+			}
+		}
+	})
+	b.Run("one-added", func(b *testing.B) {
+		for b.Loop() {
+			if d := Diff(old, changed); d["big"] != (Change{Added: 1}) {
+				b.Fatal(d)
+			}
+		}
+	})
+}

@@ -204,10 +204,21 @@ func Diff(old, new *Policy) map[string]Change {
 // does not have in the jurisdiction with the same id.
 func (p *Policy) countMissing(other *Policy) map[string]int {
 	out := map[string]int{}
+	// A jurisdiction whose hash is the same in other has the same live
+	// rules (the hash covers them): none of its rules is looked up. A
+	// refresh or reload that leaves a big list alone costs nothing for it.
+	same := make([]bool, len(p.jurs))
+	if other != nil {
+		for i, j := range p.jurs {
+			if o := other.byID[j.ID]; o != nil && o.Hash == j.Hash {
+				same[i] = true
+			}
+		}
+	}
 	var buf [hitBufSize]blocklists.Hit
 	p.idx.Each(func(name string, kind blocklists.Kind, tag uint32) bool {
 		m := p.rules.get(tag)
-		if m.dead {
+		if m.dead || same[m.jur] {
 			return true
 		}
 		id := p.jurs[m.jur].ID
