@@ -220,11 +220,8 @@ func (u *doh) Exchange(ctx context.Context, m *dns.Msg) (*dns.Msg, error) {
 	if u.closed.Load() {
 		return nil, fmt.Errorf("%s: %w", u.name, net.ErrClosed)
 	}
-	if _, ok := ctx.Deadline(); !ok {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, u.timeout)
-		defer cancel()
-	}
+	ctx, cancel := withDefaultTimeout(ctx, u.timeout)
+	defer cancel()
 	q := encryptedQuery(m) // padded (RFC 8467)
 	q.Id = 0               // RFC 8484 §4.1
 	wire, err := q.Pack()

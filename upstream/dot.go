@@ -158,11 +158,8 @@ func (u *dot) Exchange(ctx context.Context, m *dns.Msg) (*dns.Msg, error) {
 	if len(m.Question) != 1 {
 		return nil, fmt.Errorf("%s: %w", u.name, ErrBadRequest)
 	}
-	if _, ok := ctx.Deadline(); !ok {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, u.timeout)
-		defer cancel()
-	}
+	ctx, cancel := withDefaultTimeout(ctx, u.timeout)
+	defer cancel()
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("%s: %w", u.name, err)
 	}

@@ -197,11 +197,8 @@ func (u *server) Exchange(ctx context.Context, m *dns.Msg) (*dns.Msg, error) {
 	if len(m.Question) != 1 {
 		return nil, fmt.Errorf("%s: %w", u.name, ErrBadRequest)
 	}
-	if _, ok := ctx.Deadline(); !ok {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, u.timeout)
-		defer cancel()
-	}
+	ctx, cancel := withDefaultTimeout(ctx, u.timeout)
+	defer cancel()
 	bp := bufPool.Get().(*[]byte)
 	defer bufPool.Put(bp)
 	out, err := appendQuery(make([]byte, 0, 12+256+4+11), m)
@@ -319,6 +316,15 @@ func encryptedQuery(m *dns.Msg) *dns.Msg {
 	n := q.Len() + 4 // the option's code and length
 	opt.Option = append(opt.Option, &dns.EDNS0_PADDING{Padding: make([]byte, (padBlock-n%padBlock)%padBlock)})
 	return q
+}
+
+// withDefaultTimeout bounds ctx by d when it has no deadline of its own
+// (an Exchange must return by the context's deadline).
+func withDefaultTimeout(ctx context.Context, d time.Duration) (context.Context, context.CancelFunc) {
+	if _, ok := ctx.Deadline(); ok {
+		return ctx, func() {}
+	}
+	return context.WithTimeout(ctx, d)
 }
 
 // watch makes blocked I/O on c return as soon as ctx is done (miekg and the
