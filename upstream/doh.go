@@ -222,12 +222,11 @@ func (u *doh) Exchange(ctx context.Context, m *dns.Msg) (*dns.Msg, error) {
 	}
 	ctx, cancel := withDefaultTimeout(ctx, u.timeout)
 	defer cancel()
-	q := encryptedQuery(m) // padded (RFC 8467)
-	q.Id = 0               // RFC 8484 §4.1
-	wire, err := q.Pack()
+	wire, err := appendPaddedQuery(nil, m) // padded (RFC 8467)
 	if err != nil {
 		return nil, fmt.Errorf("%s: packing query: %w", u.name, err)
 	}
+	wire[0], wire[1] = 0, 0 // ID 0 on the wire (RFC 8484 §4.1)
 	var req *http.Request
 	if u.get {
 		req, err = http.NewRequestWithContext(ctx, http.MethodGet, u.getPrefix+base64.RawURLEncoding.EncodeToString(wire), nil)
@@ -272,7 +271,7 @@ func (u *doh) Exchange(ctx context.Context, m *dns.Msg) (*dns.Msg, error) {
 	default:
 		return nil, ioErr(ctx, u.name, "https read", err)
 	}
-	r, err := matchReply(0, q.Question[0], buf[:n])
+	r, err := matchReply(0, m.Question[0], buf[:n])
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", u.name, err)
 	}

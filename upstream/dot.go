@@ -163,25 +163,20 @@ func (u *dot) Exchange(ctx context.Context, m *dns.Msg) (*dns.Msg, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("%s: %w", u.name, err)
 	}
-	q := encryptedQuery(m) // padded (RFC 8467)
-	bp := bufPool.Get().(*[]byte)
-	wire, err := q.PackBuffer((*bp)[:0])
+	// The frame: a 2-byte length, then the query padded (RFC 8467).
+	frame, err := appendPaddedQuery(make([]byte, 2, 2+512), m)
 	if err != nil {
-		bufPool.Put(bp)
 		return nil, fmt.Errorf("%s: packing query: %w", u.name, err)
 	}
-	frame := make([]byte, 2+len(wire))
-	binary.BigEndian.PutUint16(frame, uint16(len(wire)))
-	copy(frame[2:], wire)
-	bufPool.Put(bp)
+	binary.BigEndian.PutUint16(frame, uint16(len(frame)-2))
 
-	resp, err := u.exchangeOn(ctx, q.Question[0], frame)
+	resp, err := u.exchangeOn(ctx, m.Question[0], frame)
 	if errors.Is(err, errBroken) && ctx.Err() == nil {
 		// The connection broke under the query (typically the server
 		// closed it while idle, as RFC 7766 allows): once more on another.
 		// A new frame: the writer of the broken one may still read the old.
 		frame = append([]byte(nil), frame...)
-		resp, err = u.exchangeOn(ctx, q.Question[0], frame)
+		resp, err = u.exchangeOn(ctx, m.Question[0], frame)
 	}
 	if err != nil {
 		return nil, err

@@ -244,9 +244,12 @@ const (
 	bitDO = 1 << 15 // in the OPT TTL
 )
 
-// appendQuery appends to b the wire form of upstreamQuery(m) with a fresh
-// random ID, without building that message: a header with the opcode, RD,
-// CD and AD, m's question and an OPT with our UDP size and m's DO bit.
+// appendQuery appends to b the query sent upstream for the client's m,
+// written as bytes: a fresh random ID, m's opcode, RD and CD, AD, m's
+// question, and an OPT with our UDP size and m's DO bit. Nothing else of m
+// is copied (no client EDNS option: no ECS leak). AD in a query asks a
+// validating upstream to say whether the answer validated, even without DO
+// (RFC 6840 §5.7); the server shows AD only to clients that asked for it.
 func appendQuery(b []byte, m *dns.Msg) ([]byte, error) {
 	q := m.Question[0]
 	start := len(b)
@@ -278,44 +281,24 @@ func appendQuery(b []byte, m *dns.Msg) ([]byte, error) {
 	return b, nil
 }
 
-// upstreamQuery builds the message sent upstream for the client's m: a fresh
-// random ID, m's question, RD and CD, and OPT with our UDP size and m's DO
-// bit. Nothing else of m is copied (no client EDNS option: no ECS leak).
-func upstreamQuery(m *dns.Msg) *dns.Msg {
-	q := &dns.Msg{
-		MsgHdr: dns.MsgHdr{
-			Id:               dns.Id(),
-			Opcode:           m.Opcode,
-			RecursionDesired: m.RecursionDesired,
-			CheckingDisabled: m.CheckingDisabled,
-			// AD in a query asks a validating upstream to say whether
-			// the answer validated, even without DO (RFC 6840 §5.7); the
-			// server shows AD only to clients that asked for it.
-			AuthenticatedData: true,
-		},
-		Question: []dns.Question{m.Question[0]},
-	}
-	do := false
-	if opt := m.IsEdns0(); opt != nil {
-		do = opt.Do()
-	}
-	q.SetEdns0(udpSize, do)
-	return q
-}
-
 // padBlock is the block length queries over TLS and HTTPS are padded to
 // (RFC 8467 §4.1: "Block-Length Padding", 128 octets for queries).
 const padBlock = 128
 
-// encryptedQuery is upstreamQuery(m) padded with an EDNS(0) Padding option
-// (RFC 7830) to a multiple of padBlock octets, so that the length of an
-// encrypted query says little about the name in it.
-func encryptedQuery(m *dns.Msg) *dns.Msg {
-	q := upstreamQuery(m)
-	opt := q.IsEdns0()
-	n := q.Len() + 4 // the option's code and length
-	opt.Option = append(opt.Option, &dns.EDNS0_PADDING{Padding: make([]byte, (padBlock-n%padBlock)%padBlock)})
-	return q
+// appendPaddedQuery is appendQuery with an EDNS(0) Padding option (RFC
+// 7830) that brings the query to a multiple of padBlock octets, so that the
+// length of an encrypted query says little about the name in it.
+func appendPaddedQuery(b []byte, m *dns.Msg) ([]byte, error) {
+	start := len(b)
+	b, err := appendQuery(b, m)
+	if err != nil {
+		return nil, err
+	}
+	pad := (padBlock - (len(b)-start+4)%padBlock) % padBlock // 4: the option's code and length
+	// appendQuery ends with the OPT's RDLENGTH, 0 so far.
+	binary.BigEndian.PutUint16(b[len(b)-2:], uint16(4+pad))
+	b = append(b, byte(dns.EDNS0PADDING>>8), byte(dns.EDNS0PADDING&0xFF), byte(pad>>8), byte(pad))
+	return append(b, make([]byte, pad)...), nil
 }
 
 // withDefaultTimeout bounds ctx by d when it has no deadline of its own
