@@ -3,6 +3,7 @@ package resolver
 import (
 	"context"
 	"net"
+	"net/netip"
 	"strings"
 	"time"
 
@@ -103,19 +104,26 @@ func (s *Server) policyEvent(rt *Runtime, req *Request, name string, v *policy.V
 	if s.audit == nil {
 		return
 	}
-	s.audit.PolicyEvent(&PolicyEvent{
-		Time:         s.now(),
-		Client:       req.Client.Addr(),
+	ev := newPolicyEvent(rt, s.now(), req.Client.Addr(), name, req.Qtype, v, j, v.RuleText(), action, mode)
+	s.audit.PolicyEvent(&ev)
+}
+
+// newPolicyEvent is the event of one policy hit: verdict v of jurisdiction
+// j on name, the rule as the log shows it.
+func newPolicyEvent(rt *Runtime, now time.Time, client netip.Addr, name string, qtype uint16, v *policy.Verdict, j *policy.Jurisdiction, rule, action, mode string) PolicyEvent {
+	return PolicyEvent{
+		Time:         now,
+		Client:       client,
 		Name:         name,
-		Qtype:        req.Qtype,
+		Qtype:        qtype,
 		Jurisdiction: j,
-		Rule:         v.RuleText(),
+		Rule:         rule,
 		Source:       v.Source,
 		Line:         v.Line,
 		Action:       action,
 		Mode:         mode,
 		PolicyHash:   rt.Policy.Hash(),
-	})
+	}
 }
 
 // BlockAnswer synthesizes the answer to query q blocked by verdict v:

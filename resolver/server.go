@@ -572,19 +572,7 @@ func (s *Server) fastPolicyEvent(w *worker, rt *Runtime, now time.Time, client n
 		w.rule = append(append(w.rule[:0], "*."...), v.Rule...)
 		rule = unsafe.String(unsafe.SliceData(w.rule), len(w.rule))
 	}
-	w.ev = PolicyEvent{
-		Time:         now,
-		Client:       client,
-		Name:         name,
-		Qtype:        qtype,
-		Jurisdiction: v.Jurisdiction,
-		Rule:         rule,
-		Source:       v.Source,
-		Line:         v.Line,
-		Action:       v.Action.String(),
-		Mode:         "enforce",
-		PolicyHash:   rt.Policy.Hash(),
-	}
+	w.ev = newPolicyEvent(rt, now, client, name, qtype, v, v.Jurisdiction, rule, v.Action.String(), "enforce")
 	s.audit.PolicyEvent(&w.ev)
 	w.ev = PolicyEvent{} // keep nothing alive
 }
