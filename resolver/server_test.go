@@ -12,6 +12,7 @@ import (
 	"github.com/miekg/dns"
 
 	"github.com/jurisdns/jurisdns/config"
+	"github.com/jurisdns/jurisdns/internal/testclock"
 	"github.com/jurisdns/jurisdns/policy"
 	"github.com/jurisdns/jurisdns/resolver"
 	"github.com/jurisdns/jurisdns/resolver/resolvertest"
@@ -19,30 +20,10 @@ import (
 	"github.com/jurisdns/jurisdns/zones"
 )
 
-// clock is an injected clock that tests move by hand.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func newClock() *clock { return &clock{t: time.Date(2026, 11, 29, 12, 0, 0, 0, time.UTC)} }
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *clock) Add(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
-
 type harness struct {
 	addr  string
 	srv   *resolver.Server
-	clock *clock
+	clock *testclock.Clock
 	cfg   *config.Config
 }
 
@@ -66,7 +47,7 @@ func start(t testing.TB, upstreams []string, mutate func(*config.Config)) *harne
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
 	}
-	h := &harness{clock: newClock(), cfg: cfg}
+	h := &harness{clock: testclock.New(time.Date(2026, 11, 29, 12, 0, 0, 0, time.UTC)), cfg: cfg}
 	pol, err := policy.Build(context.Background(), cfg, policy.BuildOptions{BaseDir: t.TempDir()})
 	if err != nil {
 		t.Fatal(err)

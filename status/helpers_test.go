@@ -4,13 +4,13 @@ import (
 	"context"
 	"net/netip"
 	"path/filepath"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/miekg/dns"
 
 	"github.com/jurisdns/jurisdns/config"
+	"github.com/jurisdns/jurisdns/internal/testclock"
 	"github.com/jurisdns/jurisdns/policy"
 	"github.com/jurisdns/jurisdns/resolver"
 )
@@ -18,24 +18,6 @@ import (
 // testNow is the fixed time of the tests: test-mandate is active,
 // old-ban expired, future-ban not yet in force.
 var testNow = time.Date(2026, 3, 10, 12, 0, 30, 0, time.UTC)
-
-// clock is an injectable clock.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *clock) Set(t time.Time) {
-	c.mu.Lock()
-	c.t = t
-	c.mu.Unlock()
-}
 
 // testPolicy builds the policy of testdata/config.yaml as serve would
 // (without the validation that rejects its deliberately odd values).
@@ -53,10 +35,10 @@ func testPolicy(t testing.TB) *policy.Policy {
 }
 
 // newTestStatus returns a Status over the test policy with a fixed clock.
-func newTestStatus(t testing.TB, privacy string) (*Status, *policy.Policy, *clock) {
+func newTestStatus(t testing.TB, privacy string) (*Status, *policy.Policy, *testclock.Clock) {
 	t.Helper()
 	pol := testPolicy(t)
-	clk := &clock{t: testNow}
+	clk := testclock.New(testNow)
 	st := New(Options{Policy: func() *policy.Policy { return pol }, Now: clk.Now, Privacy: privacy, Version: "test"})
 	return st, pol, clk
 }

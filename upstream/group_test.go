@@ -13,28 +13,14 @@ import (
 
 	"github.com/miekg/dns"
 
+	"github.com/jurisdns/jurisdns/internal/testclock"
 	"github.com/jurisdns/jurisdns/resolver/resolvertest"
 	"github.com/jurisdns/jurisdns/upstream"
 )
 
-// fakeClock is an injected clock for health backoff.
-type fakeClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func newFakeClock() *fakeClock { return &fakeClock{t: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)} }
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *fakeClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
+// newFakeClock is an injected clock for health backoff.
+func newFakeClock() *testclock.Clock {
+	return testclock.New(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
 }
 
 // observed records the upstreams tried, in order, via GroupOptions.Observe.
@@ -148,16 +134,16 @@ func TestFailoverRecoveryAfterBackoff(t *testing.T) {
 
 	q() // first times out (down for 1s), second answers
 	wantCounts(t, []int64{1, 1}, first, second)
-	clock.Advance(999 * time.Millisecond)
+	clock.Add(999 * time.Millisecond)
 	q() // still in backoff: skipped
 	wantCounts(t, []int64{1, 2}, first, second)
-	clock.Advance(time.Millisecond)
+	clock.Add(time.Millisecond)
 	q() // backoff expired: probed, times out again, down for 2s
 	wantCounts(t, []int64{2, 3}, first, second)
-	clock.Advance(1999 * time.Millisecond)
+	clock.Add(1999 * time.Millisecond)
 	q() // backoff doubled: still skipped
 	wantCounts(t, []int64{2, 4}, first, second)
-	clock.Advance(time.Millisecond)
+	clock.Add(time.Millisecond)
 	q() // probed, answers: healthy again
 	wantCounts(t, []int64{3, 4}, first, second)
 	q() // and first in line
