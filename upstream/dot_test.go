@@ -21,11 +21,7 @@ import (
 
 func TestParseEncrypted(t *testing.T) {
 	t.Parallel()
-	tests := []struct {
-		in      string
-		want    string
-		wantErr string
-	}{
+	checkParse(t, []parseCase{
 		{in: "tls://192.0.2.1", want: "tls://192.0.2.1:853"},
 		{in: "tls://192.0.2.1#dns.example", want: "tls://192.0.2.1:853#dns.example"},
 		{in: "TLS://192.0.2.1:8853#DNS.Example.", want: "tls://192.0.2.1:8853#dns.example"},
@@ -53,19 +49,7 @@ func TestParseEncrypted(t *testing.T) {
 		{in: "https://192.0.2.1:0/", wantErr: "bad port"},
 		{in: "https://192.0.2.1/#a.example,b.example", wantErr: "two server names"},
 		{in: "https://192.0.2.1/#a b", wantErr: "not a host name"},
-	}
-	for _, tc := range tests {
-		u, err := upstream.Parse(tc.in, upstream.Options{})
-		if tc.wantErr != "" {
-			if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
-				t.Errorf("Parse(%q) = %v, %v; want error containing %q", tc.in, u, err, tc.wantErr)
-			}
-			continue
-		}
-		if err != nil || u.String() != tc.want {
-			t.Errorf("Parse(%q) = %v, %v; want %s", tc.in, u, err, tc.want)
-		}
-	}
+	})
 }
 
 // countingListener counts the connections it accepts.

@@ -48,13 +48,34 @@ func question(name string, qtype uint16) *dns.Msg {
 	return new(dns.Msg).SetQuestion(name, qtype)
 }
 
+// parseCase is an upstream string and the name Parse gives it, or a part of
+// the error it must return.
+type parseCase struct {
+	in      string
+	want    string
+	wantErr string
+}
+
+// checkParse runs Parse on every case.
+func checkParse(t *testing.T, tests []parseCase) {
+	t.Helper()
+	for _, tc := range tests {
+		u, err := upstream.Parse(tc.in, upstream.Options{})
+		if tc.wantErr != "" {
+			if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+				t.Errorf("Parse(%q) = %v, %v; want error containing %q", tc.in, u, err, tc.wantErr)
+			}
+			continue
+		}
+		if err != nil || u.String() != tc.want {
+			t.Errorf("Parse(%q) = %v, %v; want %s", tc.in, u, err, tc.want)
+		}
+	}
+}
+
 func TestParse(t *testing.T) {
 	t.Parallel()
-	tests := []struct {
-		in      string
-		want    string
-		wantErr string
-	}{
+	checkParse(t, []parseCase{
 		{in: "192.0.2.1", want: "udp://192.0.2.1:53"},
 		{in: "192.0.2.1:5353", want: "udp://192.0.2.1:5353"},
 		{in: "udp://192.0.2.1", want: "udp://192.0.2.1:53"},
@@ -74,19 +95,7 @@ func TestParse(t *testing.T) {
 		{in: "192.0.2.1:65536", wantErr: "upstream"},
 		{in: "[192.0.2.1]", wantErr: "not an IPv6 address"},
 		{in: "", wantErr: "upstream"},
-	}
-	for _, tc := range tests {
-		u, err := upstream.Parse(tc.in, upstream.Options{})
-		if tc.wantErr != "" {
-			if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
-				t.Errorf("Parse(%q) = %v, %v; want error containing %q", tc.in, u, err, tc.wantErr)
-			}
-			continue
-		}
-		if err != nil || u.String() != tc.want {
-			t.Errorf("Parse(%q) = %v, %v; want %s", tc.in, u, err, tc.want)
-		}
-	}
+	})
 }
 
 func TestExchangeForwardingFidelity(t *testing.T) {
