@@ -79,10 +79,7 @@ func TestFastBlockAuditedWithoutAllocating(t *testing.T) {
 		if tc.name == "www.below.example." && want != "*.below.example" {
 			t.Fatalf("the wildcard rule reads %q", want)
 		}
-		m := new(dns.Msg)
-		m.SetQuestion(tc.qname, dns.TypeA)
-		m.SetEdns0(1232, false)
-		pkt, _ := m.Pack()
+		pkt := packQuery(tc.qname, dns.TypeA, true)
 		if _, ok := s.fast(w, pkt, client); !ok {
 			t.Fatalf("%s: not blocked on the fast path", tc.qname)
 		}

@@ -43,6 +43,21 @@ func newInProcess(tb testing.TB) *Server {
 	return s
 }
 
+// packQuery is a packed query for name and qtype, with an OPT (1232 bytes,
+// no DO) when edns is set.
+func packQuery(name string, qtype uint16, edns bool) []byte {
+	m := new(dns.Msg)
+	m.SetQuestion(name, qtype)
+	if edns {
+		m.SetEdns0(1232, false)
+	}
+	pkt, err := m.Pack()
+	if err != nil {
+		panic(err)
+	}
+	return pkt
+}
+
 func newWorker() *worker {
 	return &worker{in: make([]byte, 65535), out: make([]byte, 0, 4096), name: make([]byte, 0, 256)}
 }
@@ -136,10 +151,7 @@ func FuzzParseQuery(f *testing.F) {
 func BenchmarkCacheHit(b *testing.B) {
 	s := newInProcess(b)
 	client := netip.MustParseAddrPort("127.0.0.1:5353")
-	m := new(dns.Msg)
-	m.SetQuestion("www.example.com.", dns.TypeA)
-	m.SetEdns0(1232, false)
-	pkt, _ := m.Pack()
+	pkt := packQuery("www.example.com.", dns.TypeA, true)
 	w := newWorker()
 	if out := s.slow(append([]byte(nil), pkt...), client, UDP); out == nil {
 		b.Fatal("no answer")
@@ -166,19 +178,12 @@ func TestFastPathTaken(t *testing.T) {
 		name string
 		edns bool
 	}{{"chat.deepseek.com.", true}, {"DeepSeek.COM.", false}, {"use-application-dns.net.", true}, {"_dns.resolver.arpa.", true}} {
-		m := new(dns.Msg)
-		m.SetQuestion(tc.name, dns.TypeA)
-		if tc.edns {
-			m.SetEdns0(1232, false)
-		}
-		pkt, _ := m.Pack()
+		pkt := packQuery(tc.name, dns.TypeA, tc.edns)
 		if _, ok := s.fast(w, pkt, client); !ok {
 			t.Errorf("%s: blocked name not answered by the fast path", tc.name)
 		}
 	}
-	m := new(dns.Msg)
-	m.SetQuestion("www.example.com.", dns.TypeA)
-	pkt, _ := m.Pack()
+	pkt := packQuery("www.example.com.", dns.TypeA, false)
 	if _, ok := s.fast(w, pkt, client); ok {
 		t.Fatal("a cold cache answered on the fast path")
 	}
@@ -196,9 +201,7 @@ func TestFastPathTaken(t *testing.T) {
 		name  string
 		qtype uint16
 	}{{"localhost.", dns.TypeA}, {"www.example.com.", dns.TypeANY}, {"chat.deepseek.com.", dns.TypeAAAA}} {
-		m := new(dns.Msg)
-		m.SetQuestion(q.name, q.qtype)
-		pkt, _ := m.Pack()
+		pkt := packQuery(q.name, q.qtype, false)
 		if _, ok := s.fast(w, pkt, client); !ok && w.missable != nil {
 			t.Errorf("%s %s: missable", q.name, dns.TypeToString[q.qtype])
 		}
@@ -209,10 +212,7 @@ func TestFastPathTaken(t *testing.T) {
 func BenchmarkBlockedSlow(b *testing.B) {
 	s := newInProcess(b)
 	client := netip.MustParseAddrPort("127.0.0.1:5353")
-	m := new(dns.Msg)
-	m.SetQuestion("chat.deepseek.com.", dns.TypeA)
-	m.SetEdns0(1232, false)
-	pkt, _ := m.Pack()
+	pkt := packQuery("chat.deepseek.com.", dns.TypeA, true)
 	b.ReportAllocs()
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
@@ -226,10 +226,7 @@ func BenchmarkBlockedSlow(b *testing.B) {
 func BenchmarkBlocked(b *testing.B) {
 	s := newInProcess(b)
 	client := netip.MustParseAddrPort("127.0.0.1:5353")
-	m := new(dns.Msg)
-	m.SetQuestion("chat.deepseek.com.", dns.TypeA)
-	m.SetEdns0(1232, false)
-	pkt, _ := m.Pack()
+	pkt := packQuery("chat.deepseek.com.", dns.TypeA, true)
 	w := newWorker()
 	b.ReportAllocs()
 	b.ResetTimer()
@@ -248,10 +245,7 @@ func BenchmarkMissUDP(b *testing.B) {
 	client := netip.MustParseAddrPort("127.0.0.1:5353")
 	pkts := make([][]byte, 4000)
 	for i := range pkts {
-		m := new(dns.Msg)
-		m.SetQuestion("host"+strconv.Itoa(i)+".example.com.", dns.TypeA)
-		m.SetEdns0(1232, false)
-		pkts[i], _ = m.Pack()
+		pkts[i] = packQuery("host"+strconv.Itoa(i)+".example.com.", dns.TypeA, true)
 	}
 	w := newWorker()
 	b.ReportAllocs()
@@ -273,9 +267,7 @@ func BenchmarkForwardMiss(b *testing.B) {
 	s := newInProcess(b)
 	s.cache = nil
 	client := netip.MustParseAddrPort("127.0.0.1:5353")
-	m := new(dns.Msg)
-	m.SetQuestion("www.example.com.", dns.TypeA)
-	pkt, _ := m.Pack()
+	pkt := packQuery("www.example.com.", dns.TypeA, false)
 	b.ReportAllocs()
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
