@@ -1,0 +1,37 @@
+package testtool
+
+import (
+	"testing"
+)
+
+func TestLookFindsShell(t *testing.T) {
+	if Look("sh") == "" {
+		t.Fatal("sh not found on PATH")
+	}
+	if Look("no-such-tool-jurisdns-test") != "" {
+		t.Fatal("a missing tool was found")
+	}
+}
+
+func TestNeedSkipsOrFails(t *testing.T) {
+	t.Setenv("CI", "")
+	t.Setenv("JURISDNS_REQUIRE_TOOLS", "")
+	ok := t.Run("missing", func(t *testing.T) {
+		Need(t, "no-such-tool-jurisdns-test", "no-such-package")
+		t.Error("Need returned for a missing tool")
+	})
+	if !ok {
+		t.Fatal("a missing tool failed the test outside CI instead of skipping it")
+	}
+	found := false
+	for _, p := range Summary() {
+		found = found || p == "no-such-package"
+	}
+	if !found {
+		t.Fatalf("Summary() = %v, want it to name no-such-package", Summary())
+	}
+	t.Setenv("JURISDNS_REQUIRE_TOOLS", "1")
+	if !Required() {
+		t.Fatal("JURISDNS_REQUIRE_TOOLS=1 does not require tools")
+	}
+}
