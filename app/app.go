@@ -140,6 +140,7 @@ func New(opts Options) (*App, error) {
 	}
 	cache := resolver.NewCache(resolver.CacheOptions{
 		Size:           cfg.Cache.Size,
+		MaxBytes:       cfg.Cache.MaxBytes,
 		MinTTL:         cfg.Cache.MinTTL,
 		MaxTTL:         cfg.Cache.MaxTTL,
 		NegativeMaxTTL: cfg.Cache.NegativeMaxTTL,
@@ -594,7 +595,7 @@ func (a *App) publish(rt, _ *resolver.Runtime) {
 	for _, j := range rt.Policy.Jurisdictions() {
 		a.metrics.SetListEntries(j.ID, rt.Policy.Entries(j.ID))
 	}
-	a.metrics.SetCacheSize(a.server.Cache().Len())
+	a.metrics.CacheSource(a.server.Cache().Len, a.server.Cache().Bytes)
 }
 
 func flatten(err error) []error {

@@ -101,6 +101,9 @@ func (c *Config) validateCache(p *problems) {
 	if cc.Size < 0 {
 		p.add("cache.size", "%d is negative", cc.Size)
 	}
+	if cc.Size > 0 && cc.MaxBytes < 4096 {
+		p.add("cache.max_bytes", "%d is less than 4096 (one large answer)", cc.MaxBytes)
+	}
 	checkTTL(p, "cache.min_ttl", cc.MinTTL)
 	checkTTL(p, "cache.max_ttl", cc.MaxTTL)
 	if cc.MinTTL > cc.MaxTTL && cc.MaxTTL >= 0 {
@@ -119,6 +122,17 @@ func (c *Config) validateServer(p *problems) {
 	checkPositive(p, "server.tcp_idle_timeout", s.TCPIdleTimeout)
 	if s.MaxTCPConnections < 1 {
 		p.add("server.max_tcp_connections", "%d is less than 1", s.MaxTCPConnections)
+	}
+	if s.MaxTCPPerClient < 1 {
+		p.add("server.max_tcp_per_client", "%d is less than 1", s.MaxTCPPerClient)
+	}
+	if s.MaxInflight < 1 {
+		p.add("server.max_inflight", "%d is less than 1", s.MaxInflight)
+	}
+	if s.MaxInflightPerClient < 1 {
+		p.add("server.max_inflight_per_client", "%d is less than 1", s.MaxInflightPerClient)
+	} else if s.MaxInflightPerClient > s.MaxInflight && s.MaxInflight >= 1 {
+		p.add("server.max_inflight_per_client", "%d is more than server.max_inflight (%d)", s.MaxInflightPerClient, s.MaxInflight)
 	}
 	if s.UDPWorkers < 0 {
 		p.add("server.udp_workers", "%d is negative", s.UDPWorkers)

@@ -21,6 +21,7 @@ import (
 	"runtime"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/miekg/dns"
@@ -123,7 +124,8 @@ type Metrics struct {
 	policyHits *childCache[policyKey, prometheus.Counter]
 
 	cacheHits, cacheMisses, cacheEvictions, cacheStale prometheus.Counter
-	cacheEntries                                       prometheus.Gauge
+	cacheSource                                        atomic.Pointer[cacheSource]
+	cacheSet                                           atomic.Int64 // SetCacheSize without a source
 
 	upstreamDuration *childCache[string, prometheus.Observer]
 	upstreamErrors   *childCache[upstreamErrKey, prometheus.Counter]
@@ -176,7 +178,21 @@ func New() *Metrics {
 	m.cacheMisses = m.counter("cache_misses_total", "Cache lookups that found no usable entry.")
 	m.cacheEvictions = m.counter("cache_evictions_total", "Entries evicted from the cache to make room.")
 	m.cacheStale = m.counter("cache_stale_served_total", "Queries answered with an expired (stale) cache entry.")
-	m.cacheEntries = m.gauge("cache_entries", "Entries in the cache.")
+	m.register(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: Namespace, Name: "cache_entries", Help: "Entries in the cache."},
+		func() float64 {
+			if src := m.cacheSource.Load(); src != nil {
+				return float64(src.entries())
+			}
+			return float64(m.cacheSet.Load())
+		}), "cache_entries")
+	m.register(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: Namespace, Name: "cache_bytes",
+		Help: "Memory accounted to the cached answers (bounded by cache.max_bytes)."},
+		func() float64 {
+			if src := m.cacheSource.Load(); src != nil {
+				return float64(src.bytes())
+			}
+			return 0
+		}), "cache_bytes")
 
 	upstreamDuration := prometheus.NewHistogramVec(prometheus.HistogramOpts{
 		Namespace: Namespace,
@@ -350,12 +366,27 @@ func (m *Metrics) CacheStale() {
 	m.cacheStale.Inc()
 }
 
-// SetCacheSize sets the number of entries in the cache.
+// SetCacheSize sets the number of entries in the cache, until CacheSource
+// is called.
 func (m *Metrics) SetCacheSize(n int) {
 	if m == nil {
 		return
 	}
-	m.cacheEntries.Set(float64(n))
+	m.cacheSet.Store(int64(n))
+}
+
+type cacheSource struct {
+	entries func() int
+	bytes   func() int64
+}
+
+// CacheSource makes jurisdns_cache_entries and jurisdns_cache_bytes read
+// the cache at every scrape.
+func (m *Metrics) CacheSource(entries func() int, bytes func() int64) {
+	if m == nil {
+		return
+	}
+	m.cacheSource.Store(&cacheSource{entries: entries, bytes: bytes})
 }
 
 // UpstreamDuration records how long a query to upstream took. upstream is the

@@ -44,12 +44,17 @@ type Runtime struct {
 	specials *zones.Specials
 	forwards map[string]Exchanger
 
-	serial        uint32
-	acl           *ratelimit.PrefixSet
-	limiter       *ratelimit.Limiter
-	limitTruncate bool
-	prefetch      bool
-	fwd           *forwarder
+	serial uint32
+	// maxInflight, maxInflightPerClient and maxTCPPerClient are the
+	// server.* bounds (read per query, so a reload changes them).
+	maxInflight          int
+	maxInflightPerClient int
+	maxTCPPerClient      int
+	acl                  *ratelimit.PrefixSet
+	limiter              *ratelimit.Limiter
+	limitTruncate        bool
+	prefetch             bool
+	fwd                  *forwarder
 }
 
 // NewRuntime builds the runtime for cfg and pol, forwarding through up
@@ -98,6 +103,9 @@ func (s *Server) BuildRuntime(o RuntimeOptions) (*Runtime, error) {
 	if rt.TCPIdleTimeout <= 0 {
 		rt.TCPIdleTimeout = 10 * time.Second
 	}
+	rt.maxInflight = orDefault(cfg.Server.MaxInflight, maxInflight)
+	rt.maxInflightPerClient = min(orDefault(cfg.Server.MaxInflightPerClient, maxInflightPerClient), rt.maxInflight)
+	rt.maxTCPPerClient = orDefault(cfg.Server.MaxTCPPerClient, maxTCPPerClient)
 	allow, err := ratelimit.ParsePrefixes(cfg.Access.Allow)
 	if err != nil {
 		return nil, fmt.Errorf("access.allow: %w", err)
@@ -114,8 +122,19 @@ func (s *Server) BuildRuntime(o RuntimeOptions) (*Runtime, error) {
 	rt.fwd = &forwarder{s: s, rt: rt, up: up, sf: new(singleflight.Group), stale: cfg.Cache.ServeStale, prefetch: rt.prefetch}
 	// Policy comes before the special names so that a policy rule on a
 	// special name (the bypass bundle's _dns.resolver.arpa) keeps its EDE.
-	rt.Chain = Chain(rt.fwd, s.health(rt), s.policyMiddleware(rt), rt.specialNames, minimalANY, rt.localZones)
+	// refuseTransfers stays last before the forwarder: links that serve
+	// zones over AXFR/IXFR go before it.
+	rt.Chain = Chain(rt.fwd, s.health(rt), s.policyMiddleware(rt), rt.specialNames, minimalANY, rt.localZones, refuseTransfers)
 	return rt, nil
+}
+
+// orDefault returns n, or def when n is not positive (a configuration
+// built in code rather than loaded).
+func orDefault(n, def int) int {
+	if n <= 0 {
+		return def
+	}
+	return n
 }
 
 // allowed reports whether addr may query (access.allow).

@@ -89,7 +89,7 @@ func start(t testing.TB, upstreams []string, mutate func(*config.Config)) *harne
 		t.Fatal(err)
 	}
 	h.srv = resolver.NewServer(resolver.ServerOptions{
-		Cache: resolver.NewCache(resolver.CacheOptions{Size: cfg.Cache.Size, MinTTL: cfg.Cache.MinTTL, MaxTTL: cfg.Cache.MaxTTL,
+		Cache: resolver.NewCache(resolver.CacheOptions{Size: cfg.Cache.Size, MaxBytes: cfg.Cache.MaxBytes, MinTTL: cfg.Cache.MinTTL, MaxTTL: cfg.Cache.MaxTTL,
 			NegativeMaxTTL: cfg.Cache.NegativeMaxTTL, ServfailTTL: cfg.Cache.ServfailTTL, ServeStale: cfg.Cache.ServeStale}),
 		Now: h.clock.Now,
 	})
