@@ -190,7 +190,13 @@ var _ Upstream = (*server)(nil)
 
 func (u *server) String() string { return u.name }
 
-var bufPool = sync.Pool{New: func() any { b := make([]byte, maxMsg); return &b }}
+// udpBuf is the size of the buffer a UDP reply is read into: the size
+// advertised upstream with room to spare. A datagram that fills it is
+// bigger than we asked for and is retried over TCP (readUDP), so a query in
+// flight holds 4 KB, not a 64 KB buffer.
+const udpBuf = 4096
+
+var bufPool = sync.Pool{New: func() any { b := make([]byte, udpBuf); return &b }}
 
 // Exchange implements Upstream.
 func (u *server) Exchange(ctx context.Context, m *dns.Msg) (*dns.Msg, error) {
@@ -360,6 +366,11 @@ func (u *server) readUDP(ctx context.Context, c *net.UDPConn, q sentQuery, wire,
 				err = fmt.Errorf("%w (ignored %d non-matching replies)", err, mismatched)
 			}
 			return nil, err
+		}
+		if n == len(buf) {
+			// Larger than udpSize asked for, and cut by the kernel:
+			// Exchange asks again over TCP.
+			return &dns.Msg{MsgHdr: dns.MsgHdr{Id: q.id, Response: true, Truncated: true}}, nil
 		}
 		resp, err := match(q, buf[:n])
 		if err != nil {
