@@ -4,7 +4,8 @@
 //
 // It is meant for loopback (the default address is 127.0.0.1:8053). An
 // optional bearer token protects every path except /healthz and /readyz, which
-// stay open for probes.
+// stay open for probes (with a token, /readyz tells an unauthenticated caller
+// only whether the server is ready, not what is missing).
 package admin
 
 import (
@@ -265,7 +266,7 @@ type readiness struct {
 	Missing []string `json:"missing,omitempty"`
 }
 
-func (s *Server) readyz(w http.ResponseWriter, _ *http.Request) {
+func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 	st := readiness{Ready: true}
 	switch {
 	case s.draining.Load():
@@ -278,6 +279,12 @@ func (s *Server) readyz(w http.ResponseWriter, _ *http.Request) {
 			}
 			st = readiness{Missing: missing}
 		}
+	}
+	if s.tokenSum != nil && !s.draining.Load() && !s.tokenOK(r.Header.Get("Authorization")) {
+		// With a token, /readyz stays open to probes but says only
+		// whether the server is ready: what is missing (list sources,
+		// load errors) is for callers with the token.
+		st.Missing = nil
 	}
 	body, err := json.Marshal(st)
 	if err != nil { // cannot happen for this type

@@ -397,7 +397,8 @@ func downloadSource(cfg *config.Config, j string, src config.Source) download.So
 }
 
 // sourceName is the name policy gives a user source: its name, else its
-// file name, URL or "inline".
+// file name, URL (redacted: it names the source in logs and metric labels)
+// or "inline".
 func sourceName(src config.Source) string {
 	switch {
 	case src.Name != "":
@@ -405,7 +406,7 @@ func sourceName(src config.Source) string {
 	case src.Path != "":
 		return filepath.Base(src.Path)
 	case src.URL != "":
-		return src.URL
+		return config.RedactURL(src.URL)
 	}
 	return "inline"
 }

@@ -83,7 +83,7 @@ func (f *Fetcher) Cached(src Source) (Result, bool) {
 	key := cacheKey(src)
 	unlock := f.lock(key)
 	defer unlock()
-	c, _, _ := f.previous(src, key, f.log.With("source", src.Name, "url", u.Redacted()))
+	c, _, _ := f.previous(src, key, f.log.With("source", src.Name, "url", redact(u.String())))
 	if c == nil {
 		return Result{}, false
 	}
@@ -137,7 +137,7 @@ func (f *Fetcher) readCache(src Source, key string) (*cached, error) {
 	switch {
 	case m.Version != metaVersion:
 		return fail("metadata version %d, want %d", m.Version, metaVersion)
-	case m.Name != src.Name || m.URL != redact(src.URL):
+	case m.Name != src.Name || (m.URL != redact(src.URL) && m.URL != oldRedact(src.URL)):
 		return fail("metadata is for source %q (%s)", m.Name, m.URL)
 	case !isHexSHA256(m.SHA256):
 		return fail("metadata has a malformed sha256 %q", m.SHA256)

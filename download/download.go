@@ -31,6 +31,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/jurisdns/jurisdns/config"
 )
 
 // Defaults applied to a zero field of a [Source].
@@ -283,7 +285,7 @@ func checkRedirect(next func(*http.Request, []*http.Request) error) func(*http.R
 	return func(req *http.Request, via []*http.Request) error {
 		allowHTTP, _ := req.Context().Value(allowHTTPKey{}).(bool)
 		if err := checkScheme(req.URL, allowHTTP); err != nil {
-			return fmt.Errorf("%w to %s: %v", errRedirect, req.URL.Redacted(), err)
+			return fmt.Errorf("%w to %s: %v", errRedirect, redact(req.URL.String()), err)
 		}
 		if next != nil {
 			return next(req, via)
@@ -361,7 +363,13 @@ func (s Source) withDefaults() Source {
 	return s
 }
 
-func redact(raw string) string {
+// redact is the URL as shown in errors, logs and the cache metadata: no
+// credentials, no query string (config.RedactURL).
+func redact(raw string) string { return config.RedactURL(raw) }
+
+// oldRedact is the form cache metadata written before query strings were
+// redacted holds (the password only); such a cache still matches.
+func oldRedact(raw string) string {
 	u, err := url.Parse(raw)
 	if err != nil {
 		return "<unparsable URL>"
@@ -406,7 +414,7 @@ func (f *Fetcher) Fetch(ctx context.Context, src Source, parse ParseFunc) (Resul
 	src = src.withDefaults()
 	u, err := src.check()
 	if err == nil && parse == nil {
-		err = fmt.Errorf("download: source %q (%s): no ParseFunc", src.Name, u.Redacted())
+		err = fmt.Errorf("download: source %q (%s): no ParseFunc", src.Name, redact(u.String()))
 	}
 	if err != nil {
 		f.count(src.Name, func(s *SourceStats) { s.Fetches++; s.Errors++ })
@@ -415,7 +423,7 @@ func (f *Fetcher) Fetch(ctx context.Context, src Source, parse ParseFunc) (Resul
 	key := cacheKey(src)
 	unlock := f.lock(key)
 	defer unlock()
-	log := f.log.With("source", src.Name, "url", u.Redacted())
+	log := f.log.With("source", src.Name, "url", redact(u.String()))
 
 	prev, baseline, haveBaseline := f.previous(src, key, log)
 	res, ferr := f.update(ctx, src, u, key, prev, baseline, haveBaseline, parse, log)
@@ -504,7 +512,7 @@ func (f *Fetcher) update(ctx context.Context, src Source, u *url.URL, key string
 	m := meta{
 		Version:      metaVersion,
 		Name:         src.Name,
-		URL:          u.Redacted(),
+		URL:          redact(u.String()),
 		ETag:         resp.etag,
 		LastModified: resp.lastModified,
 		SHA256:       sum,
@@ -530,7 +538,7 @@ func (f *Fetcher) update(ctx context.Context, src Source, u *url.URL, key string
 // a baseline is given. It returns the entry count or a *RejectedError.
 func checkBody(src Source, u *url.URL, body []byte, sum string, parse ParseFunc, baseline int, haveBaseline bool) (int, error) {
 	reject := func(err error, format string, args ...any) (int, error) {
-		return 0, &RejectedError{Source: src.Name, URL: u.Redacted(), Reason: fmt.Sprintf(format, args...), Err: err}
+		return 0, &RejectedError{Source: src.Name, URL: redact(u.String()), Reason: fmt.Sprintf(format, args...), Err: err}
 	}
 	if src.SHA256 != "" && sum != src.SHA256 {
 		return reject(nil, "sha256 %s does not match the pin %s", sum, src.SHA256)
@@ -599,14 +607,14 @@ func (f *Fetcher) download(ctx context.Context, src Source, u *url.URL, prev *ca
 			return resp, nil
 		}
 		if !retryable(err) || i >= attempts || ctx.Err() != nil {
-			return nil, fmt.Errorf("download: source %q (%s): attempt %d of %d: %w", src.Name, u.Redacted(), i, attempts, err)
+			return nil, fmt.Errorf("download: source %q (%s): attempt %d of %d: %w", src.Name, redact(u.String()), i, attempts, err)
 		}
 		d := f.backoff(i)
 		log.Warn("download attempt failed; retrying", "attempt", i, "attempts", attempts, "retry_in", d, "err", err)
 		f.count(src.Name, func(s *SourceStats) { s.Retries++ })
 		if serr := f.sleep(ctx, d); serr != nil {
 			return nil, fmt.Errorf("download: source %q (%s): attempt %d of %d: %w (retry abandoned: %v)",
-				src.Name, u.Redacted(), i, attempts, err, serr)
+				src.Name, redact(u.String()), i, attempts, err, serr)
 		}
 	}
 }

@@ -477,13 +477,17 @@ func (b *builder) addUserSource(js *jspec, key string, src *config.Source) {
 			p = filepath.Join(b.opts.BaseDir, p)
 		}
 		s.info.Origin = p
+		s.info.key = p
 		s.info.Name = filepath.Base(src.Path)
 	}
 	if src.URL != "" {
 		n++
 		s.kind = srcURL
-		s.info.Origin = src.URL
-		s.info.Name = src.URL
+		// Shown everywhere (status, readyz, logs, EDE text, `lists`):
+		// never with the URL's credentials or query string.
+		s.info.Origin = config.RedactURL(src.URL)
+		s.info.key = src.URL
+		s.info.Name = s.info.Origin
 	}
 	if len(src.Inline) > 0 {
 		n++
@@ -782,7 +786,7 @@ func (b *builder) previousSourceIndex(id string, info *SourceInfo) (*Jurisdictio
 		return nil, -1
 	}
 	for k := range oj.Sources {
-		if oj.Sources[k].Name == info.Name && oj.Sources[k].Origin == info.Origin {
+		if oj.Sources[k].Name == info.Name && oj.Sources[k].key == info.key && oj.Sources[k].Origin == info.Origin {
 			return oj, k
 		}
 	}

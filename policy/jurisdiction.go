@@ -251,7 +251,8 @@ type Jurisdiction struct {
 // SourceInfo describes one loaded source of a jurisdiction.
 type SourceInfo struct {
 	Name string `json:"name"`
-	// Origin is "shipped", "inline", the file path or the URL.
+	// Origin is "shipped", "inline", the file path or the URL (with its
+	// credentials and query string redacted, see config.RedactURL).
 	Origin string            `json:"origin"`
 	Format blocklists.Format `json:"format"`
 	Match  string            `json:"match"`
@@ -269,6 +270,9 @@ type SourceInfo struct {
 	// were kept; Err says why it failed.
 	Stale bool   `json:"stale,omitempty"`
 	Err   string `json:"error,omitempty"`
+
+	// key identifies the source across reloads: Origin unredacted.
+	key string
 }
 
 // AllowEntry is one entry of a jurisdiction's allow list.
