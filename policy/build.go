@@ -11,7 +11,6 @@ import (
 	"io"
 	"log/slog"
 	"net/netip"
-	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -113,6 +112,8 @@ type reuseKey struct{ jur, src uint16 }
 
 type builder struct {
 	ctx     context.Context
+	// localTimeout bounds opening and reading one local list file.
+	localTimeout time.Duration
 	opts    BuildOptions
 	log     *slog.Logger
 	errs    []error
@@ -167,8 +168,9 @@ func Build(ctx context.Context, cfg *config.Config, opts BuildOptions) (*Policy,
 		return nil, fmt.Errorf("shipped jurisdictions: %w", err)
 	}
 	b := &builder{
-		ctx:     ctx,
-		opts:    opts,
+		ctx:          ctx,
+		localTimeout: cfg.Lists.Timeout,
+		opts:         opts,
 		log:     log,
 		byID:    map[string]*jspec{},
 		userKey: map[string]string{},
@@ -621,12 +623,11 @@ func (b *builder) parseSource(js *jspec, si int, s *sspec) error {
 	case srcText:
 		r = bytes.NewReader(s.text)
 	case srcPath:
-		f, err := os.Open(s.info.Origin)
+		data, err := readLocal(b.ctx, s.info.Origin, b.localTimeout)
 		if err != nil {
 			return err
 		}
-		defer f.Close()
-		r = f
+		r = bytes.NewReader(data)
 	case srcURL:
 		if b.opts.Fetch == nil {
 			return errors.New("url sources need the downloader")
@@ -692,6 +693,11 @@ func (b *builder) parseSource(js *jspec, si int, s *sspec) error {
 	}
 	if pin := strings.ToLower(strings.TrimSpace(s.cfg.SHA256)); pin != "" && pin != s.info.Hash {
 		return fmt.Errorf("sha256 %s does not match the pinned %s", s.info.Hash, pin)
+	}
+	if n == 0 && s.kind != srcText && !s.cfg.AllowEmpty {
+		// A list file truncated to 0 bytes (or a download of an empty
+		// body) would silently stop the jurisdiction's blocking.
+		return errors.New("no entries (an empty list is rejected unless the source sets allow_empty: true)")
 	}
 	if s.cfg.MinEntries > 0 && n < s.cfg.MinEntries {
 		return fmt.Errorf("%d entries, fewer than min_entries %d", n, s.cfg.MinEntries)
