@@ -718,7 +718,18 @@ func (a *App) Run(ctx context.Context, sigs <-chan os.Signal) error {
 	}()
 	stop := func() error {
 		cancel()
-		<-done
+		// A reload sees the cancellation (downloads, local list reads);
+		// one stuck in something that cannot be cancelled does not hold
+		// up SIGTERM past server.shutdown_timeout.
+		wait := a.server.Runtime().Config.Server.ShutdownTimeout
+		if wait <= 0 {
+			wait = 5 * time.Second
+		}
+		select {
+		case <-done:
+		case <-time.After(wait):
+			a.log.Warn("a reload is still running after server.shutdown_timeout; shutting down without waiting for it")
+		}
 		return a.Shutdown(context.Background())
 	}
 	for {
