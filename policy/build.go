@@ -112,8 +112,6 @@ type reuseKey struct{ jur, src uint16 }
 
 type builder struct {
 	ctx     context.Context
-	// localTimeout bounds opening and reading one local list file.
-	localTimeout time.Duration
 	opts    BuildOptions
 	log     *slog.Logger
 	errs    []error
@@ -125,6 +123,8 @@ type builder struct {
 	ib      *blocklists.IndexBuilder
 	reuse   []reuseTarget
 	ruleBuf []byte
+	// localTimeout bounds opening and reading one local list file.
+	localTimeout time.Duration
 }
 
 // reuseTarget is a failed source (js.srcs[src]) whose rules are copied
