@@ -168,13 +168,14 @@ func Build(ctx context.Context, cfg *config.Config, opts BuildOptions) (*Policy,
 		return nil, fmt.Errorf("shipped jurisdictions: %w", err)
 	}
 	b := &builder{
-		ctx:          ctx,
-		localTimeout: cfg.Lists.Timeout,
-		opts:         opts,
+		ctx:     ctx,
+		opts:    opts,
 		log:     log,
 		byID:    map[string]*jspec{},
 		userKey: map[string]string{},
 		addrs:   map[uint32][]netip.Addr{},
+
+		localTimeout: cfg.Lists.Timeout,
 	}
 	for _, f := range files {
 		b.addShipped(f)
