@@ -353,3 +353,30 @@ func BenchmarkExchangeUDP(b *testing.B) {
 		cancel()
 	}
 }
+
+// TestExchangeOversizedUDPReplyRetriesOverTCP: an upstream that ignores the
+// UDP size we advertise and sends a datagram bigger than the 4 KB a query
+// reads into: the query asks again over TCP and gets the whole answer.
+func TestExchangeOversizedUDPReplyRetriesOverTCP(t *testing.T) {
+	t.Parallel()
+	srv := resolvertest.StartUpstream(t, resolvertest.Func(func(r *dns.Msg) *dns.Msg {
+		m := new(dns.Msg)
+		m.SetReply(r)
+		for i := 0; i < 400; i++ {
+			m.Answer = append(m.Answer, &dns.A{Hdr: dns.RR_Header{Name: r.Question[0].Name, Rrtype: dns.TypeA, Class: dns.ClassINET, Ttl: 60},
+				A: net.IPv4(192, 0, byte(i>>8), byte(i)).To4()})
+		}
+		return m
+	}))
+	u := mustParse(t, srv.Addr())
+	resp, err := exchange(t, u, 2*time.Second, question("huge.example.", dns.TypeA))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.Truncated || len(resp.Answer) != 400 {
+		t.Fatalf("reply: truncated %v, %d answers", resp.Truncated, len(resp.Answer))
+	}
+	if srv.UDPQueries() != 1 || srv.TCPQueries() != 1 {
+		t.Errorf("queries udp=%d tcp=%d, want 1/1", srv.UDPQueries(), srv.TCPQueries())
+	}
+}
