@@ -89,8 +89,10 @@ func (s *Server) InFlight() int { return int(s.budget.total.Load()) }
 // Memory returned to the OS after a flood: the Go runtime keeps the heap
 // a burst grew (and the stacks of its goroutines) and gives it back only
 // slowly. Every reliefPeriod the server looks at the heap memory that is
-// free but still held from the OS; when more than reliefFree is held and
-// the burst is over (few queries in flight), it returns it at once.
+// free but still held from the OS; when more than reliefFree, and more than
+// twice the live heap, is held (a burst is over: in steady state the free
+// heap stays around the live heap, GOGC=100) and few queries are in flight,
+// it returns it at once.
 var reliefPeriod = 10 * time.Second // a variable for the tests
 
 const reliefFree = 32 << 20
@@ -100,7 +102,7 @@ func (s *Server) relieve() {
 	defer s.wg.Done()
 	t := time.NewTicker(reliefPeriod)
 	defer t.Stop()
-	sample := []metrics.Sample{{Name: "/memory/classes/heap/free:bytes"}}
+	sample := []metrics.Sample{{Name: "/memory/classes/heap/free:bytes"}, {Name: "/gc/heap/live:bytes"}}
 	for {
 		select {
 		case <-s.quit:
@@ -108,11 +110,11 @@ func (s *Server) relieve() {
 		case <-t.C:
 		}
 		metrics.Read(sample)
-		if sample[0].Value.Kind() != metrics.KindUint64 {
+		if sample[0].Value.Kind() != metrics.KindUint64 || sample[1].Value.Kind() != metrics.KindUint64 {
 			return // not reported by this Go version
 		}
-		free := sample[0].Value.Uint64()
-		if free < reliefFree || s.InFlight() > 64 {
+		free, live := sample[0].Value.Uint64(), sample[1].Value.Uint64()
+		if free < reliefFree || free < 2*live || s.InFlight() > 64 {
 			continue
 		}
 		debug.FreeOSMemory()
