@@ -597,6 +597,7 @@ func (a *App) publish(rt, _ *resolver.Runtime) {
 		a.metrics.SetListEntries(j.ID, rt.Policy.Entries(j.ID))
 	}
 	a.metrics.CacheSource(a.server.Cache().Len, a.server.Cache().Bytes)
+	a.metrics.ServerSource(a.server.InFlight, a.server.TCPConnections)
 }
 
 func flatten(err error) []error {

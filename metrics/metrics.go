@@ -126,6 +126,7 @@ type Metrics struct {
 	cacheHits, cacheMisses, cacheEvictions, cacheStale prometheus.Counter
 	cacheSource                                        atomic.Pointer[cacheSource]
 	cacheSet                                           atomic.Int64 // SetCacheSize without a source
+	serverSource                                       atomic.Pointer[serverSource]
 
 	upstreamDuration *childCache[string, prometheus.Observer]
 	upstreamErrors   *childCache[upstreamErrKey, prometheus.Counter]
@@ -185,6 +186,22 @@ func New() *Metrics {
 			}
 			return float64(m.cacheSet.Load())
 		}), "cache_entries")
+	m.register(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: Namespace, Name: "queries_inflight",
+		Help: "Queries that may wait for an upstream, UDP and TCP (bounded by server.max_inflight)."},
+		func() float64 {
+			if src := m.serverSource.Load(); src != nil {
+				return float64(src.inflight())
+			}
+			return 0
+		}), "queries_inflight")
+	m.register(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: Namespace, Name: "tcp_connections",
+		Help: "Open client TCP connections (bounded by server.max_tcp_connections)."},
+		func() float64 {
+			if src := m.serverSource.Load(); src != nil {
+				return float64(src.tcpConns())
+			}
+			return 0
+		}), "tcp_connections")
 	m.register(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: Namespace, Name: "cache_bytes",
 		Help: "Memory accounted to the cached answers (bounded by cache.max_bytes)."},
 		func() float64 {
@@ -378,6 +395,19 @@ func (m *Metrics) SetCacheSize(n int) {
 type cacheSource struct {
 	entries func() int
 	bytes   func() int64
+}
+
+type serverSource struct {
+	inflight, tcpConns func() int
+}
+
+// ServerSource makes jurisdns_queries_inflight and jurisdns_tcp_connections
+// read the server at every scrape.
+func (m *Metrics) ServerSource(inflight, tcpConns func() int) {
+	if m == nil {
+		return
+	}
+	m.serverSource.Store(&serverSource{inflight: inflight, tcpConns: tcpConns})
 }
 
 // CacheSource makes jurisdns_cache_entries and jurisdns_cache_bytes read

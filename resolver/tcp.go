@@ -33,6 +33,13 @@ type tcpConn struct {
 
 func (c *tcpConn) touch() { c.last.Store(time.Now().UnixNano()) }
 
+// TCPConnections returns the number of open client TCP connections.
+func (s *Server) TCPConnections() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.conns)
+}
+
 func (s *Server) serveTCP(l net.Listener) {
 	defer s.wg.Done()
 	for {
