@@ -17,9 +17,12 @@ import (
 // without reading stalls only itself, with at most tcpPipeline goroutines.
 const tcpPipeline = 32
 
-// tcpConn is one accepted TCP connection.
+// tcpConn is one accepted stream connection: plain TCP, or any transport
+// that frames DNS messages with a 2-byte length over a net.Conn (DoT uses
+// the same admit and serveConn, with its own Proto).
 type tcpConn struct {
 	net.Conn
+	proto  Proto
 	client netip.Addr
 	// pending counts the queries begun (length read) and not yet answered;
 	// the connection is idle when it is 0.
@@ -50,7 +53,7 @@ func (s *Server) serveTCP(l net.Listener) {
 			}
 			continue
 		}
-		c := s.admit(conn)
+		c := s.admit(conn, TCP)
 		if c == nil {
 			continue
 		}
@@ -66,13 +69,13 @@ func (s *Server) serveTCP(l net.Listener) {
 // connection cap is closed. At the global cap the oldest idle connection
 // is closed to admit the new one (RFC 7766 §6.2.3); when every connection
 // is busy the new one is closed.
-func (s *Server) admit(conn net.Conn) *tcpConn {
+func (s *Server) admit(conn net.Conn, proto Proto) *tcpConn {
 	var client netip.Addr
 	if ta, ok := conn.RemoteAddr().(*net.TCPAddr); ok {
 		client = ta.AddrPort().Addr().Unmap()
 	}
 	rt := s.rt.Load()
-	if !client.IsValid() || !rt.allowed(client) {
+	if rt == nil || !client.IsValid() || !rt.allowed(client) {
 		s.obs.Refused("acl")
 		_ = conn.Close()
 		return nil
@@ -103,7 +106,7 @@ func (s *Server) admit(conn net.Conn) *tcpConn {
 		s.forget(victim)
 		_ = victim.Close()
 	}
-	c := &tcpConn{Conn: conn, client: client}
+	c := &tcpConn{Conn: conn, proto: proto, client: client}
 	c.touch()
 	s.conns[c] = struct{}{}
 	s.perClient[client]++
@@ -180,7 +183,7 @@ func (s *Server) serveConn(c *tcpConn) {
 				s.qwg.Done()
 				cwg.Done()
 			}()
-			out := s.tcpAnswer(pkt, client)
+			out := s.streamAnswer(pkt, client, c.proto)
 			if out == nil {
 				return
 			}
@@ -202,15 +205,15 @@ func (s *Server) serveConn(c *tcpConn) {
 	}
 }
 
-// tcpAnswer resolves one TCP query within the shared in-flight budget; a
-// query over it gets the overload SERVFAIL (nil when the packet is not a
-// query from an allowed client).
-func (s *Server) tcpAnswer(pkt []byte, client netip.AddrPort) []byte {
+// streamAnswer resolves one query of a stream transport (TCP, DoT, DoH)
+// within the in-flight budget shared with UDP; a query over it gets the
+// overload SERVFAIL (nil when the packet does not look like a query).
+func (s *Server) streamAnswer(pkt []byte, client netip.AddrPort, proto Proto) []byte {
 	rt := s.rt.Load()
 	if !s.budget.acquire(client.Addr(), rt.maxInflight, rt.maxInflightPerClient) {
 		s.obs.Overloaded()
 		return overloadReply(pkt)
 	}
 	defer s.budget.release(client.Addr())
-	return s.slow(pkt, client, TCP)
+	return s.slow(pkt, client, proto)
 }
