@@ -15,8 +15,9 @@ import (
 // The names of the answer are qname and the CNAME/DNAME targets of its
 // answer section. An SOA or NS record in the authority section is kept
 // only when its owner is one of those names or an ancestor of one (the
-// zone that holds it); the owners of the kept ones are the answer's zones.
-// Every other authority record (NSEC, NSEC3, DS, RRSIG …) and every
+// zone that holds it); the owners of the kept ones, and the signers of its
+// RRSIGs that are such ancestors, are the answer's zones. Every other
+// authority record (NSEC, NSEC3, DS, RRSIG …) and every
 // additional record (glue, MX and SRV addresses) is kept only when its
 // owner is at or below one of the answer's zones or names. The OPT record
 // stays.
@@ -58,6 +59,24 @@ func scrub(resp *dns.Msg, qname string) {
 	for _, rr := range resp.Ns {
 		if isAnchor(rr) {
 			roots = append(roots, strings.ToLower(rr.Header().Name))
+		}
+	}
+	// The signer of an RRSIG is the apex of the zone that signed it: one
+	// that is an ancestor of the answer's names is one of its zones (the
+	// NSEC3 proof of a wildcard answer has no SOA next to it).
+	for _, sec := range [][]dns.RR{resp.Answer, resp.Ns} {
+		for _, rr := range sec {
+			sig, ok := rr.(*dns.RRSIG)
+			if !ok {
+				continue
+			}
+			signer := strings.ToLower(sig.SignerName)
+			for _, n := range names {
+				if dns.IsSubDomain(signer, n) {
+					roots = append(roots, signer)
+					break
+				}
+			}
 		}
 	}
 	ns := resp.Ns[:0]
