@@ -150,6 +150,19 @@ func TestValidateCases(t *testing.T) {
 			want:   []string{"cache.min_ttl: 1h0m0s is more than cache.max_ttl (1m0s)"},
 		},
 		{
+			name:   "cache_max_bytes",
+			change: func(c *Config) { c.Cache.MaxBytes = 100 },
+			want:   []string{"cache.max_bytes: 100 is less than 4096 (one large answer)"},
+		},
+		{
+			name: "inflight_and_tcp_bounds",
+			change: func(c *Config) {
+				c.Server.MaxInflight, c.Server.MaxInflightPerClient, c.Server.MaxTCPPerClient = 10, 20, 0
+			},
+			want: []string{"server.max_tcp_per_client: 0 is less than 1",
+				"server.max_inflight_per_client: 20 is more than server.max_inflight (10)"},
+		},
+		{
 			name:   "max_ttl_over_dns_limit",
 			change: func(c *Config) { c.Cache.MaxTTL = maxTTL + time.Second },
 			want:   []string{"cache.max_ttl: 596523h14m8s is more than the largest DNS TTL (596523h14m7s)"},
