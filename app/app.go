@@ -722,16 +722,19 @@ func (a *App) Run(ctx context.Context, sigs <-chan os.Signal) error {
 		// A reload sees the cancellation (downloads, local list reads);
 		// one stuck in something that cannot be cancelled does not hold
 		// up SIGTERM past server.shutdown_timeout.
+		// The reload's wait and the drain share the one timeout.
 		wait := a.server.Runtime().Config.Server.ShutdownTimeout
 		if wait <= 0 {
 			wait = 5 * time.Second
 		}
+		sctx, scancel := context.WithTimeout(context.Background(), wait)
+		defer scancel()
 		select {
 		case <-done:
-		case <-time.After(wait):
+		case <-sctx.Done():
 			a.log.Warn("a reload is still running after server.shutdown_timeout; shutting down without waiting for it")
 		}
-		return a.Shutdown(context.Background())
+		return a.Shutdown(sctx)
 	}
 	for {
 		select {
