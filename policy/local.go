@@ -30,8 +30,9 @@ func readLocal(ctx context.Context, path string, timeout time.Duration) ([]byte,
 		err  error
 	}
 	done := make(chan result, 1) // never blocks the reader left behind
+	read := readListFile
 	go func() {
-		data, err := readListFile(path)
+		data, err := read(path)
 		done <- result{data, err}
 	}()
 	t := time.NewTimer(timeout)
