@@ -201,7 +201,9 @@ func TestInflightPerClientShare(t *testing.T) {
 		cw.Add(1)
 		go func() {
 			defer cw.Done()
-			if r := send(t, "127.0.0.2", h.addr, "udp", fmt.Sprintf("b%d.other.example.", i)); r == nil || r.Rcode != dns.RcodeSuccess {
+			c := clientFrom("127.0.0.2", "udp", 2*time.Second)
+			r, _, err := c.Exchange(question(fmt.Sprintf("b%d.other.example.", i), dns.TypeA), h.addr)
+			if err != nil || r.Rcode != dns.RcodeSuccess {
 				fails.Add(1)
 			}
 		}()
