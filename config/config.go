@@ -220,9 +220,12 @@ type Source struct {
 type Lists struct {
 	// CacheDir keeps the last good copy of every downloaded list.
 	CacheDir string `mapstructure:"cache_dir"`
-	// Timeout and MaxSize bound one download.
+	// Timeout and MaxSize bound one download attempt.
 	Timeout time.Duration `mapstructure:"timeout"`
 	MaxSize int64         `mapstructure:"max_size"`
+	// Deadline bounds every attempt of one download and the waits between
+	// them.
+	Deadline time.Duration `mapstructure:"deadline"`
 	// Refresh is the default refresh period of URL sources.
 	Refresh time.Duration `mapstructure:"refresh"`
 }

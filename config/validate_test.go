@@ -145,6 +145,16 @@ func TestValidateCases(t *testing.T) {
 			want:   []string{"upstreams.timeout: 0s is not positive", "upstreams.try_timeout: -1s is not positive"},
 		},
 		{
+			name:   "lists_deadline_below_timeout",
+			change: func(c *Config) { c.Lists.Timeout, c.Lists.Deadline = time.Minute, 10 * time.Second },
+			want:   []string{"lists.deadline: 10s is less than lists.timeout 1m0s"},
+		},
+		{
+			name:   "lists_deadline_zero",
+			change: func(c *Config) { c.Lists.Deadline = 0 },
+			want:   []string{"lists.deadline: 0s is not positive"},
+		},
+		{
 			name:   "min_ttl_over_max_ttl",
 			change: func(c *Config) { c.Cache.MinTTL, c.Cache.MaxTTL = time.Hour, time.Minute },
 			want:   []string{"cache.min_ttl: 1h0m0s is more than cache.max_ttl (1m0s)"},
