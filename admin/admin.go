@@ -1,6 +1,7 @@
 // Package admin is the resolver's admin HTTP server: liveness (/healthz),
-// readiness (/readyz), Prometheus metrics (/metrics), and any page another
-// package adds with Handle.
+// readiness (/readyz, which also lists the list sources that are not
+// current), Prometheus metrics (/metrics), and any page another package
+// adds with Handle.
 //
 // It is meant for loopback (the default address is 127.0.0.1:8053). An
 // optional bearer token protects every path except /healthz and /readyz, which
@@ -56,6 +57,10 @@ type Options struct {
 	// /readyz request and must be safe for concurrent use. When nil, the
 	// server is always ready (until SetDraining).
 	Ready func() (ready bool, missing []string)
+	// NotCurrent lists what /readyz reports as not_current, ready or not:
+	// sources served from a last good copy or not loaded yet, each with
+	// why. It must be safe for concurrent use; nil reports nothing.
+	NotCurrent func() []string
 	// Logger receives the server's log lines. When nil, nothing is logged.
 	Logger *slog.Logger
 	// TokenFile, when set, names a file holding a bearer token. Every path
@@ -72,6 +77,7 @@ type Server struct {
 	addr     string
 	log      *slog.Logger
 	ready    func() (bool, []string)
+	current  func() []string
 	mux      *http.ServeMux
 	tokenSum *[sha256.Size]byte // nil: no authentication
 	draining atomic.Bool
@@ -90,10 +96,11 @@ func New(opts Options) (*Server, error) {
 		return nil, errors.New("admin: empty listen address")
 	}
 	s := &Server{
-		addr:  opts.Addr,
-		log:   opts.Logger,
-		ready: opts.Ready,
-		mux:   http.NewServeMux(),
+		addr:    opts.Addr,
+		log:     opts.Logger,
+		ready:   opts.Ready,
+		current: opts.NotCurrent,
+		mux:     http.NewServeMux(),
 	}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
@@ -263,6 +270,10 @@ func (s *Server) healthz(w http.ResponseWriter, _ *http.Request) {
 type readiness struct {
 	Ready   bool     `json:"ready"`
 	Missing []string `json:"missing,omitempty"`
+	// NotCurrent: sources served from a last good copy, or not loaded
+	// yet, while their download is retried (they do not make the server
+	// unready by themselves).
+	NotCurrent []string `json:"not_current,omitempty"`
 }
 
 func (s *Server) readyz(w http.ResponseWriter, _ *http.Request) {
@@ -278,6 +289,9 @@ func (s *Server) readyz(w http.ResponseWriter, _ *http.Request) {
 			}
 			st = readiness{Missing: missing}
 		}
+	}
+	if s.current != nil && !s.draining.Load() {
+		st.NotCurrent = s.current()
 	}
 	body, err := json.Marshal(st)
 	if err != nil { // cannot happen for this type

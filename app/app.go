@@ -76,6 +76,13 @@ type App struct {
 	fetchers map[string]*download.Fetcher // by lists.cache_dir; under reloadMu
 	checked  map[string]time.Time         // URL source → last confirmed by its server
 	refresh  refreshState                 // the periodic refresh of URL sources
+	sources  sourceStates                 // URL sources that are not current
+
+	// note and progress, when set (the check, lists and validate
+	// commands), are told about a list served from its last good copy
+	// and about the downloads in flight.
+	note     func(string)
+	progress func(download.Progress)
 
 	runMu    sync.Mutex // guards stopping and the shutdown result
 	stopping bool
@@ -169,23 +176,29 @@ func New(opts Options) (*App, error) {
 			return a.qlog
 		}(),
 	})
-	rt, err := a.build(context.Background(), cfg, nil)
+	st := &startupRun{}
+	rt, err := a.build(context.WithValue(context.Background(), startupKey{}, st), cfg, nil)
 	if err != nil {
 		a.closeAudit()
 		return nil, err
 	}
+	a.refresh.immediate = st.pending
 	a.server.Swap(rt)
+	// The start-up build is the first successful load: the reload gauges
+	// say so, rather than "never succeeded".
+	a.metrics.Loaded(a.now())
 	if err := a.server.Listen(cfg.Listen, cfg.Server.UDPWorkers, cfg.Server.MaxTCPConnections); err != nil {
 		a.closeAudit()
 		return nil, err
 	}
 	if cfg.Admin != "" {
 		srv, err := admin.New(admin.Options{
-			Addr:      cfg.Admin,
-			Metrics:   a.metrics.Handler(),
-			Ready:     a.ready,
-			Logger:    a.log,
-			TokenFile: cfg.AdminAuth.TokenFile,
+			Addr:       cfg.Admin,
+			Metrics:    a.metrics.Handler(),
+			Ready:      a.ready,
+			NotCurrent: a.NotCurrent,
+			Logger:     a.log,
+			TokenFile:  cfg.AdminAuth.TokenFile,
 		})
 		if err != nil {
 			_ = a.server.Shutdown(context.Background())
@@ -340,6 +353,11 @@ func (a *App) fetch(cfg *config.Config) func(ctx context.Context, j string, src 
 		ds := downloadSource(cfg, j, src)
 		name := sourceName(src)
 		key := ds.Name + "\x00" + ds.URL
+		if st := startupOf(ctx); st != nil {
+			if body, err, done := a.fromCacheAtStartup(cfg, st, f, j, name, ds); done {
+				return body, err
+			}
+		}
 		run := refreshRunOf(ctx)
 		if run != nil && !run.due(a.checked[key], sourcePeriod(cfg, src)) {
 			if res, ok := f.Cached(ds); ok {
@@ -350,16 +368,22 @@ func (a *App) fetch(cfg *config.Config) func(ctx context.Context, j string, src 
 		if err != nil {
 			a.metrics.ListRefreshFailed(j, name)
 			run.fail(j, name, err)
+			a.sources.set(ds.Name, "download failed, no last good copy: "+err.Error())
+			a.notef("list %s: download failed and no last good copy: %v", ds.Name, err)
 			return nil, err
 		}
 		if res.Stale {
 			a.metrics.ListRefreshFailed(j, name)
 			run.fail(j, name, res.Err)
+			when := res.FetchedAt.UTC().Format(time.RFC3339)
+			a.sources.set(ds.Name, "update failed; using the last good copy from "+when+": "+res.Err.Error())
 			a.log.Warn("list update failed or rejected; using the last good copy from the cache",
 				"jurisdiction", j, "source", name, "fetched_at", res.FetchedAt, "err", res.Err)
+			a.notef("list %s: using the last good copy from %s (update failed: %v)", ds.Name, when, res.Err)
 			return res.Body, nil
 		}
 		a.checked[key] = a.now()
+		a.sources.current(ds.Name)
 		a.metrics.ListRefreshed(j, a.now())
 		return res.Body, nil
 	}
@@ -377,6 +401,7 @@ func (a *App) fetcherFor(dir string) *download.Fetcher {
 		Logger:   a.log,
 		Now:      a.now,
 		Backoff:  a.opts.DownloadBackoff,
+		Progress: a.progress,
 	})
 	a.fetchers[dir] = f
 	return f
@@ -390,6 +415,7 @@ func downloadSource(cfg *config.Config, j string, src config.Source) download.So
 		AllowHTTP: src.AllowHTTP,
 		SHA256:    src.SHA256,
 		Timeout:   cfg.Lists.Timeout,
+		Deadline:  cfg.Lists.Deadline,
 		MaxSize:   cfg.Lists.MaxSize,
 		Guards:    download.Guards{MinEntries: src.MinEntries, MaxShrink: src.MaxShrink, MustContain: src.MustContain},
 	}
@@ -590,6 +616,7 @@ func (a *App) rebuild(ctx context.Context, cfg *config.Config, trigger string, s
 // publish updates the gauges that describe the current runtime.
 func (a *App) publish(rt, _ *resolver.Runtime) {
 	a.status.Published(rt.Policy, a.now())
+	a.sources.prune(rt.Config)
 	a.metrics.SetPolicyHash(rt.Policy.Hash())
 	for _, j := range rt.Policy.Jurisdictions() {
 		a.metrics.SetListEntries(j.ID, rt.Policy.Entries(j.ID))
