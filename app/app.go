@@ -34,7 +34,10 @@ import (
 	"github.com/jurisdns/jurisdns/zones"
 )
 
-// Version is set at build time (-ldflags "-X github.com/jurisdns/jurisdns/app.Version=…").
+// Version is the version jurisdns reports (start line, metrics, status
+// page): the one set at build time (-ldflags "-X
+// github.com/jurisdns/jurisdns/app.Version=…"), else the module version of
+// the build info (see Build).
 var Version = "dev"
 
 // Options configure an App.
@@ -161,7 +164,7 @@ func New(opts Options) (*App, error) {
 			}
 			return nil
 		},
-		Now: a.now, Privacy: cfg.Audit.ClientPrivacy, Version: Version,
+		Now: a.now, Privacy: cfg.Audit.ClientPrivacy, Version: Version, NotCurrent: a.NotCurrent,
 	})
 	a.server = resolver.NewServer(resolver.ServerOptions{
 		Cache:    cache,
@@ -206,6 +209,7 @@ func New(opts Options) (*App, error) {
 			return nil, fmt.Errorf("admin: %w", err)
 		}
 		srv.Handle("/", a.status.Handler())
+		srv.Handle("POST /api/reload", a.reloadHandler())
 		a.admin = srv
 	}
 	a.publish(rt, nil)
@@ -542,6 +546,11 @@ func (a *App) Metrics() *metrics.Metrics { return a.metrics }
 func (a *App) Reload(ctx context.Context) error {
 	a.reloadMu.Lock()
 	defer a.reloadMu.Unlock()
+	return a.reloadLocked(ctx)
+}
+
+// reloadLocked is Reload; the caller holds reloadMu.
+func (a *App) reloadLocked(ctx context.Context) error {
 	start := time.Now()
 	cfg, err := LoadConfig(a.opts.Load)
 	if err == nil {
@@ -835,13 +844,5 @@ func (o observer) Dropped(reason string)                 { o.m.Dropped(reason) }
 func (o observer) Overloaded()                           { o.m.Dropped("overload") }
 func (o observer) RateLimited()                          { o.m.RateLimited() }
 func (o observer) Upstream(string, time.Duration, error) {}
-
-// BuildPolicy builds the policy of cfg as serve would, for the check,
-// lists and validate commands.
-func BuildPolicy(ctx context.Context, cfg *config.Config) (*policy.Policy, error) {
-	a := &App{log: slogDiscard(), now: time.Now, metrics: metrics.New(),
-		fetchers: map[string]*download.Fetcher{}, checked: map[string]time.Time{}}
-	return policy.Build(ctx, cfg, policy.BuildOptions{BaseDir: baseDir(cfg), Fetch: a.fetch(cfg), Logger: a.log})
-}
 
 func slogDiscard() *slog.Logger { return slog.New(slog.DiscardHandler) }

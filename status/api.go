@@ -39,6 +39,10 @@ type Page struct {
 	Recent         []Record `json:"recent"`
 	RecentCapacity int      `json:"recent_capacity"`
 	RecentTotal    uint64   `json:"recent_total"`
+	// NotCurrent are the URL list sources that are not current
+	// ("jurisdiction/source: why"): served from their last good copy, or
+	// not loaded yet, while their download is retried.
+	NotCurrent []string `json:"not_current,omitempty"`
 }
 
 // Summary counts jurisdictions by state.
@@ -84,6 +88,8 @@ type Jurisdiction struct {
 	Mode   string `json:"mode"`
 	Action string `json:"action"`
 	EDE    uint16 `json:"ede"`
+	// TTL of the blocked answers, in seconds.
+	TTL int `json:"ttl"`
 	// Effective and Expires as policy.FormatDate writes them; "" is
 	// unbounded.
 	Effective string `json:"effective,omitempty"`
@@ -158,8 +164,30 @@ func (s *Status) snapshot() *Page {
 	if p.ClientPrivacy == "" {
 		p.ClientPrivacy = "none"
 	}
+	if s.notCurrent != nil {
+		p.NotCurrent = s.notCurrent()
+	}
+	fillPolicy(p, pol, now, st.lists)
+	return p
+}
+
+// PolicyPage is the part of the status page that the policy alone gives:
+// policy hash, default jurisdictions, summary, jurisdictions and clients,
+// without hits, enforcement records or refresh times. It is what
+// `jurisdns lists --json` prints, in the shape of GET /api/status.
+func PolicyPage(pol *policy.Policy, now time.Time) *Page {
+	p := &Page{
+		Generated: now, DefaultJurisdictions: []string{}, Jurisdictions: []Jurisdiction{}, Clients: []Client{},
+		Recent: []Record{},
+	}
+	fillPolicy(p, pol, now, nil)
+	return p
+}
+
+// fillPolicy fills the policy's part of p.
+func fillPolicy(p *Page, pol *policy.Policy, now time.Time, lists map[string]listState) {
 	if pol == nil {
-		return p
+		return
 	}
 	p.PolicyHash = pol.Hash()
 	p.DefaultJurisdictions = append(p.DefaultJurisdictions, pol.DefaultJurisdictions()...)
@@ -183,7 +211,7 @@ func (s *Status) snapshot() *Page {
 
 	var unused []Jurisdiction
 	for _, j := range pol.Jurisdictions() {
-		js := jurisdictionOf(j, now, st.lists[j.ID])
+		js := jurisdictionOf(j, now, lists[j.ID])
 		js.Clients = usedBy[j.ID]
 		js.InUse = len(js.Clients) > 0
 		p.Summary.Jurisdictions++
@@ -208,7 +236,6 @@ func (s *Status) snapshot() *Page {
 		p.Jurisdictions = append(p.Jurisdictions, js)
 	}
 	p.Jurisdictions = append(p.Jurisdictions, unused...)
-	return p
 }
 
 func jurisdictionOf(j *policy.Jurisdiction, now time.Time, ls listState) Jurisdiction {
@@ -224,6 +251,7 @@ func jurisdictionOf(j *policy.Jurisdiction, now time.Time, ls listState) Jurisdi
 		Mode:          j.Mode.String(),
 		Action:        j.Action.String(),
 		EDE:           j.EDE,
+		TTL:           int(j.TTL / time.Second),
 		Entries:       j.Entries,
 		Hash:          j.Hash,
 		LastRefresh:   ls.refreshed,

@@ -65,6 +65,9 @@ type Options struct {
 	Recent int
 	// Version is shown in the page header (e.g. app.Version).
 	Version string
+	// NotCurrent lists the URL list sources that are not current (see
+	// Page.NotCurrent); nil reports none.
+	NotCurrent func() []string
 }
 
 // Status is the status page: counters, the latest enforcement records and
@@ -76,6 +79,8 @@ type Status struct {
 	privacy string
 	salt    []byte
 	version string
+	// notCurrent is Options.NotCurrent.
+	notCurrent func() []string
 
 	hits   *Counters
 	recent *recentRing
@@ -101,13 +106,14 @@ func New(opts Options) *Status {
 		panic("status: Options.Policy is nil")
 	}
 	s := &Status{
-		policy:  opts.Policy,
-		now:     opts.Now,
-		privacy: opts.Privacy,
-		salt:    opts.Salt,
-		version: opts.Version,
-		hits:    NewCounters(),
-		lists:   map[string]listState{},
+		policy:     opts.Policy,
+		now:        opts.Now,
+		privacy:    opts.Privacy,
+		salt:       opts.Salt,
+		version:    opts.Version,
+		notCurrent: opts.NotCurrent,
+		hits:       NewCounters(),
+		lists:      map[string]listState{},
 	}
 	if s.now == nil {
 		s.now = time.Now

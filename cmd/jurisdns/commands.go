@@ -4,8 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net"
-	"os"
 	"strings"
 	"time"
 
@@ -43,33 +43,69 @@ func newServe() *cobra.Command {
 func newValidate() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "validate",
-		Short: "Check the configuration and every list; exit non-zero with every problem",
-		Args:  cobra.NoArgs,
+		Short: "Check the configuration, upstreams, zones and every list; print every problem and exit non-zero",
+		Long: `validate checks everything serve would build from the configuration and
+prints every problem at once, each with its key path or file:line: the
+configuration's own, the upstreams, the zones, and every list source that
+fails to load or has bad lines. URL sources are downloaded (each within
+lists.deadline); when a download fails, the last good copy in
+lists.cache_dir is checked instead and validate says so on stderr.`,
+		Args: cobra.NoArgs,
 	}
-	config.RegisterFlags(cmd.Flags())
+	configFlag(cmd.Flags())
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
-		cfg, pol, err := loadPolicy(cmd)
-		if err != nil {
-			for _, e := range splitErr(err) {
-				fmt.Fprintln(os.Stderr, e)
+		cfg, pol, problems := app.Validate(cmd.Context(), config.LoadOptions{Flags: cmd.Flags()}, app.PolicyOptions{Notes: cmd.ErrOrStderr()})
+		if len(problems) > 0 {
+			for _, p := range problems {
+				fmt.Fprintln(cmd.ErrOrStderr(), p)
 			}
+			src := "configuration"
+			if cfg != nil {
+				src = cfg.Source
+			}
+			fmt.Fprintf(cmd.ErrOrStderr(), "%s: %d %s\n", src, countProblems(problems), pluralize(countProblems(problems), "problem", "problems"))
 			return exitError{1}
 		}
-		fmt.Printf("%s: ok (policy %s, %d jurisdictions)\n", cfg.Source, pol.Hash()[:12], len(pol.Jurisdictions()))
+		fmt.Fprintf(cmd.OutOrStdout(), "%s: ok (policy %s, %d jurisdictions)\n", cfg.Source, pol.Hash()[:12], len(pol.Jurisdictions()))
 		return nil
 	}
 	return cmd
 }
 
+// countProblems counts the problems, not their indented detail lines.
+func countProblems(ps []string) int {
+	n := 0
+	for _, p := range ps {
+		if !strings.HasPrefix(p, " ") {
+			n++
+		}
+	}
+	return n
+}
+
+func pluralize(n int, one, many string) string {
+	if n == 1 {
+		return one
+	}
+	return many
+}
+
 func newVersion() *cobra.Command {
-	return &cobra.Command{
+	var asJSON bool
+	cmd := &cobra.Command{
 		Use:   "version",
-		Short: "Print the version",
+		Short: "Print the version and the VCS revision the binary was built from",
 		Args:  cobra.NoArgs,
-		Run: func(*cobra.Command, []string) {
-			fmt.Println("jurisdns", app.Version)
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if asJSON {
+				return printJSON(cmd.OutOrStdout(), app.Build())
+			}
+			_, err := io.WriteString(cmd.OutOrStdout(), app.Build().String())
+			return err
 		},
 	}
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	return cmd
 }
 
 func newConfigCmd() *cobra.Command {
@@ -78,8 +114,9 @@ func newConfigCmd() *cobra.Command {
 		Use:   "default",
 		Short: "Print the embedded default configuration",
 		Args:  cobra.NoArgs,
-		Run: func(*cobra.Command, []string) {
-			_, _ = os.Stdout.Write(config.Default())
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			_, err := cmd.OutOrStdout().Write(config.Default())
+			return err
 		},
 	})
 	return cmd
@@ -92,7 +129,7 @@ func newHealth() *cobra.Command {
 		Short: "Query the DNS health name of a running jurisdns (for container HEALTHCHECKs)",
 		Args:  cobra.NoArgs,
 	}
-	config.RegisterFlags(cmd.Flags())
+	configFlag(cmd.Flags())
 	cmd.Flags().StringVar(&addr, "addr", "", "DNS address to probe (default: the first listen address)")
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
 		cfg, err := app.LoadConfig(config.LoadOptions{Flags: cmd.Flags()})
@@ -119,7 +156,7 @@ func newHealth() *cobra.Command {
 		if r.Rcode != dns.RcodeSuccess || len(r.Answer) == 0 {
 			return fmt.Errorf("health %s: %s", addr, dns.RcodeToString[r.Rcode])
 		}
-		fmt.Println("ok")
+		fmt.Fprintln(cmd.OutOrStdout(), "ok")
 		return nil
 	}
 	return cmd
@@ -146,7 +183,7 @@ func newAudit() *cobra.Command {
 		Use:   "verify FILE...",
 		Short: "Verify the hash chain of an enforcement log (a single path takes its rotated set)",
 		Args:  cobra.MinimumNArgs(1),
-		RunE: func(_ *cobra.Command, args []string) error {
+		RunE: func(cmd *cobra.Command, args []string) error {
 			files := args
 			if len(args) == 1 {
 				set, err := audit.RotatedSet(args[0])
@@ -157,23 +194,21 @@ func newAudit() *cobra.Command {
 			}
 			rep, err := audit.Verify(files...)
 			if err != nil {
-				fmt.Fprintln(os.Stderr, err)
+				fmt.Fprintln(cmd.ErrOrStderr(), err)
 				return exitError{1}
 			}
 			out, _ := json.Marshal(rep)
-			fmt.Printf("ok: %d records in %d files %s\n", rep.Records, len(files), out)
+			fmt.Fprintf(cmd.OutOrStdout(), "ok: %d records in %d files %s\n", rep.Records, len(files), out)
 			return nil
 		},
 	})
 	return cmd
 }
 
-func splitErr(err error) []string {
-	var out []string
-	for _, line := range strings.Split(err.Error(), "\n") {
-		if strings.TrimSpace(line) != "" {
-			out = append(out, line)
-		}
-	}
-	return out
+// printJSON writes v as indented JSON, the one style of every --json
+// output (snake_case keys, durations in seconds).
+func printJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
 }

@@ -1,0 +1,297 @@
+package app
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"slices"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/jurisdns/jurisdns/config"
+	"github.com/jurisdns/jurisdns/download"
+	"github.com/jurisdns/jurisdns/metrics"
+	"github.com/jurisdns/jurisdns/policy"
+	"github.com/jurisdns/jurisdns/upstream"
+)
+
+// PolicyOptions configure BuildPolicyWith.
+type PolicyOptions struct {
+	// Notes receives one line each for a list served from its last good
+	// copy (its download failed or was rejected) and for the progress of
+	// a download that takes a while; nil discards them. The command-line
+	// tools pass stderr.
+	Notes io.Writer
+	// ProgressEvery is the period of the progress lines of a download in
+	// flight; 0 means 2s.
+	ProgressEvery time.Duration
+	// HTTPClient and DownloadBackoff are as in Options (tests).
+	HTTPClient      *http.Client
+	DownloadBackoff func(attempt int) time.Duration
+}
+
+func (o PolicyOptions) app() *App {
+	return &App{log: slogDiscard(), now: time.Now, metrics: metrics.New(),
+		opts:     Options{HTTPClient: o.HTTPClient, DownloadBackoff: o.DownloadBackoff},
+		fetchers: map[string]*download.Fetcher{}, checked: map[string]time.Time{}}
+}
+
+// BuildPolicy builds the policy of cfg as serve would, for the check,
+// lists and validate commands. URL sources are downloaded (each within
+// lists.deadline), falling back to the last good copy in lists.cache_dir.
+func BuildPolicy(ctx context.Context, cfg *config.Config) (*policy.Policy, error) {
+	return BuildPolicyWith(ctx, cfg, PolicyOptions{})
+}
+
+// BuildPolicyWith is BuildPolicy that reports to o.Notes the lists served
+// from their last good copy ("using the last good copy from <time>") and
+// the progress of long downloads.
+func BuildPolicyWith(ctx context.Context, cfg *config.Config, o PolicyOptions) (*policy.Policy, error) {
+	a := o.app()
+	if o.Notes != nil {
+		pp := newProgressPrinter(o.Notes, o.ProgressEvery)
+		defer pp.stop()
+		a.note = pp.line
+		a.progress = pp.update
+	}
+	return policy.Build(ctx, cfg, policy.BuildOptions{BaseDir: baseDir(cfg), Fetch: a.fetch(cfg), Logger: a.log})
+}
+
+// progressPrinter writes the progress of the downloads in flight: a retry
+// as it is scheduled, and every period a line for each download running
+// for at least that long, so that a slow or silent list server does not
+// look like a hang.
+type progressPrinter struct {
+	w      io.Writer
+	every  time.Duration
+	mu     sync.Mutex
+	flight map[string]*flight
+	done   chan struct{}
+	wg     sync.WaitGroup
+}
+
+type flight struct {
+	start time.Time
+	last  download.Progress
+}
+
+func newProgressPrinter(w io.Writer, every time.Duration) *progressPrinter {
+	if every <= 0 {
+		every = 2 * time.Second
+	}
+	p := &progressPrinter{w: w, every: every, flight: map[string]*flight{}, done: make(chan struct{})}
+	p.wg.Add(1)
+	go p.run()
+	return p
+}
+
+func (p *progressPrinter) line(s string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	fmt.Fprintln(p.w, s)
+}
+
+func (p *progressPrinter) update(pr download.Progress) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	f := p.flight[pr.Source]
+	if f == nil {
+		f = &flight{start: time.Now()}
+		p.flight[pr.Source] = f
+	}
+	f.last = pr
+	switch {
+	case pr.Done:
+		if pr.Err == nil && time.Since(f.start) >= p.every {
+			fmt.Fprintf(p.w, "list %s: downloaded %s in %s\n", pr.Source, bytesText(pr.Bytes, -1), time.Since(f.start).Round(100*time.Millisecond))
+		}
+		delete(p.flight, pr.Source)
+	case pr.RetryIn > 0:
+		fmt.Fprintf(p.w, "list %s: attempt %d of %d failed (%v); retrying in %s\n",
+			pr.Source, pr.Attempt, pr.Attempts, pr.Err, pr.RetryIn.Round(100*time.Millisecond))
+	}
+}
+
+func (p *progressPrinter) run() {
+	defer p.wg.Done()
+	t := time.NewTicker(p.every)
+	defer t.Stop()
+	for {
+		select {
+		case <-p.done:
+			return
+		case <-t.C:
+		}
+		p.mu.Lock()
+		names := make([]string, 0, len(p.flight))
+		for n := range p.flight {
+			names = append(names, n)
+		}
+		sort.Strings(names)
+		for _, n := range names {
+			f := p.flight[n]
+			el := time.Since(f.start)
+			if el < p.every {
+				continue
+			}
+			pr := f.last
+			fmt.Fprintf(p.w, "list %s: downloading from %s: attempt %d of %d, %s, %s so far (gives up after %s)\n",
+				n, pr.URL, pr.Attempt, pr.Attempts, bytesText(pr.Bytes, pr.Total), el.Round(time.Second), pr.Deadline)
+		}
+		p.mu.Unlock()
+	}
+}
+
+func (p *progressPrinter) stop() {
+	close(p.done)
+	p.wg.Wait()
+}
+
+// bytesText writes n bytes (of total, when known) for people.
+func bytesText(n, total int64) string {
+	f := func(b int64) string {
+		switch {
+		case b >= 1<<20:
+			return fmt.Sprintf("%.1f MiB", float64(b)/(1<<20))
+		case b >= 1<<10:
+			return fmt.Sprintf("%.1f KiB", float64(b)/(1<<10))
+		}
+		return fmt.Sprintf("%d bytes", b)
+	}
+	if total > 0 {
+		return f(n) + " of " + f(total)
+	}
+	return f(n)
+}
+
+// Validate loads the configuration and checks everything serve would
+// build from it, reporting every problem at once: the configuration's own
+// (with key paths), the upstreams, the zones, and every list source that
+// fails to load or has bad lines (file:line). A configuration that cannot
+// be read or parsed stops there; one that fails validation is still
+// checked as far as it can be. cfg is nil only in the first case; pol is
+// nil when the policy could not be built.
+func Validate(ctx context.Context, opts config.LoadOptions, o PolicyOptions) (cfg *config.Config, pol *policy.Policy, problems []string) {
+	cfg, err := config.Load(opts)
+	if err != nil {
+		return nil, nil, errLines(err)
+	}
+	if err := cfg.Validate(); err != nil {
+		problems = append(problems, errLines(err)...)
+	}
+	// What the later checks find about a key validation already named
+	// (an upstream, say) is the same problem in other words.
+	named := map[string]bool{}
+	for _, p := range problems {
+		if k, _, ok := strings.Cut(p, ": "); ok {
+			named[k] = true
+		}
+	}
+	later := len(problems)
+	// Upstreams and zones as build checks them.
+	a := o.app()
+	for i, s := range cfg.Upstreams.Servers {
+		if _, err := upstream.Parse(s, upstream.Options{Timeout: cfg.Upstreams.TryTimeout}); err != nil {
+			problems = append(problems, fmt.Sprintf("upstreams.servers[%d]: %v", i, err))
+		}
+	}
+	if len(cfg.Upstreams.Servers) == 0 {
+		if _, err := upstream.DefaultServers("/etc/resolv.conf", cfg.Listen); err != nil {
+			problems = append(problems, fmt.Sprintf("upstreams.servers: empty, and no usable default: %v", err))
+		}
+	}
+	_, _, zerrs := a.buildZones(cfg)
+	for _, e := range zerrs {
+		problems = append(problems, errLines(e)...)
+	}
+	pol, err = buildPolicySafely(ctx, cfg, o)
+	if err != nil {
+		problems = append(problems, errLines(err)...)
+	}
+	if pol != nil {
+		problems = append(problems, sourceProblems(cfg, pol)...)
+	}
+	out := problems[:later]
+	for _, p := range problems[later:] {
+		if k, _, ok := strings.Cut(p, ": "); ok && named[k] {
+			continue
+		}
+		out = append(out, p)
+	}
+	return cfg, pol, dedupe(out)
+}
+
+// buildPolicySafely builds the policy of a configuration that may have
+// failed validation: the builder is not meant for one, so a panic becomes
+// a problem instead of a crash.
+func buildPolicySafely(ctx context.Context, cfg *config.Config, o PolicyOptions) (pol *policy.Policy, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			pol, err = nil, fmt.Errorf("the lists could not be checked with this configuration (fix the problems above first): %v", r)
+		}
+	}()
+	return BuildPolicyWith(ctx, cfg, o)
+}
+
+// sourceProblems lists, for every source of pol, its load failure and its
+// bad lines (the first ones policy keeps, and how many in all).
+func sourceProblems(cfg *config.Config, pol *policy.Policy) []string {
+	var out []string
+	for _, j := range pol.Jurisdictions() {
+		for _, s := range j.Sources {
+			key := sourceKey(cfg, j.ID, s)
+			if s.Err != "" {
+				out = append(out, fmt.Sprintf("%s: %s", key, s.Err))
+			}
+			if s.Bad == 0 {
+				continue
+			}
+			out = append(out, fmt.Sprintf("%s: %d bad %s, skipped (the rest of the list loads)", key, s.Bad, plural(s.Bad, "line", "lines")))
+			for _, le := range s.Errors {
+				out = append(out, "  "+le.Error())
+			}
+			if more := s.Bad - len(s.Errors); more > 0 {
+				out = append(out, fmt.Sprintf("  … and %d more", more))
+			}
+		}
+	}
+	return out
+}
+
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return one
+	}
+	return many
+}
+
+// errLines splits a (joined) error into its lines.
+func errLines(err error) []string {
+	var out []string
+	for _, e := range flatten(err) {
+		for _, line := range strings.Split(e.Error(), "\n") {
+			if strings.TrimSpace(line) != "" {
+				out = append(out, line)
+			}
+		}
+	}
+	return out
+}
+
+// dedupe drops repeated problems (validation and the builder may both
+// report one), keeping the first occurrence.
+func dedupe(in []string) []string {
+	seen := map[string]bool{}
+	out := in[:0]
+	for _, s := range in {
+		if seen[s] && !strings.HasPrefix(s, "  ") {
+			continue
+		}
+		seen[s] = true
+		out = append(out, s)
+	}
+	return slices.Clip(out)
+}
