@@ -44,7 +44,9 @@ func (f *adminFlags) register(cmd *cobra.Command, timeout time.Duration) {
 func (f *adminFlags) client(cmd *cobra.Command) (*adminClient, error) {
 	addr, tokenFile := f.addr, f.tokenFile
 	if addr == "" || tokenFile == "" && !cmd.Flags().Changed("token-file") {
-		cfg, err := app.LoadConfig(config.LoadOptions{Flags: cmd.Flags()})
+		// Only two keys are read: the file may be broken (that is what a
+		// reload then reports), so it is not validated here.
+		cfg, err := config.Load(config.LoadOptions{Flags: cmd.Flags()})
 		if err != nil {
 			return nil, err
 		}
