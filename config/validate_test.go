@@ -146,7 +146,7 @@ func TestValidateCases(t *testing.T) {
 		},
 		{
 			name:   "lists_deadline_below_timeout",
-			change: func(c *Config) { c.Lists.Timeout, c.Lists.Deadline = time.Minute, 10 * time.Second },
+			change: func(c *Config) { c.Lists.Timeout, c.Lists.Deadline = time.Minute, 10*time.Second },
 			want:   []string{"lists.deadline: 10s is less than lists.timeout 1m0s"},
 		},
 		{
