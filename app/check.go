@@ -109,7 +109,7 @@ func (p *progressPrinter) update(pr download.Progress) {
 			fmt.Fprintf(p.w, "list %s: downloaded %s in %s\n", pr.Source, bytesText(pr.Bytes, -1), time.Since(f.start).Round(100*time.Millisecond))
 		}
 		delete(p.flight, pr.Source)
-	case pr.RetryIn > 0:
+	case pr.Err != nil: // a failed attempt, retried after RetryIn
 		fmt.Fprintf(p.w, "list %s: attempt %d of %d failed (%v); retrying in %s\n",
 			pr.Source, pr.Attempt, pr.Attempts, pr.Err, pr.RetryIn.Round(100*time.Millisecond))
 	}
@@ -139,7 +139,7 @@ func (p *progressPrinter) run() {
 			}
 			pr := f.last
 			fmt.Fprintf(p.w, "list %s: downloading from %s: attempt %d of %d, %s, %s so far (gives up after %s)\n",
-				n, pr.URL, pr.Attempt, pr.Attempts, bytesText(pr.Bytes, pr.Total), el.Round(time.Second), pr.Deadline)
+				n, pr.URL, pr.Attempt, pr.Attempts, bytesText(pr.Bytes, pr.Total), el.Round(100*time.Millisecond), pr.Deadline)
 		}
 		p.mu.Unlock()
 	}

@@ -744,8 +744,9 @@ type progressReader struct {
 
 func (r *progressReader) Read(b []byte) (int, error) {
 	n, err := r.r.Read(b)
+	first := r.p.p.Bytes == 0 && n > 0
 	r.p.p.Bytes += int64(n)
-	if now := time.Now(); now.Sub(r.p.last) >= ProgressInterval {
+	if now := time.Now(); first || now.Sub(r.p.last) >= ProgressInterval {
 		r.p.last = now
 		r.p.report()
 	}

@@ -159,8 +159,15 @@ func printReload(w io.Writer, r *app.ReloadReport) {
 		fmt.Fprintf(w, "reloaded: policy %s unchanged in %.3fs\n", short(r.PolicyHash), r.TookSeconds)
 	}
 	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "  JURISDICTION\tENTRIES\tADDED\tREMOVED")
+	changed := 0
 	for _, j := range r.Jurisdictions {
+		if j.Added == 0 && j.Removed == 0 && !j.New {
+			continue
+		}
+		if changed == 0 {
+			fmt.Fprintln(tw, "  JURISDICTION\tENTRIES\tADDED\tREMOVED")
+		}
+		changed++
 		id := j.ID
 		if j.New {
 			id += " (new)"
@@ -168,6 +175,11 @@ func printReload(w io.Writer, r *app.ReloadReport) {
 		fmt.Fprintf(tw, "  %s\t%d\t+%d\t-%d\n", id, j.Entries, j.Added, j.Removed)
 	}
 	_ = tw.Flush()
+	if changed == 0 {
+		fmt.Fprintf(w, "no rule changed in %d jurisdictions\n", len(r.Jurisdictions))
+	} else if rest := len(r.Jurisdictions) - changed; rest > 0 {
+		fmt.Fprintf(w, "%d other jurisdictions unchanged\n", rest)
+	}
 	if len(r.Removed) > 0 {
 		fmt.Fprintf(w, "removed jurisdictions: %s\n", strings.Join(r.Removed, ", "))
 	}
