@@ -86,6 +86,7 @@ type App struct {
 	// and about the downloads in flight.
 	note     func(string)
 	progress func(download.Progress)
+	offline  bool // URL sources from the cache only (validate --offline)
 
 	runMu    sync.Mutex // guards stopping and the shutdown result
 	stopping bool
@@ -361,6 +362,9 @@ func (a *App) fetch(cfg *config.Config) func(ctx context.Context, j string, src 
 			if body, err, done := a.fromCacheAtStartup(cfg, st, f, j, name, ds); done {
 				return body, err
 			}
+		}
+		if a.offline {
+			return a.offlineCopy(f, ds)
 		}
 		run := refreshRunOf(ctx)
 		if run != nil && !run.due(a.checked[key], sourcePeriod(cfg, src)) {

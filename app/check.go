@@ -28,15 +28,23 @@ type PolicyOptions struct {
 	// ProgressEvery is the period of the progress lines of a download in
 	// flight; 0 means 2s.
 	ProgressEvery time.Duration
+	// Offline takes URL sources from their last good copy in
+	// lists.cache_dir without any request; a source with no copy is
+	// checked as an empty list, with a note.
+	Offline bool
 	// HTTPClient and DownloadBackoff are as in Options (tests).
 	HTTPClient      *http.Client
 	DownloadBackoff func(attempt int) time.Duration
+
+	// note, when set, also receives the notes (Validate keeps them as
+	// warnings).
+	note func(string)
 }
 
 func (o PolicyOptions) app() *App {
 	return &App{log: slogDiscard(), now: time.Now, metrics: metrics.New(),
 		opts:     Options{HTTPClient: o.HTTPClient, DownloadBackoff: o.DownloadBackoff},
-		fetchers: map[string]*download.Fetcher{}, checked: map[string]time.Time{}}
+		fetchers: map[string]*download.Fetcher{}, checked: map[string]time.Time{}, offline: o.Offline}
 }
 
 // BuildPolicy builds the policy of cfg as serve would, for the check,
@@ -56,6 +64,15 @@ func BuildPolicyWith(ctx context.Context, cfg *config.Config, o PolicyOptions) (
 		defer pp.stop()
 		a.note = pp.line
 		a.progress = pp.update
+	}
+	if o.note != nil {
+		print := a.note
+		a.note = func(s string) {
+			o.note(s)
+			if print != nil {
+				print(s)
+			}
+		}
 	}
 	return policy.Build(ctx, cfg, policy.BuildOptions{BaseDir: baseDir(cfg), Fetch: a.fetch(cfg), Logger: a.log})
 }
@@ -167,18 +184,38 @@ func bytesText(n, total int64) string {
 	return f(n)
 }
 
+// ValidateResult is what Validate found.
+type ValidateResult struct {
+	// Config is nil when the configuration could not be read or parsed;
+	// Policy is nil when it could not be built.
+	Config *config.Config
+	Policy *policy.Policy
+	// Problems are what serve or a reload would refuse: the
+	// configuration's own (with key paths), the upstreams, the zones, the
+	// list sources that fail to load. Detail lines start with spaces.
+	Problems []string
+	// Warnings are what serve accepts but an operator wants to know: the
+	// bad lines that are skipped (file:line).
+	Warnings []string
+	// Notes say which URL sources were checked from their last good copy
+	// or not at all (offline, no copy yet); they went to
+	// PolicyOptions.Notes as they happened.
+	Notes []string
+}
+
 // Validate loads the configuration and checks everything serve would
-// build from it, reporting every problem at once: the configuration's own
-// (with key paths), the upstreams, the zones, and every list source that
-// fails to load or has bad lines (file:line). A configuration that cannot
-// be read or parsed stops there; one that fails validation is still
-// checked as far as it can be. cfg is nil only in the first case; pol is
-// nil when the policy could not be built.
-func Validate(ctx context.Context, opts config.LoadOptions, o PolicyOptions) (cfg *config.Config, pol *policy.Policy, problems []string) {
+// build from it, reporting every problem at once. A configuration that
+// cannot be read or parsed stops there; one that fails validation is
+// still checked as far as it can be.
+func Validate(ctx context.Context, opts config.LoadOptions, o PolicyOptions) ValidateResult {
+	var r ValidateResult
 	cfg, err := config.Load(opts)
 	if err != nil {
-		return nil, nil, errLines(err)
+		r.Problems = errLines(err)
+		return r
 	}
+	r.Config = cfg
+	var problems []string
 	if err := cfg.Validate(); err != nil {
 		problems = append(problems, errLines(err)...)
 	}
@@ -207,13 +244,19 @@ func Validate(ctx context.Context, opts config.LoadOptions, o PolicyOptions) (cf
 	for _, e := range zerrs {
 		problems = append(problems, errLines(e)...)
 	}
-	pol, err = buildPolicySafely(ctx, cfg, o)
+	var notes []string
+	o.note = func(s string) { notes = append(notes, s) }
+	pol, err := buildPolicySafely(ctx, cfg, o)
 	if err != nil {
 		problems = append(problems, errLines(err)...)
 	}
+	r.Policy = pol
 	if pol != nil {
-		problems = append(problems, sourceProblems(cfg, pol)...)
+		failed, bad := sourceProblems(cfg, pol)
+		problems = append(problems, failed...)
+		r.Warnings = append(r.Warnings, bad...)
 	}
+	r.Notes = notes
 	out := problems[:later]
 	for _, p := range problems[later:] {
 		if k, _, ok := strings.Cut(p, ": "); ok && named[k] {
@@ -221,7 +264,8 @@ func Validate(ctx context.Context, opts config.LoadOptions, o PolicyOptions) (cf
 		}
 		out = append(out, p)
 	}
-	return cfg, pol, dedupe(out)
+	r.Problems = dedupe(out)
+	return r
 }
 
 // buildPolicySafely builds the policy of a configuration that may have
@@ -236,29 +280,30 @@ func buildPolicySafely(ctx context.Context, cfg *config.Config, o PolicyOptions)
 	return BuildPolicyWith(ctx, cfg, o)
 }
 
-// sourceProblems lists, for every source of pol, its load failure and its
-// bad lines (the first ones policy keeps, and how many in all).
-func sourceProblems(cfg *config.Config, pol *policy.Policy) []string {
-	var out []string
+// sourceProblems lists, for every source of pol, its load failure
+// (failed) and its bad lines: the first ones policy keeps, and how many in
+// all (bad).
+func sourceProblems(cfg *config.Config, pol *policy.Policy) (failed, bad []string) {
 	for _, j := range pol.Jurisdictions() {
 		for _, s := range j.Sources {
 			key := sourceKey(cfg, j.ID, s)
 			if s.Err != "" {
-				out = append(out, fmt.Sprintf("%s: %s", key, s.Err))
+				failed = append(failed, fmt.Sprintf("%s: %s", key, s.Err))
+				continue // its bad lines are in the error
 			}
 			if s.Bad == 0 {
 				continue
 			}
-			out = append(out, fmt.Sprintf("%s: %d bad %s, skipped (the rest of the list loads)", key, s.Bad, plural(s.Bad, "line", "lines")))
+			bad = append(bad, fmt.Sprintf("%s: %d bad %s, skipped (the rest of the list loads)", key, s.Bad, plural(s.Bad, "line", "lines")))
 			for _, le := range s.Errors {
-				out = append(out, "  "+le.Error())
+				bad = append(bad, "  "+le.Error())
 			}
 			if more := s.Bad - len(s.Errors); more > 0 {
-				out = append(out, fmt.Sprintf("  … and %d more", more))
+				bad = append(bad, fmt.Sprintf("  … and %d more", more))
 			}
 		}
 	}
-	return out
+	return failed, bad
 }
 
 func plural(n int, one, many string) string {
@@ -294,4 +339,15 @@ func dedupe(in []string) []string {
 		out = append(out, s)
 	}
 	return slices.Clip(out)
+}
+
+// offlineCopy is fetch for validate --offline: the last good copy, else an
+// empty list, each with a note.
+func (a *App) offlineCopy(f *download.Fetcher, ds download.Source) ([]byte, error) {
+	if res, ok := f.Cached(ds); ok {
+		a.notef("list %s: offline: checked the last good copy from %s", ds.Name, res.FetchedAt.UTC().Format(time.RFC3339))
+		return res.Body, nil
+	}
+	a.notef("list %s: offline: no last good copy in lists.cache_dir yet, not checked (serve downloads it)", ds.Name)
+	return []byte{}, nil
 }

@@ -41,32 +41,63 @@ func newServe() *cobra.Command {
 }
 
 func newValidate() *cobra.Command {
+	var offline, strict bool
 	cmd := &cobra.Command{
 		Use:   "validate",
 		Short: "Check the configuration, upstreams, zones and every list; print every problem and exit non-zero",
 		Long: `validate checks everything serve would build from the configuration and
 prints every problem at once, each with its key path or file:line: the
 configuration's own, the upstreams, the zones, and every list source that
-fails to load or has bad lines. URL sources are downloaded (each within
-lists.deadline); when a download fails, the last good copy in
-lists.cache_dir is checked instead and validate says so on stderr.`,
+fails to load (exit 1). Lines of a list that are skipped as bad are printed
+as warnings; serve accepts them, so validate exits 0 unless --strict.
+
+URL sources are downloaded (each within lists.deadline); when a download
+fails, the last good copy in lists.cache_dir is checked instead and validate
+says so on stderr. --offline makes no request at all: it checks the last good
+copies, and skips a source that has none yet (serve downloads it). The
+systemd unit runs validate --offline before every start, so that a list
+server does not delay the start.`,
 		Args: cobra.NoArgs,
 	}
 	configFlag(cmd.Flags())
+	cmd.Flags().BoolVar(&offline, "offline", false, "no downloads: check URL sources from their last good copy in lists.cache_dir")
+	cmd.Flags().BoolVar(&strict, "strict", false, "exit 1 on warnings (bad lines skipped) too")
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
-		cfg, pol, problems := app.Validate(cmd.Context(), config.LoadOptions{Flags: cmd.Flags()}, app.PolicyOptions{Notes: cmd.ErrOrStderr()})
-		if len(problems) > 0 {
-			for _, p := range problems {
-				fmt.Fprintln(cmd.ErrOrStderr(), p)
-			}
-			src := "configuration"
-			if cfg != nil {
-				src = cfg.Source
-			}
-			fmt.Fprintf(cmd.ErrOrStderr(), "%s: %d %s\n", src, countProblems(problems), pluralize(countProblems(problems), "problem", "problems"))
-			return exitError{1}
+		r := app.Validate(cmd.Context(), config.LoadOptions{Flags: cmd.Flags()},
+			app.PolicyOptions{Notes: cmd.ErrOrStderr(), Offline: offline})
+		stderr := cmd.ErrOrStderr()
+		src := "configuration"
+		if r.Config != nil {
+			src = r.Config.Source
 		}
-		fmt.Fprintf(cmd.OutOrStdout(), "%s: ok (policy %s, %d jurisdictions)\n", cfg.Source, pol.Hash()[:12], len(pol.Jurisdictions()))
+		for _, p := range r.Problems {
+			fmt.Fprintln(stderr, p)
+		}
+		for _, w := range r.Warnings {
+			if strings.HasPrefix(w, " ") {
+				fmt.Fprintln(stderr, w)
+			} else {
+				fmt.Fprintln(stderr, "warning:", w)
+			}
+		}
+		np, nw := countProblems(r.Problems), countProblems(r.Warnings)
+		switch {
+		case np > 0:
+			fmt.Fprintf(stderr, "%s: %d %s", src, np, pluralize(np, "problem", "problems"))
+			if nw > 0 {
+				fmt.Fprintf(stderr, ", %d %s", nw, pluralize(nw, "warning", "warnings"))
+			}
+			fmt.Fprintln(stderr)
+			return exitError{1}
+		case nw > 0:
+			fmt.Fprintf(cmd.OutOrStdout(), "%s: valid with %d %s: lines skipped (policy %s, %d jurisdictions)\n",
+				src, nw, pluralize(nw, "warning", "warnings"), r.Policy.Hash()[:12], len(r.Policy.Jurisdictions()))
+			if strict {
+				return exitError{1}
+			}
+			return nil
+		}
+		fmt.Fprintf(cmd.OutOrStdout(), "%s: ok (policy %s, %d jurisdictions)\n", src, r.Policy.Hash()[:12], len(r.Policy.Jurisdictions()))
 		return nil
 	}
 	return cmd

@@ -228,9 +228,9 @@ zones:
 		"cache.min_ttl: 2h0m0s is more than cache.max_ttl",
 		"nothere.zone",
 		"jurisdictions[0].sources[1] (" + filepath.Join(dir, "missing.txt") + "): open ",
-		"jurisdictions[0].sources[0] (" + filepath.Join(dir, "bad.txt") + "): 1 bad line, skipped",
+		"warning: jurisdictions[0].sources[0] (" + filepath.Join(dir, "bad.txt") + "): 1 bad line, skipped",
 		"  " + filepath.Join(dir, "bad.txt") + `:3: empty label in "bad..line"`,
-		broken + ": 5 problems",
+		broken + ": 4 problems, 1 warning",
 	} {
 		if !strings.Contains(errOut, want) {
 			t.Errorf("validate stderr lacks %q:\n%s", want, errOut)
@@ -238,6 +238,18 @@ zones:
 	}
 	if n := strings.Count(errOut, "upstreams.servers[0]"); n != 1 {
 		t.Errorf("the bad upstream is reported %d times, want once:\n%s", n, errOut)
+	}
+
+	// Bad lines alone: serve accepts them, so validate reports them and
+	// does not say ok; --strict makes them fatal.
+	warned := localConfig(t, t.TempDir(), "a.example\nbad..line\nb.example\nc.example\nd.example\n")
+	code, out, errOut = jurisdns(t, "validate", "-c", warned)
+	if code != 0 || !strings.HasPrefix(out, warned+": valid with 1 warning: lines skipped (policy ") || strings.Contains(out, "ok") ||
+		!strings.Contains(errOut, `warning: jurisdictions[0].sources[0]`) || !strings.Contains(errOut, `:2: empty label in "bad..line"`) {
+		t.Errorf("validate of a list with a bad line = %d\nstdout: %s\nstderr: %s", code, out, errOut)
+	}
+	if code, _, _ := jurisdns(t, "validate", "--strict", "-c", warned); code != 1 {
+		t.Errorf("validate --strict of a list with a bad line = %d, want 1", code)
 	}
 }
 
@@ -247,11 +259,12 @@ zones:
 func TestCachedCopyNote(t *testing.T) {
 	dir := t.TempDir()
 	var mu sync.Mutex
-	hang := false
+	hang, served := false, 0
 	release := make(chan struct{})
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		mu.Lock()
 		h := hang
+		served++
 		mu.Unlock()
 		if h {
 			<-release
@@ -293,6 +306,33 @@ jurisdictions:
 			t.Errorf("check from the cached copy:\n%s", out)
 		}
 	}
+
+	// --offline: no request at all, the last good copy is checked.
+	mu.Lock()
+	requests := served
+	mu.Unlock()
+	code, out, errOut := jurisdns(t, "validate", "--offline", "-c", cfg)
+	mu.Lock()
+	after := served
+	mu.Unlock()
+	if code != 0 || after != requests || !strings.Contains(errOut, "list remote/r: offline: checked the last good copy from ") {
+		t.Errorf("validate --offline = %d (%d requests)\nstdout: %s\nstderr: %s", code, after-requests, out, errOut)
+	}
+	// … and a source without a copy yet is not checked, and not a problem.
+	fresh := writeFile(t, dir, "fresh.yaml", strings.Replace(readFile(t, cfg), `/cache"`, `/no-copy-yet"`, 1))
+	code, out, errOut = jurisdns(t, "validate", "--offline", "-c", fresh)
+	if code != 0 || !strings.Contains(errOut, "list remote/r: offline: no last good copy in lists.cache_dir yet, not checked") {
+		t.Errorf("validate --offline without a copy = %d\nstdout: %s\nstderr: %s", code, out, errOut)
+	}
+}
+
+func readFile(t *testing.T, p string) string {
+	t.Helper()
+	b, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
 }
 
 // server is a running jurisdns with its admin API, in-process.
