@@ -373,6 +373,11 @@ func (a *App) fetch(cfg *config.Config) func(ctx context.Context, j string, src 
 			}
 		}
 		res, err := f.Fetch(ctx, ds, guardParser(ds.Name, src))
+		if ctx.Err() != nil {
+			// Shutting down (or a cancelled reload): nothing is swapped
+			// in, and the download did not fail on its own.
+			return nil, ctx.Err()
+		}
 		if err != nil {
 			a.metrics.ListRefreshFailed(j, name)
 			run.fail(j, name, err)

@@ -44,6 +44,9 @@ func (a *App) fromCacheAtStartup(cfg *config.Config, st *startupRun, f *download
 		st.pending = true
 		when := res.FetchedAt.UTC().Format(time.RFC3339)
 		a.sources.set(key, "using the last good copy from "+when+"; first download in progress")
+		if !res.CheckedAt.IsZero() {
+			a.metrics.ListRefreshed(j, res.CheckedAt) // when its server last confirmed it
+		}
 		a.log.Info("url list: serving the last good copy; downloading it in the background",
 			"jurisdiction", j, "source", name, "fetched_at", when)
 		return res.Body, nil, true
