@@ -61,7 +61,9 @@ server does not delay the start.`,
 	}
 	configFlag(cmd.Flags())
 	cmd.Flags().BoolVar(&offline, "offline", false, "no downloads: check URL sources from their last good copy in lists.cache_dir")
-	cmd.Flags().BoolVar(&strict, "strict", false, "exit 1 on warnings (bad lines skipped) too")
+	cmd.Flags().BoolVar(&strict, "strict", false, "exit 1 on warnings too (bad lines skipped, unknown environment variables)")
+	strictEnv := cmd.Flags().Bool("strict-env", false,
+		"fail on JURISDNS_* variables that name no key (Kubernetes service-link variables are still ignored)")
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
 		r := app.Validate(cmd.Context(), config.LoadOptions{Flags: cmd.Flags()},
 			app.PolicyOptions{Notes: cmd.ErrOrStderr(), Offline: offline})
@@ -69,6 +71,16 @@ server does not delay the start.`,
 		src := "configuration"
 		if r.Config != nil {
 			src = r.Config.Source
+		}
+		// Unknown JURISDNS_* variables: warnings, problems under --strict-env.
+		if r.Config != nil {
+			for _, n := range r.Config.EnvWarnings() {
+				if *strictEnv {
+					r.Problems = append(r.Problems, n.Name+": unknown environment variable (--strict-env)"+didYouMean(n))
+				} else {
+					r.Warnings = append(r.Warnings, n.String())
+				}
+			}
 		}
 		for _, p := range r.Problems {
 			fmt.Fprintln(stderr, p)
@@ -90,7 +102,7 @@ server does not delay the start.`,
 			fmt.Fprintln(stderr)
 			return exitError{1}
 		case nw > 0:
-			fmt.Fprintf(cmd.OutOrStdout(), "%s: valid with %d %s: lines skipped (policy %s, %d jurisdictions)\n",
+			fmt.Fprintf(cmd.OutOrStdout(), "%s: valid with %d %s (policy %s, %d jurisdictions)\n",
 				src, nw, pluralize(nw, "warning", "warnings"), r.Policy.Hash()[:12], len(r.Policy.Jurisdictions()))
 			if strict {
 				return exitError{1}
@@ -119,6 +131,14 @@ func pluralize(n int, one, many string) string {
 		return one
 	}
 	return many
+}
+
+// didYouMean is the " (did you mean X?)" hint of an unknown variable, or "".
+func didYouMean(n config.EnvNotice) string {
+	if n.DidYouMean == "" {
+		return ""
+	}
+	return " (did you mean " + n.DidYouMean + "?)"
 }
 
 func newVersion() *cobra.Command {
