@@ -138,6 +138,9 @@ func TestBrowser(t *testing.T) {
 	}
 	st, pol, _ := newTestStatus(t, "truncate")
 	st.Published(pol, testNow.Add(-20*time.Minute))
+	st.notCurrent = func() []string {
+		return []string{"remote/feed: using the last good copy from 2026-03-09T00:00:00Z; first download in progress <b>x</b>"}
+	}
 	var events []*resolver.PolicyEvent
 	for i := range 14 {
 		events = append(events, hit(pol, "test-mandate", "chat.deepseek.com", fmt.Sprintf("10.20.%d.5", i), testNow.Add(-time.Duration(i*i)*time.Minute)))
@@ -226,6 +229,18 @@ func TestBrowser(t *testing.T) {
 	}
 	if r := got["broken-feed"]; !strings.Contains(r.Text, "missing-feed") {
 		t.Errorf("broken-feed row does not name its failed source: %q", r.Text)
+	}
+
+	// The list sources that are not current, as text.
+	nc, err := chromedp.Run(ctx, chromedp.Evaluate[string](`(() => {
+		const box = document.getElementById("not-current");
+		return box.hidden ? "(hidden)" : Array.from(box.querySelectorAll("li")).map(li => li.textContent).join("|");
+	})()`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if nc != "remote/feed: using the last good copy from 2026-03-09T00:00:00Z; first download in progress <b>x</b>" {
+		t.Errorf("not-current notice shows %q", nc)
 	}
 
 	// Markup in the data is text, never markup.
