@@ -248,7 +248,15 @@ func newAudit() *cobra.Command {
 				fmt.Fprintln(cmd.ErrOrStderr(), err)
 				return exitError{1}
 			}
-			out, _ := json.Marshal(rep)
+			// The JSON style of every output (snake_case keys).
+			out, _ := json.Marshal(struct {
+				Files    int    `json:"files"`
+				Records  int    `json:"records"`
+				First    uint64 `json:"first_seq"`
+				Last     uint64 `json:"last_seq"`
+				LastHash string `json:"last_hash"`
+				Genesis  bool   `json:"genesis"`
+			}{rep.Files, rep.Records, rep.First, rep.Last, rep.LastHash, rep.Genesis})
 			fmt.Fprintf(cmd.OutOrStdout(), "ok: %d records in %d files %s\n", rep.Records, len(files), out)
 			return nil
 		},

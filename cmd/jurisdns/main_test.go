@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/jurisdns/jurisdns/app"
+	"github.com/jurisdns/jurisdns/audit"
 	"github.com/jurisdns/jurisdns/config"
 	"github.com/jurisdns/jurisdns/resolver/resolvertest"
 	"github.com/jurisdns/jurisdns/status"
@@ -433,3 +434,28 @@ func TestReloadAndStatus(t *testing.T) {
 }
 
 func discardLogger() *slog.Logger { return slog.New(slog.DiscardHandler) }
+
+// TestAuditVerify: the report of a verified enforcement log is JSON in the
+// style of every other output.
+func TestAuditVerify(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "enforcement.log")
+	w, err := audit.Open(audit.Options{Path: path})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 3 {
+		w.Log(audit.Record{Time: time.Now(), Name: "deepseek.com", Type: "A", Jurisdiction: "acme", Action: "nxdomain", Mode: "enforce"})
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	code, out, errOut := jurisdns(t, "audit", "verify", path)
+	js, found := strings.CutPrefix(strings.TrimSpace(out), "ok: 3 records in 1 files ")
+	if code != 0 || !found {
+		t.Fatalf("audit verify = %d %q %q", code, out, errOut)
+	}
+	v := checkJSONStyle(t, "audit verify", js)
+	if v["records"] != 3.0 || v["last_seq"] != 3.0 {
+		t.Errorf("audit verify report %v", v)
+	}
+}
