@@ -372,7 +372,7 @@ func (a *App) fetch(cfg *config.Config) func(ctx context.Context, j string, src 
 		name := sourceName(src)
 		key := ds.Name + "\x00" + ds.URL
 		if st := startupOf(ctx); st != nil {
-			if body, err, done := a.fromCacheAtStartup(cfg, st, f, j, name, ds); done {
+			if body, done, err := a.fromCacheAtStartup(cfg, st, f, j, name, ds); done {
 				return body, err
 			}
 		}

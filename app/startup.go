@@ -2,6 +2,7 @@ package app
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -38,7 +39,7 @@ func startupOf(ctx context.Context) *startupRun {
 // the jurisdiction's on_load_failure handles (pending too). done is false
 // for a source under last_known_good without a copy, which fetch downloads
 // now.
-func (a *App) fromCacheAtStartup(cfg *config.Config, st *startupRun, f *download.Fetcher, j, name string, ds download.Source) (body []byte, err error, done bool) {
+func (a *App) fromCacheAtStartup(cfg *config.Config, st *startupRun, f *download.Fetcher, j, name string, ds download.Source) (body []byte, done bool, err error) {
 	key := j + "/" + name
 	if res, ok := f.Cached(ds); ok {
 		st.pending = true
@@ -49,17 +50,17 @@ func (a *App) fromCacheAtStartup(cfg *config.Config, st *startupRun, f *download
 		}
 		a.log.Info("url list: serving the last good copy; downloading it in the background",
 			"jurisdiction", j, "source", name, "fetched_at", when)
-		return res.Body, nil, true
+		return res.Body, true, nil
 	}
 	olf := onLoadFailureOf(cfg, j)
 	if olf == "last_known_good" {
 		a.log.Warn("url list: no last good copy in lists.cache_dir and on_load_failure last_known_good: downloading it before serving",
 			"jurisdiction", j, "source", name, "deadline", cfg.Lists.Deadline)
-		return nil, nil, false
+		return nil, false, nil
 	}
 	st.pending = true
 	a.sources.set(key, "no copy yet; first download in progress (on_load_failure "+olf+" applies until it ends)")
-	return nil, fmt.Errorf("no last good copy in lists.cache_dir yet: first download in progress"), true
+	return nil, true, errors.New("no last good copy in lists.cache_dir yet: first download in progress")
 }
 
 // onLoadFailureOf is the on_load_failure the configuration gives
