@@ -441,7 +441,7 @@ func downloadSource(cfg *config.Config, j string, src config.Source) download.So
 		AllowHTTP: src.AllowHTTP,
 		SHA256:    src.SHA256,
 		Timeout:   cfg.Lists.Timeout,
-		Deadline:  cfg.Lists.Deadline,
+		Deadline:  cfg.ListDeadline(),
 		MaxSize:   cfg.Lists.MaxSize,
 		Guards:    download.Guards{MinEntries: src.MinEntries, MaxShrink: src.MaxShrink, MustContain: src.MustContain},
 	}

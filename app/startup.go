@@ -55,7 +55,7 @@ func (a *App) fromCacheAtStartup(cfg *config.Config, st *startupRun, f *download
 	olf := onLoadFailureOf(cfg, j)
 	if olf == "last_known_good" {
 		a.log.Warn("url list: no last good copy in lists.cache_dir and on_load_failure last_known_good: downloading it before serving",
-			"jurisdiction", j, "source", name, "deadline", cfg.Lists.Deadline)
+			"jurisdiction", j, "source", name, "deadline", cfg.ListDeadline())
 		return nil, false, nil
 	}
 	st.pending = true

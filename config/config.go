@@ -228,7 +228,7 @@ type Lists struct {
 	Timeout time.Duration `mapstructure:"timeout"`
 	MaxSize int64         `mapstructure:"max_size"`
 	// Deadline bounds every attempt of one download and the waits between
-	// them.
+	// them; 0 means twice Timeout (see ListDeadline).
 	Deadline time.Duration `mapstructure:"deadline"`
 	// Refresh is the default refresh period of URL sources.
 	Refresh time.Duration `mapstructure:"refresh"`
@@ -272,4 +272,13 @@ type Log struct {
 	Level string `mapstructure:"level"`
 	// Format is text (default) or json.
 	Format string `mapstructure:"format"`
+}
+
+// ListDeadline is the bound on one download with all its retries:
+// lists.deadline, or twice lists.timeout when it is 0.
+func (c *Config) ListDeadline() time.Duration {
+	if c.Lists.Deadline > 0 {
+		return c.Lists.Deadline
+	}
+	return 2 * c.Lists.Timeout
 }

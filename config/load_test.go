@@ -204,7 +204,7 @@ func TestLoadDefault(t *testing.T) {
 		DefaultJurisdictions: []string{"us-gov", "au-gov", "kr-gov", "tw-gov", "cz-gov", "nl-gov", "be-gov", "ca-gov", "bypass"},
 		Clients:              []Client{},
 		Jurisdictions:        []Jurisdiction{},
-		Lists:                Lists{Timeout: 30 * time.Second, MaxSize: 64 << 20, Deadline: time.Minute, Refresh: 24 * time.Hour},
+		Lists:                Lists{Timeout: 30 * time.Second, MaxSize: 64 << 20, Refresh: 24 * time.Hour},
 		Zones:                []Zone{},
 		Admin:                "127.0.0.1:8053",
 		Audit:                Audit{ClientPrivacy: "truncate", MaxSize: 100 << 20, MaxFiles: 10},
