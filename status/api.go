@@ -79,6 +79,10 @@ type Jurisdiction struct {
 	Authority  string   `json:"authority,omitempty"`
 	Instrument string   `json:"instrument,omitempty"`
 	Links      []string `json:"links,omitempty"`
+	Notes      string   `json:"notes,omitempty"`
+	// Contact and Organisation say who answers for a local policy.
+	Contact      string `json:"contact,omitempty"`
+	Organisation string `json:"organisation,omitempty"`
 	// Status is policy.Jurisdiction.Status: "active", "report",
 	// "inactive until 2026-03-01", "expired 2025-04-28" or "not loaded
 	// (fail_closed)"; State its category (StateActive, ...).
@@ -90,6 +94,10 @@ type Jurisdiction struct {
 	EDE    uint16 `json:"ede"`
 	// TTL of the blocked answers, in seconds.
 	TTL int `json:"ttl"`
+	// Sinkhole are the addresses answered for action ip.
+	Sinkhole []string `json:"sinkhole,omitempty"`
+	// Allow are the names the jurisdiction exempts from its lists.
+	Allow []string `json:"allow,omitempty"`
 	// Effective and Expires as policy.FormatDate writes them; "" is
 	// unbounded.
 	Effective string `json:"effective,omitempty"`
@@ -245,6 +253,9 @@ func jurisdictionOf(j *policy.Jurisdiction, now time.Time, ls listState) Jurisdi
 		Authority:     j.Authority,
 		Instrument:    j.Instrument,
 		Links:         j.Links,
+		Notes:         j.Notes,
+		Contact:       j.Contact,
+		Organisation:  j.Organisation,
 		Status:        j.Status(now),
 		State:         stateOf(j, now),
 		Tier:          j.Tier.String(),
@@ -262,6 +273,12 @@ func jurisdictionOf(j *policy.Jurisdiction, now time.Time, ls listState) Jurisdi
 		LoadError:     j.LoadError,
 		OnLoadFailure: j.OnLoadFailure.String(),
 		Sources:       []Source{},
+	}
+	for _, a := range j.Sinkhole {
+		out.Sinkhole = append(out.Sinkhole, a.String())
+	}
+	for _, a := range j.Allow {
+		out.Allow = append(out.Allow, a.Name)
 	}
 	if !j.Effective.IsZero() {
 		out.Effective = policy.FormatDate(j.Effective)

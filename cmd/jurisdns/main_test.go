@@ -195,6 +195,30 @@ func TestLists(t *testing.T) {
 	if acme == nil || acme.TTL != 90 || acme.Entries != 4 || !acme.InUse || len(acme.Sources) != 1 || acme.Sources[0].Bad != 1 {
 		t.Errorf("lists --json acme = %+v; want ttl 90 (seconds), 4 entries, in use, 1 bad line", acme)
 	}
+
+	// What the former lists --json showed of a jurisdiction is still there.
+	full := writeFile(t, dir, "full.yaml", `listen: ["127.0.0.1:0"]
+upstreams: {servers: ["127.0.0.1:9"]}
+default_jurisdictions: [acme]
+jurisdictions:
+  - id: acme
+    title: Acme policy
+    contact: it@acme.example
+    action: ip
+    sinkhole: [192.0.2.80]
+    allow: [docs.a.example]
+    sources: [{name: acme, path: acme.txt}]
+`)
+	_, out, errOut = jurisdns(t, "lists", "-c", full, "--json")
+	p = status.Page{}
+	if err := json.Unmarshal([]byte(out), &p); err != nil {
+		t.Fatalf("lists --json: %v\n%s", err, errOut)
+	}
+	j := p.Jurisdictions[0]
+	if j.ID != "acme" || j.Contact != "it@acme.example" || j.Action != "ip" ||
+		strings.Join(j.Sinkhole, ",") != "192.0.2.80" || strings.Join(j.Allow, ",") != "docs.a.example" {
+		t.Errorf("lists --json acme = %+v", j)
+	}
 }
 
 func TestValidate(t *testing.T) {
