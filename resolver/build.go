@@ -21,7 +21,9 @@ import (
 	"github.com/jurisdns/jurisdns/zones"
 )
 
-// BuildOptions are what Build needs besides the configuration.
+// BuildOptions are what Build needs besides the configuration. A group is
+// taken over on its configuration alone: the logger, the clock, the
+// observer and the roots must be the same for every Build of one server.
 type BuildOptions struct {
 	// Policy builds the policy of the configuration (the list side: files,
 	// downloads, shipped lists). prev is the current runtime's policy, nil
