@@ -19,44 +19,44 @@ import (
 	"github.com/miekg/dns"
 )
 
-// connCount counts the connections a test server accepted and those still
+// upstreamConns counts the connections a test server accepted and those still
 // open.
-type connCount struct {
+type upstreamConns struct {
 	accepted atomic.Int64
 	open     atomic.Int64
 }
 
-// countingListener counts the TCP connections under a TLS listener.
-type countingListener struct {
+// upstreamConnsListener counts the TCP connections under a TLS listener.
+type upstreamConnsListener struct {
 	net.Listener
-	n *connCount
+	n *upstreamConns
 }
 
-func (l countingListener) Accept() (net.Conn, error) {
+func (l upstreamConnsListener) Accept() (net.Conn, error) {
 	c, err := l.Listener.Accept()
 	if err != nil {
 		return nil, err
 	}
 	l.n.accepted.Add(1)
 	l.n.open.Add(1)
-	return &countedConn{Conn: c, n: l.n}, nil
+	return &upstreamConn{Conn: c, n: l.n}, nil
 }
 
-type countedConn struct {
+type upstreamConn struct {
 	net.Conn
-	n    *connCount
+	n    *upstreamConns
 	once atomic.Bool
 }
 
-func (c *countedConn) Close() error {
+func (c *upstreamConn) Close() error {
 	if !c.once.Swap(true) {
 		c.n.open.Add(-1)
 	}
 	return c.Conn.Close()
 }
 
-// answerA answers every A query with 192.0.2.7.
-func answerA(q *dns.Msg) *dns.Msg {
+// upstreamAnswerA answers every A query with 192.0.2.7.
+func upstreamAnswerA(q *dns.Msg) *dns.Msg {
 	r := new(dns.Msg)
 	r.SetReply(q)
 	if q.Question[0].Qtype == dns.TypeA {
@@ -65,11 +65,11 @@ func answerA(q *dns.Msg) *dns.Msg {
 	return r
 }
 
-// startDoH serves DNS over HTTPS (RFC 8484, POST) on 127.0.0.1 with the
+// startUpstreamDoH serves DNS over HTTPS (RFC 8484, POST) on 127.0.0.1 with the
 // httptest certificate (valid for the IP 127.0.0.1).
-func startDoH(t *testing.T) (*httptest.Server, *connCount) {
+func startUpstreamDoH(t *testing.T) (*httptest.Server, *upstreamConns) {
 	t.Helper()
-	n := &connCount{}
+	n := &upstreamConns{}
 	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		body, err := io.ReadAll(r.Body)
 		q := new(dns.Msg)
@@ -77,7 +77,7 @@ func startDoH(t *testing.T) (*httptest.Server, *connCount) {
 			http.Error(w, "bad query", http.StatusBadRequest)
 			return
 		}
-		out, err := answerA(q).Pack()
+		out, err := upstreamAnswerA(q).Pack()
 		if err != nil {
 			http.Error(w, err.Error(), http.StatusInternalServerError)
 			return
@@ -100,17 +100,17 @@ func startDoH(t *testing.T) (*httptest.Server, *connCount) {
 	return srv, n
 }
 
-// startDoT serves DNS over TLS (RFC 7858) on 127.0.0.1 with cert.
-func startDoT(t *testing.T, cert tls.Certificate) (string, *connCount) {
+// startUpstreamDoT serves DNS over TLS (RFC 7858) on 127.0.0.1 with cert.
+func startUpstreamDoT(t *testing.T, cert tls.Certificate) (string, *upstreamConns) {
 	t.Helper()
-	n := &connCount{}
+	n := &upstreamConns{}
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	tl := tls.NewListener(countingListener{Listener: l, n: n}, &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12})
+	tl := tls.NewListener(upstreamConnsListener{Listener: l, n: n}, &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12})
 	srv := &dns.Server{Listener: tl, Net: "tcp-tls",
-		Handler:     dns.HandlerFunc(func(w dns.ResponseWriter, q *dns.Msg) { _ = w.WriteMsg(answerA(q)) }),
+		Handler:     dns.HandlerFunc(func(w dns.ResponseWriter, q *dns.Msg) { _ = w.WriteMsg(upstreamAnswerA(q)) }),
 		IdleTimeout: func() time.Duration { return time.Minute }, // the test, not the server, decides when to close
 	}
 	go func() { _ = srv.ActivateAndServe() }()
@@ -118,8 +118,8 @@ func startDoT(t *testing.T, cert tls.Certificate) (string, *connCount) {
 	return l.Addr().String(), n
 }
 
-// openFDs counts the process's open file descriptors.
-func openFDs(t *testing.T) int {
+// openFiles counts the process's open file descriptors.
+func openFiles(t *testing.T) int {
 	t.Helper()
 	ents, err := os.ReadDir("/proc/self/fd")
 	if err != nil {
@@ -128,18 +128,18 @@ func openFDs(t *testing.T) int {
 	return len(ents)
 }
 
-// closeWait bounds the wait for connections and goroutines to go away. It
+// connCloseWait bounds the wait for connections and goroutines to go away. It
 // is asserted on, so it must stay well below the upstreams' idle timeout
 // (20s), which would close leaked connections too.
-const closeWait = 5 * time.Second
+const connCloseWait = 5 * time.Second
 
-// settle waits (polling, up to closeWait) until goroutines and open file
+// settleCounts waits (polling, up to connCloseWait) until goroutines and open file
 // descriptors are at most the given numbers, and returns the last counts.
-func settle(t *testing.T, maxG, maxFD int) (int, int) {
+func settleCounts(t *testing.T, maxG, maxFD int) (int, int) {
 	t.Helper()
-	deadline := time.Now().Add(closeWait)
+	deadline := time.Now().Add(connCloseWait)
 	for {
-		g, fd := runtime.NumGoroutine(), openFDs(t)
+		g, fd := runtime.NumGoroutine(), openFiles(t)
 		if (g <= maxG && fd <= maxFD) || time.Now().After(deadline) {
 			return g, fd
 		}
@@ -158,8 +158,8 @@ func TestGenerationsDoNotLeak(t *testing.T) {
 	if runtime.GOOS != "linux" {
 		t.Skip("counts file descriptors in /proc/self/fd")
 	}
-	doh, dohConns := startDoH(t)
-	dotAddr, dotConns := startDoT(t, doh.TLS.Certificates[0])
+	doh, dohConns := startUpstreamDoH(t)
+	dotAddr, dotConns := startUpstreamDoT(t, doh.TLS.Certificates[0])
 	roots := x509.NewCertPool()
 	roots.AddCert(doh.Certificate())
 	ls := newETagServer(t, remoteList(3))
@@ -206,7 +206,7 @@ jurisdictions:
 		}
 		query("warm", i)
 	}
-	g0, fd0 := runtime.NumGoroutine(), openFDs(t)
+	g0, fd0 := runtime.NumGoroutine(), openFiles(t)
 	dot0, doh0 := dotConns.accepted.Load(), dohConns.accepted.Load()
 
 	const n = 100
@@ -225,7 +225,7 @@ jurisdictions:
 	// A few goroutines and descriptors come and go (the last query's, the
 	// admin server's); a leak is one or more per rebuild, hundreds here.
 	const slack = 10
-	if g, fd := settle(t, g0+slack, fd0+slack); g > g0+slack || fd > fd0+slack {
+	if g, fd := settleCounts(t, g0+slack, fd0+slack); g > g0+slack || fd > fd0+slack {
 		t.Errorf("after %d reloads and %d refreshes: %d goroutines (were %d), %d open files (were %d)", n, n, g, g0, fd, fd0)
 	}
 	if d := dotConns.accepted.Load() - dot0; d > 2 {
@@ -257,18 +257,18 @@ jurisdictions:
 		t.Fatal(err)
 	}
 	query("doh-only", 0)
-	waitZero(t, "DoT connections after the DoT upstream left the configuration", &dotConns.open)
+	waitNoConns(t, "DoT connections after the DoT upstream left the configuration", &dotConns.open)
 
 	if err := a.Shutdown(ctx); err != nil {
 		t.Fatal(err)
 	}
-	waitZero(t, "DoH connections after Shutdown", &dohConns.open)
+	waitNoConns(t, "DoH connections after Shutdown", &dohConns.open)
 }
 
-// waitZero waits (up to closeWait) until n is 0.
-func waitZero(t *testing.T, what string, n *atomic.Int64) {
+// waitNoConns waits (up to connCloseWait) until n is 0.
+func waitNoConns(t *testing.T, what string, n *atomic.Int64) {
 	t.Helper()
-	deadline := time.Now().Add(closeWait)
+	deadline := time.Now().Add(connCloseWait)
 	for n.Load() != 0 {
 		if time.Now().After(deadline) {
 			t.Fatalf("%s: %d still open", what, n.Load())
