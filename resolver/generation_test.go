@@ -37,7 +37,7 @@ func genServer(t *testing.T) (*Server, *config.Config, BuildOptions) {
 	return NewServer(ServerOptions{Cache: NewCache(CacheOptions{Size: 100})}), cfg, o
 }
 
-func mustBuild(t *testing.T, s *Server, cfg *config.Config, o BuildOptions) *Runtime {
+func genBuild(t *testing.T, s *Server, cfg *config.Config, o BuildOptions) *Runtime {
 	t.Helper()
 	rt, err := s.Build(context.Background(), cfg, o)
 	if err != nil {
@@ -46,7 +46,7 @@ func mustBuild(t *testing.T, s *Server, cfg *config.Config, o BuildOptions) *Run
 	return rt
 }
 
-func isClosed(rt *Runtime) bool {
+func genClosed(rt *Runtime) bool {
 	select {
 	case <-rt.Closed():
 		return true
@@ -61,9 +61,9 @@ func isClosed(rt *Runtime) bool {
 // closed with the last runtime holding it.
 func TestBuildTakesOverUnchangedParts(t *testing.T) {
 	s, cfg, o := genServer(t)
-	rt1 := mustBuild(t, s, cfg, o)
+	rt1 := genBuild(t, s, cfg, o)
 	s.Swap(rt1)
-	rt2 := mustBuild(t, s, cfg, o)
+	rt2 := genBuild(t, s, cfg, o)
 	if rt2.up != rt1.up || rt2.forwards["corp.example."] != rt1.forwards["corp.example."] {
 		t.Error("unchanged upstream groups were built again")
 	}
@@ -74,7 +74,7 @@ func TestBuildTakesOverUnchangedParts(t *testing.T) {
 		t.Errorf("the default group has %d references, want 2 (two runtimes)", got)
 	}
 	s.Swap(rt2)
-	if !isClosed(rt1) {
+	if !genClosed(rt1) {
 		t.Fatal("a retired runtime without queries was not closed at once")
 	}
 	if got := rt2.up.refs.Load(); got != 1 {
@@ -83,7 +83,7 @@ func TestBuildTakesOverUnchangedParts(t *testing.T) {
 
 	changed := *cfg
 	changed.Upstreams.Servers = []string{"127.0.0.1:3"}
-	rt3 := mustBuild(t, s, &changed, o)
+	rt3 := genBuild(t, s, &changed, o)
 	if rt3.up == rt2.up {
 		t.Fatal("a group whose servers changed was taken over")
 	}
@@ -98,7 +98,7 @@ func TestBuildTakesOverUnchangedParts(t *testing.T) {
 	if err := s.Shutdown(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	if !isClosed(rt3) || rt3.up.refs.Load() != 0 || rt3.forwards["corp.example."].refs.Load() != 0 {
+	if !genClosed(rt3) || rt3.up.refs.Load() != 0 || rt3.forwards["corp.example."].refs.Load() != 0 {
 		t.Error("Shutdown did not close the current runtime and its groups")
 	}
 }
@@ -108,7 +108,7 @@ func TestBuildTakesOverUnchangedParts(t *testing.T) {
 // current runtime serving.
 func TestFailedBuildReleases(t *testing.T) {
 	s, cfg, o := genServer(t)
-	rt1 := mustBuild(t, s, cfg, o)
+	rt1 := genBuild(t, s, cfg, o)
 	s.Swap(rt1)
 	bad := o
 	bad.Policy = func(context.Context, *policy.Policy) (*policy.Policy, error) { return nil, errors.New("list broken") }
@@ -119,15 +119,15 @@ func TestFailedBuildReleases(t *testing.T) {
 		t.Errorf("after a failed build the default group has %d references, want 1", got)
 	}
 	// Built but refused later (app's checks after Build): Close gives back.
-	rt2 := mustBuild(t, s, cfg, o)
+	rt2 := genBuild(t, s, cfg, o)
 	if err := rt2.Close(); err != nil {
 		t.Fatal(err)
 	}
-	if got := rt1.up.refs.Load(); got != 1 || isClosed(rt1) || s.Runtime() != rt1 {
+	if got := rt1.up.refs.Load(); got != 1 || genClosed(rt1) || s.Runtime() != rt1 {
 		t.Errorf("after closing a refused build: %d references, want 1, and rt1 still serving", got)
 	}
-	s.Swap(mustBuild(t, s, cfg, o))
-	if !isClosed(rt1) || rt1.up.refs.Load() != 1 {
+	s.Swap(genBuild(t, s, cfg, o))
+	if !genClosed(rt1) || rt1.up.refs.Load() != 1 {
 		t.Error("the group rt1 handed over is not held by exactly its successor")
 	}
 }
@@ -137,14 +137,14 @@ func TestFailedBuildReleases(t *testing.T) {
 // query arriving after the swap takes the new runtime.
 func TestRetireWaitsForQueries(t *testing.T) {
 	s, cfg, o := genServer(t)
-	rt1 := mustBuild(t, s, cfg, o)
+	rt1 := genBuild(t, s, cfg, o)
 	s.Swap(rt1)
 	if got := s.acquire(); got != rt1 {
 		t.Fatal("acquire did not return the current runtime")
 	}
-	rt2 := mustBuild(t, s, cfg, o)
+	rt2 := genBuild(t, s, cfg, o)
 	s.Swap(rt2)
-	if isClosed(rt1) {
+	if genClosed(rt1) {
 		t.Fatal("a retired runtime was closed under a query")
 	}
 	if rt1.enter() {
@@ -154,12 +154,12 @@ func TestRetireWaitsForQueries(t *testing.T) {
 		t.Fatal("a query after the swap did not take the new runtime")
 	}
 	rt1.leave()
-	if !isClosed(rt1) {
+	if !genClosed(rt1) {
 		t.Fatal("a retired runtime was not closed when its last query left")
 	}
 
 	// rt2 holds one query that never leaves: the query timeout closes it.
-	s.Swap(mustBuild(t, s, cfg, o))
+	s.Swap(genBuild(t, s, cfg, o))
 	select {
 	case <-rt2.Closed():
 	case <-time.After(5 * time.Second):
