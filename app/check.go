@@ -15,7 +15,7 @@ import (
 	"github.com/jurisdns/jurisdns/download"
 	"github.com/jurisdns/jurisdns/metrics"
 	"github.com/jurisdns/jurisdns/policy"
-	"github.com/jurisdns/jurisdns/upstream"
+	"github.com/jurisdns/jurisdns/resolver"
 )
 
 // PolicyOptions configure BuildPolicyWith.
@@ -228,25 +228,11 @@ func Validate(ctx context.Context, opts config.LoadOptions, o PolicyOptions) Val
 		}
 	}
 	later := len(problems)
-	// Upstreams and zones as build checks them.
-	a := o.app()
-	for i, s := range cfg.Upstreams.Servers {
-		if _, err := upstream.Parse(s, upstream.Options{Timeout: cfg.Upstreams.TryTimeout}); err != nil {
-			problems = append(problems, fmt.Sprintf("upstreams.servers[%d]: %v", i, err))
-		}
-	}
-	if len(cfg.Upstreams.Servers) == 0 {
-		if _, err := upstream.DefaultServers("/etc/resolv.conf", cfg.Listen); err != nil {
-			problems = append(problems, fmt.Sprintf("upstreams.servers: empty, and no usable default: %v", err))
-		}
-	}
-	_, _, zerrs := a.buildZones(cfg)
-	for _, e := range zerrs {
-		problems = append(problems, errLines(e)...)
-	}
+	// Build the runtime as serve does (upstreams, zones, policy, access
+	// and rate limits) on a server of its own, and close it.
 	var notes []string
 	o.note = func(s string) { notes = append(notes, s) }
-	pol, err := buildPolicySafely(ctx, cfg, o)
+	pol, err := buildSafely(ctx, cfg, o)
 	if err != nil {
 		problems = append(problems, errLines(err)...)
 	}
@@ -268,16 +254,30 @@ func Validate(ctx context.Context, opts config.LoadOptions, o PolicyOptions) Val
 	return r
 }
 
-// buildPolicySafely builds the policy of a configuration that may have
-// failed validation: the builder is not meant for one, so a panic becomes
-// a problem instead of a crash.
-func buildPolicySafely(ctx context.Context, cfg *config.Config, o PolicyOptions) (pol *policy.Policy, err error) {
+// buildSafely builds the runtime of cfg as serve would, on a server of
+// its own, and returns its policy (also when the rest of the build failed).
+// The configuration may have failed validation and the builders are not
+// meant for one, so a panic becomes a problem instead of a crash.
+func buildSafely(ctx context.Context, cfg *config.Config, o PolicyOptions) (pol *policy.Policy, err error) {
 	defer func() {
 		if r := recover(); r != nil {
-			pol, err = nil, fmt.Errorf("the lists could not be checked with this configuration (fix the problems above first): %v", r)
+			err = fmt.Errorf("the rest could not be checked with this configuration (fix the problems above first): %v", r)
 		}
 	}()
-	return BuildPolicyWith(ctx, cfg, o)
+	srv := resolver.NewServer(resolver.ServerOptions{Logger: slogDiscard()})
+	rt, err := srv.Build(ctx, cfg, resolver.BuildOptions{
+		Policy: func(ctx context.Context, _ *policy.Policy) (*policy.Policy, error) {
+			var perr error
+			pol, perr = BuildPolicyWith(ctx, cfg, o)
+			return pol, perr
+		},
+		BaseDir: baseDir(cfg),
+		Logger:  slogDiscard(),
+	})
+	if rt != nil {
+		_ = rt.Close()
+	}
+	return pol, err
 }
 
 // sourceProblems lists, for every source of pol, its load failure
