@@ -87,7 +87,7 @@ func (c *Checkpoint) Verify(pub ed25519.PublicKey) error {
 		if id := KeyID(pub); c.Key != id {
 			return fmt.Errorf("signature does not verify: signed by key %q, the public key given is %q", clip(c.Key, 40), id)
 		}
-		return errors.New("signature does not verify (the count, head, time or reason was changed)")
+		return errors.New("signature does not verify: the lines before it were changed (edited or re-chained), or the checkpoint itself")
 	}
 	return nil
 }
