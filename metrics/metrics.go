@@ -146,6 +146,7 @@ type Metrics struct {
 	refused      *childCache[string, prometheus.Counter]
 	dropped      *childCache[string, prometheus.Counter]
 	auditDropped prometheus.Counter
+	audit        *auditCollector
 }
 
 // New returns a Metrics whose metrics, plus the Go runtime and process
@@ -219,6 +220,11 @@ func New() *Metrics {
 	})
 	m.auditDropped = m.counter("audit_dropped_total", "Enforcement log records dropped because the writer fell behind.")
 	m.buildInfo = m.gaugeVec("build_info", "Always 1; labels give the build version and Go version.", "version", "goversion")
+	m.audit = newAuditCollector()
+	m.reg.MustRegister(m.audit)
+	for _, n := range auditNames {
+		m.names = append(m.names, Namespace+"_"+n)
+	}
 
 	slices.Sort(m.names)
 	return m
