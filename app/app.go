@@ -124,9 +124,9 @@ func New(opts Options) (*App, error) {
 	a.metrics = metrics.New()
 	a.metrics.SetBuildInfo(Version)
 	if cfg.Audit.Path != "" {
-		w, err := audit.Open(audit.Options{Path: cfg.Audit.Path, MaxSize: cfg.Audit.MaxSize, MaxFiles: cfg.Audit.MaxFiles, Logger: a.log, Now: a.now})
+		w, err := a.openAudit(cfg)
 		if err != nil {
-			return nil, fmt.Errorf("audit.path: %w", err)
+			return nil, err
 		}
 		a.audit = w
 	}
@@ -155,6 +155,7 @@ func New(opts Options) (*App, error) {
 			return nil
 		},
 		Now: a.now, Privacy: cfg.Audit.ClientPrivacy, Version: Version,
+		Audit: a.auditState,
 	})
 	a.server = resolver.NewServer(resolver.ServerOptions{
 		Cache:    cache,
@@ -184,6 +185,7 @@ func New(opts Options) (*App, error) {
 			Addr:      cfg.Admin,
 			Metrics:   a.metrics.Handler(),
 			Ready:     a.ready,
+			Degraded:  a.degraded,
 			Logger:    a.log,
 			TokenFile: cfg.AdminAuth.TokenFile,
 		})
@@ -634,6 +636,7 @@ func (a *App) ready() (bool, []string) {
 			missing = append(missing, "jurisdiction "+j.ID+" not loaded: "+j.LoadError)
 		}
 	}
+	missing = append(missing, a.auditMissing()...)
 	return len(missing) == 0, missing
 }
 
