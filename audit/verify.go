@@ -12,30 +12,31 @@ import (
 // Report summarizes what Verify checked.
 type Report struct {
 	// Files is the number of files read to the end.
-	Files int
+	Files int `json:"files"`
 	// Records is the number of lines (records and events) whose place in
 	// the chain was checked.
-	Records int
+	Records int `json:"records"`
 	// First and Last are the seq of the first and last valid records.
-	First, Last uint64
+	First uint64 `json:"first"`
+	Last  uint64 `json:"last"`
 	// LastHash is the hash of the last valid line: compare it with a head
 	// published by the Writer to detect records cut off the end.
-	LastHash string
+	LastHash string `json:"last_hash"`
 	// Genesis reports whether the first record is the start of a chain
 	// (seq 1, prev = Genesis) rather than an anchor left by rotation.
-	Genesis bool
+	Genesis bool `json:"genesis"`
 	// Checkpoints is the number of checkpoint lines; LastCheckpoint is the
 	// count the last one covers.
-	Checkpoints    int
-	LastCheckpoint uint64
+	Checkpoints    int    `json:"checkpoints"`
+	LastCheckpoint uint64 `json:"last_checkpoint"`
 	// Signed reports that the checkpoints were verified with a public key;
 	// Unsigned is then the number of lines after the last checkpoint, which
 	// no signature covers yet.
-	Signed   bool
-	Unsigned int
+	Signed   bool `json:"signed"`
+	Unsigned int  `json:"unsigned"`
 	// CheckpointMatched reports that the checkpoint given in VerifyOptions
 	// was found in the log.
-	CheckpointMatched bool
+	CheckpointMatched bool `json:"checkpoint_matched"`
 }
 
 // VerifyOptions configure [VerifyWith].
