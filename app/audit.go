@@ -2,6 +2,7 @@ package app
 
 import (
 	"fmt"
+	"os"
 
 	"github.com/jurisdns/jurisdns/audit"
 	"github.com/jurisdns/jurisdns/config"
@@ -26,6 +27,10 @@ func (a *App) openAudit(cfg *config.Config) (*audit.Writer, error) {
 			return nil, fmt.Errorf("audit.signing_key_file: %w", err)
 		}
 		opts.SigningKey = key
+		if st, err := os.Stat(f); err == nil && st.Mode().Perm()&0o077 != 0 {
+			a.log.Warn("audit.signing_key_file is readable by other users: whoever reads it can re-sign a re-written log",
+				"path", f, "mode", st.Mode().Perm().String())
+		}
 	}
 	w, err := audit.Open(opts)
 	if err != nil {

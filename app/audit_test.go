@@ -199,7 +199,7 @@ func TestEnforcementLogSignedCheckpoints(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	keyFile := e.write("audit.key", string(priv))
+	keyFile := e.write("audit.key", string(priv)) // mode 0644: warned about
 	pubFile := e.write("audit.pub", string(pub))
 	e.write("list.txt", "blocked.example\n")
 	logPath := filepath.Join(e.dir, "audit.log")
@@ -238,6 +238,10 @@ jurisdictions:
 	rep, err := audit.VerifyWith(audit.VerifyOptions{PublicKey: pk, Checkpoint: &cp}, logPath)
 	if err != nil || !rep.CheckpointMatched || rep.Checkpoints != 2 || rep.Unsigned != 0 {
 		t.Fatalf("VerifyWith = %+v, %v; want the kept checkpoint found and nothing unsigned", rep, err)
+	}
+
+	if w := e.logs.find(0, func(r logRecord) bool { return strings.Contains(r.Msg, "readable by other users") }); len(w) != 1 {
+		t.Errorf("no warning about a key file readable by others")
 	}
 
 	// A key file that is not a key stops the start with the key path.

@@ -229,9 +229,8 @@ func (v *verifier) record(name string, lineNo int, line []byte) error {
 		v.rep.First = r.Seq
 		v.rep.Genesis = r.Prev == Genesis && r.Seq == 1
 		if v.cp != nil && v.cp.Count+1 < r.Seq {
-			return fmt.Errorf("audit: the checkpoint given covers %d line(s), but %s starts at seq %d: "+
-				"it cannot be checked without the older files; give a newer checkpoint or the older files too",
-				v.cp.Count, name, r.Seq)
+			return bad("the checkpoint given covers %d line(s), but the files start here: "+
+				"it cannot be checked without the older files; give a newer checkpoint or the older files too", v.cp.Count)
 		}
 		if v.cp != nil && v.cp.Count+1 == r.Seq {
 			if r.Prev != v.cp.Head {
