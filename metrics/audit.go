@@ -53,7 +53,7 @@ func newAuditCollector() *auditCollector {
 	return &auditCollector{
 		writing:     d("audit_writing", "1 while the enforcement log is being written, 0 while writes fail (a full disk)."),
 		writeErrors: d("audit_write_errors_total", "Failed writes to the enforcement log."),
-		lost:        d("audit_lost_total", "Enforcement log records not written: the outage buffer was full, or they were unwritten at shutdown."),
+		lost:        d("audit_lost_total", "Enforcement log records not written: the outage buffer was full, they were still unwritten at shutdown, or they could not be encoded."),
 		buffered:    d("audit_buffered_bytes", "Enforcement log records waiting in memory for the disk, in bytes."),
 		cpInfo: d("audit_checkpoint_info",
 			"Always 1; the labels are the last signed checkpoint of the enforcement log: lines covered, head hash, time, key id and signature. Keep them to check the log later (jurisdns audit verify --checkpoint).",
