@@ -58,7 +58,7 @@ func (a *App) auditState() *audit.State {
 
 // degraded lists for /readyz what works only in part.
 func (a *App) degraded() []string {
-	if a.audit != nil && a.audit.Err() != nil {
+	if a.audit != nil && !a.audit.Writing() {
 		return []string{auditNotWriting}
 	}
 	return nil
@@ -67,7 +67,7 @@ func (a *App) degraded() []string {
 // auditMissing is what ready lists when audit.required is set and the
 // enforcement log cannot be written.
 func (a *App) auditMissing() []string {
-	if a.boot != nil && a.boot.Audit.Required && a.audit != nil && a.audit.Err() != nil {
+	if a.boot != nil && a.boot.Audit.Required && a.audit != nil && !a.audit.Writing() {
 		return []string{auditNotWriting}
 	}
 	return nil

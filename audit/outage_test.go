@@ -117,7 +117,7 @@ func TestWriterSurvivesFullDisk(t *testing.T) {
 		})
 	}
 	st := w.State()
-	if w.Err() == nil || st.Writing || st.Error == "" || st.FailingSince.IsZero() || st.WriteErrors == 0 {
+	if w.Err() == nil || w.Writing() || st.Writing || st.Error == "" || st.FailingSince.IsZero() || st.WriteErrors == 0 {
 		t.Fatalf("after filling the disk: Err %v, State %+v: want an outage", w.Err(), st)
 	}
 	lost := w.Failed()
@@ -136,6 +136,9 @@ func TestWriterSurvivesFullDisk(t *testing.T) {
 
 	free()
 	waitFor(t, "writing to resume", func() bool { return w.Err() == nil })
+	if !w.Writing() || !w.State().Writing {
+		t.Fatal("Writing() false after resuming")
+	}
 	for i := range 3 {
 		w.Log(testRecord(100 + i))
 	}

@@ -124,6 +124,7 @@ type Writer struct {
 	out         *outage // non-nil while writes fail
 	torn        *Torn   // what Open moved aside
 
+	failing     atomic.Bool // w.out != nil, readable without w.mu
 	written     atomic.Uint64
 	failed      atomic.Uint64
 	writeErrors atomic.Uint64
@@ -356,6 +357,7 @@ func (w *Writer) flushPending() error {
 		w.writeErrors.Add(1)
 		if w.out == nil {
 			w.out = &outage{from: w.now().UTC(), err: err, buffered: w.pendingRecs}
+			w.failing.Store(true)
 			w.log.Error("enforcement log: writing failed; retrying", "err", err, "retry_every", w.retry,
 				"buffer_bytes", w.maxBuffered)
 		}
@@ -365,6 +367,7 @@ func (w *Writer) flushPending() error {
 	w.pending, w.pendingRecs = w.pending[:0], 0
 	if o := w.out; o != nil {
 		w.out = nil
+		w.failing.Store(false)
 		res := &Resumed{From: o.from, Until: w.now().UTC(), Error: o.err.Error(), Buffered: o.buffered, Lost: o.lost}
 		w.log.Warn("enforcement log: writing resumed", "since", o.from, "buffered", o.buffered, "lost", o.lost)
 		w.addEvent(&eventLine{Event: EventResumed, Resumed: res})
@@ -427,6 +430,10 @@ func (w *Writer) Err() error {
 	}
 	return w.out.err
 }
+
+// Writing reports whether the log is being written (no outage). Unlike
+// Err it takes no lock, so a readiness probe never waits for a slow write.
+func (w *Writer) Writing() bool { return !w.failing.Load() }
 
 // Head returns the seq and line hash of the last line of the chain: the
 // last one chained (it may still be in memory; see Err), or the one Open
