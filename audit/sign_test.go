@@ -416,3 +416,30 @@ func mustJSON(t *testing.T, v any) []byte {
 	}
 	return b
 }
+
+// A torn line moved aside in a signed log: the torn event is signed by the
+// open checkpoint that follows it.
+func TestSignedTornLine(t *testing.T) {
+	key := testKey(t)
+	path := filepath.Join(t.TempDir(), "audit.log")
+	signedLog(t, path, key, 2)
+	f, _ := os.OpenFile(path, os.O_WRONLY|os.O_APPEND, 0)
+	f.WriteString(`{"time":"2026-03-01T01:00:00Z","seq":`)
+	f.Close()
+	w := openTest(t, Options{Path: path, SigningKey: key})
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	lines := readLines(t, path)
+	n := len(lines)
+	if ev := decode(t, lines[n-2]); ev.Event != EventTorn {
+		t.Fatalf("line %d: %s, want the torn event", n-1, lines[n-2])
+	}
+	if cp := decode(t, lines[n-1]).Checkpoint; cp == nil || cp.Reason != ReasonOpen || cp.Count != uint64(n-1) {
+		t.Fatalf("line %d: %s, want an open checkpoint covering the torn event", n, lines[n-1])
+	}
+	rep, err := VerifyWith(VerifyOptions{PublicKey: key.Public().(ed25519.PublicKey)}, path)
+	if err != nil || rep.Unsigned != 0 {
+		t.Fatalf("VerifyWith: %+v %v", rep, err)
+	}
+}
