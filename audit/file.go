@@ -31,6 +31,7 @@ type rotFile struct {
 	bw       *bufio.Writer
 	size     int64
 	dirty    bool // a failed write left bytes past size (see appendDirect)
+	needNL   bool // the file ends in a line without its newline
 
 	// writeHook, when set (by tests), replaces f.Write in appendDirect.
 	writeHook func(f *os.File, b []byte) (int, error)
@@ -49,13 +50,13 @@ func openRotFile(path string, maxSize int64, maxFiles int) (*rotFile, error) {
 	}
 	if rf.size > 0 {
 		nl, err := endsInNewline(path, rf.size)
-		if err == nil && !nl {
-			err = rf.appendDirect([]byte{'\n'})
-		}
 		if err != nil {
 			rf.f.Close()
 			return nil, err
 		}
+		// When the newline cannot be written now (a full disk), the next
+		// write starts with it.
+		rf.needNL = !nl && rf.appendDirect([]byte{'\n'}) != nil
 	}
 	return rf, nil
 }
@@ -106,6 +107,10 @@ func (rf *rotFile) write(line []byte) (rotated bool, err error) {
 		}
 		rotated = true
 	}
+	if rf.needNL {
+		line = append([]byte{'\n'}, line...)
+		rf.needNL = false
+	}
 	n, err := rf.bw.Write(line)
 	rf.size += int64(n)
 	if err != nil {
@@ -131,6 +136,9 @@ func (rf *rotFile) appendDirect(b []byte) error {
 		}
 		rf.dirty = false
 	}
+	if rf.needNL {
+		b = append([]byte{'\n'}, b...)
+	}
 	var n int
 	var err error
 	if rf.writeHook != nil {
@@ -145,6 +153,7 @@ func (rf *rotFile) appendDirect(b []byte) error {
 		return fmt.Errorf("audit: writing %s: %w", rf.path, err)
 	}
 	rf.size += int64(n)
+	rf.needNL = false
 	return nil
 }
 
@@ -204,6 +213,7 @@ func (rf *rotFile) rotate() error {
 	if err := rf.open(); err != nil {
 		return err
 	}
+	rf.needNL = false // the new file is empty
 	syncDir(filepath.Dir(rf.path))
 	return nil
 }

@@ -227,3 +227,37 @@ func TestWriterOpenOnFullDisk(t *testing.T) {
 		t.Fatalf("Verify: %v", err)
 	}
 }
+
+// A last line without its newline on a full disk: Open does not fail, and
+// the newline goes out with the next write.
+func TestOpenUnterminatedLineOnFullDisk(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "audit.log")
+	writeLog(t, Options{Path: path}, 2)
+	b, _ := os.ReadFile(path)
+	os.WriteFile(path, bytes.TrimSuffix(b, []byte{'\n'}), 0o640)
+	var mu sync.Mutex
+	full := true
+	hook := func(f *os.File, b []byte) (int, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		if full {
+			return 0, &os.PathError{Op: "write", Path: f.Name(), Err: syscall.ENOSPC}
+		}
+		return f.Write(b)
+	}
+	w, err := Open(Options{Path: path, Now: func() time.Time { return fixedNow }, RetryInterval: 5 * time.Millisecond, writeHook: hook})
+	if err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+	w.Log(testRecord(2))
+	waitFor(t, "the outage", func() bool { return w.Err() != nil })
+	mu.Lock()
+	full = false
+	mu.Unlock()
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if rep, err := Verify(path); err != nil || rep.Records != 4 {
+		t.Fatalf("Verify: %+v %v, want 2 records, the new one and the resumed event", rep, err)
+	}
+}
