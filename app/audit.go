@@ -40,7 +40,7 @@ func (a *App) openAudit(cfg *config.Config) (*audit.Writer, error) {
 		s := w.State()
 		ms := metrics.AuditState{Writing: s.Writing, WriteErrors: s.WriteErrors, Lost: s.Failed, BufferedBytes: s.BufferedBytes}
 		if cp := s.Checkpoint; cp != nil {
-			ms.Checkpoint = &metrics.AuditCheckpoint{Count: cp.Count, Head: cp.Head, Key: cp.Key, Sig: cp.Sig, Time: cp.Time}
+			ms.Checkpoint = &metrics.AuditCheckpoint{Count: cp.Count, Head: cp.Head, Reason: cp.Reason, Key: cp.Key, Sig: cp.Sig, Time: cp.Time}
 		}
 		return ms
 	})

@@ -26,9 +26,9 @@ type AuditState struct {
 // AuditCheckpoint is a signed checkpoint of the enforcement log, published
 // so that an outside party can keep it (see audit.Checkpoint).
 type AuditCheckpoint struct {
-	Count          uint64
-	Head, Key, Sig string
-	Time           time.Time
+	Count                  uint64
+	Head, Reason, Key, Sig string
+	Time                   time.Time
 }
 
 // auditCollector produces the jurisdns_audit_* families of the state
@@ -56,8 +56,8 @@ func newAuditCollector() *auditCollector {
 		lost:        d("audit_lost_total", "Enforcement log records not written: the outage buffer was full, they were still unwritten at shutdown, or they could not be encoded."),
 		buffered:    d("audit_buffered_bytes", "Enforcement log records waiting in memory for the disk, in bytes."),
 		cpInfo: d("audit_checkpoint_info",
-			"Always 1; the labels are the last signed checkpoint of the enforcement log: lines covered, head hash, time, key id and signature. Keep them to check the log later (jurisdns audit verify --checkpoint).",
-			"count", "head", "time", "key", "signature"),
+			"Always 1; the labels are the last signed checkpoint of the enforcement log: lines covered, head hash, time, reason, key id and signature. Keep them to check the log later (jurisdns audit verify --checkpoint).",
+			"count", "head", "time", "reason", "key", "signature"),
 		cpTime: d("audit_checkpoint_timestamp_seconds", "Unix time of the last signed checkpoint of the enforcement log."),
 	}
 }
@@ -86,7 +86,7 @@ func (c *auditCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(c.buffered, prometheus.GaugeValue, float64(s.BufferedBytes))
 	if cp := s.Checkpoint; cp != nil {
 		ch <- prometheus.MustNewConstMetric(c.cpInfo, prometheus.GaugeValue, 1,
-			strconv.FormatUint(cp.Count, 10), cp.Head, cp.Time.UTC().Format(time.RFC3339Nano), cp.Key, cp.Sig)
+			strconv.FormatUint(cp.Count, 10), cp.Head, cp.Time.UTC().Format(time.RFC3339Nano), cp.Reason, cp.Key, cp.Sig)
 		ch <- prometheus.MustNewConstMetric(c.cpTime, prometheus.GaugeValue, unixSeconds(cp.Time))
 	}
 }

@@ -544,10 +544,10 @@ func TestAuditState(t *testing.T) {
 	at := time.Date(2026, 12, 6, 10, 0, 0, 5, time.UTC)
 	mu.Lock()
 	st.Writing = true
-	st.Checkpoint = &AuditCheckpoint{Count: 41, Head: strings.Repeat("ab", 32), Key: "0011223344556677", Sig: "c2ln", Time: at}
+	st.Checkpoint = &AuditCheckpoint{Count: 41, Head: strings.Repeat("ab", 32), Reason: "interval", Key: "0011223344556677", Sig: "c2ln", Time: at}
 	mu.Unlock()
 	labels := map[string]string{"count": "41", "head": strings.Repeat("ab", 32), "time": "2026-12-06T10:00:00.000000005Z",
-		"key": "0011223344556677", "signature": "c2ln"}
+		"reason": "interval", "key": "0011223344556677", "signature": "c2ln"}
 	if got := value(t, reg, "jurisdns_audit_checkpoint_info", labels); got != 1 {
 		t.Fatalf("checkpoint info = %v", got)
 	}
