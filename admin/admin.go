@@ -61,6 +61,11 @@ type Options struct {
 	// sources served from a last good copy or not loaded yet, each with
 	// why. It must be safe for concurrent use; nil reports nothing.
 	NotCurrent func() []string
+	// Degraded reports what works only in part while the server is still
+	// ready (e.g. the enforcement log cannot be written). /readyz then
+	// answers 200 with "status": "degraded" and the list. It is called on
+	// every /readyz request; nil means never degraded.
+	Degraded func() []string
 	// Logger receives the server's log lines. When nil, nothing is logged.
 	Logger *slog.Logger
 	// TokenFile, when set, names a file holding a bearer token. Every path
@@ -78,6 +83,7 @@ type Server struct {
 	log      *slog.Logger
 	ready    func() (bool, []string)
 	current  func() []string
+	degraded func() []string
 	mux      *http.ServeMux
 	tokenSum *[sha256.Size]byte // nil: no authentication
 	draining atomic.Bool
@@ -96,11 +102,12 @@ func New(opts Options) (*Server, error) {
 		return nil, errors.New("admin: empty listen address")
 	}
 	s := &Server{
-		addr:    opts.Addr,
-		log:     opts.Logger,
-		ready:   opts.Ready,
-		current: opts.NotCurrent,
-		mux:     http.NewServeMux(),
+		addr:     opts.Addr,
+		log:      opts.Logger,
+		ready:    opts.Ready,
+		degraded: opts.Degraded,
+		current:  opts.NotCurrent,
+		mux:      http.NewServeMux(),
 	}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
@@ -270,6 +277,9 @@ func (s *Server) healthz(w http.ResponseWriter, _ *http.Request) {
 type readiness struct {
 	Ready   bool     `json:"ready"`
 	Missing []string `json:"missing,omitempty"`
+	// Status is "degraded" when Degraded lists something, else omitted.
+	Status   string   `json:"status,omitempty"`
+	Degraded []string `json:"degraded,omitempty"`
 	// NotCurrent: sources served from a last good copy, or not loaded
 	// yet, while their download is retried (they do not make the server
 	// unready by themselves).
@@ -288,6 +298,11 @@ func (s *Server) readyz(w http.ResponseWriter, _ *http.Request) {
 				missing = []string{"unknown"}
 			}
 			st = readiness{Missing: missing}
+		}
+	}
+	if s.degraded != nil && !s.draining.Load() {
+		if d := s.degraded(); len(d) > 0 {
+			st.Status, st.Degraded = "degraded", d
 		}
 	}
 	if s.current != nil && !s.draining.Load() {

@@ -65,6 +65,10 @@ type Options struct {
 	Recent int
 	// Version is shown in the page header (e.g. app.Version).
 	Version string
+	// Audit returns the state of the enforcement log (nil when it is off);
+	// the API gives it under "audit", with the last signed checkpoint for
+	// whoever keeps them. Nil means no enforcement log.
+	Audit func() *audit.State
 	// NotCurrent lists the URL list sources that are not current (see
 	// Page.NotCurrent); nil reports none.
 	NotCurrent func() []string
@@ -79,6 +83,7 @@ type Status struct {
 	privacy string
 	salt    []byte
 	version string
+	audit   func() *audit.State
 	// notCurrent is Options.NotCurrent.
 	notCurrent func() []string
 
@@ -111,6 +116,7 @@ func New(opts Options) *Status {
 		privacy:    opts.Privacy,
 		salt:       opts.Salt,
 		version:    opts.Version,
+		audit:      opts.Audit,
 		notCurrent: opts.NotCurrent,
 		hits:       NewCounters(),
 		lists:      map[string]listState{},

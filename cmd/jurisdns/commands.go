@@ -13,7 +13,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/jurisdns/jurisdns/app"
-	"github.com/jurisdns/jurisdns/audit"
 	"github.com/jurisdns/jurisdns/config"
 )
 
@@ -226,42 +225,6 @@ func probeAddr(listen string) string {
 		host = "::1"
 	}
 	return net.JoinHostPort(host, port)
-}
-
-func newAudit() *cobra.Command {
-	cmd := &cobra.Command{Use: "audit", Short: "Enforcement log tools"}
-	cmd.AddCommand(&cobra.Command{
-		Use:   "verify FILE...",
-		Short: "Verify the hash chain of an enforcement log (a single path takes its rotated set)",
-		Args:  cobra.MinimumNArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			files := args
-			if len(args) == 1 {
-				set, err := audit.RotatedSet(args[0])
-				if err != nil {
-					return err
-				}
-				files = set
-			}
-			rep, err := audit.Verify(files...)
-			if err != nil {
-				fmt.Fprintln(cmd.ErrOrStderr(), err)
-				return exitError{1}
-			}
-			// The JSON style of every output (snake_case keys).
-			out, _ := json.Marshal(struct {
-				Files    int    `json:"files"`
-				Records  int    `json:"records"`
-				First    uint64 `json:"first_seq"`
-				Last     uint64 `json:"last_seq"`
-				LastHash string `json:"last_hash"`
-				Genesis  bool   `json:"genesis"`
-			}{rep.Files, rep.Records, rep.First, rep.Last, rep.LastHash, rep.Genesis})
-			fmt.Fprintf(cmd.OutOrStdout(), "ok: %d records in %d files %s\n", rep.Records, len(files), out)
-			return nil
-		},
-	})
-	return cmd
 }
 
 // printJSON writes v as indented JSON, the one style of every --json
