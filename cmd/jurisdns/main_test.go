@@ -378,6 +378,7 @@ func startServer(t *testing.T) *server {
 	s.cfg = writeFile(t, dir, "jurisdns.yaml", fmt.Sprintf(`listen: ["127.0.0.1:0"]
 admin: "127.0.0.1:0"
 admin_auth: {token_file: %q}
+audit: {path: %q}
 upstreams: {servers: [%q]}
 server: {udp_workers: 1}
 default_jurisdictions: [acme]
@@ -385,7 +386,7 @@ jurisdictions:
   - id: acme
     title: Acme policy
     sources: [{name: acme, path: acme.txt}]
-`, s.token, up.Addr()))
+`, s.token, filepath.Join(dir, "enforcement.log"), up.Addr()))
 	a, err := app.New(app.Options{Load: config.LoadOptions{Path: s.cfg, Env: []string{}}, Logger: discardLogger()})
 	if err != nil {
 		t.Fatal(err)
@@ -407,6 +408,7 @@ func TestReloadAndStatus(t *testing.T) {
 
 	code, out, errOut := remote("status")
 	if code != 0 || !strings.Contains(out, "jurisdns "+app.Version+" at http://"+s.adminAt) ||
+		!strings.Contains(out, "enforcement log "+filepath.Join(s.dir, "enforcement.log")+": writing, ") ||
 		!regexp.MustCompile(`(?m)^acme\s+active\s+local\s+enforce\s+nxdomain\s+15\s+1\s+acme\s+0\s+[0-9a-f]{12}$`).MatchString(out) {
 		t.Fatalf("status = %d\n%s%s", code, out, errOut)
 	}

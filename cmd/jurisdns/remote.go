@@ -225,6 +225,13 @@ prints GET /api/status as it is.`,
 		w := cmd.OutOrStdout()
 		fmt.Fprintf(w, "jurisdns %s at %s; policy loaded %s, in force since %s\n", p.Version, c.base,
 			p.PolicyLoaded.Format(time.RFC3339), p.PolicySince.Format(time.RFC3339))
+		if a := p.Audit; a != nil {
+			if a.Writing {
+				fmt.Fprintf(w, "enforcement log %s: writing, %d lines (head seq %d)\n", a.Path, a.Written, a.HeadSeq)
+			} else {
+				fmt.Fprintf(w, "enforcement log %s: NOT WRITING since %s: %s\n", a.Path, a.FailingSince.Format(time.RFC3339), a.Error)
+			}
+		}
 		return printJurisdictions(w, &p)
 	}
 	return cmd
