@@ -78,9 +78,9 @@ func BuildPolicyWith(ctx context.Context, cfg *config.Config, o PolicyOptions) (
 }
 
 // progressPrinter writes the progress of the downloads in flight: a retry
-// as it is scheduled, and every period a line for each download running
-// for at least that long, so that a slow or silent list server does not
-// look like a hang.
+// as it is scheduled, and a line for each download running for at least
+// the period, then every 2.5 periods (2s, then every 5s by default), so
+// that a slow or silent list server does not look like a hang.
 type progressPrinter struct {
 	w      io.Writer
 	every  time.Duration
@@ -91,8 +91,9 @@ type progressPrinter struct {
 }
 
 type flight struct {
-	start time.Time
-	last  download.Progress
+	start   time.Time
+	printed time.Time // of the last progress line
+	last    download.Progress
 }
 
 func newProgressPrinter(w io.Writer, every time.Duration) *progressPrinter {
@@ -134,7 +135,7 @@ func (p *progressPrinter) update(pr download.Progress) {
 
 func (p *progressPrinter) run() {
 	defer p.wg.Done()
-	t := time.NewTicker(p.every)
+	t := time.NewTicker(p.every / 4)
 	defer t.Stop()
 	for {
 		select {
@@ -151,12 +152,17 @@ func (p *progressPrinter) run() {
 		for _, n := range names {
 			f := p.flight[n]
 			el := time.Since(f.start)
-			if el < p.every {
+			if el < p.every || !f.printed.IsZero() && time.Since(f.printed) < p.every*5/2 {
 				continue
 			}
+			f.printed = time.Now()
 			pr := f.last
+			got := "no answer yet"
+			if pr.Answered {
+				got = bytesText(pr.Bytes, pr.Total)
+			}
 			fmt.Fprintf(p.w, "list %s: downloading from %s: attempt %d of %d, %s, %s so far (gives up after %s)\n",
-				n, pr.URL, pr.Attempt, pr.Attempts, bytesText(pr.Bytes, pr.Total), el.Round(100*time.Millisecond), pr.Deadline)
+				n, pr.URL, pr.Attempt, pr.Attempts, got, el.Round(100*time.Millisecond), pr.Deadline)
 		}
 		p.mu.Unlock()
 	}

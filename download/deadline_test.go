@@ -105,6 +105,9 @@ func TestFetchDeadlineBoundsAllAttempts(t *testing.T) {
 			retried := false
 			for _, r := range reports {
 				retried = retried || r.RetryIn > 0 && r.Err != nil
+				if r.Answered {
+					t.Errorf("a silent server reported as answered: %+v", r)
+				}
 			}
 			if !retried {
 				t.Errorf("no progress report of a retry wait: %+v", reports)
@@ -166,7 +169,7 @@ func TestFetchProgressCountsBytes(t *testing.T) {
 	if _, err := f.Fetch(context.Background(), Source{Name: "s", URL: srv.ts.URL}, parseLines); err != nil {
 		t.Fatal(err)
 	}
-	if !last.Done || last.Err != nil || last.Bytes != int64(len(body)) || last.Total != int64(len(body)) || n < 3 {
+	if !last.Done || last.Err != nil || !last.Answered || last.Bytes != int64(len(body)) || last.Total != int64(len(body)) || n < 3 {
 		t.Errorf("last progress = %+v after %d reports; want Done with %d bytes of %d", last, n, len(body), len(body))
 	}
 }

@@ -207,8 +207,10 @@ type Progress struct {
 	Source, URL string
 	// Attempt is the attempt under way (1, 2, …) out of Attempts.
 	Attempt, Attempts int
-	// Bytes of the body received so far; Total is its Content-Length, or
-	// -1 when the server did not say.
+	// Answered: the server sent the headers of a body. Bytes of it were
+	// received so far; Total is its Content-Length, or -1 when the server
+	// did not say.
+	Answered     bool
 	Bytes, Total int64
 	// Elapsed since the fetch started; Deadline is its bound.
 	Elapsed, Deadline time.Duration
@@ -706,7 +708,7 @@ func (p *progress) attempt(i int) {
 	if p.f.prog == nil {
 		return
 	}
-	p.p.Attempt, p.p.Bytes, p.p.Total, p.p.RetryIn, p.p.Err = i, 0, -1, 0, nil
+	p.p.Attempt, p.p.Answered, p.p.Bytes, p.p.Total, p.p.RetryIn, p.p.Err = i, false, 0, -1, 0, nil
 	p.report()
 }
 
@@ -731,7 +733,7 @@ func (p *progress) body(r io.Reader, total int64) io.Reader {
 	if p == nil || p.f.prog == nil {
 		return r
 	}
-	p.p.Total = total
+	p.p.Answered, p.p.Total = true, total
 	p.last = time.Now()
 	p.report()
 	return &progressReader{r: r, p: p}
