@@ -55,7 +55,7 @@ func (a *App) ReloadReport(ctx context.Context) (*ReloadReport, error) {
 	rep := &ReloadReport{
 		OK: err == nil, PolicyHash: cur.Hash(), PreviousHash: old.Hash(), Changed: cur.Hash() != old.Hash(),
 		Jurisdictions: []ReloadJurisdiction{}, RestartRequired: restartKeys(a.boot, a.cfg),
-		NotCurrent: a.NotCurrent(), TookSeconds: time.Since(start).Seconds(),
+		NotCurrent: a.NotCurrentDetail(), TookSeconds: time.Since(start).Seconds(),
 	}
 	if err != nil {
 		rep.Errors = errLines(err)

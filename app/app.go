@@ -181,7 +181,7 @@ func New(opts Options) (*App, error) {
 			}
 			return nil
 		},
-		Now: a.now, Privacy: cfg.Audit.ClientPrivacy, Version: Version, NotCurrent: a.NotCurrent,
+		Now: a.now, Privacy: cfg.Audit.ClientPrivacy, Version: Version, NotCurrent: a.NotCurrentDetail,
 		Audit: a.auditState,
 	})
 	a.server = resolver.NewServer(resolver.ServerOptions{
@@ -322,7 +322,7 @@ func (a *App) fetch(cfg *config.Config) func(ctx context.Context, j string, src 
 		if err != nil {
 			a.metrics.ListRefreshFailed(j, name)
 			run.fail(j, name, err)
-			a.sources.set(ds.Name, "download failed, no last good copy: "+err.Error())
+			a.sources.set(ds.Name, "download failed, no last good copy", err)
 			a.notef("list %s: download failed and no last good copy: %v", ds.Name, err)
 			return nil, err
 		}
@@ -330,7 +330,7 @@ func (a *App) fetch(cfg *config.Config) func(ctx context.Context, j string, src 
 			a.metrics.ListRefreshFailed(j, name)
 			run.fail(j, name, res.Err)
 			when := res.FetchedAt.UTC().Format(time.RFC3339)
-			a.sources.set(ds.Name, "update failed; using the last good copy from "+when+": "+res.Err.Error())
+			a.sources.set(ds.Name, "update failed; using the last good copy from "+when, res.Err)
 			a.log.Warn("list update failed or rejected; using the last good copy from the cache",
 				"jurisdiction", j, "source", name, "fetched_at", res.FetchedAt, "err", res.Err)
 			a.notef("list %s: using the last good copy from %s (update failed: %v)", ds.Name, when, res.Err)

@@ -44,7 +44,7 @@ func (a *App) fromCacheAtStartup(cfg *config.Config, st *startupRun, f *download
 	if res, ok := f.Cached(ds); ok {
 		st.pending = true
 		when := res.FetchedAt.UTC().Format(time.RFC3339)
-		a.sources.set(key, "using the last good copy from "+when+"; first download in progress")
+		a.sources.set(key, "using the last good copy from "+when+"; first download in progress", nil)
 		if !res.CheckedAt.IsZero() {
 			a.metrics.ListRefreshed(j, res.CheckedAt) // when its server last confirmed it
 		}
@@ -59,7 +59,7 @@ func (a *App) fromCacheAtStartup(cfg *config.Config, st *startupRun, f *download
 		return nil, false, nil
 	}
 	st.pending = true
-	a.sources.set(key, "no copy yet; first download in progress (on_load_failure "+olf+" applies until it ends)")
+	a.sources.set(key, "no copy yet; first download in progress (on_load_failure "+olf+" applies until it ends)", nil)
 	return nil, true, errors.New("no last good copy in lists.cache_dir yet: first download in progress")
 }
 
@@ -84,16 +84,24 @@ func onLoadFailureOf(cfg *config.Config, j string) string {
 // no list at all. /readyz lists them.
 type sourceStates struct {
 	mu sync.Mutex
-	m  map[string]string // "jurisdiction/source" → why it is not current
+	m  map[string]sourceState // by "jurisdiction/source"
 }
 
-func (s *sourceStates) set(key, why string) {
+// sourceState is why a source is not current: a short reason, and the
+// error behind it, if any (which may name the URL: only the token-protected
+// API shows it, not /readyz).
+type sourceState struct {
+	why string
+	err error
+}
+
+func (s *sourceStates) set(key, why string, err error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.m == nil {
-		s.m = map[string]string{}
+		s.m = map[string]sourceState{}
 	}
-	s.m[key] = why
+	s.m[key] = sourceState{why, err}
 }
 
 func (s *sourceStates) current(key string) {
@@ -122,21 +130,30 @@ func (s *sourceStates) prune(cfg *config.Config) {
 }
 
 // list returns "jurisdiction/source: why" for every source not current,
-// sorted.
-func (s *sourceStates) list() []string {
+// sorted; with detail, followed by ": " and the error.
+func (s *sourceStates) list(detail bool) []string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	out := make([]string, 0, len(s.m))
-	for k, why := range s.m {
-		out = append(out, k+": "+why)
+	for k, st := range s.m {
+		line := k + ": " + st.why
+		if detail && st.err != nil {
+			line += ": " + st.err.Error()
+		}
+		out = append(out, line)
 	}
 	slices.Sort(out)
 	return out
 }
 
 // NotCurrent lists the URL sources that are not current ("jurisdiction/
-// source: why"): /readyz reports them as not_current.
-func (a *App) NotCurrent() []string { return a.sources.list() }
+// source: why"): /readyz, open to probes without the admin token, reports
+// them as not_current.
+func (a *App) NotCurrent() []string { return a.sources.list(false) }
+
+// NotCurrentDetail is NotCurrent with the error behind each reason: the
+// status API and the reload report, behind the admin token, show it.
+func (a *App) NotCurrentDetail() []string { return a.sources.list(true) }
 
 // notef tells the note hook (the command-line tools), if any.
 func (a *App) notef(format string, args ...any) {
