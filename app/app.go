@@ -66,6 +66,7 @@ type App struct {
 	now     func() time.Time
 	metrics *metrics.Metrics
 	server  *resolver.Server
+	enc     *resolver.Encrypted // DoT and DoH; nil when neither is configured
 	admin   *admin.Server
 	audit   *audit.Writer
 	qlog    *queryLogSink
@@ -169,16 +170,24 @@ func New(opts Options) (*App, error) {
 			return a.qlog
 		}(),
 	})
+	// DoT and DoH are bound first: DDR answers name their ports.
+	if a.enc, err = a.listenEncrypted(cfg); err != nil {
+		a.closeAudit()
+		return nil, err
+	}
 	rt, err := a.build(context.Background(), cfg, nil)
 	if err != nil {
+		a.closeEncrypted()
 		a.closeAudit()
 		return nil, err
 	}
 	a.server.Swap(rt)
 	if err := a.server.Listen(cfg.Listen, cfg.Server.UDPWorkers, cfg.Server.MaxTCPConnections); err != nil {
+		a.closeEncrypted()
 		a.closeAudit()
 		return nil, err
 	}
+	a.warnTLS(cfg)
 	if cfg.Admin != "" {
 		srv, err := admin.New(admin.Options{
 			Addr:      cfg.Admin,
@@ -188,6 +197,7 @@ func New(opts Options) (*App, error) {
 			TokenFile: cfg.AdminAuth.TokenFile,
 		})
 		if err != nil {
+			a.closeEncrypted()
 			_ = a.server.Shutdown(context.Background())
 			a.closeAudit()
 			return nil, fmt.Errorf("admin: %w", err)
@@ -269,11 +279,16 @@ func (a *App) build(ctx context.Context, cfg *config.Config, prev *resolver.Runt
 	}
 	tbl, forwards, zerrs := a.buildZones(cfg)
 	errs = append(errs, zerrs...)
+	cert, err := a.certificate(ctx, cfg, prev)
+	if err != nil {
+		errs = append(errs, err)
+	}
 	if len(errs) > 0 {
 		return nil, errors.Join(errs...)
 	}
 	return a.server.BuildRuntime(resolver.RuntimeOptions{
 		Config: cfg, Policy: pol, Upstream: group, Upstreams: group.Upstreams(), Zones: tbl, Forwards: forwards,
+		Certificate: cert, DDR: a.ddrEndpoints(cfg),
 	})
 }
 
@@ -470,6 +485,9 @@ func matchKind(s string) blocklists.Kind {
 // URL sources (when there are any) and logs the one start line.
 func (a *App) Start() error {
 	a.server.Serve()
+	if a.enc != nil {
+		a.enc.Serve()
+	}
 	if a.admin != nil {
 		if err := a.admin.Start(); err != nil {
 			return fmt.Errorf("admin: %w", err)
@@ -479,11 +497,23 @@ func (a *App) Start() error {
 	a.syncRefresher(rt.Config)
 	attrs := []any{"listen", a.server.Addrs(), "upstreams", rt.Upstreams, "config", rt.Config.Source,
 		"policy", shortHash(rt.Policy.Hash()), "version", Version}
+	if a.enc != nil {
+		attrs = append(attrs, "dot", a.enc.DoTAddrs(), "doh", a.enc.DoHAddrs(), "ddr", rt.Config.DDR)
+	}
 	if a.admin != nil {
 		attrs = append(attrs, "admin", a.admin.Addr())
 	}
 	a.log.Info("jurisdns started", attrs...)
 	return nil
+}
+
+// EncryptedAddrs returns the bound DoT and DoH addresses (none when they
+// are off).
+func (a *App) EncryptedAddrs() (dot, doh []string) {
+	if a.enc == nil {
+		return nil, nil
+	}
+	return a.enc.DoTAddrs(), a.enc.DoHAddrs()
 }
 
 // DNSAddrs returns the bound DNS addresses.
@@ -560,6 +590,7 @@ func (a *App) rebuild(ctx context.Context, cfg *config.Config, trigger string, s
 		for _, key := range restartKeys(a.boot, cfg) {
 			a.log.Warn("setting changed: restart jurisdns to apply it (a reload does not)", "key", key)
 		}
+		a.warnTLS(cfg)
 	}
 	a.server.Swap(rt)
 	if !slices.Equal(rt.Upstreams, old.Upstreams) {
@@ -663,7 +694,13 @@ func (a *App) Shutdown(ctx context.Context) error {
 	}
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	err := a.server.Shutdown(ctx)
+	var err error
+	if a.enc != nil {
+		err = a.enc.Shutdown(ctx) // before the server: it waits for the same queries
+	}
+	if serr := a.server.Shutdown(ctx); err == nil {
+		err = serr
+	}
 	if err != nil {
 		a.log.Warn("in-flight queries did not finish in time", "err", err)
 	}
@@ -794,8 +831,13 @@ type observer struct{ m *metrics.Metrics }
 
 func (o observer) Answered(p resolver.Proto, qtype uint16, rcode int) {
 	mp := metrics.ProtoUDP
-	if p == resolver.TCP {
+	switch p {
+	case resolver.TCP:
 		mp = metrics.ProtoTCP
+	case resolver.DoT:
+		mp = metrics.ProtoDoT
+	case resolver.DoH:
+		mp = metrics.ProtoDoH
 	}
 	o.m.QueryAnswered(mp, qtype, rcode)
 }

@@ -53,12 +53,15 @@ type Proto uint8
 const (
 	ProtoUDP Proto = iota
 	ProtoTCP
+	ProtoDoT // DNS over TLS
+	ProtoDoH // DNS over HTTPS
 	numProtos
 )
 
-var protoNames = [numProtos]string{"udp", "tcp"}
+var protoNames = [numProtos]string{"udp", "tcp", "dot", "doh"}
 
-// String returns the label value of p: "udp", "tcp", or "other".
+// String returns the label value of p: "udp", "tcp", "dot", "doh", or
+// "other".
 func (p Proto) String() string {
 	if p < numProtos {
 		return protoNames[p]

@@ -2,6 +2,7 @@ package resolver
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -43,6 +44,8 @@ type Runtime struct {
 
 	specials *zones.Specials
 	forwards map[string]Exchanger
+	// cert is what DoT and DoH present (nil when they are off).
+	cert *tls.Certificate
 
 	serial        uint32
 	acl           *ratelimit.PrefixSet
@@ -70,14 +73,26 @@ type RuntimeOptions struct {
 	Zones *zones.Table
 	// Forwards maps a conditional forward's zone name to its upstreams.
 	Forwards map[string]Exchanger
+	// Certificate is presented by DoT and DoH (see LoadCertificate); nil
+	// when neither is served.
+	Certificate *tls.Certificate
+	// DDR lists the encrypted endpoints answered for _dns.resolver.arpa
+	// SVCB (RFC 9462); empty turns DDR off. It needs a Certificate with a
+	// DNS name, the records' target.
+	DDR []zones.DDREndpoint
 }
 
 // BuildRuntime builds a runtime from its parts.
 func (s *Server) BuildRuntime(o RuntimeOptions) (*Runtime, error) {
 	cfg, pol, up, upstreams := o.Config, o.Policy, o.Upstream, o.Upstreams
+	ddr, err := ddrRecords(o.Certificate, o.DDR)
+	if err != nil {
+		return nil, err
+	}
 	rt := &Runtime{
 		Zones:          o.Zones,
-		specials:       zones.NewSpecials(o.Zones, zones.SpecialOptions{ForwardSingleLabel: !cfg.Server.BlockSingleLabel}),
+		specials:       zones.NewSpecials(o.Zones, zones.SpecialOptions{ForwardSingleLabel: !cfg.Server.BlockSingleLabel, DDR: ddr}),
+		cert:           o.Certificate,
 		forwards:       o.Forwards,
 		Config:         cfg,
 		Policy:         pol,
@@ -113,8 +128,10 @@ func (s *Server) BuildRuntime(o RuntimeOptions) (*Runtime, error) {
 	}
 	rt.fwd = &forwarder{s: s, rt: rt, up: up, sf: new(singleflight.Group), stale: cfg.Cache.ServeStale, prefetch: rt.prefetch}
 	// Policy comes before the special names so that a policy rule on a
-	// special name (the bypass bundle's _dns.resolver.arpa) keeps its EDE.
-	rt.Chain = Chain(rt.fwd, s.health(rt), s.policyMiddleware(rt), rt.specialNames, minimalANY, rt.localZones)
+	// special name (the bypass bundle's _dns.resolver.arpa) keeps its EDE;
+	// DDR comes before policy: that rule is for a resolver without
+	// encrypted endpoints.
+	rt.Chain = Chain(rt.fwd, s.health(rt), rt.ddr, s.policyMiddleware(rt), rt.specialNames, minimalANY, rt.localZones)
 	return rt, nil
 }
 

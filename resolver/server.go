@@ -514,7 +514,7 @@ func (s *Server) fast(w *worker, pkt []byte, addr netip.AddrPort) ([]byte, bool)
 		return nil, false
 	}
 	name := unsafe.String(unsafe.SliceData(canon), len(canon))
-	if name == rt.HealthName {
+	if name == rt.HealthName || rt.specials.DDR(name) {
 		return nil, false
 	}
 	now := s.now()

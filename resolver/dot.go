@@ -1,0 +1,102 @@
+package resolver
+
+import (
+	"crypto/tls"
+	"encoding/binary"
+	"io"
+	"sync"
+	"time"
+)
+
+// dotPipeline bounds the queries of one DoT connection being answered at
+// once; a client that pipelines more waits (its next query is read when one
+// is answered), so a connection holds at most this many goroutines.
+const dotPipeline = 64
+
+// acceptDoT serves the connections of one DoT listener.
+func (e *Encrypted) acceptDoT(l *tlsListener) {
+	defer e.wg.Done()
+	for {
+		c, err := l.Accept()
+		if err != nil {
+			return
+		}
+		tc := c.(*tls.Conn)
+		e.mu.Lock()
+		if e.closing.Load() {
+			e.mu.Unlock()
+			_ = tc.Close()
+			<-l.slots
+			continue
+		}
+		e.conns[tc] = struct{}{}
+		e.wg.Add(1)
+		e.mu.Unlock()
+		go e.serveDoT(tc, l)
+	}
+}
+
+// serveDoT serves one DoT connection (RFC 7858 over RFC 7766): queries are
+// read as they come (pipelining), each answered as soon as it is resolved
+// (out of order), until the client closes, stays idle for dot.idle_timeout
+// or the server shuts down.
+func (e *Encrypted) serveDoT(c *tls.Conn, l *tlsListener) {
+	defer e.wg.Done()
+	s := e.s
+	var wmu sync.Mutex
+	var cwg sync.WaitGroup
+	pending := make(chan struct{}, dotPipeline)
+	defer func() {
+		cwg.Wait()
+		_ = c.Close()
+		e.mu.Lock()
+		delete(e.conns, c)
+		e.mu.Unlock()
+		<-l.slots
+	}()
+	client := remoteAddrPort(c)
+	var lenBuf [2]byte
+	for !e.closing.Load() {
+		idle := 10 * time.Second
+		if rt := s.rt.Load(); rt.Config.DoT.IdleTimeout > 0 {
+			idle = rt.Config.DoT.IdleTimeout
+		}
+		_ = c.SetReadDeadline(time.Now().Add(idle))
+		if e.closing.Load() { // Shutdown may have set its deadline before ours
+			return
+		}
+		if _, err := io.ReadFull(c, lenBuf[:]); err != nil {
+			return
+		}
+		n := int(binary.BigEndian.Uint16(lenBuf[:]))
+		if n == 0 {
+			return
+		}
+		pkt := make([]byte, n)
+		if _, err := io.ReadFull(c, pkt); err != nil {
+			return
+		}
+		pending <- struct{}{}
+		if !s.begin() {
+			return
+		}
+		cwg.Add(1)
+		go func() {
+			defer func() { <-pending; s.qwg.Done(); cwg.Done() }()
+			out, _ := s.answerStream(pkt, client, DoT)
+			if out == nil {
+				return // dropped (rate limit, access or policy drop)
+			}
+			frame := make([]byte, 2+len(out))
+			binary.BigEndian.PutUint16(frame, uint16(len(out)))
+			copy(frame[2:], out)
+			wmu.Lock()
+			defer wmu.Unlock()
+			_ = c.SetWriteDeadline(time.Now().Add(idle))
+			if _, err := c.Write(frame); err != nil {
+				// The client is gone or stuck: wake the reader.
+				_ = c.SetReadDeadline(time.Now())
+			}
+		}()
+	}
+}
