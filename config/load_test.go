@@ -212,8 +212,8 @@ func TestLoadDefault(t *testing.T) {
 		DoT:                  DoT{Listen: []string{}, IdleTimeout: 10 * time.Second, MaxConnections: 1000},
 		DoH: DoH{Listen: []string{}, Path: "/dns-query", IdleTimeout: 30 * time.Second, MaxConnections: 1000,
 			MaxStreams: 100},
-		Log:                  Log{Level: "info", Format: "text"},
-		Source:               DefaultSource,
+		Log:    Log{Level: "info", Format: "text"},
+		Source: DefaultSource,
 	}
 	if !reflect.DeepEqual(*cfg, want) {
 		t.Errorf("got  %+v\nwant %+v", *cfg, want)
