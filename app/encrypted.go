@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"time"
@@ -42,7 +43,19 @@ func (a *App) certificate(ctx context.Context, cfg *config.Config, prev *resolve
 	if prev != nil && refreshRunOf(ctx) != nil && prev.Config.TLS == cfg.TLS && prev.Certificate() != nil {
 		return prev.Certificate(), nil
 	}
-	return resolver.LoadCertificate(cfg.TLS.CertFile, cfg.TLS.KeyFile, a.now())
+	return loadCertificate(cfg, a.now())
+}
+
+// loadCertificate loads the pair of cfg; relative paths are relative to the
+// directory of the configuration file.
+func loadCertificate(cfg *config.Config, now time.Time) (*tls.Certificate, error) {
+	path := func(p string) string {
+		if p == "" || filepath.IsAbs(p) {
+			return p
+		}
+		return filepath.Join(baseDir(cfg), p)
+	}
+	return resolver.LoadCertificate(path(cfg.TLS.CertFile), path(cfg.TLS.KeyFile), now)
 }
 
 // ddrEndpoints describes the bound DoT and DoH listeners for DDR; nil when
@@ -116,7 +129,7 @@ func CheckTLS(cfg *config.Config, now time.Time) (warnings []string, err error) 
 	if !cfg.Encrypted() {
 		return nil, nil
 	}
-	cert, err := resolver.LoadCertificate(cfg.TLS.CertFile, cfg.TLS.KeyFile, now)
+	cert, err := loadCertificate(cfg, now)
 	if err != nil {
 		return nil, err
 	}

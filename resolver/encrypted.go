@@ -142,14 +142,19 @@ func (e *Encrypted) Shutdown(ctx context.Context) error {
 	if e.closing.Swap(true) {
 		return nil
 	}
-	e.closeListeners()
 	// DoT readers wake up now; each writes its pending answers and closes.
 	e.mu.Lock()
 	for c := range e.conns {
 		_ = c.SetReadDeadline(time.Now())
 	}
 	e.mu.Unlock()
-	err := e.httpSrv.Shutdown(ctx)
+	// The HTTP server closes the DoH listeners itself (and says so when
+	// one was closed already).
+	var err error
+	if e.httpSrv != nil {
+		err = e.httpSrv.Shutdown(ctx)
+	}
+	e.closeListeners()
 	done := make(chan struct{})
 	go func() { e.wg.Wait(); close(done) }()
 	select {
@@ -160,7 +165,9 @@ func (e *Encrypted) Shutdown(ctx context.Context) error {
 			_ = c.Close()
 		}
 		e.mu.Unlock()
-		_ = e.httpSrv.Close()
+		if e.httpSrv != nil {
+			_ = e.httpSrv.Close()
+		}
 		<-done
 		if err == nil {
 			err = ctx.Err()
