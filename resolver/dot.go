@@ -43,7 +43,7 @@ func (e *Encrypted) acceptDoT(l *tlsListener) {
 func (e *Encrypted) serveDoT(c *tls.Conn, l *tlsListener) {
 	defer e.wg.Done()
 	s := e.s
-	var wmu sync.Mutex
+	w := &dotWriter{c: c}
 	var cwg sync.WaitGroup
 	pending := make(chan struct{}, dotPipeline)
 	defer func() {
@@ -87,16 +87,55 @@ func (e *Encrypted) serveDoT(c *tls.Conn, l *tlsListener) {
 			if out == nil {
 				return // dropped (rate limit, access or policy drop)
 			}
-			frame := make([]byte, 2+len(out))
-			binary.BigEndian.PutUint16(frame, uint16(len(out)))
-			copy(frame[2:], out)
-			wmu.Lock()
-			defer wmu.Unlock()
-			_ = c.SetWriteDeadline(time.Now().Add(idle))
-			if _, err := c.Write(frame); err != nil {
-				// The client is gone or stuck: wake the reader.
-				_ = c.SetReadDeadline(time.Now())
-			}
+			w.write(out, idle)
 		}()
 	}
+}
+
+// dotWriter writes the answers of one DoT connection. Answers that are ready
+// while a write is in progress are sent together by the writer of the moment
+// in one TLS record: a pipelining client gets its answers in as few records
+// and segments as possible (some clients read one record per wake-up).
+type dotWriter struct {
+	c       *tls.Conn
+	mu      sync.Mutex
+	buf     []byte // framed answers waiting for the next write
+	spare   []byte // the buffer of the previous write, for reuse
+	writing bool   // a goroutine is writing; it will send buf too
+	failed  bool
+}
+
+// write queues answer out and, unless another goroutine is writing, writes
+// everything queued until nothing is left.
+func (w *dotWriter) write(out []byte, idle time.Duration) {
+	w.mu.Lock()
+	if w.failed {
+		w.mu.Unlock()
+		return
+	}
+	w.buf = binary.BigEndian.AppendUint16(w.buf, uint16(len(out)))
+	w.buf = append(w.buf, out...)
+	if w.writing {
+		w.mu.Unlock()
+		return
+	}
+	w.writing = true
+	for len(w.buf) > 0 && !w.failed {
+		b := w.buf
+		w.buf, w.spare = w.spare[:0], nil
+		w.mu.Unlock()
+		_ = w.c.SetWriteDeadline(time.Now().Add(idle))
+		_, err := w.c.Write(b)
+		w.mu.Lock()
+		w.spare = b[:0]
+		if err != nil {
+			// The client is gone or stuck: drop what is queued and wake
+			// the reader, which closes the connection.
+			w.failed = true
+			w.buf = nil
+			_ = w.c.SetReadDeadline(time.Now())
+		}
+	}
+	w.writing = false
+	w.mu.Unlock()
 }
