@@ -19,6 +19,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -26,6 +27,8 @@ import (
 	"time"
 
 	"github.com/miekg/dns"
+	"golang.org/x/net/http2"
+	"golang.org/x/net/http2/hpack"
 
 	"github.com/jurisdns/jurisdns/app"
 	"github.com/jurisdns/jurisdns/config"
@@ -803,5 +806,98 @@ func TestCertificateErrors(t *testing.T) {
 				t.Errorf("CheckTLS warnings %q, want one with %q", warnings, tc.wantWarn)
 			}
 		})
+	}
+}
+
+// h2Flood is a raw HTTP/2 connection to the DoH listener.
+type h2Flood struct {
+	c      *tls.Conn
+	fr     *http2.Framer
+	hdrs   []byte        // the HPACK block of a POST to /dns-query
+	closed chan struct{} // closed when the server ends the connection
+}
+
+func newH2Flood(t *testing.T, addr string, ca *testCA) *h2Flood {
+	t.Helper()
+	c, err := tls.Dial("tcp", addr, &tls.Config{RootCAs: ca.pool, ServerName: testServerName, NextProtos: []string{"h2"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	if c.ConnectionState().NegotiatedProtocol != "h2" {
+		t.Fatalf("ALPN %q, want h2", c.ConnectionState().NegotiatedProtocol)
+	}
+	if _, err := io.WriteString(c, http2.ClientPreface); err != nil {
+		t.Fatal(err)
+	}
+	f := &h2Flood{c: c, fr: http2.NewFramer(c, c), closed: make(chan struct{})}
+	if err := f.fr.WriteSettings(); err != nil {
+		t.Fatal(err)
+	}
+	var hb bytes.Buffer
+	enc := hpack.NewEncoder(&hb)
+	for _, h := range [][2]string{{":method", "POST"}, {":scheme", "https"}, {":authority", testServerName},
+		{":path", "/dns-query"}, {"content-type", "application/dns-message"}} {
+		_ = enc.WriteField(hpack.HeaderField{Name: h[0], Value: h[1]})
+	}
+	f.hdrs = hb.Bytes()
+	go func() { // read and drop what the server sends, until it closes
+		defer close(f.closed)
+		for {
+			if _, err := f.fr.ReadFrame(); err != nil {
+				return
+			}
+		}
+	}()
+	return f
+}
+
+// open starts stream id: request headers, no body yet.
+func (f *h2Flood) open(id uint32) error {
+	return f.fr.WriteHeaders(http2.HeadersFrameParam{StreamID: id, BlockFragment: f.hdrs, EndHeaders: true})
+}
+
+// TestDoHStreamLimits: a client that opens far more HTTP/2 streams than
+// doh.max_streams and never sends their bodies holds at most max_streams
+// handlers; a client that opens and resets streams as fast as it can (rapid
+// reset, CVE-2023-44487) does not make goroutines grow with the flood; other
+// clients are answered throughout.
+func TestDoHStreamLimits(t *testing.T) {
+	e, ca := startEncryptedWith(t, strings.Replace(encryptedConfig, "path: /dns-query", "path: /dns-query, max_streams: 50", 1))
+	_, dohAddrs := e.app.EncryptedAddrs()
+	base := runtime.NumGoroutine()
+
+	// Streams left open: the handlers wait for bodies that never come.
+	hold := newH2Flood(t, dohAddrs[0], ca)
+	for i := range 1000 {
+		if hold.open(uint32(2*i+1)) != nil {
+			break
+		}
+	}
+	time.Sleep(200 * time.Millisecond) // let the server start what it will
+	if grown := runtime.NumGoroutine() - base; grown > 50+60 {
+		t.Errorf("1000 open streams with doh.max_streams 50: goroutines grew by %d", grown)
+	}
+
+	// Rapid reset on a second connection.
+	flood := newH2Flood(t, dohAddrs[0], ca)
+	peak, sent := 0, 0
+	for i := range 5000 {
+		id := uint32(2*i + 1)
+		if flood.open(id) != nil || flood.fr.WriteRSTStream(id, http2.ErrCodeCancel) != nil {
+			break // the server ended the connection: fine
+		}
+		sent++
+		if i%100 == 0 {
+			peak = max(peak, runtime.NumGoroutine()-base)
+		}
+	}
+	t.Logf("rapid reset: %d streams opened and reset; goroutines grew by at most %d", sent, peak)
+	if peak > 2*(50+60) {
+		t.Errorf("goroutines grew by %d during a flood of %d reset streams", peak, sent)
+	}
+	res := doh(t, dohClient(ca, false, ""), e.dohURL(), http.MethodPost, "application/dns-message", packQuery(t, "www.example.org", dns.TypeA))
+	if res.status != http.StatusOK || res.msg == nil || res.msg.Rcode != dns.RcodeSuccess {
+		t.Errorf("during the floods: status %d", res.status)
 	}
 }
