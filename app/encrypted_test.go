@@ -11,6 +11,7 @@ import (
 	"crypto/x509/pkix"
 	"encoding/base64"
 	"encoding/binary"
+	"encoding/json"
 	"encoding/pem"
 	"fmt"
 	"io"
@@ -899,5 +900,40 @@ func TestDoHStreamLimits(t *testing.T) {
 	res := doh(t, dohClient(ca, false, ""), e.dohURL(), http.MethodPost, "application/dns-message", packQuery(t, "www.example.org", dns.TypeA))
 	if res.status != http.StatusOK || res.msg == nil || res.msg.Rcode != dns.RcodeSuccess {
 		t.Errorf("during the floods: status %d", res.status)
+	}
+}
+
+// TestEncryptedLogsSeeTheClient: the enforcement log and the query log
+// record the address of the DoT or DoH client itself.
+func TestEncryptedLogsSeeTheClient(t *testing.T) {
+	auditDir := t.TempDir()
+	auditPath, queryPath := filepath.Join(auditDir, "enforcement.log"), filepath.Join(auditDir, "query.log")
+	e, ca := startEncrypted(t, fmt.Sprintf("audit: {path: %q, query_log: %q, client_privacy: full}\n", auditPath, queryPath))
+	wantRcode(t, "DoT from 127.0.0.2", exchangeDoT(t, dotClient(ca, "127.0.0.2"), e.dotAddr(), "chat.deepseek.com", dns.TypeA), dns.RcodeNameError)
+	res := doh(t, dohClient(ca, false, "127.0.0.3"), e.dohURL(), http.MethodPost, "application/dns-message", packQuery(t, "chat.deepseek.com", dns.TypeAAAA))
+	if res.msg == nil {
+		t.Fatalf("DoH: status %d", res.status)
+	}
+	wantRcode(t, "DoH from 127.0.0.3", res.msg, dns.RcodeNameError)
+	if err := e.app.Shutdown(context.Background()); err != nil { // flushes both logs
+		t.Fatal(err)
+	}
+	for _, want := range []struct{ path, client, typ string }{
+		{auditPath, "127.0.0.2", "A"}, {auditPath, "127.0.0.3", "AAAA"},
+		{queryPath, "127.0.0.2", "A"}, {queryPath, "127.0.0.3", "AAAA"},
+	} {
+		found := false
+		for _, line := range readLines(t, want.path) {
+			var r struct{ Client, Name, Type string }
+			if err := json.Unmarshal([]byte(line), &r); err != nil {
+				t.Fatalf("%s: %q: %v", want.path, line, err)
+			}
+			if r.Client == want.client && r.Type == want.typ && strings.HasPrefix(r.Name, "chat.deepseek.com") {
+				found = true
+			}
+		}
+		if !found {
+			t.Errorf("%s: no line for chat.deepseek.com %s from %s", filepath.Base(want.path), want.typ, want.client)
+		}
 	}
 }
