@@ -161,7 +161,7 @@ func New(opts Options) (*App, error) {
 		Cache:    cache,
 		Logger:   a.log,
 		Now:      a.now,
-		Observer: observer{a.metrics},
+		Observer: observer{a.metrics, a.status},
 		Auditor:  status.Tee(a.auditor(cfg), a.status),
 		QueryLogger: func() resolver.QueryLogger {
 			if a.qlog == nil {
@@ -826,8 +826,12 @@ func (s *auditSink) PolicyEvent(ev *resolver.PolicyEvent) {
 	}
 }
 
-// observer adapts metrics to resolver.Observer.
-type observer struct{ m *metrics.Metrics }
+// observer adapts metrics (and the status page's query counters) to
+// resolver.Observer.
+type observer struct {
+	m  *metrics.Metrics
+	st *status.Status
+}
 
 func (o observer) Answered(p resolver.Proto, qtype uint16, rcode int) {
 	mp := metrics.ProtoUDP
@@ -840,6 +844,7 @@ func (o observer) Answered(p resolver.Proto, qtype uint16, rcode int) {
 		mp = metrics.ProtoDoH
 	}
 	o.m.QueryAnswered(mp, qtype, rcode)
+	o.st.Answered(p)
 }
 func (o observer) CacheHit()                             { o.m.CacheHit() }
 func (o observer) CacheMiss()                            { o.m.CacheMiss() }

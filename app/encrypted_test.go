@@ -361,6 +361,17 @@ func TestEncryptedServesTheEngine(t *testing.T) {
 	if got := e.metric("queries_total", "proto=doh"); got != 8 {
 		t.Errorf("queries_total{proto=doh} = %v, want 8", got)
 	}
+	// The status page counts them too.
+	code, body := e.get("/api/status")
+	var page struct {
+		Queries struct{ UDP, TCP, DoT, DoH uint64 } `json:"queries"`
+	}
+	if err := json.Unmarshal([]byte(body), &page); code != http.StatusOK || err != nil {
+		t.Fatalf("/api/status: %d %v", code, err)
+	}
+	if page.Queries.DoT != 3 || page.Queries.DoH != 8 {
+		t.Errorf("/api/status queries %+v, want dot 3, doh 8", page.Queries)
+	}
 }
 
 // TestDoTPipelining sends many queries on one DoT connection before reading

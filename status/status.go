@@ -77,8 +77,9 @@ type Status struct {
 	salt    []byte
 	version string
 
-	hits   *Counters
-	recent *recentRing
+	hits    *Counters
+	recent  *recentRing
+	queries queryCounters
 
 	mu      sync.Mutex
 	lastPol *policy.Policy
