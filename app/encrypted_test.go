@@ -948,3 +948,27 @@ func TestEncryptedLogsSeeTheClient(t *testing.T) {
 		}
 	}
 }
+
+// TestEncryptedRateLimit: the client's rate limit applies over DoT (a query
+// over it gets no answer, as over UDP with action drop) and DoH (429), and
+// is counted.
+func TestEncryptedRateLimit(t *testing.T) {
+	e, ca := startEncrypted(t, "access: {rate_limit: {qps: 0.001, burst: 1, exempt: []}}\n")
+	c := dohClient(ca, false, "")
+	if res := doh(t, c, e.dohURL(), http.MethodPost, "application/dns-message", packQuery(t, "www.example.org", dns.TypeA)); res.status != http.StatusOK {
+		t.Fatalf("first DoH query: status %d", res.status)
+	}
+	if res := doh(t, c, e.dohURL(), http.MethodPost, "application/dns-message", packQuery(t, "www.example.org", dns.TypeA)); res.status != http.StatusTooManyRequests {
+		t.Errorf("second DoH query: status %d, want 429", res.status)
+	}
+	dot := dotClient(ca, "")
+	dot.Timeout = 500 * time.Millisecond
+	m := new(dns.Msg)
+	m.SetQuestion("www.example.org.", dns.TypeA)
+	if r, _, err := dot.Exchange(m, e.dotAddr()); err == nil {
+		t.Errorf("DoT query over the limit answered: %v", r)
+	}
+	if got := e.metric("rate_limited_total"); got != 2 {
+		t.Errorf("rate_limited_total = %v, want 2", got)
+	}
+}
