@@ -575,6 +575,11 @@ func (a *App) rebuild(ctx context.Context, cfg *config.Config, trigger string, s
 func (a *App) publish(rt, _ *resolver.Runtime) {
 	a.status.Published(rt.Policy, a.now())
 	a.metrics.SetPolicyHash(rt.Policy.Hash())
+	var expiry time.Time
+	if c := rt.Certificate(); c != nil && c.Leaf != nil {
+		expiry = c.Leaf.NotAfter
+	}
+	a.metrics.SetCertificateExpiry(expiry)
 	for _, j := range rt.Policy.Jurisdictions() {
 		a.metrics.SetListEntries(j.ID, rt.Policy.Entries(j.ID))
 	}

@@ -118,6 +118,10 @@ func hostAddrs(host string) []netip.Addr {
 	return out
 }
 
+// certRenewWarning: a certificate that expires sooner than this is warned
+// about at every start, reload and validate.
+const certRenewWarning = 14 * 24 * time.Hour
+
 // CheckTLS checks what the configuration serves over TLS beyond what
 // config.Validate can see: the certificate pair must load, match and be
 // valid at now (an error, named by its key); with ddr, a resolver address
@@ -133,8 +137,12 @@ func CheckTLS(cfg *config.Config, now time.Time) (warnings []string, err error) 
 	if err != nil {
 		return nil, err
 	}
+	if left := cert.Leaf.NotAfter.Sub(now); left < certRenewWarning {
+		warnings = append(warnings, fmt.Sprintf("tls.cert_file %s: the certificate expires on %s, in %d days: renew it and reload",
+			cfg.TLS.CertFile, cert.Leaf.NotAfter.UTC().Format(time.RFC3339), int(left.Hours()/24)))
+	}
 	if !cfg.DDR {
-		return nil, nil
+		return warnings, nil
 	}
 	if _, err := resolver.DDRTarget(cert); err != nil {
 		return nil, err

@@ -58,7 +58,7 @@ func newTestCA(t testing.TB) *testCA {
 		SerialNumber:          big.NewInt(1),
 		Subject:               pkix.Name{CommonName: "jurisdns test CA"},
 		NotBefore:             time.Now().Add(-time.Hour),
-		NotAfter:              time.Now().Add(24 * time.Hour),
+		NotAfter:              time.Now().Add(365 * 24 * time.Hour),
 		IsCA:                  true,
 		BasicConstraintsValid: true,
 		KeyUsage:              x509.KeyUsageCertSign,
@@ -99,7 +99,7 @@ func (ca *testCA) issue(t testing.TB, l leaf) (certPEM, keyPEM []byte) {
 		l.notBefore = time.Now().Add(-time.Hour)
 	}
 	if l.notAfter.IsZero() {
-		l.notAfter = time.Now().Add(12 * time.Hour)
+		l.notAfter = time.Now().Add(90 * 24 * time.Hour)
 	}
 	tmpl := &x509.Certificate{
 		SerialNumber: big.NewInt(l.serial),
@@ -725,8 +725,9 @@ func TestCertificateReloadUnderLoad(t *testing.T) {
 		}
 	}
 	waitAnswered(50)
+	notAfter := time.Now().Add(100 * 24 * time.Hour).Truncate(time.Second)
 	for i := range 3 {
-		e.writePair(ca, leaf{serial: int64(10 + i), dnsNames: goodLeaf.dnsNames, ips: goodLeaf.ips})
+		e.writePair(ca, leaf{serial: int64(10 + i), dnsNames: goodLeaf.dnsNames, ips: goodLeaf.ips, notAfter: notAfter.Add(time.Duration(i) * time.Hour)})
 		if err := e.app.Reload(context.Background()); err != nil {
 			t.Fatalf("reload %d: %v", i, err)
 		}
@@ -747,6 +748,9 @@ func TestCertificateReloadUnderLoad(t *testing.T) {
 	}
 	if s := serial(); s != 12 {
 		t.Errorf("serial %d after the reloads, want 12 (the last good pair)", s)
+	}
+	if got, want := e.metric("tls_certificate_expiry_timestamp_seconds"), float64(notAfter.Add(2*time.Hour).Unix()); got != want {
+		t.Errorf("tls_certificate_expiry_timestamp_seconds = %v, want %v (the last good pair's)", got, want)
 	}
 }
 
@@ -783,6 +787,9 @@ func TestCertificateErrors(t *testing.T) {
 		{name: "no_dns_name", setup: func(e *env) {
 			e.writePair(ca, leaf{ips: goodLeaf.ips})
 		}, wantErr: "ddr: the certificate of tls.cert_file lists no DNS name"},
+		{name: "expires_soon", setup: func(e *env) {
+			e.writePair(ca, leaf{dnsNames: goodLeaf.dnsNames, ips: goodLeaf.ips, notAfter: time.Now().Add(50 * time.Hour)})
+		}, wantWarn: "in 2 days: renew it and reload"},
 		{name: "ip_not_covered", setup: func(e *env) {
 			e.writePair(ca, leaf{dnsNames: goodLeaf.dnsNames, ips: []string{"192.0.2.53"}})
 		}, wantWarn: "does not list 127.0.0.1 (listen[0]) as an IP address"},

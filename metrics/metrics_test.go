@@ -316,6 +316,23 @@ func TestReload(t *testing.T) {
 	check("jurisdns_reload_last_successful", nil, 1)
 }
 
+func TestCertificateExpiry(t *testing.T) {
+	t.Parallel()
+	m := New()
+	reg := m.Registry()
+	if got := value(t, reg, "jurisdns_tls_certificate_expiry_timestamp_seconds", nil); got != 0 {
+		t.Fatalf("before any certificate: %v", got)
+	}
+	m.SetCertificateExpiry(time.Unix(1_800_000_000, 250_000_000))
+	if got := value(t, reg, "jurisdns_tls_certificate_expiry_timestamp_seconds", nil); got != 1_800_000_000.25 {
+		t.Errorf("expiry = %v, want 1800000000.25", got)
+	}
+	m.SetCertificateExpiry(time.Time{})
+	if got := value(t, reg, "jurisdns_tls_certificate_expiry_timestamp_seconds", nil); got != 0 {
+		t.Errorf("without a certificate: %v, want 0", got)
+	}
+}
+
 func TestLists(t *testing.T) {
 	t.Parallel()
 	m := New()
