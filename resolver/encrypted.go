@@ -98,9 +98,10 @@ func (s *Server) ListenEncrypted(o EncryptedOptions) (*Encrypted, error) {
 		IdleTimeout:       idle,
 		// A GET carries at most 64 KiB of query, in base64url.
 		MaxHeaderBytes: 128 << 10,
-		// net/http's HTTP/2 server bounds the handlers of a connection by
-		// MaxConcurrentStreams and closes connections that reset streams
-		// faster than their handlers finish (CVE-2023-44487, rapid reset).
+		// net/http's HTTP/2 server runs at most MaxConcurrentStreams
+		// handlers per connection, queues the streams beyond them and ends
+		// a connection whose queue grows too long (its fix of
+		// CVE-2023-44487, rapid reset).
 		HTTP2:    &http.HTTP2Config{MaxConcurrentStreams: streams},
 		ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
 		ConnState: func(c net.Conn, st http.ConnState) {
@@ -112,7 +113,7 @@ func (s *Server) ListenEncrypted(o EncryptedOptions) (*Encrypted, error) {
 	return e, nil
 }
 
-// DoTAddrs and DoHAddrs return the bound addresses, useful with port 0.
+// DoTAddrs returns the bound DoT addresses, useful with port 0.
 func (e *Encrypted) DoTAddrs() []string { return append([]string(nil), e.dotAddrs...) }
 
 // DoHAddrs returns the bound DoH addresses.
