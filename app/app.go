@@ -142,9 +142,9 @@ func New(opts Options) (*App, error) {
 	a.metrics.SetBuildInfo(Version)
 	warnUnknownEnv(a.log, a.metrics, cfg)
 	if cfg.Audit.Path != "" {
-		w, err := audit.Open(audit.Options{Path: cfg.Audit.Path, MaxSize: cfg.Audit.MaxSize, MaxFiles: cfg.Audit.MaxFiles, Logger: a.log, Now: a.now})
+		w, err := a.openAudit(cfg)
 		if err != nil {
-			return nil, fmt.Errorf("audit.path: %w", err)
+			return nil, err
 		}
 		a.audit = w
 	}
@@ -173,6 +173,7 @@ func New(opts Options) (*App, error) {
 			return nil
 		},
 		Now: a.now, Privacy: cfg.Audit.ClientPrivacy, Version: Version,
+		Audit: a.auditState,
 	})
 	a.server = resolver.NewServer(resolver.ServerOptions{
 		Cache:    cache,
@@ -211,6 +212,7 @@ func New(opts Options) (*App, error) {
 			Addr:      cfg.Admin,
 			Metrics:   a.metrics.Handler(),
 			Ready:     a.ready,
+			Degraded:  a.degraded,
 			Logger:    a.log,
 			TokenFile: cfg.AdminAuth.TokenFile,
 		})
@@ -623,6 +625,7 @@ func (a *App) ready() (bool, []string) {
 			missing = append(missing, "jurisdiction "+j.ID+" not loaded: "+j.LoadError)
 		}
 	}
+	missing = append(missing, a.auditMissing()...)
 	return len(missing) == 0, missing
 }
 
