@@ -243,6 +243,12 @@ func Validate(ctx context.Context, opts config.LoadOptions, o PolicyOptions) Val
 		problems = append(problems, errLines(err)...)
 	}
 	r.Policy = pol
+	// The certificate of DoT and DoH, as a start and a reload check it.
+	tlsWarnings, terr := CheckTLS(cfg, time.Now())
+	if terr != nil {
+		problems = append(problems, errLines(terr)...)
+	}
+	r.Warnings = append(r.Warnings, tlsWarnings...)
 	if pol != nil {
 		failed, bad := sourceProblems(cfg, pol)
 		problems = append(problems, failed...)

@@ -87,8 +87,9 @@ type Status struct {
 	// notCurrent is Options.NotCurrent.
 	notCurrent func() []string
 
-	hits   *Counters
-	recent *recentRing
+	hits    *Counters
+	recent  *recentRing
+	queries queryCounters
 
 	mu      sync.Mutex
 	lastPol *policy.Policy
