@@ -1,6 +1,7 @@
 // Package admin is the resolver's admin HTTP server: liveness (/healthz),
-// readiness (/readyz), Prometheus metrics (/metrics), and any page another
-// package adds with Handle.
+// readiness (/readyz, which also lists the list sources that are not
+// current), Prometheus metrics (/metrics), and any page another package
+// adds with Handle.
 //
 // It is meant for loopback (the default address is 127.0.0.1:8053). An
 // optional bearer token protects every path except /healthz and /readyz, which
@@ -57,6 +58,15 @@ type Options struct {
 	// /readyz request and must be safe for concurrent use. When nil, the
 	// server is always ready (until SetDraining).
 	Ready func() (ready bool, missing []string)
+	// NotCurrent lists what /readyz reports as not_current, ready or not:
+	// sources served from a last good copy or not loaded yet, each with
+	// why. It must be safe for concurrent use; nil reports nothing.
+	NotCurrent func() []string
+	// Degraded reports what works only in part while the server is still
+	// ready (e.g. the enforcement log cannot be written). /readyz then
+	// answers 200 with "status": "degraded" and the list. It is called on
+	// every /readyz request; nil means never degraded.
+	Degraded func() []string
 	// Logger receives the server's log lines. When nil, nothing is logged.
 	Logger *slog.Logger
 	// TokenFile, when set, names a file holding a bearer token. Every path
@@ -73,6 +83,8 @@ type Server struct {
 	addr     string
 	log      *slog.Logger
 	ready    func() (bool, []string)
+	current  func() []string
+	degraded func() []string
 	mux      *http.ServeMux
 	tokenSum *[sha256.Size]byte // nil: no authentication
 	draining atomic.Bool
@@ -91,10 +103,12 @@ func New(opts Options) (*Server, error) {
 		return nil, errors.New("admin: empty listen address")
 	}
 	s := &Server{
-		addr:  opts.Addr,
-		log:   opts.Logger,
-		ready: opts.Ready,
-		mux:   http.NewServeMux(),
+		addr:     opts.Addr,
+		log:      opts.Logger,
+		ready:    opts.Ready,
+		degraded: opts.Degraded,
+		current:  opts.NotCurrent,
+		mux:      http.NewServeMux(),
 	}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
@@ -264,6 +278,13 @@ func (s *Server) healthz(w http.ResponseWriter, _ *http.Request) {
 type readiness struct {
 	Ready   bool     `json:"ready"`
 	Missing []string `json:"missing,omitempty"`
+	// Status is "degraded" when Degraded lists something, else omitted.
+	Status   string   `json:"status,omitempty"`
+	Degraded []string `json:"degraded,omitempty"`
+	// NotCurrent: sources served from a last good copy, or not loaded
+	// yet, while their download is retried (they do not make the server
+	// unready by themselves).
+	NotCurrent []string `json:"not_current,omitempty"`
 }
 
 func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
@@ -280,11 +301,20 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 			st = readiness{Missing: missing}
 		}
 	}
+	if s.degraded != nil && !s.draining.Load() {
+		if d := s.degraded(); len(d) > 0 {
+			st.Status, st.Degraded = "degraded", d
+		}
+	}
+	if s.current != nil && !s.draining.Load() {
+		st.NotCurrent = s.current()
+	}
 	if s.tokenSum != nil && !s.draining.Load() && !s.tokenOK(r.Header.Get("Authorization")) {
 		// With a token, /readyz stays open to probes but says only
-		// whether the server is ready: what is missing (list sources,
-		// load errors) is for callers with the token.
-		st.Missing = nil
+		// whether the server is ready (and degraded): what is missing,
+		// degraded or not current (jurisdictions, list sources) is for
+		// callers with the token.
+		st.Missing, st.Degraded, st.NotCurrent = nil, nil, nil
 	}
 	body, err := json.Marshal(st)
 	if err != nil { // cannot happen for this type

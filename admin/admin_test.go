@@ -142,6 +142,46 @@ func TestReadyz(t *testing.T) {
 	}
 }
 
+// Degraded keeps /readyz at 200 and says what is degraded; not ready
+// still wins (503); draining shows only "shutting down".
+func TestReadyzDegraded(t *testing.T) {
+	t.Parallel()
+	var mu sync.Mutex
+	ready, degraded := true, []string{"enforcement log not writing"}
+	s := start(t, Options{
+		Ready: func() (bool, []string) {
+			mu.Lock()
+			defer mu.Unlock()
+			if ready {
+				return true, nil
+			}
+			return false, []string{"enforcement log not writing"}
+		},
+		Degraded: func() []string { mu.Lock(); defer mu.Unlock(); return degraded },
+	})
+	want := func(status int, body string) {
+		t.Helper()
+		r := get(t, s, "/readyz", nil)
+		if r.status != status || strings.TrimSpace(r.body) != body {
+			t.Fatalf("/readyz = %d %s, want %d %s", r.status, r.body, status, body)
+		}
+	}
+	want(200, `{"ready":true,"status":"degraded","degraded":["enforcement log not writing"]}`)
+	mu.Lock()
+	ready = false
+	mu.Unlock()
+	want(503, `{"ready":false,"missing":["enforcement log not writing"],"status":"degraded","degraded":["enforcement log not writing"]}`)
+	mu.Lock()
+	ready, degraded = true, nil
+	mu.Unlock()
+	want(200, `{"ready":true}`)
+	mu.Lock()
+	degraded = []string{"x"}
+	mu.Unlock()
+	s.SetDraining()
+	want(503, `{"ready":false,"missing":["shutting down"]}`)
+}
+
 func TestReadyzFollowsReadyFunc(t *testing.T) {
 	t.Parallel()
 	var mu sync.Mutex
@@ -159,6 +199,36 @@ func TestReadyzFollowsReadyFunc(t *testing.T) {
 	mu.Unlock()
 	if r := get(t, s, "/readyz", nil); r.status != 200 {
 		t.Fatalf("after load: %d %s", r.status, r.body)
+	}
+}
+
+// TestReadyzNotCurrent: sources that are not current are listed whether
+// the server is ready or not, and not while draining.
+func TestReadyzNotCurrent(t *testing.T) {
+	t.Parallel()
+	var mu sync.Mutex
+	ready := true
+	s := start(t, Options{
+		Ready: func() (bool, []string) {
+			mu.Lock()
+			defer mu.Unlock()
+			return ready, []string{"jurisdiction x not loaded"}
+		},
+		NotCurrent: func() []string { return []string{"corp/list: using the last good copy from 2026-12-01T00:00:00Z"} },
+	})
+	want := `"not_current":["corp/list: using the last good copy from 2026-12-01T00:00:00Z"]`
+	if r := get(t, s, "/readyz", nil); r.status != 200 || strings.TrimSpace(r.body) != `{"ready":true,`+want+`}` {
+		t.Errorf("ready: %d %s", r.status, r.body)
+	}
+	mu.Lock()
+	ready = false
+	mu.Unlock()
+	if r := get(t, s, "/readyz", nil); r.status != 503 || !strings.Contains(r.body, `"missing":["jurisdiction x not loaded"],`+want) {
+		t.Errorf("not ready: %d %s", r.status, r.body)
+	}
+	s.SetDraining()
+	if r := get(t, s, "/readyz", nil); r.status != 503 || strings.Contains(r.body, "not_current") {
+		t.Errorf("draining: %d %s", r.status, r.body)
 	}
 }
 

@@ -54,12 +54,15 @@ type Proto uint8
 const (
 	ProtoUDP Proto = iota
 	ProtoTCP
+	ProtoDoT // DNS over TLS
+	ProtoDoH // DNS over HTTPS
 	numProtos
 )
 
-var protoNames = [numProtos]string{"udp", "tcp"}
+var protoNames = [numProtos]string{"udp", "tcp", "dot", "doh"}
 
-// String returns the label value of p: "udp", "tcp", or "other".
+// String returns the label value of p: "udp", "tcp", "dot", "doh", or
+// "other".
 func (p Proto) String() string {
 	if p < numProtos {
 		return protoNames[p]
@@ -140,6 +143,7 @@ type Metrics struct {
 
 	infoMu      sync.Mutex
 	policyInfo  *prometheus.GaugeVec
+	certExpiry  prometheus.Gauge
 	policyHash  string
 	hasHash     bool
 	buildInfo   *prometheus.GaugeVec
@@ -150,6 +154,7 @@ type Metrics struct {
 	refused      *childCache[string, prometheus.Counter]
 	dropped      *childCache[string, prometheus.Counter]
 	auditDropped prometheus.Counter
+	audit        *auditCollector
 }
 
 // New returns a Metrics whose metrics, plus the Go runtime and process
@@ -241,6 +246,8 @@ func New() *Metrics {
 	m.listRefreshFailed = m.counterVec("list_refresh_failures_total",
 		"Failed refreshes of a list source, by jurisdiction and source.", "jurisdiction", "source")
 	m.policyInfo = m.gaugeVec("policy_info", "Always 1; the label hash identifies the policy in force.", "hash")
+	m.certExpiry = m.gauge("tls_certificate_expiry_timestamp_seconds",
+		"Unix time at which the certificate DoT and DoH present expires; 0 when neither is served.")
 
 	m.rateLimited = m.counter("rate_limited_total", "Queries dropped because the client exceeded its rate limit.")
 	refused := m.counterVec("refused_total", "Queries answered REFUSED before resolution, by reason (acl, class, ...).", "reason")
@@ -255,6 +262,11 @@ func New() *Metrics {
 	m.buildInfo = m.gaugeVec("build_info", "Always 1; labels give the build version and Go version.", "version", "goversion")
 	m.unknownEnv = m.gaugeVec("config_unknown_env_variables",
 		"JURISDNS_* environment variables that name no key, by kind: service_link (Kubernetes or Docker link variables, ignored) or unknown (a warning at start; likely a typo).", "kind")
+	m.audit = newAuditCollector()
+	m.reg.MustRegister(m.audit)
+	for _, n := range auditNames {
+		m.names = append(m.names, Namespace+"_"+n)
+	}
 
 	slices.Sort(m.names)
 	return m
@@ -386,6 +398,19 @@ func (m *Metrics) CacheStale() {
 	m.cacheStale.Inc()
 }
 
+// SetCertificateExpiry records when the certificate that DoT and DoH
+// present expires; the zero time when there is none.
+func (m *Metrics) SetCertificateExpiry(t time.Time) {
+	if m == nil {
+		return
+	}
+	if t.IsZero() {
+		m.certExpiry.Set(0)
+		return
+	}
+	m.certExpiry.Set(float64(t.Unix()) + float64(t.Nanosecond())/1e9)
+}
+
 // SetCacheSize sets the number of entries in the cache, until CacheSource
 // is called.
 func (m *Metrics) SetCacheSize(n int) {
@@ -438,6 +463,20 @@ func (m *Metrics) UpstreamError(upstream, kind string) {
 		return
 	}
 	m.upstreamErrors.get(upstreamErrKey{upstream, kind}).Inc()
+}
+
+// Loaded records the configuration and lists loaded at start-up, at time
+// at: the first successful load, so the reload gauges (last successful,
+// last success timestamp) read as a success on a fresh server. It counts
+// no reload.
+func (m *Metrics) Loaded(at time.Time) {
+	if m == nil {
+		return
+	}
+	ts := unixSeconds(at)
+	m.reloadLast.Set(ts)
+	m.reloadLastSuccess.Set(ts)
+	m.reloadLastOK.Set(1)
 }
 
 // Reload records a reload attempt that finished at time at, successful or not.

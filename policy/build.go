@@ -18,6 +18,7 @@ import (
 
 	"github.com/jurisdns/jurisdns/blocklists"
 	"github.com/jurisdns/jurisdns/config"
+	"github.com/jurisdns/jurisdns/download"
 )
 
 // BuildOptions are the inputs of Build besides the configuration.
@@ -488,7 +489,7 @@ func (b *builder) addUserSource(js *jspec, key string, src *config.Source) {
 		s.kind = srcURL
 		// Shown everywhere (status, readyz, logs, EDE text, `lists`):
 		// never with the URL's credentials or query string.
-		s.info.Origin = config.RedactURL(src.URL)
+		s.info.Origin = download.RedactURL(src.URL)
 		s.info.key = src.URL
 		s.info.Name = s.info.Origin
 	}

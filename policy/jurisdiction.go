@@ -252,7 +252,7 @@ type Jurisdiction struct {
 type SourceInfo struct {
 	Name string `json:"name"`
 	// Origin is "shipped", "inline", the file path or the URL (with its
-	// credentials and query string redacted, see config.RedactURL).
+	// credentials and query string redacted, see download.RedactURL).
 	Origin string            `json:"origin"`
 	Format blocklists.Format `json:"format"`
 	Match  string            `json:"match"`

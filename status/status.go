@@ -65,6 +65,13 @@ type Options struct {
 	Recent int
 	// Version is shown in the page header (e.g. app.Version).
 	Version string
+	// Audit returns the state of the enforcement log (nil when it is off);
+	// the API gives it under "audit", with the last signed checkpoint for
+	// whoever keeps them. Nil means no enforcement log.
+	Audit func() *audit.State
+	// NotCurrent lists the URL list sources that are not current (see
+	// Page.NotCurrent); nil reports none.
+	NotCurrent func() []string
 }
 
 // Status is the status page: counters, the latest enforcement records and
@@ -76,9 +83,13 @@ type Status struct {
 	privacy string
 	salt    []byte
 	version string
+	audit   func() *audit.State
+	// notCurrent is Options.NotCurrent.
+	notCurrent func() []string
 
-	hits   *Counters
-	recent *recentRing
+	hits    *Counters
+	recent  *recentRing
+	queries queryCounters
 
 	mu      sync.Mutex
 	lastPol *policy.Policy
@@ -101,13 +112,15 @@ func New(opts Options) *Status {
 		panic("status: Options.Policy is nil")
 	}
 	s := &Status{
-		policy:  opts.Policy,
-		now:     opts.Now,
-		privacy: opts.Privacy,
-		salt:    opts.Salt,
-		version: opts.Version,
-		hits:    NewCounters(),
-		lists:   map[string]listState{},
+		policy:     opts.Policy,
+		now:        opts.Now,
+		privacy:    opts.Privacy,
+		salt:       opts.Salt,
+		version:    opts.Version,
+		audit:      opts.Audit,
+		notCurrent: opts.NotCurrent,
+		hits:       NewCounters(),
+		lists:      map[string]listState{},
 	}
 	if s.now == nil {
 		s.now = time.Now

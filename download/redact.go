@@ -1,4 +1,4 @@
-package config
+package download
 
 import "net/url"
 
