@@ -303,12 +303,14 @@ func (s *Source) validate(p *problems, path string) {
 	if s.URL != "" {
 		u, err := url.Parse(s.URL)
 		switch {
-		case err != nil || u.Host == "":
-			p.add(path+".url", "%q is not a URL", s.URL)
+		case err != nil:
+			p.add(path+".url", "is not a URL") // the parse error would show it whole
+		case u.Host == "":
+			p.add(path+".url", "%q is not a URL", shownURL(*u))
 		case u.Scheme == "https":
 		case u.Scheme == "http" && s.AllowHTTP:
 		case u.Scheme == "http":
-			p.add(path+".url", "%q is plain http; use https, or set allow_http: true", s.URL)
+			p.add(path+".url", "%q is plain http; use https, or set allow_http: true", shownURL(*u))
 		default:
 			p.add(path+".url", "scheme %q is not https", u.Scheme)
 		}
@@ -643,4 +645,19 @@ func isHex(s string, n int) bool {
 		}
 	}
 	return true
+}
+
+// shownURL is a list URL as a validation error shows it: its credentials
+// and query string, which commonly carry secrets, replaced by "REDACTED"
+// (the rule of download.RedactURL; config, beside download in layer 1,
+// does not import it).
+func shownURL(u url.URL) string {
+	if u.User != nil {
+		u.User = url.User("REDACTED")
+	}
+	if u.RawQuery != "" || u.ForceQuery {
+		u.RawQuery, u.ForceQuery = "REDACTED", false
+	}
+	u.Fragment, u.RawFragment = "", ""
+	return u.String()
 }

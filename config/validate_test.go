@@ -244,6 +244,8 @@ func TestValidateCases(t *testing.T) {
 					{Name: "shrink", Inline: []string{"x"}, MaxShrink: math.NaN(), MinEntries: -1, Refresh: -time.Second},
 					{Name: "sha", Path: "p", SHA256: strings.Repeat("g", 64), MustContain: []string{"not a name"}},
 					{Name: "nohost", URL: "https:///x"},
+					{Name: "secret-http", URL: "http://u:s3cret@lists.example/x?key=s3cret"},
+					{Name: "bad", URL: "https://u:s3cret@lists.example:port/x"},
 				}}}
 			},
 			want: []string{
@@ -254,6 +256,8 @@ func TestValidateCases(t *testing.T) {
 				`jurisdictions[0].sources[3].sha256: "` + strings.Repeat("g", 64) + `" is not 64 hex digits`,
 				`jurisdictions[0].sources[3].must_contain[0]: "not a name" is not a domain name (character ' ')`,
 				`jurisdictions[0].sources[4].url: "https:///x" is not a URL`,
+				`jurisdictions[0].sources[5].url: "http://REDACTED@lists.example/x?REDACTED" is plain http; use https, or set allow_http: true`,
+				"jurisdictions[0].sources[6].url: is not a URL",
 			},
 		},
 		{
