@@ -68,4 +68,12 @@ jurisdictions:
 		t.Errorf("refresh error shows a secret: %v", err)
 	}
 	check("after a failed refresh")
+	// A connection that fails: net/http's error names the URL.
+	ls.Close()
+	if err := a.Refresh(context.Background()); err == nil {
+		t.Fatal("refresh of an unreachable list succeeded")
+	} else if strings.Contains(err.Error(), "s3cret") {
+		t.Errorf("refresh error shows a secret: %v", err)
+	}
+	check("after a refresh that could not connect")
 }

@@ -803,6 +803,12 @@ func (f *Fetcher) get(ctx context.Context, src Source, u *url.URL, prev *cached,
 	}
 	resp, err := f.client.Do(req)
 	if err != nil {
+		// net/http names the URL in its error with the query string
+		// (and only the password masked): show it redacted.
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			ue.URL = RedactURL(ue.URL)
+		}
 		return nil, err
 	}
 	defer resp.Body.Close()
