@@ -1,0 +1,397 @@
+// Package dnstap sends jurisdns's queries and answers, and its exchanges
+// with upstreams, as dnstap (https://dnstap.info): protobuf messages over a
+// Frame Streams connection (unix socket or TCP) to a collector such as
+// fstrm_capture, dnstap-ldns, dnscollector or a SIEM's receiver.
+//
+// The writer never slows the DNS server: Log copies the event into a
+// bounded queue and returns; a full queue drops the event and counts it.
+// One goroutine encodes the events and writes them, and when the collector
+// is unreachable or goes away it reconnects with exponential backoff while
+// the queue (then the drop counter) absorbs what arrives meanwhile.
+//
+// Each event carries dnstap's Policy when the policy acted on the query: the
+// jurisdiction and list entry (rule), the action, match QNAME and the
+// jurisdiction's instrument (value). golang-dnstap's released generated code
+// predates Policy, so frames are encoded here with protowire (which is also
+// cheaper than building and marshalling the generated structs for every
+// query); golang-dnstap provides the Frame Streams writer and, in the tests,
+// the reader and decoder.
+package dnstap
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+	"unsafe"
+
+	tap "github.com/dnstap/golang-dnstap"
+)
+
+// Defaults of Options.
+const (
+	DefaultQueueSize  = 10000
+	defaultTimeout    = 5 * time.Second
+	defaultMinBackoff = 250 * time.Millisecond
+	defaultMaxBackoff = 30 * time.Second
+	// maxPooledBuf is the largest record buffer kept for reuse: a rare
+	// 64 KB TCP answer should not pin that much per pooled record.
+	maxPooledBuf = 8 << 10
+)
+
+// Stats counts events across writers (a reload that changes the collector
+// replaces the writer, not the counts).
+type Stats struct {
+	// Sent counts events (a query and its response) written to a collector.
+	Sent atomic.Uint64
+	// Dropped counts events lost: the queue was full (the collector is too
+	// slow or away), or the connection failed before they were flushed.
+	Dropped atomic.Uint64
+}
+
+// Options configure a Writer.
+type Options struct {
+	// Network is "unix" or "tcp"; Address the socket path or host:port.
+	Network, Address string
+	// Identity and Version go into every frame (dnstap's identity and
+	// version fields).
+	Identity, Version string
+	// Client and Forwarder select the messages: CLIENT_QUERY and
+	// CLIENT_RESPONSE, FORWARDER_QUERY and FORWARDER_RESPONSE.
+	Client, Forwarder bool
+	// QueueSize bounds the events waiting to be written; 0 means
+	// DefaultQueueSize.
+	QueueSize int
+	// Stats receives the counts; nil means the writer's own.
+	Stats *Stats
+	// Logger receives connection changes; nil discards.
+	Logger *slog.Logger
+	// Timeout bounds a dial, the Frame Streams handshake and one write;
+	// 0 means 5s.
+	Timeout time.Duration
+	// MinBackoff and MaxBackoff bound the wait between connection attempts
+	// (doubling from the first to the second); 0 means 250ms and 30s.
+	MinBackoff, MaxBackoff time.Duration
+}
+
+// Writer sends events to one collector. Its methods are safe for
+// concurrent use.
+type Writer struct {
+	opts      Options
+	identity  []byte
+	version   []byte
+	log       *slog.Logger
+	stats     *Stats
+	q         chan *record
+	stop      chan struct{}
+	done      chan struct{}
+	closed    atomic.Bool
+	closeOnce sync.Once
+	connected atomic.Bool
+	pool      sync.Pool
+
+	// owned by the writer goroutine
+	frame, scratch []byte
+}
+
+// record is a queued event with its own copies of the messages and strings.
+type record struct {
+	ev  Event
+	pol Policy
+	buf []byte
+}
+
+// New starts a writer that connects to the collector in the background: it
+// returns at once, even when the collector is not there yet.
+func New(opts Options) *Writer {
+	if opts.QueueSize <= 0 {
+		opts.QueueSize = DefaultQueueSize
+	}
+	if opts.Timeout <= 0 {
+		opts.Timeout = defaultTimeout
+	}
+	if opts.MinBackoff <= 0 {
+		opts.MinBackoff = defaultMinBackoff
+	}
+	if opts.MaxBackoff <= 0 {
+		opts.MaxBackoff = defaultMaxBackoff
+	}
+	w := &Writer{
+		opts:     opts,
+		identity: []byte(opts.Identity),
+		version:  []byte(opts.Version),
+		log:      opts.Logger,
+		stats:    opts.Stats,
+		q:        make(chan *record, opts.QueueSize),
+		stop:     make(chan struct{}),
+		done:     make(chan struct{}),
+	}
+	if w.log == nil {
+		w.log = slog.New(slog.DiscardHandler)
+	}
+	if w.stats == nil {
+		w.stats = new(Stats)
+	}
+	w.pool.New = func() any { return new(record) }
+	go w.run()
+	return w
+}
+
+// Options returns the options the writer was built with (defaults filled).
+func (w *Writer) Options() Options { return w.opts }
+
+// Connected reports whether a collector is connected now.
+func (w *Writer) Connected() bool { return w.connected.Load() }
+
+// Stats returns the writer's counts.
+func (w *Writer) Stats() *Stats { return w.stats }
+
+// Log queues ev without blocking and reports whether it was queued. Events
+// of a kind the writer does not send are ignored (true). A full queue drops
+// ev and counts it. ev and what it points to are copied: the caller may
+// reuse them once Log returns.
+func (w *Writer) Log(ev *Event) bool {
+	if ev.Forwarder && !w.opts.Forwarder || !ev.Forwarder && !w.opts.Client {
+		return true
+	}
+	if w.closed.Load() {
+		return false
+	}
+	if len(w.q) == cap(w.q) { // full: do not even copy
+		w.stats.Dropped.Add(1)
+		return false
+	}
+	r := w.pool.Get().(*record)
+	r.fill(ev)
+	select {
+	case w.q <- r:
+		return true
+	default:
+		w.release(r)
+		w.stats.Dropped.Add(1)
+		return false
+	}
+}
+
+// fill copies ev into r.
+func (r *record) fill(ev *Event) {
+	b := append(r.buf[:0], ev.Query...)
+	b = append(b, ev.Response...)
+	var rule, value int
+	if ev.Policy != nil {
+		b = append(b, ev.Policy.Rule...)
+		b = append(b, ev.Policy.Value...)
+		rule, value = len(ev.Policy.Rule), len(ev.Policy.Value)
+	}
+	r.buf = b
+	r.ev = *ev
+	nq, nr := len(ev.Query), len(ev.Response)
+	r.ev.Query = b[:nq:nq]
+	if ev.Response != nil {
+		r.ev.Response = b[nq : nq+nr : nq+nr]
+	}
+	if ev.Policy != nil {
+		at := nq + nr
+		r.pol = Policy{
+			Rule:   bytesString(b[at : at+rule]),
+			Action: ev.Policy.Action,
+			Value:  bytesString(b[at+rule : at+rule+value]),
+		}
+		r.ev.Policy = &r.pol
+	}
+}
+
+// bytesString views b as a string; the record owns b and does not change
+// it until the record is released.
+func bytesString(b []byte) string {
+	if len(b) == 0 {
+		return ""
+	}
+	return unsafe.String(unsafe.SliceData(b), len(b))
+}
+
+func (w *Writer) release(r *record) {
+	if cap(r.buf) > maxPooledBuf {
+		return
+	}
+	r.ev, r.pol = Event{}, Policy{}
+	w.pool.Put(r)
+}
+
+// Close stops accepting events, writes out what is queued when a collector
+// is connected (each write bounded by the timeout), ends the Frame Streams
+// session and closes the connection. It is safe to call more than once.
+func (w *Writer) Close() error {
+	w.closeOnce.Do(func() {
+		w.closed.Store(true)
+		close(w.stop)
+	})
+	<-w.done
+	return nil
+}
+
+// run connects, writes, and reconnects with backoff until Close.
+func (w *Writer) run() {
+	defer close(w.done)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() {
+		select {
+		case <-w.stop:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	backoff := w.opts.MinBackoff
+	failing := false
+	for {
+		conn, fw, err := w.connect(ctx)
+		if err != nil {
+			if ctx.Err() != nil {
+				w.discard()
+				return
+			}
+			if !failing {
+				w.log.Warn("dnstap: cannot reach the collector; retrying with backoff (events are queued, then dropped and counted)",
+					"network", w.opts.Network, "addr", w.opts.Address, "err", err)
+				failing = true
+			} else {
+				w.log.Debug("dnstap: collector still unreachable", "addr", w.opts.Address, "err", err, "retry_in", backoff)
+			}
+			t := time.NewTimer(backoff)
+			select {
+			case <-w.stop:
+				t.Stop()
+				w.discard()
+				return
+			case <-t.C:
+			}
+			backoff = min(backoff*2, w.opts.MaxBackoff)
+			continue
+		}
+		w.log.Info("dnstap: connected to the collector", "network", w.opts.Network, "addr", w.opts.Address)
+		failing = false
+		backoff = w.opts.MinBackoff
+		w.connected.Store(true)
+		stopped, err := w.pump(fw)
+		w.connected.Store(false)
+		_ = conn.Close()
+		if stopped {
+			return
+		}
+		w.log.Warn("dnstap: lost the collector; reconnecting", "addr", w.opts.Address, "err", err)
+		failing = true
+	}
+}
+
+// flusher is the Frame Streams writer's Flush (framestream.Writer has it;
+// golang-dnstap's Writer interface does not name it).
+type flusher interface{ Flush() error }
+
+// connect dials the collector and completes the bidirectional Frame Streams
+// handshake (content type protobuf:dnstap.Dnstap).
+func (w *Writer) connect(ctx context.Context) (net.Conn, tap.Writer, error) {
+	d := net.Dialer{Timeout: w.opts.Timeout}
+	conn, err := d.DialContext(ctx, w.opts.Network, w.opts.Address)
+	if err != nil {
+		return nil, nil, err
+	}
+	fw, err := tap.NewWriter(conn, &tap.WriterOptions{Bidirectional: true, Timeout: w.opts.Timeout})
+	if err != nil {
+		_ = conn.Close()
+		return nil, nil, err
+	}
+	if _, ok := fw.(flusher); !ok {
+		_ = conn.Close()
+		return nil, nil, errors.New("dnstap: frame streams writer cannot flush")
+	}
+	return conn, fw, nil
+}
+
+// pump writes queued events to fw, flushing whenever the queue runs empty.
+// It returns stopped=true after Close (having written what was queued and
+// ended the session), or the write error that lost the connection; events
+// written since the last flush then count as dropped.
+func (w *Writer) pump(fw tap.Writer) (stopped bool, err error) {
+	fl := fw.(flusher)
+	var pending uint64
+	flush := func() error {
+		if err := fl.Flush(); err != nil {
+			return err
+		}
+		w.stats.Sent.Add(pending)
+		pending = 0
+		return nil
+	}
+	fail := func(err error) (bool, error) {
+		w.stats.Dropped.Add(pending)
+		return false, err
+	}
+	for {
+		var r *record
+		select {
+		case r = <-w.q:
+		case <-w.stop:
+			// Write out what is queued, then end the session.
+			for len(w.q) > 0 {
+				if err := w.write(fw, <-w.q); err != nil {
+					w.stats.Dropped.Add(pending + 1)
+					w.discard()
+					return true, nil
+				}
+				pending++
+			}
+			if err := flush(); err != nil {
+				w.stats.Dropped.Add(pending)
+				return true, nil
+			}
+			_ = fw.Close() // STOP, then FINISH from the collector (bounded by the timeout)
+			return true, nil
+		}
+		if err := w.write(fw, r); err != nil {
+			pending++
+			return fail(err)
+		}
+		pending++
+		if len(w.q) == 0 {
+			if err := flush(); err != nil {
+				return fail(err)
+			}
+		}
+	}
+}
+
+// write encodes r as its query and response frames and releases it.
+func (w *Writer) write(fw tap.Writer, r *record) error {
+	defer w.release(r)
+	qt, rt := ClientQuery, ClientResponse
+	if r.ev.Forwarder {
+		qt, rt = ForwarderQuery, ForwarderResponse
+	}
+	w.frame, w.scratch = appendFrame(w.frame[:0], w.scratch, w.identity, w.version, qt, &r.ev)
+	if _, err := fw.WriteFrame(w.frame); err != nil {
+		return err
+	}
+	if r.ev.Response == nil {
+		return nil // nothing was sent (policy action drop) or received
+	}
+	w.frame, w.scratch = appendFrame(w.frame[:0], w.scratch, w.identity, w.version, rt, &r.ev)
+	_, err := fw.WriteFrame(w.frame)
+	return err
+}
+
+// discard drops what is queued (no collector to write it to), counting it.
+func (w *Writer) discard() {
+	for {
+		select {
+		case r := <-w.q:
+			w.release(r)
+			w.stats.Dropped.Add(1)
+		default:
+			return
+		}
+	}
+}
