@@ -41,6 +41,8 @@ type Config struct {
 	AdminAuth AdminAuth `mapstructure:"admin_auth"`
 	// Audit configures the enforcement log.
 	Audit Audit `mapstructure:"audit"`
+	// Dnstap configures the dnstap output.
+	Dnstap Dnstap `mapstructure:"dnstap"`
 	// Log configures jurisdns's own logging.
 	Log Log `mapstructure:"log"`
 

@@ -208,6 +208,7 @@ func TestLoadDefault(t *testing.T) {
 		Zones:                []Zone{},
 		Admin:                "127.0.0.1:8053",
 		Audit:                Audit{ClientPrivacy: "truncate", MaxSize: 100 << 20, MaxFiles: 10},
+		Dnstap:               Dnstap{Messages: []string{"client", "forwarder"}, QueueSize: 10000},
 		Log:                  Log{Level: "info", Format: "text"},
 		Source:               DefaultSource,
 	}
