@@ -51,6 +51,12 @@ type Request struct {
 	// Cached and Blocked are set by the chain for the query log: answered
 	// from the cache, answered by policy.
 	Cached, Blocked bool
+	// Wire is the query as received (for dnstap; nil when the server has no
+	// query logger).
+	Wire []byte
+	// Policy is the policy hit the query log and dnstap report, set by the
+	// chain when the server has a query logger (see QueryEvent.Policy).
+	Policy *PolicyEvent
 }
 
 // Handler answers a query. A nil error means the returned message is the
