@@ -69,6 +69,7 @@ type App struct {
 	admin   *admin.Server
 	audit   *audit.Writer
 	qlog    *queryLogSink
+	tap     *dnstapSink // nil when dnstap was off at start
 
 	reloadMu sync.Mutex // serializes reloads and refreshes
 	cfg      *config.Config
@@ -138,6 +139,9 @@ func New(opts Options) (*App, error) {
 		}
 		a.qlog = newQueryLogSink(l, cfg.Audit.ClientPrivacy, a.metrics, a.now)
 	}
+	if cfg.Dnstap.Enabled() {
+		a.tap = newDnstapSink(cfg.Dnstap, a.log, a.metrics)
+	}
 	cache := resolver.NewCache(resolver.CacheOptions{
 		Size:           cfg.Cache.Size,
 		MinTTL:         cfg.Cache.MinTTL,
@@ -157,17 +161,12 @@ func New(opts Options) (*App, error) {
 		Now: a.now, Privacy: cfg.Audit.ClientPrivacy, Version: Version,
 	})
 	a.server = resolver.NewServer(resolver.ServerOptions{
-		Cache:    cache,
-		Logger:   a.log,
-		Now:      a.now,
-		Observer: observer{a.metrics},
-		Auditor:  status.Tee(a.auditor(cfg), a.status),
-		QueryLogger: func() resolver.QueryLogger {
-			if a.qlog == nil {
-				return nil // not a typed nil in the interface
-			}
-			return a.qlog
-		}(),
+		Cache:       cache,
+		Logger:      a.log,
+		Now:         a.now,
+		Observer:    observer{a.metrics},
+		Auditor:     status.Tee(a.auditor(cfg), a.status),
+		QueryLogger: queryLoggers(a.qlog, a.tap),
 	})
 	rt, err := a.build(context.Background(), cfg, nil)
 	if err != nil {
@@ -219,6 +218,9 @@ func (a *App) closeAudit() {
 	if a.qlog != nil {
 		_ = a.qlog.Close()
 	}
+	if a.tap != nil {
+		_ = a.tap.Close()
+	}
 }
 
 // build compiles cfg into a runtime: upstreams, policy (reusing prev's lists
@@ -243,7 +245,7 @@ func (a *App) build(ctx context.Context, cfg *config.Config, prev *resolver.Runt
 			errs = append(errs, fmt.Errorf("upstreams.servers[%d]: %w", i, err))
 			continue
 		}
-		ups = append(ups, u)
+		ups = append(ups, a.tap.tap(u))
 	}
 	var group *upstream.Group
 	if len(errs) == 0 {
@@ -295,7 +297,7 @@ func (a *App) buildZones(cfg *config.Config) (*zones.Table, map[string]resolver.
 				errs = append(errs, fmt.Errorf("zones[%d].forward[%d]: %w", i, j, err))
 				continue
 			}
-			ups = append(ups, u)
+			ups = append(ups, a.tap.tap(u))
 		}
 		if len(ups) == 0 {
 			continue
@@ -567,6 +569,7 @@ func (a *App) rebuild(ctx context.Context, cfg *config.Config, trigger string, s
 		a.log.Info("upstreams changed: cache emptied", "upstreams", rt.Upstreams)
 	}
 	a.cfg = cfg
+	a.applyDnstap(cfg)
 	a.publish(rt, old)
 	var diff map[string]policy.Change
 	if rt.Policy.Hash() != old.Policy.Hash() { // Diff looks up every rule of both
@@ -681,6 +684,9 @@ func (a *App) Shutdown(ctx context.Context) error {
 		if cerr := a.qlog.Close(); err == nil {
 			err = cerr
 		}
+	}
+	if a.tap != nil {
+		_ = a.tap.Close()
 	}
 	a.log.Info("jurisdns stopped")
 	a.stopErr = err

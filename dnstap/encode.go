@@ -87,14 +87,38 @@ const (
 // match QNAME (the query name, or a CNAME target of the answer, which the
 // policy treats as a query name as RPZ does).
 type Policy struct {
-	// Rule is the jurisdiction and the list entry that matched, e.g.
-	// "au-gov deepseek.com" ("… via CNAME target" for a CNAME target).
-	Rule string
+	// Jurisdiction and Entry make Policy.rule: "au-gov deepseek.com" (the
+	// jurisdiction's ID and the list entry that matched, "*.name" for an
+	// entry that covers only the names below it).
+	Jurisdiction, Entry string
+	// Target is the CNAME target that matched when it was not the query
+	// name; the rule then reads "au-gov deepseek.com via CNAME target".
+	Target string
 	// Action is what was done.
 	Action Action
 	// Value is the jurisdiction's instrument (its legal basis).
 	Value string
 }
+
+// ruleLen is the length of the rule text of p.
+func (p *Policy) ruleLen() int {
+	n := len(p.Jurisdiction) + 1 + len(p.Entry)
+	if p.Target != "" {
+		n += len(viaCNAME) + len(p.Target)
+	}
+	return n
+}
+
+// appendRule appends the rule text of p.
+func (p *Policy) appendRule(b []byte) []byte {
+	b = append(append(append(b, p.Jurisdiction...), ' '), p.Entry...)
+	if p.Target != "" {
+		b = append(append(b, viaCNAME...), p.Target...)
+	}
+	return b
+}
+
+const viaCNAME = " via CNAME "
 
 // policyType is Policy.type of every policy jurisdns applies.
 const policyType = "jurisdns"
@@ -168,7 +192,7 @@ func appendFrame(b, scratch []byte, identity, version []byte, mt MessageType, ev
 	}
 	if p := ev.Policy; p != nil {
 		size := protowire.SizeTag(fPolicyType) + protowire.SizeBytes(len(policyType)) +
-			protowire.SizeTag(fPolicyRule) + protowire.SizeBytes(len(p.Rule)) +
+			protowire.SizeTag(fPolicyRule) + protowire.SizeBytes(p.ruleLen()) +
 			protowire.SizeTag(fPolicyAct) + protowire.SizeVarint(uint64(p.Action)) +
 			protowire.SizeTag(fPolicyMatch) + protowire.SizeVarint(matchQNAME)
 		if p.Value != "" {
@@ -179,7 +203,8 @@ func appendFrame(b, scratch []byte, identity, version []byte, mt MessageType, ev
 		m = protowire.AppendTag(m, fPolicyType, protowire.BytesType)
 		m = protowire.AppendString(m, policyType)
 		m = protowire.AppendTag(m, fPolicyRule, protowire.BytesType)
-		m = protowire.AppendString(m, p.Rule)
+		m = protowire.AppendVarint(m, uint64(p.ruleLen()))
+		m = p.appendRule(m)
 		m = protowire.AppendTag(m, fPolicyAct, protowire.VarintType)
 		m = protowire.AppendVarint(m, uint64(p.Action))
 		m = protowire.AppendTag(m, fPolicyMatch, protowire.VarintType)

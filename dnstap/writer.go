@@ -180,11 +180,12 @@ func (w *Writer) Log(ev *Event) bool {
 func (r *record) fill(ev *Event) {
 	b := append(r.buf[:0], ev.Query...)
 	b = append(b, ev.Response...)
-	var rule, value int
-	if ev.Policy != nil {
-		b = append(b, ev.Policy.Rule...)
-		b = append(b, ev.Policy.Value...)
-		rule, value = len(ev.Policy.Rule), len(ev.Policy.Value)
+	p := ev.Policy
+	if p != nil {
+		b = append(b, p.Jurisdiction...)
+		b = append(b, p.Entry...)
+		b = append(b, p.Target...)
+		b = append(b, p.Value...)
 	}
 	r.buf = b
 	r.ev = *ev
@@ -193,13 +194,18 @@ func (r *record) fill(ev *Event) {
 	if ev.Response != nil {
 		r.ev.Response = b[nq : nq+nr : nq+nr]
 	}
-	if ev.Policy != nil {
+	if p != nil {
 		at := nq + nr
-		r.pol = Policy{
-			Rule:   bytesString(b[at : at+rule]),
-			Action: ev.Policy.Action,
-			Value:  bytesString(b[at+rule : at+rule+value]),
+		take := func(n int) string {
+			s := bytesString(b[at : at+n])
+			at += n
+			return s
 		}
+		r.pol = Policy{Action: p.Action}
+		r.pol.Jurisdiction = take(len(p.Jurisdiction))
+		r.pol.Entry = take(len(p.Entry))
+		r.pol.Target = take(len(p.Target))
+		r.pol.Value = take(len(p.Value))
 		r.ev.Policy = &r.pol
 	}
 }

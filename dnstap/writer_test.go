@@ -27,7 +27,7 @@ func clientEvent() *dnstap.Event {
 		ResponseTime: t0.Add(1500 * time.Microsecond),
 		Query:        query,
 		Response:     reply,
-		Policy:       &dnstap.Policy{Rule: "au-gov deepseek.com", Action: dnstap.ActionNXDOMAIN, Value: "PSPF Direction 001-2025"},
+		Policy:       &dnstap.Policy{Jurisdiction: "au-gov", Entry: "deepseek.com", Action: dnstap.ActionNXDOMAIN, Value: "PSPF Direction 001-2025"},
 	}
 }
 
@@ -71,7 +71,7 @@ func TestClientAndForwarderFrames(t *testing.T) {
 		Query: query, Response: reply,
 	})
 	w.Log(&dnstap.Event{Protocol: dnstap.UDP, Client: netip.MustParseAddrPort("192.0.2.8:1"), QueryTime: t0, Query: query,
-		Policy: &dnstap.Policy{Rule: "us-gov deepseek.com", Action: dnstap.ActionDROP}})
+		Policy: &dnstap.Policy{Jurisdiction: "us-gov", Entry: "*.deepseek.com", Target: "cdn.deepseek.com.", Action: dnstap.ActionDROP}})
 
 	check := func(d *tap.Dnstap, typ tap.Message_Type) *tap.Message {
 		t.Helper()
@@ -130,7 +130,7 @@ func TestClientAndForwarderFrames(t *testing.T) {
 
 	// A dropped query has no response: only its CLIENT_QUERY is sent.
 	dq := check(c.Next(t), tap.Message_CLIENT_QUERY)
-	wantPolicy(dq, "us-gov deepseek.com", dnstap.ActionDROP, "")
+	wantPolicy(dq, "us-gov *.deepseek.com via CNAME cdn.deepseek.com.", dnstap.ActionDROP, "")
 	select {
 	case f := <-c.Frames:
 		t.Errorf("unexpected frame after the dropped query: %v", dnstaptest.Decode(t, f))

@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -32,7 +33,12 @@ type Collector struct {
 	mu     sync.Mutex
 	conns  []net.Conn
 	wg     sync.WaitGroup
+	// accepted counts the connections accepted.
+	accepted atomic.Int64
 }
+
+// Accepted returns the number of connections accepted so far.
+func (c *Collector) Accepted() int64 { return c.accepted.Load() }
 
 func SockPath(t *testing.T) string {
 	return filepath.Join(t.TempDir(), "tap.sock")
@@ -56,6 +62,7 @@ func StartCollector(t *testing.T, path string) *Collector {
 			c.mu.Lock()
 			c.conns = append(c.conns, conn)
 			c.mu.Unlock()
+			c.accepted.Add(1)
 			c.wg.Add(1)
 			go c.serve(conn)
 		}
