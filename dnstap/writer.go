@@ -19,8 +19,9 @@
 package dnstap
 
 import (
+	"bufio"
 	"context"
-	"errors"
+	"encoding/binary"
 	"log/slog"
 	"net"
 	"sync"
@@ -37,6 +38,7 @@ const (
 	defaultTimeout    = 5 * time.Second
 	defaultMinBackoff = 250 * time.Millisecond
 	defaultMaxBackoff = 30 * time.Second
+	defaultFlushDelay = 100 * time.Millisecond
 	// maxPooledBuf is the largest record buffer kept for reuse: a rare
 	// 64 KB TCP answer should not pin that much per pooled record.
 	maxPooledBuf = 8 << 10
@@ -75,6 +77,9 @@ type Options struct {
 	// MinBackoff and MaxBackoff bound the wait between connection attempts
 	// (doubling from the first to the second); 0 means 250ms and 30s.
 	MinBackoff, MaxBackoff time.Duration
+	// FlushDelay is the longest a written event waits in the buffer before
+	// it is sent (it goes sooner when 64 KB have collected); 0 means 100ms.
+	FlushDelay time.Duration
 }
 
 // Writer sends events to one collector. Its methods are safe for
@@ -118,6 +123,9 @@ func New(opts Options) *Writer {
 	}
 	if opts.MaxBackoff <= 0 {
 		opts.MaxBackoff = defaultMaxBackoff
+	}
+	if opts.FlushDelay <= 0 {
+		opts.FlushDelay = defaultFlushDelay
 	}
 	w := &Writer{
 		opts:     opts,
@@ -254,7 +262,7 @@ func (w *Writer) run() {
 	backoff := w.opts.MinBackoff
 	failing := false
 	for {
-		conn, fw, err := w.connect(ctx)
+		sess, err := w.connect(ctx)
 		if err != nil {
 			if ctx.Err() != nil {
 				w.discard()
@@ -282,9 +290,9 @@ func (w *Writer) run() {
 		failing = false
 		backoff = w.opts.MinBackoff
 		w.connected.Store(true)
-		stopped, err := w.pump(fw)
+		stopped, err := w.pump(sess)
 		w.connected.Store(false)
-		_ = conn.Close()
+		_ = sess.conn.Close()
 		if stopped {
 			return
 		}
@@ -293,39 +301,80 @@ func (w *Writer) run() {
 	}
 }
 
-// flusher is the Frame Streams writer's Flush (framestream.Writer has it;
-// golang-dnstap's Writer interface does not name it).
-type flusher interface{ Flush() error }
+// writeBuffer is the size of the buffer frames collect in before a write to
+// the collector (the Frame Streams writer's own is 4 KB: a system call per
+// few events).
+const writeBuffer = 64 << 10
+
+// session is one Frame Streams session with the collector.
+type session struct {
+	conn net.Conn
+	fw   tap.Writer
+	bc   *bufConn
+}
+
+// flush sends the frames in the session's buffer.
+func (s *session) flush() error { return s.bc.w.Flush() }
+
+// bufConn puts a large buffer between the Frame Streams writer and the
+// connection. A read (the handshake's ACCEPT, the closing FINISH) first
+// sends what is buffered, so the control frames it answers have gone out.
+// Every write to and read from the connection is bounded by timeout.
+type bufConn struct {
+	c       net.Conn
+	w       *bufio.Writer
+	timeout time.Duration
+}
+
+func (b *bufConn) Write(p []byte) (int, error) { return b.w.Write(p) }
+
+func (b *bufConn) Read(p []byte) (int, error) {
+	if err := b.w.Flush(); err != nil {
+		return 0, err
+	}
+	_ = b.c.SetReadDeadline(time.Now().Add(b.timeout))
+	return b.c.Read(p)
+}
+
+// deadlineWriter bounds every write to c by timeout: a collector that stops
+// reading fails the session instead of blocking the writer for ever.
+type deadlineWriter struct {
+	c       net.Conn
+	timeout time.Duration
+}
+
+func (d deadlineWriter) Write(p []byte) (int, error) {
+	_ = d.c.SetWriteDeadline(time.Now().Add(d.timeout))
+	return d.c.Write(p)
+}
 
 // connect dials the collector and completes the bidirectional Frame Streams
 // handshake (content type protobuf:dnstap.Dnstap).
-func (w *Writer) connect(ctx context.Context) (net.Conn, tap.Writer, error) {
+func (w *Writer) connect(ctx context.Context) (*session, error) {
 	d := net.Dialer{Timeout: w.opts.Timeout}
 	conn, err := d.DialContext(ctx, w.opts.Network, w.opts.Address)
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
-	fw, err := tap.NewWriter(conn, &tap.WriterOptions{Bidirectional: true, Timeout: w.opts.Timeout})
+	bc := &bufConn{c: conn, w: bufio.NewWriterSize(deadlineWriter{conn, w.opts.Timeout}, writeBuffer), timeout: w.opts.Timeout}
+	fw, err := tap.NewWriter(bc, &tap.WriterOptions{Bidirectional: true})
 	if err != nil {
 		_ = conn.Close()
-		return nil, nil, err
+		return nil, err
 	}
-	if _, ok := fw.(flusher); !ok {
-		_ = conn.Close()
-		return nil, nil, errors.New("dnstap: frame streams writer cannot flush")
-	}
-	return conn, fw, nil
+	return &session{conn: conn, fw: fw, bc: bc}, nil
 }
 
-// pump writes queued events to fw, flushing whenever the queue runs empty.
-// It returns stopped=true after Close (having written what was queued and
+// pump writes queued events to the session s. Frames collect in a large
+// buffer that goes out when it is full or flushDelay after the first frame
+// put into it: a write system call per many events rather than per event.
+// pump returns stopped=true after Close (having written what was queued and
 // ended the session), or the write error that lost the connection; events
 // written since the last flush then count as dropped.
-func (w *Writer) pump(fw tap.Writer) (stopped bool, err error) {
-	fl := fw.(flusher)
+func (w *Writer) pump(s *session) (stopped bool, err error) {
 	var pending uint64
 	flush := func() error {
-		if err := fl.Flush(); err != nil {
+		if err := s.flush(); err != nil {
 			return err
 		}
 		w.stats.Sent.Add(pending)
@@ -336,14 +385,24 @@ func (w *Writer) pump(fw tap.Writer) (stopped bool, err error) {
 		w.stats.Dropped.Add(pending)
 		return false, err
 	}
+	timer := time.NewTimer(time.Hour)
+	timer.Stop()
+	defer timer.Stop()
+	armed := false
 	for {
 		var r *record
 		select {
 		case r = <-w.q:
+		case <-timer.C:
+			armed = false
+			if err := flush(); err != nil {
+				return fail(err)
+			}
+			continue
 		case <-w.stop:
 			// Write out what is queued, then end the session.
 			for len(w.q) > 0 {
-				if err := w.write(fw, <-w.q); err != nil {
+				if err := w.write(s, <-w.q); err != nil {
 					w.stats.Dropped.Add(pending + 1)
 					w.discard()
 					return true, nil
@@ -354,38 +413,43 @@ func (w *Writer) pump(fw tap.Writer) (stopped bool, err error) {
 				w.stats.Dropped.Add(pending)
 				return true, nil
 			}
-			_ = fw.Close() // STOP, then FINISH from the collector (bounded by the timeout)
+			_ = s.fw.Close() // STOP, then FINISH from the collector (bounded by the timeout)
 			return true, nil
 		}
-		if err := w.write(fw, r); err != nil {
+		if err := w.write(s, r); err != nil {
 			pending++
 			return fail(err)
 		}
 		pending++
-		if len(w.q) == 0 {
-			if err := flush(); err != nil {
-				return fail(err)
-			}
+		if !armed {
+			timer.Reset(w.opts.FlushDelay)
+			armed = true
 		}
 	}
 }
 
-// write encodes r as its query and response frames and releases it.
-func (w *Writer) write(fw tap.Writer, r *record) error {
+// write encodes r as its query and response frames into the session's
+// buffer and releases r. Data frames are written here (a big-endian 32-bit
+// length, then the payload: Frame Streams' data frame) rather than through
+// the Frame Streams writer, which costs an allocation per frame; it only
+// does the control frames, and its own buffer is empty between them.
+func (w *Writer) write(s *session, r *record) error {
 	defer w.release(r)
 	qt, rt := ClientQuery, ClientResponse
 	if r.ev.Forwarder {
 		qt, rt = ForwarderQuery, ForwarderResponse
 	}
-	w.frame, w.scratch = appendFrame(w.frame[:0], w.scratch, w.identity, w.version, qt, &r.ev)
-	if _, err := fw.WriteFrame(w.frame); err != nil {
-		return err
+	if err := w.writeFrame(s, qt, r); err != nil || r.ev.Response == nil {
+		return err // a query without a response: nothing was sent (policy action drop) or received
 	}
-	if r.ev.Response == nil {
-		return nil // nothing was sent (policy action drop) or received
-	}
-	w.frame, w.scratch = appendFrame(w.frame[:0], w.scratch, w.identity, w.version, rt, &r.ev)
-	_, err := fw.WriteFrame(w.frame)
+	return w.writeFrame(s, rt, r)
+}
+
+func (w *Writer) writeFrame(s *session, mt MessageType, r *record) error {
+	w.frame = append(w.frame[:0], 0, 0, 0, 0)
+	w.frame, w.scratch = appendFrame(w.frame, w.scratch, w.identity, w.version, mt, &r.ev)
+	binary.BigEndian.PutUint32(w.frame, uint32(len(w.frame)-4))
+	_, err := s.bc.w.Write(w.frame)
 	return err
 }
 

@@ -136,6 +136,11 @@ func TestClientAndForwarderFrames(t *testing.T) {
 		t.Errorf("unexpected frame after the dropped query: %v", dnstaptest.Decode(t, f))
 	case <-time.After(100 * time.Millisecond):
 	}
+	// Sent counts after the flush returns, a moment after the collector
+	// may have read the frames.
+	for deadline := time.Now().Add(10 * time.Second); w.Stats().Sent.Load() < 3 && time.Now().Before(deadline); {
+		time.Sleep(time.Millisecond)
+	}
 	if w.Stats().Sent.Load() != 3 || w.Stats().Dropped.Load() != 0 {
 		t.Errorf("sent %d dropped %d, want 3 and 0", w.Stats().Sent.Load(), w.Stats().Dropped.Load())
 	}
@@ -284,5 +289,63 @@ func TestFstrmCapture(t *testing.T) {
 		if p := dnstaptest.PolicyOf(t, m); p == nil || p.Rule != "au-gov deepseek.com" {
 			t.Errorf("frame %d: policy %+v", i, p)
 		}
+	}
+}
+
+// TestHungCollector: a collector that accepts and then stops reading fills
+// the socket; the writer's writes time out, it reconnects, and Log never
+// waits meanwhile: the queue fills and the rest is dropped and counted.
+func TestHungCollector(t *testing.T) {
+	path := dnstaptest.SockPath(t)
+	c := dnstaptest.StartCollector(t, path)
+	opts := fastOpts(path)
+	opts.QueueSize = 1000
+	opts.Timeout = 200 * time.Millisecond
+	w := dnstap.New(opts)
+	defer w.Close()
+	waitConnected(t, w)
+	c.Stall()
+	big := clientEvent()
+	big.Response = make([]byte, 4000) // fills the socket buffer sooner
+	deadline := time.Now().Add(20 * time.Second)
+	var slowest time.Duration
+	for w.Stats().Dropped.Load() == 0 || c.Accepted() < 2 {
+		s := time.Now()
+		w.Log(big)
+		slowest = max(slowest, time.Since(s))
+		if time.Now().After(deadline) {
+			t.Fatalf("after 20s: dropped %d, %d connections (want drops and a reconnection)", w.Stats().Dropped.Load(), c.Accepted())
+		}
+		time.Sleep(50 * time.Microsecond)
+	}
+	if slowest > 200*time.Millisecond {
+		t.Errorf("a Log call took %v while the collector hung", slowest)
+	}
+}
+
+// BenchmarkWriter is the cost of one event end to end: Log on the query
+// path, then encoding and writing it to fstrm_capture (which writes to
+// /dev/null); the queue holds every event, so none is dropped. With -cpu 1
+// the writer shares the one P with the caller, as on a server whose every
+// core answers queries.
+func BenchmarkWriter(b *testing.B) {
+	dir := b.TempDir()
+	f := dnstaptest.StartFstrm(b, filepath.Join(dir, "tap.sock"), "/dev/null")
+	opts := fastOpts(f.Socket)
+	opts.QueueSize = b.N
+	w := dnstap.New(opts)
+	for !w.Connected() {
+		time.Sleep(time.Millisecond)
+	}
+	ev := clientEvent()
+	b.ReportAllocs()
+	b.ResetTimer()
+	for range b.N {
+		w.Log(ev)
+	}
+	_ = w.Close()
+	b.StopTimer()
+	if d := w.Stats().Dropped.Load(); d > 0 {
+		b.Fatalf("%d of %d dropped", d, b.N)
 	}
 }

@@ -35,12 +35,20 @@ type Collector struct {
 	wg     sync.WaitGroup
 	// accepted counts the connections accepted.
 	accepted atomic.Int64
+	stalled  atomic.Bool
+	stopOnce sync.Once
+	unstall  chan struct{}
 }
+
+// Stall makes the collector stop reading (after the frame it is reading):
+// its connections stay open and the writer's socket buffer fills up, as with
+// a collector that hangs.
+func (c *Collector) Stall() { c.stalled.Store(true) }
 
 // Accepted returns the number of connections accepted so far.
 func (c *Collector) Accepted() int64 { return c.accepted.Load() }
 
-func SockPath(t *testing.T) string {
+func SockPath(t testing.TB) string {
 	return filepath.Join(t.TempDir(), "tap.sock")
 }
 
@@ -50,7 +58,7 @@ func StartCollector(t *testing.T, path string) *Collector {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := &Collector{t: t, ln: ln, Frames: make(chan []byte, 100000)}
+	c := &Collector{t: t, ln: ln, Frames: make(chan []byte, 100000), unstall: make(chan struct{})}
 	c.wg.Add(1)
 	go func() {
 		defer c.wg.Done()
@@ -79,6 +87,10 @@ func (c *Collector) serve(conn net.Conn) {
 	}
 	buf := make([]byte, 1<<16)
 	for {
+		if c.stalled.Load() {
+			<-c.unstall // a collector that stopped reading, until Stop
+			return
+		}
 		n, err := r.ReadFrame(buf)
 		if err != nil {
 			return
@@ -89,6 +101,7 @@ func (c *Collector) serve(conn net.Conn) {
 
 // Stop closes the listener and every connection, as a collector that exits.
 func (c *Collector) Stop() {
+	c.stopOnce.Do(func() { close(c.unstall) })
 	_ = c.ln.Close()
 	c.mu.Lock()
 	for _, conn := range c.conns {
@@ -232,7 +245,7 @@ type Fstrm struct {
 
 // StartFstrm starts fstrm_capture on socket, writing file, and waits until
 // it listens. The test skips when the tool is missing (fails under CI).
-func StartFstrm(t *testing.T, socket, file string) *Fstrm {
+func StartFstrm(t testing.TB, socket, file string) *Fstrm {
 	t.Helper()
 	bin := testtool.Need(t, "fstrm_capture", "fstrm-bin")
 	f := &Fstrm{Socket: socket, File: file}
@@ -257,7 +270,7 @@ func StartFstrm(t *testing.T, socket, file string) *Fstrm {
 
 // Stop ends fstrm_capture (SIGTERM: it closes its output file cleanly) and
 // waits for it.
-func (f *Fstrm) Stop(t *testing.T) {
+func (f *Fstrm) Stop(t testing.TB) {
 	t.Helper()
 	if f.stopped {
 		return
