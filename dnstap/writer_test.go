@@ -217,7 +217,7 @@ func TestDeadCollector(t *testing.T) {
 	}
 	// Generous bounds for a busy machine: a blocked Log would wait for a
 	// connection that never comes.
-	if took := time.Since(start); took > 2*time.Second || slowest > 200*time.Millisecond {
+	if took := time.Since(start); took > 5*time.Second || slowest > time.Second {
 		t.Fatalf("%d Log calls took %v (slowest %v) with the collector away", n, took, slowest)
 	}
 	if got := w.Stats().Dropped.Load(); got != n-100 {
@@ -300,7 +300,7 @@ func TestHungCollector(t *testing.T) {
 	c := dnstaptest.StartCollector(t, path)
 	opts := fastOpts(path)
 	opts.QueueSize = 1000
-	opts.Timeout = 200 * time.Millisecond
+	opts.Timeout = time.Second
 	w := dnstap.New(opts)
 	defer w.Close()
 	waitConnected(t, w)
@@ -318,7 +318,8 @@ func TestHungCollector(t *testing.T) {
 		}
 		time.Sleep(50 * time.Microsecond)
 	}
-	if slowest > 200*time.Millisecond {
+	// A Log that waited for the writer would wait out its write timeout.
+	if slowest > 500*time.Millisecond {
 		t.Errorf("a Log call took %v while the collector hung", slowest)
 	}
 }
