@@ -226,9 +226,10 @@ func (u *tappedUpstream) Exchange(ctx context.Context, m *dns.Msg) (*dns.Msg, er
 	start := time.Now()
 	resp, err := u.Upstream.Exchange(ctx, m)
 	ev := dnstap.Event{Forwarder: true, Protocol: u.proto, Server: u.server, QueryTime: start, ResponseTime: time.Now()}
-	// Pack never modifies a query (its rcode is 0); the reply is still
-	// ours alone until we return it.
-	q, perr := m.Pack()
+	// m is shared with the group's other tries (strategy parallel), and
+	// Pack writes the extended rcode into the OPT record: pack a shallow
+	// copy with its own OPT. The reply is ours alone until we return it.
+	q, perr := packShared(m)
 	if perr != nil {
 		return resp, err
 	}
@@ -240,6 +241,21 @@ func (u *tappedUpstream) Exchange(ctx context.Context, m *dns.Msg) (*dns.Msg, er
 	}
 	w.Log(&ev)
 	return resp, err
+}
+
+// packShared packs m without writing to it: the header and question as
+// they are, every other record shared except an OPT, which is copied.
+func packShared(m *dns.Msg) ([]byte, error) {
+	c := &dns.Msg{MsgHdr: m.MsgHdr, Compress: m.Compress, Question: m.Question, Answer: m.Answer, Ns: m.Ns}
+	c.Extra = make([]dns.RR, len(m.Extra))
+	for i, rr := range m.Extra {
+		if o, ok := rr.(*dns.OPT); ok {
+			cp := *o
+			rr = &cp
+		}
+		c.Extra[i] = rr
+	}
+	return c.Pack()
 }
 
 // Close closes the wrapped upstream when it holds connections.

@@ -350,3 +350,39 @@ func waitMetric(t *testing.T, e *env, name string, want float64) {
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+// TestDnstapParallelUpstreams: with strategy parallel every upstream gets
+// the same query at once; each try is its own FORWARDER_QUERY (and, run
+// with -race, tapping them shares nothing unsafely).
+func TestDnstapParallelUpstreams(t *testing.T) {
+	e := newEnv(t, dnstapUpstream())
+	second := resolvertest.StartUpstream(t, dnstapUpstream())
+	sock := dnstaptest.SockPath(t)
+	col := dnstaptest.StartCollector(t, sock)
+	base := strings.Replace(baseConfig(e.up.Addr()), fmt.Sprintf("servers: [%q],", e.up.Addr()),
+		fmt.Sprintf("servers: [%q, %q], strategy: parallel,", e.up.Addr(), second.Addr()), 1)
+	if !strings.Contains(base, "parallel") {
+		t.Fatalf("base configuration not as expected:\n%s", base)
+	}
+	e.write("jurisdns.yaml", base+fmt.Sprintf("dnstap: {socket: %q, messages: [forwarder]}\n", sock)+dnstapPolicy)
+	e.start()
+	for i := range 5 {
+		wantRcode(t, "forwarded", e.query("udp", fmt.Sprintf("p%d.example", i), dns.TypeA), dns.RcodeSuccess)
+	}
+	queried := map[string]bool{}
+	deadline := time.Now().Add(waitLimit)
+	for len(queried) < 2 {
+		select {
+		case f := <-col.Frames:
+			m := dnstaptest.Decode(t, f).GetMessage()
+			if m.GetType() == tap.Message_FORWARDER_QUERY {
+				queried[net.JoinHostPort(net.IP(m.GetResponseAddress()).String(), fmt.Sprint(m.GetResponsePort()))] = true
+			}
+		case <-time.After(time.Until(deadline)):
+			t.Fatalf("FORWARDER_QUERY seen for %v, want both upstreams", queried)
+		}
+	}
+	if !queried[e.up.Addr()] || !queried[second.Addr()] {
+		t.Errorf("FORWARDER_QUERY for %v, want %s and %s", queried, e.up.Addr(), second.Addr())
+	}
+}
