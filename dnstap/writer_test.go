@@ -146,6 +146,21 @@ func TestClientAndForwarderFrames(t *testing.T) {
 	}
 }
 
+func TestTCPCollector(t *testing.T) {
+	c := dnstaptest.StartTCPCollector(t)
+	opts := fastOpts("")
+	opts.Network, opts.Address = "tcp", c.Addr()
+	w := dnstap.New(opts)
+	waitConnected(t, w)
+	w.Log(clientEvent())
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if m := c.Next(t).GetMessage(); m.GetType() != tap.Message_CLIENT_QUERY || !bytes.Equal(m.GetQueryMessage(), query) {
+		t.Fatalf("over TCP: %v", m)
+	}
+}
+
 func TestMessagesSelectsKinds(t *testing.T) {
 	path := dnstaptest.SockPath(t)
 	c := dnstaptest.StartCollector(t, path)

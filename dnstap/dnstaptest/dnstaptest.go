@@ -54,7 +54,22 @@ func SockPath(t testing.TB) string {
 
 func StartCollector(t *testing.T, path string) *Collector {
 	t.Helper()
-	ln, err := net.Listen("unix", path)
+	return startCollector(t, "unix", path)
+}
+
+// StartTCPCollector starts a collector on 127.0.0.1, on a port the kernel
+// picks: Addr says which.
+func StartTCPCollector(t *testing.T) *Collector {
+	t.Helper()
+	return startCollector(t, "tcp", "127.0.0.1:0")
+}
+
+// Addr is the address the collector listens on.
+func (c *Collector) Addr() string { return c.ln.Addr().String() }
+
+func startCollector(t *testing.T, network, addr string) *Collector {
+	t.Helper()
+	ln, err := net.Listen(network, addr)
 	if err != nil {
 		t.Fatal(err)
 	}
