@@ -38,8 +38,12 @@ func dnstapUpstream() dns.Handler {
 }
 
 // dnstapPolicy is the policy part of the test configurations.
-const dnstapPolicy = `default_jurisdictions: [acme, watch]
+const dnstapPolicy = `default_jurisdictions: [acme, watch, dropper]
 jurisdictions:
+  - id: dropper
+    tier: local
+    action: drop
+    sources: [{name: d, inline: [dropped.example]}]
   - id: acme
     tier: local
     instrument: ACME IT policy 7.2
@@ -114,17 +118,24 @@ func TestDnstapToFstrmCapture(t *testing.T) {
 	ask("tcp", "www.blocked.example") // slow-path block
 	ask("udp", "watched.example")     // report mode
 	ask("udp", "alias.example")       // CNAME into a blocked name
+	// A dropped query: no answer comes.
+	dc := &dns.Client{Net: "udp", Timeout: 300 * time.Millisecond}
+	dq := new(dns.Msg)
+	dq.SetQuestion("dropped.example.", dns.TypeA)
+	if r, _, err := dc.Exchange(dq, e.dns); err == nil {
+		t.Fatalf("dropped.example got an answer: %v", r)
+	}
 	wantRcode(t, "blocked", replies["udp blocked.example"], dns.RcodeNameError)
 	wantRcode(t, "cname", replies["udp alias.example"], dns.RcodeNameError)
 	wantRcode(t, "watched", replies["udp watched.example"], dns.RcodeSuccess)
-	// 6 client events and 3 upstream exchanges (fwd, watched, alias).
-	waitMetric(t, e, "dnstap_sent_total", 9)
+	// 7 client events and 3 upstream exchanges (fwd, watched, alias).
+	waitMetric(t, e, "dnstap_sent_total", 10)
 	if err := a.Shutdown(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	c := tapped{t: t, frames: f.Frames(t)}
-	if len(c.frames) != 18 {
-		t.Errorf("%d frames, want 18 (a query and a response for each of 9 events)", len(c.frames))
+	if len(c.frames) != 19 {
+		t.Errorf("%d frames, want 19 (a query and a response for each of 9 events, a query alone for the dropped one)", len(c.frames))
 	}
 	for _, d := range c.frames {
 		if string(d.GetIdentity()) != "test-ns" || !strings.HasPrefix(string(d.GetVersion()), "jurisdns ") {
@@ -176,7 +187,18 @@ func TestDnstapToFstrmCapture(t *testing.T) {
 		{"www.blocked.example.", "acme blocked.example", "ACME IT policy 7.2", 1},
 		{"watched.example.", "watch watched.example", "Watch list 1", 3},
 		{"alias.example.", "acme blocked.example via CNAME x.blocked.example.", "ACME IT policy 7.2", 1},
+		{"dropped.example.", "dropper dropped.example", "", 4},
 	} {
+		if tc.action == 4 { // DROP: no response was sent
+			if ms := c.find(tap.Message_CLIENT_RESPONSE, tc.name); len(ms) != 0 {
+				t.Errorf("%s: %d CLIENT_RESPONSE for a dropped query", tc.name, len(ms))
+			}
+			p := dnstaptest.PolicyOf(t, c.one(tap.Message_CLIENT_QUERY, tc.name))
+			if p == nil || p.Rule != tc.rule || p.Action != 4 || p.Value != "" {
+				t.Errorf("%s: policy %+v", tc.name, p)
+			}
+			continue
+		}
 		for _, typ := range []tap.Message_Type{tap.Message_CLIENT_QUERY, tap.Message_CLIENT_RESPONSE} {
 			p := dnstaptest.PolicyOf(t, c.one(typ, tc.name))
 			if p == nil {
