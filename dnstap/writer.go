@@ -237,7 +237,8 @@ func (w *Writer) release(r *record) {
 
 // Close stops accepting events, writes out what is queued when a collector
 // is connected (each write bounded by the timeout), ends the Frame Streams
-// session and closes the connection. It is safe to call more than once.
+// session and closes the connection. With no collector connected, what is
+// queued is dropped and counted. It is safe to call more than once.
 func (w *Writer) Close() error {
 	w.closeOnce.Do(func() {
 		w.closed.Store(true)
