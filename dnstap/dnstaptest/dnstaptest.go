@@ -27,7 +27,6 @@ import (
 // collector runs one: it accepts connections, answers the bidirectional
 // handshake and hands every frame to Frames.
 type Collector struct {
-	t      *testing.T
 	ln     net.Listener
 	Frames chan []byte
 	mu     sync.Mutex
@@ -36,6 +35,7 @@ type Collector struct {
 	// accepted counts the connections accepted.
 	accepted atomic.Int64
 	stalled  atomic.Bool
+	discard  bool
 	stopOnce sync.Once
 	unstall  chan struct{}
 }
@@ -54,26 +54,34 @@ func SockPath(t testing.TB) string {
 
 func StartCollector(t *testing.T, path string) *Collector {
 	t.Helper()
-	return startCollector(t, "unix", path)
+	return startCollector(t, "unix", path, false)
 }
 
 // StartTCPCollector starts a collector on 127.0.0.1, on a port the kernel
 // picks: Addr says which.
 func StartTCPCollector(t *testing.T) *Collector {
 	t.Helper()
-	return startCollector(t, "tcp", "127.0.0.1:0")
+	return startCollector(t, "tcp", "127.0.0.1:0", false)
+}
+
+// StartDiscardCollector starts a collector on a unix socket that completes
+// the handshake and then reads and throws away everything, as fast as it
+// can (for benchmarks: Frames stays empty, and Close's FINISH never comes).
+func StartDiscardCollector(t testing.TB, path string) *Collector {
+	t.Helper()
+	return startCollector(t, "unix", path, true)
 }
 
 // Addr is the address the collector listens on.
 func (c *Collector) Addr() string { return c.ln.Addr().String() }
 
-func startCollector(t *testing.T, network, addr string) *Collector {
+func startCollector(t testing.TB, network, addr string, discard bool) *Collector {
 	t.Helper()
 	ln, err := net.Listen(network, addr)
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := &Collector{t: t, ln: ln, Frames: make(chan []byte, 100000), unstall: make(chan struct{})}
+	c := &Collector{ln: ln, Frames: make(chan []byte, 100000), unstall: make(chan struct{}), discard: discard}
 	c.wg.Add(1)
 	go func() {
 		defer c.wg.Done()
@@ -98,6 +106,10 @@ func (c *Collector) serve(conn net.Conn) {
 	defer c.wg.Done()
 	r, err := tap.NewReader(conn, &tap.ReaderOptions{Bidirectional: true, Timeout: 5 * time.Second})
 	if err != nil {
+		return
+	}
+	if c.discard {
+		_, _ = io.Copy(io.Discard, conn) // benchmarks: read as fast as possible, keep nothing
 		return
 	}
 	buf := make([]byte, 1<<16)
