@@ -3,6 +3,7 @@ package app_test
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"net"
 	"os/exec"
 	"path/filepath"
@@ -406,5 +407,30 @@ func TestDnstapParallelUpstreams(t *testing.T) {
 	}
 	if !queried[e.up.Addr()] || !queried[second.Addr()] {
 		t.Errorf("FORWARDER_QUERY for %v, want %s and %s", queried, e.up.Addr(), second.Addr())
+	}
+}
+
+// TestDnstapOnNeedsRestart: a reload that turns dnstap on says that only a
+// restart applies it, and sends nothing.
+func TestDnstapOnNeedsRestart(t *testing.T) {
+	e := newEnv(t, dnstapUpstream())
+	e.config(dnstapPolicy)
+	a := e.start()
+	sock := dnstaptest.SockPath(t)
+	col := dnstaptest.StartCollector(t, sock)
+	e.config(fmt.Sprintf("dnstap: {socket: %q}\n", sock) + dnstapPolicy)
+	from := e.logs.mark()
+	if err := a.Reload(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	warned := e.logs.find(from, func(r logRecord) bool {
+		return r.Level == slog.LevelWarn && strings.Contains(r.Msg, "restart") && r.Attrs["key"] == "dnstap"
+	})
+	if len(warned) != 1 {
+		t.Errorf("%d restart warnings for dnstap, want 1", len(warned))
+	}
+	e.query("udp", "a.example", dns.TypeA)
+	if col.Accepted() != 0 {
+		t.Error("dnstap connected after a reload that turned it on")
 	}
 }
