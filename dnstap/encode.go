@@ -148,12 +148,40 @@ type Event struct {
 }
 
 // appendFrame appends the dnstap frame (a Dnstap protobuf) of message mt of
-// ev to b, using scratch for the nested messages. It returns the frame and
-// the scratch buffer (grown) for reuse.
+// ev to b, using scratch for the Message. It returns the frame and the
+// scratch buffer (grown) for reuse.
 func appendFrame(b, scratch []byte, identity, version []byte, mt MessageType, ev *Event) (frame, scratchOut []byte) {
-	// Policy first (innermost), then Message, each into scratch behind what
-	// the outer one needs.
-	m := scratch[:0]
+	m := appendMessage(scratch[:0], mt, ev)
+	b = appendHead(b, identity, version, len(m))
+	b = append(b, m...)
+	return appendTail(b), m
+}
+
+// appendHead appends the fields of a Dnstap frame that come before its
+// Message (of mlen bytes): identity, version, and the Message's tag and
+// length.
+func appendHead(b, identity, version []byte, mlen int) []byte {
+	if len(identity) > 0 {
+		b = protowire.AppendTag(b, fIdentity, protowire.BytesType)
+		b = protowire.AppendBytes(b, identity)
+	}
+	if len(version) > 0 {
+		b = protowire.AppendTag(b, fVersion, protowire.BytesType)
+		b = protowire.AppendBytes(b, version)
+	}
+	b = protowire.AppendTag(b, fMessage, protowire.BytesType)
+	return protowire.AppendVarint(b, uint64(mlen))
+}
+
+// appendTail appends the field of a Dnstap frame after its Message: type
+// MESSAGE.
+func appendTail(b []byte) []byte {
+	b = protowire.AppendTag(b, fType, protowire.VarintType)
+	return protowire.AppendVarint(b, typeMessage)
+}
+
+// appendMessage appends the Message (dnstap's Message) of type mt of ev.
+func appendMessage(m []byte, mt MessageType, ev *Event) []byte {
 	m = protowire.AppendTag(m, fMsgType, protowire.VarintType)
 	m = protowire.AppendVarint(m, uint64(mt))
 	addr := ev.Client
@@ -214,19 +242,7 @@ func appendFrame(b, scratch []byte, identity, version []byte, mt MessageType, ev
 			m = protowire.AppendString(m, p.Value)
 		}
 	}
-	if len(identity) > 0 {
-		b = protowire.AppendTag(b, fIdentity, protowire.BytesType)
-		b = protowire.AppendBytes(b, identity)
-	}
-	if len(version) > 0 {
-		b = protowire.AppendTag(b, fVersion, protowire.BytesType)
-		b = protowire.AppendBytes(b, version)
-	}
-	b = protowire.AppendTag(b, fMessage, protowire.BytesType)
-	b = protowire.AppendBytes(b, m)
-	b = protowire.AppendTag(b, fType, protowire.VarintType)
-	b = protowire.AppendVarint(b, typeMessage)
-	return b, m
+	return m
 }
 
 // appendAddr appends an address field (4 or 16 octets) and its port.

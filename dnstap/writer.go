@@ -455,11 +455,22 @@ func (w *Writer) write(s *session, r *record) error {
 	return w.writeFrame(s, rt, r)
 }
 
+// writeFrame writes one data frame: its length, the head of the Dnstap
+// protobuf, the Message (encoded into scratch, then copied once, into the
+// session's buffer) and the tail.
 func (w *Writer) writeFrame(s *session, mt MessageType, r *record) error {
-	w.frame = append(w.frame[:0], 0, 0, 0, 0)
-	w.frame, w.scratch = appendFrame(w.frame, w.scratch, w.identity, w.version, mt, &r.ev)
-	binary.BigEndian.PutUint32(w.frame, uint32(len(w.frame)-4))
-	_, err := s.bc.w.Write(w.frame)
+	w.scratch = appendMessage(w.scratch[:0], mt, &r.ev)
+	head := appendHead(append(w.frame[:0], 0, 0, 0, 0), w.identity, w.version, len(w.scratch))
+	w.frame = appendTail(head)
+	tail := w.frame[len(head):]
+	binary.BigEndian.PutUint32(head, uint32(len(head)-4+len(w.scratch)+len(tail)))
+	if _, err := s.bc.w.Write(head); err != nil {
+		return err
+	}
+	if _, err := s.bc.w.Write(w.scratch); err != nil {
+		return err
+	}
+	_, err := s.bc.w.Write(tail)
 	return err
 }
 
