@@ -170,11 +170,17 @@ func (s *dnstapSink) Query(ev *resolver.QueryEvent) {
 	w.Log(&de)
 }
 
+// dnstapProtocol maps a transport to dnstap's SocketProtocol; one it does
+// not know is left out of the message rather than named wrongly (a new
+// transport, DoT or DoH, adds its case here: dnstap.DoT, dnstap.DoH).
 func dnstapProtocol(p resolver.Proto) dnstap.Protocol {
-	if p == resolver.TCP {
+	switch p {
+	case resolver.UDP:
+		return dnstap.UDP
+	case resolver.TCP:
 		return dnstap.TCP
 	}
-	return dnstap.UDP
+	return 0
 }
 
 // dnstapAction maps a policy hit to dnstap's Policy.Action: a report-mode
