@@ -202,12 +202,18 @@ func dnstapAction(action, mode string) dnstap.Action {
 	return dnstap.ActionLocalData
 }
 
-// tap wraps an upstream so that its exchanges become FORWARDER_QUERY and
-// FORWARDER_RESPONSE messages; without dnstap it returns u itself.
-func (s *dnstapSink) tap(u upstream.Upstream) upstream.Upstream {
+// upstreamWrapper returns what resolver.BuildOptions.Wrap calls on every
+// upstream it builds: tap, or nil without dnstap.
+func (s *dnstapSink) upstreamWrapper() func(upstream.Upstream) upstream.Upstream {
 	if s == nil {
-		return u
+		return nil
 	}
+	return s.tap
+}
+
+// tap wraps an upstream so that its exchanges become FORWARDER_QUERY and
+// FORWARDER_RESPONSE messages.
+func (s *dnstapSink) tap(u upstream.Upstream) upstream.Upstream {
 	proto, server := upstreamEndpoint(u.String())
 	return &tappedUpstream{Upstream: u, sink: s, proto: proto, server: server}
 }

@@ -263,6 +263,16 @@ type Audit struct {
 	MaxFiles int   `mapstructure:"max_files"`
 	// QueryLog is a path for a log of every query (off when empty).
 	QueryLog string `mapstructure:"query_log"`
+	// Required makes /readyz answer 503 while the enforcement log cannot
+	// be written (otherwise it reports "degraded" with 200).
+	Required bool `mapstructure:"required"`
+	// SigningKeyFile is an Ed25519 private key (PEM PKCS #8) that signs
+	// checkpoints of the enforcement log; empty: no checkpoints.
+	SigningKeyFile string `mapstructure:"signing_key_file"`
+	// CheckpointRecords and CheckpointInterval say how often a signed
+	// checkpoint is written (0 turns each off).
+	CheckpointRecords  int           `mapstructure:"checkpoint_records"`
+	CheckpointInterval time.Duration `mapstructure:"checkpoint_interval"`
 }
 
 // Log configures jurisdns's own logging.

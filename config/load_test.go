@@ -207,7 +207,7 @@ func TestLoadDefault(t *testing.T) {
 		Lists:                Lists{Timeout: 30 * time.Second, MaxSize: 64 << 20, Refresh: 24 * time.Hour},
 		Zones:                []Zone{},
 		Admin:                "127.0.0.1:8053",
-		Audit:                Audit{ClientPrivacy: "truncate", MaxSize: 100 << 20, MaxFiles: 10},
+		Audit:                Audit{ClientPrivacy: "truncate", MaxSize: 100 << 20, MaxFiles: 10, CheckpointRecords: 1000, CheckpointInterval: time.Minute},
 		Dnstap:               Dnstap{Messages: []string{"client", "forwarder"}, QueueSize: 10000},
 		Log:                  Log{Level: "info", Format: "text"},
 		Source:               DefaultSource,

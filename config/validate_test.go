@@ -249,6 +249,26 @@ func TestValidateCases(t *testing.T) {
 			},
 		},
 		{
+			name: "audit_without_path",
+			change: func(c *Config) {
+				c.Audit.Required, c.Audit.SigningKeyFile = true, "key.pem"
+				c.Audit.CheckpointRecords, c.Audit.CheckpointInterval = -1, -time.Second
+			},
+			want: []string{
+				"audit.required: true, but audit.path is empty: there is no enforcement log to require",
+				"audit.signing_key_file: set, but audit.path is empty: there is no enforcement log to sign",
+				"audit.checkpoint_records: -1 is negative",
+				"audit.checkpoint_interval: -1s is negative",
+			},
+		},
+		{
+			name: "audit_signed_required",
+			change: func(c *Config) {
+				c.Audit.Path, c.Audit.Required, c.Audit.SigningKeyFile = "audit.log", true, "key.pem"
+				c.Audit.CheckpointRecords, c.Audit.CheckpointInterval = 0, 0
+			},
+		},
+		{
 			name:   "admin_off_and_ipv6",
 			change: func(c *Config) { c.Admin = "" },
 		},

@@ -147,6 +147,7 @@ type Metrics struct {
 	refused      *childCache[string, prometheus.Counter]
 	dropped      *childCache[string, prometheus.Counter]
 	auditDropped prometheus.Counter
+	audit        *auditCollector
 }
 
 // New returns a Metrics whose metrics, plus the Go runtime and process
@@ -222,6 +223,11 @@ func New() *Metrics {
 	m.buildInfo = m.gaugeVec("build_info", "Always 1; labels give the build version and Go version.", "version", "goversion")
 	m.unknownEnv = m.gaugeVec("config_unknown_env_variables",
 		"JURISDNS_* environment variables that name no key, by kind: service_link (Kubernetes or Docker link variables, ignored) or unknown (a warning at start; likely a typo).", "kind")
+	m.audit = newAuditCollector()
+	m.reg.MustRegister(m.audit)
+	for _, n := range auditNames {
+		m.names = append(m.names, Namespace+"_"+n)
+	}
 
 	slices.Sort(m.names)
 	return m

@@ -486,6 +486,7 @@ func TestNilMetrics(t *testing.T) {
 	m.Refused("acl")
 	m.Dropped("x")
 	m.AuditDropped()
+	m.SetAuditState(func() AuditState { return AuditState{} })
 	m.SetBuildInfo("v")
 	if m.Registry() != nil || m.Names() != nil {
 		t.Fatal("nil Metrics returned a registry or names")
@@ -513,7 +514,49 @@ func exercise(m *Metrics) {
 	m.Refused("acl")
 	m.Dropped("x")
 	m.AuditDropped()
+	m.SetAuditState(func() AuditState {
+		return AuditState{Checkpoint: &AuditCheckpoint{Head: "h", Time: time.Unix(1, 0)}}
+	})
 	m.SetBuildInfo("v")
+}
+
+func TestAuditState(t *testing.T) {
+	t.Parallel()
+	m := New()
+	reg := m.Registry()
+	if n := seriesCount(t, reg, "jurisdns_audit_writing"); n != 0 {
+		t.Fatalf("audit series before SetAuditState: %d", n)
+	}
+	st := AuditState{Writing: false, WriteErrors: 7, Lost: 3, BufferedBytes: 4000}
+	var mu sync.Mutex
+	m.SetAuditState(func() AuditState { mu.Lock(); defer mu.Unlock(); return st })
+	for name, want := range map[string]float64{
+		"jurisdns_audit_writing": 0, "jurisdns_audit_write_errors_total": 7, "jurisdns_audit_lost_total": 3,
+		"jurisdns_audit_buffered_bytes": 4000,
+	} {
+		if got := value(t, reg, name, nil); got != want {
+			t.Errorf("%s = %v, want %v", name, got, want)
+		}
+	}
+	if n := seriesCount(t, reg, "jurisdns_audit_checkpoint_info"); n != 0 {
+		t.Fatalf("checkpoint series without a checkpoint: %d", n)
+	}
+	at := time.Date(2026, 12, 6, 10, 0, 0, 5, time.UTC)
+	mu.Lock()
+	st.Writing = true
+	st.Checkpoint = &AuditCheckpoint{Count: 41, Head: strings.Repeat("ab", 32), Reason: "interval", Key: "0011223344556677", Sig: "c2ln", Time: at}
+	mu.Unlock()
+	labels := map[string]string{"count": "41", "head": strings.Repeat("ab", 32), "time": "2026-12-06T10:00:00.000000005Z",
+		"reason": "interval", "key": "0011223344556677", "signature": "c2ln"}
+	if got := value(t, reg, "jurisdns_audit_checkpoint_info", labels); got != 1 {
+		t.Fatalf("checkpoint info = %v", got)
+	}
+	if got := value(t, reg, "jurisdns_audit_checkpoint_timestamp_seconds", nil); got != unixSeconds(at) {
+		t.Fatalf("checkpoint time = %v", got)
+	}
+	if got := value(t, reg, "jurisdns_audit_writing", nil); got != 1 {
+		t.Fatalf("writing = %v", got)
+	}
 }
 
 func TestNames(t *testing.T) {

@@ -57,6 +57,10 @@ type Request struct {
 	// Policy is the policy hit the query log and dnstap report, set by the
 	// chain when the server has a query logger (see QueryEvent.Policy).
 	Policy *PolicyEvent
+
+	// up is the upstreams for Name, once the zone lookup found them (nil:
+	// not looked up yet).
+	up Exchanger
 }
 
 // Handler answers a query. A nil error means the returned message is the

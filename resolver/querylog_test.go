@@ -61,12 +61,12 @@ func TestQueryEventsCarryTheWire(t *testing.T) {
 
 	// Miss, then hit.
 	pkt := packQuery("www.example.com.", dns.TypeA, true)
-	if _, ok := s.fast(w, pkt, client); ok || w.missable == nil {
+	if _, ok := s.fast(w, s.Runtime(), pkt, client); ok || w.missUp == nil {
 		t.Fatal("a cold cache answered on the fast path")
 	}
-	out := s.missUDP(w, append([]byte(nil), pkt...), client, w.missable)
+	out := s.missUDP(w, append([]byte(nil), pkt...), client, s.Runtime(), w.missUp)
 	check("miss", pkt, out, false, "", "")
-	out, ok := s.fast(w, pkt, client)
+	out, ok := s.fast(w, s.Runtime(), pkt, client)
 	if !ok {
 		t.Fatal("no fast-path hit")
 	}
@@ -74,7 +74,7 @@ func TestQueryEventsCarryTheWire(t *testing.T) {
 
 	// A block on the fast path and on the slow path (TCP).
 	pkt = packQuery("Chat.DeepSeek.com.", dns.TypeA, true)
-	if out, ok = s.fast(w, pkt, client); !ok {
+	if out, ok = s.fast(w, s.Runtime(), pkt, client); !ok {
 		t.Fatal("block not on the fast path")
 	}
 	check("fast block", pkt, out, true, "deepseek.com", "chat.deepseek.com.")
@@ -86,7 +86,7 @@ func TestQueryEventsCarryTheWire(t *testing.T) {
 
 	// The fast path does not allocate for a hit with the logger on.
 	pkt = packQuery("www.example.com.", dns.TypeA, true)
-	if allocs := testing.AllocsPerRun(100, func() { s.fast(w, pkt, client) }); allocs != 0 {
+	if allocs := testing.AllocsPerRun(100, func() { s.fast(w, s.Runtime(), pkt, client) }); allocs != 0 {
 		t.Errorf("%.1f allocations per logged hit, want 0", allocs)
 	}
 }
@@ -101,10 +101,10 @@ func TestNoQueryLoggerNoAllocations(t *testing.T) {
 	s.slow(append([]byte(nil), hit...), client, UDP)
 	block := packQuery("chat.deepseek.com.", dns.TypeA, true)
 	for _, pkt := range [][]byte{hit, block} {
-		if _, ok := s.fast(w, pkt, client); !ok {
+		if _, ok := s.fast(w, s.Runtime(), pkt, client); !ok {
 			t.Fatal("not answered on the fast path")
 		}
-		if allocs := testing.AllocsPerRun(100, func() { s.fast(w, pkt, client) }); allocs != 0 {
+		if allocs := testing.AllocsPerRun(100, func() { s.fast(w, s.Runtime(), pkt, client) }); allocs != 0 {
 			t.Errorf("%.1f allocations per fast-path answer without a query logger, want 0", allocs)
 		}
 	}
@@ -151,7 +151,7 @@ func benchHits(b *testing.B, l QueryLogger) {
 	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &r0)
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
-		if _, ok := s.fast(wk, pkt, client); !ok {
+		if _, ok := s.fast(wk, s.Runtime(), pkt, client); !ok {
 			b.Fatal("miss")
 		}
 		if i%256 == 255 {

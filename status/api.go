@@ -9,6 +9,7 @@ import (
 
 	"github.com/miekg/dns"
 
+	"github.com/jurisdns/jurisdns/audit"
 	"github.com/jurisdns/jurisdns/blocklists"
 	"github.com/jurisdns/jurisdns/policy"
 	"github.com/jurisdns/jurisdns/resolver"
@@ -39,6 +40,11 @@ type Page struct {
 	Recent         []Record `json:"recent"`
 	RecentCapacity int      `json:"recent_capacity"`
 	RecentTotal    uint64   `json:"recent_total"`
+	// Audit is the state of the enforcement log (absent when it is off):
+	// whether it is being written, its head and its last signed
+	// checkpoint (keep it to check the log later with
+	// `jurisdns audit verify --checkpoint`).
+	Audit *audit.State `json:"audit,omitempty"`
 }
 
 // Summary counts jurisdictions by state.
@@ -157,6 +163,9 @@ func (s *Status) snapshot() *Page {
 	}
 	if p.ClientPrivacy == "" {
 		p.ClientPrivacy = "none"
+	}
+	if s.audit != nil {
+		p.Audit = s.audit()
 	}
 	if pol == nil {
 		return p

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"net"
 	"os"
@@ -13,7 +12,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/jurisdns/jurisdns/app"
-	"github.com/jurisdns/jurisdns/audit"
 	"github.com/jurisdns/jurisdns/config"
 )
 
@@ -160,34 +158,6 @@ func probeAddr(listen string) string {
 		host = "::1"
 	}
 	return net.JoinHostPort(host, port)
-}
-
-func newAudit() *cobra.Command {
-	cmd := &cobra.Command{Use: "audit", Short: "Enforcement log tools"}
-	cmd.AddCommand(&cobra.Command{
-		Use:   "verify FILE...",
-		Short: "Verify the hash chain of an enforcement log (a single path takes its rotated set)",
-		Args:  cobra.MinimumNArgs(1),
-		RunE: func(_ *cobra.Command, args []string) error {
-			files := args
-			if len(args) == 1 {
-				set, err := audit.RotatedSet(args[0])
-				if err != nil {
-					return err
-				}
-				files = set
-			}
-			rep, err := audit.Verify(files...)
-			if err != nil {
-				fmt.Fprintln(os.Stderr, err)
-				return exitError{1}
-			}
-			out, _ := json.Marshal(rep)
-			fmt.Printf("ok: %d records in %d files %s\n", rep.Records, len(files), out)
-			return nil
-		},
-	})
-	return cmd
 }
 
 func splitErr(err error) []string {

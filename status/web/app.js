@@ -268,6 +268,24 @@
     box.appendChild(table);
   }
 
+  // renderAudit says whether the enforcement log is being written and
+  // gives its last signed checkpoint (keep it: docs/audit.md).
+  function renderAudit(a) {
+    if (!a) {
+      setText("audit-state", "");
+      return;
+    }
+    let text = a.writing
+      ? "Enforcement log: writing (" + a.written + " records written, " + a.failed + " lost)."
+      : "Enforcement log NOT WRITING since " + fmtTime(a.failing_since) + " UTC: " + a.error + " (" + a.failed + " lost so far).";
+    if (a.checkpoint) {
+      text += " Last signed checkpoint: " + a.checkpoint.count + " lines, head " + short(a.checkpoint.head) + ", " + fmtTime(a.checkpoint.time) + " UTC.";
+    } else if (!a.signed) {
+      text += " Not signed (audit.signing_key_file).";
+    }
+    setText("audit-state", text);
+  }
+
   function renderRecent(p) {
     const tbody = document.querySelector("#recent tbody");
     clear(tbody);
@@ -303,6 +321,7 @@
     renderClients(p);
     renderHits(p);
     renderRecent(p);
+    renderAudit(p.audit);
     document.body.setAttribute("data-loaded", "true");
   }
 
