@@ -46,8 +46,8 @@ type BuildOptions struct {
 	// system's roots (tests trust their own CA).
 	RootCAs *x509.CertPool
 	// Wrap, if not nil, wraps every upstream as it is built (dnstap taps
-	// their exchanges). The wrapper must implement io.Closer when the
-	// upstream does.
+	// their exchanges); like Observe it must be the same for every Build.
+	// The wrapper must implement io.Closer when the upstream does.
 	Wrap func(upstream.Upstream) upstream.Upstream
 }
 
