@@ -171,14 +171,17 @@ func (s *dnstapSink) Query(ev *resolver.QueryEvent) {
 }
 
 // dnstapProtocol maps a transport to dnstap's SocketProtocol; one it does
-// not know is left out of the message rather than named wrongly (a new
-// transport, DoT or DoH, adds its case here: dnstap.DoT, dnstap.DoH).
+// not know is left out of the message rather than named wrongly.
 func dnstapProtocol(p resolver.Proto) dnstap.Protocol {
 	switch p {
 	case resolver.UDP:
 		return dnstap.UDP
 	case resolver.TCP:
 		return dnstap.TCP
+	case resolver.DoT:
+		return dnstap.DoT
+	case resolver.DoH:
+		return dnstap.DoH
 	}
 	return 0
 }

@@ -208,9 +208,13 @@ func TestLoadDefault(t *testing.T) {
 		Zones:                []Zone{},
 		Admin:                "127.0.0.1:8053",
 		Audit:                Audit{ClientPrivacy: "truncate", MaxSize: 100 << 20, MaxFiles: 10, CheckpointRecords: 1000, CheckpointInterval: time.Minute},
-		Dnstap:               Dnstap{Messages: []string{"client", "forwarder"}, QueueSize: 10000},
-		Log:                  Log{Level: "info", Format: "text"},
-		Source:               DefaultSource,
+		TLS:                  TLS{HandshakeTimeout: 5 * time.Second},
+		DoT:                  DoT{Listen: []string{}, IdleTimeout: 10 * time.Second, MaxConnections: 1000},
+		DoH: DoH{Listen: []string{}, Path: "/dns-query", IdleTimeout: 30 * time.Second, MaxConnections: 1000,
+			MaxStreams: 100},
+		Dnstap: Dnstap{Messages: []string{"client", "forwarder"}, QueueSize: 10000},
+		Log:    Log{Level: "info", Format: "text"},
+		Source: DefaultSource,
 	}
 	if !reflect.DeepEqual(*cfg, want) {
 		t.Errorf("got  %+v\nwant %+v", *cfg, want)

@@ -34,6 +34,8 @@ type Page struct {
 	// Clients are the configured client entries, then the default set.
 	Clients []Client `json:"clients"`
 	Hits    Hits     `json:"hits"`
+	// Queries are the queries answered since the start, per transport.
+	Queries Queries `json:"queries"`
 	// Recent are the latest enforcement records, newest first;
 	// RecentCapacity is how many are kept and RecentTotal how many were
 	// seen since the start.
@@ -157,6 +159,7 @@ func (s *Status) snapshot() *Page {
 		Jurisdictions:        []Jurisdiction{},
 		Clients:              []Client{},
 		Hits:                 Hits{Hour: hour, Day: day},
+		Queries:              s.queries.snapshot(),
 		Recent:               recent,
 		RecentCapacity:       len(s.recent.buf),
 		RecentTotal:          seen,

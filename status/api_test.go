@@ -526,6 +526,19 @@ func TestConcurrentRecordAndRead(t *testing.T) {
 	}
 }
 
+func TestAPIStatusQueriesPerTransport(t *testing.T) {
+	st, _, _ := newTestStatus(t, "truncate")
+	for p, n := range map[resolver.Proto]int{resolver.UDP: 3, resolver.TCP: 1, resolver.DoT: 2, resolver.DoH: 4} {
+		for range n {
+			st.Answered(p)
+		}
+	}
+	p := decode[Page](t, serve(t, st.Handler(), "GET", "/api/status"))
+	if want := (Queries{UDP: 3, TCP: 1, DoT: 2, DoH: 4}); p.Queries != want {
+		t.Errorf("queries %+v, want %+v", p.Queries, want)
+	}
+}
+
 // The API gives the enforcement log's state, with its last signed
 // checkpoint, under "audit" (absent when the log is off).
 func TestAPIAudit(t *testing.T) {

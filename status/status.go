@@ -82,8 +82,9 @@ type Status struct {
 	version string
 	audit   func() *audit.State
 
-	hits   *Counters
-	recent *recentRing
+	hits    *Counters
+	recent  *recentRing
+	queries queryCounters
 
 	mu      sync.Mutex
 	lastPol *policy.Policy

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -49,6 +50,13 @@ func newValidate() *cobra.Command {
 		"fail on JURISDNS_* variables that name no key (Kubernetes service-link variables are still ignored)")
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
 		cfg, pol, err := loadPolicy(cmd)
+		if cfg != nil {
+			warnings, terr := app.CheckTLS(cfg, time.Now())
+			for _, w := range warnings {
+				fmt.Fprintln(os.Stderr, "warning:", w)
+			}
+			err = errors.Join(err, terr)
+		}
 		if err != nil {
 			for _, e := range splitErr(err) {
 				fmt.Fprintln(os.Stderr, e)

@@ -182,6 +182,7 @@
       card("Failed sources", s.failed_sources, s.failed_sources ? "bad" : ""),
       card("Hits, last hour", p.hits.hour.total),
       card("Hits, last day", p.hits.day.total),
+      card("Queries udp / tcp / dot / doh", [p.queries.udp, p.queries.tcp, p.queries.dot, p.queries.doh].join(" / ")),
     ]);
   }
 
