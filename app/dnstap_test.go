@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/http"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -432,5 +433,43 @@ func TestDnstapOnNeedsRestart(t *testing.T) {
 	e.query("udp", "a.example", dns.TypeA)
 	if col.Accepted() != 0 {
 		t.Error("dnstap connected after a reload that turned it on")
+	}
+}
+
+// TestDnstapEncrypted: queries over DoT and DoH are sent with their
+// transport (DOT, DOH) and the reply the client got.
+func TestDnstapEncrypted(t *testing.T) {
+	sock := dnstaptest.SockPath(t)
+	col := dnstaptest.StartCollector(t, sock)
+	e, ca := startEncrypted(t, fmt.Sprintf("dnstap: {socket: %q, messages: [client]}\n", sock))
+	r := exchangeDoT(t, dotClient(ca, ""), e.dotAddr(), "dot.example", dns.TypeA)
+	wantRcode(t, "DoT", r, dns.RcodeSuccess)
+	res := doh(t, dohClient(ca, false, ""), e.dohURL(), http.MethodPost, "application/dns-message", packQuery(t, "doh.example", dns.TypeA))
+	if res.msg == nil {
+		t.Fatalf("DoH: status %d, no DNS message", res.status)
+	}
+	want := map[string]tap.SocketProtocol{"dot.example.": tap.SocketProtocol_DOT, "doh.example.": tap.SocketProtocol_DOH}
+	got := map[string]tap.SocketProtocol{}
+	for len(got) < 2 {
+		m := col.Next(t).GetMessage()
+		if m.GetType() != tap.Message_CLIENT_RESPONSE {
+			continue
+		}
+		msg := new(dns.Msg)
+		if err := msg.Unpack(m.GetResponseMessage()); err != nil || len(msg.Question) != 1 {
+			t.Fatalf("CLIENT_RESPONSE: %v", err)
+		}
+		got[msg.Question[0].Name] = m.GetSocketProtocol()
+		// The reply the client got, but for the EDNS padding (RFC 8467)
+		// the transport adds after the engine.
+		if msg.Question[0].Name == "doh.example." && (msg.Id != res.msg.Id || msg.Rcode != res.msg.Rcode ||
+			fmt.Sprint(msg.Answer) != fmt.Sprint(res.msg.Answer) || len(m.GetResponseMessage()) >= len(res.body)) {
+			t.Errorf("DoH CLIENT_RESPONSE\n%v\nis not the (unpadded) reply the client got\n%v", msg, res.msg)
+		}
+	}
+	for name, p := range want {
+		if got[name] != p {
+			t.Errorf("%s sent as %v, want %v", name, got[name], p)
+		}
 	}
 }
