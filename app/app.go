@@ -77,6 +77,7 @@ type App struct {
 	admin   *admin.Server
 	audit   *audit.Writer
 	qlog    *queryLogSink
+	tap     *dnstapSink // nil when dnstap was off at start
 
 	reloadMu sync.Mutex // serializes reloads and refreshes
 	cfg      *config.Config
@@ -167,6 +168,9 @@ func New(opts Options) (*App, error) {
 		}
 		a.qlog = newQueryLogSink(l, cfg.Audit.ClientPrivacy, a.metrics, a.now)
 	}
+	if cfg.Dnstap.Enabled() {
+		a.tap = newDnstapSink(cfg.Dnstap, a.log, a.metrics)
+	}
 	cache := resolver.NewCache(resolver.CacheOptions{
 		Size:           cfg.Cache.Size,
 		MaxBytes:       cfg.Cache.MaxBytes,
@@ -188,17 +192,12 @@ func New(opts Options) (*App, error) {
 		Audit: a.auditState,
 	})
 	a.server = resolver.NewServer(resolver.ServerOptions{
-		Cache:    cache,
-		Logger:   a.log,
-		Now:      a.now,
-		Observer: observer{a.metrics, a.status},
-		Auditor:  status.Tee(a.auditor(cfg), a.status),
-		QueryLogger: func() resolver.QueryLogger {
-			if a.qlog == nil {
-				return nil // not a typed nil in the interface
-			}
-			return a.qlog
-		}(),
+		Cache:       cache,
+		Logger:      a.log,
+		Now:         a.now,
+		Observer:    observer{a.metrics, a.status},
+		Auditor:     status.Tee(a.auditor(cfg), a.status),
+		QueryLogger: queryLoggers(a.qlog, a.tap),
 	})
 	// DoT and DoH are bound first: DDR answers name their ports.
 	if a.enc, err = a.listenEncrypted(cfg); err != nil {
@@ -268,6 +267,9 @@ func (a *App) closeAudit() {
 	if a.qlog != nil {
 		_ = a.qlog.Close()
 	}
+	if a.tap != nil {
+		_ = a.tap.Close()
+	}
 }
 
 // build compiles cfg into a runtime (resolver.Server.Build): the server
@@ -294,6 +296,7 @@ func (a *App) build(ctx context.Context, cfg *config.Config) (*resolver.Runtime,
 		RootCAs:     a.opts.UpstreamRootCAs,
 		Certificate: cert,
 		DDR:         ddr,
+		Wrap:        a.tap.upstreamWrapper(),
 	})
 	if certErr != nil {
 		if rt != nil {
@@ -599,6 +602,7 @@ func (a *App) rebuild(ctx context.Context, cfg *config.Config, trigger string, s
 		a.log.Info("upstreams changed: cache emptied", "upstreams", rt.Upstreams)
 	}
 	a.cfg = cfg
+	a.applyDnstap(cfg)
 	a.publish(rt, old)
 	var diff map[string]policy.Change
 	if rt.Policy.Hash() != old.Policy.Hash() { // Diff looks up every rule of both
@@ -727,6 +731,9 @@ func (a *App) Shutdown(ctx context.Context) error {
 		if cerr := a.qlog.Close(); err == nil {
 			err = cerr
 		}
+	}
+	if a.tap != nil {
+		_ = a.tap.Close()
 	}
 	a.log.Info("jurisdns stopped")
 	a.stopErr = err

@@ -50,6 +50,8 @@ type Config struct {
 	// DDR answers _dns.resolver.arpa SVCB with the DoT and DoH endpoints
 	// (RFC 9462), so that clients upgrade to them.
 	DDR bool `mapstructure:"ddr"`
+	// Dnstap configures the dnstap output.
+	Dnstap Dnstap `mapstructure:"dnstap"`
 	// Log configures jurisdns's own logging.
 	Log Log `mapstructure:"log"`
 

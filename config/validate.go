@@ -62,6 +62,7 @@ func (c *Config) Validate() error {
 	}
 	c.validateAudit(&p)
 	c.validateEncrypted(&p)
+	c.validateDnstap(&p)
 	checkOneOf(&p, "log.level", c.Log.Level, "debug", "info", "warn", "error")
 	checkOneOf(&p, "log.format", c.Log.Format, "text", "json")
 	return errors.Join(p...)
