@@ -52,7 +52,7 @@ func startPortServer(t *testing.T, lateBy time.Duration) *portServer {
 			rr, _ := dns.NewRR(q.Question[0].Name + " 60 IN A 192.0.2.1")
 			r.Answer = []dns.RR{rr}
 			out, _ := r.Pack()
-			if strings.HasPrefix(q.Question[0].Name, "late") {
+			if strings.HasPrefix(strings.ToLower(q.Question[0].Name), "late") {
 				time.AfterFunc(s.lateBy, func() { _, _ = c.WriteToUDPAddrPort(out, from) })
 				continue
 			}
