@@ -7,6 +7,7 @@ package app
 import (
 	"bytes"
 	"context"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -31,7 +32,6 @@ import (
 	"github.com/jurisdns/jurisdns/resolver"
 	"github.com/jurisdns/jurisdns/status"
 	"github.com/jurisdns/jurisdns/upstream"
-	"github.com/jurisdns/jurisdns/zones"
 )
 
 // Version is set at build time (-ldflags "-X github.com/jurisdns/jurisdns/app.Version=…").
@@ -53,6 +53,9 @@ type Options struct {
 	// DownloadBackoff is the wait before download retry number attempt;
 	// nil means the downloader's exponential backoff (1s … 30s).
 	DownloadBackoff func(attempt int) time.Duration
+	// UpstreamRootCAs verifies tls:// and https:// upstreams; nil means
+	// the system's roots. Tests trust their own CA.
+	UpstreamRootCAs *x509.CertPool
 	// RefreshTimer replaces time.NewTimer in the periodic refresh of URL
 	// sources (tests fire it at will); see download.Refresher.Timer.
 	RefreshTimer func(d time.Duration) (<-chan time.Time, func() bool)
@@ -182,13 +185,14 @@ func New(opts Options) (*App, error) {
 			return a.qlog
 		}(),
 	})
-	rt, err := a.build(context.Background(), cfg, nil)
+	rt, err := a.build(context.Background(), cfg)
 	if err != nil {
 		a.closeAudit()
 		return nil, err
 	}
 	a.server.Swap(rt)
 	if err := a.server.Listen(cfg.Listen, cfg.Server.UDPWorkers, cfg.Server.MaxTCPConnections); err != nil {
+		_ = rt.Close() // nothing was served: no query to wait for
 		a.closeAudit()
 		return nil, err
 	}
@@ -234,100 +238,22 @@ func (a *App) closeAudit() {
 	}
 }
 
-// build compiles cfg into a runtime: upstreams, policy (reusing prev's lists
-// for last_known_good), chain.
-func (a *App) build(ctx context.Context, cfg *config.Config, prev *resolver.Runtime) (*resolver.Runtime, error) {
-	servers := cfg.Upstreams.Servers
-	if len(servers) == 0 {
-		rc := a.opts.ResolvConf
-		if rc == "" {
-			rc = "/etc/resolv.conf"
-		}
-		var err error
-		if servers, err = upstream.DefaultServers(rc, cfg.Listen); err != nil {
-			return nil, fmt.Errorf("upstreams.servers: empty, and no usable default: %w", err)
-		}
-	}
-	var ups []upstream.Upstream
-	var errs []error
-	for i, s := range servers {
-		u, err := upstream.Parse(s, upstream.Options{Timeout: cfg.Upstreams.TryTimeout})
-		if err != nil {
-			errs = append(errs, fmt.Errorf("upstreams.servers[%d]: %w", i, err))
-			continue
-		}
-		ups = append(ups, u)
-	}
-	var group *upstream.Group
-	if len(errs) == 0 {
-		var err error
-		group, err = upstream.NewGroup(ups, upstream.GroupOptions{
-			Strategy:   cfg.Upstreams.Strategy,
-			Timeout:    cfg.Upstreams.Timeout,
-			TryTimeout: cfg.Upstreams.TryTimeout,
-			Logger:     a.log,
-			Observe:    a.observeUpstream,
-		})
-		if err != nil {
-			errs = append(errs, fmt.Errorf("upstreams: %w", err))
-		}
-	}
-	bo := policy.BuildOptions{BaseDir: baseDir(cfg), Fetch: a.fetch(cfg), Logger: a.log}
-	if prev != nil {
-		bo.Previous = prev.Policy
-	}
-	pol, err := policy.Build(ctx, cfg, bo)
-	if err != nil {
-		errs = append(errs, err)
-	}
-	tbl, forwards, zerrs := a.buildZones(cfg)
-	errs = append(errs, zerrs...)
-	if len(errs) > 0 {
-		return nil, errors.Join(errs...)
-	}
-	return a.server.BuildRuntime(resolver.RuntimeOptions{
-		Config: cfg, Policy: pol, Upstream: group, Upstreams: group.Upstreams(), Zones: tbl, Forwards: forwards,
+// build compiles cfg into a runtime (resolver.Server.Build): the server
+// assembles it and takes over the parts of the current runtime whose
+// configuration did not change; the App supplies the list side, the policy,
+// built with the verified downloader and the current policy for
+// last_known_good.
+func (a *App) build(ctx context.Context, cfg *config.Config) (*resolver.Runtime, error) {
+	return a.server.Build(ctx, cfg, resolver.BuildOptions{
+		Policy: func(ctx context.Context, prev *policy.Policy) (*policy.Policy, error) {
+			return policy.Build(ctx, cfg, policy.BuildOptions{BaseDir: baseDir(cfg), Fetch: a.fetch(cfg), Logger: a.log, Previous: prev})
+		},
+		BaseDir:    baseDir(cfg),
+		ResolvConf: a.opts.ResolvConf,
+		Logger:     a.log,
+		Observe:    a.observeUpstream,
+		RootCAs:    a.opts.UpstreamRootCAs,
 	})
-}
-
-// buildZones loads the local zones and builds the upstreams of every
-// conditional forward (same strategy and timeouts as the default ones).
-func (a *App) buildZones(cfg *config.Config) (*zones.Table, map[string]resolver.Exchanger, []error) {
-	var errs []error
-	var specs []zones.Spec
-	forwards := map[string]resolver.Exchanger{}
-	for i, z := range cfg.Zones {
-		specs = append(specs, zones.Spec{Name: z.Name, File: z.File, Forward: z.Forward})
-		if len(z.Forward) == 0 {
-			continue
-		}
-		var ups []upstream.Upstream
-		for j, s := range z.Forward {
-			u, err := upstream.Parse(s, upstream.Options{Timeout: cfg.Upstreams.TryTimeout})
-			if err != nil {
-				errs = append(errs, fmt.Errorf("zones[%d].forward[%d]: %w", i, j, err))
-				continue
-			}
-			ups = append(ups, u)
-		}
-		if len(ups) == 0 {
-			continue
-		}
-		g, err := upstream.NewGroup(ups, upstream.GroupOptions{
-			Strategy: cfg.Upstreams.Strategy, Timeout: cfg.Upstreams.Timeout, TryTimeout: cfg.Upstreams.TryTimeout,
-			Logger: a.log, Observe: a.observeUpstream,
-		})
-		if err != nil {
-			errs = append(errs, fmt.Errorf("zones[%d]: %w", i, err))
-			continue
-		}
-		forwards[dns.CanonicalName(z.Name)] = g
-	}
-	tbl, err := zones.Load(specs, baseDir(cfg))
-	if err != nil {
-		errs = append(errs, err)
-	}
-	return tbl, forwards, errs
 }
 
 func baseDir(cfg *config.Config) string {
@@ -558,15 +484,16 @@ func (a *App) rebuild(ctx context.Context, cfg *config.Config, trigger string, s
 	// While the old and the new policy are both alive, collect garbage
 	// sooner: the peak stays close to old + new instead of twice that.
 	defer debug.SetGCPercent(debug.SetGCPercent(25))
-	old := a.server.Runtime()
-	rt, err := a.build(ctx, cfg, old)
-	if err == nil {
-		err = localSourceErrors(cfg, rt.Policy)
+	rt, err := a.build(ctx, cfg)
+	if err != nil {
+		return err
 	}
+	err = localSourceErrors(cfg, rt.Policy)
 	if err == nil {
 		err = ctx.Err() // shutting down: do not swap a half-refreshed policy
 	}
 	if err != nil {
+		_ = rt.Close() // never installed; the parts it took over stay open
 		return err
 	}
 	if trigger == "reload" {
@@ -574,7 +501,8 @@ func (a *App) rebuild(ctx context.Context, cfg *config.Config, trigger string, s
 			a.log.Warn("setting changed: restart jurisdns to apply it (a reload does not)", "key", key)
 		}
 	}
-	a.server.Swap(rt)
+	// Swap retires the old runtime: closed once its queries are done.
+	old := a.server.Swap(rt)
 	if !slices.Equal(rt.Upstreams, old.Upstreams) {
 		a.server.Cache().Purge()
 		a.log.Info("upstreams changed: cache emptied", "upstreams", rt.Upstreams)
