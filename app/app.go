@@ -253,6 +253,7 @@ func (a *App) build(ctx context.Context, cfg *config.Config) (*resolver.Runtime,
 		Logger:     a.log,
 		Observe:    a.observeUpstream,
 		RootCAs:    a.opts.UpstreamRootCAs,
+		OnDrop:     a.metrics.UpstreamReplyDropped,
 	})
 }
 
