@@ -297,6 +297,7 @@ func (a *App) build(ctx context.Context, cfg *config.Config) (*resolver.Runtime,
 		Certificate: cert,
 		DDR:         ddr,
 		Wrap:        a.tap.upstreamWrapper(),
+		OnDrop:      a.metrics.UpstreamReplyDropped,
 	})
 	if certErr != nil {
 		if rt != nil {

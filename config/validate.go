@@ -543,12 +543,21 @@ func checkServers(p *problems, path string, list []string) {
 	}
 }
 
-// checkUpstream checks the syntax of an upstream server: IP[:port],
-// udp://IP[:port], tcp://IP[:port], tls://host[:port][#servername] or an
-// https:// URL.
+// noCaseRandomization is the option of a UDP upstream that turns 0x20 off
+// (upstream.NoCaseRandomization; config does not import the DNS side).
+const noCaseRandomization = "no-0x20"
+
+// checkUpstream checks the syntax of an upstream server: IP[:port][#no-0x20],
+// udp://IP[:port][#no-0x20], tcp://IP[:port], tls://host[:port][#servername]
+// or an https:// URL.
 func checkUpstream(s string) error {
 	scheme, _, isURL := strings.Cut(s, "://")
 	if !isURL {
+		addr, frag, hasFrag := strings.Cut(s, "#")
+		if hasFrag && frag != noCaseRandomization {
+			return fmt.Errorf("%q: unknown option %q (a UDP upstream takes #%s)", s, frag, noCaseRandomization)
+		}
+		s := addr
 		if _, err := netip.ParseAddr(s); err == nil {
 			return nil
 		}
@@ -580,8 +589,11 @@ func checkUpstream(s string) error {
 		if ipErr != nil {
 			return fmt.Errorf("%q: %q is not an IP address", s, host)
 		}
-		if u.User != nil || (u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.Fragment != "" {
+		if u.User != nil || (u.Path != "" && u.Path != "/") || u.RawQuery != "" {
 			return fmt.Errorf("%q: only %s://IP[:port] is allowed", s, scheme)
+		}
+		if u.Fragment != "" && (u.Fragment != noCaseRandomization || strings.EqualFold(scheme, "tcp")) {
+			return fmt.Errorf("%q: unknown option %q (only udp:// takes #%s)", s, u.Fragment, noCaseRandomization)
 		}
 	case "tls":
 		if ipErr != nil {

@@ -150,6 +150,8 @@ type Metrics struct {
 	buildLabels []string
 	unknownEnv  *prometheus.GaugeVec
 
+	upstreamDropped *childCache[string, prometheus.Counter]
+
 	rateLimited  prometheus.Counter
 	refused      *childCache[string, prometheus.Counter]
 	dropped      *childCache[string, prometheus.Counter]
@@ -260,6 +262,11 @@ func New() *Metrics {
 	})
 	m.auditDropped = m.counter("audit_dropped_total", "Enforcement log records dropped because the writer fell behind.")
 	m.buildInfo = m.gaugeVec("build_info", "Always 1; labels give the build version and Go version.", "version", "goversion")
+	upstreamDropped := m.counterVec("upstream_replies_dropped_total",
+		"Replies from plain UDP/TCP upstreams read and thrown away, by reason: id (no query waits for that ID: forged, duplicate or late), question, case (0x20 caught a reply that matched only case-insensitively), malformed.", "reason")
+	m.upstreamDropped = newChildCache(maxReasonChildren, OtherLabel, func(k string) prometheus.Counter {
+		return upstreamDropped.WithLabelValues(k)
+	})
 	m.unknownEnv = m.gaugeVec("config_unknown_env_variables",
 		"JURISDNS_* environment variables that name no key, by kind: service_link (Kubernetes or Docker link variables, ignored) or unknown (a warning at start; likely a typo).", "kind")
 	m.audit = newAuditCollector()
@@ -551,6 +558,14 @@ func (m *Metrics) SetBuildInfo(version string) {
 	}
 	m.buildLabels = labels
 	m.buildInfo.WithLabelValues(labels...).Set(1)
+}
+
+// UpstreamReplyDropped counts a reply an upstream read and threw away.
+func (m *Metrics) UpstreamReplyDropped(reason string) {
+	if m == nil {
+		return
+	}
+	m.upstreamDropped.get(reason).Inc()
 }
 
 // SetUnknownEnv publishes how many JURISDNS_* variables name no key:
