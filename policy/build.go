@@ -617,6 +617,11 @@ func (b *builder) loadSource(js *jspec, si int, s *sspec) {
 	}
 }
 
+// ErrNotChecked, returned by BuildOptions.Fetch, says the source was
+// deliberately not read (validate --offline without a last good copy): it
+// contributes no rules and its guards are not applied.
+var ErrNotChecked = errors.New("source not checked")
+
 // parseSource reads and parses one source, then checks its guards.
 func (b *builder) parseSource(js *jspec, si int, s *sspec) error {
 	var r io.Reader
@@ -635,6 +640,9 @@ func (b *builder) parseSource(js *jspec, si int, s *sspec) error {
 			return errors.New("url sources need the downloader")
 		}
 		data, err := b.opts.Fetch(b.ctx, js.j.ID, s.cfg)
+		if errors.Is(err, ErrNotChecked) {
+			return nil // no rules, no guards: nothing was read
+		}
 		if err != nil {
 			return err
 		}
