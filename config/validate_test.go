@@ -224,7 +224,7 @@ func TestValidateCases(t *testing.T) {
 				}}}
 			},
 			want: []string{
-				"jurisdictions[0].sources[1]: has path and url and inline: exactly one of path, url or inline is allowed",
+				"jurisdictions[0].sources[1]: has path and url and inline: exactly one of path, url, inline or transfer is allowed",
 				"jurisdictions[0].sources[2].min_entries: -1 is negative",
 				"jurisdictions[0].sources[2].max_shrink: NaN is not between 0 and 1",
 				"jurisdictions[0].sources[2].refresh: -1s is negative",

@@ -269,6 +269,8 @@ type SourceInfo struct {
 	// were kept; Err says why it failed.
 	Stale bool   `json:"stale,omitempty"`
 	Err   string `json:"error,omitempty"`
+	// Transfer is the state of a source pulled by zone transfer.
+	Transfer *TransferState `json:"transfer,omitempty"`
 }
 
 // AllowEntry is one entry of a jurisdiction's allow list.
