@@ -76,6 +76,7 @@ type App struct {
 	fetchers map[string]*download.Fetcher // by lists.cache_dir; under reloadMu
 	checked  map[string]time.Time         // URL source → last confirmed by its server
 	refresh  refreshState                 // the periodic refresh of URL sources
+	feeds    feeds                        // RPZ sources pulled by zone transfer (transfer.go)
 
 	runMu    sync.Mutex // guards stopping and the shutdown result
 	stopping bool
@@ -175,6 +176,8 @@ func New(opts Options) (*App, error) {
 		return nil, err
 	}
 	a.server.Swap(rt)
+	a.server.SetNotify(a.notify)
+	a.syncFeeds()
 	if err := a.server.Listen(cfg.Listen, cfg.Server.UDPWorkers, cfg.Server.MaxTCPConnections); err != nil {
 		a.closeAudit()
 		return nil, err
@@ -259,7 +262,7 @@ func (a *App) build(ctx context.Context, cfg *config.Config, prev *resolver.Runt
 			errs = append(errs, fmt.Errorf("upstreams: %w", err))
 		}
 	}
-	bo := policy.BuildOptions{BaseDir: baseDir(cfg), Fetch: a.fetch(cfg), Logger: a.log}
+	bo := policy.BuildOptions{BaseDir: baseDir(cfg), Fetch: a.fetch(cfg), Transfer: a.transferSource(cfg), Logger: a.log}
 	if prev != nil {
 		bo.Previous = prev.Policy
 	}
@@ -562,6 +565,7 @@ func (a *App) rebuild(ctx context.Context, cfg *config.Config, trigger string, s
 		}
 	}
 	a.server.Swap(rt)
+	a.syncFeeds()
 	if !slices.Equal(rt.Upstreams, old.Upstreams) {
 		a.server.Cache().Purge()
 		a.log.Info("upstreams changed: cache emptied", "upstreams", rt.Upstreams)
@@ -657,6 +661,7 @@ func (a *App) Shutdown(ctx context.Context) error {
 	}
 	a.log.Info("draining: readiness reports 503; closing the listeners")
 	a.stopRefresher()
+	a.stopFeeds()
 	timeout := a.server.Runtime().Config.Server.ShutdownTimeout
 	if timeout <= 0 {
 		timeout = 5 * time.Second
@@ -814,7 +819,7 @@ func (o observer) Upstream(string, time.Duration, error) {}
 func BuildPolicy(ctx context.Context, cfg *config.Config) (*policy.Policy, error) {
 	a := &App{log: slogDiscard(), now: time.Now, metrics: metrics.New(),
 		fetchers: map[string]*download.Fetcher{}, checked: map[string]time.Time{}}
-	return policy.Build(ctx, cfg, policy.BuildOptions{BaseDir: baseDir(cfg), Fetch: a.fetch(cfg), Logger: a.log})
+	return policy.Build(ctx, cfg, policy.BuildOptions{BaseDir: baseDir(cfg), Fetch: a.fetch(cfg), Transfer: a.transferSource(cfg), Logger: a.log})
 }
 
 func slogDiscard() *slog.Logger { return slog.New(slog.DiscardHandler) }

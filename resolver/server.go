@@ -44,6 +44,9 @@ type Server struct {
 	audit Auditor
 	qlog  QueryLogger
 
+	notify NotifyFunc // NOTIFY handler (xfr.go)
+	xfr    XfrFunc    // TCP zone transfer handler (xfr.go)
+
 	inflight chan struct{}
 	jobs     chan udpJob    // slow-path UDP queries for idle workers
 	quit     chan struct{}  // closed by Shutdown: idle workers exit
@@ -484,17 +487,22 @@ func (s *Server) serveConn(conn net.Conn) {
 		cwg.Add(1)
 		go func() {
 			defer func() { s.qwg.Done(); cwg.Done() }()
-			out := s.slow(pkt, client, TCP)
-			if out == nil {
+			write := func(out []byte) error {
+				wmu.Lock()
+				defer wmu.Unlock()
+				_ = conn.SetWriteDeadline(time.Now().Add(idle))
+				frame := make([]byte, 2+len(out))
+				binary.BigEndian.PutUint16(frame, uint16(len(out)))
+				copy(frame[2:], out)
+				_, err := conn.Write(frame)
+				return err
+			}
+			if s.tcpXfr(pkt, client, write) { // rpz_out: SOA, AXFR, IXFR (xfr.go)
 				return
 			}
-			wmu.Lock()
-			defer wmu.Unlock()
-			_ = conn.SetWriteDeadline(time.Now().Add(idle))
-			frame := make([]byte, 2+len(out))
-			binary.BigEndian.PutUint16(frame, uint16(len(out)))
-			copy(frame[2:], out)
-			_, _ = conn.Write(frame)
+			if out := s.slow(pkt, client, TCP); out != nil {
+				_ = write(out)
+			}
 		}()
 	}
 }
@@ -587,6 +595,9 @@ func (s *Server) slow(pkt []byte, client netip.AddrPort, proto Proto) []byte {
 	if m.Response {
 		s.obs.Dropped("response")
 		return nil // QR=1: never answer a response (reflection)
+	}
+	if m.Opcode == dns.OpcodeNotify && s.notify != nil { // RPZ feeds (xfr.go)
+		return s.notify(pkt, m, client)
 	}
 	rt := s.rt.Load()
 	addr := client.Addr().Unmap()

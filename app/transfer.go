@@ -1,0 +1,298 @@
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/miekg/dns"
+
+	"github.com/jurisdns/jurisdns/config"
+	"github.com/jurisdns/jurisdns/policy"
+	"github.com/jurisdns/jurisdns/transfer"
+)
+
+// feeds are the RPZ sources pulled by zone transfer: one transfer.Feed per
+// jurisdiction source, kept across reloads while its settings stay the
+// same, each followed by its own goroutine (NOTIFY, SOA timers) once a
+// runtime that uses it is in service.
+type feeds struct {
+	mu     sync.Mutex
+	byKey  map[string]*feedRun // "jurisdiction/source"
+	closed bool
+	wg     sync.WaitGroup
+}
+
+type feedRun struct {
+	feed         *transfer.Feed
+	jur, source  string
+	fingerprint  string
+	cancel       context.CancelFunc // nil until started
+	usedInBuild  bool
+	keyName, alg string
+	secret       string
+}
+
+// feedKey names a source's feed.
+func feedKey(jur string, src config.Source) string { return jur + "/" + sourceName(src) }
+
+// feedOptions maps a transfer source to the feed's options.
+func feedOptions(cfg *config.Config, jur string, src config.Source) (transfer.Options, error) {
+	t := src.Transfer
+	o := transfer.Options{
+		Name:      feedKey(jur, src),
+		Zone:      t.Zone,
+		CacheDir:  cfg.Lists.CacheDir,
+		Timeout:   cfg.Lists.Timeout,
+		MaxShrink: src.MaxShrink,
+	}
+	for i, p := range t.Primaries {
+		ap, err := config.ServerAddr(p)
+		if err != nil {
+			return o, fmt.Errorf("transfer.primaries[%d]: %w", i, err)
+		}
+		o.Primaries = append(o.Primaries, ap)
+	}
+	if t.TSIGKey != "" {
+		k, err := tsigKey(cfg, t.TSIGKey)
+		if err != nil {
+			return o, fmt.Errorf("transfer.tsig_key: %w", err)
+		}
+		o.Key = k
+	}
+	return o, nil
+}
+
+// tsigKey looks a key up in tsig_keys and reads its secret.
+func tsigKey(cfg *config.Config, name string) (*transfer.Key, error) {
+	want := config.TSIGKeyName(name)
+	for i := range cfg.TSIGKeys {
+		k := &cfg.TSIGKeys[i]
+		if config.TSIGKeyName(k.Name) != want {
+			continue
+		}
+		secret, err := k.TSIGSecret()
+		if err != nil {
+			return nil, fmt.Errorf("tsig_keys[%d]: %w", i, err)
+		}
+		alg, err := transfer.Algorithm(k.Algorithm)
+		if err != nil {
+			return nil, fmt.Errorf("tsig_keys[%d].algorithm: %w", i, err)
+		}
+		return &transfer.Key{Name: want, Algorithm: alg, Secret: secret}, nil
+	}
+	return nil, fmt.Errorf("no tsig_keys entry %q", name)
+}
+
+func fingerprintOf(o transfer.Options) string {
+	k := ""
+	if o.Key != nil {
+		k = o.Key.Name + "/" + o.Key.Algorithm + "/" + o.Key.Secret
+	}
+	return fmt.Sprint(o.Name, "|", o.Zone, "|", o.Primaries, "|", k, "|", o.CacheDir, "|", o.Timeout, "|", o.MaxShrink)
+}
+
+// transferSource is policy.BuildOptions.Transfer: the zone of the source's
+// feed, loaded (AXFR, else the cached copy) the first time. It runs inside
+// policy.Build, under reloadMu.
+func (a *App) transferSource(cfg *config.Config) func(ctx context.Context, j string, src config.Source) ([]byte, *policy.TransferState, error) {
+	return func(ctx context.Context, j string, src config.Source) ([]byte, *policy.TransferState, error) {
+		o, err := feedOptions(cfg, j, src)
+		if err != nil {
+			return nil, nil, err
+		}
+		o.Logger = a.log
+		o.Now = a.now
+		key := feedKey(j, src)
+		fp := fingerprintOf(o)
+		a.feeds.mu.Lock()
+		if a.feeds.byKey == nil {
+			a.feeds.byKey = map[string]*feedRun{}
+		}
+		fr := a.feeds.byKey[key]
+		if fr == nil || fr.fingerprint != fp {
+			if fr != nil && fr.cancel != nil {
+				fr.cancel() // settings changed: a new feed
+			}
+			fr = &feedRun{jur: j, source: sourceName(src), fingerprint: fp}
+			if o.Key != nil {
+				fr.keyName, fr.alg, fr.secret = o.Key.Name, o.Key.Algorithm, o.Key.Secret
+			}
+			o.OnUpdate = func(u *transfer.Update) { a.feedUpdate(fr, u) }
+			fr.feed = transfer.New(o)
+			a.feeds.byKey[key] = fr
+		}
+		fr.usedInBuild = true
+		a.feeds.mu.Unlock()
+		if !fr.feed.Loaded() {
+			if err := fr.feed.Load(ctx); err != nil {
+				return nil, stateOf(fr.feed), err
+			}
+		}
+		text, err := fr.feed.Text()
+		return text, stateOf(fr.feed), err
+	}
+}
+
+// stateOf is the policy's view of a feed.
+func stateOf(f *transfer.Feed) *policy.TransferState {
+	s := f.Status()
+	return &policy.TransferState{
+		Zone: s.Zone, Serial: s.Serial, Primary: s.Primary, LastTransfer: s.LastTransfer, LastNotify: s.LastNotify,
+		Rejected: s.Rejected, NotifyRefused: s.NotifyRefused, LastError: s.LastError,
+	}
+}
+
+// syncFeeds starts following the feeds the runtime just put in service
+// uses, and stops the others. The caller holds reloadMu.
+func (a *App) syncFeeds() {
+	f := &a.feeds
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for key, fr := range f.byKey {
+		if !fr.usedInBuild {
+			if fr.cancel != nil {
+				fr.cancel()
+			}
+			delete(f.byKey, key)
+			continue
+		}
+		fr.usedInBuild = false
+		if fr.cancel != nil || f.closed {
+			continue
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		fr.cancel = cancel
+		f.wg.Add(1)
+		go func() {
+			defer f.wg.Done()
+			fr.feed.Run(ctx)
+		}()
+	}
+}
+
+// stopFeeds stops every feed for good and waits for them.
+func (a *App) stopFeeds() {
+	f := &a.feeds
+	f.mu.Lock()
+	f.closed = true
+	for _, fr := range f.byKey {
+		if fr.cancel != nil {
+			fr.cancel()
+		}
+	}
+	f.mu.Unlock()
+	f.wg.Wait()
+}
+
+// feedUpdate puts a feed's change in force: an incremental one as a delta
+// of the running policy (no rebuild of the index), a whole new zone or an
+// expired one by a rebuild with the current configuration.
+func (a *App) feedUpdate(fr *feedRun, u *transfer.Update) {
+	a.reloadMu.Lock()
+	defer a.reloadMu.Unlock()
+	a.feeds.mu.Lock()
+	current := a.feeds.byKey[feedKey(fr.jur, config.Source{Name: fr.source})] == fr
+	a.feeds.mu.Unlock()
+	if !current || a.cfg == nil {
+		return
+	}
+	start := time.Now()
+	old := a.server.Runtime()
+	if !u.Full && !u.Expired {
+		pol, res, err := old.Policy.ApplyDelta(fr.jur, fr.source, u.Old, u.New, stateOf(fr.feed))
+		if err == nil {
+			rt, err := a.server.WithPolicy(old, pol)
+			if err == nil {
+				a.server.Swap(rt)
+				a.publish(rt, old)
+				a.metrics.ListRefreshed(fr.jur, a.now())
+				a.log.Info("zone delta applied", "jurisdiction", fr.jur, "source", fr.source,
+					"serial", u.Serial, "added", res.Added, "removed", res.Removed,
+					"policy", shortHash(pol.Hash()), "took", time.Since(start).Round(time.Microsecond))
+				return
+			}
+		}
+		if !errors.Is(err, policy.ErrRebuild) {
+			a.log.Warn("zone delta not applicable; rebuilding the policy", "jurisdiction", fr.jur, "source", fr.source, "err", err)
+		}
+	}
+	run := &refreshRun{now: a.now(), slack: refreshPeriod(a.cfg) / 2}
+	ctx := context.WithValue(context.Background(), refreshRunKey{}, run)
+	if err := a.rebuild(ctx, a.cfg, "transfer", start); err != nil {
+		for _, e := range flatten(err) {
+			a.log.Error("rebuild after a zone transfer failed; still serving the previous policy", "err", e)
+		}
+	}
+}
+
+// notify answers a NOTIFY: a zone of a feed, from one of its primaries,
+// signed with its key when it has one, schedules a refresh (NOERROR);
+// anything else is REFUSED and counted.
+func (a *App) notify(pkt []byte, m *dns.Msg, client netip.AddrPort) []byte {
+	r := new(dns.Msg)
+	r.SetReply(m)
+	r.Authoritative = true
+	var fr *feedRun
+	if len(m.Question) == 1 {
+		zone := dns.CanonicalName(m.Question[0].Name)
+		a.feeds.mu.Lock()
+		for _, x := range a.feeds.byKey {
+			if x.feed.Options().Zone == zone && x.cancel != nil {
+				fr = x
+				break
+			}
+		}
+		a.feeds.mu.Unlock()
+	}
+	refuse := func(why string) []byte {
+		a.metrics.Refused("notify")
+		a.log.Warn("NOTIFY refused", "client", client.Addr(), "zone", questionName(m), "reason", why)
+		r.Rcode = dns.RcodeRefused
+		out, _ := r.Pack()
+		return out
+	}
+	if fr == nil {
+		return refuse("no transfer source has this zone")
+	}
+	signed := false
+	if fr.keyName != "" {
+		ts := m.IsTsig()
+		if ts == nil || dns.CanonicalName(ts.Hdr.Name) != fr.keyName {
+			fr.feed.NotifyRefused()
+			return refuse("not signed with the source's TSIG key")
+		}
+		if err := dns.TsigVerify(pkt, fr.secret, "", false); err != nil {
+			fr.feed.NotifyRefused()
+			return refuse("bad TSIG: " + err.Error())
+		}
+		signed = true
+	}
+	if !fr.feed.Notify(client.Addr()) {
+		a.metrics.Refused("notify")
+		a.log.Warn("NOTIFY refused", "client", client.Addr(), "zone", questionName(m), "reason", "not a primary of the zone")
+		r.Rcode = dns.RcodeRefused
+		out, _ := r.Pack()
+		return out
+	}
+	if signed {
+		r.SetTsig(fr.keyName, fr.alg, 300, time.Now().Unix())
+		out, _, err := dns.TsigGenerate(r, fr.secret, m.IsTsig().MAC, false)
+		if err == nil {
+			return out
+		}
+	}
+	out, _ := r.Pack()
+	return out
+}
+
+func questionName(m *dns.Msg) string {
+	if len(m.Question) == 0 {
+		return ""
+	}
+	return strings.ToLower(m.Question[0].Name)
+}

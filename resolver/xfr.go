@@ -1,0 +1,51 @@
+package resolver
+
+import (
+	"net/netip"
+
+	"github.com/miekg/dns"
+
+	"github.com/jurisdns/jurisdns/policy"
+)
+
+// NotifyFunc answers a NOTIFY (RFC 1996) that arrived on a DNS listener:
+// pkt is the message as received (for its TSIG), m the same parsed. It
+// returns the packed reply, or nil to send nothing.
+type NotifyFunc func(pkt []byte, m *dns.Msg, client netip.AddrPort) []byte
+
+// XfrFunc serves a zone transfer or SOA query over TCP when it returns
+// true: it writes every message of the answer to conn itself (write holds
+// the connection's write lock for one message). It returns false for a
+// query it does not serve, which then takes the normal path.
+type XfrFunc func(pkt []byte, m *dns.Msg, client netip.AddrPort, write func([]byte) error) bool
+
+// SetNotify installs the NOTIFY handler; nil answers NOTIFY with NOTIMP.
+// Call it before Serve.
+func (s *Server) SetNotify(fn NotifyFunc) { s.notify = fn }
+
+// SetXfr installs the zone transfer handler of the TCP listeners; nil
+// serves no transfer. Call it before Serve.
+func (s *Server) SetXfr(fn XfrFunc) { s.xfr = fn }
+
+// tcpXfr hands a TCP query to the transfer handler; it reports whether the
+// handler took it.
+func (s *Server) tcpXfr(pkt []byte, client netip.AddrPort, write func([]byte) error) bool {
+	if s.xfr == nil || len(pkt) < hdrLen {
+		return false
+	}
+	m := new(dns.Msg)
+	if m.Unpack(pkt) != nil || m.Response || len(m.Question) != 1 {
+		return false
+	}
+	return s.xfr(pkt, m, client, write)
+}
+
+// WithPolicy returns a runtime like rt whose policy is pol (a delta applied
+// to rt's): the same configuration, upstreams and zones.
+func (s *Server) WithPolicy(rt *Runtime, pol *policy.Policy) (*Runtime, error) {
+	return s.BuildRuntime(RuntimeOptions{
+		Config: rt.Config, Policy: pol, Upstream: rt.fwd.up, Upstreams: rt.Upstreams,
+		Zones: rt.Zones, Forwards: rt.forwards,
+	})
+}
+
