@@ -29,6 +29,7 @@ import (
 	"github.com/jurisdns/jurisdns/metrics"
 	"github.com/jurisdns/jurisdns/policy"
 	"github.com/jurisdns/jurisdns/resolver"
+	"github.com/jurisdns/jurisdns/rpzout"
 	"github.com/jurisdns/jurisdns/status"
 	"github.com/jurisdns/jurisdns/upstream"
 	"github.com/jurisdns/jurisdns/zones"
@@ -77,6 +78,7 @@ type App struct {
 	checked  map[string]time.Time         // URL source → last confirmed by its server
 	refresh  refreshState                 // the periodic refresh of URL sources
 	feeds    feeds                        // RPZ sources pulled by zone transfer (transfer.go)
+	rpzOut   *rpzout.Server               // jurisdictions served as RPZ zones (transfer.go)
 
 	runMu    sync.Mutex // guards stopping and the shutdown result
 	stopping bool
@@ -177,6 +179,8 @@ func New(opts Options) (*App, error) {
 	}
 	a.server.Swap(rt)
 	a.server.SetNotify(a.notify)
+	a.rpzOut = rpzout.New(a.log, a.now)
+	a.server.SetXfr(a.serveRPZ)
 	a.syncFeeds()
 	if err := a.server.Listen(cfg.Listen, cfg.Server.UDPWorkers, cfg.Server.MaxTCPConnections); err != nil {
 		a.closeAudit()
@@ -594,6 +598,9 @@ func (a *App) rebuild(ctx context.Context, cfg *config.Config, trigger string, s
 // publish updates the gauges that describe the current runtime.
 func (a *App) publish(rt, _ *resolver.Runtime) {
 	a.status.Published(rt.Policy, a.now())
+	if a.rpzOut != nil {
+		a.publishRPZ(rt.Config, rt.Policy)
+	}
 	a.metrics.SetPolicyHash(rt.Policy.Hash())
 	for _, j := range rt.Policy.Jurisdictions() {
 		a.metrics.SetListEntries(j.ID, rt.Policy.Entries(j.ID))
@@ -662,6 +669,7 @@ func (a *App) Shutdown(ctx context.Context) error {
 	a.log.Info("draining: readiness reports 503; closing the listeners")
 	a.stopRefresher()
 	a.stopFeeds()
+	defer a.rpzOut.Close()
 	timeout := a.server.Runtime().Config.Server.ShutdownTimeout
 	if timeout <= 0 {
 		timeout = 5 * time.Second

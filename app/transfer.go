@@ -13,6 +13,7 @@ import (
 
 	"github.com/jurisdns/jurisdns/config"
 	"github.com/jurisdns/jurisdns/policy"
+	"github.com/jurisdns/jurisdns/rpzout"
 	"github.com/jurisdns/jurisdns/transfer"
 )
 
@@ -295,4 +296,54 @@ func questionName(m *dns.Msg) string {
 		return ""
 	}
 	return strings.ToLower(m.Question[0].Name)
+}
+
+// rpzOutOptions maps rpz_out to the zone server's options.
+func rpzOutOptions(cfg *config.Config) (rpzout.Options, error) {
+	o := cfg.RPZOut
+	out := rpzout.Options{Suffix: o.ZoneSuffix, Journal: o.Journal}
+	if o.ZoneSuffix == "" {
+		return out, nil
+	}
+	for i, s := range o.Allow {
+		p, err := netip.ParsePrefix(s)
+		if err != nil {
+			a, aerr := netip.ParseAddr(s)
+			if aerr != nil {
+				return out, fmt.Errorf("rpz_out.allow[%d]: %q is not a prefix or an address", i, s)
+			}
+			p = netip.PrefixFrom(a, a.BitLen())
+		}
+		out.Allow = append(out.Allow, p.Masked())
+	}
+	for i, s := range o.Notify {
+		ap, err := config.ServerAddr(s)
+		if err != nil {
+			return out, fmt.Errorf("rpz_out.notify[%d]: %w", i, err)
+		}
+		out.Notify = append(out.Notify, ap)
+	}
+	if o.TSIGKey != "" {
+		k, err := tsigKey(cfg, o.TSIGKey)
+		if err != nil {
+			return out, fmt.Errorf("rpz_out.tsig_key: %w", err)
+		}
+		out.Key = k
+	}
+	return out, nil
+}
+
+// publishRPZ serves the jurisdictions of rt as RPZ zones (rpz_out).
+func (a *App) publishRPZ(cfg *config.Config, pol *policy.Policy) {
+	o, err := rpzOutOptions(cfg)
+	if err != nil {
+		a.log.Error("rpz_out: zones not updated", "err", err)
+		return
+	}
+	a.rpzOut.Update(o, pol)
+}
+
+// serveRPZ is the resolver's transfer handler.
+func (a *App) serveRPZ(pkt []byte, m *dns.Msg, client netip.AddrPort, tcp bool, write func([]byte) error) bool {
+	return a.rpzOut.Serve(pkt, m, client, tcp, write)
 }

@@ -321,3 +321,34 @@ func (p *Policy) replaceJurisdiction(j, nj *Jurisdiction) {
 		t.m = m
 	}
 }
+
+// Rule is one live rule of a jurisdiction, as Rules gives it.
+type Rule struct {
+	// Name is canonical (no trailing dot); Kind says which names it
+	// covers.
+	Name string
+	Kind blocklists.Kind
+	// Action is the rule's own action (Block: the jurisdiction's).
+	Action blocklists.Action
+	// Addrs are the addresses of a LocalData rule.
+	Addrs []netip.Addr
+}
+
+// Rules calls fn for every live rule of jurisdiction id (block and allow),
+// base and delta; it returns false when there is no such jurisdiction.
+// Rule.Name is valid only during the call.
+func (p *Policy) Rules(id string, fn func(Rule)) bool {
+	j := p.byID[id]
+	if j == nil {
+		return false
+	}
+	jur := uint16(j.idx)
+	p.each(func(name string, kind blocklists.Kind, tag uint32, m ruleMeta) bool {
+		if m.dead || m.jur != jur {
+			return true
+		}
+		fn(Rule{Name: name, Kind: kind, Action: m.action, Addrs: p.addrsOf(tag)})
+		return true
+	})
+	return true
+}

@@ -552,7 +552,7 @@ func (s *Server) fast(w *worker, pkt []byte, addr netip.AddrPort) ([]byte, bool)
 	}
 	e := s.cache.get(name, q.qtype, q.do, q.flags&flagCD != 0)
 	if e == nil || !e.fresh(now) {
-		if z, _ := rt.Zones.Find(name); z == nil && q.qtype != dns.TypeANY {
+		if z, _ := rt.Zones.Find(name); z == nil && q.qtype != dns.TypeANY && !s.xfrType(q.qtype) {
 			w.missable = rt
 		}
 		return nil, false
@@ -598,6 +598,11 @@ func (s *Server) slow(pkt []byte, client netip.AddrPort, proto Proto) []byte {
 	}
 	if m.Opcode == dns.OpcodeNotify && s.notify != nil { // RPZ feeds (xfr.go)
 		return s.notify(pkt, m, client)
+	}
+	if proto == UDP { // rpz_out SOA probes (xfr.go)
+		if out, ok := s.udpXfr(pkt, m, client); ok {
+			return out
+		}
 	}
 	rt := s.rt.Load()
 	addr := client.Addr().Unmap()

@@ -13,11 +13,12 @@ import (
 // returns the packed reply, or nil to send nothing.
 type NotifyFunc func(pkt []byte, m *dns.Msg, client netip.AddrPort) []byte
 
-// XfrFunc serves a zone transfer or SOA query over TCP when it returns
-// true: it writes every message of the answer to conn itself (write holds
-// the connection's write lock for one message). It returns false for a
-// query it does not serve, which then takes the normal path.
-type XfrFunc func(pkt []byte, m *dns.Msg, client netip.AddrPort, write func([]byte) error) bool
+// XfrFunc serves a zone transfer or SOA query of a zone jurisdns publishes
+// (rpz_out) when it returns true: it writes every message of the answer
+// itself (over TCP write holds the connection's write lock for one
+// message; over UDP only the first message is sent). It returns false for
+// a query it does not serve, which then takes the normal path.
+type XfrFunc func(pkt []byte, m *dns.Msg, client netip.AddrPort, tcp bool, write func([]byte) error) bool
 
 // SetNotify installs the NOTIFY handler; nil answers NOTIFY with NOTIMP.
 // Call it before Serve.
@@ -37,7 +38,28 @@ func (s *Server) tcpXfr(pkt []byte, client netip.AddrPort, write func([]byte) er
 	if m.Unpack(pkt) != nil || m.Response || len(m.Question) != 1 {
 		return false
 	}
-	return s.xfr(pkt, m, client, write)
+	return s.xfr(pkt, m, client, true, write)
+}
+
+// udpXfr hands a UDP query to the transfer handler (an SOA probe of a
+// secondary); it returns the reply and whether the handler took it.
+func (s *Server) udpXfr(pkt []byte, m *dns.Msg, client netip.AddrPort) ([]byte, bool) {
+	if s.xfr == nil || len(m.Question) != 1 {
+		return nil, false
+	}
+	switch m.Question[0].Qtype {
+	case dns.TypeSOA, dns.TypeIXFR:
+	default:
+		return nil, false
+	}
+	var out []byte
+	took := s.xfr(pkt, m, client, false, func(b []byte) error {
+		if out == nil {
+			out = b
+		}
+		return nil
+	})
+	return out, took
 }
 
 // WithPolicy returns a runtime like rt whose policy is pol (a delta applied
@@ -49,3 +71,9 @@ func (s *Server) WithPolicy(rt *Runtime, pol *policy.Policy) (*Runtime, error) {
 	})
 }
 
+
+// xfrType reports the query types the transfer handler may take over UDP:
+// those must reach slow, not the miss path.
+func (s *Server) xfrType(qtype uint16) bool {
+	return s.xfr != nil && (qtype == dns.TypeSOA || qtype == dns.TypeIXFR)
+}
