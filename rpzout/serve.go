@@ -41,13 +41,11 @@ func (s *Server) Serve(pkt []byte, m *dns.Msg, client netip.AddrPort, tcp bool, 
 	fail := func(rcode int) bool {
 		r := new(dns.Msg)
 		r.SetRcode(m, rcode)
+		if ts := m.IsTsig(); ts != nil && w.verified {
+			r.SetTsig(ts.Hdr.Name, ts.Algorithm, ts.Fudge, time.Now().Unix())
+		}
 		_ = w.WriteMsg(r)
 		return true
-	}
-	if !allowed(opts.Allow, client.Addr()) {
-		s.log.Warn("rpz_out query refused: client not in rpz_out.allow", "client", client.Addr(), "zone", z.name,
-			"type", dns.TypeToString[q.Qtype])
-		return fail(dns.RcodeRefused)
 	}
 	if k := opts.Key; k != nil {
 		ts := m.IsTsig()
@@ -60,6 +58,11 @@ func (s *Server) Serve(pkt []byte, m *dns.Msg, client netip.AddrPort, tcp bool, 
 			return fail(dns.RcodeNotAuth)
 		}
 		w.secret, w.mac, w.verified = k.Secret, ts.MAC, true
+	}
+	if !allowed(opts.Allow, client.Addr()) {
+		s.log.Warn("rpz_out query refused: client not in rpz_out.allow", "client", client.Addr(), "zone", z.name,
+			"type", dns.TypeToString[q.Qtype])
+		return fail(dns.RcodeRefused)
 	}
 	single := func(rrs ...dns.RR) bool {
 		r := new(dns.Msg)
