@@ -15,6 +15,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/miekg/dns"
@@ -102,8 +103,13 @@ func (z *Zone) WriteTo(w io.Writer) (int64, error) {
 	var n int64
 	c, _ := fmt.Fprintf(bw, "$ORIGIN %s\n%s\n", z.Origin, z.SOA.String())
 	n += int64(c)
-	for _, list := range z.rrs {
-		for _, rr := range list {
+	owners := make([]string, 0, len(z.rrs))
+	for o := range z.rrs {
+		owners = append(owners, o)
+	}
+	slices.Sort(owners) // the same zone gives the same file
+	for _, o := range owners {
+		for _, rr := range z.rrs[o] {
 			c, _ := bw.WriteString(rr.String())
 			_ = bw.WriteByte('\n')
 			n += int64(c) + 1
