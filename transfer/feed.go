@@ -541,6 +541,13 @@ func (f *Feed) ixfr(p netip.AddrPort, serial uint32) (*Update, error) {
 	if err != nil {
 		return nil, err
 	}
+	return f.applyIXFR(rrs, serial)
+}
+
+// applyIXFR applies the records of an IXFR answer (RFC 1995) to a zone at
+// serial: nothing when it is up to date, the whole zone when it came in
+// full, else each difference sequence.
+func (f *Feed) applyIXFR(rrs []dns.RR, serial uint32) (*Update, error) {
 	if len(rrs) == 0 {
 		return nil, errors.New("empty IXFR answer")
 	}

@@ -58,7 +58,24 @@ func (z *Zone) check(rr dns.RR) error {
 	if h.Rrtype == dns.TypeSOA {
 		return fmt.Errorf("a second SOA at %q", h.Name)
 	}
+	if emptyRdata(rr) {
+		return fmt.Errorf("record %q %s without data", h.Name, dns.TypeToString[h.Rrtype])
+	}
 	return nil
+}
+
+// emptyRdata reports a record without data (which miekg/dns accepts, for
+// dynamic updates, but a zone cannot hold).
+func emptyRdata(rr dns.RR) bool {
+	switch r := rr.(type) {
+	case *dns.CNAME:
+		return r.Target == ""
+	case *dns.A:
+		return len(r.A) == 0
+	case *dns.AAAA:
+		return len(r.AAAA) == 0
+	}
+	return len(rr.String()) <= len(rr.Header().String())
 }
 
 // add adds rr unless the zone has it; it reports whether it did.
