@@ -300,6 +300,12 @@ func TestTransferFromKnot(t *testing.T) {
 		t.Errorf("entries after the delta: %d, want 6", j.Sources[0].Entries)
 	}
 	wantRcode(t, "chat.deepseek.com after the delta", e.query("udp", "chat.deepseek.com", dns.TypeA), dns.RcodeNameError)
+	// The status page (what `lists` prints) shows the feed.
+	code, body := e.get("/api/status")
+	if code != 200 || !strings.Contains(body, `"zone": "rpz.test."`) || !strings.Contains(body, `"serial": 2`) ||
+		!strings.Contains(body, `"primary": "`+k.addr+`"`) || !strings.Contains(body, `"last_notify": "`) {
+		t.Errorf("status page: %d, want the transfer state of the feed:\n%s", code, body)
+	}
 
 	// The primary goes away; a restarted jurisdns serves the cached zone.
 	k.stop()

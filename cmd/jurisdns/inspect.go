@@ -185,7 +185,45 @@ func newLists() *cobra.Command {
 			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%d\t%s\t%d\t%s\n", r.ID, r.Status, r.Tier, r.Mode, r.Action, r.EDE, r.Entries,
 				strings.Join(srcs, ","), bad, r.Hash[:min(12, len(r.Hash))])
 		}
-		return tw.Flush()
+		if err := tw.Flush(); err != nil {
+			return err
+		}
+		for _, r := range rows {
+			for _, s := range r.Sources {
+				if s.Transfer != nil {
+					fmt.Println(transferLine(r.ID, s))
+				}
+			}
+		}
+		return nil
 	}
 	return cmd
+}
+
+// transferLine describes a source pulled by zone transfer: zone, serial,
+// primary, last transfer and NOTIFY, and the RPZ triggers it skipped.
+func transferLine(id string, s policy.SourceInfo) string {
+	t := s.Transfer
+	when := func(x time.Time) string {
+		if x.IsZero() {
+			return "never"
+		}
+		return x.UTC().Format(time.RFC3339)
+	}
+	line := fmt.Sprintf("%s/%s: zone %s serial %d from %s, last transfer %s, last NOTIFY %s, %d entries, %d unsupported triggers skipped",
+		id, s.Name, t.Zone, t.Serial, cmpOr(t.Primary, "none"), when(t.LastTransfer), when(t.LastNotify), s.Entries, s.Skipped)
+	if t.Rejected > 0 {
+		line += fmt.Sprintf(", %d transfers rejected", t.Rejected)
+	}
+	if t.LastError != "" {
+		line += "; last error: " + t.LastError
+	}
+	return line
+}
+
+func cmpOr(a, b string) string {
+	if a != "" {
+		return a
+	}
+	return b
 }
