@@ -23,7 +23,7 @@ set -euo pipefail
 
 # ---- settings (environment) -------------------------------------------------
 ENV_GIVEN="" # the settings given in the environment, for the report
-for v in QUICK BENCH_SECONDS DURATION LIST_SIZE MISS_SIZE P99_DURATION P99_QPS RELOAD_QPS RELOAD_AT RELOAD_TAIL RELOAD_WAIT PEERS REPEAT \
+for v in QUICK RPZ BENCH_SECONDS DURATION LIST_SIZE MISS_SIZE P99_DURATION P99_QPS RELOAD_QPS RELOAD_AT RELOAD_TAIL RELOAD_WAIT PEERS REPEAT \
 	CLIENTS THREADS OUTSTANDING TIMEOUT EDNS SERVER_CPU CLIENT_CPU KNOT_CPU SEED WAIT_IDLE IDLE_PCT WRITE_BENCHMARKS; do
 	if [[ ${!v:-} == *" "* ]]; then
 		ENV_GIVEN+="$v=\"${!v}\" "
@@ -72,6 +72,10 @@ LIMIT_PORT=${LIMIT_PORT:-5301}
 UNBOUND_PORT=${UNBOUND_PORT:-5302}
 JURISDNS_PORT=${JURISDNS_PORT:-5303}
 JURISDNS_ADMIN_PORT=${JURISDNS_ADMIN_PORT:-5380}
+RPZ=${RPZ:-1}                             # 1: the RPZ feed workloads (axfr, ixfr) with jurisdns
+KNOT_RPZ_PORT=${KNOT_RPZ_PORT:-5304}      # knot as the primary of the RPZ feed
+JURISDNS_RPZ_PORT=${JURISDNS_RPZ_PORT:-5305}
+JURISDNS_RPZ_ADMIN_PORT=${JURISDNS_RPZ_ADMIN_PORT:-5381}
 SEED=${SEED:-20250801}
 WAIT_IDLE=${WAIT_IDLE:-0}                 # seconds to wait, before each run, for other work to stop
 IDLE_PCT=${IDLE_PCT:-10}                  # busier than this (% of all cores) counts as busy
@@ -164,6 +168,7 @@ check_ports() {
 	[[ " $PEERS " != *" limit "* ]] || ports+=("$LIMIT_PORT")
 	[[ " $PEERS " != *" unbound "* ]] || ports+=("$UNBOUND_PORT")
 	[[ " $PEERS " != *" jurisdns "* ]] || ports+=("$JURISDNS_PORT" "$JURISDNS_ADMIN_PORT")
+	[[ " $PEERS " != *" jurisdns "* || $RPZ != 1 ]] || ports+=("$KNOT_RPZ_PORT" "$JURISDNS_RPZ_PORT" "$JURISDNS_RPZ_ADMIN_PORT")
 	local port hex
 	for port in "${ports[@]}"; do
 		hex=$(printf '%04X' "$port")
@@ -585,6 +590,111 @@ bench_all() {
 	done
 }
 
+# ---- the RPZ feed ---------------------------------------------------------------
+# rpz_feed: the list as an RPZ zone (one "name CNAME ." per listed name)
+# served by a second knot; a jurisdns whose only source is that zone by
+# transfer. axfr: from process start until a listed name gets NXDOMAIN (the
+# AXFR, the parse, the index), and the RSS then. ixfr: under the reload
+# load (dnsperf at RELOAD_QPS), a knotc transaction adds 10 names; from the
+# commit until the last of them gets NXDOMAIN (knot's NOTIFY, the IXFR, the
+# delta), and the queries lost.
+rpz_feed() {
+	local d=$WORK/rpz zone=rpzfeed.bench. pid dp i commit_ns last
+	mkdir -p "$d/knot/run" "$d/knot/db" "$d/jurisdns"
+	log "rpz: the list as the RPZ zone $zone ($LIST_SIZE triggers)"
+	awk -v z="$zone" 'BEGIN { print "$ORIGIN " z; print "@ 3600 IN SOA localhost. admin." z " 1 3600 600 86400 60"; print "@ 3600 IN NS localhost." }
+		{ print $1 " 60 IN CNAME ." }' "$DATA/list.txt" >"$d/knot/rpz.db"
+	cat >"$d/knot/knot.conf" <<EOF
+server:
+    rundir: "$d/knot/run"
+    listen: 127.0.0.1@$KNOT_RPZ_PORT
+    udp-workers: 1
+    tcp-workers: 1
+    background-workers: 1
+control:
+    listen: "$d/knot/run/knot.sock"
+database:
+    storage: "$d/knot/db"
+log:
+  - target: stderr
+    any: warning
+remote:
+  - id: jurisdns
+    address: 127.0.0.1@$JURISDNS_RPZ_PORT
+acl:
+  - id: xfr
+    address: 127.0.0.0/8
+    action: transfer
+template:
+  - id: default
+    storage: "$d/knot"
+    zonefile-sync: -1
+    zonefile-load: whole
+    journal-content: changes
+    semantic-checks: off
+zone:
+  - domain: $zone
+    file: "$d/knot/rpz.db"
+    acl: xfr
+    notify: jurisdns
+EOF
+	start "$OUT/knot-rpz.log" taskset -c "$KNOT_CPU" knotd -c "$d/knot/knot.conf"
+	"$BIN/probe" -server "127.0.0.1:$KNOT_RPZ_PORT" -name "$ready_name.$zone" -rcode NOERROR -timeout 120s >/dev/null ||
+		die "knot (rpz) did not load $zone; see $OUT/knot-rpz.log (KEEP=1)"
+	cat >"$d/jurisdns/jurisdns.yaml" <<EOF
+listen: ["127.0.0.1:$JURISDNS_RPZ_PORT"]
+upstreams: {servers: ["127.0.0.1:$KNOT_PORT"], strategy: failover, timeout: 2s}
+cache: {size: 200000}
+access: {allow: [127.0.0.0/8]}
+admin: "127.0.0.1:$JURISDNS_RPZ_ADMIN_PORT"
+log: {level: info}
+lists: {cache_dir: "$d/jurisdns/cache", timeout: 120s}
+default_jurisdictions: [bench]
+jurisdictions:
+  - id: bench
+    title: Benchmark RPZ feed
+    tier: mandated
+    on_load_failure: fail_closed
+    sources: [{name: feed, transfer: {zone: $zone, primaries: ["127.0.0.1:$KNOT_RPZ_PORT"]}}]
+EOF
+	settle "rpz-axfr"
+	START_NS=$(now_ns)
+	start "$OUT/jurisdns-rpz.log" taskset -c "$SERVER_CPU" "$BIN/jurisdns" serve --config "$d/jurisdns/jurisdns.yaml"
+	pid=$LAST
+	R[rpz.axfr]=$("$BIN/probe" -server "127.0.0.1:$JURISDNS_RPZ_PORT" -name "$ready_name" -rcode NXDOMAIN -since "$START_NS" -timeout 10m) ||
+		die "jurisdns (rpz) never blocked $ready_name; see $OUT/jurisdns-rpz.log (KEEP=1)"
+	R[rpz.axfr_rss]=$(rss_mib "$pid" VmRSS)
+	log "rpz: AXFR of $LIST_SIZE triggers in force ${R[rpz.axfr]} s after start, RSS ${R[rpz.axfr_rss]} MiB"
+
+	settle "rpz-ixfr"
+	local -a args=(-s 127.0.0.1 -p "$JURISDNS_RPZ_PORT" -d "$DATA/q-mixed.txt" -l $((RELOAD_AT + 900))
+		-c "$CLIENTS" -T "$THREADS" -t "$TIMEOUT" -Q "$RELOAD_QPS" -q 20000 -S 1)
+	[[ $EDNS == 1 ]] && args+=(-e)
+	taskset -c "$CLIENT_CPU" dnsperf "${args[@]}" >"$OUT/rpz-ixfr.txt" 2>&1 &
+	dp=$!
+	PIDS+=("$dp")
+	sleep "$RELOAD_AT"
+	last=rpz-added-10.bench-added.com
+	knotc -s "$d/knot/run/knot.sock" zone-begin "$zone" >/dev/null
+	for ((i = 1; i <= 10; i++)); do
+		knotc -s "$d/knot/run/knot.sock" zone-set "$zone" "rpz-added-$i.bench-added.com.$zone" 60 CNAME . >/dev/null
+	done
+	commit_ns=$(now_ns)
+	knotc -s "$d/knot/run/knot.sock" zone-commit "$zone" >/dev/null
+	R[rpz.ixfr]=$("$BIN/probe" -server "127.0.0.1:$JURISDNS_RPZ_PORT" -name "$last" -rcode NXDOMAIN -since "$commit_ns" -timeout "${RELOAD_WAIT}s") ||
+		log "rpz: warning: $last not blocked ${RELOAD_WAIT} s after the commit"
+	sleep "$RELOAD_TAIL"
+	kill -INT "$dp" 2>/dev/null || true
+	wait "$dp" || true
+	forget "$dp"
+	grep -q 'Queries sent' "$OUT/rpz-ixfr.txt" || die "dnsperf rpz-ixfr failed; see $OUT/rpz-ixfr.txt (KEEP=1)"
+	R[rpz.ixfr_lost]=$(lost_n_of "rpz-ixfr")
+	log "rpz: 10-name IXFR in force ${R[rpz.ixfr]:-never} s after the commit; lost ${R[rpz.ixfr_lost]} of $(sent_of rpz-ixfr)"
+	grep -q 'zone delta applied' "$OUT/jurisdns-rpz.log" || log "rpz: note: the change was not applied as a delta (see $OUT/jurisdns-rpz.log)"
+	stop "$pid"
+	forget "$pid"
+}
+
 # ---- report -------------------------------------------------------------------
 DETAILS=()
 MARK_BEGIN="<!-- bench:begin -->"
@@ -654,6 +764,10 @@ result_lines() {
 		[[ $p != limit && -z ${R[$p.skip]:-} ]] || continue
 		lines+=("bench server=$p workload=ready seconds=${R[$p.ready]:-} rss_mb=${R[$p.rss_ready]:-}")
 	done
+	if [[ -n ${R[rpz.axfr]:-} ]]; then
+		lines+=("bench server=jurisdns workload=axfr seconds=${R[rpz.axfr]:-} rss_mb=${R[rpz.axfr_rss]:-}")
+		lines+=("bench server=jurisdns workload=ixfr seconds=${R[rpz.ixfr]:-} lost=${R[rpz.ixfr_lost]:-}")
+	fi
 	for line in "${lines[@]}"; do
 		# Every key=value must be a plain number; a line that is not is
 		# left out rather than printed with a value a script would misread.
@@ -776,4 +890,7 @@ build
 generate
 start_knot
 bench_all
+if [[ $RPZ == 1 && " $PEERS " == *" jurisdns "* && $HAVE_JURISDNS == 1 ]]; then
+	rpz_feed
+fi
 report
