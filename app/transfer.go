@@ -134,8 +134,10 @@ func (a *App) transferSource(cfg *config.Config) func(ctx context.Context, j str
 				return nil, stateOf(fr.feed), err
 			}
 		}
-		text, err := fr.feed.Text()
-		return text, stateOf(fr.feed), err
+		text, serial, err := fr.feed.TextSerial()
+		st := stateOf(fr.feed)
+		st.Serial = serial // the serial of this text (a refresh may follow)
+		return text, st, err
 	}
 }
 
@@ -205,7 +207,19 @@ func (a *App) feedUpdate(fr *feedRun, u *transfer.Update) {
 	start := time.Now()
 	old := a.server.Runtime()
 	if !u.Full && !u.Expired {
-		pol, res, err := old.Policy.ApplyDelta(fr.jur, fr.source, u.Old, u.New, stateOf(fr.feed))
+		// A reload since the transfer may have taken the new zone already,
+		// or a zone the delta does not start from.
+		switch in := sourceSerial(old.Policy, fr.jur, fr.source); {
+		case in == u.Serial:
+			return
+		case in != u.OldSerial:
+			u.Full = true
+		}
+	}
+	if !u.Full && !u.Expired {
+		st := stateOf(fr.feed)
+		st.Serial = u.Serial
+		pol, res, err := old.Policy.ApplyDelta(fr.jur, fr.source, u.Old, u.New, st)
 		if err == nil {
 			rt, err := a.server.WithPolicy(old, pol)
 			if err == nil {
@@ -346,4 +360,19 @@ func (a *App) publishRPZ(cfg *config.Config, pol *policy.Policy) {
 // serveRPZ is the resolver's transfer handler.
 func (a *App) serveRPZ(pkt []byte, m *dns.Msg, client netip.AddrPort, tcp bool, write func([]byte) error) bool {
 	return a.rpzOut.Serve(pkt, m, client, tcp, write)
+}
+
+// sourceSerial is the serial of the zone a policy holds for a transfer
+// source, or 0.
+func sourceSerial(pol *policy.Policy, jur, source string) uint32 {
+	j := pol.Lookup(jur)
+	if j == nil {
+		return 0
+	}
+	for _, s := range j.Sources {
+		if s.Name == source && s.Transfer != nil && s.Err == "" {
+			return s.Transfer.Serial
+		}
+	}
+	return 0
 }

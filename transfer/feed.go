@@ -212,20 +212,27 @@ var ErrExpired = errors.New("zone expired: no successful refresh within the SOA 
 
 // Text returns the zone as a zone file.
 func (f *Feed) Text() ([]byte, error) {
+	b, _, err := f.TextSerial()
+	return b, err
+}
+
+// TextSerial returns the zone as a zone file and its serial, read
+// together.
+func (f *Feed) TextSerial() ([]byte, uint32, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.zone == nil {
-		return nil, errors.New("zone not loaded")
+		return nil, 0, errors.New("zone not loaded")
 	}
 	if f.st.Expired {
-		return nil, ErrExpired
+		return nil, 0, ErrExpired
 	}
 	var b strings.Builder
 	b.Grow(f.zone.Len() * 40)
 	if _, err := f.zone.WriteTo(&b); err != nil {
-		return nil, err
+		return nil, 0, err
 	}
-	return []byte(b.String()), nil
+	return []byte(b.String()), f.zone.Serial(), nil
 }
 
 // Notify handles a NOTIFY for the zone from addr (already TSIG-checked by
