@@ -561,6 +561,7 @@ func (a *App) rebuild(ctx context.Context, cfg *config.Config, trigger string, s
 		err = ctx.Err() // shutting down: do not swap a half-refreshed policy
 	}
 	if err != nil {
+		a.forgetPending()
 		return err
 	}
 	if trigger == "reload" {

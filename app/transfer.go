@@ -22,10 +22,11 @@ import (
 // same, each followed by its own goroutine (NOTIFY, SOA timers) once a
 // runtime that uses it is in service.
 type feeds struct {
-	mu     sync.Mutex
-	byKey  map[string]*feedRun // "jurisdiction/source"
-	closed bool
-	wg     sync.WaitGroup
+	mu      sync.Mutex
+	byKey   map[string]*feedRun // in service, by "jurisdiction/source"
+	pending map[string]*feedRun // used by the build under way (the same or new feeds)
+	closed  bool
+	wg      sync.WaitGroup
 }
 
 type feedRun struct {
@@ -33,7 +34,6 @@ type feedRun struct {
 	jur, source  string
 	fingerprint  string
 	cancel       context.CancelFunc // nil until started
-	usedInBuild  bool
 	keyName, alg string
 	secret       string
 }
@@ -111,23 +111,24 @@ func (a *App) transferSource(cfg *config.Config) func(ctx context.Context, j str
 		key := feedKey(j, src)
 		fp := fingerprintOf(o)
 		a.feeds.mu.Lock()
-		if a.feeds.byKey == nil {
-			a.feeds.byKey = map[string]*feedRun{}
+		if a.feeds.pending == nil {
+			a.feeds.pending = map[string]*feedRun{}
 		}
-		fr := a.feeds.byKey[key]
+		fr := a.feeds.pending[key]
 		if fr == nil || fr.fingerprint != fp {
-			if fr != nil && fr.cancel != nil {
-				fr.cancel() // settings changed: a new feed
-			}
+			fr = a.feeds.byKey[key]
+		}
+		if fr == nil || fr.fingerprint != fp {
+			// New, or its settings changed: a new feed, put in service (and
+			// the old one stopped) only if this build is.
 			fr = &feedRun{jur: j, source: sourceName(src), fingerprint: fp}
 			if o.Key != nil {
 				fr.keyName, fr.alg, fr.secret = o.Key.Name, o.Key.Algorithm, o.Key.Secret
 			}
 			o.OnUpdate = func(u *transfer.Update) { a.feedUpdate(fr, u) }
 			fr.feed = transfer.New(o)
-			a.feeds.byKey[key] = fr
 		}
-		fr.usedInBuild = true
+		a.feeds.pending[key] = fr
 		a.feeds.mu.Unlock()
 		if !fr.feed.Loaded() {
 			if err := fr.feed.Load(ctx); err != nil {
@@ -150,21 +151,23 @@ func stateOf(f *transfer.Feed) *policy.TransferState {
 	}
 }
 
-// syncFeeds starts following the feeds the runtime just put in service
-// uses, and stops the others. The caller holds reloadMu.
+// syncFeeds puts in service the feeds the runtime just swapped in was built
+// with (following each: NOTIFY, SOA timers) and stops the others. The caller
+// holds reloadMu.
 func (a *App) syncFeeds() {
 	f := &a.feeds
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	for key, fr := range f.byKey {
-		if !fr.usedInBuild {
-			if fr.cancel != nil {
-				fr.cancel()
-			}
-			delete(f.byKey, key)
-			continue
+		if f.pending[key] != fr && fr.cancel != nil {
+			fr.cancel()
 		}
-		fr.usedInBuild = false
+	}
+	f.byKey, f.pending = f.pending, nil
+	if f.byKey == nil {
+		f.byKey = map[string]*feedRun{}
+	}
+	for _, fr := range f.byKey {
 		if fr.cancel != nil || f.closed {
 			continue
 		}
@@ -176,6 +179,13 @@ func (a *App) syncFeeds() {
 			fr.feed.Run(ctx)
 		}()
 	}
+}
+
+// forgetPending drops the feeds of a build that was not put in service.
+func (a *App) forgetPending() {
+	a.feeds.mu.Lock()
+	a.feeds.pending = nil
+	a.feeds.mu.Unlock()
 }
 
 // stopFeeds stops every feed for good and waits for them.
