@@ -258,28 +258,37 @@ func (a *App) feedUpdate(fr *feedRun, u *transfer.Update) {
 // notify answers a NOTIFY: a zone of a feed, from one of its primaries,
 // signed with its key when it has one, schedules a refresh (NOERROR);
 // anything else is REFUSED and counted.
-func (a *App) notify(pkt []byte, m *dns.Msg, client netip.AddrPort) []byte {
+func (a *App) notify(pkt []byte, m *dns.Msg, client netip.AddrPort) ([]byte, bool) {
 	r := new(dns.Msg)
 	r.SetReply(m)
 	r.Authoritative = true
 	var fr *feedRun
+	a.feeds.mu.Lock()
+	following := len(a.feeds.byKey) > 0
 	if len(m.Question) == 1 {
 		zone := dns.CanonicalName(m.Question[0].Name)
-		a.feeds.mu.Lock()
 		for _, x := range a.feeds.byKey {
 			if x.feed.Options().Zone == zone && x.cancel != nil {
 				fr = x
 				break
 			}
 		}
-		a.feeds.mu.Unlock()
 	}
-	refuse := func(why string) []byte {
+	a.feeds.mu.Unlock()
+	if !following {
+		return nil, false
+	}
+	out, _ := a.notifyReply(pkt, m, r, fr, client)
+	return out, true
+}
+
+// notifyReply checks a NOTIFY for feed fr (nil: no feed has the zone).
+func (a *App) notifyReply(pkt []byte, m, r *dns.Msg, fr *feedRun, client netip.AddrPort) ([]byte, error) {
+	refuse := func(why string) ([]byte, error) {
 		a.metrics.Refused("notify")
 		a.log.Warn("NOTIFY refused", "client", client.Addr(), "zone", questionName(m), "reason", why)
 		r.Rcode = dns.RcodeRefused
-		out, _ := r.Pack()
-		return out
+		return r.Pack()
 	}
 	if fr == nil {
 		return refuse("no transfer source has this zone")
@@ -301,18 +310,14 @@ func (a *App) notify(pkt []byte, m *dns.Msg, client netip.AddrPort) []byte {
 		a.metrics.Refused("notify")
 		a.log.Warn("NOTIFY refused", "client", client.Addr(), "zone", questionName(m), "reason", "not a primary of the zone")
 		r.Rcode = dns.RcodeRefused
-		out, _ := r.Pack()
-		return out
+		return r.Pack()
 	}
 	if signed {
 		r.SetTsig(fr.keyName, fr.alg, 300, time.Now().Unix())
 		out, _, err := dns.TsigGenerate(r, fr.secret, m.IsTsig().MAC, false)
-		if err == nil {
-			return out
-		}
+		return out, err
 	}
-	out, _ := r.Pack()
-	return out
+	return r.Pack()
 }
 
 func questionName(m *dns.Msg) string {

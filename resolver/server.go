@@ -597,7 +597,9 @@ func (s *Server) slow(pkt []byte, client netip.AddrPort, proto Proto) []byte {
 		return nil // QR=1: never answer a response (reflection)
 	}
 	if m.Opcode == dns.OpcodeNotify && s.notify != nil { // RPZ feeds (xfr.go)
-		return s.notify(pkt, m, client)
+		if out, ok := s.notify(pkt, m, client); ok {
+			return out
+		}
 	}
 	if proto == UDP { // rpz_out SOA probes (xfr.go)
 		if out, ok := s.udpXfr(pkt, m, client); ok {

@@ -10,8 +10,10 @@ import (
 
 // NotifyFunc answers a NOTIFY (RFC 1996) that arrived on a DNS listener:
 // pkt is the message as received (for its TSIG), m the same parsed. It
-// returns the packed reply, or nil to send nothing.
-type NotifyFunc func(pkt []byte, m *dns.Msg, client netip.AddrPort) []byte
+// returns the packed reply (nil to send nothing) and true, or false when
+// jurisdns follows no zone at all: the NOTIFY then gets NOTIMP like any
+// other opcode.
+type NotifyFunc func(pkt []byte, m *dns.Msg, client netip.AddrPort) ([]byte, bool)
 
 // XfrFunc serves a zone transfer or SOA query of a zone jurisdns publishes
 // (rpz_out) when it returns true: it writes every message of the answer
