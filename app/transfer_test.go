@@ -307,6 +307,34 @@ func TestTransferFromKnot(t *testing.T) {
 		t.Errorf("status page: %d, want the transfer state of the feed:\n%s", code, body)
 	}
 
+	// NOTIFY from elsewhere than the primary, or without the key: REFUSED.
+	notify := func(src string, key bool) int {
+		m := new(dns.Msg)
+		m.SetNotify("rpz.test.")
+		c := &dns.Client{Timeout: 5 * time.Second, Dialer: &net.Dialer{LocalAddr: &net.UDPAddr{IP: net.ParseIP(src)}}}
+		if key {
+			c.TsigSecret = map[string]string{feedKeyName: feedKeySecret}
+			m.SetTsig(feedKeyName, dns.HmacSHA256, 300, time.Now().Unix())
+		}
+		r, _, err := c.Exchange(m, e.dns)
+		if err != nil {
+			t.Fatalf("NOTIFY from %s: %v", src, err)
+		}
+		return r.Rcode
+	}
+	if rc := notify("127.0.0.2", true); rc != dns.RcodeRefused {
+		t.Errorf("NOTIFY from a non-primary: %s, want REFUSED", rcode2s(rc))
+	}
+	if rc := notify("127.0.0.1", false); rc != dns.RcodeRefused {
+		t.Errorf("unsigned NOTIFY: %s, want REFUSED", rcode2s(rc))
+	}
+	if rc := notify("127.0.0.1", true); rc != dns.RcodeSuccess {
+		t.Errorf("signed NOTIFY from the primary: %s, want NOERROR", rcode2s(rc))
+	}
+	if n := e.metric("refused_total", "reason", "notify"); n != 2 {
+		t.Errorf("refused NOTIFY counted %v times, want 2", n)
+	}
+
 	// The primary goes away; a restarted jurisdns serves the cached zone.
 	k.stop()
 	if err := a.Shutdown(context.Background()); err != nil {
