@@ -331,7 +331,7 @@ func TestTransferFromKnot(t *testing.T) {
 	if rc := notify("127.0.0.1", true); rc != dns.RcodeSuccess {
 		t.Errorf("signed NOTIFY from the primary: %s, want NOERROR", rcode2s(rc))
 	}
-	if n := e.metric("refused_total", "reason", "notify"); n != 2 {
+	if n := e.metric("refused_total", "reason=notify"); n != 2 {
 		t.Errorf("refused NOTIFY counted %v times, want 2", n)
 	}
 
