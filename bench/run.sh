@@ -603,7 +603,7 @@ rpz_feed() {
 	mkdir -p "$d/knot/run" "$d/knot/db" "$d/jurisdns"
 	log "rpz: the list as the RPZ zone $zone ($LIST_SIZE triggers)"
 	awk -v z="$zone" 'BEGIN { print "$ORIGIN " z; print "@ 3600 IN SOA localhost. admin." z " 1 3600 600 86400 60"; print "@ 3600 IN NS localhost." }
-		{ print $1 " 60 IN CNAME ." }' "$DATA/list.txt" >"$d/knot/rpz.db"
+		/^#/ || NF == 0 { next } { print $1 " 60 IN CNAME ." }' "$DATA/list.txt" >"$d/knot/rpz.db"
 	cat >"$d/knot/knot.conf" <<EOF
 server:
     rundir: "$d/knot/run"
