@@ -7,6 +7,7 @@ package app
 import (
 	"bytes"
 	"context"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -32,7 +33,6 @@ import (
 	"github.com/jurisdns/jurisdns/rpzout"
 	"github.com/jurisdns/jurisdns/status"
 	"github.com/jurisdns/jurisdns/upstream"
-	"github.com/jurisdns/jurisdns/zones"
 )
 
 // Version is set at build time (-ldflags "-X github.com/jurisdns/jurisdns/app.Version=…").
@@ -54,6 +54,9 @@ type Options struct {
 	// DownloadBackoff is the wait before download retry number attempt;
 	// nil means the downloader's exponential backoff (1s … 30s).
 	DownloadBackoff func(attempt int) time.Duration
+	// UpstreamRootCAs verifies tls:// and https:// upstreams; nil means
+	// the system's roots. Tests trust their own CA.
+	UpstreamRootCAs *x509.CertPool
 	// RefreshTimer replaces time.NewTimer in the periodic refresh of URL
 	// sources (tests fire it at will); see download.Refresher.Timer.
 	RefreshTimer func(d time.Duration) (<-chan time.Time, func() bool)
@@ -98,6 +101,18 @@ func LoadConfig(opts config.LoadOptions) (*config.Config, error) {
 	return cfg, nil
 }
 
+// warnUnknownEnv logs, once at start, every JURISDNS_* variable that names
+// no key and is not a platform's link variable, and counts both kinds. Such
+// variables never stop the server (`jurisdns validate --strict-env` refuses
+// them).
+func warnUnknownEnv(log *slog.Logger, m *metrics.Metrics, cfg *config.Config) {
+	warn := cfg.EnvWarnings()
+	for _, n := range warn {
+		log.Warn(n.String())
+	}
+	m.SetUnknownEnv(len(cfg.UnknownEnv)-len(warn), len(warn))
+}
+
 // NewLogger builds the logger the configuration asks for.
 func NewLogger(cfg *config.Config, w *os.File) *slog.Logger {
 	var level slog.Level
@@ -126,6 +141,7 @@ func New(opts Options) (*App, error) {
 	}
 	a.metrics = metrics.New()
 	a.metrics.SetBuildInfo(Version)
+	warnUnknownEnv(a.log, a.metrics, cfg)
 	if cfg.Audit.Path != "" {
 		w, err := audit.Open(audit.Options{Path: cfg.Audit.Path, MaxSize: cfg.Audit.MaxSize, MaxFiles: cfg.Audit.MaxFiles, Logger: a.log, Now: a.now})
 		if err != nil {
@@ -172,7 +188,7 @@ func New(opts Options) (*App, error) {
 			return a.qlog
 		}(),
 	})
-	rt, err := a.build(context.Background(), cfg, nil)
+	rt, err := a.build(context.Background(), cfg)
 	if err != nil {
 		a.closeAudit()
 		return nil, err
@@ -183,6 +199,7 @@ func New(opts Options) (*App, error) {
 	a.server.SetXfr(a.serveRPZ)
 	a.syncFeeds()
 	if err := a.server.Listen(cfg.Listen, cfg.Server.UDPWorkers, cfg.Server.MaxTCPConnections); err != nil {
+		_ = rt.Close() // nothing was served: no query to wait for
 		a.closeAudit()
 		return nil, err
 	}
@@ -228,100 +245,29 @@ func (a *App) closeAudit() {
 	}
 }
 
-// build compiles cfg into a runtime: upstreams, policy (reusing prev's lists
-// for last_known_good), chain.
-func (a *App) build(ctx context.Context, cfg *config.Config, prev *resolver.Runtime) (*resolver.Runtime, error) {
-	servers := cfg.Upstreams.Servers
-	if len(servers) == 0 {
-		rc := a.opts.ResolvConf
-		if rc == "" {
-			rc = "/etc/resolv.conf"
-		}
-		var err error
-		if servers, err = upstream.DefaultServers(rc, cfg.Listen); err != nil {
-			return nil, fmt.Errorf("upstreams.servers: empty, and no usable default: %w", err)
-		}
-	}
-	var ups []upstream.Upstream
-	var errs []error
-	for i, s := range servers {
-		u, err := upstream.Parse(s, upstream.Options{Timeout: cfg.Upstreams.TryTimeout})
-		if err != nil {
-			errs = append(errs, fmt.Errorf("upstreams.servers[%d]: %w", i, err))
-			continue
-		}
-		ups = append(ups, u)
-	}
-	var group *upstream.Group
-	if len(errs) == 0 {
-		var err error
-		group, err = upstream.NewGroup(ups, upstream.GroupOptions{
-			Strategy:   cfg.Upstreams.Strategy,
-			Timeout:    cfg.Upstreams.Timeout,
-			TryTimeout: cfg.Upstreams.TryTimeout,
-			Logger:     a.log,
-			Observe:    a.observeUpstream,
-		})
-		if err != nil {
-			errs = append(errs, fmt.Errorf("upstreams: %w", err))
-		}
-	}
-	bo := policy.BuildOptions{BaseDir: baseDir(cfg), Fetch: a.fetch(cfg), Transfer: a.transferSource(cfg), Logger: a.log}
-	if prev != nil {
-		bo.Previous = prev.Policy
-	}
-	pol, err := policy.Build(ctx, cfg, bo)
-	if err != nil {
-		errs = append(errs, err)
-	}
-	tbl, forwards, zerrs := a.buildZones(cfg)
-	errs = append(errs, zerrs...)
-	if len(errs) > 0 {
-		return nil, errors.Join(errs...)
-	}
-	return a.server.BuildRuntime(resolver.RuntimeOptions{
-		Config: cfg, Policy: pol, Upstream: group, Upstreams: group.Upstreams(), Zones: tbl, Forwards: forwards,
-	})
+// build compiles cfg into a runtime (resolver.Server.Build): the server
+// assembles it and takes over the parts of the current runtime whose
+// configuration did not change; the App supplies the list side, the policy,
+// built with the verified downloader, the zone transfer client and the
+// current policy for last_known_good.
+func (a *App) build(ctx context.Context, cfg *config.Config) (*resolver.Runtime, error) {
+	return a.server.Build(ctx, cfg, a.buildOptions(cfg, func(ctx context.Context, prev *policy.Policy) (*policy.Policy, error) {
+		return policy.Build(ctx, cfg, policy.BuildOptions{BaseDir: baseDir(cfg), Fetch: a.fetch(cfg), Transfer: a.transferSource(cfg),
+			Logger: a.log, Previous: prev})
+	}))
 }
 
-// buildZones loads the local zones and builds the upstreams of every
-// conditional forward (same strategy and timeouts as the default ones).
-func (a *App) buildZones(cfg *config.Config) (*zones.Table, map[string]resolver.Exchanger, []error) {
-	var errs []error
-	var specs []zones.Spec
-	forwards := map[string]resolver.Exchanger{}
-	for i, z := range cfg.Zones {
-		specs = append(specs, zones.Spec{Name: z.Name, File: z.File, Forward: z.Forward})
-		if len(z.Forward) == 0 {
-			continue
-		}
-		var ups []upstream.Upstream
-		for j, s := range z.Forward {
-			u, err := upstream.Parse(s, upstream.Options{Timeout: cfg.Upstreams.TryTimeout})
-			if err != nil {
-				errs = append(errs, fmt.Errorf("zones[%d].forward[%d]: %w", i, j, err))
-				continue
-			}
-			ups = append(ups, u)
-		}
-		if len(ups) == 0 {
-			continue
-		}
-		g, err := upstream.NewGroup(ups, upstream.GroupOptions{
-			Strategy: cfg.Upstreams.Strategy, Timeout: cfg.Upstreams.Timeout, TryTimeout: cfg.Upstreams.TryTimeout,
-			Logger: a.log, Observe: a.observeUpstream,
-		})
-		if err != nil {
-			errs = append(errs, fmt.Errorf("zones[%d]: %w", i, err))
-			continue
-		}
-		forwards[dns.CanonicalName(z.Name)] = g
+// buildOptions are the options of every Build of the App's server, with
+// pol building the policy.
+func (a *App) buildOptions(cfg *config.Config, pol func(context.Context, *policy.Policy) (*policy.Policy, error)) resolver.BuildOptions {
+	return resolver.BuildOptions{
+		Policy:     pol,
+		BaseDir:    baseDir(cfg),
+		ResolvConf: a.opts.ResolvConf,
+		Logger:     a.log,
+		Observe:    a.observeUpstream,
+		RootCAs:    a.opts.UpstreamRootCAs,
 	}
-	tbl, err := zones.Load(specs, baseDir(cfg))
-	if err != nil {
-		errs = append(errs, err)
-	}
-	return tbl, forwards, errs
 }
 
 func baseDir(cfg *config.Config) string {
@@ -552,16 +498,19 @@ func (a *App) rebuild(ctx context.Context, cfg *config.Config, trigger string, s
 	// While the old and the new policy are both alive, collect garbage
 	// sooner: the peak stays close to old + new instead of twice that.
 	defer debug.SetGCPercent(debug.SetGCPercent(25))
-	old := a.server.Runtime()
-	rt, err := a.build(ctx, cfg, old)
-	if err == nil {
-		err = localSourceErrors(cfg, rt.Policy)
+	rt, err := a.build(ctx, cfg)
+	if err != nil {
+		return err
 	}
+	err = localSourceErrors(cfg, rt.Policy)
 	if err == nil {
 		err = ctx.Err() // shutting down: do not swap a half-refreshed policy
 	}
 	if err != nil {
 		a.forgetPending()
+		if rt != nil {
+			_ = rt.Close() // never installed; the parts it took over stay open
+		}
 		return err
 	}
 	if trigger == "reload" {
@@ -569,7 +518,8 @@ func (a *App) rebuild(ctx context.Context, cfg *config.Config, trigger string, s
 			a.log.Warn("setting changed: restart jurisdns to apply it (a reload does not)", "key", key)
 		}
 	}
-	a.server.Swap(rt)
+	// Swap retires the old runtime: closed once its queries are done.
+	old := a.server.Swap(rt)
 	a.syncFeeds()
 	if !slices.Equal(rt.Upstreams, old.Upstreams) {
 		a.server.Cache().Purge()

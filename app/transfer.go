@@ -13,6 +13,7 @@ import (
 
 	"github.com/jurisdns/jurisdns/config"
 	"github.com/jurisdns/jurisdns/policy"
+	"github.com/jurisdns/jurisdns/resolver"
 	"github.com/jurisdns/jurisdns/rpzout"
 	"github.com/jurisdns/jurisdns/transfer"
 )
@@ -230,17 +231,21 @@ func (a *App) feedUpdate(fr *feedRun, u *transfer.Update) {
 		st := stateOf(fr.feed)
 		st.Serial = u.Serial
 		pol, res, err := old.Policy.ApplyDelta(fr.jur, fr.source, u.Old, u.New, st)
+		var rt *resolver.Runtime
 		if err == nil {
-			rt, err := a.server.WithPolicy(old, pol)
-			if err == nil {
-				a.server.Swap(rt)
-				a.publish(rt, old)
-				a.metrics.ListRefreshed(fr.jur, a.now())
-				a.log.Info("zone delta applied", "jurisdiction", fr.jur, "source", fr.source,
-					"serial", u.Serial, "added", res.Added, "removed", res.Removed,
-					"policy", shortHash(pol.Hash()), "took", time.Since(start).Round(time.Microsecond))
-				return
-			}
+			// The parts of the current runtime are taken over: only the
+			// policy is new.
+			rt, err = a.server.Build(context.Background(), a.cfg, a.buildOptions(a.cfg,
+				func(context.Context, *policy.Policy) (*policy.Policy, error) { return pol, nil }))
+		}
+		if err == nil {
+			old = a.server.Swap(rt) // retires the old runtime: closed once its queries are done
+			a.publish(rt, old)
+			a.metrics.ListRefreshed(fr.jur, a.now())
+			a.log.Info("zone delta applied", "jurisdiction", fr.jur, "source", fr.source,
+				"serial", u.Serial, "added", res.Added, "removed", res.Removed,
+				"policy", shortHash(pol.Hash()), "took", time.Since(start).Round(time.Microsecond))
+			return
 		}
 		if !errors.Is(err, policy.ErrRebuild) {
 			a.log.Warn("zone delta not applicable; rebuilding the policy", "jurisdiction", fr.jur, "source", fr.source, "err", err)

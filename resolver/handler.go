@@ -51,6 +51,10 @@ type Request struct {
 	// Cached and Blocked are set by the chain for the query log: answered
 	// from the cache, answered by policy.
 	Cached, Blocked bool
+
+	// up is the upstreams for Name, once the zone lookup found them (nil:
+	// not looked up yet).
+	up Exchanger
 }
 
 // Handler answers a query. A nil error means the returned message is the

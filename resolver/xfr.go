@@ -4,8 +4,6 @@ import (
 	"net/netip"
 
 	"github.com/miekg/dns"
-
-	"github.com/jurisdns/jurisdns/policy"
 )
 
 // NotifyFunc answers a NOTIFY (RFC 1996) that arrived on a DNS listener:
@@ -63,16 +61,6 @@ func (s *Server) udpXfr(pkt []byte, m *dns.Msg, client netip.AddrPort) ([]byte, 
 	})
 	return out, took
 }
-
-// WithPolicy returns a runtime like rt whose policy is pol (a delta applied
-// to rt's): the same configuration, upstreams and zones.
-func (s *Server) WithPolicy(rt *Runtime, pol *policy.Policy) (*Runtime, error) {
-	return s.BuildRuntime(RuntimeOptions{
-		Config: rt.Config, Policy: pol, Upstream: rt.fwd.up, Upstreams: rt.Upstreams,
-		Zones: rt.Zones, Forwards: rt.forwards,
-	})
-}
-
 
 // xfrType reports the query types the transfer handler may take over UDP:
 // those must reach slow, not the miss path.

@@ -16,11 +16,9 @@ import (
 	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
 
+	"github.com/jurisdns/jurisdns/internal/testtool"
 	"github.com/jurisdns/jurisdns/resolver"
 )
-
-// chromiumPath is Debian's Chromium (apt-get install -y chromium).
-const chromiumPath = "/usr/bin/chromium"
 
 // browserProblems collects what the page must not produce: console errors
 // and warnings, uncaught exceptions, and error entries of the browser log
@@ -82,9 +80,10 @@ func artifactDir(t *testing.T) string {
 // network features beyond what the page needs.
 func startBrowser(t *testing.T, listen func(any)) context.Context {
 	t.Helper()
+	chromium := testtool.Need(t, "chromium", "chromium") // Debian's Chromium
 	profile := t.TempDir()
 	opts := append(chromedp.DefaultExecAllocatorOptions[:],
-		chromedp.ExecPath(chromiumPath),
+		chromedp.ExecPath(chromium),
 		chromedp.Headless,
 		chromedp.NoSandbox,
 		chromedp.DisableGPU,
@@ -118,7 +117,7 @@ func startBrowser(t *testing.T, listen func(any)) context.Context {
 	})
 	// The first Run starts the browser; it must not carry a timeout.
 	if err := chromedp.Do(ctx); err != nil {
-		t.Fatalf("start %s: %v", chromiumPath, err)
+		t.Fatalf("start %s: %v", chromium, err)
 	}
 	return ctx
 }
@@ -133,9 +132,7 @@ type pageRow struct {
 // TestBrowser drives headless Chromium against a real admin server with a
 // token and the status handler mounted, over the test policy.
 func TestBrowser(t *testing.T) {
-	if _, err := os.Stat(chromiumPath); err != nil {
-		t.Skipf("browser test skipped: %s not found (install Debian's chromium package: apt-get install -y chromium): %v", chromiumPath, err)
-	}
+	testtool.Need(t, "chromium", "chromium")
 	st, pol, _ := newTestStatus(t, "truncate")
 	st.Published(pol, testNow.Add(-20*time.Minute))
 	var events []*resolver.PolicyEvent
