@@ -127,6 +127,7 @@ func (a *App) transferSource(cfg *config.Config) func(ctx context.Context, j str
 				fr.keyName, fr.alg, fr.secret = o.Key.Name, o.Key.Algorithm, o.Key.Secret
 			}
 			o.OnUpdate = func(u *transfer.Update) { a.feedUpdate(fr, u) }
+			o.OnError = func(error) { a.metrics.ListRefreshFailed(j, fr.source) }
 			fr.feed = transfer.New(o)
 		}
 		a.feeds.pending[key] = fr

@@ -67,6 +67,9 @@ type Options struct {
 	// OnUpdate receives every change of the zone, from the feed's Run
 	// goroutine; the zone is already changed when it is called.
 	OnUpdate func(*Update)
+	// OnError receives every refresh of Run that failed or was rejected
+	// (for a metric); nil means none.
+	OnError func(error)
 	// Logger receives the feed's logs; nil discards them.
 	Logger *slog.Logger
 	// Now is the clock; nil means time.Now.
@@ -291,6 +294,9 @@ func (f *Feed) Run(ctx context.Context) {
 			return
 		}
 		failed = err != nil
+		if err != nil && f.opts.OnError != nil {
+			f.opts.OnError(err)
+		}
 		if err != nil {
 			f.log.Error("zone refresh failed; still serving the previous serial", "feed", f.opts.Name,
 				"zone", f.opts.Zone, "err", err)
