@@ -16,6 +16,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/miekg/dns"
@@ -23,18 +24,29 @@ import (
 
 // Zone is one version of an RPZ zone: its SOA and its other records by
 // owner. It is not safe for concurrent use; a Feed guards its own.
+//
+// The records are kept as text, not as dns.RR values: per owner, the lines
+// "TTL\tIN\tTYPE\tRDATA\n" of its records, and the same text (most owners
+// of an RPZ zone have one "CNAME ." record) is stored once. That is about
+// 70 bytes a record against some 170 as dns.RR, for a zone that may hold a
+// million names besides the policy's own index.
 type Zone struct {
 	// Origin is the zone's name, lower case and fully qualified.
 	Origin string
 	// SOA is the apex SOA.
-	SOA *dns.SOA
-	rrs map[string][]dns.RR // lower-case owner → records (apex SOA left out)
-	n   int
+	SOA     *dns.SOA
+	rrs     map[string]string // lower-case owner → its records' lines (apex SOA left out)
+	n       int
+	intern  map[string]string // one copy of common record texts
+	scratch []byte
 }
+
+// maxIntern bounds the record texts a zone shares.
+const maxIntern = 256
 
 // NewZone returns an empty zone named origin with the SOA soa.
 func NewZone(origin string, soa *dns.SOA) *Zone {
-	return &Zone{Origin: canonical(origin), SOA: soa, rrs: map[string][]dns.RR{}}
+	return &Zone{Origin: canonical(origin), SOA: soa, rrs: map[string]string{}, intern: map[string]string{}}
 }
 
 // Serial returns the SOA serial.
@@ -78,15 +90,81 @@ func emptyRdata(rr dns.RR) bool {
 	return len(rr.String()) <= len(rr.Header().String())
 }
 
+// rrLine is the text of rr without its owner: "TTL\tIN\tTYPE\tRDATA\n",
+// as miekg/dns writes it. The common RPZ records (CNAME, A) are
+// written here, and a text the zone already holds is not allocated again.
+func (z *Zone) rrLine(rr dns.RR) string {
+	b := z.scratch[:0]
+	switch r := rr.(type) {
+	case *dns.CNAME:
+		b = strconv.AppendUint(b, uint64(r.Hdr.Ttl), 10)
+		b = append(b, "\tIN\tCNAME\t"...)
+		b = append(b, r.Target...)
+	case *dns.A:
+		b = strconv.AppendUint(b, uint64(r.Hdr.Ttl), 10)
+		b = append(b, "\tIN\tA\t"...)
+		b = append(b, r.A.String()...)
+	default:
+		t := rr.String()
+		if i := strings.IndexByte(t, '\t'); i >= 0 {
+			t = t[i+1:]
+		}
+		b = append(b, t...)
+	}
+	b = append(b, '\n')
+	z.scratch = b
+	if s, ok := z.intern[string(b)]; ok {
+		return s
+	}
+	return string(b)
+}
+
+// sameRecord compares two lines without their TTLs (as dns.IsDuplicate
+// does) and without case.
+func sameRecord(a, b string) bool {
+	_, a, _ = strings.Cut(a, "\t")
+	_, b, _ = strings.Cut(b, "\t")
+	return strings.EqualFold(a, b)
+}
+
+// lines calls fn with each line of an owner's text.
+func eachLine(v string, fn func(line string) bool) {
+	for len(v) > 0 {
+		i := strings.IndexByte(v, '\n')
+		if !fn(v[:i+1]) {
+			return
+		}
+		v = v[i+1:]
+	}
+}
+
+func (z *Zone) store(owner, v string) {
+	if v == "" {
+		delete(z.rrs, owner)
+		return
+	}
+	if s, ok := z.intern[v]; ok {
+		v = s
+	} else if len(z.intern) < maxIntern && strings.Count(v, "\n") == 1 {
+		z.intern[v] = v
+	}
+	z.rrs[owner] = v
+}
+
 // add adds rr unless the zone has it; it reports whether it did.
 func (z *Zone) add(rr dns.RR) bool {
 	owner := canonical(rr.Header().Name)
-	for _, x := range z.rrs[owner] {
-		if dns.IsDuplicate(x, rr) {
-			return false
-		}
+	line := z.rrLine(rr)
+	cur := z.rrs[owner]
+	dup := false
+	eachLine(cur, func(l string) bool {
+		dup = sameRecord(l, line)
+		return !dup
+	})
+	if dup {
+		return false
 	}
-	z.rrs[owner] = append(z.rrs[owner], rr)
+	z.store(owner, cur+line)
 	z.n++
 	return true
 }
@@ -94,27 +172,42 @@ func (z *Zone) add(rr dns.RR) bool {
 // remove removes rr; it reports whether the zone had it.
 func (z *Zone) remove(rr dns.RR) bool {
 	owner := canonical(rr.Header().Name)
-	list := z.rrs[owner]
-	for i, x := range list {
-		if dns.IsDuplicate(x, rr) {
-			list = append(list[:i:i], list[i+1:]...)
-			if len(list) == 0 {
-				delete(z.rrs, owner)
-			} else {
-				z.rrs[owner] = list
-			}
-			z.n--
-			return true
+	line := z.rrLine(rr)
+	cur := z.rrs[owner]
+	var out strings.Builder
+	found := false
+	eachLine(cur, func(l string) bool {
+		if !found && sameRecord(l, line) {
+			found = true
+		} else {
+			out.WriteString(l)
 		}
+		return true
+	})
+	if !found {
+		return false
 	}
-	return false
+	z.store(owner, out.String())
+	z.n--
+	return true
 }
 
 // Owners returns the number of owner names with records.
 func (z *Zone) Owners() int { return len(z.rrs) }
 
+// appendOwner appends the zone file lines of owner's records.
+func (z *Zone) appendOwner(b []byte, owner string) []byte {
+	eachLine(z.rrs[owner], func(l string) bool {
+		b = append(b, owner...)
+		b = append(b, '\t')
+		b = append(b, l...)
+		return true
+	})
+	return b
+}
+
 // WriteTo writes the zone as a zone file: $ORIGIN, the SOA, then every
-// record, one a line, in miekg/dns presentation format.
+// record, one a line, in miekg/dns presentation format, owners sorted.
 func (z *Zone) WriteTo(w io.Writer) (int64, error) {
 	bw := bufio.NewWriterSize(w, 64<<10)
 	var n int64
@@ -125,12 +218,11 @@ func (z *Zone) WriteTo(w io.Writer) (int64, error) {
 		owners = append(owners, o)
 	}
 	slices.Sort(owners) // the same zone gives the same file
+	var buf []byte
 	for _, o := range owners {
-		for _, rr := range z.rrs[o] {
-			c, _ := bw.WriteString(rr.String())
-			_ = bw.WriteByte('\n')
-			n += int64(c) + 1
-		}
+		buf = z.appendOwner(buf[:0], o)
+		c, _ := bw.Write(buf)
+		n += int64(c)
 	}
 	return n, bw.Flush()
 }
@@ -140,21 +232,9 @@ func (z *Zone) WriteTo(w io.Writer) (int64, error) {
 func (z *Zone) AppendOwners(b []byte, owners []string) []byte {
 	b = fmt.Appendf(b, "$ORIGIN %s\n%s\n", z.Origin, z.SOA.String())
 	for _, o := range owners {
-		for _, rr := range z.rrs[o] {
-			b = append(b, rr.String()...)
-			b = append(b, '\n')
-		}
+		b = z.appendOwner(b, o)
 	}
 	return b
-}
-
-// clone returns a copy that shares the records (they are never modified).
-func (z *Zone) clone() *Zone {
-	c := &Zone{Origin: z.Origin, SOA: z.SOA, rrs: make(map[string][]dns.RR, len(z.rrs)), n: z.n}
-	for k, v := range z.rrs {
-		c.rrs[k] = v
-	}
-	return c
 }
 
 // ReadZone reads a zone file written by WriteTo (the cache). Its first
