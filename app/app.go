@@ -251,6 +251,9 @@ func (a *App) closeAudit() {
 // built with the verified downloader, the zone transfer client and the
 // current policy for last_known_good.
 func (a *App) build(ctx context.Context, cfg *config.Config) (*resolver.Runtime, error) {
+	if _, err := rpzOutOptions(cfg); err != nil { // a secret file that cannot be read
+		return nil, err
+	}
 	return a.server.Build(ctx, cfg, a.buildOptions(cfg, func(ctx context.Context, prev *policy.Policy) (*policy.Policy, error) {
 		return policy.Build(ctx, cfg, policy.BuildOptions{BaseDir: baseDir(cfg), Fetch: a.fetch(cfg), Transfer: a.transferSource(cfg),
 			Logger: a.log, Previous: prev})
