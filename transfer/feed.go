@@ -311,11 +311,11 @@ func (f *Feed) Run(ctx context.Context) {
 }
 
 // timer is the wait before the next refresh: the SOA refresh, or retry
-// after a failure, at least MinRefresh.
+// after a failure, at least MinRefresh; 30 seconds while there is no zone.
 func (f *Feed) timer(failed bool) time.Duration {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	d := time.Hour
+	d := 30 * time.Second // no zone yet (the primaries were down at start): try again soon
 	if f.zone != nil {
 		d = time.Duration(f.zone.SOA.Refresh) * time.Second
 		if failed {
