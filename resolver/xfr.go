@@ -1,6 +1,7 @@
 package resolver
 
 import (
+	"encoding/binary"
 	"net/netip"
 
 	"github.com/miekg/dns"
@@ -31,7 +32,7 @@ func (s *Server) SetXfr(fn XfrFunc) { s.xfr = fn }
 // tcpXfr hands a TCP query to the transfer handler; it reports whether the
 // handler took it.
 func (s *Server) tcpXfr(pkt []byte, client netip.AddrPort, write func([]byte) error) bool {
-	if s.xfr == nil || len(pkt) < hdrLen {
+	if s.xfr == nil || !xfrQtype(pkt) {
 		return false
 	}
 	m := new(dns.Msg)
@@ -66,4 +67,33 @@ func (s *Server) udpXfr(pkt []byte, m *dns.Msg, client netip.AddrPort) ([]byte, 
 // those must reach slow, not the miss path.
 func (s *Server) xfrType(qtype uint16) bool {
 	return s.xfr != nil && (qtype == dns.TypeSOA || qtype == dns.TypeIXFR)
+}
+
+// xfrQtype reports whether the question of pkt may be one the transfer
+// handler takes (SOA, AXFR, IXFR), reading only the question's type: every
+// other TCP query is spared a second unpack. A compressed or cut question
+// says yes and is left to the full parse.
+func xfrQtype(pkt []byte) bool {
+	if len(pkt) < hdrLen {
+		return false
+	}
+	off := hdrLen
+	for off < len(pkt) {
+		l := int(pkt[off])
+		switch {
+		case l == 0:
+			if off+3 > len(pkt) {
+				return true
+			}
+			switch binary.BigEndian.Uint16(pkt[off+1:]) {
+			case dns.TypeSOA, dns.TypeAXFR, dns.TypeIXFR:
+				return true
+			}
+			return false
+		case l&0xC0 != 0:
+			return true
+		}
+		off += 1 + l
+	}
+	return true
 }
