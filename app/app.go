@@ -33,6 +33,7 @@ import (
 	"github.com/jurisdns/jurisdns/rpzout"
 	"github.com/jurisdns/jurisdns/status"
 	"github.com/jurisdns/jurisdns/upstream"
+	"github.com/jurisdns/jurisdns/zones"
 )
 
 // Version is set at build time (-ldflags "-X github.com/jurisdns/jurisdns/app.Version=…").
@@ -70,6 +71,7 @@ type App struct {
 	now     func() time.Time
 	metrics *metrics.Metrics
 	server  *resolver.Server
+	enc     *resolver.Encrypted // DoT and DoH; nil when neither is configured
 	admin   *admin.Server
 	audit   *audit.Writer
 	qlog    *queryLogSink
@@ -143,9 +145,9 @@ func New(opts Options) (*App, error) {
 	a.metrics.SetBuildInfo(Version)
 	warnUnknownEnv(a.log, a.metrics, cfg)
 	if cfg.Audit.Path != "" {
-		w, err := audit.Open(audit.Options{Path: cfg.Audit.Path, MaxSize: cfg.Audit.MaxSize, MaxFiles: cfg.Audit.MaxFiles, Logger: a.log, Now: a.now})
+		w, err := a.openAudit(cfg)
 		if err != nil {
-			return nil, fmt.Errorf("audit.path: %w", err)
+			return nil, err
 		}
 		a.audit = w
 	}
@@ -174,12 +176,13 @@ func New(opts Options) (*App, error) {
 			return nil
 		},
 		Now: a.now, Privacy: cfg.Audit.ClientPrivacy, Version: Version,
+		Audit: a.auditState,
 	})
 	a.server = resolver.NewServer(resolver.ServerOptions{
 		Cache:    cache,
 		Logger:   a.log,
 		Now:      a.now,
-		Observer: observer{a.metrics},
+		Observer: observer{a.metrics, a.status},
 		Auditor:  status.Tee(a.auditor(cfg), a.status),
 		QueryLogger: func() resolver.QueryLogger {
 			if a.qlog == nil {
@@ -188,8 +191,14 @@ func New(opts Options) (*App, error) {
 			return a.qlog
 		}(),
 	})
+	// DoT and DoH are bound first: DDR answers name their ports.
+	if a.enc, err = a.listenEncrypted(cfg); err != nil {
+		a.closeAudit()
+		return nil, err
+	}
 	rt, err := a.build(context.Background(), cfg)
 	if err != nil {
+		a.closeEncrypted()
 		a.closeAudit()
 		return nil, err
 	}
@@ -199,19 +208,23 @@ func New(opts Options) (*App, error) {
 	a.server.SetXfr(a.serveRPZ)
 	a.syncFeeds()
 	if err := a.server.Listen(cfg.Listen, cfg.Server.UDPWorkers, cfg.Server.MaxTCPConnections); err != nil {
+		a.closeEncrypted()
 		_ = rt.Close() // nothing was served: no query to wait for
 		a.closeAudit()
 		return nil, err
 	}
+	a.warnTLS(cfg)
 	if cfg.Admin != "" {
 		srv, err := admin.New(admin.Options{
 			Addr:      cfg.Admin,
 			Metrics:   a.metrics.Handler(),
 			Ready:     a.ready,
+			Degraded:  a.degraded,
 			Logger:    a.log,
 			TokenFile: cfg.AdminAuth.TokenFile,
 		})
 		if err != nil {
+			a.closeEncrypted()
 			_ = a.server.Shutdown(context.Background())
 			a.closeAudit()
 			return nil, fmt.Errorf("admin: %w", err)
@@ -254,23 +267,39 @@ func (a *App) build(ctx context.Context, cfg *config.Config) (*resolver.Runtime,
 	if _, err := rpzOutOptions(cfg); err != nil { // a secret file that cannot be read
 		return nil, err
 	}
-	return a.server.Build(ctx, cfg, a.buildOptions(cfg, func(ctx context.Context, prev *policy.Policy) (*policy.Policy, error) {
+	opts, certErr := a.buildOptions(ctx, cfg, func(ctx context.Context, prev *policy.Policy) (*policy.Policy, error) {
 		return policy.Build(ctx, cfg, policy.BuildOptions{BaseDir: baseDir(cfg), Fetch: a.fetch(cfg), Transfer: a.transferSource(cfg),
 			Logger: a.log, Previous: prev})
-	}))
+	})
+	rt, err := a.server.Build(ctx, cfg, opts)
+	if certErr != nil {
+		if rt != nil {
+			_ = rt.Close() // never installed
+		}
+		return nil, errors.Join(err, certErr)
+	}
+	return rt, err
 }
 
-// buildOptions are the options of every Build of the App's server, with
-// pol building the policy.
-func (a *App) buildOptions(cfg *config.Config, pol func(context.Context, *policy.Policy) (*policy.Policy, error)) resolver.BuildOptions {
-	return resolver.BuildOptions{
-		Policy:     pol,
-		BaseDir:    baseDir(cfg),
-		ResolvConf: a.opts.ResolvConf,
-		Logger:     a.log,
-		Observe:    a.observeUpstream,
-		RootCAs:    a.opts.UpstreamRootCAs,
+// buildOptions are the options of a Build of the App's server for cfg, with
+// pol building the policy. The error is the certificate's (DoT and DoH): a
+// problem with it is reported with every other problem of the build.
+func (a *App) buildOptions(ctx context.Context, cfg *config.Config, pol func(context.Context, *policy.Policy) (*policy.Policy, error)) (resolver.BuildOptions, error) {
+	cert, certErr := a.certificate(ctx, cfg, a.server.Runtime())
+	var ddr []zones.DDREndpoint
+	if certErr == nil {
+		ddr = a.ddrEndpoints(cfg)
 	}
+	return resolver.BuildOptions{
+		Policy:      pol,
+		BaseDir:     baseDir(cfg),
+		ResolvConf:  a.opts.ResolvConf,
+		Logger:      a.log,
+		Observe:     a.observeUpstream,
+		RootCAs:     a.opts.UpstreamRootCAs,
+		Certificate: cert,
+		DDR:         ddr,
+	}, certErr
 }
 
 func baseDir(cfg *config.Config) string {
@@ -426,6 +455,9 @@ func matchKind(s string) blocklists.Kind {
 // URL sources (when there are any) and logs the one start line.
 func (a *App) Start() error {
 	a.server.Serve()
+	if a.enc != nil {
+		a.enc.Serve()
+	}
 	if a.admin != nil {
 		if err := a.admin.Start(); err != nil {
 			return fmt.Errorf("admin: %w", err)
@@ -435,11 +467,23 @@ func (a *App) Start() error {
 	a.syncRefresher(rt.Config)
 	attrs := []any{"listen", a.server.Addrs(), "upstreams", rt.Upstreams, "config", rt.Config.Source,
 		"policy", shortHash(rt.Policy.Hash()), "version", Version}
+	if a.enc != nil {
+		attrs = append(attrs, "dot", a.enc.DoTAddrs(), "doh", a.enc.DoHAddrs(), "ddr", rt.Config.DDR)
+	}
 	if a.admin != nil {
 		attrs = append(attrs, "admin", a.admin.Addr())
 	}
 	a.log.Info("jurisdns started", attrs...)
 	return nil
+}
+
+// EncryptedAddrs returns the bound DoT and DoH addresses (none when they
+// are off).
+func (a *App) EncryptedAddrs() (dot, doh []string) {
+	if a.enc == nil {
+		return nil, nil
+	}
+	return a.enc.DoTAddrs(), a.enc.DoHAddrs()
 }
 
 // DNSAddrs returns the bound DNS addresses.
@@ -520,6 +564,7 @@ func (a *App) rebuild(ctx context.Context, cfg *config.Config, trigger string, s
 		for _, key := range restartKeys(a.boot, cfg) {
 			a.log.Warn("setting changed: restart jurisdns to apply it (a reload does not)", "key", key)
 		}
+		a.warnTLS(cfg)
 	}
 	// Swap retires the old runtime: closed once its queries are done.
 	old := a.server.Swap(rt)
@@ -556,6 +601,11 @@ func (a *App) publish(rt, _ *resolver.Runtime) {
 		a.publishRPZ(rt.Config, rt.Policy)
 	}
 	a.metrics.SetPolicyHash(rt.Policy.Hash())
+	var expiry time.Time
+	if c := rt.Certificate(); c != nil && c.Leaf != nil {
+		expiry = c.Leaf.NotAfter
+	}
+	a.metrics.SetCertificateExpiry(expiry)
 	for _, j := range rt.Policy.Jurisdictions() {
 		a.metrics.SetListEntries(j.ID, rt.Policy.Entries(j.ID))
 	}
@@ -599,6 +649,7 @@ func (a *App) ready() (bool, []string) {
 			missing = append(missing, "jurisdiction "+j.ID+" not loaded: "+j.LoadError)
 		}
 	}
+	missing = append(missing, a.auditMissing()...)
 	return len(missing) == 0, missing
 }
 
@@ -630,7 +681,13 @@ func (a *App) Shutdown(ctx context.Context) error {
 	}
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	err := a.server.Shutdown(ctx)
+	var err error
+	if a.enc != nil {
+		err = a.enc.Shutdown(ctx) // before the server: it waits for the same queries
+	}
+	if serr := a.server.Shutdown(ctx); err == nil {
+		err = serr
+	}
 	if err != nil {
 		a.log.Warn("in-flight queries did not finish in time", "err", err)
 	}
@@ -756,15 +813,25 @@ func (s *auditSink) PolicyEvent(ev *resolver.PolicyEvent) {
 	}
 }
 
-// observer adapts metrics to resolver.Observer.
-type observer struct{ m *metrics.Metrics }
+// observer adapts metrics (and the status page's query counters) to
+// resolver.Observer.
+type observer struct {
+	m  *metrics.Metrics
+	st *status.Status
+}
 
 func (o observer) Answered(p resolver.Proto, qtype uint16, rcode int) {
 	mp := metrics.ProtoUDP
-	if p == resolver.TCP {
+	switch p {
+	case resolver.TCP:
 		mp = metrics.ProtoTCP
+	case resolver.DoT:
+		mp = metrics.ProtoDoT
+	case resolver.DoH:
+		mp = metrics.ProtoDoH
 	}
 	o.m.QueryAnswered(mp, qtype, rcode)
+	o.st.Answered(p)
 }
 func (o observer) CacheHit()                             { o.m.CacheHit() }
 func (o observer) CacheMiss()                            { o.m.CacheMiss() }

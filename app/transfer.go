@@ -233,11 +233,15 @@ func (a *App) feedUpdate(fr *feedRun, u *transfer.Update) {
 		st.Serial = u.Serial
 		pol, res, err := old.Policy.ApplyDelta(fr.jur, fr.source, u.Old, u.New, st)
 		var rt *resolver.Runtime
+		var opts resolver.BuildOptions
+		if err == nil {
+			opts, err = a.buildOptions(context.Background(), a.cfg,
+				func(context.Context, *policy.Policy) (*policy.Policy, error) { return pol, nil })
+		}
 		if err == nil {
 			// The parts of the current runtime are taken over: only the
 			// policy is new.
-			rt, err = a.server.Build(context.Background(), a.cfg, a.buildOptions(a.cfg,
-				func(context.Context, *policy.Policy) (*policy.Policy, error) { return pol, nil }))
+			rt, err = a.server.Build(context.Background(), a.cfg, opts)
 		}
 		if err == nil {
 			old = a.server.Swap(rt) // retires the old runtime: closed once its queries are done

@@ -2,6 +2,7 @@ package resolver
 
 import (
 	"context"
+	"crypto/tls"
 	"crypto/x509"
 	"errors"
 	"fmt"
@@ -45,6 +46,13 @@ type BuildOptions struct {
 	// RootCAs verifies tls:// and https:// upstreams; nil means the
 	// system's roots (tests trust their own CA).
 	RootCAs *x509.CertPool
+	// Certificate is presented by DoT and DoH (see LoadCertificate); nil
+	// when neither is served.
+	Certificate *tls.Certificate
+	// DDR lists the encrypted endpoints answered for _dns.resolver.arpa
+	// SVCB (RFC 9462); empty turns DDR off. It needs a Certificate with a
+	// DNS name, the records' target.
+	DDR []zones.DDREndpoint
 }
 
 // Build assembles the runtime of cfg: the default upstream group and one
@@ -130,7 +138,7 @@ func (s *Server) Build(ctx context.Context, cfg *config.Config, o BuildOptions) 
 		_ = releaseAll(b.taken)
 		return nil, errors.Join(errs...)
 	}
-	return s.assemble(cfg, pol, up, forwards, tbl, zkey)
+	return s.assemble(cfg, pol, up, forwards, tbl, zkey, encryptedParts{cert: o.Certificate, ddr: o.DDR})
 }
 
 // builder holds the upstream groups of one Build: those taken over from

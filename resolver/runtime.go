@@ -2,6 +2,7 @@ package resolver
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"net/netip"
 	"reflect"
@@ -59,6 +60,8 @@ type Runtime struct {
 	forwards map[string]*part
 	// zonesKey says what Zones was loaded from (see zonesKey), for reuse.
 	zonesKey string
+	// cert is what DoT and DoH present (nil when they are off).
+	cert *tls.Certificate
 
 	serial        uint32
 	acl           *ratelimit.PrefixSet
@@ -163,16 +166,24 @@ func (rt *Runtime) Closed() <-chan struct{} { return rt.life.closed }
 // (named by upstreams, for logs and the cache-survival rule). The runtime
 // owns up: closing it closes up when up is an io.Closer.
 func (s *Server) NewRuntime(cfg *config.Config, pol *policy.Policy, up Exchanger, upstreams []string) (*Runtime, error) {
-	return s.assemble(cfg, pol, newPart("", up, upstreams), nil, nil, "")
+	return s.assemble(cfg, pol, newPart("", up, upstreams), nil, nil, "", encryptedParts{})
+}
+
+// encryptedParts are what a runtime needs for DoT, DoH and DDR: the
+// certificate and the endpoints DDR designates.
+type encryptedParts struct {
+	cert *tls.Certificate
+	ddr  []zones.DDREndpoint
 }
 
 // assemble builds a runtime from its parts, taking over the references to
 // up and forwards: on error it releases them.
-func (s *Server) assemble(cfg *config.Config, pol *policy.Policy, up *part, forwards map[string]*part, tbl *zones.Table, zkey string) (rt *Runtime, err error) {
+func (s *Server) assemble(cfg *config.Config, pol *policy.Policy, up *part, forwards map[string]*part, tbl *zones.Table, zkey string, enc encryptedParts) (rt *Runtime, err error) {
 	rt = &Runtime{
 		Zones:          tbl,
 		zonesKey:       zkey,
 		specials:       zones.NewSpecials(tbl, zones.SpecialOptions{ForwardSingleLabel: !cfg.Server.BlockSingleLabel}),
+		cert:           enc.cert,
 		up:             up,
 		forwards:       forwards,
 		Config:         cfg,
@@ -185,12 +196,22 @@ func (s *Server) assemble(cfg *config.Config, pol *policy.Policy, up *part, forw
 		prefetch:       cfg.Cache.Prefetch && s.cache != nil,
 		life:           lifecycle{closed: make(chan struct{})},
 	}
+	// An error return sets rt to nil before this runs: release the parts
+	// of the runtime being built, not of rt.
+	built := rt
 	defer func() {
 		if err != nil {
-			_ = releaseAll(rt.parts())
+			_ = releaseAll(built.parts())
 			rt = nil
 		}
 	}()
+	if len(enc.ddr) > 0 {
+		ddr, derr := ddrRecords(enc.cert, enc.ddr)
+		if derr != nil {
+			return nil, derr
+		}
+		rt.specials = zones.NewSpecials(tbl, zones.SpecialOptions{ForwardSingleLabel: !cfg.Server.BlockSingleLabel, DDR: ddr})
+	}
 	rt.serial = pol.Serial()
 	if rt.HealthName != "" && !strings.HasSuffix(rt.HealthName, ".") {
 		rt.HealthName += "."
@@ -211,8 +232,10 @@ func (s *Server) assemble(cfg *config.Config, pol *policy.Policy, up *part, forw
 	}
 	rt.fwd = &forwarder{rt: rt, cache: s.cache, obs: s.obs, now: s.now, sf: new(singleflight.Group), stale: cfg.Cache.ServeStale, prefetch: rt.prefetch}
 	// Policy comes before the special names so that a policy rule on a
-	// special name (the bypass bundle's _dns.resolver.arpa) keeps its EDE.
-	rt.Chain = Chain(rt.fwd, s.health(rt), s.policyMiddleware(rt), rt.specialNames, minimalANY, rt.localZones)
+	// special name (the bypass bundle's _dns.resolver.arpa) keeps its EDE;
+	// DDR comes before policy: that rule is for a resolver without
+	// encrypted endpoints.
+	rt.Chain = Chain(rt.fwd, s.health(rt), rt.ddr, s.policyMiddleware(rt), rt.specialNames, minimalANY, rt.localZones)
 	return rt, nil
 }
 

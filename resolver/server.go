@@ -547,7 +547,7 @@ func (s *Server) fast(w *worker, rt *Runtime, pkt []byte, addr netip.AddrPort) (
 		return nil, false
 	}
 	name := unsafe.String(unsafe.SliceData(canon), len(canon))
-	if name == rt.HealthName {
+	if name == rt.HealthName || rt.specials.DDR(name) {
 		return nil, false
 	}
 	now := s.now()

@@ -16,6 +16,7 @@ import (
 	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
 
+	"github.com/jurisdns/jurisdns/audit"
 	"github.com/jurisdns/jurisdns/internal/testtool"
 	"github.com/jurisdns/jurisdns/resolver"
 )
@@ -135,6 +136,10 @@ func TestBrowser(t *testing.T) {
 	testtool.Need(t, "chromium", "chromium")
 	st, pol, _ := newTestStatus(t, "truncate")
 	st.Published(pol, testNow.Add(-20*time.Minute))
+	st.audit = func() *audit.State {
+		return &audit.State{Writing: false, FailingSince: testNow, Error: "no space left on device", Failed: 3, Signed: true,
+			Checkpoint: &audit.Checkpoint{Count: 41, Head: strings.Repeat("ab", 32), Time: testNow}}
+	}
 	var events []*resolver.PolicyEvent
 	for i := range 14 {
 		events = append(events, hit(pol, "test-mandate", "chat.deepseek.com", fmt.Sprintf("10.20.%d.5", i), testNow.Add(-time.Duration(i*i)*time.Minute)))
@@ -265,6 +270,16 @@ func TestBrowser(t *testing.T) {
 	}
 	if c.Clients != 2 || c.HitRows != 3 || c.Bars < 10 || c.Recent != 25 || c.FirstClient != "10.20.0.0/24" {
 		t.Errorf("page counts %+v, want 2 clients, 3 hit rows, bars, 25 records, first client 10.20.0.0/24 (the newest)", c)
+	}
+
+	// The state of the enforcement log, under the records.
+	auditText, err := chromedp.Run(ctx, chromedp.Text(chromedp.ID("audit-state")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(auditText, "Enforcement log NOT WRITING since") || !strings.Contains(auditText, "no space left on device (3 lost so far)") ||
+		!strings.Contains(auditText, "Last signed checkpoint: 41 lines, head abababababab") {
+		t.Errorf("enforcement log state %q", auditText)
 	}
 
 	// The explain form gives the verdict for a banned name.
