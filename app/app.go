@@ -84,6 +84,8 @@ type App struct {
 	refresh  refreshState                 // the periodic refresh of URL sources
 	feeds    feeds                        // RPZ sources pulled by zone transfer (transfer.go)
 	rpzOut   *rpzout.Server               // jurisdictions served as RPZ zones (transfer.go)
+	rpzStop  context.CancelFunc           // stops watchRPZDates
+	rpzWG    sync.WaitGroup
 
 	runMu    sync.Mutex // guards stopping and the shutdown result
 	stopping bool
@@ -465,6 +467,10 @@ func (a *App) Start() error {
 	}
 	rt := a.server.Runtime()
 	a.syncRefresher(rt.Config)
+	ctx, stop := context.WithCancel(context.Background())
+	a.rpzStop = stop
+	a.rpzWG.Add(1)
+	go func() { defer a.rpzWG.Done(); a.watchRPZDates(ctx) }()
 	attrs := []any{"listen", a.server.Addrs(), "upstreams", rt.Upstreams, "config", rt.Config.Source,
 		"policy", shortHash(rt.Policy.Hash()), "version", Version}
 	if a.enc != nil {
@@ -674,6 +680,10 @@ func (a *App) Shutdown(ctx context.Context) error {
 	a.log.Info("draining: readiness reports 503; closing the listeners")
 	a.stopRefresher()
 	a.stopFeeds()
+	if a.rpzStop != nil {
+		a.rpzStop()
+		a.rpzWG.Wait()
+	}
 	defer a.rpzOut.Close()
 	timeout := a.server.Runtime().Config.Server.ShutdownTimeout
 	if timeout <= 0 {

@@ -401,3 +401,25 @@ func sourceSerial(pol *policy.Policy, jur, source string) uint32 {
 	}
 	return 0
 }
+
+// rpzDatesEvery is how often rpz_out looks at the jurisdictions' dates.
+const rpzDatesEvery = time.Minute
+
+// watchRPZDates serves, every rpzDatesEvery, the jurisdictions whose
+// effective date has come and stops serving those whose expires date has
+// passed (reloads, refreshes and deltas update rpz_out at once; this covers
+// the time between them). It returns when ctx ends.
+func (a *App) watchRPZDates(ctx context.Context) {
+	t := time.NewTicker(rpzDatesEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if rt := a.server.Runtime(); rt != nil {
+				a.publishRPZ(rt.Config, rt.Policy)
+			}
+		}
+	}
+}

@@ -48,8 +48,9 @@ type Server struct {
 	log *slog.Logger
 	now func() time.Time
 
-	mu     sync.RWMutex
-	opts   Options
+	updateMu sync.Mutex // one Update at a time
+	mu       sync.RWMutex
+	opts     Options
 	zones  map[string]*zone // by zone name (lower case, fqdn)
 	closed bool
 
@@ -131,6 +132,8 @@ func served(j *policy.Jurisdiction, now time.Time) bool {
 // jurisdiction, rebuilt (new serial, a journal generation, NOTIFY) only
 // when the jurisdiction's hash changed. An empty Suffix serves nothing.
 func (s *Server) Update(opts Options, pol *policy.Policy) {
+	s.updateMu.Lock()
+	defer s.updateMu.Unlock()
 	if opts.Journal <= 0 {
 		opts.Journal = 16
 	}
