@@ -280,14 +280,46 @@ func TestTransferFromKnot(t *testing.T) {
 		t.Errorf("entries %d, want 5", src.Entries)
 	}
 
-	// A knotc transaction: knot's NOTIFY, an IXFR, a delta.
+	// A knotc transaction: knot's NOTIFY, an IXFR, a delta; meanwhile a
+	// client asks for a blocked name without pause, and every answer is
+	// NXDOMAIN (no query lost or answered otherwise across the swap).
 	mark := e.logs.mark()
 	wantRcode(t, "new.example before", e.query("udp", "new.example", dns.TypeA), dns.RcodeSuccess)
+	stopLoad := make(chan struct{})
+	loadDone := make(chan string)
+	go func() {
+		c := &dns.Client{Timeout: 2 * time.Second}
+		n := 0
+		for {
+			select {
+			case <-stopLoad:
+				loadDone <- fmt.Sprintf("%d queries", n)
+				return
+			default:
+			}
+			q := new(dns.Msg)
+			q.SetQuestion("chat.deepseek.com.", dns.TypeA)
+			r, _, err := c.Exchange(q, e.dns)
+			if err != nil || r.Rcode != dns.RcodeNameError {
+				loadDone <- fmt.Sprintf("query %d: %v %v", n, r, err)
+				<-stopLoad
+				return
+			}
+			n++
+		}
+	}()
 	start := time.Now()
 	k.addName("new.example")
 	commit := time.Since(start)
 	took := e.waitRcode("new.example", dns.RcodeNameError)
 	t.Logf("new.example in force %s after knotc zone-commit returned (commit took %s)", took, commit)
+	time.Sleep(50 * time.Millisecond) // some queries after the swap too
+	close(stopLoad)
+	if res := <-loadDone; !strings.HasSuffix(res, " queries") {
+		t.Errorf("under the delta: %s", res)
+	} else {
+		t.Logf("under the delta: %s, every one NXDOMAIN", res)
+	}
 	rec := e.logs.waitFrom(t, mark, "zone delta applied", 1)
 	if rec.Attrs["added"] != "1" || rec.Attrs["serial"] != "2" {
 		t.Errorf("delta log: %s", rec)
