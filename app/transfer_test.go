@@ -408,3 +408,24 @@ func TestTransferTSIGFromKnot(t *testing.T) {
 		}
 	}
 }
+
+// TestTransferPrimaryLate: the primary is down when jurisdns starts and
+// there is no cached copy: the jurisdiction fails closed (SERVFAIL). When
+// knotd comes up, its NOTIFY brings the zone and the names are blocked.
+func TestTransferPrimaryLate(t *testing.T) {
+	jport, kport := freeLoopbackPort(t), freeLoopbackPort(t)
+	jaddr := fmt.Sprintf("127.0.0.1:%d", jport)
+	kaddr := fmt.Sprintf("127.0.0.1:%d", kport)
+	testtool.Need(t, "knotd", "knot")
+	e := newEnv(t, nil)
+	cfg := strings.Replace(baseConfig(e.up.Addr()), `listen: ["127.0.0.1:0"]`, fmt.Sprintf("listen: [%q]", jaddr), 1) +
+		strings.Replace(transferConfig(kaddr, t.TempDir()), "lists: {", "lists: {timeout: 2s, ", 1)
+	e.write("jurisdns.yaml", cfg)
+	e.start()
+	wantRcode(t, "chat.deepseek.com with the primary down", e.query("udp", "chat.deepseek.com", dns.TypeA), dns.RcodeServerFailure)
+	mark := e.logs.mark()
+	startKnotPrimary(t, t.TempDir(), kport, jaddr)
+	took := e.waitRcode("chat.deepseek.com", dns.RcodeNameError)
+	t.Logf("blocked %s after knotd answered", took)
+	e.logs.waitFrom(t, mark, "zone transferred", 1)
+}
