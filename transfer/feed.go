@@ -1,6 +1,7 @@
 package transfer
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -128,6 +129,33 @@ type Feed struct {
 	zone  *Zone
 	st    Status
 	okAt  time.Time // last successful check with a primary (or the load)
+	dirty bool      // the zone changed since the cached copy was written
+}
+
+// SaveCache writes the zone to the cache directory if it changed since
+// the last write. Run calls it after each update has been handed on (a
+// million-name zone takes a while to write), Load after the first
+// transfer.
+func (f *Feed) SaveCache() {
+	if f.opts.CacheDir == "" {
+		return
+	}
+	// Under xfrMu no transfer changes the zone; Text only reads it too.
+	f.xfrMu.Lock()
+	defer f.xfrMu.Unlock()
+	f.mu.Lock()
+	z, dirty := f.zone, f.dirty
+	f.dirty = false
+	f.mu.Unlock()
+	if z == nil || !dirty {
+		return
+	}
+	if err := writeCache(cachePath(f.opts.CacheDir, f.opts.Name), z); err != nil {
+		f.log.Warn("could not write the zone's cached copy", "feed", f.opts.Name, "err", err)
+		f.mu.Lock()
+		f.dirty = true
+		f.mu.Unlock()
+	}
 }
 
 // New returns a feed; Load fills it.
@@ -177,6 +205,7 @@ func (f *Feed) Status() Status {
 func (f *Feed) Load(ctx context.Context) error {
 	_, err := f.Refresh(ctx)
 	if err == nil {
+		f.SaveCache()
 		return nil
 	}
 	if f.opts.CacheDir == "" {
@@ -230,12 +259,12 @@ func (f *Feed) TextSerial() ([]byte, uint32, error) {
 	if f.st.Expired {
 		return nil, 0, ErrExpired
 	}
-	var b strings.Builder
+	var b bytes.Buffer
 	b.Grow(f.zone.Len() * 40)
 	if _, err := f.zone.WriteTo(&b); err != nil {
 		return nil, 0, err
 	}
-	return []byte(b.String()), f.zone.Serial(), nil
+	return b.Bytes(), f.zone.Serial(), nil
 }
 
 // Notify handles a NOTIFY for the zone from addr (already TSIG-checked by
@@ -307,6 +336,7 @@ func (f *Feed) Run(ctx context.Context) {
 		if upd != nil && f.opts.OnUpdate != nil {
 			f.opts.OnUpdate(upd)
 		}
+		f.SaveCache()
 	}
 }
 
@@ -421,26 +451,17 @@ func (f *Feed) refreshFrom(p netip.AddrPort) (*Update, error) {
 		f.mu.Lock()
 		f.st.Primary = p.String()
 		f.st.LastTransfer = f.now()
-		z := f.zone
+		f.dirty = true
 		f.mu.Unlock()
-		if f.opts.CacheDir != "" {
-			// Written under xfrMu: no other transfer changes the zone
-			// meanwhile, and Text only reads it.
-			f.mu.Lock()
-			err := writeCache(cachePath(f.opts.CacheDir, f.opts.Name), z)
-			f.mu.Unlock()
-			if err != nil {
-				f.log.Warn("could not write the zone's cached copy", "feed", f.opts.Name, "err", err)
-			}
-		}
 		f.log.Info("zone transferred", "feed", f.opts.Name, "zone", f.opts.Zone, "primary", p,
 			"serial", upd.Serial, "full", upd.Full, "owners", upd.Owners)
 	}
 	return upd, nil
 }
 
-// xfr runs one transfer of q from p and returns every answer record.
-func (f *Feed) xfr(p netip.AddrPort, q *dns.Msg) ([]dns.RR, error) {
+// xfr runs one transfer of q from p, handing each answer record to fn as
+// it arrives; fn's first error stops it.
+func (f *Feed) xfr(p netip.AddrPort, q *dns.Msg, fn func(dns.RR) error) error {
 	t := &dns.Transfer{DialTimeout: f.opts.Timeout, ReadTimeout: f.opts.Timeout, WriteTimeout: f.opts.Timeout}
 	if k := f.opts.Key; k != nil {
 		t.TsigSecret = map[string]string{k.Name: k.Secret}
@@ -448,32 +469,102 @@ func (f *Feed) xfr(p netip.AddrPort, q *dns.Msg) ([]dns.RR, error) {
 	}
 	ch, err := t.In(q, p.String())
 	if err != nil {
-		return nil, err
-	}
-	var rrs []dns.RR
-	var xerr error
-	for env := range ch {
-		if env.Error != nil && xerr == nil {
-			xerr = env.Error
-		}
-		rrs = append(rrs, env.RR...)
-	}
-	if xerr != nil {
-		return nil, xerr
+		return err
 	}
 	// With a key, miekg/dns verifies every message of the answer and
 	// fails one without a TSIG (dns.ErrNoSig) or with a bad one.
-	return rrs, nil
+	var xerr error
+	for env := range ch { // drained to the end: In's goroutine must finish
+		if xerr != nil {
+			continue
+		}
+		if env.Error != nil {
+			xerr = env.Error
+			continue
+		}
+		for _, rr := range env.RR {
+			if xerr = fn(rr); xerr != nil {
+				break
+			}
+		}
+	}
+	return xerr
+}
+
+// receiver takes the records of a transfer as they arrive. A whole zone
+// (AXFR, or an IXFR answered in full) goes into a Zone record by record,
+// without holding the answer; the records of an incremental IXFR are kept
+// for apply (a delta is small).
+type receiver struct {
+	f     *Feed
+	ixfr  bool
+	n     int
+	first *dns.SOA
+	rrs   []dns.RR // IXFR: the records until it is known to be incremental, then all
+	zone  *Zone    // a whole zone being received
+	ended bool     // the whole zone's closing SOA was seen
+}
+
+func (r *receiver) add(rr dns.RR) error {
+	r.n++
+	switch {
+	case r.n == 1:
+		soa, err := r.f.apexSOA(rr)
+		if err != nil {
+			return err
+		}
+		r.first = soa
+		if r.ixfr {
+			r.rrs = append(r.rrs, rr)
+		} else {
+			r.zone = NewZone(r.f.opts.Zone, soa)
+		}
+		return nil
+	case r.ixfr && r.zone == nil:
+		if r.n == 2 {
+			if _, incremental := rr.(*dns.SOA); !incremental {
+				r.zone, r.rrs = NewZone(r.f.opts.Zone, r.first), nil
+				return r.zoneRecord(rr)
+			}
+		}
+		r.rrs = append(r.rrs, rr)
+		return nil
+	}
+	return r.zoneRecord(rr)
+}
+
+// zoneRecord adds a record of a whole zone; the zone's SOA again closes it.
+func (r *receiver) zoneRecord(rr dns.RR) error {
+	if r.ended {
+		return rejectErr{fmt.Errorf("record %s after the closing SOA", rr.Header().Name)}
+	}
+	if soa, ok := rr.(*dns.SOA); ok && soa.Serial == r.first.Serial && canonical(soa.Hdr.Name) == r.zone.Origin {
+		r.ended = true
+		return nil
+	}
+	if err := r.zone.check(rr); err != nil {
+		return rejectErr{err}
+	}
+	r.zone.add(rr)
+	return nil
+}
+
+// full returns the whole zone received, checked complete.
+func (r *receiver) full() (*Zone, error) {
+	if r.zone == nil || !r.ended {
+		return nil, rejectErr{errors.New("transfer does not end with the zone's SOA")}
+	}
+	return r.zone, nil
 }
 
 func (f *Feed) axfr(p netip.AddrPort) (*Update, error) {
 	q := new(dns.Msg)
 	q.SetAxfr(f.opts.Zone)
-	rrs, err := f.xfr(p, q)
-	if err != nil {
+	r := &receiver{f: f}
+	if err := f.xfr(p, q, r.add); err != nil {
 		return nil, err
 	}
-	z, err := f.fullZone(rrs)
+	z, err := r.full()
 	if err != nil {
 		return nil, err
 	}
@@ -550,11 +641,18 @@ type delta struct {
 func (f *Feed) ixfr(p netip.AddrPort, serial uint32) (*Update, error) {
 	q := new(dns.Msg)
 	q.SetIxfr(f.opts.Zone, serial, ".", ".")
-	rrs, err := f.xfr(p, q)
-	if err != nil {
+	r := &receiver{f: f, ixfr: true}
+	if err := f.xfr(p, q, r.add); err != nil {
 		return nil, err
 	}
-	return f.applyIXFR(rrs, serial)
+	if r.zone != nil { // answered with the whole zone
+		z, err := r.full()
+		if err != nil {
+			return nil, err
+		}
+		return f.replace(z)
+	}
+	return f.applyIXFR(r.rrs, serial)
 }
 
 // applyIXFR applies the records of an IXFR answer (RFC 1995) to a zone at
