@@ -57,6 +57,16 @@ func (z *Zone) Len() int { return z.n }
 
 func canonical(name string) string { return dns.CanonicalName(name) }
 
+// inZone reports whether name (canonical) is origin (canonical) or below
+// it.
+func inZone(name, origin string) bool {
+	if origin == "." {
+		return true
+	}
+	return name == origin || strings.HasSuffix(name, origin) && name[len(name)-len(origin)-1] == '.' &&
+		(len(name)-len(origin) < 2 || name[len(name)-len(origin)-2] != '\\')
+}
+
 // check reports a record jurisdns does not accept in the zone: one outside
 // it, of another class, or a second SOA.
 func (z *Zone) check(rr dns.RR) error {
@@ -64,7 +74,7 @@ func (z *Zone) check(rr dns.RR) error {
 	if h.Class != dns.ClassINET {
 		return fmt.Errorf("record %q: class %s", h.Name, dns.Class(h.Class))
 	}
-	if !dns.IsSubDomain(z.Origin, canonical(h.Name)) {
+	if !inZone(canonical(h.Name), z.Origin) {
 		return fmt.Errorf("record %q is not in zone %s", h.Name, z.Origin)
 	}
 	if h.Rrtype == dns.TypeSOA {
