@@ -47,6 +47,10 @@ type Page struct {
 	// checkpoint (keep it to check the log later with
 	// `jurisdns audit verify --checkpoint`).
 	Audit *audit.State `json:"audit,omitempty"`
+	// NotCurrent are the URL list sources that are not current
+	// ("jurisdiction/source: why"): served from their last good copy, or
+	// not loaded yet, while their download is retried.
+	NotCurrent []string `json:"not_current,omitempty"`
 }
 
 // Summary counts jurisdictions by state.
@@ -83,6 +87,10 @@ type Jurisdiction struct {
 	Authority  string   `json:"authority,omitempty"`
 	Instrument string   `json:"instrument,omitempty"`
 	Links      []string `json:"links,omitempty"`
+	Notes      string   `json:"notes,omitempty"`
+	// Contact and Organisation say who answers for a local policy.
+	Contact      string `json:"contact,omitempty"`
+	Organisation string `json:"organisation,omitempty"`
 	// Status is policy.Jurisdiction.Status: "active", "report",
 	// "inactive until 2026-03-01", "expired 2025-04-28" or "not loaded
 	// (fail_closed)"; State its category (StateActive, ...).
@@ -92,6 +100,12 @@ type Jurisdiction struct {
 	Mode   string `json:"mode"`
 	Action string `json:"action"`
 	EDE    uint16 `json:"ede"`
+	// TTL of the blocked answers, in seconds.
+	TTL int `json:"ttl"`
+	// Sinkhole are the addresses answered for action ip.
+	Sinkhole []string `json:"sinkhole,omitempty"`
+	// Allow are the names the jurisdiction exempts from its lists.
+	Allow []string `json:"allow,omitempty"`
 	// Effective and Expires as policy.FormatDate writes them; "" is
 	// unbounded.
 	Effective string `json:"effective,omitempty"`
@@ -173,8 +187,30 @@ func (s *Status) snapshot() *Page {
 	if s.audit != nil {
 		p.Audit = s.audit()
 	}
+	if s.notCurrent != nil {
+		p.NotCurrent = s.notCurrent()
+	}
+	fillPolicy(p, pol, now, st.lists)
+	return p
+}
+
+// PolicyPage is the part of the status page that the policy alone gives:
+// policy hash, default jurisdictions, summary, jurisdictions and clients,
+// without hits, enforcement records or refresh times. It is what
+// `jurisdns lists --json` prints, in the shape of GET /api/status.
+func PolicyPage(pol *policy.Policy, now time.Time) *Page {
+	p := &Page{
+		Generated: now, DefaultJurisdictions: []string{}, Jurisdictions: []Jurisdiction{}, Clients: []Client{},
+		Recent: []Record{},
+	}
+	fillPolicy(p, pol, now, nil)
+	return p
+}
+
+// fillPolicy fills the policy's part of p.
+func fillPolicy(p *Page, pol *policy.Policy, now time.Time, lists map[string]listState) {
 	if pol == nil {
-		return p
+		return
 	}
 	p.PolicyHash = pol.Hash()
 	p.DefaultJurisdictions = append(p.DefaultJurisdictions, pol.DefaultJurisdictions()...)
@@ -198,7 +234,7 @@ func (s *Status) snapshot() *Page {
 
 	var unused []Jurisdiction
 	for _, j := range pol.Jurisdictions() {
-		js := jurisdictionOf(j, now, st.lists[j.ID])
+		js := jurisdictionOf(j, now, lists[j.ID])
 		js.Clients = usedBy[j.ID]
 		js.InUse = len(js.Clients) > 0
 		p.Summary.Jurisdictions++
@@ -223,7 +259,6 @@ func (s *Status) snapshot() *Page {
 		p.Jurisdictions = append(p.Jurisdictions, js)
 	}
 	p.Jurisdictions = append(p.Jurisdictions, unused...)
-	return p
 }
 
 func jurisdictionOf(j *policy.Jurisdiction, now time.Time, ls listState) Jurisdiction {
@@ -233,12 +268,16 @@ func jurisdictionOf(j *policy.Jurisdiction, now time.Time, ls listState) Jurisdi
 		Authority:     j.Authority,
 		Instrument:    j.Instrument,
 		Links:         j.Links,
+		Notes:         j.Notes,
+		Contact:       j.Contact,
+		Organisation:  j.Organisation,
 		Status:        j.Status(now),
 		State:         stateOf(j, now),
 		Tier:          j.Tier.String(),
 		Mode:          j.Mode.String(),
 		Action:        j.Action.String(),
 		EDE:           j.EDE,
+		TTL:           int(j.TTL / time.Second),
 		Entries:       j.Entries,
 		Hash:          j.Hash,
 		LastRefresh:   ls.refreshed,
@@ -249,6 +288,12 @@ func jurisdictionOf(j *policy.Jurisdiction, now time.Time, ls listState) Jurisdi
 		LoadError:     j.LoadError,
 		OnLoadFailure: j.OnLoadFailure.String(),
 		Sources:       []Source{},
+	}
+	for _, a := range j.Sinkhole {
+		out.Sinkhole = append(out.Sinkhole, a.String())
+	}
+	for _, a := range j.Allow {
+		out.Allow = append(out.Allow, a.Name)
 	}
 	if !j.Effective.IsZero() {
 		out.Effective = policy.FormatDate(j.Effective)
