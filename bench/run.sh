@@ -7,6 +7,7 @@
 #   QUICK=1 bench/run.sh             # smoke run: 5 s per run, 100k-name list
 #   PEERS="unbound jurisdns" bench/run.sh
 #   ENCRYPTED=0 bench/run.sh         # without the DoT and DoH runs
+#   RPZ=0 bench/run.sh               # without the RPZ feed (axfr, ixfr) runs
 #
 # It installs dnsperf, unbound and knot from Debian when they are missing,
 # builds jurisdns, the bare server (bench/limit), the data generator
@@ -16,8 +17,10 @@
 # CLIENT_CPU) for the hit, blocked and miss workloads, measures p99 at a fixed
 # rate and a reload under load; with ENCRYPTED=1 (the default) Unbound and
 # jurisdns also serve DoT and DoH with a self-signed certificate, and the hit
-# workload runs over each (dnsperf -m dot, -m doh), with a p99 over DoT. It
-# prints a Markdown table, writes it to
+# workload runs over each (dnsperf -m dot, -m doh), with a p99 over DoT; with
+# RPZ=1 (the default) the list is also served as an RPZ zone by a second knot
+# and pulled by a second jurisdns (AXFR at start, then a 10-name IXFR under
+# load). It prints a Markdown table, writes it to
 # bench/results/<date>.md and (on a full run) into BENCHMARKS.md between
 # <!-- bench:begin --> and <!-- bench:end -->, and ends its output with one
 # "bench server=... workload=..." line per peer and workload for other
