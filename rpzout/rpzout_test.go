@@ -2,6 +2,7 @@ package rpzout
 
 import (
 	"context"
+	"net"
 	"net/netip"
 	"strings"
 	"testing"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/jurisdns/jurisdns/config"
 	"github.com/jurisdns/jurisdns/policy"
+	"github.com/jurisdns/jurisdns/transfer"
 )
 
 func buildPolicy(t *testing.T, js ...config.Jurisdiction) *policy.Policy {
@@ -182,5 +184,62 @@ func TestSerialAndJournal(t *testing.T) {
 	// Up to date: the SOA alone.
 	if rrs := ixfr(serials[2]); len(rrs) != 1 {
 		t.Errorf("IXFR from the current serial: %d records", len(rrs))
+	}
+}
+
+// TestNotifySigned: a new serial sends a NOTIFY, signed with rpz_out's
+// key, to each secondary; an unchanged policy sends none.
+func TestNotifySigned(t *testing.T) {
+	const secret = "bm90aWZ5LXNlY3JldC1mb3ItdGhlLXJwei1vdXQtdGVzdA=="
+	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	type got struct {
+		zone   string
+		serial uint32
+		tsig   error
+		signed bool
+	}
+	notes := make(chan got, 8)
+	srv := &dns.Server{PacketConn: pc, TsigSecret: map[string]string{"out.": secret},
+		Handler: dns.HandlerFunc(func(w dns.ResponseWriter, m *dns.Msg) {
+			var serial uint32
+			if len(m.Answer) == 1 {
+				if soa, ok := m.Answer[0].(*dns.SOA); ok {
+					serial = soa.Serial
+				}
+			}
+			notes <- got{zone: m.Question[0].Name, serial: serial, tsig: w.TsigStatus(), signed: m.IsTsig() != nil}
+			r := new(dns.Msg)
+			r.SetReply(m)
+			if m.IsTsig() != nil {
+				r.SetTsig("out.", dns.HmacSHA256, 300, time.Now().Unix())
+			}
+			_ = w.WriteMsg(r)
+		})}
+	go func() { _ = srv.ActivateAndServe() }()
+	t.Cleanup(func() { _ = srv.Shutdown() })
+
+	s := New(nil, nil)
+	defer s.Close()
+	opts := Options{Suffix: "rpz.test.", Allow: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")},
+		Key:    &transfer.Key{Name: "out.", Algorithm: dns.HmacSHA256, Secret: secret},
+		Notify: []netip.AddrPort{netip.MustParseAddrPort(pc.LocalAddr().String())}}
+	s.Update(opts, buildPolicy(t, inline("j", "", nil, "a.example")))
+	serial, _ := s.Serial("j.rpz.test.")
+	select {
+	case g := <-notes:
+		if g.zone != "j.rpz.test." || g.serial != serial || g.tsig != nil || !g.signed {
+			t.Errorf("NOTIFY %+v, want j.rpz.test. serial %d, signed", g, serial)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("no NOTIFY")
+	}
+	s.Update(opts, buildPolicy(t, inline("j", "", nil, "a.example")))
+	select {
+	case g := <-notes:
+		t.Errorf("NOTIFY %+v without a change", g)
+	case <-time.After(200 * time.Millisecond): // a bound on a non-event, not a wait for one
 	}
 }
