@@ -286,3 +286,116 @@ rpz:
 		t.Error("unbound did not transfer the zone again after the NOTIFY")
 	}
 }
+
+// TestRPZOutKnotSecondary: knotd, as a secondary of us-gov.rpz.jurisdns.
+// with the TSIG key, transfers a zone of several messages from jurisdns:
+// every message's signature, chained as RFC 8945 says, verifies in an
+// implementation other than miekg/dns. After a reload that adds a name,
+// jurisdns's signed NOTIFY brings knotd the new serial.
+func TestRPZOutKnotSecondary(t *testing.T) {
+	bin := testtool.Need(t, "knotd", "knot")
+	names := make([]string, 3000)
+	for i := range names {
+		names[i] = fmt.Sprintf("n%04d.bulk.example", i)
+	}
+	e := newEnv(t, nil)
+	jport, kport := freeLoopbackPort(t), freeLoopbackPort(t)
+	jaddr := fmt.Sprintf("127.0.0.1:%d", jport)
+	kaddr := fmt.Sprintf("127.0.0.1:%d", kport)
+	rest := func(extra ...string) string {
+		return strings.Replace(baseConfig(e.up.Addr()), `listen: ["127.0.0.1:0"]`, fmt.Sprintf("listen: [%q]", jaddr), 1) +
+			rpzOutConfig(append(names, extra...), `"127.0.0.0/8"`, outKeyName, []string{kaddr})
+	}
+	e.write("jurisdns.yaml", rest())
+	e.start()
+
+	dir := t.TempDir()
+	for _, d := range []string{"run", "db", "zones"} {
+		if err := os.MkdirAll(filepath.Join(dir, d), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	conf := fmt.Sprintf(`server:
+    rundir: "%[1]s/run"
+    listen: 127.0.0.1@%[2]d
+    udp-workers: 1
+    tcp-workers: 1
+    background-workers: 1
+control:
+    listen: "%[1]s/run/knot.sock"
+database:
+    storage: "%[1]s/db"
+log:
+  - target: stderr
+    any: info
+key:
+  - id: %[3]s
+    algorithm: hmac-sha256
+    secret: %[4]s
+remote:
+  - id: jurisdns
+    address: 127.0.0.1@%[5]d
+    key: %[3]s
+acl:
+  - id: notify
+    address: 127.0.0.1
+    key: %[3]s
+    action: notify
+template:
+  - id: default
+    storage: "%[1]s/zones"
+    zonefile-sync: -1
+    journal-content: none
+    semantic-checks: off
+zone:
+  - domain: us-gov.rpz.jurisdns.
+    master: jurisdns
+    acl: notify
+`, dir, kport, outKeyName, outKeySecret, jport)
+	cf := filepath.Join(dir, "knot.conf")
+	if err := os.WriteFile(cf, []byte(conf), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	k := runKnot(t, bin, dir, kport, cf)
+	ask := func(name string) int {
+		q := new(dns.Msg)
+		q.SetQuestion(name, dns.TypeCNAME)
+		r, _, err := (&dns.Client{Timeout: time.Second}).Exchange(q, k.addr)
+		if err != nil || !r.Authoritative {
+			return -1
+		}
+		return len(r.Answer)
+	}
+	waitAnswer := func(name string) {
+		t.Helper()
+		deadline := time.Now().Add(waitLimit)
+		for ask(name) != 1 {
+			if time.Now().After(deadline) {
+				t.Fatalf("knotd has no %s after %s:\n%s", name, waitLimit, k.logs.String())
+			}
+			time.Sleep(20 * time.Millisecond) // a poll interval
+		}
+	}
+	waitAnswer("n2999.bulk.example.us-gov.rpz.jurisdns.")
+	if !strings.Contains(k.logs.String(), "messages") {
+		t.Logf("knotd log:\n%s", k.logs.String())
+	}
+	mark := e.logs.mark()
+	e.write("jurisdns.yaml", rest("late.example"))
+	if err := e.app.Reload(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	e.logs.waitFrom(t, mark, "rpz_out NOTIFY sent", 1)
+	waitAnswer("late.example.us-gov.rpz.jurisdns.")
+	if strings.Contains(k.logs.String(), "TSIG") && strings.Contains(strings.ToLower(k.logs.String()), "bad") {
+		t.Errorf("knotd reports a TSIG problem:\n%s", k.logs.String())
+	}
+}
+
+func lastLines(s string, n int) string {
+	l := strings.Split(strings.TrimSpace(s), "\n")
+	if len(l) > n {
+		l = l[len(l)-n:]
+	}
+	return strings.Join(l, "\n")
+}

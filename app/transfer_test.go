@@ -147,20 +147,7 @@ zone:
 	if err := os.WriteFile(cf, []byte(conf), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	k := &knotPrimary{t: t, addr: fmt.Sprintf("127.0.0.1:%d", port), sock: filepath.Join(dir, "run", "knot.sock"),
-		done: make(chan struct{}), logs: &lockedBuffer{}}
-	k.cmd = exec.Command(bin, "-c", cf)
-	k.cmd.Stdout, k.cmd.Stderr = k.logs, k.logs
-	if err := k.cmd.Start(); err != nil {
-		t.Fatalf("starting knotd: %v", err)
-	}
-	go func() { _ = k.cmd.Wait(); close(k.done) }()
-	t.Cleanup(func() {
-		k.stop()
-		if t.Failed() {
-			t.Logf("knotd log:\n%s", k.logs.String())
-		}
-	})
+	k := runKnot(t, bin, dir, port, cf)
 	deadline := time.Now().Add(waitLimit)
 	for {
 		q := new(dns.Msg)
@@ -179,6 +166,27 @@ zone:
 		}
 		time.Sleep(50 * time.Millisecond) // a poll interval
 	}
+}
+
+// runKnot starts knotd -c cf in the foreground, listening on port, and
+// stops it when the test ends (printing its log if the test failed).
+func runKnot(t *testing.T, bin, dir string, port int, cf string) *knotPrimary {
+	t.Helper()
+	k := &knotPrimary{t: t, addr: fmt.Sprintf("127.0.0.1:%d", port), sock: filepath.Join(dir, "run", "knot.sock"),
+		done: make(chan struct{}), logs: &lockedBuffer{}}
+	k.cmd = exec.Command(bin, "-c", cf)
+	k.cmd.Stdout, k.cmd.Stderr = k.logs, k.logs
+	if err := k.cmd.Start(); err != nil {
+		t.Fatalf("starting knotd: %v", err)
+	}
+	go func() { _ = k.cmd.Wait(); close(k.done) }()
+	t.Cleanup(func() {
+		k.stop()
+		if t.Failed() {
+			t.Logf("knotd log:\n%s", k.logs.String())
+		}
+	})
+	return k
 }
 
 func (k *knotPrimary) stop() {
