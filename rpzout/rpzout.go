@@ -51,8 +51,8 @@ type Server struct {
 	updateMu sync.Mutex // one Update at a time
 	mu       sync.RWMutex
 	opts     Options
-	zones  map[string]*zone // by zone name (lower case, fqdn)
-	closed bool
+	zones    map[string]*zone // by zone name (lower case, fqdn)
+	closed   bool
 
 	notifyWG   sync.WaitGroup
 	notifyQ    chan notifyJob // bounded: past it a NOTIFY is left to the refresh timer
