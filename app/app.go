@@ -178,6 +178,7 @@ func New(opts Options) (*App, error) {
 	}
 	cache := resolver.NewCache(resolver.CacheOptions{
 		Size:           cfg.Cache.Size,
+		MaxBytes:       cfg.Cache.MaxBytes,
 		MinTTL:         cfg.Cache.MinTTL,
 		MaxTTL:         cfg.Cache.MaxTTL,
 		NegativeMaxTTL: cfg.Cache.NegativeMaxTTL,
@@ -322,6 +323,7 @@ func (a *App) buildOptions(ctx context.Context, cfg *config.Config, pol func(con
 		Certificate: cert,
 		DDR:         ddr,
 		Wrap:        a.tap.upstreamWrapper(),
+		OnDrop:      a.metrics.UpstreamReplyDropped,
 	}, certErr
 }
 
@@ -425,7 +427,8 @@ func downloadSource(cfg *config.Config, j string, src config.Source) download.So
 }
 
 // sourceName is the name policy gives a user source: its name, else its
-// file name, URL or "inline".
+// file name, URL (redacted: it names the source in logs and metric labels)
+// or "inline".
 func sourceName(src config.Source) string {
 	switch {
 	case src.Name != "":
@@ -433,7 +436,7 @@ func sourceName(src config.Source) string {
 	case src.Path != "":
 		return filepath.Base(src.Path)
 	case src.URL != "":
-		return src.URL
+		return download.RedactURL(src.URL)
 	}
 	return "inline"
 }
@@ -664,7 +667,8 @@ func (a *App) publish(rt, _ *resolver.Runtime) {
 	for _, j := range rt.Policy.Jurisdictions() {
 		a.metrics.SetListEntries(j.ID, rt.Policy.Entries(j.ID))
 	}
-	a.metrics.SetCacheSize(a.server.Cache().Len())
+	a.metrics.CacheSource(a.server.Cache().Len, a.server.Cache().Bytes)
+	a.metrics.ServerSource(a.server.InFlight, a.server.TCPConnections)
 }
 
 func flatten(err error) []error {
@@ -802,8 +806,22 @@ func (a *App) Run(ctx context.Context, sigs <-chan os.Signal) error {
 	}()
 	stop := func() error {
 		cancel()
-		<-done
-		return a.Shutdown(context.Background())
+		// A reload sees the cancellation (downloads, local list reads);
+		// one stuck in something that cannot be cancelled does not hold
+		// up SIGTERM past server.shutdown_timeout.
+		// The reload's wait and the drain share the one timeout.
+		wait := a.server.Runtime().Config.Server.ShutdownTimeout
+		if wait <= 0 {
+			wait = 5 * time.Second
+		}
+		sctx, scancel := context.WithTimeout(context.Background(), wait)
+		defer scancel()
+		select {
+		case <-done:
+		case <-sctx.Done():
+			a.log.Warn("a reload is still running after server.shutdown_timeout; shutting down without waiting for it")
+		}
+		return a.Shutdown(sctx)
 	}
 	for {
 		select {

@@ -68,6 +68,7 @@ func restartKeys(boot, next *config.Config) []string {
 		{"server.watch_config", boot.Server.WatchConfig, next.Server.WatchConfig},
 		{"server.max_tcp_connections", boot.Server.MaxTCPConnections, next.Server.MaxTCPConnections},
 		{"cache.size", boot.Cache.Size, next.Cache.Size},
+		{"cache.max_bytes", boot.Cache.MaxBytes, next.Cache.MaxBytes},
 		{"cache.min_ttl", boot.Cache.MinTTL, next.Cache.MinTTL},
 		{"cache.max_ttl", boot.Cache.MaxTTL, next.Cache.MaxTTL},
 		{"cache.negative_max_ttl", boot.Cache.NegativeMaxTTL, next.Cache.NegativeMaxTTL},

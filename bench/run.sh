@@ -8,6 +8,7 @@
 #   PEERS="unbound jurisdns" bench/run.sh
 #   ENCRYPTED=0 bench/run.sh         # without the DoT and DoH runs
 #   RPZ=0 bench/run.sh               # without the RPZ feed (axfr, ixfr) runs
+#   FLOOD_AFTER=60 bench/run.sh      # the tcp-flood workload (jurisdns): RSS and goroutines that long after the flood
 #
 # It installs dnsperf, unbound and knot from Debian when they are missing,
 # builds jurisdns, the bare server (bench/limit), the data generator
@@ -31,7 +32,8 @@ set -euo pipefail
 # ---- settings (environment) -------------------------------------------------
 ENV_GIVEN="" # the settings given in the environment, for the report
 for v in QUICK RPZ BENCH_SECONDS DURATION LIST_SIZE MISS_SIZE P99_DURATION P99_QPS RELOAD_QPS RELOAD_AT RELOAD_TAIL RELOAD_WAIT PEERS REPEAT DNSTAP \
-	CLIENTS THREADS OUTSTANDING TIMEOUT EDNS SERVER_CPU CLIENT_CPU KNOT_CPU SEED WAIT_IDLE IDLE_PCT WRITE_BENCHMARKS ENCRYPTED; do
+	CLIENTS THREADS OUTSTANDING TIMEOUT EDNS SERVER_CPU CLIENT_CPU KNOT_CPU SEED WAIT_IDLE IDLE_PCT WRITE_BENCHMARKS ENCRYPTED \
+	FLOOD_QUERIES FLOOD_HOLD FLOOD_AFTER; do
 	if [[ ${!v:-} == *" "* ]]; then
 		ENV_GIVEN+="$v=\"${!v}\" "
 	elif [[ -n ${!v:-} ]]; then
@@ -94,6 +96,14 @@ KNOT_RPZ_PORT=${KNOT_RPZ_PORT:-5306}      # knot as the primary of the RPZ feed
 JURISDNS_RPZ_PORT=${JURISDNS_RPZ_PORT:-5307}
 JURISDNS_RPZ_ADMIN_PORT=${JURISDNS_RPZ_ADMIN_PORT:-5382}
 SEED=${SEED:-20250801}
+# tcp-flood (jurisdns only): one TCP connection pipelines FLOOD_QUERIES
+# queries and never reads; RSS and goroutines are taken FLOOD_HOLD/2 s into
+# the flood and FLOOD_AFTER s after the connection closed.
+FLOOD_QUERIES=${FLOOD_QUERIES:-300000}
+FLOOD_HOLD=${FLOOD_HOLD:-10}
+FLOOD_AFTER=${FLOOD_AFTER:-60}
+[[ $FLOOD_HOLD =~ ^[1-9][0-9]*$ && $FLOOD_AFTER =~ ^[0-9]+$ && $FLOOD_QUERIES =~ ^[1-9][0-9]*$ ]] ||
+	bad_setting "FLOOD_QUERIES, FLOOD_HOLD (≥ 1) and FLOOD_AFTER must be whole numbers"
 WAIT_IDLE=${WAIT_IDLE:-0}                 # seconds to wait, before each run, for other work to stop
 IDLE_PCT=${IDLE_PCT:-10}                  # busier than this (% of all cores) counts as busy
 INSTALL=${INSTALL:-1}                     # 0: never apt-get install
@@ -232,7 +242,7 @@ install_missing() {
 build() {
 	log "building bench tools"
 	(cd "$ROOT" && go build -o "$BIN/gen" ./bench/gen && go build -o "$BIN/limit" ./bench/limit &&
-		go build -o "$BIN/probe" ./bench/probe) || die "go build of bench/ failed"
+		go build -o "$BIN/probe" ./bench/probe && go build -o "$BIN/flood" ./bench/flood) || die "go build of bench/ failed"
 	HAVE_JURISDNS=0
 	if [[ " $PEERS " == *" jurisdns "* ]]; then
 		if (cd "$ROOT" && go build -o "$BIN/jurisdns" ./cmd/jurisdns) >"$OUT/jurisdns-build.log" 2>&1; then
@@ -681,6 +691,34 @@ reload() {
 	log "$p: new list in force after ${R[$p.reload]} s; lost ${R[$p.reload_lost]} of $(sent_of "$p-reload")"
 }
 
+# goroutines_of PEER: go_goroutines from the peer's /metrics (jurisdns).
+goroutines_of() {
+	curl -s --max-time 5 "http://127.0.0.1:$JURISDNS_ADMIN_PORT/metrics" | awk '$1 == "go_goroutines" { print $2 }'
+}
+
+# tcp_flood PEER (jurisdns): one connection pipelines FLOOD_QUERIES queries
+# and never reads. RSS and goroutines before, FLOOD_HOLD/2 s into the
+# flood, and FLOOD_AFTER s after the connection closed (memory given back?).
+tcp_flood() {
+	local p=$1 port=${PORT[$1]} pid=${PID[$1]} fl
+	settle "$p-tcp-flood"
+	log "$p: tcp-flood, $FLOOD_QUERIES pipelined queries on one connection that never reads, ${FLOOD_HOLD}s"
+	R[$p.flood_rss_before]=$(rss_mib "$pid" VmRSS)
+	"$BIN/flood" -server "127.0.0.1:$port" -name "$hit_name" -n "$FLOOD_QUERIES" -hold "${FLOOD_HOLD}s" >"$OUT/$p-tcp-flood.txt" 2>&1 &
+	fl=$!
+	PIDS+=("$fl")
+	sleep $(((FLOOD_HOLD + 1) / 2))
+	R[$p.flood_rss_during]=$(rss_mib "$pid" VmRSS)
+	R[$p.flood_goroutines_during]=$(goroutines_of "$p")
+	wait "$fl" || true
+	forget "$fl"
+	sleep "$FLOOD_AFTER"
+	kill -0 "$pid" 2>/dev/null || die "$p died after the tcp-flood; see $OUT/$p.log (KEEP=1)"
+	R[$p.flood_rss_after]=$(rss_mib "$pid" VmRSS)
+	R[$p.flood_goroutines_after]=$(goroutines_of "$p")
+	log "$p: tcp-flood RSS ${R[$p.flood_rss_before]} MiB before, ${R[$p.flood_rss_during]} during, ${R[$p.flood_rss_after]} ${FLOOD_AFTER}s after; goroutines ${R[$p.flood_goroutines_during]} during, ${R[$p.flood_goroutines_after]} after; $(cat "$OUT/$p-tcp-flood.txt")"
+}
+
 # down PEER: peak RSS, stop.
 down() {
 	local p=$1 pid=${PID[$1]}
@@ -746,6 +784,9 @@ bench_all() {
 	done
 	for p in "${ACTIVE[@]}"; do
 		[[ $p == limit ]] || reload "$p"
+	done
+	for p in "${ACTIVE[@]}"; do
+		[[ $p != jurisdns ]] || tcp_flood "$p"
 	done
 	for p in "${ACTIVE[@]}"; do
 		down "$p"
@@ -929,6 +970,10 @@ result_lines() {
 	for p in $PEERS; do
 		[[ $p != limit && -z ${R[$p.skip]:-} ]] || continue
 		lines+=("bench server=$p workload=ready seconds=${R[$p.ready]:-} rss_mb=${R[$p.rss_ready]:-}")
+	done
+	for p in $PEERS; do
+		[[ $p == jurisdns && -z ${R[$p.skip]:-} ]] || continue
+		lines+=("bench server=$p workload=tcp-flood rss_before_mb=${R[$p.flood_rss_before]:-} rss_during_mb=${R[$p.flood_rss_during]:-} goroutines_during=${R[$p.flood_goroutines_during]:-} rss_after_mb=${R[$p.flood_rss_after]:-} goroutines_after=${R[$p.flood_goroutines_after]:-} after_s=$FLOOD_AFTER")
 	done
 	if [[ -n ${R[rpz.axfr]:-} ]]; then
 		lines+=("bench server=jurisdns workload=axfr seconds=${R[rpz.axfr]:-} rss_mb=${R[rpz.axfr_rss]:-}")

@@ -88,6 +88,9 @@ type Upstreams struct {
 type Cache struct {
 	// Size is the maximum number of cached answers; 0 turns caching off.
 	Size int `mapstructure:"size"`
+	// MaxBytes bounds the memory of the cached answers (their wire bytes
+	// and bookkeeping); the least recently used are evicted beyond it.
+	MaxBytes int64 `mapstructure:"max_bytes"`
 	// MinTTL and MaxTTL clamp the TTL an answer is cached for.
 	MinTTL time.Duration `mapstructure:"min_ttl"`
 	MaxTTL time.Duration `mapstructure:"max_ttl"`
@@ -108,6 +111,14 @@ type Server struct {
 	TCPIdleTimeout time.Duration `mapstructure:"tcp_idle_timeout"`
 	// MaxTCPConnections caps concurrent TCP connections.
 	MaxTCPConnections int `mapstructure:"max_tcp_connections"`
+	// MaxTCPPerClient caps the concurrent TCP connections of one client
+	// address.
+	MaxTCPPerClient int `mapstructure:"max_tcp_per_client"`
+	// MaxInflight caps the queries on the slow path (those that may wait
+	// for an upstream) across UDP and TCP; beyond it a query gets SERVFAIL.
+	MaxInflight int `mapstructure:"max_inflight"`
+	// MaxInflightPerClient is one client's share of MaxInflight.
+	MaxInflightPerClient int `mapstructure:"max_inflight_per_client"`
 	// UDPWorkers is the number of UDP read loops per listen address; 0 means
 	// one per CPU.
 	UDPWorkers int `mapstructure:"udp_workers"`
@@ -234,6 +245,9 @@ type Source struct {
 	Refresh time.Duration `mapstructure:"refresh"`
 	// AllowHTTP permits a plain http URL.
 	AllowHTTP bool `mapstructure:"allow_http"`
+	// AllowEmpty accepts a list with no entries; without it an empty list
+	// (a file truncated to 0 bytes) is rejected like any failed source.
+	AllowEmpty bool `mapstructure:"allow_empty"`
 	// Transfer makes the source an RPZ zone pulled from primaries by zone
 	// transfer (AXFR, then IXFR on NOTIFY and on the SOA timers).
 	Transfer *Transfer `mapstructure:"transfer"`

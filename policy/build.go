@@ -11,7 +11,6 @@ import (
 	"io"
 	"log/slog"
 	"net/netip"
-	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -19,6 +18,7 @@ import (
 
 	"github.com/jurisdns/jurisdns/blocklists"
 	"github.com/jurisdns/jurisdns/config"
+	"github.com/jurisdns/jurisdns/download"
 )
 
 // BuildOptions are the inputs of Build besides the configuration.
@@ -136,6 +136,8 @@ type builder struct {
 	ib      *blocklists.IndexBuilder
 	reuse   []reuseTarget
 	ruleBuf []byte
+	// localTimeout bounds opening and reading one local list file.
+	localTimeout time.Duration
 }
 
 // reuseTarget is a failed source (js.srcs[src]) whose rules are copied
@@ -185,6 +187,8 @@ func Build(ctx context.Context, cfg *config.Config, opts BuildOptions) (*Policy,
 		byID:    map[string]*jspec{},
 		userKey: map[string]string{},
 		addrs:   map[uint32][]netip.Addr{},
+
+		localTimeout: cfg.Lists.Timeout,
 	}
 	for _, f := range files {
 		b.addShipped(f)
@@ -493,13 +497,17 @@ func (b *builder) addUserSource(js *jspec, key string, src *config.Source) {
 			p = filepath.Join(b.opts.BaseDir, p)
 		}
 		s.info.Origin = p
+		s.info.key = p
 		s.info.Name = filepath.Base(src.Path)
 	}
 	if src.URL != "" {
 		n++
 		s.kind = srcURL
-		s.info.Origin = src.URL
-		s.info.Name = src.URL
+		// Shown everywhere (status, readyz, logs, EDE text, `lists`):
+		// never with the URL's credentials or query string.
+		s.info.Origin = download.RedactURL(src.URL)
+		s.info.key = src.URL
+		s.info.Name = s.info.Origin
 	}
 	if len(src.Inline) > 0 {
 		n++
@@ -646,12 +654,11 @@ func (b *builder) parseSource(js *jspec, si int, s *sspec) error {
 	case srcText:
 		r = bytes.NewReader(s.text)
 	case srcPath:
-		f, err := os.Open(s.info.Origin)
+		data, err := readLocal(b.ctx, s.info.Origin, b.localTimeout)
 		if err != nil {
 			return err
 		}
-		defer f.Close()
-		r = f
+		r = bytes.NewReader(data)
 	case srcURL:
 		if b.opts.Fetch == nil {
 			return errors.New("url sources need the downloader")
@@ -727,6 +734,11 @@ func (b *builder) parseSource(js *jspec, si int, s *sspec) error {
 	}
 	if pin := strings.ToLower(strings.TrimSpace(s.cfg.SHA256)); pin != "" && pin != s.info.Hash {
 		return fmt.Errorf("sha256 %s does not match the pinned %s", s.info.Hash, pin)
+	}
+	if n == 0 && s.kind != srcText && !s.cfg.AllowEmpty {
+		// A list file truncated to 0 bytes (or a download of an empty
+		// body) would silently stop the jurisdiction's blocking.
+		return errors.New("no entries (an empty list is rejected unless the source sets allow_empty: true)")
 	}
 	if s.cfg.MinEntries > 0 && n < s.cfg.MinEntries {
 		return fmt.Errorf("%d entries, fewer than min_entries %d", n, s.cfg.MinEntries)
@@ -821,7 +833,7 @@ func (b *builder) previousSourceIndex(id string, info *SourceInfo) (*Jurisdictio
 		return nil, -1
 	}
 	for k := range oj.Sources {
-		if oj.Sources[k].Name == info.Name && oj.Sources[k].Origin == info.Origin {
+		if oj.Sources[k].Name == info.Name && oj.Sources[k].key == info.key && oj.Sources[k].Origin == info.Origin {
 			return oj, k
 		}
 	}
