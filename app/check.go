@@ -74,7 +74,7 @@ func BuildPolicyWith(ctx context.Context, cfg *config.Config, o PolicyOptions) (
 			}
 		}
 	}
-	return policy.Build(ctx, cfg, policy.BuildOptions{BaseDir: baseDir(cfg), Fetch: a.fetch(cfg), Logger: a.log})
+	return policy.Build(ctx, cfg, policy.BuildOptions{BaseDir: baseDir(cfg), Fetch: a.fetch(cfg), Transfer: a.transferSource(cfg), Logger: a.log})
 }
 
 // progressPrinter writes the progress of the downloads in flight: a retry

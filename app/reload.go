@@ -22,7 +22,7 @@ func localSourceErrors(cfg *config.Config, pol *policy.Policy) error {
 	var errs []error
 	for _, j := range pol.Jurisdictions() {
 		for _, s := range j.Sources {
-			if s.Err == "" || isURL(s.Origin) {
+			if s.Err == "" || isURL(s.Origin) || s.Transfer != nil {
 				continue
 			}
 			errs = append(errs, fmt.Errorf("%s: %s", sourceKey(cfg, j.ID, s), s.Err))

@@ -205,6 +205,8 @@ func TestLoadDefault(t *testing.T) {
 		Clients:              []Client{},
 		Jurisdictions:        []Jurisdiction{},
 		Lists:                Lists{Timeout: 30 * time.Second, MaxSize: 64 << 20, Refresh: 24 * time.Hour},
+		TSIGKeys:             []TSIGKey{},
+		RPZOut:               RPZOut{Allow: []string{"127.0.0.0/8", "::1/128"}, Notify: []string{}, Journal: 16},
 		Zones:                []Zone{},
 		Admin:                "127.0.0.1:8053",
 		Audit:                Audit{ClientPrivacy: "truncate", MaxSize: 100 << 20, MaxFiles: 10, CheckpointRecords: 1000, CheckpointInterval: time.Minute},

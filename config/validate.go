@@ -54,6 +54,7 @@ func (c *Config) Validate() error {
 		seen[j.ID] = i
 	}
 	c.validateLists(&p)
+	c.validateTransfers(&p)
 	c.validateZones(&p)
 	if c.Admin != "" {
 		if err := checkListenAddr(c.Admin); err != nil {
@@ -294,12 +295,15 @@ func (s *Source) validate(p *problems, path string) {
 	if len(s.Inline) > 0 {
 		set = append(set, "inline")
 	}
+	if s.Transfer != nil {
+		set = append(set, "transfer")
+	}
 	switch len(set) {
 	case 0:
-		p.add(path, "one of path, url or inline is required")
+		p.add(path, "one of path, url, inline or transfer is required")
 	case 1:
 	default:
-		p.add(path, "has %s: exactly one of path, url or inline is allowed", strings.Join(set, " and "))
+		p.add(path, "has %s: exactly one of path, url, inline or transfer is allowed", strings.Join(set, " and "))
 	}
 	if s.URL != "" {
 		u, err := url.Parse(s.URL)

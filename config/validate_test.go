@@ -254,7 +254,7 @@ func TestValidateCases(t *testing.T) {
 				}}}
 			},
 			want: []string{
-				"jurisdictions[0].sources[1]: has path and url and inline: exactly one of path, url or inline is allowed",
+				"jurisdictions[0].sources[1]: has path and url and inline: exactly one of path, url, inline or transfer is allowed",
 				"jurisdictions[0].sources[2].min_entries: -1 is negative",
 				"jurisdictions[0].sources[2].max_shrink: NaN is not between 0 and 1",
 				"jurisdictions[0].sources[2].refresh: -1s is negative",
@@ -263,6 +263,39 @@ func TestValidateCases(t *testing.T) {
 				`jurisdictions[0].sources[4].url: "https:///x" is not a URL`,
 				`jurisdictions[0].sources[5].url: "http://REDACTED@lists.example/x?REDACTED" is plain http; use https, or set allow_http: true`,
 				"jurisdictions[0].sources[6].url: is not a URL",
+			},
+		},
+		{
+			name: "transfers",
+			change: func(c *Config) {
+				c.TSIGKeys = []TSIGKey{
+					{Name: "k.", Secret: "c2VjcmV0"},
+					{Name: "K", Algorithm: "md5", Secret: "not base64!", SecretFile: "/x"},
+					{Name: "j."},
+				}
+				c.Jurisdictions = []Jurisdiction{{ID: "a", Sources: []Source{
+					{Name: "ok", Transfer: &Transfer{Zone: "rpz.example.", Primaries: []string{"192.0.2.1", "192.0.2.2:5300"}, TSIGKey: "K."}},
+					{Name: "bad", Format: "hosts", Transfer: &Transfer{Zone: "bad zone", Primaries: []string{"ns.example:53"}, TSIGKey: "nope."}},
+					{Name: "none", Transfer: &Transfer{Zone: "rpz.example."}},
+					{Name: "two", Path: "p", Transfer: &Transfer{Zone: "rpz.example.", Primaries: []string{"192.0.2.1"}}},
+				}}}
+				c.RPZOut = RPZOut{ZoneSuffix: "rpz.jurisdns.", Allow: []string{"10.0.0.0/8", "nope"}, TSIGKey: "x.", Notify: []string{"192.0.2.1:0"}, Journal: -1}
+			},
+			want: []string{
+				"jurisdictions[0].sources[3]: has path and transfer: exactly one of path, url, inline or transfer is allowed",
+				`tsig_keys[1].name: "K" is already tsig_keys[0]`,
+				`tsig_keys[1].algorithm: "md5" is not one of hmac-sha256, hmac-sha384, hmac-sha512, hmac-sha1`,
+				"tsig_keys[1]: has secret and secret_file: exactly one is allowed",
+				"tsig_keys[2]: one of secret or secret_file is required",
+				"jurisdictions[0].sources[1].format: a transfer source is an RPZ zone: leave format out or set rpz",
+				`jurisdictions[0].sources[1].transfer.zone: "bad zone" is not a domain name (character ' ')`,
+				`jurisdictions[0].sources[1].transfer.primaries[0]: "ns.example:53" is not IP or IP:port`,
+				`jurisdictions[0].sources[1].transfer.tsig_key: "nope." is not the name of a tsig_keys entry`,
+				"jurisdictions[0].sources[2].transfer.primaries: at least one primary is required",
+				`rpz_out.allow[1]: "nope" is not a prefix or an address`,
+				`rpz_out.tsig_key: "x." is not the name of a tsig_keys entry`,
+				`rpz_out.notify[0]: "192.0.2.1:0": port 0`,
+				"rpz_out.journal: -1 is negative",
 			},
 		},
 		{

@@ -31,6 +31,11 @@ type BuildOptions struct {
 	// GET, on-disk last good copy, size cap). Nil makes every URL source
 	// fail with "url sources need the downloader".
 	Fetch func(ctx context.Context, jurisdiction string, src config.Source) ([]byte, error)
+	// Transfer returns the zone file of a transfer source (an RPZ zone
+	// pulled from its primaries, or its cached copy) and the state of the
+	// transfer for SourceInfo.Transfer. Nil makes every transfer source
+	// fail with "transfer sources need the zone transfer client".
+	Transfer func(ctx context.Context, jurisdiction string, src config.Source) ([]byte, *TransferState, error)
 	// Previous is the policy being replaced. A source that fails under
 	// on_load_failure last_known_good keeps its rules from Previous, and
 	// the max_shrink guard compares against it.
@@ -47,6 +52,12 @@ type Policy struct {
 	idx   *blocklists.Index
 	rules ruleTable
 	addrs map[uint32][]netip.Addr // RPZ local data, by tag
+	// over holds the rules changed by deltas (ApplyDelta) since the index
+	// was built; nil when there are none.
+	over *overlay
+	// accs are the rule digests of the jurisdictions, by index, for the
+	// hash of a delta.
+	accs []digest
 
 	clients  []*ClientSet
 	def      *ClientSet
@@ -85,6 +96,7 @@ const (
 	srcText sourceKind = iota // shipped entries or inline lines
 	srcPath
 	srcURL
+	srcTransfer
 )
 
 // sspec is a source being loaded.
@@ -245,6 +257,10 @@ func Build(ctx context.Context, cfg *config.Config, opts BuildOptions) (*Policy,
 			js.acc.addDigest(&s.acc)
 		}
 		j.Hash = jurisdictionHash(j, &js.acc)
+	}
+	p.accs = make([]digest, len(b.specs))
+	for i, js := range b.specs {
+		p.accs[i] = js.acc
 	}
 	p.hash = policyHash(p)
 	return p, nil
@@ -500,14 +516,27 @@ func (b *builder) addUserSource(js *jspec, key string, src *config.Source) {
 		s.info.Name = "inline"
 		s.text = []byte(strings.Join(src.Inline, "\n") + "\n")
 	}
+	if t := src.Transfer; t != nil {
+		n++
+		s.kind = srcTransfer
+		s.info.Origin = TransferOrigin(t.Zone)
+		s.info.Name = t.Zone
+	}
 	if n != 1 {
-		b.errorf("%s: needs exactly one of path, url and inline (has %d)", key, n)
+		b.errorf("%s: needs exactly one of path, url, inline and transfer (has %d)", key, n)
 		return
 	}
 	if src.Name != "" {
 		s.info.Name = src.Name
 	}
-	b.sourceFormat(s, key, src.Format, src.Match)
+	format := src.Format
+	if s.kind == srcTransfer {
+		format = string(blocklists.FormatRPZ)
+	}
+	b.sourceFormat(s, key, format, src.Match)
+	if s.kind == srcTransfer {
+		s.opts.Origin = src.Transfer.Zone
+	}
 	s.opts.Source = s.info.Origin
 	if s.kind == srcText {
 		s.opts.Source = key + ".inline"
@@ -643,6 +672,16 @@ func (b *builder) parseSource(js *jspec, si int, s *sspec) error {
 		if errors.Is(err, ErrNotChecked) {
 			return nil // no rules, no guards: nothing was read
 		}
+		if err != nil {
+			return err
+		}
+		r = bytes.NewReader(data)
+	case srcTransfer:
+		if b.opts.Transfer == nil {
+			return errors.New("transfer sources need the zone transfer client")
+		}
+		data, st, err := b.opts.Transfer(b.ctx, js.j.ID, s.cfg)
+		s.info.Transfer = st
 		if err != nil {
 			return err
 		}
@@ -828,14 +867,13 @@ func (b *builder) reusePrevious() {
 	for _, r := range b.reuse {
 		s := r.js.srcs[r.src]
 		jur, src := uint16(r.js.j.idx), uint16(r.src)
-		prev.idx.Each(func(name string, kind blocklists.Kind, tag uint32) bool {
-			m := prev.rules.get(tag)
+		prev.each(func(name string, kind blocklists.Kind, tag uint32, m ruleMeta) bool {
 			if m.dead || m.jur != r.old.jur || m.src != r.old.src {
 				return true
 			}
 			nt := b.rules.push(jur, src, int(m.line), m.action)
 			var addrs []netip.Addr
-			if a, ok := prev.addrs[tag]; ok {
+			if a := prev.addrsOf(tag); a != nil {
 				addrs = a
 				b.addrs[nt] = a
 			}

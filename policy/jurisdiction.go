@@ -270,6 +270,8 @@ type SourceInfo struct {
 	// were kept; Err says why it failed.
 	Stale bool   `json:"stale,omitempty"`
 	Err   string `json:"error,omitempty"`
+	// Transfer is the state of a source pulled by zone transfer.
+	Transfer *TransferState `json:"transfer,omitempty"`
 
 	// key identifies the source across reloads: Origin unredacted.
 	key string

@@ -46,6 +46,9 @@ type Server struct {
 	audit Auditor
 	qlog  QueryLogger
 
+	notify NotifyFunc // NOTIFY handler (xfr.go)
+	xfr    XfrFunc    // zone transfer handler of the stream transports (xfr.go)
+
 	budget  budget         // slow-path queries in flight, UDP and TCP
 	jobs    chan udpJob    // slow-path UDP queries for idle workers
 	quit    chan struct{}  // closed by Shutdown: idle workers exit
@@ -512,7 +515,7 @@ func (s *Server) fast(w *worker, rt *Runtime, pkt []byte, addr netip.AddrPort) (
 	}
 	e := s.cache.get(name, q.qtype, q.do, q.flags&flagCD != 0)
 	if e == nil || !e.fresh(now) {
-		if z, f := rt.Zones.Find(name); z == nil && q.qtype != dns.TypeANY {
+		if z, f := rt.Zones.Find(name); z == nil && q.qtype != dns.TypeANY && !s.xfrType(q.qtype) {
 			w.missUp = rt.forwardTo(f)
 		}
 		return nil, false
@@ -571,6 +574,16 @@ func (s *Server) resolve(rt *Runtime, pkt []byte, client netip.AddrPort, proto P
 	if m.Response {
 		s.obs.Dropped("response")
 		return nil // QR=1: never answer a response (reflection)
+	}
+	if m.Opcode == dns.OpcodeNotify && s.notify != nil { // RPZ feeds (xfr.go)
+		if out, ok := s.notify(pkt, m, client); ok {
+			return out
+		}
+	}
+	if proto == UDP { // rpz_out SOA probes (xfr.go)
+		if out, ok := s.udpXfr(pkt, m, client); ok {
+			return out
+		}
 	}
 	addr := client.Addr().Unmap()
 	var resp *dns.Msg

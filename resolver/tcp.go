@@ -183,24 +183,31 @@ func (s *Server) serveConn(c *tcpConn) {
 				s.qwg.Done()
 				cwg.Done()
 			}()
-			out := s.streamAnswer(pkt, client, c.proto)
-			if out == nil {
+			write := func(out []byte) error {
+				frame := make([]byte, 2+len(out))
+				binary.BigEndian.PutUint16(frame, uint16(len(out)))
+				copy(frame[2:], out)
+				wmu.Lock()
+				defer wmu.Unlock()
+				_ = c.SetWriteDeadline(time.Now().Add(idle))
+				if _, err := c.Write(frame); err != nil {
+					// A client that does not read its answers: close the
+					// connection so that every answer still queued for it
+					// fails now instead of waiting out its own deadline.
+					_ = c.Close()
+					return err
+				}
+				c.touch()
+				return nil
+			}
+			// rpz_out: SOA, AXFR and IXFR of a published zone, every
+			// message written by the handler (xfr.go).
+			if s.tcpXfr(pkt, client, write) {
 				return
 			}
-			frame := make([]byte, 2+len(out))
-			binary.BigEndian.PutUint16(frame, uint16(len(out)))
-			copy(frame[2:], out)
-			wmu.Lock()
-			defer wmu.Unlock()
-			_ = c.SetWriteDeadline(time.Now().Add(idle))
-			if _, err := c.Write(frame); err != nil {
-				// A client that does not read its answers: close the
-				// connection so that every answer still queued for it
-				// fails now instead of waiting out its own deadline.
-				_ = c.Close()
-				return
+			if out := s.streamAnswer(pkt, client, c.proto); out != nil {
+				_ = write(out)
 			}
-			c.touch()
 		}()
 	}
 }
