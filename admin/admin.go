@@ -1,7 +1,8 @@
 // Package admin is the resolver's admin HTTP server: liveness (/healthz),
 // readiness (/readyz, which also lists the list sources that are not
-// current), Prometheus metrics (/metrics), and any page another package
-// adds with Handle.
+// current), Prometheus metrics (/metrics), Go's runtime profiles
+// (/debug/pprof/, only with Options.Pprof) and any page another package adds
+// with Handle.
 //
 // It is meant for loopback (the default address is 127.0.0.1:8053). An
 // optional bearer token protects every path except /healthz and /readyz, which
@@ -21,6 +22,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"strings"
 	"sync"
@@ -75,6 +77,11 @@ type Options struct {
 	// an empty token or one containing spaces or control characters is an
 	// error.
 	TokenFile string
+	// Pprof serves Go's runtime profiles (net/http/pprof) under
+	// /debug/pprof/, behind the token like every other page. A CPU profile
+	// must be shorter than the write timeout (30 s): ask for
+	// /debug/pprof/profile?seconds=10.
+	Pprof bool
 }
 
 // Server is the admin HTTP server. Create it with New, add pages with Handle,
@@ -125,6 +132,15 @@ func New(opts Options) (*Server, error) {
 	s.mux.HandleFunc("GET /readyz", s.readyz)
 	if opts.Metrics != nil {
 		s.mux.Handle("GET /metrics", opts.Metrics)
+	}
+	if opts.Pprof {
+		// On this mux only: importing net/http/pprof also registers on
+		// http.DefaultServeMux, which jurisdns never serves.
+		s.mux.HandleFunc("GET /debug/pprof/", pprof.Index)
+		s.mux.HandleFunc("GET /debug/pprof/cmdline", pprof.Cmdline)
+		s.mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
+		s.mux.HandleFunc("GET /debug/pprof/symbol", pprof.Symbol)
+		s.mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
 	}
 	return s, nil
 }

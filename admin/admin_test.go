@@ -519,3 +519,26 @@ func TestReadyzDetailsNeedToken(t *testing.T) {
 		t.Errorf("/readyz with the token: %d %q, want 503 naming what is missing", r.status, r.body)
 	}
 }
+
+func TestPprof(t *testing.T) {
+	t.Parallel()
+	off := start(t, Options{})
+	if r := get(t, off, "/debug/pprof/heap", nil); r.status != 404 {
+		t.Errorf("without Pprof: GET /debug/pprof/heap = %d, want 404", r.status)
+	}
+	on := start(t, Options{Pprof: true, TokenFile: writeToken(t, "s3cret-token\n")})
+	auth := map[string]string{"Authorization": "Bearer s3cret-token"}
+	if r := get(t, on, "/debug/pprof/heap", nil); r.status != 401 {
+		t.Errorf("without token: GET /debug/pprof/heap = %d, want 401", r.status)
+	}
+	r := get(t, on, "/debug/pprof/heap?debug=1", auth)
+	if r.status != 200 || !strings.Contains(r.body, "heap profile:") {
+		t.Errorf("GET /debug/pprof/heap?debug=1 = %d %.80q, want 200 and a heap profile", r.status, r.body)
+	}
+	if r := get(t, on, "/debug/pprof/", auth); r.status != 200 || !strings.Contains(r.body, "goroutine") {
+		t.Errorf("GET /debug/pprof/ = %d, want 200 and the index", r.status)
+	}
+	if r := get(t, on, "/debug/pprof/profile?seconds=1", auth); r.status != 200 || len(r.body) == 0 {
+		t.Errorf("GET /debug/pprof/profile?seconds=1 = %d (%d bytes), want 200 and a CPU profile", r.status, len(r.body))
+	}
+}

@@ -241,6 +241,7 @@ func New(opts Options) (*App, error) {
 			NotCurrent: a.NotCurrent,
 			Logger:     a.log,
 			TokenFile:  cfg.AdminAuth.TokenFile,
+			Pprof:      cfg.AdminPprof,
 		})
 		if err != nil {
 			a.closeEncrypted()

@@ -64,6 +64,7 @@ func restartKeys(boot, next *config.Config) []string {
 		{"listen", boot.Listen, next.Listen},
 		{"admin", boot.Admin, next.Admin},
 		{"admin_auth", boot.AdminAuth, next.AdminAuth},
+		{"admin_pprof", boot.AdminPprof, next.AdminPprof},
 		{"server.udp_workers", boot.Server.UDPWorkers, next.Server.UDPWorkers},
 		{"server.watch_config", boot.Server.WatchConfig, next.Server.WatchConfig},
 		{"server.max_tcp_connections", boot.Server.MaxTCPConnections, next.Server.MaxTCPConnections},

@@ -1,22 +1,27 @@
 #!/usr/bin/env bash
-# bench/run.sh — the jurisdns benchmark: jurisdns against Unbound and a bare
-# miekg/dns server, with dnsperf, on one machine, all on 127.0.0.1.
+# bench/run.sh — the jurisdns benchmark: jurisdns against Unbound, dnsdist and
+# a bare miekg/dns server, with dnsperf and the project's batched generator
+# (bench/blast), on one machine, all on 127.0.0.1.
 #
-#   bench/run.sh                     # full run (~4 min): 1M-name list, 10 s per run; writes BENCHMARKS.md
+#   bench/run.sh                     # full run (~8 min): 1M-name list, 10 s per run; writes BENCHMARKS.md
 #   BENCH_SECONDS=5 bench/run.sh     # shorter runs (every dnsperf run gets shorter)
 #   QUICK=1 bench/run.sh             # smoke run: 5 s per run, 100k-name list
 #   PEERS="unbound jurisdns" bench/run.sh
 #   ENCRYPTED=0 bench/run.sh         # without the DoT and DoH runs
 #   RPZ=0 bench/run.sh               # without the RPZ feed (axfr, ixfr) runs
 #   FLOOD_AFTER=60 bench/run.sh      # the tcp-flood workload (jurisdns): RSS and goroutines that long after the flood
+#   BLAST=0 bench/run.sh             # without the bench/blast runs (hit and blocked with the batched generator)
+#   PROFILE_DIR=/tmp/p bench/run.sh  # jurisdns's heap profile after every workload into /tmp/p
 #
-# It installs dnsperf, unbound and knot from Debian when they are missing,
-# builds jurisdns, the bare server (bench/limit), the data generator
-# (bench/gen) and the probe (bench/probe), starts knot as the upstream on
-# 127.0.0.1, then for each peer: starts it pinned to SERVER_CPU, measures
-# time-to-ready and RSS with the list, warms the cache, runs dnsperf (pinned to
-# CLIENT_CPU) for the hit, blocked and miss workloads, measures p99 at a fixed
-# rate and a reload under load; with ENCRYPTED=1 (the default) Unbound and
+# It installs dnsperf, unbound, dnsdist and knot from Debian when they are
+# missing, builds jurisdns, the bare server (bench/limit), the data generator
+# (bench/gen), the batched generator (bench/blast) and the probe
+# (bench/probe), starts knot as the upstream on 127.0.0.1, then for each peer:
+# starts it pinned to SERVER_CPU, measures time-to-ready and RSS with the
+# list, warms the cache, runs dnsperf (pinned to CLIENT_CPU) for the hit,
+# blocked and miss workloads and bench/blast (pinned to CLIENT_CPU) for hit
+# and blocked, takes the server's CPU time and RSS after each, measures p99
+# at a fixed rate and a reload under load; with ENCRYPTED=1 (the default) Unbound and
 # jurisdns also serve DoT and DoH with a self-signed certificate, and the hit
 # workload runs over each (dnsperf -m dot, -m doh), with a p99 over DoT; with
 # RPZ=1 (the default) the list is also served as an RPZ zone by a second knot
@@ -33,7 +38,7 @@ set -euo pipefail
 ENV_GIVEN="" # the settings given in the environment, for the report
 for v in QUICK RPZ BENCH_SECONDS DURATION LIST_SIZE MISS_SIZE P99_DURATION P99_QPS RELOAD_QPS RELOAD_AT RELOAD_TAIL RELOAD_WAIT PEERS REPEAT DNSTAP \
 	CLIENTS THREADS OUTSTANDING TIMEOUT EDNS SERVER_CPU CLIENT_CPU KNOT_CPU SEED WAIT_IDLE IDLE_PCT WRITE_BENCHMARKS ENCRYPTED \
-	FLOOD_QUERIES FLOOD_HOLD FLOOD_AFTER; do
+	FLOOD_QUERIES FLOOD_HOLD FLOOD_AFTER BLAST BLAST_SECONDS BLAST_SOCKETS BLAST_OUTSTANDING PROFILE_DIR; do
 	if [[ ${!v:-} == *" "* ]]; then
 		ENV_GIVEN+="$v=\"${!v}\" "
 	elif [[ -n ${!v:-} ]]; then
@@ -67,7 +72,8 @@ RELOAD_TAIL=${RELOAD_TAIL:-$(awk -v t="$TIMEOUT" 'BEGIN { print int(t) + 1 }')}
 RELOAD_WAIT=${RELOAD_WAIT:-60}            # give up waiting for the new list after this many seconds
 awk -v a="$RELOAD_TAIL" -v t="$TIMEOUT" 'BEGIN { exit !(a + 0 > t + 0) }' ||
 	bad_setting "RELOAD_TAIL ($RELOAD_TAIL) must be longer than TIMEOUT ($TIMEOUT), or the queries lost to the reload are not all counted"
-PEERS=${PEERS:-"limit unbound jurisdns"}
+PEERS=${PEERS:-"limit unbound dnsdist jurisdns"}
+ALL_PEERS="limit unbound dnsdist jurisdns" # a full run has every one of them
 REPEAT=${REPEAT:-1}                       # throughput runs per peer and workload; the best counts
 CLIENTS=${CLIENTS:-10}                    # dnsperf -c
 THREADS=${THREADS:-1}                     # dnsperf -T
@@ -79,6 +85,7 @@ KNOT_CPU=${KNOT_CPU:-1}                   # the upstream (shares with dnsperf: t
 KNOT_PORT=${KNOT_PORT:-5300}
 LIMIT_PORT=${LIMIT_PORT:-5301}
 UNBOUND_PORT=${UNBOUND_PORT:-5302}
+DNSDIST_PORT=${DNSDIST_PORT:-5305}
 JURISDNS_PORT=${JURISDNS_PORT:-5303}
 JURISDNS_ADMIN_PORT=${JURISDNS_ADMIN_PORT:-5380}
 DNSTAP=${DNSTAP:-1}                       # 1: also a hit run of jurisdns with dnstap on (to fstrm_capture)
@@ -96,6 +103,21 @@ KNOT_RPZ_PORT=${KNOT_RPZ_PORT:-5306}      # knot as the primary of the RPZ feed
 JURISDNS_RPZ_PORT=${JURISDNS_RPZ_PORT:-5307}
 JURISDNS_RPZ_ADMIN_PORT=${JURISDNS_RPZ_ADMIN_PORT:-5382}
 SEED=${SEED:-20250801}
+# bench/blast: the hit and blocked workloads again with the project's batched
+# closed-loop generator (sendmmsg/recvmmsg), which on one core is not the
+# limit where dnsperf is. BLAST_SOCKETS sockets with BLAST_OUTSTANDING
+# queries in flight on each.
+BLAST=${BLAST:-1}
+BLAST_SECONDS=${BLAST_SECONDS:-$BENCH_SECONDS}
+BLAST_SOCKETS=${BLAST_SOCKETS:-4}
+BLAST_OUTSTANDING=${BLAST_OUTSTANDING:-64}
+[[ $BLAST == 0 || $BLAST == 1 ]] || bad_setting "BLAST must be 0 or 1, not '$BLAST'"
+[[ $BLAST_SECONDS =~ ^[1-9][0-9]*$ && $BLAST_SOCKETS =~ ^[1-9][0-9]*$ && $BLAST_OUTSTANDING =~ ^[1-9][0-9]*$ ]] ||
+	bad_setting "BLAST_SECONDS, BLAST_SOCKETS and BLAST_OUTSTANDING must be whole numbers ≥ 1"
+# PROFILE_DIR: when set, jurisdns serves /debug/pprof (admin_pprof) and its
+# heap profile is saved there after every workload (heap-<workload>.pb.gz;
+# read with go tool pprof -sample_index=inuse_space).
+PROFILE_DIR=${PROFILE_DIR:-}
 # tcp-flood (jurisdns only): one TCP connection pipelines FLOOD_QUERIES
 # queries and never reads; RSS and goroutines are taken FLOOD_HOLD/2 s into
 # the flood and FLOOD_AFTER s after the connection closed.
@@ -194,6 +216,7 @@ check_ports() {
 	local -a ports=("$KNOT_PORT") busy=()
 	[[ " $PEERS " != *" limit "* ]] || ports+=("$LIMIT_PORT")
 	[[ " $PEERS " != *" unbound "* ]] || ports+=("$UNBOUND_PORT")
+	[[ " $PEERS " != *" dnsdist "* ]] || ports+=("$DNSDIST_PORT")
 	[[ " $PEERS " != *" jurisdns "* ]] || ports+=("$JURISDNS_PORT" "$JURISDNS_ADMIN_PORT")
 	[[ " $PEERS " != *" jurisdns "* || $RPZ != 1 ]] || ports+=("$KNOT_RPZ_PORT" "$JURISDNS_RPZ_PORT" "$JURISDNS_RPZ_ADMIN_PORT")
 	[[ " $PEERS " != *" jurisdns "* || $DNSTAP != 1 ]] || ports+=("$DNSTAP_PORT" "$DNSTAP_ADMIN_PORT")
@@ -210,7 +233,7 @@ check_ports() {
 			busy+=("$port")
 		fi
 	done
-	((${#busy[@]} == 0)) || die "port(s) ${busy[*]} already in use on this machine (set KNOT_PORT, LIMIT_PORT, UNBOUND_PORT, JURISDNS_PORT, JURISDNS_ADMIN_PORT)"
+	((${#busy[@]} == 0)) || die "port(s) ${busy[*]} already in use on this machine (set KNOT_PORT, LIMIT_PORT, UNBOUND_PORT, DNSDIST_PORT, JURISDNS_PORT, JURISDNS_ADMIN_PORT)"
 }
 
 # ---- tools ------------------------------------------------------------------
@@ -222,6 +245,9 @@ install_missing() {
 	[[ $ENCRYPTED == 0 ]] || command -v openssl >/dev/null || pkgs+=(openssl)
 	if [[ " $PEERS " == *" unbound "* ]] && ! command -v unbound >/dev/null; then
 		pkgs+=(unbound)
+	fi
+	if [[ " $PEERS " == *" dnsdist "* ]] && ! command -v dnsdist >/dev/null; then
+		pkgs+=(dnsdist)
 	fi
 	if [[ " $PEERS " == *" jurisdns "* && $DNSTAP == 1 ]] && ! command -v fstrm_capture >/dev/null; then
 		pkgs+=(fstrm-bin)
@@ -242,7 +268,8 @@ install_missing() {
 build() {
 	log "building bench tools"
 	(cd "$ROOT" && go build -o "$BIN/gen" ./bench/gen && go build -o "$BIN/limit" ./bench/limit &&
-		go build -o "$BIN/probe" ./bench/probe && go build -o "$BIN/flood" ./bench/flood) || die "go build of bench/ failed"
+		go build -o "$BIN/probe" ./bench/probe && go build -o "$BIN/flood" ./bench/flood &&
+		go build -o "$BIN/blast" ./bench/blast) || die "go build of bench/ failed"
 	HAVE_JURISDNS=0
 	if [[ " $PEERS " == *" jurisdns "* ]]; then
 		if (cd "$ROOT" && go build -o "$BIN/jurisdns" ./cmd/jurisdns) >"$OUT/jurisdns-build.log" 2>&1; then
@@ -481,6 +508,33 @@ reload_unbound() {
 	kill -HUP "$PEER_PID"
 }
 
+# start_dnsdist: dnsdist (Debian's) as a caching proxy to knot: security
+# polling off (it would query the Internet), a packet cache of as many
+# entries as jurisdns's default cache, the list as a SuffixMatchNode that
+# answers NXDOMAIN. It has no reload of the list on a signal: no reload run.
+start_dnsdist() {
+	local d=$WORK/dnsdist
+	mkdir -p "$d"
+	cat >"$d/dnsdist.conf" <<EOF
+setSecurityPollSuffix("")
+setLocal("127.0.0.1:$DNSDIST_PORT")
+setACL({"127.0.0.0/8"})
+newServer({address="127.0.0.1:$KNOT_PORT", name="knot", checkName="$zone"})
+getPool(""):setCache(newPacketCache(100000, {maxTTL=86400, minTTL=0}))
+list = newSuffixMatchNode()
+for line in io.lines("$DATA/list.txt") do
+  if line ~= "" and line:sub(1, 1) ~= "#" then list:add(line) end
+end
+addAction(SuffixMatchNodeRule(list, true), RCodeAction(DNSRCode.NXDOMAIN))
+EOF
+	dnsdist --check-config -C "$d/dnsdist.conf" >"$OUT/dnsdist-check.log" 2>&1 ||
+		die "dnsdist --check-config failed; see $OUT/dnsdist-check.log (KEEP=1)"
+	PEER_PORT=$DNSDIST_PORT
+	START_NS=$(now_ns)
+	start "$OUT/dnsdist.log" taskset -c "$SERVER_CPU" dnsdist --supervised --disable-syslog -C "$d/dnsdist.conf"
+	PEER_PID=$LAST
+}
+
 start_jurisdns() {
 	local d=$WORK/jurisdns
 	mkdir -p "$d"
@@ -488,9 +542,10 @@ start_jurisdns() {
 	cat >"$d/jurisdns.yaml" <<EOF
 listen: ["127.0.0.1:$JURISDNS_PORT"]
 upstreams: {servers: ["127.0.0.1:$KNOT_PORT"], strategy: failover, timeout: 2s}
-cache: {size: 200000}
+cache: {size: 100000}
 access: {allow: [127.0.0.0/8]}
 admin: "127.0.0.1:$JURISDNS_ADMIN_PORT"
+admin_pprof: $([[ -n $PROFILE_DIR ]] && echo true || echo false)
 log: {level: warn}
 default_jurisdictions: [bench]
 jurisdictions:
@@ -607,19 +662,81 @@ throughput() {
 	dnsperf_run "$run" "$TPORT" "$f" "$BENCH_SECONDS" -q "$OUTSTANDING" "${once[@]}" "${TARGS[@]}"
 	t1=$(now_ns) c1=$(cpu_ticks "${PID[$p]}")
 	rss=$(rss_mib "${PID[$p]}" VmRSS)
+	heap_profile "$p" "$run"
 	q=$(qps_of "$run")
 	# The server's CPU time over the run: on a busy machine it gets less
 	# than its core, and q/s per CPU-second is the steadier number.
 	cpu=$(awk -v c=$((c1 - c0)) -v hz="$CLK_TCK" -v ns=$((t1 - t0)) 'BEGIN { printf "%.0f", 100 * c / hz / (ns / 1e9) }')
-	note "$run" "server CPU ${cpu}%, $(awk -v q="$q" -v c="$cpu" 'BEGIN { if (c > 0) printf "%.1fk", q / c * 100 / 1000; else print "?" }') q per CPU-second, RSS after ${rss} MiB"
-	log "$p: $w $(fmt_qps "$q") q/s, lost $(lost_of "$run"), server CPU ${cpu}%, RSS ${rss} MiB"
-	if [[ -z ${R[$p.$w]:-} ]] || ((q > R[$p.$w])); then
-		R[$p.$w]=$q
-		R[$p.${w}_cpu]=$cpu
-		R[$p.${w}_lost]=$(lost_n_of "$run")
-		R[$p.${w}_rss]=$rss
+	us=$(cpu_us $((c1 - c0)) $(($(sent_of "$run") - $(lost_n_of "$run"))))
+	note "$run" "server CPU ${cpu}%, $(awk -v q="$q" -v c="$cpu" 'BEGIN { if (c > 0) printf "%.1fk", q / c * 100 / 1000; else print "?" }') q per CPU-second, ${us} µs CPU per answer, RSS after ${rss} MiB"
+	log "$p: $w $(fmt_qps "$q") q/s, lost $(lost_of "$run"), server CPU ${cpu}% (${us} µs per answer), RSS ${rss} MiB"
+	keep_best "$p" "$w" "$q" "$cpu" "$(lost_n_of "$run")" "$rss" "$us"
+}
+
+# keep_best PEER WORKLOAD QPS CPU% LOST RSS CPU_US: the run's figures, when
+# it is the first or the fastest of its REPEAT runs.
+keep_best() {
+	local p=$1 w=$2
+	if [[ -z ${R[$p.$w]:-} ]] || (($3 > R[$p.$w])); then
+		R[$p.$w]=$3
+		R[$p.${w}_cpu]=$4
+		R[$p.${w}_lost]=$5
+		R[$p.${w}_rss]=$6
+		R[$p.${w}_us]=$7
 	fi
 }
+
+# cpu_us TICKS ANSWERED: the server's CPU time per answered query, in µs.
+cpu_us() { awk -v c="$1" -v hz="$CLK_TCK" -v n="$2" 'BEGIN { if (n > 0) printf "%.2f", c / hz / n * 1e6; else print "?" }'; }
+
+# heap_profile PEER RUN: with PROFILE_DIR, jurisdns's heap profile after
+# RUN (a GC runs first: the profile shows what is live), and the Go
+# runtime's view of its memory from /metrics, into the log.
+heap_profile() {
+	local p=$1 run=$2 port
+	[[ -n $PROFILE_DIR && ($p == jurisdns || $p == dnstap) ]] || return 0
+	port=$JURISDNS_ADMIN_PORT
+	[[ $p == dnstap ]] && port=$DNSTAP_ADMIN_PORT
+	mkdir -p "$PROFILE_DIR"
+	curl -sf --max-time 20 -o "$PROFILE_DIR/heap-$run.pb.gz" "http://127.0.0.1:$port/debug/pprof/heap?gc=1" ||
+		{ log "warning: no heap profile of $p after $run (admin_pprof?)"; return 0; }
+	log "$p: heap after $run: $(curl -s --max-time 5 "http://127.0.0.1:$port/metrics" | awk '
+		$1 == "go_memstats_heap_inuse_bytes" { u = $2 } $1 == "go_memstats_heap_idle_bytes" { i = $2 }
+		$1 == "go_memstats_heap_released_bytes" { r = $2 } $1 == "go_memstats_stack_inuse_bytes" { s = $2 }
+		$1 == "jurisdns_cache_bytes" { c = $2 } $1 == "jurisdns_cache_entries" { e = $2 }
+		END { printf "heap in use %.0f MiB, idle %.0f MiB (released %.0f), stacks %.1f MiB, cache %.0f MiB in %d entries", u / 1048576, i / 1048576, r / 1048576, s / 1048576, c / 1048576, e }'); profile $PROFILE_DIR/heap-$run.pb.gz"
+}
+
+# blast_run PEER WORKLOAD REP (WORKLOAD hit_blast or blocked_blast): the
+# hit or blocked queries from bench/blast, pinned to CLIENT_CPU.
+blast_run() {
+	local p=$1 w=$2 rep=$3 f=$DATA/q-${2%_blast}.txt run=$1-$2 pid rc=0
+	((REPEAT == 1)) || run+="-$rep"
+	settle "$run"
+	local t0 c0 t1 c1 q cpu rss us line
+	t0=$(now_ns) c0=$(cpu_ticks "${PID[$p]}")
+	taskset -c "$CLIENT_CPU" "$BIN/blast" -server "127.0.0.1:${PORT[$p]}" -queries "$f" -duration "${BLAST_SECONDS}s" \
+		-sockets "$BLAST_SOCKETS" -outstanding "$BLAST_OUTSTANDING" -timeout "${TIMEOUT}s" -edns="$([[ $EDNS == 1 ]] && echo true || echo false)" \
+		>"$OUT/$run.txt" 2>&1 &
+	pid=$!
+	PIDS+=("$pid")
+	wait "$pid" || rc=$?
+	forget "$pid"
+	((rc == 0)) || die "blast $run failed; see $OUT/$run.txt (KEEP=1)"
+	t1=$(now_ns) c1=$(cpu_ticks "${PID[$p]}")
+	rss=$(rss_mib "${PID[$p]}" VmRSS)
+	heap_profile "$p" "$run"
+	line=$(grep '^blast ' "$OUT/$run.txt" | tail -n 1)
+	q=$(blast_field "$line" qps)
+	cpu=$(awk -v c=$((c1 - c0)) -v hz="$CLK_TCK" -v ns=$((t1 - t0)) 'BEGIN { printf "%.0f", 100 * c / hz / (ns / 1e9) }')
+	us=$(cpu_us $((c1 - c0)) "$(blast_field "$line" answered)")
+	DETAILS+=("| $run | ${BUSY[$run]:-?} | $(blast_field "$line" sent) | $(blast_field "$line" lost) | $q | (bench/blast: $(blast_field "$line" mismatched) mismatched) | server CPU ${cpu}%, $(per_cpu "$q" "$cpu") q per CPU-second, ${us} µs CPU per answer, RSS after ${rss} MiB, p50 $(blast_field "$line" p50_ms) ms, p99 $(blast_field "$line" p99_ms) ms under full load |")
+	log "$p: $w $(fmt_qps "$q") q/s, lost $(blast_field "$line" lost), server CPU ${cpu}% (${us} µs per answer), RSS ${rss} MiB"
+	keep_best "$p" "$w" "$q" "$cpu" "$(blast_field "$line" lost)" "$rss" "$us"
+}
+
+# blast_field LINE KEY: KEY's value in bench/blast's last line.
+blast_field() { awk -v k="$2" '{ for (i = 2; i <= NF; i++) { split($i, kv, "="); if (kv[1] == k) print kv[2] } }' <<<"$1"; }
 
 # latency PEER WORKLOAD: p99 at P99_QPS.
 latency() {
@@ -678,6 +795,7 @@ reload() {
 	grep -q 'Queries sent' "$OUT/$p-reload.txt" || die "dnsperf $p-reload failed; see $OUT/$p-reload.txt (KEEP=1)"
 	R[$p.reload_lost]=$(awk -v q="$RELOAD_QPS" '/Queries lost:/ { printf "%d (%.2f s)", $3, $3 / q }' "$OUT/$p-reload.txt")
 	R[$p.reload_lost_n]=$(lost_n_of "$p-reload")
+	R[$p.reload_rss]=$(rss_mib "${PID[$p]}" VmRSS)
 	# The answered rate per second (dnsperf -S 1) before the reload says
 	# whether the server kept up with RELOAD_QPS at all; if not, the lost
 	# queries are not all the reload's.
@@ -732,8 +850,8 @@ bench_all() {
 	local p w rep
 	for p in $PEERS; do
 		case $p in
-		limit | unbound | jurisdns) up "$p" ;;
-		*) die "unknown peer $p (limit, unbound, jurisdns)" ;;
+		limit | unbound | dnsdist | jurisdns) up "$p" ;;
+		*) die "unknown peer $p (limit, unbound, dnsdist, jurisdns)" ;;
 		esac
 	done
 	((${#ACTIVE[@]})) || die "no peer to measure"
@@ -747,9 +865,13 @@ bench_all() {
 		tap=1
 	fi
 	for ((rep = 1; rep <= REPEAT; rep++)); do
-		for w in hit blocked miss; do
-			log "$w, ${BENCH_SECONDS}s per peer$( ((REPEAT == 1)) || echo ", round $rep of $REPEAT")"
+		for w in hit $( ((BLAST)) && echo hit_blast) blocked $( ((BLAST)) && echo blocked_blast) miss; do
+			log "$w, $([[ $w == *_blast ]] && echo "$BLAST_SECONDS" || echo "$BENCH_SECONDS")s per peer$( ((REPEAT == 1)) || echo ", round $rep of $REPEAT")"
 			for p in "${ACTIVE[@]}"; do
+				if [[ $w == *_blast ]]; then
+					blast_run "$p" "$w" "$rep"
+					continue
+				fi
 				throughput "$p" "$w" "$rep"
 				# Right after jurisdns's hit run, the same run with dnstap on.
 				if [[ $p == jurisdns && $w == hit && $tap == 1 ]]; then
@@ -783,7 +905,7 @@ bench_all() {
 		done
 	done
 	for p in "${ACTIVE[@]}"; do
-		[[ $p == limit ]] || reload "$p"
+		[[ $p == limit || $p == dnsdist ]] || reload "$p"
 	done
 	for p in "${ACTIVE[@]}"; do
 		[[ $p != jurisdns ]] || tcp_flood "$p"
@@ -909,7 +1031,8 @@ markers_ok() {
 		END { exit !(nb == 1 && ne == 1 && lb < le) }' "$1" 2>/dev/null
 }
 
-# full_run: a default-shaped run (not QUICK, all three peers, the 1M list).
+# full_run: a default-shaped run (not QUICK, every peer of ALL_PEERS, the
+# 1M list, the bench/blast runs).
 # Sets NOT_FULL to why not.
 full_run() {
 	NOT_FULL=""
@@ -919,8 +1042,12 @@ full_run() {
 	for p in $PEERS; do
 		[[ $seen == *" $p "* ]] || { seen+="$p "; n=$((n + 1)); }
 	done
-	((n == 3)) && [[ $seen == *" limit "* && $seen == *" unbound "* && $seen == *" jurisdns "* ]] ||
-		NOT_FULL+="PEERS=\"$PEERS\", "
+	local all=1
+	for p in $ALL_PEERS; do
+		[[ $seen == *" $p "* ]] || all=0
+	done
+	((all && n == $(wc -w <<<"$ALL_PEERS"))) || NOT_FULL+="PEERS=\"$PEERS\", "
+	[[ $BLAST == 1 ]] || NOT_FULL+="BLAST=0, "
 	for p in $PEERS; do
 		[[ -z ${R[$p.skip]:-} ]] || NOT_FULL+="$p ${R[$p.skip]}, "
 	done
@@ -956,16 +1083,20 @@ result_lines() {
 			continue
 		fi
 		for w in hit blocked miss; do
-			lines+=("bench server=$p workload=$w qps=${R[$p.$w]:-} lost=${R[$p.${w}_lost]:-} p99_ms=${R[$p.p99_$w]:-} rss_mb=${R[$p.${w}_rss]:-}")
+			lines+=("bench server=$p workload=$w qps=${R[$p.$w]:-} lost=${R[$p.${w}_lost]:-} p99_ms=${R[$p.p99_$w]:-} rss_mb=${R[$p.${w}_rss]:-} cpu_us=${R[$p.${w}_us]:-}")
+		done
+		for w in hit_blast blocked_blast; do
+			[[ -n ${R[$p.$w]:-} ]] || continue
+			lines+=("bench server=$p workload=$w qps=${R[$p.$w]:-} lost=${R[$p.${w}_lost]:-} rss_mb=${R[$p.${w}_rss]:-} cpu_us=${R[$p.${w}_us]:-}")
 		done
 		if [[ -n ${R[$p.dot-hit]:-} ]]; then
-			lines+=("bench server=$p workload=dot-hit qps=${R[$p.dot-hit]:-} lost=${R[$p.dot-hit_lost]:-} p99_ms=${R[$p.p99_dot-hit]:-} rss_mb=${R[$p.dot-hit_rss]:-}")
-			lines+=("bench server=$p workload=doh-hit qps=${R[$p.doh-hit]:-} lost=${R[$p.doh-hit_lost]:-} rss_mb=${R[$p.doh-hit_rss]:-}")
+			lines+=("bench server=$p workload=dot-hit qps=${R[$p.dot-hit]:-} lost=${R[$p.dot-hit_lost]:-} p99_ms=${R[$p.p99_dot-hit]:-} rss_mb=${R[$p.dot-hit_rss]:-} cpu_us=${R[$p.dot-hit_us]:-}")
+			lines+=("bench server=$p workload=doh-hit qps=${R[$p.doh-hit]:-} lost=${R[$p.doh-hit_lost]:-} rss_mb=${R[$p.doh-hit_rss]:-} cpu_us=${R[$p.doh-hit_us]:-}")
 		fi
 	done
 	for p in $PEERS; do
-		[[ $p != limit && -z ${R[$p.skip]:-} ]] || continue
-		lines+=("bench server=$p workload=reload lost=${R[$p.reload_lost_n]:-} seconds=${R[$p.reload_s]:-}")
+		[[ $p != limit && $p != dnsdist && -z ${R[$p.skip]:-} ]] || continue
+		lines+=("bench server=$p workload=reload lost=${R[$p.reload_lost_n]:-} seconds=${R[$p.reload_s]:-} rss_mb=${R[$p.reload_rss]:-}")
 	done
 	for p in $PEERS; do
 		[[ $p != limit && -z ${R[$p.skip]:-} ]] || continue
@@ -1005,8 +1136,8 @@ report() {
 	{
 		echo "Command: \`$cmd\` (whole run $((SECONDS / 60)) min $((SECONDS % 60)) s, build and data included)."
 		echo "Machine: $(nproc) cores, $(awk -F': ' '/model name/ { print $2; exit }' /proc/cpuinfo), $(uname -sr)."
-		echo "Versions: $(dnsperf -h 2>&1 | awk '/^Version/ { print "dnsperf " $2 }'), unbound $(unbound -V 2>/dev/null | awk '/^Version/ { print $2 }'), $(knotd -V | awk '{ print "knot " $NF }'), $(go version | awk '{ print $3 }'), jurisdns $(cd "$ROOT" && git rev-parse --short HEAD 2>/dev/null || echo '?')$(cd "$ROOT" && git diff --quiet HEAD 2>/dev/null || echo '+dirty')."
-		echo "Setup: server on cpu $SERVER_CPU, dnsperf on cpu $CLIENT_CPU, knot (upstream) on cpu $KNOT_CPU; dnsperf -c $CLIENTS -T $THREADS -q $OUTSTANDING -t $TIMEOUT$([[ $EDNS == 1 ]] && echo ' -e'); list $LIST_SIZE names (suffix match / Unbound always_nxdomain); ${BENCH_SECONDS}s per throughput run."
+		echo "Versions: $(dnsperf -h 2>&1 | awk '/^Version/ { print "dnsperf " $2 }'), unbound $(unbound -V 2>/dev/null | awk '/^Version/ { print $2 }'), dnsdist $(dnsdist --version 2>/dev/null | awk 'NR == 1 { print $2 }'), $(knotd -V | awk '{ print "knot " $NF }'), $(go version | awk '{ print $3 }'), jurisdns $(cd "$ROOT" && git rev-parse --short HEAD 2>/dev/null || echo '?')$(cd "$ROOT" && git diff --quiet HEAD 2>/dev/null || echo '+dirty')."
+		echo "Setup: server on cpu $SERVER_CPU, dnsperf on cpu $CLIENT_CPU, knot (upstream) on cpu $KNOT_CPU; dnsperf -c $CLIENTS -T $THREADS -q $OUTSTANDING -t $TIMEOUT$([[ $EDNS == 1 ]] && echo ' -e'); list $LIST_SIZE names (suffix match / Unbound always_nxdomain / dnsdist SuffixMatchNode); ${BENCH_SECONDS}s per throughput run$( ((BLAST)) && echo "; bench/blast -sockets $BLAST_SOCKETS -outstanding $BLAST_OUTSTANDING for ${BLAST_SECONDS}s on cpu $CLIENT_CPU")."
 	} >"$OUT/head.md"
 	{
 		echo "| peer | hit q/s | blocked q/s | miss q/s | p99 hit ms | p99 blocked ms | p99 miss ms | ready s | RSS ready MiB | RSS peak MiB | reload: in force s | reload: lost |"
@@ -1025,13 +1156,42 @@ report() {
 		echo
 		echo "Per CPU-second of the server (q/s ÷ the share of a core the server got during the run; steadier than q/s when the machine is not idle; for miss the upstream path, not the server, may be the limit):"
 		echo
-		echo "| peer | hit q/CPU-s | blocked q/CPU-s | miss q/CPU-s | server CPU % (hit, blocked, miss) |"
-		echo "|---|--:|--:|--:|---|"
+		echo "| peer | hit q/CPU-s | blocked q/CPU-s | miss q/CPU-s | server CPU % (hit, blocked, miss) | µs CPU per answer (hit, blocked, miss) |"
+		echo "|---|--:|--:|--:|---|---|"
 		for p in $PEERS; do
 			[[ -z ${R[$p.skip]:-} ]] || continue
-			printf '| %s | %s | %s | %s | %s, %s, %s |\n' "$p" \
+			printf '| %s | %s | %s | %s | %s, %s, %s | %s, %s, %s |\n' "$p" \
 				"$(per_cpu "${R[$p.hit]:-}" "${R[$p.hit_cpu]:-}")" "$(per_cpu "${R[$p.blocked]:-}" "${R[$p.blocked_cpu]:-}")" \
-				"$(per_cpu "${R[$p.miss]:-}" "${R[$p.miss_cpu]:-}")" "${R[$p.hit_cpu]:-?}" "${R[$p.blocked_cpu]:-?}" "${R[$p.miss_cpu]:-?}"
+				"$(per_cpu "${R[$p.miss]:-}" "${R[$p.miss_cpu]:-}")" "${R[$p.hit_cpu]:-?}" "${R[$p.blocked_cpu]:-?}" "${R[$p.miss_cpu]:-?}" \
+				"${R[$p.hit_us]:-?}" "${R[$p.blocked_us]:-?}" "${R[$p.miss_us]:-?}"
+		done
+		if ((BLAST)); then
+			echo
+			echo "The hit and blocked workloads with bench/blast (batched closed loop, sendmmsg/recvmmsg, $BLAST_SOCKETS sockets × $BLAST_OUTSTANDING in flight, on cpu $CLIENT_CPU), where one dnsperf is the limit:"
+			echo
+			echo "| peer | hit q/s | blocked q/s | hit q/CPU-s | blocked q/CPU-s | server CPU % (hit, blocked) | µs CPU per answer (hit, blocked) | lost (hit, blocked) |"
+			echo "|---|--:|--:|--:|--:|---|---|---|"
+			for p in $PEERS; do
+				[[ -z ${R[$p.skip]:-} ]] || continue
+				printf '| %s | %s | %s | %s | %s | %s, %s | %s, %s | %s, %s |\n' "$p" \
+					"$(fmt_qps "${R[$p.hit_blast]:-}")" "$(fmt_qps "${R[$p.blocked_blast]:-}")" \
+					"$(per_cpu "${R[$p.hit_blast]:-}" "${R[$p.hit_blast_cpu]:-}")" "$(per_cpu "${R[$p.blocked_blast]:-}" "${R[$p.blocked_blast_cpu]:-}")" \
+					"${R[$p.hit_blast_cpu]:-?}" "${R[$p.blocked_blast_cpu]:-?}" "${R[$p.hit_blast_us]:-?}" "${R[$p.blocked_blast_us]:-?}" \
+					"${R[$p.hit_blast_lost]:-?}" "${R[$p.blocked_blast_lost]:-?}"
+			done
+		fi
+		echo
+		echo "Memory: the server's VmRSS (MiB) when ready, right after each throughput run in the order they ran, and its peak (VmHWM) at the end:"
+		echo
+		echo "| peer | ready | after hit | $( ((BLAST)) && echo "after hit (blast) | ")after blocked | $( ((BLAST)) && echo "after blocked (blast) | ")after miss | peak |"
+		echo "|---|--:|--:|--:|$( ((BLAST)) && echo "--:|--:|")--:|--:|"
+		for p in $PEERS; do
+			[[ -z ${R[$p.skip]:-} ]] || continue
+			printf '| %s | %s | %s | ' "$p" "${R[$p.rss_ready]:-–}" "${R[$p.hit_rss]:-–}"
+			((BLAST)) && printf '%s | ' "${R[$p.hit_blast_rss]:-–}"
+			printf '%s | ' "${R[$p.blocked_rss]:-–}"
+			((BLAST)) && printf '%s | ' "${R[$p.blocked_blast_rss]:-–}"
+			printf '%s | %s |\n' "${R[$p.miss_rss]:-–}" "${R[$p.rss_peak]:-–}"
 		done
 		if [[ $ENCRYPTED == 1 ]]; then
 			echo
@@ -1053,6 +1213,7 @@ report() {
 		echo "reload: dnsperf at $RELOAD_QPS q/s (hit+blocked) from ${RELOAD_AT}s before until ${RELOAD_TAIL}s after the reload; one name added to the list, then SIGHUP. in force: from SIGHUP until that name gets NXDOMAIN. lost: queries unanswered within ${TIMEOUT}s (and the seconds of traffic that is at $RELOAD_QPS q/s)."
 		echo "busy before: CPU use of the whole machine in the second before a run (our servers idle then); above ~${IDLE_PCT}% other work was running and the numbers of that run are low and noisy. Highest: $(printf '%s\n' "${BUSY[@]}" | sort -n | tail -n 1)%."
 		echo "limit: a bare miekg/dns server (bench/limit) that answers every query at once: the ceiling for a resolver built on that library."
+		echo "dnsdist: a caching proxy (packet cache of 100,000 entries, the list as a SuffixMatchNode answering NXDOMAIN) in front of the same knot; it has no reload of its list on SIGHUP, so no reload run."
 		if [[ -n ${R[dnstap.hit]:-} ]]; then
 			echo
 			echo "dnstap (target: hit with dnstap on ≥ 0.8 × hit with it off): jurisdns with dnstap on (client and forwarder messages over a unix socket to fstrm_capture writing to /dev/null, fstrm_capture on cpu $CLIENT_CPU with dnsperf), the hit workload right after jurisdns's own hit run:"

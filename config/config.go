@@ -44,6 +44,9 @@ type Config struct {
 	Admin string `mapstructure:"admin"`
 	// AdminAuth protects the admin listener with a bearer token.
 	AdminAuth AdminAuth `mapstructure:"admin_auth"`
+	// AdminPprof serves Go's runtime profiles (net/http/pprof) under
+	// /debug/pprof/ on the admin listener, behind admin_auth's token.
+	AdminPprof bool `mapstructure:"admin_pprof"`
 	// Audit configures the enforcement log.
 	Audit Audit `mapstructure:"audit"`
 	// TLS holds the certificate shared by DoT and DoH.

@@ -60,6 +60,8 @@ func (c *Config) Validate() error {
 		if err := checkListenAddr(c.Admin); err != nil {
 			p.add("admin", "%v", err)
 		}
+	} else if c.AdminPprof {
+		p.add("admin_pprof", "needs the admin listener (admin is empty)")
 	}
 	c.validateAudit(&p)
 	c.validateEncrypted(&p)

@@ -338,6 +338,15 @@ func TestValidateCases(t *testing.T) {
 			change: func(c *Config) { c.Admin = "" },
 		},
 		{
+			name:   "admin_pprof_without_admin",
+			change: func(c *Config) { c.Admin = ""; c.AdminPprof = true },
+			want:   []string{`admin_pprof: needs the admin listener (admin is empty)`},
+		},
+		{
+			name:   "admin_pprof",
+			change: func(c *Config) { c.AdminPprof = true },
+		},
+		{
 			name:   "admin_port",
 			change: func(c *Config) { c.Admin = "[::1]:http" },
 			want:   []string{`admin: "[::1]:http": port "http" is not a number from 1 to 65535`},
