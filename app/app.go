@@ -64,6 +64,10 @@ type Options struct {
 	// RefreshTimer replaces time.NewTimer in the periodic refresh of URL
 	// sources (tests fire it at will); see download.Refresher.Timer.
 	RefreshTimer func(d time.Duration) (<-chan time.Time, func() bool)
+	// MemoryLimit sets the process's soft memory limit from
+	// server.memory_limit after every policy build (jurisdns serve). It is
+	// process-wide: tests that run several Apps leave it off.
+	MemoryLimit bool
 }
 
 // App is one running jurisdns.
@@ -79,6 +83,7 @@ type App struct {
 	audit   *audit.Writer
 	qlog    *queryLogSink
 	tap     *dnstapSink // nil when dnstap was off at start
+	memory  *memoryBudget
 
 	reloadMu sync.Mutex // serializes reloads and refreshes
 	cfg      *config.Config
@@ -157,6 +162,7 @@ func New(opts Options) (*App, error) {
 	}
 	a.metrics = metrics.New()
 	a.metrics.SetBuildInfo(Version)
+	a.memory = newMemoryBudget(opts.MemoryLimit, cfg.Server.MemoryLimit, cfg.Cache.MaxBytes, a.log)
 	warnUnknownEnv(a.log, a.metrics, cfg)
 	if cfg.Audit.Path != "" {
 		w, err := a.openAudit(cfg)
@@ -254,7 +260,7 @@ func New(opts Options) (*App, error) {
 		a.admin = srv
 	}
 	a.publish(rt, nil)
-	releaseMemory()
+	a.memory.settle()
 	return a, nil
 }
 
@@ -597,11 +603,14 @@ func (a *App) reloadLocked(ctx context.Context) error {
 // reloadMu.
 func (a *App) rebuild(ctx context.Context, cfg *config.Config, trigger string, start time.Time) error {
 	// Once the old policy (or, on error, the new one) is garbage, give its
-	// memory back (deferred first, so it runs last).
-	defer releaseMemory()
+	// memory back and set the memory limit again (deferred first, so it
+	// runs last).
+	defer a.memory.settle()
 	// While the old and the new policy are both alive, collect garbage
-	// sooner: the peak stays close to old + new instead of twice that.
+	// sooner: the peak stays close to old + new instead of twice that. The
+	// memory limit is lifted meanwhile: it was set for one policy.
 	defer debug.SetGCPercent(debug.SetGCPercent(25))
+	a.memory.lift()
 	rt, err := a.build(ctx, cfg)
 	if err != nil {
 		return err

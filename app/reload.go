@@ -68,6 +68,7 @@ func restartKeys(boot, next *config.Config) []string {
 		{"server.udp_workers", boot.Server.UDPWorkers, next.Server.UDPWorkers},
 		{"server.watch_config", boot.Server.WatchConfig, next.Server.WatchConfig},
 		{"server.max_tcp_connections", boot.Server.MaxTCPConnections, next.Server.MaxTCPConnections},
+		{"server.memory_limit", boot.Server.MemoryLimit, next.Server.MemoryLimit},
 		{"cache.size", boot.Cache.Size, next.Cache.Size},
 		{"cache.max_bytes", boot.Cache.MaxBytes, next.Cache.MaxBytes},
 		{"cache.min_ttl", boot.Cache.MinTTL, next.Cache.MinTTL},

@@ -137,6 +137,11 @@ type Server struct {
 	// Kubernetes ConfigMap's ..data swap, or a file renamed over it),
 	// exactly as on SIGHUP.
 	WatchConfig bool `mapstructure:"watch_config"`
+	// MemoryLimit is the Go runtime's soft memory limit in bytes
+	// (debug.SetMemoryLimit); 0 derives it after every policy build from
+	// the memory in use then, cache.max_bytes and a headroom. The
+	// GOMEMLIMIT environment variable, when set, wins.
+	MemoryLimit int64 `mapstructure:"memory_limit"`
 }
 
 // Access says who may query and how fast.

@@ -134,6 +134,11 @@ func (c *Config) validateServer(p *problems) {
 	if s.MaxInflight < 1 {
 		p.add("server.max_inflight", "%d is less than 1", s.MaxInflight)
 	}
+	if s.MemoryLimit < 0 {
+		p.add("server.memory_limit", "%d is negative (0 derives the limit from the policy and cache.max_bytes)", s.MemoryLimit)
+	} else if s.MemoryLimit > 0 && s.MemoryLimit < 32<<20 {
+		p.add("server.memory_limit", "%d is less than 33554432 (32 MiB): too little for a policy and a cache", s.MemoryLimit)
+	}
 	if s.MaxInflightPerClient < 1 {
 		p.add("server.max_inflight_per_client", "%d is less than 1", s.MaxInflightPerClient)
 	} else if s.MaxInflightPerClient > s.MaxInflight && s.MaxInflight >= 1 {

@@ -338,6 +338,20 @@ func TestValidateCases(t *testing.T) {
 			change: func(c *Config) { c.Admin = "" },
 		},
 		{
+			name:   "memory_limit_negative",
+			change: func(c *Config) { c.Server.MemoryLimit = -1 },
+			want:   []string{`server.memory_limit: -1 is negative (0 derives the limit from the policy and cache.max_bytes)`},
+		},
+		{
+			name:   "memory_limit_small",
+			change: func(c *Config) { c.Server.MemoryLimit = 1 << 20 },
+			want:   []string{`server.memory_limit: 1048576 is less than 33554432 (32 MiB): too little for a policy and a cache`},
+		},
+		{
+			name:   "memory_limit_fixed",
+			change: func(c *Config) { c.Server.MemoryLimit = 256 << 20 },
+		},
+		{
 			name:   "admin_pprof_without_admin",
 			change: func(c *Config) { c.Admin = ""; c.AdminPprof = true },
 			want:   []string{`admin_pprof: needs the admin listener (admin is empty)`},

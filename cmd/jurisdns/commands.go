@@ -24,7 +24,7 @@ func newServe() *cobra.Command {
 	}
 	config.RegisterFlags(cmd.Flags())
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
-		a, err := app.New(app.Options{Load: config.LoadOptions{Flags: cmd.Flags()}})
+		a, err := app.New(app.Options{Load: config.LoadOptions{Flags: cmd.Flags()}, MemoryLimit: true})
 		if err != nil {
 			return err
 		}
