@@ -10,9 +10,12 @@ import (
 
 // The automatic soft memory limit (server.memory_limit: 0): what the process
 // holds at rest right after a policy build (the policy, the listeners, the
-// runtime), plus the cache at its bound (cache.max_bytes), plus
-// memoryHeadroom for the queries in flight and the garbage between two
-// collections; never below memoryFloor.
+// runtime), plus the cache at its bound (cache.max_bytes), plus a headroom
+// for the queries in flight and the garbage between two collections: the
+// larger of memoryHeadroom and cache.max_bytes; never below memoryFloor. The
+// headroom sets how often the collector runs under load, and a collection
+// costs about as much as the cache holds pointers (the policy holds almost
+// none): a headroom that grows with the cache keeps that cost in proportion.
 //
 // Without a limit the Go runtime lets the heap grow to twice what is live
 // (GOGC=100) before it collects: with a 1M-name list (~40 MB) and a full
@@ -75,7 +78,8 @@ func (b *memoryBudget) settle() {
 // autoLimit is the automatic limit for base bytes in use at rest and a cache
 // of at most cacheMax bytes.
 func autoLimit(base uint64, cacheMax int64) int64 {
-	l := int64(min(base, math.MaxInt64/4)) + max(cacheMax, 0) + memoryHeadroom
+	c := min(max(cacheMax, 0), math.MaxInt64/4)
+	l := int64(min(base, math.MaxInt64/4)) + c + max(c, memoryHeadroom)
 	return max(l, memoryFloor)
 }
 

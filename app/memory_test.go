@@ -15,10 +15,11 @@ func TestAutoLimit(t *testing.T) {
 		cacheMax int64
 		want     int64
 	}{
-		{base: 50 << 20, cacheMax: 32 << 20, want: (50 + 32 + 24) << 20},
+		{base: 50 << 20, cacheMax: 16 << 20, want: (50 + 16 + 24) << 20},
+		{base: 50 << 20, cacheMax: 32 << 20, want: (50 + 32 + 32) << 20}, // the headroom grows with the cache
 		{base: 1 << 20, cacheMax: 4096, want: memoryFloor}, // a small server gets the floor
 		{base: 0, cacheMax: 0, want: memoryFloor},
-		{base: math.MaxUint64, cacheMax: 1 << 30, want: math.MaxInt64/4 + 1<<30 + memoryHeadroom},
+		{base: math.MaxUint64, cacheMax: 1 << 30, want: math.MaxInt64/4 + 2<<30},
 	} {
 		if got := autoLimit(tc.base, tc.cacheMax); got != tc.want {
 			t.Errorf("autoLimit(%d, %d) = %d, want %d", tc.base, tc.cacheMax, got, tc.want)
@@ -66,7 +67,7 @@ func TestMemoryBudget(t *testing.T) {
 	b = newMemoryBudget(true, 0, 512<<20, log)
 	b.settle()
 	got := debug.SetMemoryLimit(-1)
-	if lo := int64(512<<20 + memoryHeadroom); got <= lo || got > lo+int64(inUse())+64<<20 {
+	if lo := int64(2 * 512 << 20); got <= lo || got > lo+int64(inUse())+64<<20 {
 		t.Errorf("automatic: limit %d, want a little over %d (in use now %d)", got, lo, inUse())
 	}
 }

@@ -703,8 +703,8 @@ heap_profile() {
 	log "$p: heap after $run: $(curl -s --max-time 5 "http://127.0.0.1:$port/metrics" | awk '
 		$1 == "go_memstats_heap_inuse_bytes" { u = $2 } $1 == "go_memstats_heap_idle_bytes" { i = $2 }
 		$1 == "go_memstats_heap_released_bytes" { r = $2 } $1 == "go_memstats_stack_inuse_bytes" { s = $2 }
-		$1 == "jurisdns_cache_bytes" { c = $2 } $1 == "jurisdns_cache_entries" { e = $2 }
-		END { printf "heap in use %.0f MiB, idle %.0f MiB (released %.0f), stacks %.1f MiB, cache %.0f MiB in %d entries", u / 1048576, i / 1048576, r / 1048576, s / 1048576, c / 1048576, e }'); profile $PROFILE_DIR/heap-$run.pb.gz"
+		$1 == "jurisdns_cache_bytes" { c = $2 } $1 == "jurisdns_cache_entries" { e = $2 } $1 == "go_gc_gomemlimit_bytes" { l = $2 }
+		END { printf "heap in use %.0f MiB, idle %.0f MiB (released %.0f), stacks %.1f MiB, cache %.0f MiB in %d entries, memory limit %.0f MiB", u / 1048576, i / 1048576, r / 1048576, s / 1048576, c / 1048576, e, l / 1048576 }'); profile $PROFILE_DIR/heap-$run.pb.gz"
 }
 
 # blast_run PEER WORKLOAD REP (WORKLOAD hit_blast or blocked_blast): the

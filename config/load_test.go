@@ -190,7 +190,7 @@ func TestLoadDefault(t *testing.T) {
 	want := Config{
 		Listen:    []string{"127.0.0.1:1053"},
 		Upstreams: Upstreams{Servers: []string{}, Strategy: "failover", Timeout: 2 * time.Second, TryTimeout: 700 * time.Millisecond},
-		Cache: Cache{Size: 100000, MaxBytes: 32 << 20, MaxTTL: 24 * time.Hour, NegativeMaxTTL: time.Hour, ServfailTTL: 2 * time.Second,
+		Cache: Cache{Size: 100000, MaxBytes: 16 << 20, MaxTTL: 24 * time.Hour, NegativeMaxTTL: time.Hour, ServfailTTL: 2 * time.Second,
 			Prefetch: true, ServeStale: time.Hour},
 		Server: Server{TCPIdleTimeout: 10 * time.Second, MaxTCPConnections: 1000, MaxTCPPerClient: 64, MaxInflight: 4096, MaxInflightPerClient: 1024, HealthName: "health.jurisdns.",
 			ShutdownTimeout: 5 * time.Second, BlockSingleLabel: true, WatchConfig: false},

@@ -41,7 +41,7 @@ type shardBytes struct {
 
 // DefaultCacheBytes is the byte bound of a cache whose options leave
 // MaxBytes at 0 (cache.max_bytes in the default configuration).
-const DefaultCacheBytes = 32 << 20
+const DefaultCacheBytes = 16 << 20
 
 // entryOverhead approximates the memory of an entry beyond its buffer: the
 // entry itself, its LRU list element and map slot.
