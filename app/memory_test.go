@@ -17,7 +17,7 @@ func TestAutoLimit(t *testing.T) {
 	}{
 		{base: 50 << 20, cacheMax: 16 << 20, want: (50 + 16 + 24) << 20},
 		{base: 50 << 20, cacheMax: 32 << 20, want: (50 + 32 + 32) << 20}, // the headroom grows with the cache
-		{base: 1 << 20, cacheMax: 4096, want: memoryFloor}, // a small server gets the floor
+		{base: 1 << 20, cacheMax: 4096, want: memoryFloor},               // a small server gets the floor
 		{base: 0, cacheMax: 0, want: memoryFloor},
 		{base: math.MaxUint64, cacheMax: 1 << 30, want: math.MaxInt64/4 + 2<<30},
 	} {
