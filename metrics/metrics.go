@@ -28,6 +28,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/jurisdns/jurisdns/upstream"
 )
 
 // Namespace is the prefix of every metric of the resolver.
@@ -210,6 +212,12 @@ func New() *Metrics {
 			}
 			return 0
 		}), "tcp_connections")
+	m.register(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: Namespace, Name: "upstream_udp_sockets",
+		Help: "Pooled UDP sockets to upstream servers, open (in use or idle; in use bounded by server.max_inflight)."},
+		func() float64 { open, _ := upstream.UDPSockets(); return float64(open) }), "upstream_udp_sockets")
+	m.register(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: Namespace, Name: "upstream_udp_sockets_idle",
+		Help: "Pooled UDP sockets to upstream servers waiting for a query (at most 256 per server)."},
+		func() float64 { _, idle := upstream.UDPSockets(); return float64(idle) }), "upstream_udp_sockets_idle")
 	m.register(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: Namespace, Name: "cache_bytes",
 		Help: "Memory accounted to the cached answers (bounded by cache.max_bytes)."},
 		func() float64 {

@@ -31,6 +31,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/miekg/dns"
@@ -516,24 +517,40 @@ const (
 	udpMaxIdle = 256
 )
 
+// udpOpen and udpIdle count the pooled UDP sockets of every server: open
+// (in use or idle) and idle. In use they are bounded by the queries in
+// flight (server.max_inflight), idle by udpMaxIdle per server.
+var udpOpen, udpIdle atomic.Int64
+
+// UDPSockets returns the pooled UDP sockets to upstream servers that are
+// open (in use or idle) and, of those, idle, across every server.
+func UDPSockets() (open, idle int64) { return udpOpen.Load(), udpIdle.Load() }
+
+func (pc *pooledUDP) close() {
+	_ = pc.c.Close()
+	udpOpen.Add(-1)
+}
+
 func (p *udpPool) get() (*pooledUDP, error) {
 	p.mu.Lock()
 	for n := len(p.idle); n > 0; n = len(p.idle) {
 		pc := p.idle[n-1] // the most recently used: its buffers are warm
 		p.idle[n-1] = nil
 		p.idle = p.idle[:n-1]
+		udpIdle.Add(-1)
 		if time.Since(pc.born) < udpMaxAge {
 			p.mu.Unlock()
 			pc.uses++
 			return pc, nil
 		}
-		_ = pc.c.Close()
+		pc.close()
 	}
 	p.mu.Unlock()
 	c, err := net.DialUDP("udp", nil, p.raddr)
 	if err != nil {
 		return nil, err
 	}
+	udpOpen.Add(1)
 	return &pooledUDP{c: c, uses: 1, born: time.Now()}, nil
 }
 
@@ -544,12 +561,13 @@ func (p *udpPool) put(pc *pooledUDP, reuse bool) {
 		p.mu.Lock()
 		if !p.closed && len(p.idle) < udpMaxIdle {
 			p.idle = append(p.idle, pc)
+			udpIdle.Add(1)
 			p.mu.Unlock()
 			return
 		}
 		p.mu.Unlock()
 	}
-	_ = pc.c.Close()
+	pc.close()
 }
 
 // close closes the idle sockets; sockets in use are closed when put back.
@@ -557,9 +575,10 @@ func (p *udpPool) close() {
 	p.mu.Lock()
 	idle := p.idle
 	p.idle, p.closed = nil, true
+	udpIdle.Add(-int64(len(idle)))
 	p.mu.Unlock()
 	for _, pc := range idle {
-		_ = pc.c.Close()
+		pc.close()
 	}
 }
 
