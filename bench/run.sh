@@ -38,7 +38,7 @@ set -euo pipefail
 ENV_GIVEN="" # the settings given in the environment, for the report
 for v in QUICK RPZ BENCH_SECONDS DURATION LIST_SIZE MISS_SIZE P99_DURATION P99_QPS RELOAD_QPS RELOAD_AT RELOAD_TAIL RELOAD_WAIT PEERS REPEAT DNSTAP \
 	CLIENTS THREADS OUTSTANDING TIMEOUT EDNS SERVER_CPU CLIENT_CPU KNOT_CPU SEED WAIT_IDLE IDLE_PCT WRITE_BENCHMARKS ENCRYPTED \
-	FLOOD_QUERIES FLOOD_HOLD FLOOD_AFTER BLAST BLAST_SECONDS BLAST_SOCKETS BLAST_OUTSTANDING PROFILE_DIR; do
+	FLOOD_QUERIES FLOOD_HOLD FLOOD_AFTER BLAST BLAST_SECONDS BLAST_SOCKETS BLAST_OUTSTANDING PROFILE_DIR PROFILE_CPU; do
 	if [[ ${!v:-} == *" "* ]]; then
 		ENV_GIVEN+="$v=\"${!v}\" "
 	elif [[ -n ${!v:-} ]]; then
@@ -118,6 +118,8 @@ BLAST_OUTSTANDING=${BLAST_OUTSTANDING:-64}
 # heap profile is saved there after every workload (heap-<workload>.pb.gz;
 # read with go tool pprof -sample_index=inuse_space).
 PROFILE_DIR=${PROFILE_DIR:-}
+PROFILE_CPU=${PROFILE_CPU:-0} # 1 (with PROFILE_DIR): also a CPU profile of jurisdns's miss run, cpu-<run>.pb.gz
+[[ $PROFILE_CPU == 0 || $PROFILE_CPU == 1 ]] || bad_setting "PROFILE_CPU must be 0 or 1, not '$PROFILE_CPU'"
 # tcp-flood (jurisdns only): one TCP connection pipelines FLOOD_QUERIES
 # queries and never reads; RSS and goroutines are taken FLOOD_HOLD/2 s into
 # the flood and FLOOD_AFTER s after the connection closed.
@@ -658,9 +660,22 @@ throughput() {
 	((REPEAT == 1)) || run+="-$rep"
 	settle "$run"
 	local t0 c0 t1 c1 q cpu rss
+	local prof=""
+	if [[ $PROFILE_CPU == 1 && -n $PROFILE_DIR && $p == jurisdns && $w == miss ]]; then
+		# A CPU profile of the miss run (it costs the run a few per cent).
+		mkdir -p "$PROFILE_DIR"
+		curl -sf --max-time $((BENCH_SECONDS + 20)) -o "$PROFILE_DIR/cpu-$run.pb.gz" \
+			"http://127.0.0.1:$JURISDNS_ADMIN_PORT/debug/pprof/profile?seconds=$((BENCH_SECONDS > 2 ? BENCH_SECONDS - 1 : 1))" &
+		prof=$!
+		PIDS+=("$prof")
+	fi
 	t0=$(now_ns) c0=$(cpu_ticks "${PID[$p]}")
 	dnsperf_run "$run" "$TPORT" "$f" "$BENCH_SECONDS" -q "$OUTSTANDING" "${once[@]}" "${TARGS[@]}"
 	t1=$(now_ns) c1=$(cpu_ticks "${PID[$p]}")
+	if [[ -n $prof ]]; then
+		wait "$prof" && log "$p: CPU profile of the $w run in $PROFILE_DIR/cpu-$run.pb.gz" || log "warning: no CPU profile of $run"
+		forget "$prof"
+	fi
 	rss=$(rss_mib "${PID[$p]}" VmRSS)
 	heap_profile "$p" "$run"
 	q=$(qps_of "$run")
@@ -690,21 +705,29 @@ keep_best() {
 cpu_us() { awk -v c="$1" -v hz="$CLK_TCK" -v n="$2" 'BEGIN { if (n > 0) printf "%.2f", c / hz / n * 1e6; else print "?" }'; }
 
 # heap_profile PEER RUN: with PROFILE_DIR, jurisdns's heap profile after
-# RUN (a GC runs first: the profile shows what is live), and the Go
-# runtime's view of its memory from /metrics, into the log.
+# RUN (a GC runs first: the profile shows what is live) into
+# PROFILE_DIR/heap-RUN.pb.gz; the Go runtime's view of its memory (from
+# /metrics) and the profile's largest live allocation sites go into the log
+# and the report.
 heap_profile() {
-	local p=$1 run=$2 port
-	[[ -n $PROFILE_DIR && ($p == jurisdns || $p == dnstap) ]] || return 0
+	local p=$1 run=$2 port f top mem
+	[[ -n $PROFILE_DIR && $p == jurisdns ]] || return 0
 	port=$JURISDNS_ADMIN_PORT
-	[[ $p == dnstap ]] && port=$DNSTAP_ADMIN_PORT
 	mkdir -p "$PROFILE_DIR"
-	curl -sf --max-time 20 -o "$PROFILE_DIR/heap-$run.pb.gz" "http://127.0.0.1:$port/debug/pprof/heap?gc=1" ||
+	f=$PROFILE_DIR/heap-$run.pb.gz
+	curl -sf --max-time 20 -o "$f" "http://127.0.0.1:$port/debug/pprof/heap?gc=1" ||
 		{ log "warning: no heap profile of $p after $run (admin_pprof?)"; return 0; }
-	log "$p: heap after $run: $(curl -s --max-time 5 "http://127.0.0.1:$port/metrics" | awk '
-		$1 == "go_memstats_heap_inuse_bytes" { u = $2 } $1 == "go_memstats_heap_idle_bytes" { i = $2 }
-		$1 == "go_memstats_heap_released_bytes" { r = $2 } $1 == "go_memstats_stack_inuse_bytes" { s = $2 }
+	mem=$(curl -s --max-time 5 "http://127.0.0.1:$port/metrics" | awk '
+		$1 == "go_memstats_heap_inuse_bytes" { u = $2 } $1 == "go_memstats_stack_inuse_bytes" { s = $2 }
 		$1 == "jurisdns_cache_bytes" { c = $2 } $1 == "jurisdns_cache_entries" { e = $2 } $1 == "go_gc_gomemlimit_bytes" { l = $2 }
-		END { printf "heap in use %.0f MiB, idle %.0f MiB (released %.0f), stacks %.1f MiB, cache %.0f MiB in %d entries, memory limit %.0f MiB", u / 1048576, i / 1048576, r / 1048576, s / 1048576, c / 1048576, e, l / 1048576 }'); profile $PROFILE_DIR/heap-$run.pb.gz"
+		END { printf "%.0f | %.1f | %.0f (%d) | %.0f", u / 1048576, s / 1048576, c / 1048576, e, l / 1048576 }')
+	# The four largest live allocation sites (flat), package paths shortened.
+	top=$(go tool pprof -sample_index=inuse_space -top -nodecount=4 "$f" 2>/dev/null | awk '
+		/flat%/ { on = 1; next } on && NF >= 6 { n = $6; for (i = 7; i <= NF; i++) n = n " " $i; printf "%s%s %s", (k++ ? ", " : ""), n, $1 }' |
+		sed -e 's#github.com/jurisdns/jurisdns/##g' -e 's#github.com/hashicorp/golang-lru/v2/##g' -e 's/\[[^]]*\]//g')
+	local key=${run#"$p"-}
+	R[$p.heap_${key%-[0-9]*}]="$mem | $top"
+	log "$p: heap after $run (MiB: in use | stacks | cache (entries) | limit | top): $mem | $top"
 }
 
 # blast_run PEER WORKLOAD REP (WORKLOAD hit_blast or blocked_blast): the
@@ -1204,6 +1227,17 @@ report() {
 				printf '| %s | %s | %s | %s | %s | %s |\n' "$p" \
 					"$(fmt_qps "${R[$p.dot-hit]:-}")" "$(fmt_qps "${R[$p.doh-hit]:-}")" "${R[$p.p99_dot-hit]:-–}" \
 					"$(per_cpu "${R[$p.dot-hit]:-}" "${R[$p.dot-hit_cpu]:-}")" "$(per_cpu "${R[$p.doh-hit]:-}" "${R[$p.doh-hit_cpu]:-}")"
+			done
+		fi
+		if [[ -n $PROFILE_DIR && -n ${R[jurisdns.heap_hit]:-} ]]; then
+			echo
+			echo "jurisdns's Go heap right after each throughput run (after a forced GC: what is live; heap profiles in PROFILE_DIR, \`go tool pprof -sample_index=inuse_space\`); MiB:"
+			echo
+			echo "| after | RSS | heap in use | stacks | cache (entries) | memory limit | largest live allocation sites (pprof, flat) |"
+			echo "|---|--:|--:|--:|--:|--:|---|"
+			for w in hit hit_blast blocked blocked_blast miss; do
+				[[ -n ${R[jurisdns.heap_$w]:-} ]] || continue
+				echo "| $w | ${R[jurisdns.${w}_rss]:-?} | ${R[jurisdns.heap_$w]} |"
 			done
 		fi
 		echo
