@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/netip"
 	"os"
@@ -265,6 +266,27 @@ func (f *Feed) TextSerial() ([]byte, uint32, error) {
 		return nil, 0, err
 	}
 	return b.Bytes(), f.zone.Serial(), nil
+}
+
+// Open returns the zone as a zone file made as it is read, and its serial:
+// a million-name zone is not copied into one buffer. No transfer changes
+// the zone until the reader is closed (or read to its end), so the caller
+// must close it.
+func (f *Feed) Open() (io.ReadCloser, uint32, error) {
+	f.xfrMu.Lock() // the zone changes only under xfrMu (Refresh)
+	f.mu.Lock()
+	z, expired := f.zone, f.st.Expired
+	f.mu.Unlock()
+	switch {
+	case z == nil:
+		f.xfrMu.Unlock()
+		return nil, 0, errors.New("zone not loaded")
+	case expired:
+		f.xfrMu.Unlock()
+		return nil, 0, ErrExpired
+	}
+	var once sync.Once
+	return z.Reader(func() { once.Do(f.xfrMu.Unlock) }), z.Serial(), nil
 }
 
 // Notify handles a NOTIFY for the zone from addr (already TSIG-checked by

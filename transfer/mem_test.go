@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"fmt"
+	"io"
 	"net"
 	"net/netip"
 	"os"
@@ -226,8 +227,8 @@ func memCase(t *testing.T, c string) {
 		extra = fmt.Sprintf(" axfr_and_cache=%.3fs", time.Since(start).Seconds())
 		src := config.Source{Name: "feed", Transfer: &config.Transfer{Zone: "rpz.mem.", Primaries: []string{addr.String()}}}
 		pol, err = policy.Build(ctx, jur(src), policy.BuildOptions{
-			Transfer: func(context.Context, string, config.Source) ([]byte, *policy.TransferState, error) {
-				text, serial, err := feed.TextSerial()
+			Transfer: func(context.Context, string, config.Source) (io.ReadCloser, *policy.TransferState, error) {
+				text, serial, err := feed.Open()
 				return text, &policy.TransferState{Zone: "rpz.mem.", Serial: serial}, err
 			}})
 	}

@@ -411,6 +411,56 @@ func (z *Zone) WriteTo(w io.Writer) (int64, error) {
 	return n, bw.Flush()
 }
 
+// zoneReader reads a zone as WriteTo writes it, a few entries at a time.
+type zoneReader struct {
+	z     *Zone
+	off   int    // the next arena entry
+	buf   []byte // read next
+	store []byte // buf's backing array
+	done  func() // called once, at the end or on Close
+}
+
+// Reader returns the zone file of z, made as it is read; the zone must
+// not change until it has been read or closed. done, if not nil, is called
+// then, once.
+func (z *Zone) Reader(done func()) io.ReadCloser {
+	r := &zoneReader{z: z, done: done}
+	r.buf = fmt.Appendf(nil, "$ORIGIN %s\n%s\n", z.Origin, z.SOA.String())
+	return r
+}
+
+func (r *zoneReader) Read(p []byte) (int, error) {
+	for len(r.buf) == 0 {
+		if r.z == nil || r.off >= len(r.z.arena) {
+			_ = r.Close()
+			return 0, io.EOF
+		}
+		b := r.store[:0]
+		for r.off < len(r.z.arena) && len(b) < 32<<10 {
+			live, rel, text, next := r.z.entry(r.off)
+			if live {
+				b = r.z.appendLines(b, rel, text)
+			}
+			r.off = next
+		}
+		r.store, r.buf = b, b
+	}
+	n := copy(p, r.buf)
+	r.buf = r.buf[n:]
+	return n, nil
+}
+
+// Close ends the reading.
+func (r *zoneReader) Close() error {
+	if r.z != nil {
+		r.z, r.buf = nil, nil
+		if r.done != nil {
+			r.done()
+		}
+	}
+	return nil
+}
+
 // Size is the length of the zone file WriteTo writes, give or take the
 // header.
 func (z *Zone) Size() int {

@@ -1,11 +1,13 @@
 package transfer
 
 import (
+	"io"
 	"net"
 	"reflect"
 	"strconv"
 	"strings"
 	"testing"
+	"testing/iotest"
 
 	"github.com/miekg/dns"
 )
@@ -115,6 +117,15 @@ func TestZoneModel(t *testing.T) {
 		var b strings.Builder
 		if _, err := z.WriteTo(&b); err != nil {
 			t.Fatal(err)
+		}
+		closed := 0
+		rd := z.Reader(func() { closed++ })
+		streamed, err := io.ReadAll(iotest.OneByteReader(rd))
+		if err != nil || string(streamed) != b.String() || closed != 1 {
+			t.Errorf("%s: the reader gives %d bytes (%v), done called %d times; WriteTo %d bytes", origin, len(streamed), err, closed, b.Len())
+		}
+		if _ = rd.Close(); closed != 1 {
+			t.Errorf("done called %d times", closed)
 		}
 		if len(b.String()) > z.Size() {
 			t.Errorf("zone file of %d bytes, Size says %d", len(b.String()), z.Size())
