@@ -66,6 +66,10 @@ const (
 	slotBase  = 2
 )
 
+// maxArena bounds a zone's arena, whose offsets are 32-bit (with room
+// for the entry being written).
+const maxArena = 1 << 31
+
 // maxIntern bounds the texts a zone shares.
 const maxIntern = 256
 
@@ -104,6 +108,9 @@ func (z *Zone) check(rr dns.RR) error {
 	}
 	if h.Rrtype == dns.TypeSOA {
 		return fmt.Errorf("a second SOA at %q", h.Name)
+	}
+	if len(z.arena) > maxArena {
+		return fmt.Errorf("zone larger than %d MiB", maxArena>>20)
 	}
 	if emptyRdata(rr) {
 		return fmt.Errorf("record %q %s without data", h.Name, dns.TypeToString[h.Rrtype])
