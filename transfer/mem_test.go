@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"runtime/metrics"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"sync"
@@ -125,6 +126,7 @@ const mib = 1 << 20
 //
 //	JURISDNS_MEM=1 go test ./transfer/ -run TestFeedMemory -v
 //
+// (JURISDNS_MEM_PPROF=DIR writes each case's heap profile in DIR)
 // and it fails when the feed's resident set is more than 1.2× the file's.
 func TestFeedMemory(t *testing.T) {
 	if c := os.Getenv("JURISDNS_MEM_CASE"); c != "" {
@@ -257,6 +259,18 @@ func memCase(t *testing.T, c string) {
 		}
 		runtime.KeepAlive(out)
 		out.Close()
+	}
+	if dir := os.Getenv("JURISDNS_MEM_PPROF"); dir != "" {
+		// go tool pprof -sample_index=inuse_space DIR/heap-feed.pprof
+		f, err := os.Create(filepath.Join(dir, "heap-"+c+".pprof"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		runtime.GC()
+		if err := pprof.WriteHeapProfile(f); err != nil {
+			t.Fatal(err)
+		}
+		_ = f.Close()
 	}
 	runtime.KeepAlive(pol)
 	runtime.KeepAlive(feed)
