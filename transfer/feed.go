@@ -1,7 +1,6 @@
 package transfer
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -239,33 +238,18 @@ func (f *Feed) Load(ctx context.Context) error {
 	return nil
 }
 
-// ErrExpired is returned by Text once the SOA expire time passed without a
-// successful refresh.
+// ErrExpired is returned by Open and Text once the SOA expire time passed
+// without a successful refresh.
 var ErrExpired = errors.New("zone expired: no successful refresh within the SOA expire time")
 
 // Text returns the zone as a zone file.
 func (f *Feed) Text() ([]byte, error) {
-	b, _, err := f.TextSerial()
-	return b, err
-}
-
-// TextSerial returns the zone as a zone file and its serial, read
-// together.
-func (f *Feed) TextSerial() ([]byte, uint32, error) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if f.zone == nil {
-		return nil, 0, errors.New("zone not loaded")
+	rd, _, err := f.Open()
+	if err != nil {
+		return nil, err
 	}
-	if f.st.Expired {
-		return nil, 0, ErrExpired
-	}
-	var b bytes.Buffer
-	b.Grow(f.zone.Size()) // a million-name zone: no copies while it grows
-	if _, err := f.zone.WriteTo(&b); err != nil {
-		return nil, 0, err
-	}
-	return b.Bytes(), f.zone.Serial(), nil
+	defer rd.Close()
+	return io.ReadAll(rd)
 }
 
 // Open returns the zone as a zone file made as it is read, and its serial:

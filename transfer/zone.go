@@ -468,21 +468,6 @@ func (r *zoneReader) Close() error {
 	return nil
 }
 
-// Size is the length of the zone file WriteTo writes, give or take the
-// header.
-func (z *Zone) Size() int {
-	size := 256 + len(z.Origin)*2
-	for off := 0; off < len(z.arena); {
-		live, rel, text, next := z.entry(off)
-		if live {
-			lines := bytes.Count(text, []byte{'\n'})
-			size += lines*(len(rel)+len(z.Origin)+1) + len(text)
-		}
-		off = next
-	}
-	return size
-}
-
 // AppendOwners appends the zone file text of the records of the given
 // owners ($ORIGIN and SOA first, so that it parses alone) to b.
 func (z *Zone) AppendOwners(b []byte, owners []string) []byte {
