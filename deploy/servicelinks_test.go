@@ -197,7 +197,7 @@ func TestServiceLinkVariables(t *testing.T) {
 		t.Fatalf("jurisdns validate --strict-env refuses service-link variables: %v\n%s", err, out)
 	}
 
-	var stderr bytes.Buffer
+	var stderr syncBuffer // written by exec's copying goroutine, read by the test
 	serve := exec.Command(bin, "serve")
 	serve.Env = env
 	serve.Stdout, serve.Stderr = &stderr, &stderr
@@ -317,21 +317,45 @@ func localConfig(t *testing.T, jc jurisdnsContainer, ms []manifest, dir, listURL
 	return p
 }
 
-// freeAddr is a 127.0.0.1 address with a port free for network now.
+// freeAddr is a 127.0.0.1 address with a port free now: for "udp", free
+// for both UDP and TCP (jurisdns listens on both at a DNS address).
 func freeAddr(t *testing.T, network string) string {
 	t.Helper()
-	if network == "udp" {
-		c, err := net.ListenPacket("udp", "127.0.0.1:0")
+	for range 50 {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
 			t.Fatal(err)
 		}
-		defer c.Close()
-		return c.LocalAddr().String()
+		addr := l.Addr().String()
+		if network != "udp" {
+			l.Close()
+			return addr
+		}
+		c, err := net.ListenPacket("udp", addr)
+		l.Close()
+		if err == nil {
+			c.Close()
+			return addr
+		}
 	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
+	t.Fatal("no port free for both UDP and TCP on 127.0.0.1")
+	return ""
+}
+
+// syncBuffer is a bytes.Buffer safe for one writer and concurrent readers.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
