@@ -679,6 +679,7 @@ func (a *App) publish(rt, _ *resolver.Runtime) {
 	}
 	a.metrics.CacheSource(a.server.Cache().Len, a.server.Cache().Bytes)
 	a.metrics.ServerSource(a.server.InFlight, a.server.TCPConnections)
+	a.metrics.UpstreamSocketSource(upstream.UDPSockets)
 }
 
 func flatten(err error) []error {

@@ -10,7 +10,8 @@ import (
 
 // TestCacheAndServerGauges: jurisdns_cache_entries and cache_bytes follow
 // the cache between reloads (they were set only at a reload, so stayed 0),
-// and the in-flight and TCP connection gauges are published.
+// the upstream socket gauges follow the pool, and the in-flight and TCP
+// connection gauges are published.
 func TestCacheAndServerGauges(t *testing.T) {
 	e := newEnv(t, nil)
 	e.config("")
@@ -23,6 +24,14 @@ func TestCacheAndServerGauges(t *testing.T) {
 	}
 	if got := e.metric("cache_bytes"); got <= 0 {
 		t.Errorf("jurisdns_cache_bytes = %v", got)
+	}
+	// The pooled upstream socket of those misses is open and idle (the
+	// gauges count every server of the process: at least this one).
+	if got := e.metric("upstream_udp_sockets_idle"); got < 1 {
+		t.Errorf("jurisdns_upstream_udp_sockets_idle = %v after 5 misses, want ≥ 1", got)
+	}
+	if got := e.metric("upstream_udp_sockets"); got < 1 {
+		t.Errorf("jurisdns_upstream_udp_sockets = %v after 5 misses, want ≥ 1", got)
 	}
 	code, body := e.get("/metrics")
 	for _, name := range []string{"jurisdns_queries_inflight", "jurisdns_tcp_connections"} {

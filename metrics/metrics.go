@@ -28,8 +28,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
-
-	"github.com/jurisdns/jurisdns/upstream"
 )
 
 // Namespace is the prefix of every metric of the resolver.
@@ -132,6 +130,7 @@ type Metrics struct {
 	cacheSource                                        atomic.Pointer[cacheSource]
 	cacheSet                                           atomic.Int64 // SetCacheSize without a source
 	serverSource                                       atomic.Pointer[serverSource]
+	socketSource                                       atomic.Pointer[func() (open, idle int64)]
 
 	upstreamDuration *childCache[string, prometheus.Observer]
 	upstreamErrors   *childCache[upstreamErrKey, prometheus.Counter]
@@ -214,10 +213,22 @@ func New() *Metrics {
 		}), "tcp_connections")
 	m.register(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: Namespace, Name: "upstream_udp_sockets",
 		Help: "Pooled UDP sockets to upstream servers, open (in use or idle; in use bounded by server.max_inflight)."},
-		func() float64 { open, _ := upstream.UDPSockets(); return float64(open) }), "upstream_udp_sockets")
+		func() float64 {
+			if src := m.socketSource.Load(); src != nil {
+				open, _ := (*src)()
+				return float64(open)
+			}
+			return 0
+		}), "upstream_udp_sockets")
 	m.register(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: Namespace, Name: "upstream_udp_sockets_idle",
 		Help: "Pooled UDP sockets to upstream servers waiting for a query (at most 256 per server)."},
-		func() float64 { _, idle := upstream.UDPSockets(); return float64(idle) }), "upstream_udp_sockets_idle")
+		func() float64 {
+			if src := m.socketSource.Load(); src != nil {
+				_, idle := (*src)()
+				return float64(idle)
+			}
+			return 0
+		}), "upstream_udp_sockets_idle")
 	m.register(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: Namespace, Name: "cache_bytes",
 		Help: "Memory accounted to the cached answers (bounded by cache.max_bytes)."},
 		func() float64 {
@@ -451,6 +462,16 @@ func (m *Metrics) ServerSource(inflight, tcpConns func() int) {
 		return
 	}
 	m.serverSource.Store(&serverSource{inflight: inflight, tcpConns: tcpConns})
+}
+
+// UpstreamSocketSource makes jurisdns_upstream_udp_sockets and
+// jurisdns_upstream_udp_sockets_idle read f (upstream.UDPSockets) at every
+// scrape.
+func (m *Metrics) UpstreamSocketSource(f func() (open, idle int64)) {
+	if m == nil {
+		return
+	}
+	m.socketSource.Store(&f)
 }
 
 // CacheSource makes jurisdns_cache_entries and jurisdns_cache_bytes read
