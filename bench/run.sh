@@ -62,7 +62,7 @@ else
 fi
 [[ $BENCH_SECONDS =~ ^[1-9][0-9]*$ ]] || bad_setting "BENCH_SECONDS must be a whole number of seconds ≥ 1, not '$BENCH_SECONDS'"
 TIMEOUT=${TIMEOUT:-2}                     # dnsperf -t: an answer later than this is lost
-P99_DURATION=${P99_DURATION:-$BENCH_SECONDS} # seconds per fixed-rate run (20,000 samples at the defaults)
+P99_DURATION=${P99_DURATION:-$((BENCH_SECONDS < 5 ? BENCH_SECONDS : 5))} # seconds per fixed-rate run (10,000 samples at the defaults)
 P99_QPS=${P99_QPS:-2000}                  # rate of the p99 runs
 RELOAD_QPS=${RELOAD_QPS:-20000}           # rate of the load during the reload
 RELOAD_AT=${RELOAD_AT:-$((BENCH_SECONDS < 3 ? 2 : 3))} # seconds of load before the reload
@@ -365,7 +365,11 @@ fmt_qps() { awk -v q="$1" 'BEGIN { if (q == "") print "?"; else printf "%.1fk", 
 # later); otherwise the encrypted runs are left out, with a message.
 check_encrypted() {
 	[[ $ENCRYPTED == 1 ]] || return 0
-	if ! dnsperf -h 2>&1 | grep -q 'dot or doh'; then
+	# Not "dnsperf -h | grep -q": with pipefail, grep leaving early can
+	# kill dnsperf with SIGPIPE and fail the pipeline (it did, at random).
+	local help
+	help=$(dnsperf -h 2>&1 || true)
+	if [[ $help != *"dot or doh"* ]]; then
 		log "warning: this dnsperf has no -m dot / -m doh: the DoT and DoH runs are left out"
 		ENCRYPTED=0
 	fi
