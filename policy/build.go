@@ -249,17 +249,39 @@ func Build(ctx context.Context, cfg *config.Config, opts BuildOptions) (*Policy,
 // addShipped turns a shipped file into a jurisdiction spec.
 func (b *builder) addShipped(f *shippedFile) {
 	j := &Jurisdiction{
-		ID:         f.ID,
-		Title:      f.Title,
-		Authority:  f.Authority,
-		Instrument: f.Instrument,
-		Links:      f.Links,
-		Notes:      strings.TrimSpace(f.Notes),
-		Shipped:    true,
-		Default:    f.Default,
-		Loaded:     true,
-		TTL:        DefaultTTL,
-		Tier:       TierLocal,
+		ID:        f.ID,
+		Title:     f.Title,
+		Authority: f.Authority,
+		Notes:     strings.TrimSpace(f.Notes),
+		LeavesOut: f.LeavesOut,
+		Shipped:   true,
+		Default:   f.Default,
+		Loaded:    true,
+		TTL:       DefaultTTL,
+		Tier:      TierLocal,
+		cites:     map[citeKey]int{},
+	}
+	for _, in := range f.Instruments {
+		x := Instrument{Name: in.Name, Issuer: in.Issuer, Scope: strings.TrimSpace(in.Scope)}
+		// parseShippedFile checked the dates.
+		if in.Date != "" {
+			x.Date, _ = parseDate(in.Date)
+		}
+		if in.Repealed != "" {
+			x.Repealed, _ = parseDate(in.Repealed)
+		}
+		for _, l := range in.Links {
+			x.Links = append(x.Links, Link{URL: l.URL, Title: l.Title})
+			j.Links = append(j.Links, l.URL)
+		}
+		j.Instruments = append(j.Instruments, x)
+	}
+	for _, l := range f.NameSources {
+		j.NameSources = append(j.NameSources, Link{URL: l.URL, Title: l.Title})
+		j.Links = append(j.Links, l.URL)
+	}
+	if len(j.Instruments) > 0 {
+		j.Instrument = j.Instruments[0].Name
 	}
 	js := &jspec{j: j, key: f.file}
 	b.setAttrs(js, f.file, attrs{
@@ -281,6 +303,7 @@ func (b *builder) addShipped(f *shippedFile) {
 			text.WriteString(strings.TrimSpace(e.Rule))
 			text.WriteByte('\n')
 			s.lineMap = append(s.lineMap, e.line)
+			j.cites[citeKey{uint16(i), e.line}] = e.instr
 			act := actionNone
 			if e.Action != "" {
 				a, err := entryAction(e.Action)
@@ -294,7 +317,9 @@ func (b *builder) addShipped(f *shippedFile) {
 		s.text = text.Bytes()
 		js.srcs = append(js.srcs, s)
 	}
-	for _, e := range f.Allow {
+	for k, e := range f.Allow {
+		// Allow rules carry 1 + their index in Jurisdiction.Allow as line.
+		j.cites[citeKey{srcAllow, k + 1}] = e.instr
 		js.allow = append(js.allow, aspec{name: e.Rule, origin: f.file, line: e.line, key: fmt.Sprintf("%s:%d", f.file, e.line)})
 	}
 	b.appendSpec(js)
@@ -439,11 +464,15 @@ func (b *builder) addUser(i int, u *config.Jurisdiction) {
 	if u.Authority != "" {
 		j.Authority = u.Authority
 	}
+	// A configured instrument or links replace the shipped provenance as a
+	// whole: the EDE text then names the configured instrument.
 	if u.Instrument != "" {
 		j.Instrument = u.Instrument
+		j.Instruments, j.NameSources = nil, nil
 	}
 	if u.Links != nil {
 		j.Links = u.Links
+		j.Instruments, j.NameSources = nil, nil
 	}
 	if u.Contact != "" {
 		j.Contact = u.Contact

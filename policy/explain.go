@@ -42,6 +42,9 @@ type Explanation struct {
 	Jurisdiction string   `json:"jurisdiction,omitempty"`
 	Tier         string   `json:"tier,omitempty"`
 	Instrument   string   `json:"instrument,omitempty"`
+	// InstrumentInfo is the deciding instrument in full (issuer, date,
+	// scope, links) when the jurisdiction has instruments.
+	InstrumentInfo *Instrument `json:"instrument_info,omitempty"`
 	Rule         string   `json:"rule,omitempty"`
 	Source       string   `json:"source,omitempty"`
 	Line         int      `json:"line,omitempty"`
@@ -200,6 +203,10 @@ func (p *Policy) Explain(qname string, client netip.Addr, now time.Time) Explana
 		e.Jurisdiction = j.ID
 		e.Tier = j.Tier.String()
 		e.Instrument = j.Instrument
+		if v.Instrument != nil {
+			e.Instrument = v.Instrument.Name
+			e.InstrumentInfo = v.Instrument
+		}
 		code, _ := v.EDE()
 		e.EDE = &code
 		e.EDEText = string(v.AppendEDEText(nil))

@@ -66,6 +66,10 @@ type Verdict struct {
 	Action Action
 	// Addrs are the sinkhole or local-data addresses of ActionIP.
 	Addrs []netip.Addr
+	// Instrument is the instrument that decides a block for this client at
+	// the query time (see Jurisdiction.Instruments); nil for a jurisdiction
+	// without instruments (its Instrument text names it).
+	Instrument *Instrument
 	// Reported holds the report-mode jurisdictions whose rules matched and
 	// were not lifted (NReported of them).
 	Reported  [MaxReported]*Jurisdiction
@@ -90,7 +94,7 @@ func (v *Verdict) EDE() (code uint16, ok bool) {
 	return 0, false
 }
 
-// maxEDEText is the bound DESIGN.md sets on EDE EXTRA-TEXT.
+// maxEDEText bounds the EDE EXTRA-TEXT of a policy answer.
 const maxEDEText = 200
 
 // AppendEDEText appends the EDE EXTRA-TEXT of the verdict to b, at most
@@ -104,7 +108,9 @@ func (v *Verdict) AppendEDEText(b []byte) []byte {
 		j := v.Jurisdiction
 		b = append(b, j.ID...)
 		b = append(b, ": "...)
-		if j.Instrument != "" {
+		if v.Instrument != nil {
+			b = append(b, v.Instrument.Name...)
+		} else if j.Instrument != "" {
 			b = append(b, j.Instrument...)
 		} else {
 			b = append(b, j.Title...)
@@ -180,7 +186,9 @@ func (p *Policy) Match(qname string, cs *ClientSet, now time.Time) Verdict {
 		}
 	}
 	if best >= 0 {
-		p.fill(&v, e.hits[best], e.metas[best])
+		m := e.metas[best]
+		p.fill(&v, e.hits[best], m)
+		v.Instrument = v.Jurisdiction.instrumentFor(m.src, int(m.line), now)
 	}
 	return v
 }

@@ -61,11 +61,13 @@ func TestDefaultPolicyBlocksDeepSeek(t *testing.T) {
 				if soa.Hdr.Name != "deepseek.com." || soa.Minttl != soa.Hdr.Ttl || soa.Hdr.Ttl == 0 {
 					t.Errorf("SOA = %v", soa)
 				}
+				// An unmapped client: the operator's default policy
+				// (EDE 15 Blocked), not a foreign government's law.
 				code, text, ok := ede(r)
-				if !ok || code != dns.ExtendedErrorCodeCensored {
-					t.Fatalf("EDE = %d %v, want 16", code, ok)
+				if !ok || code != dns.ExtendedErrorCodeBlocked {
+					t.Fatalf("EDE = %d %v, want 15", code, ok)
 				}
-				if !strings.Contains(text, "rule deepseek.com") || !strings.Contains(text, ": ") || len(text) > 200 {
+				if !strings.HasPrefix(text, "ai-deepseek: Operator policy") || !strings.Contains(text, "rule deepseek.com") || len(text) > 200 {
 					t.Errorf("EDE text %q", text)
 				}
 			}
