@@ -1,7 +1,8 @@
-// Package docs holds the documentation of jurisdns. Its one Go duty is to
-// keep configuration.md, the reference of every configuration key, in step
-// with the config package: the test fails when the file is stale, and
-// `go generate ./docs` rewrites it.
+// Package docs holds the documentation of jurisdns. Its Go duty is to keep
+// the generated references in step with the code and data they describe:
+// configuration.md (every configuration key, from the config package) and
+// jurisdictions.md (every shipped jurisdiction, from blocklists/shipped). The
+// tests fail when a file is stale, and `go generate ./docs` rewrites both.
 package docs
 
-//go:generate go test -run ^TestConfigurationReference$ -update .
+//go:generate go test -run ^(TestConfigurationReference|TestJurisdictionRegister)$ -update .
