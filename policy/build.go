@@ -184,6 +184,10 @@ func Build(ctx context.Context, cfg *config.Config, opts BuildOptions) (*Policy,
 		return nil, fmt.Errorf("too many jurisdictions: %d (max %d)", len(b.specs), maxJurisdictions)
 	}
 	for _, js := range b.specs {
+		j := js.j
+		if j.Contact == "" && j.Organisation == "" {
+			j.Contact, j.Organisation = cfg.StructuredErrors.Contact, cfg.StructuredErrors.Organisation
+		}
 		b.check(js)
 	}
 
@@ -573,6 +577,14 @@ func (b *builder) check(js *jspec) {
 		if j.Tier == TierMandated {
 			j.EDE = 16 // Censored: an external legal requirement
 		}
+	}
+	if j.Contact != "" {
+		j.sde = structuredPrefix(j)
+		if len(j.sde) > maxSDEPrefix {
+			b.errorf("%s: contact and organisation take %d bytes of the %d of the EDE text (at most %d)", b.keyOf(js), len(j.sde), maxEDEText, maxSDEPrefix)
+		}
+	} else if j.Organisation != "" {
+		b.errorf("%s.organisation: needs a contact (here or structured_errors.contact): the structured DNS error JSON requires one", b.keyOf(js))
 	}
 	if j.Action == ActionIP && len(j.Sinkhole) == 0 {
 		b.errorf("%s: action ip needs sinkhole addresses", b.keyOf(js))

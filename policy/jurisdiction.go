@@ -258,6 +258,9 @@ type Jurisdiction struct {
 	Hash string `json:"hash"`
 
 	idx int
+	// sde is the start of the structured DNS error JSON of a block, up to
+	// the justification's opening quote; nil without a contact.
+	sde []byte
 	// cites maps a shipped rule (source index, line in its file) to the
 	// index in Instruments of the instrument it cites.
 	cites map[citeKey]int

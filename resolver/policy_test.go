@@ -1,6 +1,7 @@
 package resolver_test
 
 import (
+	"encoding/json"
 	"net"
 	"strings"
 	"testing"
@@ -80,6 +81,30 @@ func TestDefaultPolicyBlocksDeepSeek(t *testing.T) {
 		r := queryFrom(t, "127.0.0.1", h.addr, "udp", name, dns.TypeA)
 		if r.Rcode != dns.RcodeSuccess || len(r.Answer) != 1 {
 			t.Errorf("%s: %v, want forwarded", name, r)
+		}
+	}
+}
+
+// TestStructuredDNSError: with structured_errors.contact set, a block's
+// EDE text on the wire is the JSON of draft-ietf-dnsop-structured-dns-error.
+func TestStructuredDNSError(t *testing.T) {
+	up := resolvertest.StartUpstream(t, resolvertest.Echo())
+	h := start(t, []string{up.Addr()}, func(c *config.Config) {
+		c.StructuredErrors = config.StructuredErrors{Contact: "mailto:it@acme.example", Organisation: "ACME IT"}
+	})
+	for _, n := range nets {
+		r := queryFrom(t, "127.0.0.1", h.addr, n, "chat.deepseek.com.", dns.TypeA)
+		code, text, ok := ede(r)
+		var got struct {
+			C []string `json:"c"`
+			J string   `json:"j"`
+			O string   `json:"o"`
+			S int      `json:"s"`
+		}
+		if !ok || code != dns.ExtendedErrorCodeBlocked || json.Unmarshal([]byte(text), &got) != nil ||
+			len(got.C) != 1 || got.C[0] != "mailto:it@acme.example" || got.O != "ACME IT" || got.S != 6 ||
+			!strings.HasPrefix(got.J, "ai-deepseek: ") || len(text) > 200 {
+			t.Errorf("%s: EDE %d %q", n, code, text)
 		}
 	}
 }
