@@ -125,6 +125,16 @@ func printCheck(w io.Writer, r *status.CheckResult) {
 	if ex.Decision == "block" {
 		fmt.Fprintf(w, "decision: %s (tier %s), instrument %q, rule %s in %s line %d, action %s\n",
 			ex.Jurisdiction, ex.Tier, ex.Instrument, ex.Rule, ex.Source, ex.Line, ex.Action)
+		if in := ex.InstrumentInfo; in != nil {
+			since := ""
+			if !in.Date.IsZero() {
+				since = ", in force from " + policy.FormatDate(in.Date)
+			}
+			fmt.Fprintf(w, "instrument: %s%s: %s\n", in.Issuer, since, in.Scope)
+			for _, l := range in.Links {
+				fmt.Fprintf(w, "  %s: %s\n", l.Title, l.URL)
+			}
+		}
 	}
 	if a := r.Answer; a != nil {
 		fmt.Fprintf(w, "answer:   %s\n", a.Rcode)
@@ -184,6 +194,20 @@ func newLists() *cobra.Command {
 			}
 			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%d\t%s\t%d\t%s\n", r.ID, r.Status, r.Tier, r.Mode, r.Action, r.EDE, r.Entries,
 				strings.Join(srcs, ","), bad, r.Hash[:min(12, len(r.Hash))])
+		}
+		if err := tw.Flush(); err != nil {
+			return err
+		}
+		// The primary instrument of each jurisdiction and its first source
+		// (all of them: --json, or docs/jurisdictions.md for shipped ones).
+		fmt.Println("sources:")
+		for _, r := range rows {
+			if len(r.Instruments) > 0 && len(r.Instruments[0].Links) > 0 {
+				l := r.Instruments[0].Links[0]
+				fmt.Fprintf(tw, "  %s\t%s\t%s: %s\n", r.ID, r.Instruments[0].Name, l.Title, l.URL)
+			} else if len(r.Links) > 0 {
+				fmt.Fprintf(tw, "  %s\t%s\t%s\n", r.ID, r.Instrument, r.Links[0])
+			}
 		}
 		return tw.Flush()
 	}
