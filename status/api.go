@@ -75,6 +75,9 @@ type Jurisdiction struct {
 	Authority  string   `json:"authority,omitempty"`
 	Instrument string   `json:"instrument,omitempty"`
 	Links      []string `json:"links,omitempty"`
+	// LinkTitles[i] is the short title of Links[i] ("Home Affairs: PSPF
+	// Direction 001-2025"), "" when it has none.
+	LinkTitles []string `json:"link_titles,omitempty"`
 	// Status is policy.Jurisdiction.Status: "active", "report",
 	// "inactive until 2026-03-01", "expired 2025-04-28" or "not loaded
 	// (fail_closed)"; State its category (StateActive, ...).
@@ -218,6 +221,7 @@ func jurisdictionOf(j *policy.Jurisdiction, now time.Time, ls listState) Jurisdi
 		Authority:     j.Authority,
 		Instrument:    j.Instrument,
 		Links:         j.Links,
+		LinkTitles:    linkTitles(j),
 		Status:        j.Status(now),
 		State:         stateOf(j, now),
 		Tier:          j.Tier.String(),
@@ -362,3 +366,25 @@ func explainQuery(name, client, qtype string) (netip.Addr, uint16, error) {
 }
 
 func itoa(n int) string { return strconv.Itoa(n) }
+
+// linkTitles returns the titles of j.Links from its instruments and name
+// sources (nil when none has a title).
+func linkTitles(j *policy.Jurisdiction) []string {
+	titles := map[string]string{}
+	for _, in := range j.Instruments {
+		for _, l := range in.Links {
+			titles[l.URL] = l.Title
+		}
+	}
+	for _, l := range j.NameSources {
+		titles[l.URL] = l.Title
+	}
+	if len(titles) == 0 {
+		return nil
+	}
+	out := make([]string, len(j.Links))
+	for i, u := range j.Links {
+		out[i] = titles[u]
+	}
+	return out
+}

@@ -114,6 +114,15 @@ func TestAPIStatus(t *testing.T) {
 		tm.Entries != 2 || len(tm.Sources) != 1 || tm.Sources[0].Bad != 1 || len(tm.Sources[0].BadLines) != 1 {
 		t.Errorf("test-mandate details: %+v", tm)
 	}
+	if len(tm.LinkTitles) != 0 {
+		t.Errorf("a configured jurisdiction has no link titles: %v", tm.LinkTitles)
+	}
+	// A shipped jurisdiction's links carry their titles, so the page shows
+	// "Home Affairs: PSPF Direction 001-2025 ..." rather than "source 1".
+	if au := findJ(p, "au-gov"); au == nil || len(au.LinkTitles) != len(au.Links) || len(au.Links) < 2 ||
+		!strings.HasPrefix(au.LinkTitles[0], "Home Affairs: PSPF Direction 001-2025") || !strings.HasPrefix(au.Links[0], "https://www.protectivesecurity.gov.au/") {
+		t.Errorf("au-gov links %+v", au)
+	}
 	if bf := findJ(p, "broken-feed"); len(bf.FailedSources) != 1 || bf.FailedSources[0] != "missing-feed" || bf.Sources[0].Error == "" {
 		t.Errorf("broken-feed failed sources %v, sources %+v", bf.FailedSources, bf.Sources)
 	}
