@@ -625,8 +625,8 @@ func isHex(s string, n int) bool {
 // EXTRA-TEXT once the structured DNS error JSON carries the contact and
 // organisation.
 const (
-	maxContact      = 80
-	maxOrganisation = 40
+	maxContact      = 64
+	maxOrganisation = 32
 )
 
 // validateSDE checks a contact and organisation of the structured DNS error

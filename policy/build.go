@@ -74,6 +74,8 @@ type jspec struct {
 	allow []aspec
 	// ede is set when the EDE code was given (shipped file or override).
 	edeSet bool
+	// sdeKey is "structured_errors" when the contact came from there.
+	sdeKey string
 	// indexed is false for shipped jurisdictions that no client uses.
 	indexed bool
 	acc     digest
@@ -124,6 +126,8 @@ type builder struct {
 	ib      *blocklists.IndexBuilder
 	reuse   []reuseTarget
 	ruleBuf []byte
+	// sdeReported is set once structured_errors was found too long.
+	sdeReported bool
 }
 
 // reuseTarget is a failed source (js.srcs[src]) whose rules are copied
@@ -185,8 +189,9 @@ func Build(ctx context.Context, cfg *config.Config, opts BuildOptions) (*Policy,
 	}
 	for _, js := range b.specs {
 		j := js.j
-		if j.Contact == "" && j.Organisation == "" {
+		if j.Contact == "" && j.Organisation == "" && cfg.StructuredErrors.Contact != "" {
 			j.Contact, j.Organisation = cfg.StructuredErrors.Contact, cfg.StructuredErrors.Organisation
+			js.sdeKey = "structured_errors"
 		}
 		b.check(js)
 	}
@@ -580,8 +585,15 @@ func (b *builder) check(js *jspec) {
 	}
 	if j.Contact != "" {
 		j.sde = structuredPrefix(j)
-		if len(j.sde) > maxSDEPrefix {
-			b.errorf("%s: contact and organisation take %d bytes of the %d of the EDE text (at most %d)", b.keyOf(js), len(j.sde), maxEDEText, maxSDEPrefix)
+		// Reported once for structured_errors, not once per jurisdiction.
+		if len(j.sde) > maxSDEPrefix && (js.sdeKey == "" || !b.sdeReported) {
+			key := js.sdeKey
+			if key == "" {
+				key = b.keyOf(js)
+			} else {
+				b.sdeReported = true
+			}
+			b.errorf("%s: contact and organisation take %d bytes of the %d of the EDE text (at most %d)", key, len(j.sde), maxEDEText, maxSDEPrefix)
 		}
 	} else if j.Organisation != "" {
 		b.errorf("%s.organisation: needs a contact (here or structured_errors.contact): the structured DNS error JSON requires one", b.keyOf(js))

@@ -396,8 +396,8 @@ func (e *eval) better(a, b int) bool {
 }
 
 // maxSDEPrefix bounds the JSON before the justification, so that "j" keeps
-// at least 70 bytes.
-const maxSDEPrefix = maxEDEText - 2 - 70
+// at least 60 bytes.
+const maxSDEPrefix = maxEDEText - 2 - 60
 
 // subErrorOperatorPolicy is the draft's sub-error "DNS Operator Policy":
 // the request was filtered by a policy of the DNS server's operator. It is

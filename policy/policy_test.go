@@ -939,6 +939,15 @@ func TestStructuredEDEText(t *testing.T) {
 	if v := plain.Match("chat.deepseek.com", nil, testNow); string(v.AppendEDEText(nil)) != "au-gov: PSPF Direction 001-2025; rule deepseek.com (deepseek-core)" {
 		t.Errorf("no contact: %q", v.AppendEDEText(nil))
 	}
+	longest := config.StructuredErrors{Contact: "mailto:" + strings.Repeat("m", 57), Organisation: strings.Repeat("o", 32)}
+	if _, err := Build(context.Background(), &config.Config{StructuredErrors: longest}, BuildOptions{}); err != nil {
+		t.Errorf("the longest valid contact and organisation: %v", err)
+	}
+	longest.Organisation = strings.Repeat(`"`, 32) // escaped, twice as long
+	if _, err := Build(context.Background(), &config.Config{StructuredErrors: longest}, BuildOptions{}); err == nil ||
+		!strings.Contains(err.Error(), "structured_errors: contact and organisation take 16") || strings.Count(err.Error(), "structured_errors") != 1 {
+		t.Errorf("too long once escaped: %v", err)
+	}
 	_, err := Build(context.Background(), &config.Config{Jurisdictions: []config.Jurisdiction{{ID: "x", Organisation: "ACME"}}}, BuildOptions{})
 	if err == nil || !strings.Contains(err.Error(), "jurisdictions[0].organisation: needs a contact") {
 		t.Errorf("organisation without contact: %v", err)
@@ -952,8 +961,8 @@ func FuzzStructuredEDEText(f *testing.F) {
 	f.Add("PSPF Direction 001-2025", "deepseek.com", "deepseek-core", "ACME IT")
 	f.Add(`"\`+"\x00\x7f\xff", "é", strings.Repeat("ü", 120), "")
 	f.Fuzz(func(t *testing.T, instr, rule, source, org string) {
-		if len(org) > 40 {
-			org = org[:40]
+		if len(org) > 32 {
+			org = org[:32]
 		}
 		j := &Jurisdiction{ID: "x", Instrument: instr, Contact: "mailto:it@acme.example", Organisation: org, EDE: 15}
 		j.sde = structuredPrefix(j)
