@@ -95,6 +95,18 @@ func LoadConfig(opts config.LoadOptions) (*config.Config, error) {
 	return cfg, nil
 }
 
+// warnUnknownEnv logs, once at start, every JURISDNS_* variable that names
+// no key and is not a platform's link variable, and counts both kinds. Such
+// variables never stop the server (`jurisdns validate --strict-env` refuses
+// them).
+func warnUnknownEnv(log *slog.Logger, m *metrics.Metrics, cfg *config.Config) {
+	warn := cfg.EnvWarnings()
+	for _, n := range warn {
+		log.Warn(n.String())
+	}
+	m.SetUnknownEnv(len(cfg.UnknownEnv)-len(warn), len(warn))
+}
+
 // NewLogger builds the logger the configuration asks for.
 func NewLogger(cfg *config.Config, w *os.File) *slog.Logger {
 	var level slog.Level
@@ -123,6 +135,7 @@ func New(opts Options) (*App, error) {
 	}
 	a.metrics = metrics.New()
 	a.metrics.SetBuildInfo(Version)
+	warnUnknownEnv(a.log, a.metrics, cfg)
 	if cfg.Audit.Path != "" {
 		w, err := audit.Open(audit.Options{Path: cfg.Audit.Path, MaxSize: cfg.Audit.MaxSize, MaxFiles: cfg.Audit.MaxFiles, Logger: a.log, Now: a.now})
 		if err != nil {

@@ -51,6 +51,10 @@ type Config struct {
 	// Source says where the configuration came from ("embedded default" or
 	// a file path). It is set by Load, not read from YAML.
 	Source string `mapstructure:"-"`
+	// UnknownEnv are the JURISDNS_* variables of the environment that name
+	// no key, in name order. They never stop jurisdns (see EnvNotice); Load
+	// sets them, not YAML.
+	UnknownEnv []EnvNotice `mapstructure:"-"`
 }
 
 // Upstreams configures default forwarding.

@@ -99,7 +99,8 @@ func Load(opts LoadOptions) (*Config, error) {
 		}
 	}
 
-	errs = append(errs, applyEnv(v, vars)...)
+	envErrs, unknown := applyEnv(v, vars)
+	errs = append(errs, envErrs...)
 	if opts.Flags != nil {
 		applyFlags(v, opts.Flags)
 	}
@@ -114,6 +115,7 @@ func Load(opts LoadOptions) (*Config, error) {
 		return nil, fmt.Errorf("config: %w", err)
 	}
 	cfg.Source = source
+	cfg.UnknownEnv = unknown
 	return &cfg, nil
 }
 
@@ -170,8 +172,10 @@ func jurisdnsVars(env []string) map[string]string {
 	return vars
 }
 
-// applyEnv sets every JURISDNS_* variable on v, in name order.
-func applyEnv(v *viper.Viper, vars map[string]string) []error {
+// applyEnv sets every JURISDNS_* variable that names a key on v, in name
+// order. A bad value of a key is an error; a name that is no key is not: it
+// is returned as a notice (platforms set such names, see EnvNotice).
+func applyEnv(v *viper.Viper, vars map[string]string) ([]error, []EnvNotice) {
 	byEnv := make(map[string]leaf)
 	names := make([]string, 0, len(leaves())+1)
 	for _, l := range leaves() {
@@ -181,17 +185,20 @@ func applyEnv(v *viper.Viper, vars map[string]string) []error {
 	names = append(names, EnvConfig)
 
 	var errs []error
+	var unknown []EnvNotice
 	for _, name := range slices.Sorted(maps.Keys(vars)) {
 		if name == EnvConfig {
 			continue
 		}
 		l, ok := byEnv[name]
 		if !ok {
-			hint := ""
-			if best := nearest(name, lowerAll(names)); best != "" {
-				hint = fmt.Sprintf(" (did you mean %s?)", strings.ToUpper(best))
+			n := EnvNotice{Name: name, ServiceLink: isServiceLink(name, vars[name])}
+			if !n.ServiceLink {
+				if best := nearest(name, lowerAll(names)); best != "" {
+					n.DidYouMean = strings.ToUpper(best)
+				}
 			}
-			errs = append(errs, fmt.Errorf("%s: unknown environment variable%s", name, hint))
+			unknown = append(unknown, n)
 			continue
 		}
 		val, verrs := envValue(name, l, vars[name])
@@ -201,7 +208,7 @@ func applyEnv(v *viper.Viper, vars map[string]string) []error {
 		}
 		v.Set(l.Key, val)
 	}
-	return errs
+	return errs, unknown
 }
 
 // envValue parses the value of the environment variable of one leaf key.

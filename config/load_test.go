@@ -330,12 +330,18 @@ func TestLoadEnv(t *testing.T) {
 			check: func(t *testing.T, c *Config) { wantEq(t, c.Listen, []string{"127.0.0.1:1053"}) },
 		},
 		{
+			// Unknown names never stop jurisdns: they are warnings, with the
+			// key a typo is near, and the cache size keeps its default.
 			name: "unknown_variables",
 			env:  []string{"JURISDNS_CACHE_SIZ=5", "JURISDNS_FOO=1", "JURISDNS_CACHE={size: 5}"},
-			wantErr: []string{
-				"JURISDNS_CACHE: unknown environment variable",
-				"JURISDNS_CACHE_SIZ: unknown environment variable (did you mean JURISDNS_CACHE_SIZE?)",
-				"JURISDNS_FOO: unknown environment variable",
+			check: func(t *testing.T, c *Config) {
+				wantEq(t, c.Cache.Size, 100000)
+				wantEq(t, c.UnknownEnv, []EnvNotice{
+					{Name: "JURISDNS_CACHE"},
+					{Name: "JURISDNS_CACHE_SIZ", DidYouMean: "JURISDNS_CACHE_SIZE"},
+					{Name: "JURISDNS_FOO"},
+				})
+				wantEq(t, len(c.EnvWarnings()), 3)
 			},
 		},
 		{
@@ -371,10 +377,10 @@ func TestLoadEnv(t *testing.T) {
 		{
 			name: "file_and_env_errors_together",
 			file: "cache: {sise: 1}\n",
-			env:  []string{"JURISDNS_LOG_LEVL=debug"},
+			env:  []string{"JURISDNS_LOG_LEVL=debug", "JURISDNS_CACHE_SIZE=x"},
 			wantErr: []string{
 				`{file}:1: unknown key "cache.sise" (did you mean "cache.size"?)`,
-				"JURISDNS_LOG_LEVL: unknown environment variable (did you mean JURISDNS_LOG_LEVEL?)",
+				`JURISDNS_CACHE_SIZE: cache.size: "x" is not an integer`,
 			},
 		},
 	}
@@ -624,5 +630,48 @@ func TestLoadConcurrent(t *testing.T) {
 		if err != nil {
 			t.Error(err)
 		}
+	}
+}
+
+// TestLoadServiceLinks: the variables the kubelet injects for Services named
+// jurisdns and jurisdns-office (and Docker's --link) are recognised and kept
+// out of the warnings; every real key still wins over the shapes.
+func TestLoadServiceLinks(t *testing.T) {
+	t.Parallel()
+	links := []string{
+		"JURISDNS_SERVICE_HOST=10.96.0.10",
+		"JURISDNS_SERVICE_PORT=53",
+		"JURISDNS_SERVICE_PORT_DNS_UDP=53",
+		"JURISDNS_PORT=udp://10.96.0.10:53",
+		"JURISDNS_PORT_53_UDP=udp://10.96.0.10:53",
+		"JURISDNS_PORT_53_UDP_PROTO=udp",
+		"JURISDNS_PORT_53_UDP_PORT=53",
+		"JURISDNS_PORT_53_UDP_ADDR=10.96.0.10",
+		"JURISDNS_PORT_53_TCP_ADDR=10.96.0.10",
+		"JURISDNS_OFFICE_SERVICE_HOST=10.96.0.11",
+		"JURISDNS_OFFICE_PORT_8053_TCP=tcp://10.96.0.11:8053",
+		"JURISDNS_NAME=/web/jurisdns",
+		"JURISDNS_ENV_GOMAXPROCS=1",
+	}
+	cfg, err := Load(LoadOptions{Env: append(links, "JURISDNS_CACHE_SIZE=7", "JURISDNS_LISTN=x")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantEq(t, cfg.Cache.Size, 7)
+	if len(cfg.UnknownEnv) != len(links)+1 {
+		t.Errorf("UnknownEnv has %d names, want %d: %v", len(cfg.UnknownEnv), len(links)+1, cfg.UnknownEnv)
+	}
+	wantEq(t, cfg.EnvWarnings(), []EnvNotice{{Name: "JURISDNS_LISTN", DidYouMean: "JURISDNS_LISTEN"}})
+
+	// No key of jurisdns may have a link's shape: it would be read from a
+	// Service's variable.
+	for _, l := range leaves() {
+		if isServiceLink(l.Env, "") {
+			t.Errorf("key %s: its variable %s has the shape of a service link", l.Key, l.Env)
+		}
+	}
+	// A JURISDNS_NAME that is not Docker's "/container/alias" is a warning.
+	if isServiceLink("JURISDNS_NAME", "office") {
+		t.Error("JURISDNS_NAME=office taken for a Docker link")
 	}
 }

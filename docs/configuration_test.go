@@ -81,8 +81,15 @@ jurisdns reads its configuration in layers, each one over the one before:
 3. ` + "`" + config.EnvPrefix + "*`" + ` environment variables, one per key below;
 4. the flags ` + "`--listen`, `--upstream`, `--log-level` and `--admin`" + `.
 
-Unknown keys, unknown ` + "`" + config.EnvPrefix + "`" + ` variables and values that do not parse are errors that name
-the key and where the value came from; ` + "`jurisdns validate`" + ` reports every problem at once.
+Unknown keys and values that do not parse are errors that name the key and where the value came
+from; ` + "`jurisdns validate`" + ` reports every problem at once.
+
+A ` + "`" + config.EnvPrefix + "*`" + ` variable that names no key never stops jurisdns. Kubernetes injects service-link
+variables into every pod of a namespace (` + "`JURISDNS_SERVICE_HOST`, `JURISDNS_PORT_53_UDP_ADDR`" + `, ... for a
+Service named jurisdns; Docker's ` + "`--link`" + ` sets the same shapes): those are recognised and ignored. Any
+other unknown name is a warning at start, with the key it is near (` + "`JURISDNS_CACHE_SIZ`: did you mean `JURISDNS_CACHE_SIZE`?" + `),
+counted in ` + "`jurisdns_config_unknown_env_variables`" + `, and an error only under
+` + "`jurisdns validate --strict-env`" + `. The shipped manifests set ` + "`enableServiceLinks: false`" + ` as well.
 
 How to write a value in an environment variable:
 

@@ -141,6 +141,7 @@ type Metrics struct {
 	hasHash     bool
 	buildInfo   *prometheus.GaugeVec
 	buildLabels []string
+	unknownEnv  *prometheus.GaugeVec
 
 	rateLimited  prometheus.Counter
 	refused      *childCache[string, prometheus.Counter]
@@ -219,6 +220,8 @@ func New() *Metrics {
 	})
 	m.auditDropped = m.counter("audit_dropped_total", "Enforcement log records dropped because the writer fell behind.")
 	m.buildInfo = m.gaugeVec("build_info", "Always 1; labels give the build version and Go version.", "version", "goversion")
+	m.unknownEnv = m.gaugeVec("config_unknown_env_variables",
+		"JURISDNS_* environment variables that name no key, by kind: service_link (Kubernetes or Docker link variables, ignored) or unknown (a warning at start; likely a typo).", "kind")
 
 	slices.Sort(m.names)
 	return m
@@ -448,6 +451,16 @@ func (m *Metrics) SetBuildInfo(version string) {
 	}
 	m.buildLabels = labels
 	m.buildInfo.WithLabelValues(labels...).Set(1)
+}
+
+// SetUnknownEnv publishes how many JURISDNS_* variables name no key:
+// serviceLinks of a platform's link shapes, others of any other name.
+func (m *Metrics) SetUnknownEnv(serviceLinks, others int) {
+	if m == nil {
+		return
+	}
+	m.unknownEnv.WithLabelValues("service_link").Set(float64(serviceLinks))
+	m.unknownEnv.WithLabelValues("unknown").Set(float64(others))
 }
 
 // RateLimited counts a query dropped because its client exceeded its rate

@@ -47,6 +47,8 @@ func newValidate() *cobra.Command {
 		Args:  cobra.NoArgs,
 	}
 	config.RegisterFlags(cmd.Flags())
+	strictEnv := cmd.Flags().Bool("strict-env", false,
+		"fail on JURISDNS_* variables that name no key (Kubernetes service-link variables are still ignored)")
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
 		cfg, pol, err := loadPolicy(cmd)
 		if err != nil {
@@ -55,10 +57,30 @@ func newValidate() *cobra.Command {
 			}
 			return exitError{1}
 		}
+		if warn := cfg.EnvWarnings(); len(warn) > 0 {
+			for _, n := range warn {
+				if *strictEnv {
+					fmt.Fprintln(os.Stderr, n.Name+": unknown environment variable (--strict-env)"+didYouMean(n))
+				} else {
+					fmt.Fprintln(os.Stderr, "warning: "+n.String())
+				}
+			}
+			if *strictEnv {
+				return exitError{1}
+			}
+		}
 		fmt.Printf("%s: ok (policy %s, %d jurisdictions)\n", cfg.Source, pol.Hash()[:12], len(pol.Jurisdictions()))
 		return nil
 	}
 	return cmd
+}
+
+// didYouMean is the " (did you mean X?)" hint of an unknown variable, or "".
+func didYouMean(n config.EnvNotice) string {
+	if n.DidYouMean == "" {
+		return ""
+	}
+	return " (did you mean " + n.DidYouMean + "?)"
 }
 
 func newVersion() *cobra.Command {
