@@ -497,3 +497,41 @@ func TestTaiwanRedNoteExpired(t *testing.T) {
 		t.Errorf("not blocked during the order: %+v", v.Decision)
 	}
 }
+
+// FuzzShippedFile: the shipped-file parser never panics, and a file it
+// accepts has instruments and only cites that name their links.
+func FuzzShippedFile(f *testing.F) {
+	for _, name := range []string{"au-gov.yaml", "us-state-tx.yaml", "bypass.yaml", "kr-appstore.yaml"} {
+		b, err := fs.ReadFile(shipped.FS, name)
+		if err != nil {
+			f.Fatal(err)
+		}
+		seed := []byte(strings.Replace(string(b), "id: "+strings.TrimSuffix(name, ".yaml")+"\n", "id: x\n", 1))
+		if _, err := parseShippedFile("x.yaml", seed); err != nil {
+			f.Fatalf("seed %s: %v", name, err)
+		}
+		f.Add(seed)
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		sf, err := parseShippedFile("x.yaml", b)
+		if err != nil {
+			return
+		}
+		links := map[string]bool{}
+		for _, in := range sf.Instruments {
+			for _, l := range in.Links {
+				links[l.URL] = true
+			}
+		}
+		if len(sf.Instruments) == 0 {
+			t.Fatal("accepted without instruments")
+		}
+		for _, s := range sf.Sources {
+			for _, e := range s.Entries {
+				if !links[e.Cite] || !strings.HasPrefix(e.Cite, "https://") {
+					t.Fatalf("accepted cite %q", e.Cite)
+				}
+			}
+		}
+	})
+}
