@@ -152,8 +152,15 @@ func TestAPIStatus(t *testing.T) {
 	}
 	r := p.Recent[0] // newest first
 	if r.Jurisdiction != "eu-report" || r.Mode != "report" || r.Client != "10.20.1.0/24" || r.Name != "chat.deepseek.com" ||
-		r.Type != "A" || r.Tier != "advisory" || r.PolicyHash != pol.Hash() {
+		r.Type != "A" || r.Tier != "advisory" || r.PolicyHash != pol.Hash() || r.Instrument != pol.Lookup("eu-report").Instrument {
 		t.Errorf("newest record %+v", r)
+	}
+	// A record names the instrument the event names (the deciding one).
+	ev := hit(pol, "test-mandate", "x.deepseek.com", "10.20.1.5", testNow)
+	ev.Instrument = "Deciding instrument"
+	st.Record(ev)
+	if rec, _ := st.recent.latest(); rec[0].Instrument != "Deciding instrument" {
+		t.Errorf("record instrument %q", rec[0].Instrument)
 	}
 
 	// A new policy is dated when first seen; the list of an unchanged
