@@ -56,6 +56,11 @@ type Options struct {
 	// /readyz request and must be safe for concurrent use. When nil, the
 	// server is always ready (until SetDraining).
 	Ready func() (ready bool, missing []string)
+	// Degraded reports what works only in part while the server is still
+	// ready (e.g. the enforcement log cannot be written). /readyz then
+	// answers 200 with "status": "degraded" and the list. It is called on
+	// every /readyz request; nil means never degraded.
+	Degraded func() []string
 	// Logger receives the server's log lines. When nil, nothing is logged.
 	Logger *slog.Logger
 	// TokenFile, when set, names a file holding a bearer token. Every path
@@ -72,6 +77,7 @@ type Server struct {
 	addr     string
 	log      *slog.Logger
 	ready    func() (bool, []string)
+	degraded func() []string
 	mux      *http.ServeMux
 	tokenSum *[sha256.Size]byte // nil: no authentication
 	draining atomic.Bool
@@ -90,10 +96,11 @@ func New(opts Options) (*Server, error) {
 		return nil, errors.New("admin: empty listen address")
 	}
 	s := &Server{
-		addr:  opts.Addr,
-		log:   opts.Logger,
-		ready: opts.Ready,
-		mux:   http.NewServeMux(),
+		addr:     opts.Addr,
+		log:      opts.Logger,
+		ready:    opts.Ready,
+		degraded: opts.Degraded,
+		mux:      http.NewServeMux(),
 	}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
@@ -263,6 +270,9 @@ func (s *Server) healthz(w http.ResponseWriter, _ *http.Request) {
 type readiness struct {
 	Ready   bool     `json:"ready"`
 	Missing []string `json:"missing,omitempty"`
+	// Status is "degraded" when Degraded lists something, else omitted.
+	Status   string   `json:"status,omitempty"`
+	Degraded []string `json:"degraded,omitempty"`
 }
 
 func (s *Server) readyz(w http.ResponseWriter, _ *http.Request) {
@@ -277,6 +287,11 @@ func (s *Server) readyz(w http.ResponseWriter, _ *http.Request) {
 				missing = []string{"unknown"}
 			}
 			st = readiness{Missing: missing}
+		}
+	}
+	if s.degraded != nil && !s.draining.Load() {
+		if d := s.degraded(); len(d) > 0 {
+			st.Status, st.Degraded = "degraded", d
 		}
 	}
 	body, err := json.Marshal(st)

@@ -142,6 +142,46 @@ func TestReadyz(t *testing.T) {
 	}
 }
 
+// Degraded keeps /readyz at 200 and says what is degraded; not ready
+// still wins (503); draining shows only "shutting down".
+func TestReadyzDegraded(t *testing.T) {
+	t.Parallel()
+	var mu sync.Mutex
+	ready, degraded := true, []string{"enforcement log not writing"}
+	s := start(t, Options{
+		Ready: func() (bool, []string) {
+			mu.Lock()
+			defer mu.Unlock()
+			if ready {
+				return true, nil
+			}
+			return false, []string{"enforcement log not writing"}
+		},
+		Degraded: func() []string { mu.Lock(); defer mu.Unlock(); return degraded },
+	})
+	want := func(status int, body string) {
+		t.Helper()
+		r := get(t, s, "/readyz", nil)
+		if r.status != status || strings.TrimSpace(r.body) != body {
+			t.Fatalf("/readyz = %d %s, want %d %s", r.status, r.body, status, body)
+		}
+	}
+	want(200, `{"ready":true,"status":"degraded","degraded":["enforcement log not writing"]}`)
+	mu.Lock()
+	ready = false
+	mu.Unlock()
+	want(503, `{"ready":false,"missing":["enforcement log not writing"],"status":"degraded","degraded":["enforcement log not writing"]}`)
+	mu.Lock()
+	ready, degraded = true, nil
+	mu.Unlock()
+	want(200, `{"ready":true}`)
+	mu.Lock()
+	degraded = []string{"x"}
+	mu.Unlock()
+	s.SetDraining()
+	want(503, `{"ready":false,"missing":["shutting down"]}`)
+}
+
 func TestReadyzFollowsReadyFunc(t *testing.T) {
 	t.Parallel()
 	var mu sync.Mutex

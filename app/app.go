@@ -7,6 +7,7 @@ package app
 import (
 	"bytes"
 	"context"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -53,6 +54,9 @@ type Options struct {
 	// DownloadBackoff is the wait before download retry number attempt;
 	// nil means the downloader's exponential backoff (1s … 30s).
 	DownloadBackoff func(attempt int) time.Duration
+	// UpstreamRootCAs verifies tls:// and https:// upstreams; nil means
+	// the system's roots. Tests trust their own CA.
+	UpstreamRootCAs *x509.CertPool
 	// RefreshTimer replaces time.NewTimer in the periodic refresh of URL
 	// sources (tests fire it at will); see download.Refresher.Timer.
 	RefreshTimer func(d time.Duration) (<-chan time.Time, func() bool)
@@ -66,6 +70,7 @@ type App struct {
 	now     func() time.Time
 	metrics *metrics.Metrics
 	server  *resolver.Server
+	enc     *resolver.Encrypted // DoT and DoH; nil when neither is configured
 	admin   *admin.Server
 	audit   *audit.Writer
 	qlog    *queryLogSink
@@ -137,9 +142,9 @@ func New(opts Options) (*App, error) {
 	a.metrics.SetBuildInfo(Version)
 	warnUnknownEnv(a.log, a.metrics, cfg)
 	if cfg.Audit.Path != "" {
-		w, err := audit.Open(audit.Options{Path: cfg.Audit.Path, MaxSize: cfg.Audit.MaxSize, MaxFiles: cfg.Audit.MaxFiles, Logger: a.log, Now: a.now})
+		w, err := a.openAudit(cfg)
 		if err != nil {
-			return nil, fmt.Errorf("audit.path: %w", err)
+			return nil, err
 		}
 		a.audit = w
 	}
@@ -168,12 +173,13 @@ func New(opts Options) (*App, error) {
 			return nil
 		},
 		Now: a.now, Privacy: cfg.Audit.ClientPrivacy, Version: Version,
+		Audit: a.auditState,
 	})
 	a.server = resolver.NewServer(resolver.ServerOptions{
 		Cache:    cache,
 		Logger:   a.log,
 		Now:      a.now,
-		Observer: observer{a.metrics},
+		Observer: observer{a.metrics, a.status},
 		Auditor:  status.Tee(a.auditor(cfg), a.status),
 		QueryLogger: func() resolver.QueryLogger {
 			if a.qlog == nil {
@@ -182,25 +188,36 @@ func New(opts Options) (*App, error) {
 			return a.qlog
 		}(),
 	})
-	rt, err := a.build(context.Background(), cfg, nil)
+	// DoT and DoH are bound first: DDR answers name their ports.
+	if a.enc, err = a.listenEncrypted(cfg); err != nil {
+		a.closeAudit()
+		return nil, err
+	}
+	rt, err := a.build(context.Background(), cfg)
 	if err != nil {
+		a.closeEncrypted()
 		a.closeAudit()
 		return nil, err
 	}
 	a.server.Swap(rt)
 	if err := a.server.Listen(cfg.Listen, cfg.Server.UDPWorkers, cfg.Server.MaxTCPConnections); err != nil {
+		a.closeEncrypted()
+		_ = rt.Close() // nothing was served: no query to wait for
 		a.closeAudit()
 		return nil, err
 	}
+	a.warnTLS(cfg)
 	if cfg.Admin != "" {
 		srv, err := admin.New(admin.Options{
 			Addr:      cfg.Admin,
 			Metrics:   a.metrics.Handler(),
 			Ready:     a.ready,
+			Degraded:  a.degraded,
 			Logger:    a.log,
 			TokenFile: cfg.AdminAuth.TokenFile,
 		})
 		if err != nil {
+			a.closeEncrypted()
 			_ = a.server.Shutdown(context.Background())
 			a.closeAudit()
 			return nil, fmt.Errorf("admin: %w", err)
@@ -234,100 +251,38 @@ func (a *App) closeAudit() {
 	}
 }
 
-// build compiles cfg into a runtime: upstreams, policy (reusing prev's lists
-// for last_known_good), chain.
-func (a *App) build(ctx context.Context, cfg *config.Config, prev *resolver.Runtime) (*resolver.Runtime, error) {
-	servers := cfg.Upstreams.Servers
-	if len(servers) == 0 {
-		rc := a.opts.ResolvConf
-		if rc == "" {
-			rc = "/etc/resolv.conf"
-		}
-		var err error
-		if servers, err = upstream.DefaultServers(rc, cfg.Listen); err != nil {
-			return nil, fmt.Errorf("upstreams.servers: empty, and no usable default: %w", err)
-		}
+// build compiles cfg into a runtime (resolver.Server.Build): the server
+// assembles it and takes over the parts of the current runtime whose
+// configuration did not change; the App supplies the list side, the policy,
+// built with the verified downloader and the current policy for
+// last_known_good.
+func (a *App) build(ctx context.Context, cfg *config.Config) (*resolver.Runtime, error) {
+	// The certificate of DoT and DoH: a problem with it is reported with
+	// every other problem of the build.
+	cert, certErr := a.certificate(ctx, cfg, a.server.Runtime())
+	var ddr []zones.DDREndpoint
+	if certErr == nil {
+		ddr = a.ddrEndpoints(cfg)
 	}
-	var ups []upstream.Upstream
-	var errs []error
-	for i, s := range servers {
-		u, err := upstream.Parse(s, upstream.Options{Timeout: cfg.Upstreams.TryTimeout})
-		if err != nil {
-			errs = append(errs, fmt.Errorf("upstreams.servers[%d]: %w", i, err))
-			continue
-		}
-		ups = append(ups, u)
-	}
-	var group *upstream.Group
-	if len(errs) == 0 {
-		var err error
-		group, err = upstream.NewGroup(ups, upstream.GroupOptions{
-			Strategy:   cfg.Upstreams.Strategy,
-			Timeout:    cfg.Upstreams.Timeout,
-			TryTimeout: cfg.Upstreams.TryTimeout,
-			Logger:     a.log,
-			Observe:    a.observeUpstream,
-		})
-		if err != nil {
-			errs = append(errs, fmt.Errorf("upstreams: %w", err))
-		}
-	}
-	bo := policy.BuildOptions{BaseDir: baseDir(cfg), Fetch: a.fetch(cfg), Logger: a.log}
-	if prev != nil {
-		bo.Previous = prev.Policy
-	}
-	pol, err := policy.Build(ctx, cfg, bo)
-	if err != nil {
-		errs = append(errs, err)
-	}
-	tbl, forwards, zerrs := a.buildZones(cfg)
-	errs = append(errs, zerrs...)
-	if len(errs) > 0 {
-		return nil, errors.Join(errs...)
-	}
-	return a.server.BuildRuntime(resolver.RuntimeOptions{
-		Config: cfg, Policy: pol, Upstream: group, Upstreams: group.Upstreams(), Zones: tbl, Forwards: forwards,
+	rt, err := a.server.Build(ctx, cfg, resolver.BuildOptions{
+		Policy: func(ctx context.Context, prev *policy.Policy) (*policy.Policy, error) {
+			return policy.Build(ctx, cfg, policy.BuildOptions{BaseDir: baseDir(cfg), Fetch: a.fetch(cfg), Logger: a.log, Previous: prev})
+		},
+		BaseDir:     baseDir(cfg),
+		ResolvConf:  a.opts.ResolvConf,
+		Logger:      a.log,
+		Observe:     a.observeUpstream,
+		RootCAs:     a.opts.UpstreamRootCAs,
+		Certificate: cert,
+		DDR:         ddr,
 	})
-}
-
-// buildZones loads the local zones and builds the upstreams of every
-// conditional forward (same strategy and timeouts as the default ones).
-func (a *App) buildZones(cfg *config.Config) (*zones.Table, map[string]resolver.Exchanger, []error) {
-	var errs []error
-	var specs []zones.Spec
-	forwards := map[string]resolver.Exchanger{}
-	for i, z := range cfg.Zones {
-		specs = append(specs, zones.Spec{Name: z.Name, File: z.File, Forward: z.Forward})
-		if len(z.Forward) == 0 {
-			continue
+	if certErr != nil {
+		if rt != nil {
+			_ = rt.Close() // never installed
 		}
-		var ups []upstream.Upstream
-		for j, s := range z.Forward {
-			u, err := upstream.Parse(s, upstream.Options{Timeout: cfg.Upstreams.TryTimeout})
-			if err != nil {
-				errs = append(errs, fmt.Errorf("zones[%d].forward[%d]: %w", i, j, err))
-				continue
-			}
-			ups = append(ups, u)
-		}
-		if len(ups) == 0 {
-			continue
-		}
-		g, err := upstream.NewGroup(ups, upstream.GroupOptions{
-			Strategy: cfg.Upstreams.Strategy, Timeout: cfg.Upstreams.Timeout, TryTimeout: cfg.Upstreams.TryTimeout,
-			Logger: a.log, Observe: a.observeUpstream,
-		})
-		if err != nil {
-			errs = append(errs, fmt.Errorf("zones[%d]: %w", i, err))
-			continue
-		}
-		forwards[dns.CanonicalName(z.Name)] = g
+		return nil, errors.Join(err, certErr)
 	}
-	tbl, err := zones.Load(specs, baseDir(cfg))
-	if err != nil {
-		errs = append(errs, err)
-	}
-	return tbl, forwards, errs
+	return rt, err
 }
 
 func baseDir(cfg *config.Config) string {
@@ -483,6 +438,9 @@ func matchKind(s string) blocklists.Kind {
 // URL sources (when there are any) and logs the one start line.
 func (a *App) Start() error {
 	a.server.Serve()
+	if a.enc != nil {
+		a.enc.Serve()
+	}
 	if a.admin != nil {
 		if err := a.admin.Start(); err != nil {
 			return fmt.Errorf("admin: %w", err)
@@ -492,11 +450,23 @@ func (a *App) Start() error {
 	a.syncRefresher(rt.Config)
 	attrs := []any{"listen", a.server.Addrs(), "upstreams", rt.Upstreams, "config", rt.Config.Source,
 		"policy", shortHash(rt.Policy.Hash()), "version", Version}
+	if a.enc != nil {
+		attrs = append(attrs, "dot", a.enc.DoTAddrs(), "doh", a.enc.DoHAddrs(), "ddr", rt.Config.DDR)
+	}
 	if a.admin != nil {
 		attrs = append(attrs, "admin", a.admin.Addr())
 	}
 	a.log.Info("jurisdns started", attrs...)
 	return nil
+}
+
+// EncryptedAddrs returns the bound DoT and DoH addresses (none when they
+// are off).
+func (a *App) EncryptedAddrs() (dot, doh []string) {
+	if a.enc == nil {
+		return nil, nil
+	}
+	return a.enc.DoTAddrs(), a.enc.DoHAddrs()
 }
 
 // DNSAddrs returns the bound DNS addresses.
@@ -558,23 +528,26 @@ func (a *App) rebuild(ctx context.Context, cfg *config.Config, trigger string, s
 	// While the old and the new policy are both alive, collect garbage
 	// sooner: the peak stays close to old + new instead of twice that.
 	defer debug.SetGCPercent(debug.SetGCPercent(25))
-	old := a.server.Runtime()
-	rt, err := a.build(ctx, cfg, old)
-	if err == nil {
-		err = localSourceErrors(cfg, rt.Policy)
+	rt, err := a.build(ctx, cfg)
+	if err != nil {
+		return err
 	}
+	err = localSourceErrors(cfg, rt.Policy)
 	if err == nil {
 		err = ctx.Err() // shutting down: do not swap a half-refreshed policy
 	}
 	if err != nil {
+		_ = rt.Close() // never installed; the parts it took over stay open
 		return err
 	}
 	if trigger == "reload" {
 		for _, key := range restartKeys(a.boot, cfg) {
 			a.log.Warn("setting changed: restart jurisdns to apply it (a reload does not)", "key", key)
 		}
+		a.warnTLS(cfg)
 	}
-	a.server.Swap(rt)
+	// Swap retires the old runtime: closed once its queries are done.
+	old := a.server.Swap(rt)
 	if !slices.Equal(rt.Upstreams, old.Upstreams) {
 		a.server.Cache().Purge()
 		a.log.Info("upstreams changed: cache emptied", "upstreams", rt.Upstreams)
@@ -604,6 +577,11 @@ func (a *App) rebuild(ctx context.Context, cfg *config.Config, trigger string, s
 func (a *App) publish(rt, _ *resolver.Runtime) {
 	a.status.Published(rt.Policy, a.now())
 	a.metrics.SetPolicyHash(rt.Policy.Hash())
+	var expiry time.Time
+	if c := rt.Certificate(); c != nil && c.Leaf != nil {
+		expiry = c.Leaf.NotAfter
+	}
+	a.metrics.SetCertificateExpiry(expiry)
 	for _, j := range rt.Policy.Jurisdictions() {
 		a.metrics.SetListEntries(j.ID, rt.Policy.Entries(j.ID))
 	}
@@ -647,6 +625,7 @@ func (a *App) ready() (bool, []string) {
 			missing = append(missing, "jurisdiction "+j.ID+" not loaded: "+j.LoadError)
 		}
 	}
+	missing = append(missing, a.auditMissing()...)
 	return len(missing) == 0, missing
 }
 
@@ -676,7 +655,13 @@ func (a *App) Shutdown(ctx context.Context) error {
 	}
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	err := a.server.Shutdown(ctx)
+	var err error
+	if a.enc != nil {
+		err = a.enc.Shutdown(ctx) // before the server: it waits for the same queries
+	}
+	if serr := a.server.Shutdown(ctx); err == nil {
+		err = serr
+	}
 	if err != nil {
 		a.log.Warn("in-flight queries did not finish in time", "err", err)
 	}
@@ -802,15 +787,25 @@ func (s *auditSink) PolicyEvent(ev *resolver.PolicyEvent) {
 	}
 }
 
-// observer adapts metrics to resolver.Observer.
-type observer struct{ m *metrics.Metrics }
+// observer adapts metrics (and the status page's query counters) to
+// resolver.Observer.
+type observer struct {
+	m  *metrics.Metrics
+	st *status.Status
+}
 
 func (o observer) Answered(p resolver.Proto, qtype uint16, rcode int) {
 	mp := metrics.ProtoUDP
-	if p == resolver.TCP {
+	switch p {
+	case resolver.TCP:
 		mp = metrics.ProtoTCP
+	case resolver.DoT:
+		mp = metrics.ProtoDoT
+	case resolver.DoH:
+		mp = metrics.ProtoDoH
 	}
 	o.m.QueryAnswered(mp, qtype, rcode)
+	o.st.Answered(p)
 }
 func (o observer) CacheHit()                             { o.m.CacheHit() }
 func (o observer) CacheMiss()                            { o.m.CacheMiss() }

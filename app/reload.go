@@ -73,6 +73,12 @@ func restartKeys(boot, next *config.Config) []string {
 		{"cache.negative_max_ttl", boot.Cache.NegativeMaxTTL, next.Cache.NegativeMaxTTL},
 		{"cache.servfail_ttl", boot.Cache.ServfailTTL, next.Cache.ServfailTTL},
 		{"audit", boot.Audit, next.Audit},
+		{"dot.listen", boot.DoT.Listen, next.DoT.Listen},
+		{"dot.max_connections", boot.DoT.MaxConnections, next.DoT.MaxConnections},
+		{"doh.listen", boot.DoH.Listen, next.DoH.Listen},
+		{"doh.max_connections", boot.DoH.MaxConnections, next.DoH.MaxConnections},
+		{"doh.max_streams", boot.DoH.MaxStreams, next.DoH.MaxStreams},
+		{"doh.idle_timeout", boot.DoH.IdleTimeout, next.DoH.IdleTimeout},
 		{"log", boot.Log, next.Log},
 	}
 	var out []string

@@ -30,6 +30,11 @@ type rotFile struct {
 	f        *os.File
 	bw       *bufio.Writer
 	size     int64
+	dirty    bool // a failed write left bytes past size (see appendDirect)
+	needNL   bool // the file ends in a line without its newline
+
+	// writeHook, when set (by tests), replaces f.Write in appendDirect.
+	writeHook func(f *os.File, b []byte) (int, error)
 }
 
 // openRotFile opens path for appending, creating it if needed (the parent
@@ -45,13 +50,13 @@ func openRotFile(path string, maxSize int64, maxFiles int) (*rotFile, error) {
 	}
 	if rf.size > 0 {
 		nl, err := endsInNewline(path, rf.size)
-		if err == nil && !nl {
-			_, err = rf.write([]byte{'\n'})
-		}
 		if err != nil {
 			rf.f.Close()
 			return nil, err
 		}
+		// When the newline cannot be written now (a full disk), the next
+		// write starts with it.
+		rf.needNL = !nl && rf.appendDirect([]byte{'\n'}) != nil
 	}
 	return rf, nil
 }
@@ -102,12 +107,54 @@ func (rf *rotFile) write(line []byte) (rotated bool, err error) {
 		}
 		rotated = true
 	}
+	if rf.needNL {
+		line = append([]byte{'\n'}, line...)
+		rf.needNL = false
+	}
 	n, err := rf.bw.Write(line)
 	rf.size += int64(n)
 	if err != nil {
 		return rotated, fmt.Errorf("audit: writing %s: %w", rf.path, err)
 	}
 	return rotated, nil
+}
+
+// appendDirect writes b to the file with one write, bypassing the buffer
+// (which must be empty). When the write fails after writing part of b, the
+// file is truncated back to where b started, so that it never ends in part
+// of a line; if that fails too, the next appendDirect tries again first.
+// A closed file (after a failed rotation) is opened again.
+func (rf *rotFile) appendDirect(b []byte) error {
+	if rf.f == nil {
+		if err := rf.open(); err != nil {
+			return err
+		}
+	}
+	if rf.dirty {
+		if err := rf.f.Truncate(rf.size); err != nil {
+			return fmt.Errorf("audit: cutting a partial write off %s: %w", rf.path, err)
+		}
+		rf.dirty = false
+	}
+	if rf.needNL {
+		b = append([]byte{'\n'}, b...)
+	}
+	var n int
+	var err error
+	if rf.writeHook != nil {
+		n, err = rf.writeHook(rf.f, b)
+	} else {
+		n, err = rf.f.Write(b)
+	}
+	if err != nil {
+		if n > 0 {
+			rf.dirty = rf.f.Truncate(rf.size) != nil
+		}
+		return fmt.Errorf("audit: writing %s: %w", rf.path, err)
+	}
+	rf.size += int64(n)
+	rf.needNL = false
+	return nil
 }
 
 func (rf *rotFile) flush() error {
@@ -166,6 +213,7 @@ func (rf *rotFile) rotate() error {
 	if err := rf.open(); err != nil {
 		return err
 	}
+	rf.needNL = false // the new file is empty
 	syncDir(filepath.Dir(rf.path))
 	return nil
 }
@@ -235,52 +283,6 @@ func RotatedSet(path string) ([]string, error) {
 		return nil, fmt.Errorf("audit: no log at %s: %w", path, fs.ErrNotExist)
 	}
 	return files, nil
-}
-
-// lastLine returns the last line of the file at path (without its newline)
-// and the offset where it starts. ok is false when the file is missing or empty.
-func lastLine(path string) (line []byte, start int64, ok bool, err error) {
-	f, err := os.Open(path)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil, 0, false, nil
-	}
-	if err != nil {
-		return nil, 0, false, fmt.Errorf("audit: %w", err)
-	}
-	defer f.Close()
-	st, err := f.Stat()
-	if err != nil {
-		return nil, 0, false, fmt.Errorf("audit: %w", err)
-	}
-	end := st.Size()
-	if end == 0 {
-		return nil, 0, false, nil
-	}
-	last := make([]byte, 1)
-	if _, err := f.ReadAt(last, end-1); err != nil {
-		return nil, 0, false, fmt.Errorf("audit: reading %s: %w", path, err)
-	}
-	if last[0] == '\n' {
-		end--
-	}
-	// The tail window holds one byte more than the longest accepted line, so
-	// a line that fills it without a newline is too long.
-	n := min(end, MaxLineSize+1)
-	buf := make([]byte, n)
-	if _, err := f.ReadAt(buf, end-n); err != nil && err != io.EOF {
-		return nil, 0, false, fmt.Errorf("audit: reading %s: %w", path, err)
-	}
-	start = end - n
-	if i := bytes.LastIndexByte(buf, '\n'); i >= 0 {
-		return buf[i+1:], start + int64(i+1), true, nil
-	}
-	if start > 0 {
-		// No newline in the window: the last line is too long. The window's
-		// start lies inside it, so its line number is that of the last line.
-		lineNo, _ := lineNumber(path, start)
-		return nil, start, true, fmt.Errorf("audit: %s:%d: line longer than %d bytes", path, lineNo, MaxLineSize)
-	}
-	return buf, 0, true, nil
 }
 
 // lineNumber returns the 1-based number of the line that contains byte offset

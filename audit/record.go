@@ -58,9 +58,78 @@ type Record struct {
 	Action string `json:"action"`
 	// Mode is enforce or report.
 	Mode string `json:"mode"`
+	// Event is empty for a policy hit. The Writer's own lines carry it:
+	// EventCheckpoint, EventTorn or EventResumed, with the matching field
+	// below; their policy fields are empty.
+	Event string `json:"event,omitempty"`
+	// Checkpoint is set on a checkpoint line.
+	Checkpoint *Checkpoint `json:"checkpoint,omitempty"`
+	// Torn is set on a torn-line event.
+	Torn *Torn `json:"torn,omitempty"`
+	// Resumed is set on a resumed event.
+	Resumed *Resumed `json:"resumed,omitempty"`
 	// Prev is the hex SHA-256 of the previous line of the chain, without its
 	// newline, or Genesis for the first record.
 	Prev string `json:"prev"`
+}
+
+// Events: the lines the Writer adds to the chain itself.
+const (
+	// EventCheckpoint is a signed statement of the chain so far (see
+	// [Checkpoint]).
+	EventCheckpoint = "checkpoint"
+	// EventTorn says that Open found an incomplete last line and moved it
+	// aside (see [Torn]).
+	EventTorn = "torn"
+	// EventResumed says that writing resumed after write errors (see
+	// [Resumed]).
+	EventResumed = "resumed"
+)
+
+// Torn describes an incomplete or invalid last line that Open moved out of
+// the log before it continued the chain.
+type Torn struct {
+	// From is the log file the bytes were cut from and Line their line
+	// number in it.
+	From string `json:"from"`
+	Line int    `json:"line"`
+	// Bytes is how many bytes were cut; SHA256 is their hash.
+	Bytes  int64  `json:"bytes"`
+	SHA256 string `json:"sha256"`
+	// File is where they were appended (Path + ".torn"); Kept is how many of
+	// them it holds (at most MaxTornKept). File is empty and Error says why
+	// when they could not be saved.
+	File  string `json:"file,omitempty"`
+	Kept  int64  `json:"kept"`
+	Error string `json:"error,omitempty"`
+	// Reason says what was wrong with the line.
+	Reason string `json:"reason"`
+}
+
+// Resumed describes an outage of the log: from the first failed write
+// until writing succeeded again.
+type Resumed struct {
+	From  time.Time `json:"from"`
+	Until time.Time `json:"until"`
+	// Error is the first write error of the outage.
+	Error string `json:"error"`
+	// Buffered is how many records were kept in memory during the outage
+	// and written before this line; Lost is how many were not kept (the
+	// buffer was full) and are missing from the log.
+	Buffered uint64 `json:"buffered"`
+	Lost     uint64 `json:"lost"`
+}
+
+// eventLine is how the Writer encodes its own lines: the chain fields and
+// one event, without the policy fields of a Record.
+type eventLine struct {
+	Time       time.Time   `json:"time"`
+	Seq        uint64      `json:"seq"`
+	Event      string      `json:"event"`
+	Checkpoint *Checkpoint `json:"checkpoint,omitempty"`
+	Torn       *Torn       `json:"torn,omitempty"`
+	Resumed    *Resumed    `json:"resumed,omitempty"`
+	Prev       string      `json:"prev"`
 }
 
 // lineHash returns the hex SHA-256 of one log line (without its newline).

@@ -2,6 +2,8 @@ package audit
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"log/slog"
 	"os"
@@ -118,51 +120,140 @@ func TestOpenMissingDirectory(t *testing.T) {
 	}
 }
 
-func TestOpenCorruptLastLine(t *testing.T) {
+// A last line that is not a record (a write torn by a crash or a full disk)
+// no longer stops Open: it is moved into path.torn, cut off the log, and
+// the chain says so in a torn event, then goes on.
+func TestOpenMovesTornLineAside(t *testing.T) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, "audit.log")
 	writeLog(t, Options{Path: path}, 3)
 	lines := readLines(t, path)
+	long := bytes.Repeat([]byte("x"), MaxLineSize+10)
 
 	tests := []struct {
-		name    string
-		content []byte
-		want    string // substring of the error
+		name     string
+		good     [][]byte // the valid lines kept
+		fragment []byte   // what follows them
+		reason   string   // substring of Torn.Reason
 	}{
-		{name: "truncated_last_line", content: joinNoFinalNL(lines[0], lines[1], lines[2][:40]),
-			want: "audit.log:3: last record is corrupt"},
-		{name: "junk_last_line", content: joinNL(lines[0], lines[1], []byte("hello")),
-			want: "audit.log:3: last record is corrupt"},
-		{name: "blank_last_line", content: joinNL(lines[0], lines[1], lines[2], nil),
-			want: "audit.log:4: last record is corrupt: empty line"},
-		{name: "bad_prev", content: joinNL(lines[0], bytes.Replace(lines[1], []byte(`"prev":"`), []byte(`"prev":"x`), 1)),
-			want: "audit.log:2: last record is corrupt"},
-		{name: "line_too_long", content: joinNL(lines[0], bytes.Repeat([]byte("x"), MaxLineSize+10)),
-			want: "audit.log:2: line longer than"},
+		{name: "truncated_last_line", good: lines[:2], fragment: lines[2][:40], reason: "unterminated line (torn write)"},
+		{name: "junk_last_line", good: lines[:2], fragment: []byte("hello\n"), reason: "not a valid record"},
+		{name: "blank_last_line", good: lines, fragment: []byte("\n"), reason: "empty line"},
+		{name: "nul_bytes", good: lines, fragment: make([]byte, 100), reason: "unterminated line"},
+		{name: "bad_prev", good: lines[:1],
+			fragment: append(bytes.Replace(lines[1], []byte(`"prev":"`), []byte(`"prev":"x`), 1), '\n'), reason: "not a hex SHA-256"},
+		{name: "line_too_long", good: lines[:1], fragment: append(long, '\n'), reason: "line longer than"},
+		{name: "line_too_long_unterminated", good: lines[:2], fragment: long, reason: "line longer than"},
+		{name: "only_line_torn", good: nil, fragment: lines[0][:30], reason: "unterminated"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			p := filepath.Join(t.TempDir(), "audit.log")
-			if err := os.WriteFile(p, tc.content, 0o640); err != nil {
+			var content []byte
+			if len(tc.good) > 0 {
+				content = joinNL(tc.good...)
+			}
+			content = append(content, tc.fragment...)
+			if err := os.WriteFile(p, content, 0o640); err != nil {
 				t.Fatal(err)
 			}
 			w, err := Open(Options{Path: p})
-			if err == nil {
-				w.Close()
-				t.Fatal("Open succeeded on a corrupt log")
+			if err != nil {
+				t.Fatalf("Open: %v (a torn last line must not stop the log)", err)
 			}
-			if !strings.Contains(err.Error(), tc.want) {
-				t.Fatalf("error %q does not contain %q", err, tc.want)
+			w.Log(testRecord(7))
+			if err := w.Close(); err != nil {
+				t.Fatal(err)
 			}
-			after, rerr := os.ReadFile(p)
-			if rerr != nil {
-				t.Fatal(rerr)
+			torn, err := os.ReadFile(p + TornSuffix)
+			if err != nil {
+				t.Fatalf("no .torn file: %v", err)
 			}
-			if !bytes.Equal(after, tc.content) {
-				t.Fatal("Open changed a corrupt log")
+			wantTorn := tc.fragment
+			if len(wantTorn) == 0 || wantTorn[len(wantTorn)-1] != '\n' {
+				wantTorn = append(append([]byte{}, wantTorn...), '\n')
+			}
+			if !bytes.Equal(torn, wantTorn) {
+				t.Fatalf(".torn holds %q, want %q", clip(string(torn), 80), clip(string(wantTorn), 80))
+			}
+			rep, err := Verify(p)
+			if err != nil {
+				t.Fatalf("Verify after recovery: %v", err)
+			}
+			got := readLines(t, p)
+			if len(got) != len(tc.good)+2 || rep.Records != len(got) {
+				t.Fatalf("%d lines (%d verified), want %d kept + torn event + record", len(got), rep.Records, len(tc.good))
+			}
+			for i := range tc.good {
+				if !bytes.Equal(got[i], tc.good[i]) {
+					t.Fatalf("line %d changed", i+1)
+				}
+			}
+			ev := decode(t, got[len(tc.good)])
+			sum := sha256.Sum256(tc.fragment)
+			if ev.Event != EventTorn || ev.Torn == nil || ev.Seq != uint64(len(tc.good)+1) {
+				t.Fatalf("line %d is %s, want the torn event", len(tc.good)+1, got[len(tc.good)])
+			}
+			tr := ev.Torn
+			if tr.From != "audit.log" || tr.Line != len(tc.good)+1 || tr.Bytes != int64(len(tc.fragment)) ||
+				tr.SHA256 != hex.EncodeToString(sum[:]) || tr.File != "audit.log.torn" || tr.Kept != int64(len(tc.fragment)) ||
+				tr.Error != "" || !strings.Contains(tr.Reason, tc.reason) {
+				t.Fatalf("torn event %+v, want line %d, %d bytes, reason containing %q", *tr, len(tc.good)+1, len(tc.fragment), tc.reason)
+			}
+			if st := w.State(); st.Torn == nil || *st.Torn != *tr {
+				t.Fatalf("State().Torn = %+v, want %+v", st.Torn, tr)
 			}
 		})
 	}
+
+	// Two bad lines at the end are not a torn write: Open refuses and
+	// changes nothing.
+	t.Run("two_bad_lines", func(t *testing.T) {
+		p := filepath.Join(t.TempDir(), "audit.log")
+		content := joinNoFinalNL(lines[0], []byte("junk"), lines[2][:40])
+		if err := os.WriteFile(p, content, 0o640); err != nil {
+			t.Fatal(err)
+		}
+		w, err := Open(Options{Path: p})
+		if err == nil {
+			w.Close()
+			t.Fatal("Open succeeded with two corrupt lines at the end")
+		}
+		if want := "audit.log:3: last record is corrupt"; !strings.Contains(err.Error(), want) || !strings.Contains(err.Error(), "line 2") {
+			t.Fatalf("error %q does not name line 3 and line 2", err)
+		}
+		if after, _ := os.ReadFile(p); !bytes.Equal(after, content) {
+			t.Fatal("Open changed the log")
+		}
+		if _, err := os.Stat(p + TornSuffix); err == nil {
+			t.Fatal("Open wrote a .torn file")
+		}
+	})
+
+	// A second tear appends to the same .torn file.
+	t.Run("second_tear_appends", func(t *testing.T) {
+		p := filepath.Join(t.TempDir(), "audit.log")
+		writeLines(t, p, lines[:1])
+		for i, frag := range []string{"{\"time", "{\"seq"} {
+			f, err := os.OpenFile(p, os.O_WRONLY|os.O_APPEND, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			f.WriteString(frag)
+			f.Close()
+			w, err := Open(Options{Path: p})
+			if err != nil {
+				t.Fatalf("Open %d: %v", i, err)
+			}
+			w.Close()
+		}
+		if b, _ := os.ReadFile(p + TornSuffix); string(b) != "{\"time\n{\"seq\n" {
+			t.Fatalf(".torn = %q", b)
+		}
+		if rep, err := Verify(p); err != nil || rep.Records != 3 {
+			t.Fatalf("Verify: %+v %v", rep, err)
+		}
+	})
 }
 
 func joinNL(lines ...[]byte) []byte {
@@ -473,7 +564,7 @@ func TestConcurrentLog(t *testing.T) {
 	}
 }
 
-func TestWriteErrorStopsWriting(t *testing.T) {
+func TestWriteErrorOnDevFull(t *testing.T) {
 	// /dev/full accepts the open and fails every write with ENOSPC.
 	if _, err := os.Stat("/dev/full"); err != nil {
 		t.Skip("no /dev/full on this system")
@@ -487,16 +578,16 @@ func TestWriteErrorStopsWriting(t *testing.T) {
 		w.Log(testRecord(i))
 	}
 	err = w.Close()
-	if err == nil || !strings.Contains(err.Error(), "/dev/full") {
-		t.Fatalf("Close = %v, want a write error naming /dev/full", err)
+	if err == nil || !strings.Contains(err.Error(), "/dev/full") || !strings.Contains(err.Error(), "3 record(s) not written") {
+		t.Fatalf("Close = %v, want a write error naming /dev/full and 3 records", err)
 	}
 	if w.Err() == nil {
 		t.Error("Err() = nil after a failed write")
 	}
-	if w.Failed() == 0 {
-		t.Error("Failed() = 0 after a failed write")
+	if w.Failed() != 3 || w.WriteErrors() == 0 {
+		t.Errorf("Failed() = %d, WriteErrors() = %d, want 3 and > 0", w.Failed(), w.WriteErrors())
 	}
-	if !strings.Contains(logs.String(), "writing stopped") {
+	if !strings.Contains(logs.String(), "writing failed") {
 		t.Errorf("write error not logged: %s", logs.String())
 	}
 }

@@ -6,6 +6,7 @@
 #   BENCH_SECONDS=5 bench/run.sh     # shorter runs (every dnsperf run gets shorter)
 #   QUICK=1 bench/run.sh             # smoke run: 5 s per run, 100k-name list
 #   PEERS="unbound jurisdns" bench/run.sh
+#   ENCRYPTED=0 bench/run.sh         # without the DoT and DoH runs
 #
 # It installs dnsperf, unbound and knot from Debian when they are missing,
 # builds jurisdns, the bare server (bench/limit), the data generator
@@ -13,7 +14,10 @@
 # 127.0.0.1, then for each peer: starts it pinned to SERVER_CPU, measures
 # time-to-ready and RSS with the list, warms the cache, runs dnsperf (pinned to
 # CLIENT_CPU) for the hit, blocked and miss workloads, measures p99 at a fixed
-# rate and a reload under load. It prints a Markdown table, writes it to
+# rate and a reload under load; with ENCRYPTED=1 (the default) Unbound and
+# jurisdns also serve DoT and DoH with a self-signed certificate, and the hit
+# workload runs over each (dnsperf -m dot, -m doh), with a p99 over DoT. It
+# prints a Markdown table, writes it to
 # bench/results/<date>.md and (on a full run) into BENCHMARKS.md between
 # <!-- bench:begin --> and <!-- bench:end -->, and ends its output with one
 # "bench server=... workload=..." line per peer and workload for other
@@ -24,7 +28,7 @@ set -euo pipefail
 # ---- settings (environment) -------------------------------------------------
 ENV_GIVEN="" # the settings given in the environment, for the report
 for v in QUICK BENCH_SECONDS DURATION LIST_SIZE MISS_SIZE P99_DURATION P99_QPS RELOAD_QPS RELOAD_AT RELOAD_TAIL RELOAD_WAIT PEERS REPEAT \
-	CLIENTS THREADS OUTSTANDING TIMEOUT EDNS SERVER_CPU CLIENT_CPU KNOT_CPU SEED WAIT_IDLE IDLE_PCT WRITE_BENCHMARKS; do
+	CLIENTS THREADS OUTSTANDING TIMEOUT EDNS SERVER_CPU CLIENT_CPU KNOT_CPU SEED WAIT_IDLE IDLE_PCT WRITE_BENCHMARKS ENCRYPTED; do
 	if [[ ${!v:-} == *" "* ]]; then
 		ENV_GIVEN+="$v=\"${!v}\" "
 	elif [[ -n ${!v:-} ]]; then
@@ -72,6 +76,12 @@ LIMIT_PORT=${LIMIT_PORT:-5301}
 UNBOUND_PORT=${UNBOUND_PORT:-5302}
 JURISDNS_PORT=${JURISDNS_PORT:-5303}
 JURISDNS_ADMIN_PORT=${JURISDNS_ADMIN_PORT:-5380}
+ENCRYPTED=${ENCRYPTED:-1}                 # 1: DoT and DoH runs for unbound and jurisdns
+UNBOUND_DOT_PORT=${UNBOUND_DOT_PORT:-5312}
+UNBOUND_DOH_PORT=${UNBOUND_DOH_PORT:-5313}
+JURISDNS_DOT_PORT=${JURISDNS_DOT_PORT:-5322}
+JURISDNS_DOH_PORT=${JURISDNS_DOH_PORT:-5323}
+[[ $ENCRYPTED == 0 || $ENCRYPTED == 1 ]] || bad_setting "ENCRYPTED must be 0 or 1, not '$ENCRYPTED'"
 SEED=${SEED:-20250801}
 WAIT_IDLE=${WAIT_IDLE:-0}                 # seconds to wait, before each run, for other work to stop
 IDLE_PCT=${IDLE_PCT:-10}                  # busier than this (% of all cores) counts as busy
@@ -164,6 +174,10 @@ check_ports() {
 	[[ " $PEERS " != *" limit "* ]] || ports+=("$LIMIT_PORT")
 	[[ " $PEERS " != *" unbound "* ]] || ports+=("$UNBOUND_PORT")
 	[[ " $PEERS " != *" jurisdns "* ]] || ports+=("$JURISDNS_PORT" "$JURISDNS_ADMIN_PORT")
+	if [[ $ENCRYPTED == 1 ]]; then
+		[[ " $PEERS " != *" unbound "* ]] || ports+=("$UNBOUND_DOT_PORT" "$UNBOUND_DOH_PORT")
+		[[ " $PEERS " != *" jurisdns "* ]] || ports+=("$JURISDNS_DOT_PORT" "$JURISDNS_DOH_PORT")
+	fi
 	local port hex
 	for port in "${ports[@]}"; do
 		hex=$(printf '%04X' "$port")
@@ -182,6 +196,7 @@ install_missing() {
 	command -v dnsperf >/dev/null || pkgs+=(dnsperf)
 	command -v knotd >/dev/null || pkgs+=(knot)
 	command -v taskset >/dev/null || pkgs+=(util-linux)
+	[[ $ENCRYPTED == 0 ]] || command -v openssl >/dev/null || pkgs+=(openssl)
 	if [[ " $PEERS " == *" unbound "* ]] && ! command -v unbound >/dev/null; then
 		pkgs+=(unbound)
 	fi
@@ -290,6 +305,46 @@ per_cpu() { awk -v q="$1" -v c="$2" 'BEGIN { if (q == "" || c + 0 <= 0) print "?
 
 fmt_qps() { awk -v q="$1" 'BEGIN { if (q == "") print "?"; else printf "%.1fk", q / 1000 }'; }
 
+# ---- encrypted transports ------------------------------------------------------
+# check_encrypted: the installed dnsperf must know -m dot and -m doh (2.5 and
+# later); otherwise the encrypted runs are left out, with a message.
+check_encrypted() {
+	[[ $ENCRYPTED == 1 ]] || return 0
+	if ! dnsperf -h 2>&1 | grep -q 'dot or doh'; then
+		log "warning: this dnsperf has no -m dot / -m doh: the DoT and DoH runs are left out"
+		ENCRYPTED=0
+	fi
+}
+
+# make_cert: a self-signed certificate for 127.0.0.1, shared by Unbound and
+# jurisdns (dnsperf does not verify it).
+make_cert() {
+	[[ $ENCRYPTED == 1 ]] || return 0
+	mkdir -p "$WORK/tls"
+	openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 \
+		-keyout "$WORK/tls/key.pem" -out "$WORK/tls/cert.pem" -subj "/CN=bench.jurisdns.invalid" \
+		-addext "subjectAltName=DNS:bench.jurisdns.invalid,IP:127.0.0.1" >"$OUT/openssl.log" 2>&1 ||
+		die "openssl could not make the test certificate; see $OUT/openssl.log (KEEP=1)"
+}
+
+# transport PEER WORKLOAD: sets TPORT and TARGS, the port and the dnsperf
+# arguments of the workload's transport (dot-hit: the hit workload over DoT).
+transport() {
+	local p=$1 w=$2
+	TPORT=${PORT[$p]}
+	TARGS=()
+	case $w in
+	dot-*)
+		TPORT=${DOT_PORT[$p]}
+		TARGS=(-m dot)
+		;;
+	doh-*)
+		TPORT=${DOH_PORT[$p]}
+		TARGS=(-m doh -O "doh-uri=https://127.0.0.1:$TPORT/dns-query" -O doh-method=POST)
+		;;
+	esac
+}
+
 # ---- data and upstream --------------------------------------------------------
 generate() {
 	log "generating data: list $LIST_SIZE names, $MISS_SIZE miss names (seed $SEED)"
@@ -343,8 +398,21 @@ start_limit() {
 }
 
 start_unbound() {
-	local d=$WORK/unbound
+	local d=$WORK/unbound enc=""
 	mkdir -p "$d"
+	if [[ $ENCRYPTED == 1 ]]; then
+		# Unbound's own DoT and DoH (1.17 with nghttp2): the peer of jurisdns's.
+		enc="    interface: 127.0.0.1@$UNBOUND_DOT_PORT
+    interface: 127.0.0.1@$UNBOUND_DOH_PORT
+    tls-port: $UNBOUND_DOT_PORT
+    https-port: $UNBOUND_DOH_PORT
+    http-endpoint: /dns-query
+    tls-service-key: $WORK/tls/key.pem
+    tls-service-pem: $WORK/tls/cert.pem
+    incoming-num-tcp: 1000"
+		DOT_PORT[unbound]=$UNBOUND_DOT_PORT
+		DOH_PORT[unbound]=$UNBOUND_DOH_PORT
+	fi
 	cp "$DATA/unbound-list.conf" "$d/list.conf"
 	cat >"$d/unbound.conf" <<EOF
 server:
@@ -367,6 +435,7 @@ server:
     outgoing-range: 8192
     msg-cache-size: 128m
     rrset-cache-size: 256m
+$enc
     include: "$d/list.conf"
 forward-zone:
     name: "."
@@ -405,6 +474,15 @@ jurisdictions:
     ede: 16
     sources: [{name: bench-list, path: "$d/list.txt", format: domains, match: suffix}]
 EOF
+	if [[ $ENCRYPTED == 1 ]]; then
+		cat >>"$d/jurisdns.yaml" <<EOF
+tls: {cert_file: "$WORK/tls/cert.pem", key_file: "$WORK/tls/key.pem"}
+dot: {listen: ["127.0.0.1:$JURISDNS_DOT_PORT"]}
+doh: {listen: ["127.0.0.1:$JURISDNS_DOH_PORT"]}
+EOF
+		DOT_PORT[jurisdns]=$JURISDNS_DOT_PORT
+		DOH_PORT[jurisdns]=$JURISDNS_DOH_PORT
+	fi
 	PEER_PORT=$JURISDNS_PORT
 	START_NS=$(now_ns)
 	start "$OUT/jurisdns.log" taskset -c "$SERVER_CPU" "$BIN/jurisdns" serve --config "$d/jurisdns.yaml"
@@ -425,6 +503,7 @@ reload_jurisdns() {
 declare -A R   # results: R[peer.key]
 declare -A PID # server pid per peer
 declare -A PORT
+declare -A DOT_PORT DOH_PORT # encrypted ports per peer (unbound, jurisdns)
 ACTIVE=() # peers that started
 
 # up PEER: start it, time-to-ready and RSS, warm the cache.
@@ -449,10 +528,12 @@ up() {
 	ACTIVE+=("$p")
 }
 
-# throughput PEER WORKLOAD REP
+# throughput PEER WORKLOAD REP (WORKLOAD hit, blocked, miss, or dot-hit and
+# doh-hit: hit over DoT and DoH)
 throughput() {
-	local p=$1 w=$2 rep=$3 f=$DATA/q-$2.txt run=$1-$2
+	local p=$1 w=$2 rep=$3 f=$DATA/q-${2#do[th]-}.txt run=$1-$2
 	local -a once=()
+	transport "$p" "$w"
 	# Miss names are each sent once (-n 1), fresh ones per repetition;
 	# hit and blocked names repeat.
 	[[ $w == miss ]] && { once=(-n 1); f=$DATA/q-miss-$rep.txt; }
@@ -460,7 +541,7 @@ throughput() {
 	settle "$run"
 	local t0 c0 t1 c1 q cpu rss
 	t0=$(now_ns) c0=$(cpu_ticks "${PID[$p]}")
-	dnsperf_run "$run" "${PORT[$p]}" "$f" "$BENCH_SECONDS" -q "$OUTSTANDING" "${once[@]}"
+	dnsperf_run "$run" "$TPORT" "$f" "$BENCH_SECONDS" -q "$OUTSTANDING" "${once[@]}" "${TARGS[@]}"
 	t1=$(now_ns) c1=$(cpu_ticks "${PID[$p]}")
 	rss=$(rss_mib "${PID[$p]}" VmRSS)
 	q=$(qps_of "$run")
@@ -479,10 +560,11 @@ throughput() {
 
 # latency PEER WORKLOAD: p99 at P99_QPS.
 latency() {
-	local p=$1 w=$2 f=$DATA/q-$2.txt
+	local p=$1 w=$2 f=$DATA/q-${2#do[th]-}.txt
 	[[ $w == miss ]] && f=$DATA/q-miss-p99.txt
+	transport "$p" "$w"
 	settle "$p-p99-$w"
-	dnsperf_run "$p-p99-$w" "${PORT[$p]}" "$f" "$P99_DURATION" -Q "$P99_QPS" -q 1000 -v
+	dnsperf_run "$p-p99-$w" "$TPORT" "$f" "$P99_DURATION" -Q "$P99_QPS" -q 1000 -v "${TARGS[@]}"
 	R[$p.p99_$w]=$(p99_of "$p-p99-$w")
 	if [[ ${R[$p.p99_$w]} == "?" ]]; then
 		# Nothing answered in time: every query took longer than TIMEOUT.
@@ -572,8 +654,19 @@ bench_all() {
 			done
 		done
 	done
-	for w in hit blocked miss; do
+	if [[ $ENCRYPTED == 1 ]]; then
+		for ((rep = 1; rep <= REPEAT; rep++)); do
+			for w in dot-hit doh-hit; do
+				log "$w, ${BENCH_SECONDS}s per peer"
+				for p in "${ACTIVE[@]}"; do
+					[[ -z ${DOT_PORT[$p]:-} ]] || throughput "$p" "$w" "$rep"
+				done
+			done
+		done
+	fi
+	for w in hit blocked miss $([[ $ENCRYPTED == 1 ]] && echo dot-hit); do
 		for p in "${ACTIVE[@]}"; do
+			[[ $w != do[th]-* || -n ${DOT_PORT[$p]:-} ]] || continue
 			latency "$p" "$w"
 		done
 	done
@@ -645,6 +738,10 @@ result_lines() {
 		for w in hit blocked miss; do
 			lines+=("bench server=$p workload=$w qps=${R[$p.$w]:-} lost=${R[$p.${w}_lost]:-} p99_ms=${R[$p.p99_$w]:-} rss_mb=${R[$p.${w}_rss]:-}")
 		done
+		if [[ -n ${R[$p.dot-hit]:-} ]]; then
+			lines+=("bench server=$p workload=dot-hit qps=${R[$p.dot-hit]:-} lost=${R[$p.dot-hit_lost]:-} p99_ms=${R[$p.p99_dot-hit]:-} rss_mb=${R[$p.dot-hit_rss]:-}")
+			lines+=("bench server=$p workload=doh-hit qps=${R[$p.doh-hit]:-} lost=${R[$p.doh-hit_lost]:-} rss_mb=${R[$p.doh-hit_rss]:-}")
+		fi
 	done
 	for p in $PEERS; do
 		[[ $p != limit && -z ${R[$p.skip]:-} ]] || continue
@@ -705,6 +802,19 @@ report() {
 				"$(per_cpu "${R[$p.hit]:-}" "${R[$p.hit_cpu]:-}")" "$(per_cpu "${R[$p.blocked]:-}" "${R[$p.blocked_cpu]:-}")" \
 				"$(per_cpu "${R[$p.miss]:-}" "${R[$p.miss_cpu]:-}")" "${R[$p.hit_cpu]:-?}" "${R[$p.blocked_cpu]:-?}" "${R[$p.miss_cpu]:-?}"
 		done
+		if [[ $ENCRYPTED == 1 ]]; then
+			echo
+			echo "Encrypted transports (the hit workload; Unbound serves its own DoT and DoH; one self-signed certificate for both):"
+			echo
+			echo "| peer | DoT hit q/s | DoH hit q/s | p99 DoT hit ms | DoT hit q/CPU-s | DoH hit q/CPU-s |"
+			echo "|---|--:|--:|--:|--:|--:|"
+			for p in $PEERS; do
+				[[ -z ${R[$p.skip]:-} && -n ${R[$p.dot-hit]:-} ]] || continue
+				printf '| %s | %s | %s | %s | %s | %s |\n' "$p" \
+					"$(fmt_qps "${R[$p.dot-hit]:-}")" "$(fmt_qps "${R[$p.doh-hit]:-}")" "${R[$p.p99_dot-hit]:-–}" \
+					"$(per_cpu "${R[$p.dot-hit]:-}" "${R[$p.dot-hit_cpu]:-}")" "$(per_cpu "${R[$p.doh-hit]:-}" "${R[$p.doh-hit_cpu]:-}")"
+			done
+		fi
 		echo
 		echo "hit: $(wc -l <"$DATA/q-hit.txt") queries over 1000 names under the upstream zone, cache warmed first."
 		echo "blocked: names of the list or below them. miss: unique names, each sent once, answered by the upstream."
@@ -772,7 +882,9 @@ check_ports
 check_benchmarks_file
 install_missing
 command -v go >/dev/null || die "go not found in PATH"
+check_encrypted
 build
+make_cert
 generate
 start_knot
 bench_all

@@ -45,6 +45,15 @@ type Config struct {
 	StructuredErrors StructuredErrors `mapstructure:"structured_errors"`
 	// Audit configures the enforcement log.
 	Audit Audit `mapstructure:"audit"`
+	// TLS holds the certificate shared by DoT and DoH.
+	TLS TLS `mapstructure:"tls"`
+	// DoT serves DNS over TLS (RFC 7858).
+	DoT DoT `mapstructure:"dot"`
+	// DoH serves DNS over HTTPS (RFC 8484).
+	DoH DoH `mapstructure:"doh"`
+	// DDR answers _dns.resolver.arpa SVCB with the DoT and DoH endpoints
+	// (RFC 9462), so that clients upgrade to them.
+	DDR bool `mapstructure:"ddr"`
 	// Log configures jurisdns's own logging.
 	Log Log `mapstructure:"log"`
 
@@ -278,6 +287,16 @@ type Audit struct {
 	MaxFiles int   `mapstructure:"max_files"`
 	// QueryLog is a path for a log of every query (off when empty).
 	QueryLog string `mapstructure:"query_log"`
+	// Required makes /readyz answer 503 while the enforcement log cannot
+	// be written (otherwise it reports "degraded" with 200).
+	Required bool `mapstructure:"required"`
+	// SigningKeyFile is an Ed25519 private key (PEM PKCS #8) that signs
+	// checkpoints of the enforcement log; empty: no checkpoints.
+	SigningKeyFile string `mapstructure:"signing_key_file"`
+	// CheckpointRecords and CheckpointInterval say how often a signed
+	// checkpoint is written (0 turns each off).
+	CheckpointRecords  int           `mapstructure:"checkpoint_records"`
+	CheckpointInterval time.Duration `mapstructure:"checkpoint_interval"`
 }
 
 // Log configures jurisdns's own logging.
@@ -287,3 +306,45 @@ type Log struct {
 	// Format is text (default) or json.
 	Format string `mapstructure:"format"`
 }
+
+// TLS is the certificate shared by DoT and DoH. Both files are read at start
+// and on every reload (SIGHUP); a pair that cannot be used keeps the
+// previous one.
+type TLS struct {
+	// CertFile is the PEM certificate chain, leaf first.
+	CertFile string `mapstructure:"cert_file"`
+	// KeyFile is the PEM private key of the leaf.
+	KeyFile string `mapstructure:"key_file"`
+	// HandshakeTimeout bounds a TLS handshake; a client that has not
+	// finished by then is disconnected.
+	HandshakeTimeout time.Duration `mapstructure:"handshake_timeout"`
+}
+
+// DoT configures DNS over TLS (RFC 7858).
+type DoT struct {
+	// Listen lists the addresses served (host:port, usually port 853); empty
+	// turns DoT off.
+	Listen []string `mapstructure:"listen"`
+	// IdleTimeout closes a connection with no query for this long.
+	IdleTimeout time.Duration `mapstructure:"idle_timeout"`
+	// MaxConnections caps concurrent DoT connections.
+	MaxConnections int `mapstructure:"max_connections"`
+}
+
+// DoH configures DNS over HTTPS (RFC 8484).
+type DoH struct {
+	// Listen lists the addresses served (host:port, usually port 443); empty
+	// turns DoH off.
+	Listen []string `mapstructure:"listen"`
+	// Path is the URL path of the DNS endpoint.
+	Path string `mapstructure:"path"`
+	// IdleTimeout closes an HTTP connection with no request for this long.
+	IdleTimeout time.Duration `mapstructure:"idle_timeout"`
+	// MaxConnections caps concurrent DoH connections.
+	MaxConnections int `mapstructure:"max_connections"`
+	// MaxStreams caps the concurrent HTTP/2 streams of one connection.
+	MaxStreams int `mapstructure:"max_streams"`
+}
+
+// Encrypted reports whether DoT or DoH is served.
+func (c *Config) Encrypted() bool { return len(c.DoT.Listen) > 0 || len(c.DoH.Listen) > 0 }

@@ -207,9 +207,13 @@ func TestLoadDefault(t *testing.T) {
 		Lists:                Lists{Timeout: 30 * time.Second, MaxSize: 64 << 20, Refresh: 24 * time.Hour},
 		Zones:                []Zone{},
 		Admin:                "127.0.0.1:8053",
-		Audit:                Audit{ClientPrivacy: "truncate", MaxSize: 100 << 20, MaxFiles: 10},
-		Log:                  Log{Level: "info", Format: "text"},
-		Source:               DefaultSource,
+		Audit:                Audit{ClientPrivacy: "truncate", MaxSize: 100 << 20, MaxFiles: 10, CheckpointRecords: 1000, CheckpointInterval: time.Minute},
+		TLS:                  TLS{HandshakeTimeout: 5 * time.Second},
+		DoT:                  DoT{Listen: []string{}, IdleTimeout: 10 * time.Second, MaxConnections: 1000},
+		DoH: DoH{Listen: []string{}, Path: "/dns-query", IdleTimeout: 30 * time.Second, MaxConnections: 1000,
+			MaxStreams: 100},
+		Log:    Log{Level: "info", Format: "text"},
+		Source: DefaultSource,
 	}
 	if !reflect.DeepEqual(*cfg, want) {
 		t.Errorf("got  %+v\nwant %+v", *cfg, want)

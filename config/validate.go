@@ -65,6 +65,7 @@ func (c *Config) Validate() error {
 		}
 	}
 	c.validateAudit(&p)
+	c.validateEncrypted(&p)
 	checkOneOf(&p, "log.level", c.Log.Level, "debug", "info", "warn", "error")
 	checkOneOf(&p, "log.format", c.Log.Format, "text", "json")
 	return errors.Join(p...)
@@ -368,6 +369,16 @@ func (c *Config) validateAudit(p *problems) {
 	if a.MaxFiles < 0 {
 		p.add("audit.max_files", "%d is negative", a.MaxFiles)
 	}
+	if a.Required && a.Path == "" {
+		p.add("audit.required", "true, but audit.path is empty: there is no enforcement log to require")
+	}
+	if a.SigningKeyFile != "" && a.Path == "" {
+		p.add("audit.signing_key_file", "set, but audit.path is empty: there is no enforcement log to sign")
+	}
+	if a.CheckpointRecords < 0 {
+		p.add("audit.checkpoint_records", "%d is negative", a.CheckpointRecords)
+	}
+	checkNonNegative(p, "audit.checkpoint_interval", a.CheckpointInterval)
 }
 
 // ParseDate parses a jurisdiction date: "2006-01-02" (00:00 UTC that day) or

@@ -269,6 +269,26 @@ func TestValidateCases(t *testing.T) {
 			},
 		},
 		{
+			name: "audit_without_path",
+			change: func(c *Config) {
+				c.Audit.Required, c.Audit.SigningKeyFile = true, "key.pem"
+				c.Audit.CheckpointRecords, c.Audit.CheckpointInterval = -1, -time.Second
+			},
+			want: []string{
+				"audit.required: true, but audit.path is empty: there is no enforcement log to require",
+				"audit.signing_key_file: set, but audit.path is empty: there is no enforcement log to sign",
+				"audit.checkpoint_records: -1 is negative",
+				"audit.checkpoint_interval: -1s is negative",
+			},
+		},
+		{
+			name: "audit_signed_required",
+			change: func(c *Config) {
+				c.Audit.Path, c.Audit.Required, c.Audit.SigningKeyFile = "audit.log", true, "key.pem"
+				c.Audit.CheckpointRecords, c.Audit.CheckpointInterval = 0, 0
+			},
+		},
+		{
 			name:   "admin_off_and_ipv6",
 			change: func(c *Config) { c.Admin = "" },
 		},
@@ -276,6 +296,52 @@ func TestValidateCases(t *testing.T) {
 			name:   "admin_port",
 			change: func(c *Config) { c.Admin = "[::1]:http" },
 			want:   []string{`admin: "[::1]:http": port "http" is not a number from 1 to 65535`},
+		},
+		{
+			name: "encrypted_ok",
+			change: func(c *Config) {
+				c.TLS = TLS{CertFile: "c.pem", KeyFile: "k.pem", HandshakeTimeout: time.Second}
+				c.DoT.Listen = []string{":853"}
+				c.DoH.Listen = []string{":443", "127.0.0.1:0"}
+				c.DDR = true
+			},
+		},
+		{
+			name: "encrypted_without_certificate",
+			change: func(c *Config) {
+				c.DoT.Listen = []string{":853"}
+			},
+			want: []string{
+				"tls.cert_file: is required to serve dot.listen or doh.listen",
+				"tls.key_file: is required to serve dot.listen or doh.listen",
+			},
+		},
+		{
+			name:   "ddr_without_endpoint",
+			change: func(c *Config) { c.DDR = true },
+			want:   []string{"ddr: is true, but neither dot.listen nor doh.listen is set: there is no encrypted endpoint to designate"},
+		},
+		{
+			name: "encrypted_bad_values",
+			change: func(c *Config) {
+				c.TLS = TLS{CertFile: "c.pem", KeyFile: "k.pem"}
+				c.DoT = DoT{Listen: []string{"127.0.0.1:1053", "dns.example:853"}, MaxConnections: 0}
+				c.DoH = DoH{Listen: []string{"[::1]:443", "[::1]:443"}, Path: "dns-query", MaxStreams: 1, MaxConnections: 1, IdleTimeout: time.Second}
+			},
+			want: []string{
+				`dot.listen[0]: "127.0.0.1:1053" is already listen[0] (both need its TCP port)`,
+				`dot.listen[1]: "dns.example:853": host "dns.example" is not an IP address (leave it empty for every interface)`,
+				`doh.listen[1]: "[::1]:443" is already doh.listen[0] (both need its TCP port)`,
+				"tls.handshake_timeout: 0s is not positive",
+				"dot.idle_timeout: 0s is not positive",
+				"dot.max_connections: 0 is less than 1",
+				`doh.path: "dns-query" does not start with /`,
+			},
+		},
+		{
+			name:   "doh_path_template",
+			change: func(c *Config) { c.DoH.Path = "/dns-query{?dns}" },
+			want:   []string{`doh.path: "/dns-query{?dns}" is not a plain URL path (no query, fragment, template or space)`},
 		},
 	}
 	for _, tc := range tests {

@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/miekg/dns"
+
+	"github.com/jurisdns/jurisdns/internal/testtool"
 )
 
 // testdata is the suite's fixtures: the zones knot serves and its
@@ -25,21 +27,12 @@ type knot struct {
 	addr string
 }
 
-// knotdPath returns the knotd binary, or skips the test when knot is not
-// installed. CI installs it, so there the tests always run.
+// knotdPath returns the knotd binary. Without knot installed the test is
+// skipped with the install hint, or fails where every tool is required
+// (.ci/run installs knot and requires every tool).
 func knotdPath(t *testing.T) string {
 	t.Helper()
-	if p, err := exec.LookPath("knotd"); err == nil {
-		return p
-	}
-	for _, p := range []string{"/usr/sbin/knotd", "/usr/local/sbin/knotd"} {
-		if fi, err := os.Stat(p); err == nil && !fi.IsDir() {
-			return p
-		}
-	}
-	t.Skip("knotd not found: the knot conformance tests need the knot authoritative server " +
-		"(Debian: apt-get install -y knot); CI installs it")
-	return ""
+	return testtool.Need(t, "knotd", "knot")
 }
 
 // startKnot runs knotd as a foreground child with the zones and the

@@ -20,6 +20,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/jurisdns/jurisdns/internal/testtool"
 )
 
 // waitLimit bounds every wait (a server coming up, a command finishing) so
@@ -200,8 +202,10 @@ audit: {path: %q, client_privacy: truncate}
 	}
 }
 
-// need skips the test when it cannot run here: not root, or a binary is
-// missing. Under CI=true it fails instead: CI provides all of it.
+// need skips the test when it cannot run here (not Linux, not root) or
+// when a tool is missing, with the install hint. Where every tool is
+// required (.ci/run, see internal/testtool) it fails instead: CI provides
+// all of it.
 func need(t *testing.T) {
 	t.Helper()
 	var missing []string
@@ -211,21 +215,18 @@ func need(t *testing.T) {
 	if os.Geteuid() != 0 {
 		missing = append(missing, "root (ip netns add)")
 	}
+	if len(missing) > 0 {
+		msg := "end-to-end office test needs " + strings.Join(missing, ", ") + "; .ci/run provides them"
+		if testtool.Required() {
+			t.Fatal(msg)
+		}
+		t.Skip(msg)
+	}
 	for _, b := range []struct{ bin, pkg string }{
 		{"ip", "iproute2"}, {"knotd", "knot"}, {"dig", "dnsutils"}, {"getent", "libc-bin"},
 	} {
-		if _, err := exec.LookPath(b.bin); err != nil {
-			missing = append(missing, b.bin+" (Debian package "+b.pkg+")")
-		}
+		testtool.Need(t, b.bin, b.pkg)
 	}
-	if len(missing) == 0 {
-		return
-	}
-	msg := "end-to-end office test needs " + strings.Join(missing, ", ") + "; .ci/run provides them"
-	if os.Getenv("CI") == "true" {
-		t.Fatal(msg)
-	}
-	t.Skip(msg)
 }
 
 // buildJurisdns builds the jurisdns binary into dir.

@@ -53,12 +53,15 @@ type Proto uint8
 const (
 	ProtoUDP Proto = iota
 	ProtoTCP
+	ProtoDoT // DNS over TLS
+	ProtoDoH // DNS over HTTPS
 	numProtos
 )
 
-var protoNames = [numProtos]string{"udp", "tcp"}
+var protoNames = [numProtos]string{"udp", "tcp", "dot", "doh"}
 
-// String returns the label value of p: "udp", "tcp", or "other".
+// String returns the label value of p: "udp", "tcp", "dot", "doh", or
+// "other".
 func (p Proto) String() string {
 	if p < numProtos {
 		return protoNames[p]
@@ -137,6 +140,7 @@ type Metrics struct {
 
 	infoMu      sync.Mutex
 	policyInfo  *prometheus.GaugeVec
+	certExpiry  prometheus.Gauge
 	policyHash  string
 	hasHash     bool
 	buildInfo   *prometheus.GaugeVec
@@ -147,6 +151,7 @@ type Metrics struct {
 	refused      *childCache[string, prometheus.Counter]
 	dropped      *childCache[string, prometheus.Counter]
 	auditDropped prometheus.Counter
+	audit        *auditCollector
 }
 
 // New returns a Metrics whose metrics, plus the Go runtime and process
@@ -208,6 +213,8 @@ func New() *Metrics {
 	m.listRefreshFailed = m.counterVec("list_refresh_failures_total",
 		"Failed refreshes of a list source, by jurisdiction and source.", "jurisdiction", "source")
 	m.policyInfo = m.gaugeVec("policy_info", "Always 1; the label hash identifies the policy in force.", "hash")
+	m.certExpiry = m.gauge("tls_certificate_expiry_timestamp_seconds",
+		"Unix time at which the certificate DoT and DoH present expires; 0 when neither is served.")
 
 	m.rateLimited = m.counter("rate_limited_total", "Queries dropped because the client exceeded its rate limit.")
 	refused := m.counterVec("refused_total", "Queries answered REFUSED before resolution, by reason (acl, class, ...).", "reason")
@@ -222,6 +229,11 @@ func New() *Metrics {
 	m.buildInfo = m.gaugeVec("build_info", "Always 1; labels give the build version and Go version.", "version", "goversion")
 	m.unknownEnv = m.gaugeVec("config_unknown_env_variables",
 		"JURISDNS_* environment variables that name no key, by kind: service_link (Kubernetes or Docker link variables, ignored) or unknown (a warning at start; likely a typo).", "kind")
+	m.audit = newAuditCollector()
+	m.reg.MustRegister(m.audit)
+	for _, n := range auditNames {
+		m.names = append(m.names, Namespace+"_"+n)
+	}
 
 	slices.Sort(m.names)
 	return m
@@ -351,6 +363,19 @@ func (m *Metrics) CacheStale() {
 		return
 	}
 	m.cacheStale.Inc()
+}
+
+// SetCertificateExpiry records when the certificate that DoT and DoH
+// present expires; the zero time when there is none.
+func (m *Metrics) SetCertificateExpiry(t time.Time) {
+	if m == nil {
+		return
+	}
+	if t.IsZero() {
+		m.certExpiry.Set(0)
+		return
+	}
+	m.certExpiry.Set(float64(t.Unix()) + float64(t.Nanosecond())/1e9)
 }
 
 // SetCacheSize sets the number of entries in the cache.

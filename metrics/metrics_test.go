@@ -98,6 +98,10 @@ func TestQueryAnswered(t *testing.T) {
 			want: map[string]string{"proto": "udp", "qtype": "A", "rcode": "NOERROR"}},
 		{name: "tcp AAAA nxdomain", proto: ProtoTCP, qtype: dns.TypeAAAA, rcode: dns.RcodeNameError,
 			want: map[string]string{"proto": "tcp", "qtype": "AAAA", "rcode": "NXDOMAIN"}},
+		{name: "dot A nxdomain", proto: ProtoDoT, qtype: dns.TypeA, rcode: dns.RcodeNameError,
+			want: map[string]string{"proto": "dot", "qtype": "A", "rcode": "NXDOMAIN"}},
+		{name: "doh HTTPS noerror", proto: ProtoDoH, qtype: dns.TypeHTTPS, rcode: dns.RcodeSuccess,
+			want: map[string]string{"proto": "doh", "qtype": "HTTPS", "rcode": "NOERROR"}},
 		{name: "HTTPS servfail", proto: ProtoUDP, qtype: dns.TypeHTTPS, rcode: dns.RcodeServerFailure,
 			want: map[string]string{"proto": "udp", "qtype": "HTTPS", "rcode": "SERVFAIL"}},
 		{name: "SVCB refused", proto: ProtoUDP, qtype: dns.TypeSVCB, rcode: dns.RcodeRefused,
@@ -157,7 +161,7 @@ func TestQueryAnswered(t *testing.T) {
 func TestQueryChildrenPrecreated(t *testing.T) {
 	t.Parallel()
 	m := New()
-	want := 2 * len(qtypeNames) * len(rcodeNames)
+	want := int(numProtos) * len(qtypeNames) * len(rcodeNames)
 	if got := seriesCount(t, m.Registry(), "jurisdns_queries_total"); got != want {
 		t.Fatalf("pre-created series = %d, want %d", got, want)
 	}
@@ -169,7 +173,7 @@ func TestQueryChildrenPrecreated(t *testing.T) {
 
 func TestProtoString(t *testing.T) {
 	t.Parallel()
-	for p, want := range map[Proto]string{ProtoUDP: "udp", ProtoTCP: "tcp", Proto(2): "other", Proto(255): "other"} {
+	for p, want := range map[Proto]string{ProtoUDP: "udp", ProtoTCP: "tcp", ProtoDoT: "dot", ProtoDoH: "doh", Proto(4): "other", Proto(255): "other"} {
 		if got := p.String(); got != want {
 			t.Errorf("Proto(%d).String() = %q, want %q", p, got, want)
 		}
@@ -310,6 +314,23 @@ func TestReload(t *testing.T) {
 	check("jurisdns_reloads_total", map[string]string{"result": "ok"}, 2)
 	check("jurisdns_reload_last_success_timestamp_seconds", nil, 1_700_000_120.5)
 	check("jurisdns_reload_last_successful", nil, 1)
+}
+
+func TestCertificateExpiry(t *testing.T) {
+	t.Parallel()
+	m := New()
+	reg := m.Registry()
+	if got := value(t, reg, "jurisdns_tls_certificate_expiry_timestamp_seconds", nil); got != 0 {
+		t.Fatalf("before any certificate: %v", got)
+	}
+	m.SetCertificateExpiry(time.Unix(1_800_000_000, 250_000_000))
+	if got := value(t, reg, "jurisdns_tls_certificate_expiry_timestamp_seconds", nil); got != 1_800_000_000.25 {
+		t.Errorf("expiry = %v, want 1800000000.25", got)
+	}
+	m.SetCertificateExpiry(time.Time{})
+	if got := value(t, reg, "jurisdns_tls_certificate_expiry_timestamp_seconds", nil); got != 0 {
+		t.Errorf("without a certificate: %v, want 0", got)
+	}
 }
 
 func TestLists(t *testing.T) {
@@ -486,6 +507,7 @@ func TestNilMetrics(t *testing.T) {
 	m.Refused("acl")
 	m.Dropped("x")
 	m.AuditDropped()
+	m.SetAuditState(func() AuditState { return AuditState{} })
 	m.SetBuildInfo("v")
 	if m.Registry() != nil || m.Names() != nil {
 		t.Fatal("nil Metrics returned a registry or names")
@@ -513,7 +535,49 @@ func exercise(m *Metrics) {
 	m.Refused("acl")
 	m.Dropped("x")
 	m.AuditDropped()
+	m.SetAuditState(func() AuditState {
+		return AuditState{Checkpoint: &AuditCheckpoint{Head: "h", Time: time.Unix(1, 0)}}
+	})
 	m.SetBuildInfo("v")
+}
+
+func TestAuditState(t *testing.T) {
+	t.Parallel()
+	m := New()
+	reg := m.Registry()
+	if n := seriesCount(t, reg, "jurisdns_audit_writing"); n != 0 {
+		t.Fatalf("audit series before SetAuditState: %d", n)
+	}
+	st := AuditState{Writing: false, WriteErrors: 7, Lost: 3, BufferedBytes: 4000}
+	var mu sync.Mutex
+	m.SetAuditState(func() AuditState { mu.Lock(); defer mu.Unlock(); return st })
+	for name, want := range map[string]float64{
+		"jurisdns_audit_writing": 0, "jurisdns_audit_write_errors_total": 7, "jurisdns_audit_lost_total": 3,
+		"jurisdns_audit_buffered_bytes": 4000,
+	} {
+		if got := value(t, reg, name, nil); got != want {
+			t.Errorf("%s = %v, want %v", name, got, want)
+		}
+	}
+	if n := seriesCount(t, reg, "jurisdns_audit_checkpoint_info"); n != 0 {
+		t.Fatalf("checkpoint series without a checkpoint: %d", n)
+	}
+	at := time.Date(2026, 12, 6, 10, 0, 0, 5, time.UTC)
+	mu.Lock()
+	st.Writing = true
+	st.Checkpoint = &AuditCheckpoint{Count: 41, Head: strings.Repeat("ab", 32), Reason: "interval", Key: "0011223344556677", Sig: "c2ln", Time: at}
+	mu.Unlock()
+	labels := map[string]string{"count": "41", "head": strings.Repeat("ab", 32), "time": "2026-12-06T10:00:00.000000005Z",
+		"reason": "interval", "key": "0011223344556677", "signature": "c2ln"}
+	if got := value(t, reg, "jurisdns_audit_checkpoint_info", labels); got != 1 {
+		t.Fatalf("checkpoint info = %v", got)
+	}
+	if got := value(t, reg, "jurisdns_audit_checkpoint_timestamp_seconds", nil); got != unixSeconds(at) {
+		t.Fatalf("checkpoint time = %v", got)
+	}
+	if got := value(t, reg, "jurisdns_audit_writing", nil); got != 1 {
+		t.Fatalf("writing = %v", got)
+	}
 }
 
 func TestNames(t *testing.T) {

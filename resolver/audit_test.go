@@ -80,7 +80,7 @@ func TestFastBlockAuditedWithoutAllocating(t *testing.T) {
 			t.Fatalf("the wildcard rule reads %q", want)
 		}
 		pkt := packQuery(tc.qname, dns.TypeA, true)
-		if _, ok := s.fast(w, pkt, client); !ok {
+		if _, ok := s.fast(w, s.Runtime(), pkt, client); !ok {
 			t.Fatalf("%s: not blocked on the fast path", tc.qname)
 		}
 		if string(a.name) != tc.name || string(a.rule) != want || want == "" {
@@ -97,7 +97,7 @@ func TestFastBlockAuditedWithoutAllocating(t *testing.T) {
 			t.Errorf("%s: incomplete event %+v", tc.qname, a.ev)
 		}
 		allocs := testing.AllocsPerRun(100, func() {
-			if _, ok := s.fast(w, pkt, client); !ok {
+			if _, ok := s.fast(w, s.Runtime(), pkt, client); !ok {
 				t.Fatal("not blocked")
 			}
 		})

@@ -21,11 +21,13 @@ type Exchanger interface {
 // answer is served from the cache; otherwise identical concurrent misses
 // share one upstream query (singleflight), the answer is cached, and when
 // every upstream fails an expired entry within serve_stale is served with
-// EDE 3 (RFC 8767).
+// EDE 3 (RFC 8767). It belongs to one runtime and holds no reference to the
+// server: the cache, the observer and the clock are handed to it.
 type forwarder struct {
-	s        *Server
 	rt       *Runtime
-	up       Exchanger
+	cache    *Cache
+	obs      Observer
+	now      func() time.Time
 	sf       *singleflight.Group
 	stale    time.Duration
 	prefetch bool
@@ -34,17 +36,17 @@ type forwarder struct {
 var _ Handler = (*forwarder)(nil)
 
 func (f *forwarder) Resolve(ctx context.Context, req *Request) (*dns.Msg, error) {
-	now := f.s.now()
-	e := f.s.cache.get(req.Name, req.Qtype, req.DO, req.CD)
+	now := f.now()
+	e := f.cache.get(req.Name, req.Qtype, req.DO, req.CD)
 	if e != nil && e.fresh(now) {
 		req.Cached = true
-		f.s.obs.CacheHit()
+		f.obs.CacheHit()
 		if f.prefetch {
-			f.s.maybePrefetch(f.s.rt.Load(), e, now)
+			f.rt.maybePrefetch(e, now)
 		}
 		return e.reply(req, now, false)
 	}
-	f.s.obs.CacheMiss()
+	f.obs.CacheMiss()
 	fresh, m, err := f.fetch(ctx, req)
 	return f.answer(req, e, fresh, m, err, now)
 }
@@ -55,7 +57,7 @@ func (f *forwarder) Resolve(ctx context.Context, req *Request) (*dns.Msg, error)
 func (f *forwarder) answer(req *Request, old, fresh *entry, m *dns.Msg, err error, now time.Time) (*dns.Msg, error) {
 	if err == nil {
 		if fresh != nil {
-			return fresh.reply(req, f.s.now(), false)
+			return fresh.reply(req, f.now(), false)
 		}
 		return m, nil
 	}
@@ -63,7 +65,7 @@ func (f *forwarder) answer(req *Request, old, fresh *entry, m *dns.Msg, err erro
 		m, rerr := old.reply(req, now, true)
 		if rerr == nil {
 			req.Cached = true
-			f.s.obs.CacheStale()
+			f.obs.CacheStale()
 			addEDE(m, dns.ExtendedErrorCodeStaleAnswer, "stale answer: upstreams unreachable")
 			return m, nil
 		}
@@ -95,16 +97,20 @@ func (f *forwarder) fetch(ctx context.Context, req *Request) (*entry, *dns.Msg, 
 		if base.Done() != nil {
 			base = context.WithoutCancel(base)
 		}
-		fctx, cancel := context.WithTimeout(base, f.s.rt.Load().QueryTimeout)
+		fctx, cancel := context.WithTimeout(base, f.rt.QueryTimeout)
 		defer cancel()
-		resp, err := f.rt.upstreamFor(req.Name).Exchange(fctx, m)
+		up := req.up // set by localZones or missUDP
+		if up == nil {
+			up = f.rt.upstreamFor(req.Name)
+		}
+		resp, err := up.Exchange(fctx, m)
 		if err != nil {
 			return nil, upstreamErr(err)
 		}
 		resp.Authoritative = false // only local zones answer with AA
 		// A cacheable answer is served from its entry, so the miss gets
 		// exactly what later hits get (clamped TTLs, RFC 2308 SOA TTL).
-		if e := f.s.cache.put(req, resp, f.s.now()); e != nil {
+		if e := f.cache.put(req, resp, f.now()); e != nil {
 			return e, nil
 		}
 		return resp, nil
@@ -141,10 +147,12 @@ func upstreamErr(err error) error {
 
 // maybePrefetch refreshes a popular entry shortly before it expires: when
 // less than a tenth of its lifetime is left and it was hit at least twice.
-// At most one refresh per entry runs at a time.
-func (s *Server) maybePrefetch(rt *Runtime, e *entry, now time.Time) {
+// At most one refresh per entry runs at a time. The refresh runs in rt (it
+// keeps rt from being closed until it is over); a retired runtime starts
+// none.
+func (rt *Runtime) maybePrefetch(e *entry, now time.Time) {
 	hits := e.hits.Add(1)
-	if rt == nil || !rt.prefetch || hits < 2 {
+	if !rt.prefetch || hits < 2 {
 		return
 	}
 	left := int64(e.ttl) - int64(e.age(now))
@@ -155,11 +163,12 @@ func (s *Server) maybePrefetch(rt *Runtime, e *entry, now time.Time) {
 		return
 	}
 	req := &Request{Name: e.name, Qtype: e.qtype, DO: e.flags&keyDO != 0, CD: e.flags&keyCD != 0}
-	if !s.begin() {
+	if !rt.enter() {
+		e.prefetching.Store(false)
 		return
 	}
 	go func() {
-		defer s.qwg.Done()
+		defer rt.leave()
 		ctx, cancel := context.WithTimeout(context.Background(), rt.QueryTimeout)
 		defer cancel()
 		_, _, _ = rt.fwd.fetch(ctx, req)

@@ -66,11 +66,11 @@ func newWorker() *worker {
 // goroutine: the fast path, else the miss path when fast found the query
 // missable, else the slow path.
 func handle(s *Server, w *worker, pkt []byte, client netip.AddrPort) []byte {
-	if out, ok := s.fast(w, pkt, client); ok {
+	if out, ok := s.fast(w, s.Runtime(), pkt, client); ok {
 		return out
 	}
-	if rt := w.missable; rt != nil {
-		return s.missUDP(w, append([]byte(nil), pkt...), client, rt)
+	if up := w.missUp; up != nil {
+		return s.missUDP(w, append([]byte(nil), pkt...), client, s.Runtime(), up)
 	}
 	return s.slow(append([]byte(nil), pkt...), client, UDP)
 }
@@ -156,13 +156,13 @@ func BenchmarkCacheHit(b *testing.B) {
 	if out := s.slow(append([]byte(nil), pkt...), client, UDP); out == nil {
 		b.Fatal("no answer")
 	}
-	if _, ok := s.fast(w, pkt, client); !ok {
+	if _, ok := s.fast(w, s.Runtime(), pkt, client); !ok {
 		b.Fatal("not a fast-path hit")
 	}
 	b.ReportAllocs()
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
-		if _, ok := s.fast(w, pkt, client); !ok {
+		if _, ok := s.fast(w, s.Runtime(), pkt, client); !ok {
 			b.Fatal("miss")
 		}
 	}
@@ -179,21 +179,21 @@ func TestFastPathTaken(t *testing.T) {
 		edns bool
 	}{{"chat.deepseek.com.", true}, {"DeepSeek.COM.", false}, {"use-application-dns.net.", true}, {"_dns.resolver.arpa.", true}} {
 		pkt := packQuery(tc.name, dns.TypeA, tc.edns)
-		if _, ok := s.fast(w, pkt, client); !ok {
+		if _, ok := s.fast(w, s.Runtime(), pkt, client); !ok {
 			t.Errorf("%s: blocked name not answered by the fast path", tc.name)
 		}
 	}
 	pkt := packQuery("www.example.com.", dns.TypeA, false)
-	if _, ok := s.fast(w, pkt, client); ok {
+	if _, ok := s.fast(w, s.Runtime(), pkt, client); ok {
 		t.Fatal("a cold cache answered on the fast path")
 	}
-	if w.missable != s.Runtime() {
+	if w.missUp == nil {
 		t.Fatal("a plain cache miss was not found missable")
 	}
-	if out := s.missUDP(w, append([]byte(nil), pkt...), client, w.missable); out == nil {
+	if out := s.missUDP(w, append([]byte(nil), pkt...), client, s.Runtime(), w.missUp); out == nil {
 		t.Fatal("the miss path sent nothing")
 	}
-	if _, ok := s.fast(w, pkt, client); !ok {
+	if _, ok := s.fast(w, s.Runtime(), pkt, client); !ok {
 		t.Error("cache hit not answered by the fast path")
 	}
 	// Not missable: what the forwarder never sees.
@@ -202,7 +202,7 @@ func TestFastPathTaken(t *testing.T) {
 		qtype uint16
 	}{{"localhost.", dns.TypeA}, {"www.example.com.", dns.TypeANY}, {"chat.deepseek.com.", dns.TypeAAAA}} {
 		pkt := packQuery(q.name, q.qtype, false)
-		if _, ok := s.fast(w, pkt, client); !ok && w.missable != nil {
+		if _, ok := s.fast(w, s.Runtime(), pkt, client); !ok && w.missUp != nil {
 			t.Errorf("%s %s: missable", q.name, dns.TypeToString[q.qtype])
 		}
 	}
@@ -231,7 +231,7 @@ func BenchmarkBlocked(b *testing.B) {
 	b.ReportAllocs()
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
-		if _, ok := s.fast(w, pkt, client); !ok {
+		if _, ok := s.fast(w, s.Runtime(), pkt, client); !ok {
 			b.Fatal("not on the fast path")
 		}
 	}
@@ -252,10 +252,10 @@ func BenchmarkMissUDP(b *testing.B) {
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		pkt := pkts[i%len(pkts)]
-		if _, ok := s.fast(w, pkt, client); ok || w.missable == nil {
+		if _, ok := s.fast(w, s.Runtime(), pkt, client); ok || w.missUp == nil {
 			b.Fatal("not a miss")
 		}
-		if out := s.missUDP(w, pkt, client, w.missable); out == nil {
+		if out := s.missUDP(w, pkt, client, s.Runtime(), w.missUp); out == nil {
 			b.Fatal("no answer")
 		}
 	}

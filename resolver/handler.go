@@ -19,12 +19,19 @@ type Proto uint8
 const (
 	UDP Proto = iota
 	TCP
+	DoT // DNS over TLS (RFC 7858)
+	DoH // DNS over HTTPS (RFC 8484)
 )
 
-// String returns "udp" or "tcp".
+// String returns "udp", "tcp", "dot" or "doh".
 func (p Proto) String() string {
-	if p == TCP {
+	switch p {
+	case TCP:
 		return "tcp"
+	case DoT:
+		return "dot"
+	case DoH:
+		return "doh"
 	}
 	return "udp"
 }
@@ -51,6 +58,10 @@ type Request struct {
 	// Cached and Blocked are set by the chain for the query log: answered
 	// from the cache, answered by policy.
 	Cached, Blocked bool
+
+	// up is the upstreams for Name, once the zone lookup found them (nil:
+	// not looked up yet).
+	up Exchanger
 }
 
 // Handler answers a query. A nil error means the returned message is the

@@ -11,18 +11,19 @@ import (
 )
 
 // missUDP resolves a UDP query that the fast path turned away only because
-// its answer was not cached (fast checked the edge, the policy, the special
-// names and the local zones with rt, still the current runtime). It asks
-// the upstreams like the forwarder and writes a cacheable answer straight
-// from the new cache entry, as the fast path writes a hit: no unpack of the
-// query, no unpack and pack of the reply. Anything else (an answer that is
-// not cacheable, every upstream failing, a CNAME that reaches a listed name,
-// an answer too big for the client) is finished as on the slow path, from
-// the same upstream answer. It returns the reply, or nil to send nothing.
-func (s *Server) missUDP(w *worker, pkt []byte, addr netip.AddrPort, rt *Runtime) []byte {
+// its answer was not cached: fast checked the edge, the policy, the special
+// names and the local zones with rt (which the caller has entered) and found
+// up, the upstreams of the name. It asks the upstreams like the forwarder
+// and writes a cacheable answer straight from the new cache entry, as the
+// fast path writes a hit: no unpack of the query, no unpack and pack of the
+// reply. Anything else (an answer that is not cacheable, every upstream
+// failing, a CNAME that reaches a listed name, an answer too big for the
+// client) is finished as on the slow path, from the same upstream answer. It
+// returns the reply, or nil to send nothing.
+func (s *Server) missUDP(w *worker, pkt []byte, addr netip.AddrPort, rt *Runtime, up Exchanger) []byte {
 	q, canon, ok := parseQuery(pkt, w.name)
 	if !ok {
-		return s.slow(pkt, addr, UDP)
+		return s.resolve(rt, pkt, addr, UDP)
 	}
 	w.name = canon[:0]
 	client := addr.Addr().Unmap()
@@ -35,13 +36,14 @@ func (s *Server) missUDP(w *worker, pkt []byte, addr netip.AddrPort, rt *Runtime
 		CD:      q.flags&flagCD != 0,
 		EDNS:    q.edns,
 		Clients: rt.Policy.ClientSet(client),
+		up:      up,
 	}
 	start := time.Now()
 	now := s.now()
 	old := s.cache.get(req.Name, req.Qtype, req.DO, req.CD)
 	if old != nil && old.fresh(now) {
 		// Cached since fast looked: the slow path answers it as a hit.
-		return s.slow(pkt, addr, UDP)
+		return s.resolve(rt, pkt, addr, UDP)
 	}
 	s.obs.CacheMiss()
 	// fetch bounds the upstream work by the query timeout.

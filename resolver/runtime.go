@@ -2,12 +2,13 @@ package resolver
 
 import (
 	"context"
-	"errors"
+	"crypto/tls"
 	"fmt"
-	"io"
 	"net/netip"
 	"reflect"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/miekg/dns"
@@ -19,8 +20,19 @@ import (
 	"github.com/jurisdns/jurisdns/zones"
 )
 
-// Runtime is everything a query needs, built from one configuration. It is
-// never modified after NewRuntime; a reload builds a new one and swaps it in.
+// Runtime is everything a query needs, built from one configuration: one
+// generation. It is never modified after it was built; a reload builds a
+// new one (Build) and swaps it in (Server.Swap), which retires the old one.
+//
+// A generation's life: Build takes over the parts of the current runtime
+// whose configuration did not change (upstream groups with their
+// connections and health state, the zones, the rate limiter) and builds
+// the rest; a failed Build releases what it took and built. Swap installs
+// the new runtime and retires the old one: the old one is closed once the
+// queries that use it have finished, at the latest after its query
+// timeout. Closing releases its upstream groups; a group that a newer
+// runtime took over stays open until the last runtime holding it is
+// closed. Server.Shutdown closes the current runtime.
 type Runtime struct {
 	// Config the runtime was built from.
 	Config *config.Config
@@ -42,7 +54,14 @@ type Runtime struct {
 	Zones *zones.Table
 
 	specials *zones.Specials
-	forwards map[string]Exchanger
+	// up forwards everything no conditional forward covers; forwards maps
+	// a conditional forward's zone name to its upstreams.
+	up       *part
+	forwards map[string]*part
+	// zonesKey says what Zones was loaded from (see zonesKey), for reuse.
+	zonesKey string
+	// cert is what DoT and DoH present (nil when they are off).
+	cert *tls.Certificate
 
 	serial        uint32
 	acl           *ratelimit.PrefixSet
@@ -50,43 +69,148 @@ type Runtime struct {
 	limitTruncate bool
 	prefetch      bool
 	fwd           *forwarder
+
+	life lifecycle
 }
+
+// lifecycle counts the queries that use a runtime's upstreams and closes
+// the runtime once it is retired and none is left.
+type lifecycle struct {
+	active  atomic.Int64 // queries between enter and leave
+	retired atomic.Bool
+
+	mu     sync.Mutex
+	timer  *time.Timer   // the latest close after retire
+	closed chan struct{} // closed by close
+	done   bool
+	err    error
+}
+
+// parts are the parts a runtime holds a reference to (see part).
+func (rt *Runtime) parts() []*part {
+	ps := []*part{rt.up}
+	for _, p := range rt.forwards {
+		ps = append(ps, p)
+	}
+	return ps
+}
+
+// enter registers a query that will use rt's upstreams; false when rt is
+// retired, and the query must take the current runtime instead (see
+// Server.acquire). Every successful enter is paired with one leave.
+func (rt *Runtime) enter() bool {
+	rt.life.active.Add(1)
+	// Retire stores retired before it reads active; enter adds to active
+	// before it reads retired. So either retire sees this query and waits
+	// for it, or the query sees retired and backs off.
+	if rt.life.retired.Load() {
+		rt.leave()
+		return false
+	}
+	return true
+}
+
+// leave ends what enter began; the last query of a retired runtime closes
+// it.
+func (rt *Runtime) leave() {
+	if rt.life.active.Add(-1) == 0 && rt.life.retired.Load() {
+		_ = rt.Close()
+	}
+}
+
+// retire marks rt as replaced: no query may enter it any more, and it is
+// closed when the last query in it leaves, or after its query timeout at
+// the latest (every query that entered before has met its deadline by
+// then). Retiring twice is harmless.
+func (rt *Runtime) retire() {
+	if rt.life.retired.Swap(true) {
+		return
+	}
+	if rt.life.active.Load() == 0 {
+		_ = rt.Close()
+		return
+	}
+	rt.life.mu.Lock()
+	if !rt.life.done {
+		rt.life.timer = time.AfterFunc(rt.QueryTimeout, func() { _ = rt.Close() })
+	}
+	rt.life.mu.Unlock()
+}
+
+// Close releases the runtime's upstream groups at once: each is closed
+// (its DoT and DoH connections and its pooled UDP sockets) unless a newer
+// runtime took it over. Call it directly only for a runtime that was never
+// installed with Swap (a build that a later check refused); an installed
+// runtime is closed by its retirement. Close is idempotent and returns the
+// first call's result.
+func (rt *Runtime) Close() error {
+	rt.life.mu.Lock()
+	defer rt.life.mu.Unlock()
+	if rt.life.done {
+		return rt.life.err
+	}
+	rt.life.done = true
+	rt.life.retired.Store(true)
+	if rt.life.timer != nil {
+		rt.life.timer.Stop()
+	}
+	rt.life.err = releaseAll(rt.parts())
+	close(rt.life.closed)
+	return rt.life.err
+}
+
+// Closed is closed when the runtime has been closed.
+func (rt *Runtime) Closed() <-chan struct{} { return rt.life.closed }
 
 // NewRuntime builds the runtime for cfg and pol, forwarding through up
-// (named by upstreams, for logs and the cache-survival rule).
+// (named by upstreams, for logs and the cache-survival rule). The runtime
+// owns up: closing it closes up when up is an io.Closer.
 func (s *Server) NewRuntime(cfg *config.Config, pol *policy.Policy, up Exchanger, upstreams []string) (*Runtime, error) {
-	return s.BuildRuntime(RuntimeOptions{Config: cfg, Policy: pol, Upstream: up, Upstreams: upstreams})
+	return s.assemble(cfg, pol, newPart("", up, upstreams), nil, nil, "", encryptedParts{})
 }
 
-// RuntimeOptions are the parts of a runtime built outside the resolver.
-type RuntimeOptions struct {
-	Config *config.Config
-	Policy *policy.Policy
-	// Upstream forwards everything no conditional zone covers.
-	Upstream Exchanger
-	// Upstreams names the default upstreams.
-	Upstreams []string
-	// Zones holds the local zones and conditional forwards (nil: none).
-	Zones *zones.Table
-	// Forwards maps a conditional forward's zone name to its upstreams.
-	Forwards map[string]Exchanger
+// encryptedParts are what a runtime needs for DoT, DoH and DDR: the
+// certificate and the endpoints DDR designates.
+type encryptedParts struct {
+	cert *tls.Certificate
+	ddr  []zones.DDREndpoint
 }
 
-// BuildRuntime builds a runtime from its parts.
-func (s *Server) BuildRuntime(o RuntimeOptions) (*Runtime, error) {
-	cfg, pol, up, upstreams := o.Config, o.Policy, o.Upstream, o.Upstreams
-	rt := &Runtime{
-		Zones:          o.Zones,
-		specials:       zones.NewSpecials(o.Zones, zones.SpecialOptions{ForwardSingleLabel: !cfg.Server.BlockSingleLabel}),
-		forwards:       o.Forwards,
+// assemble builds a runtime from its parts, taking over the references to
+// up and forwards: on error it releases them.
+func (s *Server) assemble(cfg *config.Config, pol *policy.Policy, up *part, forwards map[string]*part, tbl *zones.Table, zkey string, enc encryptedParts) (rt *Runtime, err error) {
+	rt = &Runtime{
+		Zones:          tbl,
+		zonesKey:       zkey,
+		specials:       zones.NewSpecials(tbl, zones.SpecialOptions{ForwardSingleLabel: !cfg.Server.BlockSingleLabel}),
+		cert:           enc.cert,
+		up:             up,
+		forwards:       forwards,
 		Config:         cfg,
 		Policy:         pol,
 		HealthName:     strings.ToLower(cfg.Server.HealthName),
 		QueryTimeout:   cfg.Upstreams.Timeout,
 		TCPIdleTimeout: cfg.Server.TCPIdleTimeout,
 		AccessDrop:     cfg.Access.Action == "drop",
-		Upstreams:      upstreams,
+		Upstreams:      up.names,
 		prefetch:       cfg.Cache.Prefetch && s.cache != nil,
+		life:           lifecycle{closed: make(chan struct{})},
+	}
+	// An error return sets rt to nil before this runs: release the parts
+	// of the runtime being built, not of rt.
+	built := rt
+	defer func() {
+		if err != nil {
+			_ = releaseAll(built.parts())
+			rt = nil
+		}
+	}()
+	if len(enc.ddr) > 0 {
+		ddr, derr := ddrRecords(enc.cert, enc.ddr)
+		if derr != nil {
+			return nil, derr
+		}
+		rt.specials = zones.NewSpecials(tbl, zones.SpecialOptions{ForwardSingleLabel: !cfg.Server.BlockSingleLabel, DDR: ddr})
 	}
 	rt.serial = pol.Serial()
 	if rt.HealthName != "" && !strings.HasSuffix(rt.HealthName, ".") {
@@ -106,22 +230,19 @@ func (s *Server) BuildRuntime(o RuntimeOptions) (*Runtime, error) {
 	if err := s.rateLimiter(rt, cfg.Access.RateLimit); err != nil {
 		return nil, err
 	}
-	for name, f := range o.Forwards {
-		if f == nil {
-			return nil, fmt.Errorf("zones: forward %s has no upstreams", name)
-		}
-	}
-	rt.fwd = &forwarder{s: s, rt: rt, up: up, sf: new(singleflight.Group), stale: cfg.Cache.ServeStale, prefetch: rt.prefetch}
+	rt.fwd = &forwarder{rt: rt, cache: s.cache, obs: s.obs, now: s.now, sf: new(singleflight.Group), stale: cfg.Cache.ServeStale, prefetch: rt.prefetch}
 	// Policy comes before the special names so that a policy rule on a
-	// special name (the bypass bundle's _dns.resolver.arpa) keeps its EDE.
-	rt.Chain = Chain(rt.fwd, s.health(rt), s.policyMiddleware(rt), rt.specialNames, minimalANY, rt.localZones)
+	// special name (the bypass bundle's _dns.resolver.arpa) keeps its EDE;
+	// DDR comes before policy: that rule is for a resolver without
+	// encrypted endpoints.
+	rt.Chain = Chain(rt.fwd, s.health(rt), rt.ddr, s.policyMiddleware(rt), rt.specialNames, minimalANY, rt.localZones)
 	return rt, nil
 }
 
 // allowed reports whether addr may query (access.allow).
 func (rt *Runtime) allowed(addr netip.Addr) bool { return rt.acl.Contains(addr) }
 
-// rateLimiter gives rt the per-client limiter of rl: the previous runtime's
+// rateLimiter gives rt the per-client limiter of rl: the current runtime's
 // when the settings did not change (a reload must not reset every bucket),
 // else a new one; nil when limiting is off.
 func (s *Server) rateLimiter(rt *Runtime, rl config.RateLimit) error {
@@ -161,43 +282,35 @@ func (rt *Runtime) specialNames(next Handler) Handler {
 	})
 }
 
-// localZones answers names inside a local zone authoritatively (AA=1);
-// conditional forwards are handled by the forwarder.
+// localZones answers names inside a local zone authoritatively (AA=1) and
+// notes for the forwarder which upstreams serve any other name (a
+// conditional forward, else the default upstreams): one zone lookup per
+// query.
 func (rt *Runtime) localZones(next Handler) Handler {
 	return HandlerFunc(func(ctx context.Context, req *Request) (*dns.Msg, error) {
-		if z, _ := rt.Zones.Find(req.Name); z != nil {
+		z, f := rt.Zones.Find(req.Name)
+		if z != nil {
 			return z.Answer(req.Msg), nil
 		}
+		req.up = rt.forwardTo(f)
 		return next.Resolve(ctx, req)
 	})
+}
+
+// forwardTo returns the upstreams for a name that zones.Table.Find placed
+// under the conditional forward f (nil: none): f's, else the default ones.
+func (rt *Runtime) forwardTo(f *zones.Forward) Exchanger {
+	if f != nil {
+		if p := rt.forwards[f.Name]; p != nil {
+			return p.up
+		}
+	}
+	return rt.up.up
 }
 
 // upstreamFor returns the upstreams for a name: the longest conditional
 // forward that covers it, else the default upstreams.
 func (rt *Runtime) upstreamFor(name string) Exchanger {
-	if _, f := rt.Zones.Find(name); f != nil {
-		if up := rt.forwards[f.Name]; up != nil {
-			return up
-		}
-	}
-	return rt.fwd.up
-}
-
-// Close releases the upstream connections of the runtime (DoT pools, DoH
-// clients). Call it only once no query uses the runtime any more, e.g. a
-// query timeout after it was swapped out.
-func (rt *Runtime) Close() error {
-	var errs []error
-	closeOne := func(x any) {
-		if c, ok := x.(io.Closer); ok {
-			if err := c.Close(); err != nil {
-				errs = append(errs, err)
-			}
-		}
-	}
-	closeOne(rt.fwd.up)
-	for _, f := range rt.forwards {
-		closeOne(f)
-	}
-	return errors.Join(errs...)
+	_, f := rt.Zones.Find(name)
+	return rt.forwardTo(f)
 }

@@ -13,7 +13,6 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 	"unsafe"
 
@@ -107,8 +106,36 @@ func NewServer(opts ServerOptions) *Server {
 func (s *Server) Runtime() *Runtime { return s.rt.Load() }
 
 // Swap installs rt for every query that arrives from now on and returns the
-// previous snapshot; queries in flight finish on the one they loaded.
-func (s *Server) Swap(rt *Runtime) *Runtime { return s.rt.Swap(rt) }
+// previous snapshot, which it retires: queries in flight finish on the one
+// they loaded, and the retired runtime is closed when the last of them is
+// done (at the latest after its query timeout). The server owns rt from
+// now on; Shutdown closes it. The returned runtime may still be read (its
+// Policy, its Config) but not installed again.
+func (s *Server) Swap(rt *Runtime) *Runtime {
+	old := s.rt.Swap(rt)
+	if old != nil && old != rt {
+		old.retire()
+	}
+	return old
+}
+
+// acquire returns the current runtime, entered (see Runtime.enter): the
+// caller must leave it. nil when the current runtime is retired, which
+// happens only once Shutdown closed it.
+func (s *Server) acquire() *Runtime {
+	for {
+		rt := s.rt.Load()
+		if rt == nil {
+			return nil
+		}
+		if rt.enter() {
+			return rt
+		}
+		if s.rt.Load() == rt {
+			return nil
+		}
+	}
+}
 
 // Cache returns the server's cache (nil when caching is off).
 func (s *Server) Cache() *Cache { return s.cache }
@@ -180,29 +207,6 @@ func (s *Server) listenOne(lc net.ListenConfig, a string, workers int) error {
 	return nil
 }
 
-// udpBuffer is the receive buffer asked for every UDP socket: a burst of
-// queries, or a moment without CPU (a reload building a big policy on the
-// same core), then waits in the kernel instead of being dropped.
-const udpBuffer = 8 << 20
-
-func reusePort(network, _ string, c syscall.RawConn) error {
-	var serr error
-	err := c.Control(func(fd uintptr) {
-		serr = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, 0xf /* SO_REUSEPORT */, 1)
-		if strings.HasPrefix(network, "udp") {
-			// SO_RCVBUFFORCE passes net.core.rmem_max with
-			// CAP_NET_ADMIN; otherwise the kernel caps SO_RCVBUF.
-			if syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, 33 /* SO_RCVBUFFORCE */, udpBuffer) != nil {
-				_ = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, udpBuffer)
-			}
-		}
-	})
-	if err != nil {
-		return err
-	}
-	return serr
-}
-
 // Serve starts the read loops of every bound socket and returns at once.
 func (s *Server) Serve() {
 	s.mu.Lock()
@@ -218,7 +222,8 @@ func (s *Server) Serve() {
 }
 
 // Shutdown stops accepting queries, waits for in-flight queries (up to
-// ctx) so their answers still go out, then closes every socket.
+// ctx) so their answers still go out, then closes every socket and the
+// current runtime (its upstream connections).
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.mu.Lock()
 	if !s.closing.Swap(true) { // under mu: begin cannot add to qwg after this
@@ -250,6 +255,17 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	}
 	s.mu.Unlock()
 	s.wg.Wait()
+	if rt := s.rt.Load(); rt != nil {
+		rt.retire() // waits for prefetches still running
+		select {
+		case <-rt.Closed():
+		case <-ctx.Done():
+			_ = rt.Close()
+			if err == nil {
+				err = ctx.Err()
+			}
+		}
+	}
 	return err
 }
 
@@ -286,10 +302,10 @@ type worker struct {
 	// call).
 	ev   PolicyEvent
 	rule []byte
-	// missable is set by fast, to the runtime it checked the query with,
-	// when the query passed every check and only its answer was not
-	// cached: missUDP can resolve it.
-	missable *Runtime
+	// missUp is set by fast, to the upstreams of the name, when the query
+	// passed every check and only its answer was not cached: missUDP can
+	// resolve it with the runtime fast checked it with.
+	missUp Exchanger
 }
 
 func (s *Server) serveUDP(c *net.UDPConn) {
@@ -320,7 +336,7 @@ func (s *Server) serveUDP(c *net.UDPConn) {
 // in its own goroutine (which writes its own answer). It returns the answer
 // to send now, if any, and stop when the server is shutting down.
 func (s *Server) handleUDP(w *worker, c *net.UDPConn, pkt []byte, addr netip.AddrPort) (out []byte, stop bool) {
-	rt := s.rt.Load()
+	rt := s.rt.Load() // the query's one load of the snapshot
 	if rt.limiter != nil && !rt.limiter.Allow(addr.Addr().Unmap()) {
 		// Over the client's rate: drop, or TC=1 to push it to TCP
 		// (which cannot be spoofed and is not limited).
@@ -334,7 +350,7 @@ func (s *Server) handleUDP(w *worker, c *net.UDPConn, pkt []byte, addr netip.Add
 		}
 		return nil, false
 	}
-	if out, ok := s.fast(w, pkt, addr); ok {
+	if out, ok := s.fast(w, rt, pkt, addr); ok {
 		return out, false
 	}
 	// The slow path parses the whole message and may wait for an
@@ -349,8 +365,14 @@ func (s *Server) handleUDP(w *worker, c *net.UDPConn, pkt []byte, addr netip.Add
 		<-s.inflight
 		return nil, true
 	}
-	j := udpJob{pkt: append([]byte(nil), pkt...), addr: addr, c: c}
-	j.rt = w.missable
+	j := udpJob{pkt: append([]byte(nil), pkt...), addr: addr, c: c, rt: rt, up: w.missUp}
+	if !rt.enter() { // rt was retired since the load: take its successor
+		if j.rt, j.up = s.acquire(), nil; j.rt == nil {
+			<-s.inflight
+			s.qwg.Done()
+			return nil, false
+		}
+	}
 	select {
 	case s.jobs <- j: // an idle worker took it
 	default:
@@ -364,8 +386,11 @@ type udpJob struct {
 	pkt  []byte
 	addr netip.AddrPort
 	c    *net.UDPConn
-	// rt is set when fast found the query missable with this runtime.
+	// rt is the runtime the query uses, entered (the worker leaves it).
 	rt *Runtime
+	// up is set when fast found the query missable with rt: the upstreams
+	// of its name.
+	up Exchanger
 }
 
 // workerIdle is how long a slow-path worker waits for another query before
@@ -382,14 +407,15 @@ func (s *Server) udpWorker(j udpJob) {
 	w := &worker{out: make([]byte, 0, 4096), name: make([]byte, 0, 256)}
 	for {
 		var out []byte
-		if j.rt != nil && j.rt == s.rt.Load() {
-			out = s.missUDP(w, j.pkt, j.addr, j.rt)
+		if j.up != nil {
+			out = s.missUDP(w, j.pkt, j.addr, j.rt, j.up)
 		} else {
-			out = s.slow(j.pkt, j.addr, UDP)
+			out = s.resolve(j.rt, j.pkt, j.addr, UDP)
 		}
 		if out != nil {
 			_, _ = j.c.WriteToUDPAddrPort(out, j.addr)
 		}
+		j.rt.leave()
 		<-s.inflight
 		s.qwg.Done()
 		idle.Reset(workerIdle)
@@ -501,20 +527,19 @@ func (s *Server) serveConn(conn net.Conn) {
 
 // fast answers cache hits and returns ok=false for everything else. It
 // must give byte-for-byte the answer the slow path would give.
-func (s *Server) fast(w *worker, pkt []byte, addr netip.AddrPort) ([]byte, bool) {
-	w.missable = nil
+func (s *Server) fast(w *worker, rt *Runtime, pkt []byte, addr netip.AddrPort) ([]byte, bool) {
+	w.missUp = nil
 	q, canon, ok := parseQuery(pkt, w.name)
 	if !ok || q.qclass != dns.ClassINET || q.ednsVer != 0 || s.cache == nil {
 		return nil, false
 	}
 	w.name = canon[:0]
-	rt := s.rt.Load()
 	client := addr.Addr().Unmap()
 	if !rt.allowed(client) {
 		return nil, false
 	}
 	name := unsafe.String(unsafe.SliceData(canon), len(canon))
-	if name == rt.HealthName {
+	if name == rt.HealthName || rt.specials.DDR(name) {
 		return nil, false
 	}
 	now := s.now()
@@ -544,8 +569,8 @@ func (s *Server) fast(w *worker, pkt []byte, addr netip.AddrPort) ([]byte, bool)
 	}
 	e := s.cache.get(name, q.qtype, q.do, q.flags&flagCD != 0)
 	if e == nil || !e.fresh(now) {
-		if z, _ := rt.Zones.Find(name); z == nil && q.qtype != dns.TypeANY {
-			w.missable = rt
+		if z, f := rt.Zones.Find(name); z == nil && q.qtype != dns.TypeANY {
+			w.missUp = rt.forwardTo(f)
 		}
 		return nil, false
 	}
@@ -554,7 +579,7 @@ func (s *Server) fast(w *worker, pkt []byte, addr netip.AddrPort) ([]byte, bool)
 	}
 	out := e.appendReply(w.out, pkt, &q, now, 0, false)
 	w.out = out[:0]
-	s.maybePrefetch(rt, e, now)
+	rt.maybePrefetch(e, now)
 	s.obs.CacheHit()
 	s.obs.Answered(UDP, q.qtype, e.rcode)
 	if s.qlog != nil {
@@ -577,9 +602,20 @@ func (s *Server) fastPolicyEvent(w *worker, rt *Runtime, now time.Time, client n
 	w.ev = PolicyEvent{} // keep nothing alive
 }
 
-// slow parses a query fully, applies the edge checks and runs the chain.
-// It returns the packed reply, or nil to send nothing.
+// slow answers a query with the current runtime (see resolve).
 func (s *Server) slow(pkt []byte, client netip.AddrPort, proto Proto) []byte {
+	rt := s.acquire()
+	if rt == nil {
+		return nil // shut down
+	}
+	defer rt.leave()
+	return s.resolve(rt, pkt, client, proto)
+}
+
+// resolve parses a query fully, applies the edge checks and runs the chain
+// of rt, which the caller has entered. It returns the packed reply, or nil
+// to send nothing.
+func (s *Server) resolve(rt *Runtime, pkt []byte, client netip.AddrPort, proto Proto) []byte {
 	m := new(dns.Msg)
 	if err := m.Unpack(pkt); err != nil {
 		return s.formErr(pkt, proto)
@@ -588,7 +624,6 @@ func (s *Server) slow(pkt []byte, client netip.AddrPort, proto Proto) []byte {
 		s.obs.Dropped("response")
 		return nil // QR=1: never answer a response (reflection)
 	}
-	rt := s.rt.Load()
 	addr := client.Addr().Unmap()
 	var resp *dns.Msg
 	switch {

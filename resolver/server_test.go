@@ -16,8 +16,6 @@ import (
 	"github.com/jurisdns/jurisdns/policy"
 	"github.com/jurisdns/jurisdns/resolver"
 	"github.com/jurisdns/jurisdns/resolver/resolvertest"
-	"github.com/jurisdns/jurisdns/upstream"
-	"github.com/jurisdns/jurisdns/zones"
 )
 
 type harness struct {
@@ -48,52 +46,19 @@ func start(t testing.TB, upstreams []string, mutate func(*config.Config)) *harne
 		t.Fatal(err)
 	}
 	h := &harness{clock: testclock.New(time.Date(2026, 11, 29, 12, 0, 0, 0, time.UTC)), cfg: cfg}
-	pol, err := policy.Build(context.Background(), cfg, policy.BuildOptions{BaseDir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var ups []upstream.Upstream
-	for _, s := range upstreams {
-		u, err := upstream.Parse(s, upstream.Options{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		ups = append(ups, u)
-	}
-	group, err := upstream.NewGroup(ups, upstream.GroupOptions{Timeout: cfg.Upstreams.Timeout, TryTimeout: cfg.Upstreams.TryTimeout, Now: h.clock.Now})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var specs []zones.Spec
-	forwards := map[string]resolver.Exchanger{}
-	for _, z := range cfg.Zones {
-		specs = append(specs, zones.Spec{Name: z.Name, File: z.File, Forward: z.Forward})
-		if len(z.Forward) > 0 {
-			var fu []upstream.Upstream
-			for _, s := range z.Forward {
-				u, err := upstream.Parse(s, upstream.Options{})
-				if err != nil {
-					t.Fatal(err)
-				}
-				fu = append(fu, u)
-			}
-			g, err := upstream.NewGroup(fu, upstream.GroupOptions{Timeout: cfg.Upstreams.Timeout, TryTimeout: cfg.Upstreams.TryTimeout})
-			if err != nil {
-				t.Fatal(err)
-			}
-			forwards[dns.CanonicalName(z.Name)] = g
-		}
-	}
-	tbl, err := zones.Load(specs, filepath.Join("..", "testdata", "zones"))
-	if err != nil {
-		t.Fatal(err)
-	}
 	h.srv = resolver.NewServer(resolver.ServerOptions{
 		Cache: resolver.NewCache(resolver.CacheOptions{Size: cfg.Cache.Size, MinTTL: cfg.Cache.MinTTL, MaxTTL: cfg.Cache.MaxTTL,
 			NegativeMaxTTL: cfg.Cache.NegativeMaxTTL, ServfailTTL: cfg.Cache.ServfailTTL, ServeStale: cfg.Cache.ServeStale}),
 		Now: h.clock.Now,
 	})
-	rt, err := h.srv.BuildRuntime(resolver.RuntimeOptions{Config: cfg, Policy: pol, Upstream: group, Upstreams: group.Upstreams(), Zones: tbl, Forwards: forwards})
+	listDir := t.TempDir()
+	rt, err := h.srv.Build(context.Background(), cfg, resolver.BuildOptions{
+		Policy: func(ctx context.Context, _ *policy.Policy) (*policy.Policy, error) {
+			return policy.Build(ctx, cfg, policy.BuildOptions{BaseDir: listDir})
+		},
+		BaseDir: filepath.Join("..", "testdata", "zones"),
+		Now:     h.clock.Now,
+	})
 	if err != nil {
 		t.Fatal(err)
 	}

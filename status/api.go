@@ -9,6 +9,7 @@ import (
 
 	"github.com/miekg/dns"
 
+	"github.com/jurisdns/jurisdns/audit"
 	"github.com/jurisdns/jurisdns/blocklists"
 	"github.com/jurisdns/jurisdns/policy"
 	"github.com/jurisdns/jurisdns/resolver"
@@ -33,12 +34,19 @@ type Page struct {
 	// Clients are the configured client entries, then the default set.
 	Clients []Client `json:"clients"`
 	Hits    Hits     `json:"hits"`
+	// Queries are the queries answered since the start, per transport.
+	Queries Queries `json:"queries"`
 	// Recent are the latest enforcement records, newest first;
 	// RecentCapacity is how many are kept and RecentTotal how many were
 	// seen since the start.
 	Recent         []Record `json:"recent"`
 	RecentCapacity int      `json:"recent_capacity"`
 	RecentTotal    uint64   `json:"recent_total"`
+	// Audit is the state of the enforcement log (absent when it is off):
+	// whether it is being written, its head and its last signed
+	// checkpoint (keep it to check the log later with
+	// `jurisdns audit verify --checkpoint`).
+	Audit *audit.State `json:"audit,omitempty"`
 }
 
 // Summary counts jurisdictions by state.
@@ -154,12 +162,16 @@ func (s *Status) snapshot() *Page {
 		Jurisdictions:        []Jurisdiction{},
 		Clients:              []Client{},
 		Hits:                 Hits{Hour: hour, Day: day},
+		Queries:              s.queries.snapshot(),
 		Recent:               recent,
 		RecentCapacity:       len(s.recent.buf),
 		RecentTotal:          seen,
 	}
 	if p.ClientPrivacy == "" {
 		p.ClientPrivacy = "none"
+	}
+	if s.audit != nil {
+		p.Audit = s.audit()
 	}
 	if pol == nil {
 		return p

@@ -14,6 +14,7 @@ import (
 	"unsafe"
 
 	"github.com/jurisdns/jurisdns/admin"
+	"github.com/jurisdns/jurisdns/audit"
 	"github.com/jurisdns/jurisdns/policy"
 	"github.com/jurisdns/jurisdns/resolver"
 )
@@ -538,5 +539,46 @@ func TestConcurrentRecordAndRead(t *testing.T) {
 	p := decode[Page](t, serve(t, h, "GET", "/api/status"))
 	if p.Hits.Day.Total != 2000 || p.RecentTotal != 2000 || len(p.Recent) != DefaultRecent {
 		t.Errorf("day total %d, records %d/%d", p.Hits.Day.Total, len(p.Recent), p.RecentTotal)
+	}
+}
+
+func TestAPIStatusQueriesPerTransport(t *testing.T) {
+	st, _, _ := newTestStatus(t, "truncate")
+	for p, n := range map[resolver.Proto]int{resolver.UDP: 3, resolver.TCP: 1, resolver.DoT: 2, resolver.DoH: 4} {
+		for range n {
+			st.Answered(p)
+		}
+	}
+	p := decode[Page](t, serve(t, st.Handler(), "GET", "/api/status"))
+	if want := (Queries{UDP: 3, TCP: 1, DoT: 2, DoH: 4}); p.Queries != want {
+		t.Errorf("queries %+v, want %+v", p.Queries, want)
+	}
+}
+
+// The API gives the enforcement log's state, with its last signed
+// checkpoint, under "audit" (absent when the log is off).
+func TestAPIAudit(t *testing.T) {
+	pol := testPolicy(t)
+	cp := &audit.Checkpoint{Count: 7, Head: strings.Repeat("0", 64), Time: testNow, Reason: audit.ReasonClose, Key: "k", Sig: "s"}
+	st := New(Options{Policy: func() *policy.Policy { return pol }, Now: func() time.Time { return testNow },
+		Audit: func() *audit.State {
+			return &audit.State{Path: "/var/log/jurisdns/enforcement.log", Writing: false, Error: "disk full", HeadSeq: 9, Signed: true, Checkpoint: cp}
+		}})
+	w := serve(t, st.Handler(), "GET", "/api/status")
+	p := decode[Page](t, w)
+	if p.Audit == nil || p.Audit.Writing || p.Audit.Error != "disk full" || p.Audit.HeadSeq != 9 || p.Audit.Checkpoint == nil || *p.Audit.Checkpoint != *cp {
+		t.Fatalf("audit = %+v", p.Audit)
+	}
+	var raw struct {
+		Audit struct {
+			Checkpoint map[string]any `json:"checkpoint"`
+		} `json:"audit"`
+	}
+	if err := json.Unmarshal(w.Body.Bytes(), &raw); err != nil || raw.Audit.Checkpoint["count"] != 7.0 || raw.Audit.Checkpoint["sig"] != "s" {
+		t.Errorf("checkpoint not under audit.checkpoint: %v %v", raw, err)
+	}
+	st = New(Options{Policy: func() *policy.Policy { return pol }, Now: func() time.Time { return testNow }})
+	if w := serve(t, st.Handler(), "GET", "/api/status"); strings.Contains(w.Body.String(), `"audit"`) {
+		t.Errorf("audit shown without an enforcement log")
 	}
 }

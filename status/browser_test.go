@@ -16,11 +16,10 @@ import (
 	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
 
+	"github.com/jurisdns/jurisdns/audit"
+	"github.com/jurisdns/jurisdns/internal/testtool"
 	"github.com/jurisdns/jurisdns/resolver"
 )
-
-// chromiumPath is Debian's Chromium (apt-get install -y chromium).
-const chromiumPath = "/usr/bin/chromium"
 
 // browserProblems collects what the page must not produce: console errors
 // and warnings, uncaught exceptions, and error entries of the browser log
@@ -82,9 +81,10 @@ func artifactDir(t *testing.T) string {
 // network features beyond what the page needs.
 func startBrowser(t *testing.T, listen func(any)) context.Context {
 	t.Helper()
+	chromium := testtool.Need(t, "chromium", "chromium") // Debian's Chromium
 	profile := t.TempDir()
 	opts := append(chromedp.DefaultExecAllocatorOptions[:],
-		chromedp.ExecPath(chromiumPath),
+		chromedp.ExecPath(chromium),
 		chromedp.Headless,
 		chromedp.NoSandbox,
 		chromedp.DisableGPU,
@@ -118,7 +118,7 @@ func startBrowser(t *testing.T, listen func(any)) context.Context {
 	})
 	// The first Run starts the browser; it must not carry a timeout.
 	if err := chromedp.Do(ctx); err != nil {
-		t.Fatalf("start %s: %v", chromiumPath, err)
+		t.Fatalf("start %s: %v", chromium, err)
 	}
 	return ctx
 }
@@ -133,11 +133,13 @@ type pageRow struct {
 // TestBrowser drives headless Chromium against a real admin server with a
 // token and the status handler mounted, over the test policy.
 func TestBrowser(t *testing.T) {
-	if _, err := os.Stat(chromiumPath); err != nil {
-		t.Skipf("browser test skipped: %s not found (install Debian's chromium package: apt-get install -y chromium): %v", chromiumPath, err)
-	}
+	testtool.Need(t, "chromium", "chromium")
 	st, pol, _ := newTestStatus(t, "truncate")
 	st.Published(pol, testNow.Add(-20*time.Minute))
+	st.audit = func() *audit.State {
+		return &audit.State{Writing: false, FailingSince: testNow, Error: "no space left on device", Failed: 3, Signed: true,
+			Checkpoint: &audit.Checkpoint{Count: 41, Head: strings.Repeat("ab", 32), Time: testNow}}
+	}
 	var events []*resolver.PolicyEvent
 	for i := range 14 {
 		events = append(events, hit(pol, "test-mandate", "chat.deepseek.com", fmt.Sprintf("10.20.%d.5", i), testNow.Add(-time.Duration(i*i)*time.Minute)))
@@ -268,6 +270,16 @@ func TestBrowser(t *testing.T) {
 	}
 	if c.Clients != 2 || c.HitRows != 3 || c.Bars < 10 || c.Recent != 25 || c.FirstClient != "10.20.0.0/24" {
 		t.Errorf("page counts %+v, want 2 clients, 3 hit rows, bars, 25 records, first client 10.20.0.0/24 (the newest)", c)
+	}
+
+	// The state of the enforcement log, under the records.
+	auditText, err := chromedp.Run(ctx, chromedp.Text(chromedp.ID("audit-state")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(auditText, "Enforcement log NOT WRITING since") || !strings.Contains(auditText, "no space left on device (3 lost so far)") ||
+		!strings.Contains(auditText, "Last signed checkpoint: 41 lines, head abababababab") {
+		t.Errorf("enforcement log state %q", auditText)
 	}
 
 	// The explain form gives the verdict for a banned name.

@@ -65,6 +65,10 @@ type Options struct {
 	Recent int
 	// Version is shown in the page header (e.g. app.Version).
 	Version string
+	// Audit returns the state of the enforcement log (nil when it is off);
+	// the API gives it under "audit", with the last signed checkpoint for
+	// whoever keeps them. Nil means no enforcement log.
+	Audit func() *audit.State
 }
 
 // Status is the status page: counters, the latest enforcement records and
@@ -76,9 +80,11 @@ type Status struct {
 	privacy string
 	salt    []byte
 	version string
+	audit   func() *audit.State
 
-	hits   *Counters
-	recent *recentRing
+	hits    *Counters
+	recent  *recentRing
+	queries queryCounters
 
 	mu      sync.Mutex
 	lastPol *policy.Policy
@@ -106,6 +112,7 @@ func New(opts Options) *Status {
 		privacy: opts.Privacy,
 		salt:    opts.Salt,
 		version: opts.Version,
+		audit:   opts.Audit,
 		hits:    NewCounters(),
 		lists:   map[string]listState{},
 	}

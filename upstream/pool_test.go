@@ -1,6 +1,7 @@
 package upstream_test
 
 import (
+	"io"
 	"net"
 	"net/netip"
 	"strconv"
@@ -114,4 +115,29 @@ func TestUDPSocketsPooled(t *testing.T) {
 	if len(distinct) < 2 {
 		t.Errorf("70 sequential queries all used one socket; want a new one after at most 64")
 	}
+}
+
+// TestUDPPoolClosedByClose: Close closes the pooled sockets at once (not
+// when the garbage collector finds them): the port of the pooled socket is
+// free again right after Close.
+func TestUDPPoolClosedByClose(t *testing.T) {
+	srv := startPortServer(t, time.Second)
+	u := mustParse(t, srv.conn.LocalAddr().String())
+	if _, err := exchange(t, u, 2*time.Second, question("pooled.example.", dns.TypeA)); err != nil {
+		t.Fatal(err)
+	}
+	port := srv.seen()[0]
+	addr := net.UDPAddrFromAddrPort(netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), port))
+	if c, err := net.ListenUDP("udp", addr); err == nil {
+		_ = c.Close()
+		t.Fatalf("port %d is free while its socket is pooled", port)
+	}
+	if err := u.(io.Closer).Close(); err != nil {
+		t.Fatal(err)
+	}
+	c, err := net.ListenUDP("udp", addr)
+	if err != nil {
+		t.Fatalf("port %d of the pooled socket is still in use after Close: %v", port, err)
+	}
+	_ = c.Close()
 }

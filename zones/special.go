@@ -29,6 +29,10 @@ type SpecialOptions struct {
 	// name is a host name that must not leak upstream. The root is not a
 	// single-label name.
 	ForwardSingleLabel bool
+	// DDR are the SVCB records answered for _dns.resolver.arpa. (see
+	// DDRRecords) while the resolver serves encrypted DNS and designates
+	// it; nil keeps the NODATA of every other resolver.arpa. name.
+	DDR []dns.RR
 }
 
 // Specials answers the special-use names a resolver must not forward:
@@ -38,8 +42,9 @@ type SpecialOptions struct {
 //   - invalid. (RFC 6761 §6.4), local. (mDNS, RFC 6762), test. (RFC 6761
 //     §6.2) and onion. (RFC 7686), the names themselves included:
 //     NXDOMAIN;
-//   - resolver.arpa. and every name below it (RFC 9462): NODATA. This covers
-//     _dns.resolver.arpa, so DDR discovery gets NODATA here, before policy;
+//   - resolver.arpa. and every name below it (RFC 9462): NODATA, except
+//     SVCB (and ANY) at _dns.resolver.arpa. when SpecialOptions.DDR holds the
+//     resolver's encrypted endpoints;
 //   - the locally-served zones of RFC 6303 and the IANA registry: reverse
 //     zones of 0/8, 10/8, 100.64/10, 127/8, 169.254/16, 172.16/12,
 //     192.0.2/24, 192.168/16, 198.51.100/24, 203.0.113/24,
@@ -61,12 +66,13 @@ type Specials struct {
 	table         *Table
 	blockSingle   bool
 	emptyNonTerms map[string]bool // canonical names that exist without data in special zones
+	ddr           []dns.RR        // SVCB records of _dns.resolver.arpa., or nil
 }
 
 // NewSpecials returns the special-name answerer for a configuration whose
 // local zones and forwards are t (nil for none).
 func NewSpecials(t *Table, opt SpecialOptions) *Specials {
-	s := &Specials{table: t, blockSingle: !opt.ForwardSingleLabel, emptyNonTerms: make(map[string]bool)}
+	s := &Specials{table: t, blockSingle: !opt.ForwardSingleLabel, emptyNonTerms: make(map[string]bool), ddr: opt.DDR}
 	for _, sz := range specialZones {
 		if sz.ptr != "" {
 			s.addEmptyNonTerminals(sz.apex, sz.ptr)
@@ -134,6 +140,13 @@ func (s *Specials) Answer(q *dns.Msg) *dns.Msg {
 	}
 	owner := dns.Fqdn(qname)
 	exists, rrs := sz.at(name, owner, qt)
+	if name == DDRName && (qt == dns.TypeSVCB || qt == dns.TypeANY) {
+		for _, rr := range s.ddr {
+			rr = dns.Copy(rr)
+			rr.Header().Name = owner
+			rrs = append(rrs, rr)
+		}
+	}
 	switch {
 	case len(rrs) > 0:
 		m.Answer = rrs
@@ -360,6 +373,14 @@ func appendLowerFQDN(b []byte, name string) (out []byte, same bool) {
 		same = false
 	}
 	return b, same
+}
+
+// DDR reports whether the canonical name is _dns.resolver.arpa. and DDR
+// records are configured: the resolver then answers it before its policy
+// (the bypass jurisdiction's NODATA is for resolvers without encrypted
+// endpoints).
+func (s *Specials) DDR(name string) bool {
+	return s != nil && len(s.ddr) > 0 && name == DDRName
 }
 
 // Covers reports whether Answer would answer a query for name, which must

@@ -2,7 +2,7 @@ package main
 
 import (
 	"context"
-	"encoding/json"
+	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -13,7 +13,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/jurisdns/jurisdns/app"
-	"github.com/jurisdns/jurisdns/audit"
 	"github.com/jurisdns/jurisdns/config"
 )
 
@@ -51,6 +50,13 @@ func newValidate() *cobra.Command {
 		"fail on JURISDNS_* variables that name no key (Kubernetes service-link variables are still ignored)")
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
 		cfg, pol, err := loadPolicy(cmd)
+		if cfg != nil {
+			warnings, terr := app.CheckTLS(cfg, time.Now())
+			for _, w := range warnings {
+				fmt.Fprintln(os.Stderr, "warning:", w)
+			}
+			err = errors.Join(err, terr)
+		}
 		if err != nil {
 			for _, e := range splitErr(err) {
 				fmt.Fprintln(os.Stderr, e)
@@ -160,34 +166,6 @@ func probeAddr(listen string) string {
 		host = "::1"
 	}
 	return net.JoinHostPort(host, port)
-}
-
-func newAudit() *cobra.Command {
-	cmd := &cobra.Command{Use: "audit", Short: "Enforcement log tools"}
-	cmd.AddCommand(&cobra.Command{
-		Use:   "verify FILE...",
-		Short: "Verify the hash chain of an enforcement log (a single path takes its rotated set)",
-		Args:  cobra.MinimumNArgs(1),
-		RunE: func(_ *cobra.Command, args []string) error {
-			files := args
-			if len(args) == 1 {
-				set, err := audit.RotatedSet(args[0])
-				if err != nil {
-					return err
-				}
-				files = set
-			}
-			rep, err := audit.Verify(files...)
-			if err != nil {
-				fmt.Fprintln(os.Stderr, err)
-				return exitError{1}
-			}
-			out, _ := json.Marshal(rep)
-			fmt.Printf("ok: %d records in %d files %s\n", rep.Records, len(files), out)
-			return nil
-		},
-	})
-	return cmd
 }
 
 func splitErr(err error) []string {

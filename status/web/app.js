@@ -183,6 +183,7 @@
       card("Failed sources", s.failed_sources, s.failed_sources ? "bad" : ""),
       card("Hits, last hour", p.hits.hour.total),
       card("Hits, last day", p.hits.day.total),
+      card("Queries udp / tcp / dot / doh", [p.queries.udp, p.queries.tcp, p.queries.dot, p.queries.doh].join(" / ")),
     ]);
   }
 
@@ -269,6 +270,24 @@
     box.appendChild(table);
   }
 
+  // renderAudit says whether the enforcement log is being written and
+  // gives its last signed checkpoint (keep it: docs/audit.md).
+  function renderAudit(a) {
+    if (!a) {
+      setText("audit-state", "");
+      return;
+    }
+    let text = a.writing
+      ? "Enforcement log: writing (" + a.written + " records written, " + a.failed + " lost)."
+      : "Enforcement log NOT WRITING since " + fmtTime(a.failing_since) + " UTC: " + a.error + " (" + a.failed + " lost so far).";
+    if (a.checkpoint) {
+      text += " Last signed checkpoint: " + a.checkpoint.count + " lines, head " + short(a.checkpoint.head) + ", " + fmtTime(a.checkpoint.time) + " UTC.";
+    } else if (!a.signed) {
+      text += " Not signed (audit.signing_key_file).";
+    }
+    setText("audit-state", text);
+  }
+
   function renderRecent(p) {
     const tbody = document.querySelector("#recent tbody");
     clear(tbody);
@@ -304,6 +323,7 @@
     renderClients(p);
     renderHits(p);
     renderRecent(p);
+    renderAudit(p.audit);
     document.body.setAttribute("data-loaded", "true");
   }
 
