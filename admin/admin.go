@@ -1,6 +1,7 @@
 // Package admin is the resolver's admin HTTP server: liveness (/healthz),
-// readiness (/readyz), Prometheus metrics (/metrics), and any page another
-// package adds with Handle.
+// readiness (/readyz, which also lists the list sources that are not
+// current), Prometheus metrics (/metrics), and any page another package
+// adds with Handle.
 //
 // It is meant for loopback (the default address is 127.0.0.1:8053). An
 // optional bearer token protects every path except /healthz and /readyz, which
@@ -56,6 +57,10 @@ type Options struct {
 	// /readyz request and must be safe for concurrent use. When nil, the
 	// server is always ready (until SetDraining).
 	Ready func() (ready bool, missing []string)
+	// NotCurrent lists what /readyz reports as not_current, ready or not:
+	// sources served from a last good copy or not loaded yet, each with
+	// why. It must be safe for concurrent use; nil reports nothing.
+	NotCurrent func() []string
 	// Degraded reports what works only in part while the server is still
 	// ready (e.g. the enforcement log cannot be written). /readyz then
 	// answers 200 with "status": "degraded" and the list. It is called on
@@ -77,6 +82,7 @@ type Server struct {
 	addr     string
 	log      *slog.Logger
 	ready    func() (bool, []string)
+	current  func() []string
 	degraded func() []string
 	mux      *http.ServeMux
 	tokenSum *[sha256.Size]byte // nil: no authentication
@@ -100,6 +106,7 @@ func New(opts Options) (*Server, error) {
 		log:      opts.Logger,
 		ready:    opts.Ready,
 		degraded: opts.Degraded,
+		current:  opts.NotCurrent,
 		mux:      http.NewServeMux(),
 	}
 	if s.log == nil {
@@ -273,6 +280,10 @@ type readiness struct {
 	// Status is "degraded" when Degraded lists something, else omitted.
 	Status   string   `json:"status,omitempty"`
 	Degraded []string `json:"degraded,omitempty"`
+	// NotCurrent: sources served from a last good copy, or not loaded
+	// yet, while their download is retried (they do not make the server
+	// unready by themselves).
+	NotCurrent []string `json:"not_current,omitempty"`
 }
 
 func (s *Server) readyz(w http.ResponseWriter, _ *http.Request) {
@@ -293,6 +304,9 @@ func (s *Server) readyz(w http.ResponseWriter, _ *http.Request) {
 		if d := s.degraded(); len(d) > 0 {
 			st.Status, st.Degraded = "degraded", d
 		}
+	}
+	if s.current != nil && !s.draining.Load() {
+		st.NotCurrent = s.current()
 	}
 	body, err := json.Marshal(st)
 	if err != nil { // cannot happen for this type

@@ -202,6 +202,36 @@ func TestReadyzFollowsReadyFunc(t *testing.T) {
 	}
 }
 
+// TestReadyzNotCurrent: sources that are not current are listed whether
+// the server is ready or not, and not while draining.
+func TestReadyzNotCurrent(t *testing.T) {
+	t.Parallel()
+	var mu sync.Mutex
+	ready := true
+	s := start(t, Options{
+		Ready: func() (bool, []string) {
+			mu.Lock()
+			defer mu.Unlock()
+			return ready, []string{"jurisdiction x not loaded"}
+		},
+		NotCurrent: func() []string { return []string{"corp/list: using the last good copy from 2026-12-01T00:00:00Z"} },
+	})
+	want := `"not_current":["corp/list: using the last good copy from 2026-12-01T00:00:00Z"]`
+	if r := get(t, s, "/readyz", nil); r.status != 200 || strings.TrimSpace(r.body) != `{"ready":true,`+want+`}` {
+		t.Errorf("ready: %d %s", r.status, r.body)
+	}
+	mu.Lock()
+	ready = false
+	mu.Unlock()
+	if r := get(t, s, "/readyz", nil); r.status != 503 || !strings.Contains(r.body, `"missing":["jurisdiction x not loaded"],`+want) {
+		t.Errorf("not ready: %d %s", r.status, r.body)
+	}
+	s.SetDraining()
+	if r := get(t, s, "/readyz", nil); r.status != 503 || strings.Contains(r.body, "not_current") {
+		t.Errorf("draining: %d %s", r.status, r.body)
+	}
+}
+
 func TestDraining(t *testing.T) {
 	t.Parallel()
 	s := start(t, Options{Ready: func() (bool, []string) { return true, nil }})

@@ -35,7 +35,10 @@ import (
 	"github.com/jurisdns/jurisdns/zones"
 )
 
-// Version is set at build time (-ldflags "-X github.com/jurisdns/jurisdns/app.Version=…").
+// Version is the version jurisdns reports (start line, metrics, status
+// page): the one set at build time (-ldflags "-X
+// github.com/jurisdns/jurisdns/app.Version=…"), else the module version of
+// the build info (see Build).
 var Version = "dev"
 
 // Options configure an App.
@@ -74,6 +77,7 @@ type App struct {
 	admin   *admin.Server
 	audit   *audit.Writer
 	qlog    *queryLogSink
+	tap     *dnstapSink // nil when dnstap was off at start
 
 	reloadMu sync.Mutex // serializes reloads and refreshes
 	cfg      *config.Config
@@ -81,6 +85,14 @@ type App struct {
 	fetchers map[string]*download.Fetcher // by lists.cache_dir; under reloadMu
 	checked  map[string]time.Time         // URL source → last confirmed by its server
 	refresh  refreshState                 // the periodic refresh of URL sources
+	sources  sourceStates                 // URL sources that are not current
+
+	// note and progress, when set (the check, lists and validate
+	// commands), are told about a list served from its last good copy
+	// and about the downloads in flight.
+	note     func(string)
+	progress func(download.Progress)
+	offline  bool // URL sources from the cache only (validate --offline)
 
 	runMu    sync.Mutex // guards stopping and the shutdown result
 	stopping bool
@@ -156,6 +168,9 @@ func New(opts Options) (*App, error) {
 		}
 		a.qlog = newQueryLogSink(l, cfg.Audit.ClientPrivacy, a.metrics, a.now)
 	}
+	if cfg.Dnstap.Enabled() {
+		a.tap = newDnstapSink(cfg.Dnstap, a.log, a.metrics)
+	}
 	cache := resolver.NewCache(resolver.CacheOptions{
 		Size:           cfg.Cache.Size,
 		MinTTL:         cfg.Cache.MinTTL,
@@ -172,34 +187,34 @@ func New(opts Options) (*App, error) {
 			}
 			return nil
 		},
-		Now: a.now, Privacy: cfg.Audit.ClientPrivacy, Version: Version,
+		Now: a.now, Privacy: cfg.Audit.ClientPrivacy, Version: Version, NotCurrent: a.NotCurrentDetail,
 		Audit: a.auditState,
 	})
 	a.server = resolver.NewServer(resolver.ServerOptions{
-		Cache:    cache,
-		Logger:   a.log,
-		Now:      a.now,
-		Observer: observer{a.metrics, a.status},
-		Auditor:  status.Tee(a.auditor(cfg), a.status),
-		QueryLogger: func() resolver.QueryLogger {
-			if a.qlog == nil {
-				return nil // not a typed nil in the interface
-			}
-			return a.qlog
-		}(),
+		Cache:       cache,
+		Logger:      a.log,
+		Now:         a.now,
+		Observer:    observer{a.metrics, a.status},
+		Auditor:     status.Tee(a.auditor(cfg), a.status),
+		QueryLogger: queryLoggers(a.qlog, a.tap),
 	})
 	// DoT and DoH are bound first: DDR answers name their ports.
 	if a.enc, err = a.listenEncrypted(cfg); err != nil {
 		a.closeAudit()
 		return nil, err
 	}
-	rt, err := a.build(context.Background(), cfg)
+	st := &startupRun{}
+	rt, err := a.build(context.WithValue(context.Background(), startupKey{}, st), cfg)
 	if err != nil {
 		a.closeEncrypted()
 		a.closeAudit()
 		return nil, err
 	}
+	a.refresh.immediate = st.pending
 	a.server.Swap(rt)
+	// The start-up build is the first successful load: the reload gauges
+	// say so, rather than "never succeeded".
+	a.metrics.Loaded(a.now())
 	if err := a.server.Listen(cfg.Listen, cfg.Server.UDPWorkers, cfg.Server.MaxTCPConnections); err != nil {
 		a.closeEncrypted()
 		_ = rt.Close() // nothing was served: no query to wait for
@@ -209,12 +224,13 @@ func New(opts Options) (*App, error) {
 	a.warnTLS(cfg)
 	if cfg.Admin != "" {
 		srv, err := admin.New(admin.Options{
-			Addr:      cfg.Admin,
-			Metrics:   a.metrics.Handler(),
-			Ready:     a.ready,
-			Degraded:  a.degraded,
-			Logger:    a.log,
-			TokenFile: cfg.AdminAuth.TokenFile,
+			Addr:       cfg.Admin,
+			Metrics:    a.metrics.Handler(),
+			Ready:      a.ready,
+			Degraded:   a.degraded,
+			NotCurrent: a.NotCurrent,
+			Logger:     a.log,
+			TokenFile:  cfg.AdminAuth.TokenFile,
 		})
 		if err != nil {
 			a.closeEncrypted()
@@ -223,6 +239,7 @@ func New(opts Options) (*App, error) {
 			return nil, fmt.Errorf("admin: %w", err)
 		}
 		srv.Handle("/", a.status.Handler())
+		srv.Handle("POST /api/reload", a.reloadHandler())
 		a.admin = srv
 	}
 	a.publish(rt, nil)
@@ -248,6 +265,9 @@ func (a *App) closeAudit() {
 	}
 	if a.qlog != nil {
 		_ = a.qlog.Close()
+	}
+	if a.tap != nil {
+		_ = a.tap.Close()
 	}
 }
 
@@ -275,6 +295,7 @@ func (a *App) build(ctx context.Context, cfg *config.Config) (*resolver.Runtime,
 		RootCAs:     a.opts.UpstreamRootCAs,
 		Certificate: cert,
 		DDR:         ddr,
+		Wrap:        a.tap.upstreamWrapper(),
 	})
 	if certErr != nil {
 		if rt != nil {
@@ -308,6 +329,14 @@ func (a *App) fetch(cfg *config.Config) func(ctx context.Context, j string, src 
 		ds := downloadSource(cfg, j, src)
 		name := sourceName(src)
 		key := ds.Name + "\x00" + ds.URL
+		if st := startupOf(ctx); st != nil {
+			if body, done, err := a.fromCacheAtStartup(cfg, st, f, j, name, ds); done {
+				return body, err
+			}
+		}
+		if a.offline {
+			return a.offlineCopy(f, ds)
+		}
 		run := refreshRunOf(ctx)
 		if run != nil && !run.due(a.checked[key], sourcePeriod(cfg, src)) {
 			if res, ok := f.Cached(ds); ok {
@@ -315,19 +344,30 @@ func (a *App) fetch(cfg *config.Config) func(ctx context.Context, j string, src 
 			}
 		}
 		res, err := f.Fetch(ctx, ds, guardParser(ds.Name, src))
+		if ctx.Err() != nil {
+			// Shutting down (or a cancelled reload): nothing is swapped
+			// in, and the download did not fail on its own.
+			return nil, ctx.Err()
+		}
 		if err != nil {
 			a.metrics.ListRefreshFailed(j, name)
 			run.fail(j, name, err)
+			a.sources.set(ds.Name, "download failed, no last good copy", err)
+			a.notef("list %s: download failed and no last good copy: %v", ds.Name, err)
 			return nil, err
 		}
 		if res.Stale {
 			a.metrics.ListRefreshFailed(j, name)
 			run.fail(j, name, res.Err)
+			when := res.FetchedAt.UTC().Format(time.RFC3339)
+			a.sources.set(ds.Name, "update failed; using the last good copy from "+when, res.Err)
 			a.log.Warn("list update failed or rejected; using the last good copy from the cache",
 				"jurisdiction", j, "source", name, "fetched_at", res.FetchedAt, "err", res.Err)
+			a.notef("list %s: using the last good copy from %s (update failed: %v)", ds.Name, when, res.Err)
 			return res.Body, nil
 		}
 		a.checked[key] = a.now()
+		a.sources.current(ds.Name)
 		a.metrics.ListRefreshed(j, a.now())
 		return res.Body, nil
 	}
@@ -345,6 +385,7 @@ func (a *App) fetcherFor(dir string) *download.Fetcher {
 		Logger:   a.log,
 		Now:      a.now,
 		Backoff:  a.opts.DownloadBackoff,
+		Progress: a.progress,
 	})
 	a.fetchers[dir] = f
 	return f
@@ -358,6 +399,7 @@ func downloadSource(cfg *config.Config, j string, src config.Source) download.So
 		AllowHTTP: src.AllowHTTP,
 		SHA256:    src.SHA256,
 		Timeout:   cfg.Lists.Timeout,
+		Deadline:  cfg.ListDeadline(),
 		MaxSize:   cfg.Lists.MaxSize,
 		Guards:    download.Guards{MinEntries: src.MinEntries, MaxShrink: src.MaxShrink, MustContain: src.MustContain},
 	}
@@ -499,6 +541,11 @@ func (a *App) Metrics() *metrics.Metrics { return a.metrics }
 func (a *App) Reload(ctx context.Context) error {
 	a.reloadMu.Lock()
 	defer a.reloadMu.Unlock()
+	return a.reloadLocked(ctx)
+}
+
+// reloadLocked is Reload; the caller holds reloadMu.
+func (a *App) reloadLocked(ctx context.Context) error {
 	start := time.Now()
 	cfg, err := LoadConfig(a.opts.Load)
 	if err == nil {
@@ -553,6 +600,7 @@ func (a *App) rebuild(ctx context.Context, cfg *config.Config, trigger string, s
 		a.log.Info("upstreams changed: cache emptied", "upstreams", rt.Upstreams)
 	}
 	a.cfg = cfg
+	a.applyDnstap(cfg)
 	a.publish(rt, old)
 	var diff map[string]policy.Change
 	if rt.Policy.Hash() != old.Policy.Hash() { // Diff looks up every rule of both
@@ -576,6 +624,7 @@ func (a *App) rebuild(ctx context.Context, cfg *config.Config, trigger string, s
 // publish updates the gauges that describe the current runtime.
 func (a *App) publish(rt, _ *resolver.Runtime) {
 	a.status.Published(rt.Policy, a.now())
+	a.sources.prune(rt.Config)
 	a.metrics.SetPolicyHash(rt.Policy.Hash())
 	var expiry time.Time
 	if c := rt.Certificate(); c != nil && c.Leaf != nil {
@@ -679,6 +728,9 @@ func (a *App) Shutdown(ctx context.Context) error {
 		if cerr := a.qlog.Close(); err == nil {
 			err = cerr
 		}
+	}
+	if a.tap != nil {
+		_ = a.tap.Close()
 	}
 	a.log.Info("jurisdns stopped")
 	a.stopErr = err
@@ -816,13 +868,5 @@ func (o observer) Dropped(reason string)                 { o.m.Dropped(reason) }
 func (o observer) Overloaded()                           { o.m.Dropped("overload") }
 func (o observer) RateLimited()                          { o.m.RateLimited() }
 func (o observer) Upstream(string, time.Duration, error) {}
-
-// BuildPolicy builds the policy of cfg as serve would, for the check,
-// lists and validate commands.
-func BuildPolicy(ctx context.Context, cfg *config.Config) (*policy.Policy, error) {
-	a := &App{log: slogDiscard(), now: time.Now, metrics: metrics.New(),
-		fetchers: map[string]*download.Fetcher{}, checked: map[string]time.Time{}}
-	return policy.Build(ctx, cfg, policy.BuildOptions{BaseDir: baseDir(cfg), Fetch: a.fetch(cfg), Logger: a.log})
-}
 
 func slogDiscard() *slog.Logger { return slog.New(slog.DiscardHandler) }

@@ -42,6 +42,9 @@ func newQueryLogSink(l *audit.QueryLog, privacy string, m *metrics.Metrics, now 
 
 // Query logs one answered query.
 func (s *queryLogSink) Query(ev *resolver.QueryEvent) {
+	if ev.Dropped {
+		return // nothing was answered: the query log lists answers
+	}
 	s.l.Log(audit.QueryEntry{
 		Time:       ev.Time,
 		Client:     audit.ClientString(ev.Client, s.privacy, s.salt),

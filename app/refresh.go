@@ -22,10 +22,13 @@ const refreshJitter = 0.1
 // fetching the sources that are due.
 type refreshState struct {
 	mu     sync.Mutex
-	period time.Duration      // of the running refresher; 0: none
-	closed bool               // Shutdown stopped it for good
-	cancel context.CancelFunc // stops it
-	wg     sync.WaitGroup     // every refresher goroutine started
+	period time.Duration // of the running refresher; 0: none
+	closed bool          // Shutdown stopped it for good
+	// immediate: the next refresher started refreshes at once (New
+	// served some sources from their last good copy).
+	immediate bool
+	cancel    context.CancelFunc // stops it
+	wg        sync.WaitGroup     // every refresher goroutine started
 }
 
 // refreshPeriod is the shortest refresh period of the URL sources of cfg,
@@ -77,12 +80,14 @@ func (a *App) syncRefresher(cfg *config.Config) {
 	ctx, cancel := context.WithCancel(context.Background())
 	r.cancel = cancel
 	rf := &download.Refresher{
-		Period:  period,
-		Jitter:  refreshJitter,
-		Refresh: func(ctx context.Context) error { return a.refreshLists(ctx, false) },
-		Timer:   a.opts.RefreshTimer,
-		Logger:  a.log,
+		Period:    period,
+		Jitter:    refreshJitter,
+		Refresh:   func(ctx context.Context) error { return a.refreshLists(ctx, false) },
+		Timer:     a.opts.RefreshTimer,
+		Logger:    a.log,
+		Immediate: r.immediate,
 	}
+	r.immediate = false
 	r.wg.Add(1)
 	go func() {
 		defer r.wg.Done()

@@ -130,8 +130,10 @@ func TestURLSourcePinMismatch(t *testing.T) {
 	}
 }
 
-// TestURLSourceCacheAtStartup: when the URL fails at startup, the last good
-// copy in cache_dir is used.
+// TestURLSourceCacheAtStartup: at startup the last good copy in cache_dir
+// is served at once; the background download that follows fails (HTTP
+// 500), is counted, and /readyz names the source as not current, serving
+// the cached copy, until a refresh succeeds.
 func TestURLSourceCacheAtStartup(t *testing.T) {
 	e := newEnv(t, nil)
 	ls := newETagServer(t, remoteList(4, "cached-list.example"))
@@ -145,13 +147,30 @@ func TestURLSourceCacheAtStartup(t *testing.T) {
 
 	ls.setStatus(http.StatusInternalServerError)
 	from := e.logs.mark()
-	e.start()
+	a := e.start()
 	wantRcode(t, "from the cached copy", e.query("udp", "cached-list.example", dns.TypeA), dns.RcodeNameError)
+	e.logs.waitFrom(t, from, "refresh failed", 1) // the background download at start
 	if len(e.logs.find(from, func(r logRecord) bool { return strings.Contains(r.Msg, "last good copy") })) == 0 {
 		t.Error("use of the cached copy not logged")
 	}
 	if got := e.metric("list_refresh_failures_total", "jurisdiction=remote"); got != 1 {
 		t.Errorf("list_refresh_failures_total = %v, want 1", got)
+	}
+	code, body := e.get("/readyz")
+	if code != http.StatusOK || !strings.Contains(body, `"not_current":["remote/r: update failed; using the last good copy from `) ||
+		strings.Contains(body, "HTTP 500") || strings.Contains(body, ls.URL) {
+		t.Errorf("/readyz = %d %s; want 200 naming remote/r as not current, without the error (it may name the URL)", code, body)
+	}
+	if _, body := e.get("/api/status"); !strings.Contains(body, "remote/r: update failed; using the last good copy from ") ||
+		!strings.Contains(body, "HTTP 500") {
+		t.Errorf("/api/status not_current lacks the error:\n%s", body)
+	}
+	ls.setStatus(0)
+	if err := a.Refresh(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if code, body := e.get("/readyz"); code != http.StatusOK || strings.Contains(body, "not_current") {
+		t.Errorf("/readyz after a good refresh = %d %s; want 200 with every source current", code, body)
 	}
 }
 

@@ -27,7 +27,7 @@ set -euo pipefail
 
 # ---- settings (environment) -------------------------------------------------
 ENV_GIVEN="" # the settings given in the environment, for the report
-for v in QUICK BENCH_SECONDS DURATION LIST_SIZE MISS_SIZE P99_DURATION P99_QPS RELOAD_QPS RELOAD_AT RELOAD_TAIL RELOAD_WAIT PEERS REPEAT \
+for v in QUICK BENCH_SECONDS DURATION LIST_SIZE MISS_SIZE P99_DURATION P99_QPS RELOAD_QPS RELOAD_AT RELOAD_TAIL RELOAD_WAIT PEERS REPEAT DNSTAP \
 	CLIENTS THREADS OUTSTANDING TIMEOUT EDNS SERVER_CPU CLIENT_CPU KNOT_CPU SEED WAIT_IDLE IDLE_PCT WRITE_BENCHMARKS ENCRYPTED; do
 	if [[ ${!v:-} == *" "* ]]; then
 		ENV_GIVEN+="$v=\"${!v}\" "
@@ -76,6 +76,10 @@ LIMIT_PORT=${LIMIT_PORT:-5301}
 UNBOUND_PORT=${UNBOUND_PORT:-5302}
 JURISDNS_PORT=${JURISDNS_PORT:-5303}
 JURISDNS_ADMIN_PORT=${JURISDNS_ADMIN_PORT:-5380}
+DNSTAP=${DNSTAP:-1}                       # 1: also a hit run of jurisdns with dnstap on (to fstrm_capture)
+DNSTAP_PORT=${DNSTAP_PORT:-5304}          # that second jurisdns
+DNSTAP_ADMIN_PORT=${DNSTAP_ADMIN_PORT:-5381}
+[[ $DNSTAP == 0 || $DNSTAP == 1 ]] || bad_setting "DNSTAP must be 0 or 1, not '$DNSTAP'"
 ENCRYPTED=${ENCRYPTED:-1}                 # 1: DoT and DoH runs for unbound and jurisdns
 UNBOUND_DOT_PORT=${UNBOUND_DOT_PORT:-5312}
 UNBOUND_DOH_PORT=${UNBOUND_DOH_PORT:-5313}
@@ -174,6 +178,7 @@ check_ports() {
 	[[ " $PEERS " != *" limit "* ]] || ports+=("$LIMIT_PORT")
 	[[ " $PEERS " != *" unbound "* ]] || ports+=("$UNBOUND_PORT")
 	[[ " $PEERS " != *" jurisdns "* ]] || ports+=("$JURISDNS_PORT" "$JURISDNS_ADMIN_PORT")
+	[[ " $PEERS " != *" jurisdns "* || $DNSTAP != 1 ]] || ports+=("$DNSTAP_PORT" "$DNSTAP_ADMIN_PORT")
 	if [[ $ENCRYPTED == 1 ]]; then
 		[[ " $PEERS " != *" unbound "* ]] || ports+=("$UNBOUND_DOT_PORT" "$UNBOUND_DOH_PORT")
 		[[ " $PEERS " != *" jurisdns "* ]] || ports+=("$JURISDNS_DOT_PORT" "$JURISDNS_DOH_PORT")
@@ -199,6 +204,9 @@ install_missing() {
 	[[ $ENCRYPTED == 0 ]] || command -v openssl >/dev/null || pkgs+=(openssl)
 	if [[ " $PEERS " == *" unbound "* ]] && ! command -v unbound >/dev/null; then
 		pkgs+=(unbound)
+	fi
+	if [[ " $PEERS " == *" jurisdns "* && $DNSTAP == 1 ]] && ! command -v fstrm_capture >/dev/null; then
+		pkgs+=(fstrm-bin)
 	fi
 	((${#pkgs[@]})) || return 0
 	[[ $INSTALL == 1 ]] || die "missing packages: ${pkgs[*]} (INSTALL=0)"
@@ -489,6 +497,43 @@ EOF
 	PEER_PID=$LAST
 }
 
+# start_dnstap: a second jurisdns, configured as the first plus dnstap
+# (client and forwarder messages) to fstrm_capture, which writes to
+# /dev/null (a file would grow by hundreds of MB per run). fstrm_capture
+# shares CLIENT_CPU with dnsperf: the server keeps its core to itself, as in
+# a deployment where the collector runs elsewhere.
+start_dnstap() {
+	local d=$WORK/dnstap i
+	mkdir -p "$d"
+	start "$OUT/fstrm_capture.log" taskset -c "$CLIENT_CPU" fstrm_capture -t protobuf:dnstap.Dnstap -u "$d/dnstap.sock" -w /dev/null
+	FSTRM_PID=$LAST
+	for ((i = 0; i < 100; i++)); do
+		[[ -S $d/dnstap.sock ]] && break
+		sleep 0.1
+	done
+	[[ -S $d/dnstap.sock ]] || die "fstrm_capture did not listen; see $OUT/fstrm_capture.log (KEEP=1)"
+	# Plain DNS only: the DoT and DoH listeners stay the first one's.
+	sed -e "s/127.0.0.1:$JURISDNS_PORT/127.0.0.1:$DNSTAP_PORT/" -e "s/127.0.0.1:$JURISDNS_ADMIN_PORT/127.0.0.1:$DNSTAP_ADMIN_PORT/" \
+		-e '/^tls:/d' -e '/^dot:/d' -e '/^doh:/d' "$WORK/jurisdns/jurisdns.yaml" >"$d/jurisdns.yaml"
+	printf 'dnstap: {socket: "%s", identity: bench, messages: [client, forwarder]}\n' "$d/dnstap.sock" >>"$d/jurisdns.yaml"
+	PEER_PORT=$DNSTAP_PORT
+	START_NS=$(now_ns)
+	start "$OUT/dnstap.log" taskset -c "$SERVER_CPU" "$BIN/jurisdns" serve --config "$d/jurisdns.yaml"
+	PEER_PID=$LAST
+}
+
+# dnstap_metric NAME: a jurisdns_ metric of the dnstap instance, from its
+# admin /metrics (bash's /dev/tcp: no curl needed).
+dnstap_metric() {
+	local name=$1
+	{
+		exec 3<>"/dev/tcp/127.0.0.1/$DNSTAP_ADMIN_PORT" &&
+			printf 'GET /metrics HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n' >&3 &&
+			awk -v m="jurisdns_$name" '$1 == m { printf "%.0f", $2; f = 1 } END { if (!f) print "?" }' <&3
+		exec 3<&-
+	} 2>/dev/null || echo "?"
+}
+
 reload_jurisdns() {
 	printf '%s\n' "$added_name" >>"$WORK/jurisdns/list.txt"
 	RELOAD_NS=$(now_ns)
@@ -509,7 +554,7 @@ ACTIVE=() # peers that started
 # up PEER: start it, time-to-ready and RSS, warm the cache.
 up() {
 	local p=$1 ready_rcode=NXDOMAIN rname=$ready_name
-	if [[ $p == jurisdns && $HAVE_JURISDNS != 1 ]]; then
+	if [[ ($p == jurisdns || $p == dnstap) && $HAVE_JURISDNS != 1 ]]; then
 		R[$p.skip]="skipped: go build ./cmd/jurisdns failed"
 		return
 	fi
@@ -646,14 +691,35 @@ bench_all() {
 		esac
 	done
 	((${#ACTIVE[@]})) || die "no peer to measure"
+	# dnstap: jurisdns again with dnstap on, for the hit workload only (it
+	# is not a peer: no blocked, miss, p99 or reload runs).
+	local tap=0 peers
+	if [[ $DNSTAP == 1 && " ${ACTIVE[*]} " == *" jurisdns "* ]]; then
+		peers=("${ACTIVE[@]}")
+		up dnstap
+		ACTIVE=("${peers[@]}")
+		tap=1
+	fi
 	for ((rep = 1; rep <= REPEAT; rep++)); do
 		for w in hit blocked miss; do
 			log "$w, ${BENCH_SECONDS}s per peer$( ((REPEAT == 1)) || echo ", round $rep of $REPEAT")"
 			for p in "${ACTIVE[@]}"; do
 				throughput "$p" "$w" "$rep"
+				# Right after jurisdns's hit run, the same run with dnstap on.
+				if [[ $p == jurisdns && $w == hit && $tap == 1 ]]; then
+					throughput dnstap hit "$rep"
+				fi
 			done
 		done
 	done
+	if ((tap)); then
+		R[dnstap.sent]=$(dnstap_metric dnstap_sent_total)
+		R[dnstap.dropped]=$(dnstap_metric dnstap_dropped_total)
+		log "dnstap: hit $(fmt_qps "${R[dnstap.hit]:-}") q/s with dnstap on, $(fmt_qps "${R[jurisdns.hit]:-}") off; events sent ${R[dnstap.sent]}, dropped ${R[dnstap.dropped]}"
+		down dnstap
+		stop "$FSTRM_PID"
+		forget "$FSTRM_PID"
+	fi
 	if [[ $ENCRYPTED == 1 ]]; then
 		for ((rep = 1; rep <= REPEAT; rep++)); do
 			for w in dot-hit doh-hit; do
@@ -751,6 +817,9 @@ result_lines() {
 		[[ $p != limit && -z ${R[$p.skip]:-} ]] || continue
 		lines+=("bench server=$p workload=ready seconds=${R[$p.ready]:-} rss_mb=${R[$p.rss_ready]:-}")
 	done
+	if [[ -n ${R[dnstap.hit]:-} ]]; then
+		lines+=("bench server=jurisdns workload=hit_dnstap qps=${R[dnstap.hit]} lost=${R[dnstap.hit_lost]:-} sent=${R[dnstap.sent]:-} dropped=${R[dnstap.dropped]:-}")
+	fi
 	for line in "${lines[@]}"; do
 		# Every key=value must be a plain number; a line that is not is
 		# left out rather than printed with a value a script would misread.
@@ -822,6 +891,18 @@ report() {
 		echo "reload: dnsperf at $RELOAD_QPS q/s (hit+blocked) from ${RELOAD_AT}s before until ${RELOAD_TAIL}s after the reload; one name added to the list, then SIGHUP. in force: from SIGHUP until that name gets NXDOMAIN. lost: queries unanswered within ${TIMEOUT}s (and the seconds of traffic that is at $RELOAD_QPS q/s)."
 		echo "busy before: CPU use of the whole machine in the second before a run (our servers idle then); above ~${IDLE_PCT}% other work was running and the numbers of that run are low and noisy. Highest: $(printf '%s\n' "${BUSY[@]}" | sort -n | tail -n 1)%."
 		echo "limit: a bare miekg/dns server (bench/limit) that answers every query at once: the ceiling for a resolver built on that library."
+		if [[ -n ${R[dnstap.hit]:-} ]]; then
+			echo
+			echo "dnstap (target: hit with dnstap on ≥ 0.8 × hit with it off): jurisdns with dnstap on (client and forwarder messages over a unix socket to fstrm_capture writing to /dev/null, fstrm_capture on cpu $CLIENT_CPU with dnsperf), the hit workload right after jurisdns's own hit run:"
+			echo
+			echo "| jurisdns hit q/s, dnstap off | dnstap on | on ÷ off | server CPU % (off, on) | events sent | events dropped |"
+			echo "|--:|--:|--:|---|--:|--:|"
+			printf '| %s | %s | %s | %s, %s | %s | %s |\n' "$(fmt_qps "${R[jurisdns.hit]:-}")" "$(fmt_qps "${R[dnstap.hit]}")" \
+				"$(awk -v a="${R[dnstap.hit]}" -v b="${R[jurisdns.hit]:-0}" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "?" }')" \
+				"${R[jurisdns.hit_cpu]:-?}" "${R[dnstap.hit_cpu]:-?}" "${R[dnstap.sent]:-?}" "${R[dnstap.dropped]:-?}"
+			echo
+			echo "Dropped events mean the writer or the collector fell behind: the queries were answered, their dnstap messages lost (and counted)."
+		fi
 	} >"$OUT/tables.md"
 	{
 		echo "# jurisdns benchmark, $when"

@@ -54,6 +54,8 @@ type Config struct {
 	// DDR answers _dns.resolver.arpa SVCB with the DoT and DoH endpoints
 	// (RFC 9462), so that clients upgrade to them.
 	DDR bool `mapstructure:"ddr"`
+	// Dnstap configures the dnstap output.
+	Dnstap Dnstap `mapstructure:"dnstap"`
 	// Log configures jurisdns's own logging.
 	Log Log `mapstructure:"log"`
 
@@ -250,9 +252,12 @@ type Source struct {
 type Lists struct {
 	// CacheDir keeps the last good copy of every downloaded list.
 	CacheDir string `mapstructure:"cache_dir"`
-	// Timeout and MaxSize bound one download.
+	// Timeout and MaxSize bound one download attempt.
 	Timeout time.Duration `mapstructure:"timeout"`
 	MaxSize int64         `mapstructure:"max_size"`
+	// Deadline bounds every attempt of one download and the waits between
+	// them; 0 means twice Timeout (see ListDeadline).
+	Deadline time.Duration `mapstructure:"deadline"`
 	// Refresh is the default refresh period of URL sources.
 	Refresh time.Duration `mapstructure:"refresh"`
 }
@@ -305,6 +310,15 @@ type Log struct {
 	Level string `mapstructure:"level"`
 	// Format is text (default) or json.
 	Format string `mapstructure:"format"`
+}
+
+// ListDeadline is the bound on one download with all its retries:
+// lists.deadline, or twice lists.timeout when it is 0.
+func (c *Config) ListDeadline() time.Duration {
+	if c.Lists.Deadline > 0 {
+		return c.Lists.Deadline
+	}
+	return 2 * c.Lists.Timeout
 }
 
 // TLS is the certificate shared by DoT and DoH. Both files are read at start

@@ -212,6 +212,7 @@ func TestLoadDefault(t *testing.T) {
 		DoT:                  DoT{Listen: []string{}, IdleTimeout: 10 * time.Second, MaxConnections: 1000},
 		DoH: DoH{Listen: []string{}, Path: "/dns-query", IdleTimeout: 30 * time.Second, MaxConnections: 1000,
 			MaxStreams: 100},
+		Dnstap: Dnstap{Messages: []string{"client", "forwarder"}, QueueSize: 10000},
 		Log:    Log{Level: "info", Format: "text"},
 		Source: DefaultSource,
 	}

@@ -66,6 +66,7 @@ func (c *Config) Validate() error {
 	}
 	c.validateAudit(&p)
 	c.validateEncrypted(&p)
+	c.validateDnstap(&p)
 	checkOneOf(&p, "log.level", c.Log.Level, "debug", "info", "warn", "error")
 	checkOneOf(&p, "log.format", c.Log.Format, "text", "json")
 	return errors.Join(p...)
@@ -329,6 +330,10 @@ func (c *Config) validateLists(p *problems) {
 		p.add("lists.max_size", "%d is less than 1", c.Lists.MaxSize)
 	}
 	checkPositive(p, "lists.refresh", c.Lists.Refresh)
+	checkNonNegative(p, "lists.deadline", c.Lists.Deadline)
+	if c.Lists.Deadline > 0 && c.Lists.Deadline < c.Lists.Timeout {
+		p.add("lists.deadline", "%s is less than lists.timeout %s", c.Lists.Deadline, c.Lists.Timeout)
+	}
 }
 
 func (c *Config) validateZones(p *problems) {

@@ -145,6 +145,16 @@ func TestValidateCases(t *testing.T) {
 			want:   []string{"upstreams.timeout: 0s is not positive", "upstreams.try_timeout: -1s is not positive"},
 		},
 		{
+			name:   "lists_deadline_below_timeout",
+			change: func(c *Config) { c.Lists.Timeout, c.Lists.Deadline = time.Minute, 10*time.Second },
+			want:   []string{"lists.deadline: 10s is less than lists.timeout 1m0s"},
+		},
+		{
+			name:   "lists_deadline_negative",
+			change: func(c *Config) { c.Lists.Deadline = -time.Second },
+			want:   []string{"lists.deadline: -1s is negative"},
+		},
+		{
 			name:   "min_ttl_over_max_ttl",
 			change: func(c *Config) { c.Cache.MinTTL, c.Cache.MaxTTL = time.Hour, time.Minute },
 			want:   []string{"cache.min_ttl: 1h0m0s is more than cache.max_ttl (1m0s)"},
@@ -371,6 +381,19 @@ func TestValidateZeroConfig(t *testing.T) {
 	} {
 		if !strings.Contains(strings.Join(got, "\n"), want) {
 			t.Errorf("missing %q in:\n%s", want, strings.Join(got, "\n"))
+		}
+	}
+}
+
+func TestListDeadline(t *testing.T) {
+	for _, tc := range []struct{ timeout, deadline, want time.Duration }{
+		{30 * time.Second, 0, time.Minute},
+		{90 * time.Second, 0, 3 * time.Minute},
+		{30 * time.Second, 45 * time.Second, 45 * time.Second},
+	} {
+		c := &Config{Lists: Lists{Timeout: tc.timeout, Deadline: tc.deadline}}
+		if got := c.ListDeadline(); got != tc.want {
+			t.Errorf("timeout %s, deadline %s: ListDeadline() = %s, want %s", tc.timeout, tc.deadline, got, tc.want)
 		}
 	}
 }

@@ -2,7 +2,8 @@
 //
 // A [Fetcher] downloads one [Source] at a time over HTTPS (plain HTTP only
 // when the source allows it, also across redirects), with a timeout per
-// attempt, a size cap, retries with backoff for transient failures
+// attempt and a deadline for all of them, a size cap, retries with backoff
+// for transient failures
 // (network errors, timeouts, 5xx, 408, 429; not 4xx, certificate errors,
 // an oversized body or a refused redirect) and conditional GET (ETag,
 // Last-Modified). Every body is checked before it is accepted: the optional
@@ -35,9 +36,10 @@ import (
 
 // Defaults applied to a zero field of a [Source].
 const (
-	DefaultTimeout = 30 * time.Second
-	DefaultMaxSize = 64 << 20
-	DefaultRetries = 3
+	DefaultTimeout  = 30 * time.Second
+	DefaultDeadline = 2 * time.Minute
+	DefaultMaxSize  = 64 << 20
+	DefaultRetries  = 3
 )
 
 // Values of [Result.From].
@@ -64,6 +66,11 @@ type Source struct {
 	SHA256 string
 	// Timeout bounds one attempt, body included; 0 means DefaultTimeout.
 	Timeout time.Duration
+	// Deadline bounds the whole fetch: every attempt and every wait
+	// between them. An attempt gets what is left of it when that is less
+	// than Timeout, and no retry starts whose backoff would pass it. 0
+	// means DefaultDeadline.
+	Deadline time.Duration
 	// MaxSize caps the (decoded) body in bytes; 0 means DefaultMaxSize.
 	MaxSize int64
 	// Retries is the number of retries after a failed first attempt;
@@ -183,6 +190,37 @@ type Options struct {
 	Sleep func(ctx context.Context, d time.Duration) error
 	// UserAgent is sent with every request; empty means "jurisdns".
 	UserAgent string
+	// Progress, when set, is told about every attempt as it starts, the
+	// bytes of a body as they arrive (at most every ProgressInterval), a
+	// wait before a retry, and the end of the download. Command-line
+	// tools use it to show a long download; it must not block.
+	Progress func(Progress)
+}
+
+// ProgressInterval is the least time between two Progress reports of the
+// bytes of one body.
+const ProgressInterval = 500 * time.Millisecond
+
+// Progress is one report of a download in flight (see Options.Progress).
+type Progress struct {
+	// Source is the source name and URL its URL (credentials redacted).
+	Source, URL string
+	// Attempt is the attempt under way (1, 2, …) out of Attempts.
+	Attempt, Attempts int
+	// Answered: the server sent the headers of a body. Bytes of it were
+	// received so far; Total is its Content-Length, or -1 when the server
+	// did not say.
+	Answered     bool
+	Bytes, Total int64
+	// Elapsed since the fetch started; Deadline is its bound.
+	Elapsed, Deadline time.Duration
+	// RetryIn is set while waiting before the next attempt; Err is the
+	// failure of the attempt that is retried (or, with Done, the failure
+	// of the download).
+	RetryIn time.Duration
+	Err     error
+	// Done: the download ended (Err nil: a body or a 304 arrived).
+	Done bool
 }
 
 // Fetcher downloads sources. It is safe for concurrent use; fetches that
@@ -195,6 +233,7 @@ type Fetcher struct {
 	backoff func(int) time.Duration
 	sleep   func(context.Context, time.Duration) error
 	ua      string
+	prog    func(Progress)
 
 	mu    sync.Mutex
 	locks map[string]*sync.Mutex
@@ -226,6 +265,7 @@ func New(opts Options) *Fetcher {
 		backoff: opts.Backoff,
 		sleep:   opts.Sleep,
 		ua:      opts.UserAgent,
+		prog:    opts.Progress,
 		locks:   make(map[string]*sync.Mutex),
 		mem:     make(map[string]int),
 		stats:   make(map[string]*SourceStats),
@@ -336,8 +376,8 @@ func (s Source) check() (*url.URL, error) {
 	if s.SHA256 != "" && !isHexSHA256(strings.ToLower(s.SHA256)) {
 		return nil, fail("sha256 pin %q is not 64 hex digits", s.SHA256)
 	}
-	if s.Timeout < 0 || s.MaxSize < 0 || s.Guards.MinEntries < 0 {
-		return nil, fail("timeout, max_size and min_entries must not be negative")
+	if s.Timeout < 0 || s.Deadline < 0 || s.MaxSize < 0 || s.Guards.MinEntries < 0 {
+		return nil, fail("timeout, deadline, max_size and min_entries must not be negative")
 	}
 	if !(s.Guards.MaxShrink >= 0 && s.Guards.MaxShrink <= 1) {
 		return nil, fail("max_shrink %v is not between 0 and 1", s.Guards.MaxShrink)
@@ -348,6 +388,9 @@ func (s Source) check() (*url.URL, error) {
 func (s Source) withDefaults() Source {
 	if s.Timeout == 0 {
 		s.Timeout = DefaultTimeout
+	}
+	if s.Deadline == 0 {
+		s.Deadline = DefaultDeadline
 	}
 	if s.MaxSize == 0 {
 		s.MaxSize = DefaultMaxSize
@@ -590,25 +633,126 @@ type response struct {
 }
 
 // download does the attempts: the first and up to src.Retries retries of a
-// transient failure.
+// transient failure, all within src.Deadline.
 func (f *Fetcher) download(ctx context.Context, src Source, u *url.URL, prev *cached, log *slog.Logger) (*response, error) {
 	attempts := src.Retries + 1
+	start := time.Now()
+	dctx, cancel := context.WithTimeout(ctx, src.Deadline)
+	defer cancel()
+	p := progress{f: f, p: Progress{Source: src.Name, URL: u.Redacted(), Attempts: attempts, Deadline: src.Deadline, Total: -1}, start: start}
+	fail := func(i int, err error) (*response, error) {
+		err = fmt.Errorf("download: source %q (%s): attempt %d of %d: %w", src.Name, u.Redacted(), i, attempts, err)
+		p.done(err)
+		return nil, err
+	}
 	for i := 1; ; i++ {
-		resp, err := f.attempt(ctx, src, u, prev)
+		p.attempt(i)
+		resp, err := f.attempt(dctx, src, u, prev, &p)
 		if err == nil {
+			p.done(nil)
 			return resp, nil
 		}
+		if ctx.Err() == nil && dctx.Err() != nil {
+			return fail(i, &deadlineError{after: src.Deadline, err: err})
+		}
 		if !retryable(err) || i >= attempts || ctx.Err() != nil {
-			return nil, fmt.Errorf("download: source %q (%s): attempt %d of %d: %w", src.Name, u.Redacted(), i, attempts, err)
+			return fail(i, err)
 		}
 		d := f.backoff(i)
+		if left := src.Deadline - time.Since(start); d >= left {
+			return fail(i, &deadlineError{after: src.Deadline, err: err, retryIn: d})
+		}
 		log.Warn("download attempt failed; retrying", "attempt", i, "attempts", attempts, "retry_in", d, "err", err)
 		f.count(src.Name, func(s *SourceStats) { s.Retries++ })
-		if serr := f.sleep(ctx, d); serr != nil {
-			return nil, fmt.Errorf("download: source %q (%s): attempt %d of %d: %w (retry abandoned: %v)",
-				src.Name, u.Redacted(), i, attempts, err, serr)
+		p.retry(d, err)
+		if serr := f.sleep(dctx, d); serr != nil {
+			if ctx.Err() == nil && dctx.Err() != nil {
+				return fail(i, &deadlineError{after: src.Deadline, err: err})
+			}
+			return fail(i, fmt.Errorf("%w (retry abandoned: %v)", err, serr))
 		}
 	}
+}
+
+// deadlineError is a download that ran out of its Deadline, in an attempt
+// or because the next retry would have passed it; it matches
+// context.DeadlineExceeded.
+type deadlineError struct {
+	after   time.Duration
+	retryIn time.Duration // the retry given up, if that is why
+	err     error         // the last attempt's
+}
+
+func (e *deadlineError) Error() string {
+	if e.retryIn > 0 {
+		return fmt.Sprintf("%v; no retry: waiting %s would pass the deadline of %s for all attempts", e.err, e.retryIn.Round(time.Millisecond), e.after)
+	}
+	return fmt.Sprintf("deadline of %s for all attempts passed: %v", e.after, e.err)
+}
+func (e *deadlineError) Unwrap() []error { return []error{e.err, context.DeadlineExceeded} }
+
+// progress reports one download to Options.Progress (a no-op without it).
+type progress struct {
+	f     *Fetcher
+	p     Progress
+	start time.Time
+	last  time.Time // of the last report of bytes
+}
+
+func (p *progress) report() {
+	p.p.Elapsed = time.Since(p.start)
+	p.f.prog(p.p)
+}
+
+func (p *progress) attempt(i int) {
+	if p.f.prog == nil {
+		return
+	}
+	p.p.Attempt, p.p.Answered, p.p.Bytes, p.p.Total, p.p.RetryIn, p.p.Err = i, false, 0, -1, 0, nil
+	p.report()
+}
+
+func (p *progress) retry(d time.Duration, err error) {
+	if p.f.prog == nil {
+		return
+	}
+	p.p.RetryIn, p.p.Err = d, err
+	p.report()
+}
+
+func (p *progress) done(err error) {
+	if p.f.prog == nil {
+		return
+	}
+	p.p.RetryIn, p.p.Err, p.p.Done = 0, err, true
+	p.report()
+}
+
+// body wraps a response body to report the bytes as they arrive.
+func (p *progress) body(r io.Reader, total int64) io.Reader {
+	if p == nil || p.f.prog == nil {
+		return r
+	}
+	p.p.Answered, p.p.Total = true, total
+	p.last = time.Now()
+	p.report()
+	return &progressReader{r: r, p: p}
+}
+
+type progressReader struct {
+	r io.Reader
+	p *progress
+}
+
+func (r *progressReader) Read(b []byte) (int, error) {
+	n, err := r.r.Read(b)
+	first := r.p.p.Bytes == 0 && n > 0
+	r.p.p.Bytes += int64(n)
+	if now := time.Now(); first || now.Sub(r.p.last) >= ProgressInterval {
+		r.p.last = now
+		r.p.report()
+	}
+	return n, err
 }
 
 func retryable(err error) bool {
@@ -620,10 +764,10 @@ func retryable(err error) bool {
 	return !errors.Is(err, ErrTooLarge) && !errors.Is(err, errRedirect) && !errors.As(err, &cert)
 }
 
-func (f *Fetcher) attempt(ctx context.Context, src Source, u *url.URL, prev *cached) (*response, error) {
+func (f *Fetcher) attempt(ctx context.Context, src Source, u *url.URL, prev *cached, p *progress) (*response, error) {
 	actx, cancel := context.WithTimeout(ctx, src.Timeout)
 	defer cancel()
-	resp, err := f.get(context.WithValue(actx, allowHTTPKey{}, src.AllowHTTP), src, u, prev)
+	resp, err := f.get(context.WithValue(actx, allowHTTPKey{}, src.AllowHTTP), src, u, prev, p)
 	if err != nil && ctx.Err() == nil && errors.Is(actx.Err(), context.DeadlineExceeded) {
 		return nil, &timeoutError{after: src.Timeout, err: err}
 	}
@@ -641,7 +785,7 @@ type timeoutError struct {
 func (e *timeoutError) Error() string   { return fmt.Sprintf("timed out after %s: %v", e.after, e.err) }
 func (e *timeoutError) Unwrap() []error { return []error{e.err, context.DeadlineExceeded} }
 
-func (f *Fetcher) get(ctx context.Context, src Source, u *url.URL, prev *cached) (*response, error) {
+func (f *Fetcher) get(ctx context.Context, src Source, u *url.URL, prev *cached, p *progress) (*response, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
 	if err != nil {
 		return nil, err
@@ -671,7 +815,7 @@ func (f *Fetcher) get(ctx context.Context, src Source, u *url.URL, prev *cached)
 	if resp.ContentLength > src.MaxSize {
 		return nil, fmt.Errorf("%w: Content-Length %d exceeds the %s cap", ErrTooLarge, resp.ContentLength, formatSize(src.MaxSize))
 	}
-	body, err := io.ReadAll(io.LimitReader(resp.Body, src.MaxSize+1))
+	body, err := io.ReadAll(io.LimitReader(p.body(resp.Body, resp.ContentLength), src.MaxSize+1))
 	if err != nil {
 		return nil, fmt.Errorf("reading body: %w", err)
 	}

@@ -49,10 +49,14 @@ type Refresher struct {
 	Timer func(d time.Duration) (c <-chan time.Time, stop func() bool)
 	// Logger receives refresh failures; nil discards them.
 	Logger *slog.Logger
+	// Immediate makes Run refresh once at once, before the first wait
+	// (a start-up that served the last good copies fetches them now).
+	Immediate bool
 }
 
 // Run waits a jittered period, calls Refresh, and repeats until ctx is done;
-// it does not refresh at once (the caller loads the lists at startup). It
+// it refreshes at once first only with Immediate (otherwise the caller
+// loaded the lists itself). A failed refresh is retried after RetryPeriod. It
 // returns nil when ctx is done, and an error only for a Refresher without a
 // positive Period or a Refresh function.
 func (r *Refresher) Run(ctx context.Context) error {
@@ -75,13 +79,15 @@ func (r *Refresher) Run(ctx context.Context) error {
 		log = slog.New(slog.DiscardHandler)
 	}
 	period := r.Period
-	for {
-		c, stop := timer(NextRefresh(period, r.Jitter, r.Rand))
-		select {
-		case <-ctx.Done():
-			stop()
-			return nil
-		case <-c:
+	for first := true; ; first = false {
+		if !first || !r.Immediate {
+			c, stop := timer(NextRefresh(period, r.Jitter, r.Rand))
+			select {
+			case <-ctx.Done():
+				stop()
+				return nil
+			case <-c:
+			}
 		}
 		if err := r.Refresh(ctx); err != nil {
 			if ctx.Err() != nil {

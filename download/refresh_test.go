@@ -118,3 +118,30 @@ func TestRefresherInvalid(t *testing.T) {
 		}
 	}
 }
+
+// TestRefresherImmediate: with Immediate, Run refreshes before any wait,
+// and a failed first refresh is retried after RetryPeriod.
+func TestRefresherImmediate(t *testing.T) {
+	timers := newFakeTimers()
+	calls := make(chan struct{}, 1)
+	ctx, cancel := context.WithCancel(context.Background())
+	r := &Refresher{
+		Period: 24 * time.Hour, RetryPeriod: time.Hour, Immediate: true, Timer: timers.timer,
+		Refresh: func(context.Context) error { calls <- struct{}{}; return errors.New("unreachable") },
+	}
+	done := make(chan error, 1)
+	go func() { done <- r.Run(ctx) }()
+	select {
+	case <-calls:
+	case d := <-timers.started:
+		t.Fatalf("Run waited %v before the immediate refresh", d)
+	}
+	if d := <-timers.started; d != time.Hour {
+		t.Errorf("wait after a failed immediate refresh = %v, want the retry period 1h", d)
+	}
+	cancel()
+	<-timers.stopped
+	if err := <-done; err != nil {
+		t.Errorf("Run = %v", err)
+	}
+}

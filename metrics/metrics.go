@@ -404,6 +404,20 @@ func (m *Metrics) UpstreamError(upstream, kind string) {
 	m.upstreamErrors.get(upstreamErrKey{upstream, kind}).Inc()
 }
 
+// Loaded records the configuration and lists loaded at start-up, at time
+// at: the first successful load, so the reload gauges (last successful,
+// last success timestamp) read as a success on a fresh server. It counts
+// no reload.
+func (m *Metrics) Loaded(at time.Time) {
+	if m == nil {
+		return
+	}
+	ts := unixSeconds(at)
+	m.reloadLast.Set(ts)
+	m.reloadLastSuccess.Set(ts)
+	m.reloadLastOK.Set(1)
+}
+
 // Reload records a reload attempt that finished at time at, successful or not.
 func (m *Metrics) Reload(ok bool, at time.Time) {
 	if m == nil {

@@ -316,6 +316,29 @@ func TestReload(t *testing.T) {
 	check("jurisdns_reload_last_successful", nil, 1)
 }
 
+// TestLoaded: the start-up load reads as a successful one (the dashboard's
+// "Last reload" and an alert on reload_last_successful == 0 must not fire on
+// a fresh server) without counting a reload.
+func TestLoaded(t *testing.T) {
+	t.Parallel()
+	m := New()
+	reg := m.Registry()
+	at := time.Unix(1_700_000_000, 0)
+	m.Loaded(at)
+	for name, want := range map[string]float64{
+		"jurisdns_reload_last_successful":                1,
+		"jurisdns_reload_last_success_timestamp_seconds": 1_700_000_000,
+		"jurisdns_reload_last_timestamp_seconds":         1_700_000_000,
+	} {
+		if got := value(t, reg, name, nil); got != want {
+			t.Errorf("%s = %v, want %v", name, got, want)
+		}
+	}
+	if got := value(t, reg, "jurisdns_reloads_total", map[string]string{"result": "ok"}); got != 0 {
+		t.Errorf("reloads_total{ok} = %v after the start-up load, want 0", got)
+	}
+}
+
 func TestCertificateExpiry(t *testing.T) {
 	t.Parallel()
 	m := New()

@@ -53,6 +53,10 @@ type BuildOptions struct {
 	// SVCB (RFC 9462); empty turns DDR off. It needs a Certificate with a
 	// DNS name, the records' target.
 	DDR []zones.DDREndpoint
+	// Wrap, if not nil, wraps every upstream as it is built (dnstap taps
+	// their exchanges); like Observe it must be the same for every Build.
+	// The wrapper must implement io.Closer when the upstream does.
+	Wrap func(upstream.Upstream) upstream.Upstream
 }
 
 // Build assembles the runtime of cfg: the default upstream group and one
@@ -175,6 +179,9 @@ func (b *builder) group(servers []string, key, list string) (*part, error) {
 		if err != nil {
 			errs = append(errs, fmt.Errorf("%s[%d]: %w", list, i, err))
 			continue
+		}
+		if b.o.Wrap != nil {
+			up = b.o.Wrap(up)
 		}
 		ups = append(ups, up)
 	}

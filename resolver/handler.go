@@ -58,6 +58,12 @@ type Request struct {
 	// Cached and Blocked are set by the chain for the query log: answered
 	// from the cache, answered by policy.
 	Cached, Blocked bool
+	// Wire is the query as received (for dnstap; nil when the server has no
+	// query logger).
+	Wire []byte
+	// Policy is the policy hit the query log and dnstap report, set by the
+	// chain when the server has a query logger (see QueryEvent.Policy).
+	Policy *PolicyEvent
 
 	// up is the upstreams for Name, once the zone lookup found them (nil:
 	// not looked up yet).

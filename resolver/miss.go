@@ -54,8 +54,8 @@ func (s *Server) missUDP(w *worker, pkt []byte, addr netip.AddrPort, rt *Runtime
 		w.out = out[:0]
 		s.obs.Answered(UDP, q.qtype, fresh.rcode)
 		if s.qlog != nil {
-			s.qlog.Query(&QueryEvent{Time: now, Client: client, Proto: UDP, Name: req.Name, Qtype: req.Qtype,
-				Rcode: fresh.rcode, Duration: time.Since(start)})
+			s.qlog.Query(&QueryEvent{Time: now, Client: client, Port: addr.Port(), Proto: UDP, Name: req.Name, Qtype: req.Qtype,
+				Rcode: fresh.rcode, Duration: time.Since(start), Query: pkt, Response: out})
 		}
 		return out
 	}
@@ -64,6 +64,9 @@ func (s *Server) missUDP(w *worker, pkt []byte, addr netip.AddrPort, rt *Runtime
 		return s.formErr(pkt, UDP)
 	}
 	req.Msg = msg
+	if s.qlog != nil {
+		req.Wire = pkt
+	}
 	resp, err := rt.fwd.answer(req, old, fresh, m, err, now)
 	if err == nil {
 		resp, err = s.cnamePolicy(rt, req, resp, now)

@@ -82,9 +82,24 @@ type QueryEvent struct {
 	// Cached: answered from the cache (fresh or stale); Blocked: a policy
 	// answer.
 	Cached, Blocked bool
+	// Port is the client's source port.
+	Port uint16
+	// Query is the query as received and Response the reply as sent, in
+	// wire format (for dnstap). Both point into the server's buffers: they
+	// are valid only during the call. Response is nil when nothing was sent
+	// (Dropped).
+	Query, Response []byte
+	// Dropped: no answer was sent (policy action drop). The query log skips
+	// such events; dnstap sends the query alone.
+	Dropped bool
+	// Policy is the policy hit that decided the answer (the enforced one
+	// when there is one, else the first report-mode hit), or nil; valid only
+	// during the call, like an Auditor's event.
+	Policy *PolicyEvent
 }
 
-// QueryLogger receives every answered query. It must not block.
+// QueryLogger receives every answered query. It must not block, and it
+// copies what it keeps of the event.
 type QueryLogger interface {
 	Query(ev *QueryEvent)
 }

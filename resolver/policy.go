@@ -101,11 +101,16 @@ func (s *Server) reportHits(rt *Runtime, req *Request, name string, v *policy.Ve
 // policyEvent counts a policy hit and hands it to the enforcement log.
 func (s *Server) policyEvent(rt *Runtime, req *Request, name string, v *policy.Verdict, j *policy.Jurisdiction, action, mode string) {
 	s.obs.PolicyHit(j.ID, action, mode)
-	if s.audit == nil {
+	if s.audit == nil && s.qlog == nil {
 		return
 	}
 	ev := newPolicyEvent(rt, s.now(), req.Client.Addr(), name, req.Qtype, v, j, v.RuleText(), action, mode)
-	s.audit.PolicyEvent(&ev)
+	if s.audit != nil {
+		s.audit.PolicyEvent(&ev)
+	}
+	if s.qlog != nil && (req.Policy == nil || mode == "enforce") {
+		req.Policy = &ev // the enforced hit wins over report-mode ones
+	}
 }
 
 // newPolicyEvent is the event of one policy hit: verdict v of jurisdiction

@@ -302,6 +302,9 @@ type worker struct {
 	// call).
 	ev   PolicyEvent
 	rule []byte
+	// qev is reused for the query log event of every fast-path answer
+	// (see QueryLogger: the event is valid only during the call).
+	qev QueryEvent
 	// missUp is set by fast, to the upstreams of the name, when the query
 	// passed every check and only its answer was not cached: missUDP can
 	// resolve it with the runtime fast checked it with.
@@ -554,14 +557,17 @@ func (s *Server) fast(w *worker, rt *Runtime, pkt []byte, addr netip.AddrPort) (
 		}
 		w.out = out[:0]
 		s.obs.PolicyHit(v.Jurisdiction.ID, v.Action.String(), "enforce")
-		if s.audit != nil {
+		if s.audit != nil || s.qlog != nil {
 			s.fastPolicyEvent(w, rt, now, client, name, q.qtype, &v)
 		}
 		s.obs.Answered(UDP, q.qtype, int(binary.BigEndian.Uint16(out[2:])&0xF))
 		if s.qlog != nil {
-			s.qlog.Query(&QueryEvent{Time: now, Client: client, Proto: UDP, Name: string(canon), Qtype: q.qtype,
-				Rcode: int(binary.BigEndian.Uint16(out[2:]) & 0xF), Blocked: true})
+			w.qev = QueryEvent{Time: now, Client: client, Port: addr.Port(), Proto: UDP, Name: string(canon), Qtype: q.qtype,
+				Rcode: int(binary.BigEndian.Uint16(out[2:]) & 0xF), Blocked: true, Query: pkt, Response: out, Policy: &w.ev}
+			s.qlog.Query(&w.qev)
+			w.qev = QueryEvent{}
 		}
+		w.ev = PolicyEvent{} // keep nothing alive
 		return out, true
 	}
 	if rt.special(name, q.qtype) {
@@ -583,14 +589,18 @@ func (s *Server) fast(w *worker, rt *Runtime, pkt []byte, addr netip.AddrPort) (
 	s.obs.CacheHit()
 	s.obs.Answered(UDP, q.qtype, e.rcode)
 	if s.qlog != nil {
-		s.qlog.Query(&QueryEvent{Time: now, Client: client, Proto: UDP, Name: e.name, Qtype: q.qtype, Rcode: e.rcode, Cached: true})
+		w.qev = QueryEvent{Time: now, Client: client, Port: addr.Port(), Proto: UDP, Name: e.name, Qtype: q.qtype, Rcode: e.rcode, Cached: true,
+			Query: pkt, Response: out}
+		s.qlog.Query(&w.qev)
+		w.qev = QueryEvent{}
 	}
 	return out, true
 }
 
 // fastPolicyEvent hands the enforcement of verdict v to the auditor
 // without allocating: the event and the rule text live in w, the name in
-// the fast path's buffer.
+// the fast path's buffer. The event stays in w.ev for the query log; the
+// caller clears it.
 func (s *Server) fastPolicyEvent(w *worker, rt *Runtime, now time.Time, client netip.Addr, name string, qtype uint16, v *policy.Verdict) {
 	rule := v.Rule
 	if v.Kind == blocklists.Below { // v.RuleText() without the concatenation
@@ -598,8 +608,9 @@ func (s *Server) fastPolicyEvent(w *worker, rt *Runtime, now time.Time, client n
 		rule = unsafe.String(unsafe.SliceData(w.rule), len(w.rule))
 	}
 	w.ev = newPolicyEvent(rt, now, client, name, qtype, v, v.Jurisdiction, rule, v.Action.String(), "enforce")
-	s.audit.PolicyEvent(&w.ev)
-	w.ev = PolicyEvent{} // keep nothing alive
+	if s.audit != nil {
+		s.audit.PolicyEvent(&w.ev)
+	}
 }
 
 // slow answers a query with the current runtime (see resolve).
@@ -657,6 +668,9 @@ func (s *Server) resolve(rt *Runtime, pkt []byte, client netip.AddrPort, proto P
 		Qtype:  q.Qtype,
 		CD:     m.CheckingDisabled,
 	}
+	if s.qlog != nil {
+		req.Wire = pkt
+	}
 	if opt := m.IsEdns0(); opt != nil {
 		req.EDNS = true
 		req.DO = opt.Do()
@@ -684,12 +698,17 @@ func (s *Server) reply(m *dns.Msg, req *Request, resp *dns.Msg, err error, start
 	}
 	if resp == nil {
 		s.obs.Dropped("policy")
+		if s.qlog != nil {
+			s.qlog.Query(&QueryEvent{Time: s.now(), Client: req.Client.Addr(), Port: req.Client.Port(), Proto: req.Proto, Name: req.Name,
+				Qtype: req.Qtype, Duration: time.Since(start), Blocked: req.Blocked, Query: req.Wire, Dropped: true, Policy: req.Policy})
+		}
 		return nil
 	}
 	out := s.finish(m, req, resp, req.Proto)
 	if s.qlog != nil {
-		s.qlog.Query(&QueryEvent{Time: s.now(), Client: req.Client.Addr(), Proto: req.Proto, Name: req.Name, Qtype: req.Qtype,
-			Rcode: resp.Rcode, Duration: time.Since(start), Cached: req.Cached, Blocked: req.Blocked})
+		s.qlog.Query(&QueryEvent{Time: s.now(), Client: req.Client.Addr(), Port: req.Client.Port(), Proto: req.Proto, Name: req.Name, Qtype: req.Qtype,
+			Rcode: resp.Rcode, Duration: time.Since(start), Cached: req.Cached, Blocked: req.Blocked,
+			Query: req.Wire, Response: out, Policy: req.Policy})
 	}
 	return out
 }

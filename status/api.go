@@ -47,6 +47,10 @@ type Page struct {
 	// checkpoint (keep it to check the log later with
 	// `jurisdns audit verify --checkpoint`).
 	Audit *audit.State `json:"audit,omitempty"`
+	// NotCurrent are the URL list sources that are not current
+	// ("jurisdiction/source: why"): served from their last good copy, or
+	// not loaded yet, while their download is retried.
+	NotCurrent []string `json:"not_current,omitempty"`
 }
 
 // Summary counts jurisdictions by state.
@@ -86,6 +90,16 @@ type Jurisdiction struct {
 	// LinkTitles[i] is the short title of Links[i] ("Home Affairs: PSPF
 	// Direction 001-2025"), "" when it has none.
 	LinkTitles []string `json:"link_titles,omitempty"`
+	// Instruments are a shipped jurisdiction's instruments (issuer, date,
+	// scope, titled links); NameSources the sources of its hostnames;
+	// LeavesOut what it deliberately does not block.
+	Instruments []policy.Instrument `json:"instruments,omitempty"`
+	NameSources []policy.Link       `json:"name_sources,omitempty"`
+	LeavesOut   []string            `json:"leaves_out,omitempty"`
+	Notes       string              `json:"notes,omitempty"`
+	// Contact and Organisation say who answers for a local policy.
+	Contact      string `json:"contact,omitempty"`
+	Organisation string `json:"organisation,omitempty"`
 	// Status is policy.Jurisdiction.Status: "active", "report",
 	// "inactive until 2026-03-01", "expired 2025-04-28" or "not loaded
 	// (fail_closed)"; State its category (StateActive, ...).
@@ -95,6 +109,12 @@ type Jurisdiction struct {
 	Mode   string `json:"mode"`
 	Action string `json:"action"`
 	EDE    uint16 `json:"ede"`
+	// TTL of the blocked answers, in seconds.
+	TTL int `json:"ttl"`
+	// Sinkhole are the addresses answered for action ip.
+	Sinkhole []string `json:"sinkhole,omitempty"`
+	// Allow are the names the jurisdiction exempts from its lists.
+	Allow []string `json:"allow,omitempty"`
 	// Effective and Expires as policy.FormatDate writes them; "" is
 	// unbounded.
 	Effective string `json:"effective,omitempty"`
@@ -173,8 +193,30 @@ func (s *Status) snapshot() *Page {
 	if s.audit != nil {
 		p.Audit = s.audit()
 	}
+	if s.notCurrent != nil {
+		p.NotCurrent = s.notCurrent()
+	}
+	fillPolicy(p, pol, now, st.lists)
+	return p
+}
+
+// PolicyPage is the part of the status page that the policy alone gives:
+// policy hash, default jurisdictions, summary, jurisdictions and clients,
+// without hits, enforcement records or refresh times. It is what
+// `jurisdns lists --json` prints, in the shape of GET /api/status.
+func PolicyPage(pol *policy.Policy, now time.Time) *Page {
+	p := &Page{
+		Generated: now, DefaultJurisdictions: []string{}, Jurisdictions: []Jurisdiction{}, Clients: []Client{},
+		Recent: []Record{},
+	}
+	fillPolicy(p, pol, now, nil)
+	return p
+}
+
+// fillPolicy fills the policy's part of p.
+func fillPolicy(p *Page, pol *policy.Policy, now time.Time, lists map[string]listState) {
 	if pol == nil {
-		return p
+		return
 	}
 	p.PolicyHash = pol.Hash()
 	p.DefaultJurisdictions = append(p.DefaultJurisdictions, pol.DefaultJurisdictions()...)
@@ -198,7 +240,7 @@ func (s *Status) snapshot() *Page {
 
 	var unused []Jurisdiction
 	for _, j := range pol.Jurisdictions() {
-		js := jurisdictionOf(j, now, st.lists[j.ID])
+		js := jurisdictionOf(j, now, lists[j.ID])
 		js.Clients = usedBy[j.ID]
 		js.InUse = len(js.Clients) > 0
 		p.Summary.Jurisdictions++
@@ -223,7 +265,6 @@ func (s *Status) snapshot() *Page {
 		p.Jurisdictions = append(p.Jurisdictions, js)
 	}
 	p.Jurisdictions = append(p.Jurisdictions, unused...)
-	return p
 }
 
 func jurisdictionOf(j *policy.Jurisdiction, now time.Time, ls listState) Jurisdiction {
@@ -234,12 +275,19 @@ func jurisdictionOf(j *policy.Jurisdiction, now time.Time, ls listState) Jurisdi
 		Instrument:    j.Instrument,
 		Links:         j.Links,
 		LinkTitles:    linkTitles(j),
+		Instruments:   j.Instruments,
+		NameSources:   j.NameSources,
+		LeavesOut:     j.LeavesOut,
+		Notes:         j.Notes,
+		Contact:       j.Contact,
+		Organisation:  j.Organisation,
 		Status:        j.Status(now),
 		State:         stateOf(j, now),
 		Tier:          j.Tier.String(),
 		Mode:          j.Mode.String(),
 		Action:        j.Action.String(),
 		EDE:           j.EDE,
+		TTL:           int(j.TTL / time.Second),
 		Entries:       j.Entries,
 		Hash:          j.Hash,
 		LastRefresh:   ls.refreshed,
@@ -250,6 +298,12 @@ func jurisdictionOf(j *policy.Jurisdiction, now time.Time, ls listState) Jurisdi
 		LoadError:     j.LoadError,
 		OnLoadFailure: j.OnLoadFailure.String(),
 		Sources:       []Source{},
+	}
+	for _, a := range j.Sinkhole {
+		out.Sinkhole = append(out.Sinkhole, a.String())
+	}
+	for _, a := range j.Allow {
+		out.Allow = append(out.Allow, a.Name)
 	}
 	if !j.Effective.IsZero() {
 		out.Effective = policy.FormatDate(j.Effective)

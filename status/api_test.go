@@ -542,6 +542,32 @@ func TestConcurrentRecordAndRead(t *testing.T) {
 	}
 }
 
+// TestPolicyPage: the policy's part of /api/status, without a running
+// server (what `jurisdns lists --json` prints), is the same as the page's;
+// ttl is in seconds; not_current comes from Options.NotCurrent.
+func TestPolicyPage(t *testing.T) {
+	pol := testPolicy(t)
+	st := New(Options{Policy: func() *policy.Policy { return pol }, Now: func() time.Time { return testNow },
+		NotCurrent: func() []string { return []string{"corp/x: using the last good copy from 2026-03-09T00:00:00Z"} }})
+	live := decode[Page](t, serve(t, st.Handler(), "GET", "/api/status"))
+	offline := PolicyPage(pol, testNow)
+	if offline.PolicyHash != live.PolicyHash || len(offline.Jurisdictions) != len(live.Jurisdictions) || offline.Summary != live.Summary {
+		t.Fatalf("PolicyPage differs from /api/status: %+v vs %+v", offline.Summary, live.Summary)
+	}
+	for i, j := range offline.Jurisdictions {
+		lj := live.Jurisdictions[i]
+		if j.ID != lj.ID || j.TTL != lj.TTL || j.Entries != lj.Entries || j.Status != lj.Status || j.Hash != lj.Hash {
+			t.Errorf("jurisdiction %d: %+v vs %+v", i, j, lj)
+		}
+		if want := int(pol.Lookup(j.ID).TTL / time.Second); j.TTL != want {
+			t.Errorf("%s: ttl %d, want %d seconds", j.ID, j.TTL, want)
+		}
+	}
+	if len(live.NotCurrent) != 1 || !strings.HasPrefix(live.NotCurrent[0], "corp/x: ") || len(offline.NotCurrent) != 0 {
+		t.Errorf("not_current: live %q, offline %q", live.NotCurrent, offline.NotCurrent)
+	}
+}
+
 func TestAPIStatusQueriesPerTransport(t *testing.T) {
 	st, _, _ := newTestStatus(t, "truncate")
 	for p, n := range map[resolver.Proto]int{resolver.UDP: 3, resolver.TCP: 1, resolver.DoT: 2, resolver.DoH: 4} {

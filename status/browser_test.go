@@ -136,6 +136,9 @@ func TestBrowser(t *testing.T) {
 	testtool.Need(t, "chromium", "chromium")
 	st, pol, _ := newTestStatus(t, "truncate")
 	st.Published(pol, testNow.Add(-20*time.Minute))
+	st.notCurrent = func() []string {
+		return []string{"remote/feed: using the last good copy from 2026-03-09T00:00:00Z; first download in progress <b>x</b>"}
+	}
 	st.audit = func() *audit.State {
 		return &audit.State{Writing: false, FailingSince: testNow, Error: "no space left on device", Failed: 3, Signed: true,
 			Checkpoint: &audit.Checkpoint{Count: 41, Head: strings.Repeat("ab", 32), Time: testNow}}
@@ -228,6 +231,18 @@ func TestBrowser(t *testing.T) {
 	}
 	if r := got["broken-feed"]; !strings.Contains(r.Text, "missing-feed") {
 		t.Errorf("broken-feed row does not name its failed source: %q", r.Text)
+	}
+
+	// The list sources that are not current, as text.
+	nc, err := chromedp.Run(ctx, chromedp.Evaluate[string](`(() => {
+		const box = document.getElementById("not-current");
+		return box.hidden ? "(hidden)" : Array.from(box.querySelectorAll("li")).map(li => li.textContent).join("|");
+	})()`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if nc != "remote/feed: using the last good copy from 2026-03-09T00:00:00Z; first download in progress <b>x</b>" {
+		t.Errorf("not-current notice shows %q", nc)
 	}
 
 	// Markup in the data is text, never markup.

@@ -69,6 +69,9 @@ type Options struct {
 	// the API gives it under "audit", with the last signed checkpoint for
 	// whoever keeps them. Nil means no enforcement log.
 	Audit func() *audit.State
+	// NotCurrent lists the URL list sources that are not current (see
+	// Page.NotCurrent); nil reports none.
+	NotCurrent func() []string
 }
 
 // Status is the status page: counters, the latest enforcement records and
@@ -81,6 +84,8 @@ type Status struct {
 	salt    []byte
 	version string
 	audit   func() *audit.State
+	// notCurrent is Options.NotCurrent.
+	notCurrent func() []string
 
 	hits    *Counters
 	recent  *recentRing
@@ -107,14 +112,15 @@ func New(opts Options) *Status {
 		panic("status: Options.Policy is nil")
 	}
 	s := &Status{
-		policy:  opts.Policy,
-		now:     opts.Now,
-		privacy: opts.Privacy,
-		salt:    opts.Salt,
-		version: opts.Version,
-		audit:   opts.Audit,
-		hits:    NewCounters(),
-		lists:   map[string]listState{},
+		policy:     opts.Policy,
+		now:        opts.Now,
+		privacy:    opts.Privacy,
+		salt:       opts.Salt,
+		version:    opts.Version,
+		audit:      opts.Audit,
+		notCurrent: opts.NotCurrent,
+		hits:       NewCounters(),
+		lists:      map[string]listState{},
 	}
 	if s.now == nil {
 		s.now = time.Now

@@ -2,10 +2,10 @@ package main
 
 import (
 	"context"
-	"errors"
+	"encoding/json"
 	"fmt"
+	"io"
 	"net"
-	"os"
 	"strings"
 	"time"
 
@@ -40,45 +40,96 @@ func newServe() *cobra.Command {
 }
 
 func newValidate() *cobra.Command {
+	var offline, strict bool
 	cmd := &cobra.Command{
 		Use:   "validate",
-		Short: "Check the configuration and every list; exit non-zero with every problem",
-		Args:  cobra.NoArgs,
+		Short: "Check the configuration, upstreams, zones and every list; print every problem and exit non-zero",
+		Long: `validate checks everything serve would build from the configuration and
+prints every problem at once, each with its key path or file:line: the
+configuration's own, the upstreams, the zones, and every list source that
+fails to load (exit 1). Lines of a list that are skipped as bad are printed
+as warnings; serve accepts them, so validate exits 0 unless --strict.
+
+URL sources are downloaded (each within lists.deadline); when a download
+fails, the last good copy in lists.cache_dir is checked instead and validate
+says so on stderr. --offline makes no request at all: it checks the last good
+copies, and skips a source that has none yet (serve downloads it). The
+systemd unit runs validate --offline before every start, so that a list
+server does not delay the start.`,
+		Args: cobra.NoArgs,
 	}
-	config.RegisterFlags(cmd.Flags())
+	configFlag(cmd.Flags())
+	cmd.Flags().BoolVar(&offline, "offline", false, "no downloads: check URL sources from their last good copy in lists.cache_dir")
+	cmd.Flags().BoolVar(&strict, "strict", false, "exit 1 on warnings too (bad lines skipped, unknown environment variables)")
 	strictEnv := cmd.Flags().Bool("strict-env", false,
 		"fail on JURISDNS_* variables that name no key (Kubernetes service-link variables are still ignored)")
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
-		cfg, pol, err := loadPolicy(cmd)
-		if cfg != nil {
-			warnings, terr := app.CheckTLS(cfg, time.Now())
-			for _, w := range warnings {
-				fmt.Fprintln(os.Stderr, "warning:", w)
-			}
-			err = errors.Join(err, terr)
+		r := app.Validate(cmd.Context(), config.LoadOptions{Flags: cmd.Flags()},
+			app.PolicyOptions{Notes: cmd.ErrOrStderr(), Offline: offline})
+		stderr := cmd.ErrOrStderr()
+		src := "configuration"
+		if r.Config != nil {
+			src = r.Config.Source
 		}
-		if err != nil {
-			for _, e := range splitErr(err) {
-				fmt.Fprintln(os.Stderr, e)
-			}
-			return exitError{1}
-		}
-		if warn := cfg.EnvWarnings(); len(warn) > 0 {
-			for _, n := range warn {
+		// Unknown JURISDNS_* variables: warnings, problems under --strict-env.
+		if r.Config != nil {
+			for _, n := range r.Config.EnvWarnings() {
 				if *strictEnv {
-					fmt.Fprintln(os.Stderr, n.Name+": unknown environment variable (--strict-env)"+didYouMean(n))
+					r.Problems = append(r.Problems, n.Name+": unknown environment variable (--strict-env)"+didYouMean(n))
 				} else {
-					fmt.Fprintln(os.Stderr, "warning: "+n.String())
+					r.Warnings = append(r.Warnings, n.String())
 				}
 			}
-			if *strictEnv {
-				return exitError{1}
+		}
+		for _, p := range r.Problems {
+			fmt.Fprintln(stderr, p)
+		}
+		for _, w := range r.Warnings {
+			if strings.HasPrefix(w, " ") {
+				fmt.Fprintln(stderr, w)
+			} else {
+				fmt.Fprintln(stderr, "warning:", w)
 			}
 		}
-		fmt.Printf("%s: ok (policy %s, %d jurisdictions)\n", cfg.Source, pol.Hash()[:12], len(pol.Jurisdictions()))
+		np, nw := countProblems(r.Problems), countProblems(r.Warnings)
+		switch {
+		case np > 0:
+			fmt.Fprintf(stderr, "%s: %d %s", src, np, pluralize(np, "problem", "problems"))
+			if nw > 0 {
+				fmt.Fprintf(stderr, ", %d %s", nw, pluralize(nw, "warning", "warnings"))
+			}
+			fmt.Fprintln(stderr)
+			return exitError{1}
+		case nw > 0:
+			fmt.Fprintf(cmd.OutOrStdout(), "%s: valid with %d %s (policy %s, %d jurisdictions)\n",
+				src, nw, pluralize(nw, "warning", "warnings"), r.Policy.Hash()[:12], len(r.Policy.Jurisdictions()))
+			if strict {
+				return exitError{1}
+			}
+			return nil
+		}
+		fmt.Fprintf(cmd.OutOrStdout(), "%s: ok (policy %s, %d jurisdictions)\n", src, r.Policy.Hash()[:12], len(r.Policy.Jurisdictions()))
 		return nil
 	}
 	return cmd
+}
+
+// countProblems counts the problems, not their indented detail lines.
+func countProblems(ps []string) int {
+	n := 0
+	for _, p := range ps {
+		if !strings.HasPrefix(p, " ") {
+			n++
+		}
+	}
+	return n
+}
+
+func pluralize(n int, one, many string) string {
+	if n == 1 {
+		return one
+	}
+	return many
 }
 
 // didYouMean is the " (did you mean X?)" hint of an unknown variable, or "".
@@ -90,14 +141,21 @@ func didYouMean(n config.EnvNotice) string {
 }
 
 func newVersion() *cobra.Command {
-	return &cobra.Command{
+	var asJSON bool
+	cmd := &cobra.Command{
 		Use:   "version",
-		Short: "Print the version",
+		Short: "Print the version and the VCS revision the binary was built from",
 		Args:  cobra.NoArgs,
-		Run: func(*cobra.Command, []string) {
-			fmt.Println("jurisdns", app.Version)
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if asJSON {
+				return printJSON(cmd.OutOrStdout(), app.Build())
+			}
+			_, err := io.WriteString(cmd.OutOrStdout(), app.Build().String())
+			return err
 		},
 	}
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	return cmd
 }
 
 func newConfigCmd() *cobra.Command {
@@ -106,8 +164,9 @@ func newConfigCmd() *cobra.Command {
 		Use:   "default",
 		Short: "Print the embedded default configuration",
 		Args:  cobra.NoArgs,
-		Run: func(*cobra.Command, []string) {
-			_, _ = os.Stdout.Write(config.Default())
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			_, err := cmd.OutOrStdout().Write(config.Default())
+			return err
 		},
 	})
 	return cmd
@@ -120,7 +179,7 @@ func newHealth() *cobra.Command {
 		Short: "Query the DNS health name of a running jurisdns (for container HEALTHCHECKs)",
 		Args:  cobra.NoArgs,
 	}
-	config.RegisterFlags(cmd.Flags())
+	configFlag(cmd.Flags())
 	cmd.Flags().StringVar(&addr, "addr", "", "DNS address to probe (default: the first listen address)")
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
 		cfg, err := app.LoadConfig(config.LoadOptions{Flags: cmd.Flags()})
@@ -147,7 +206,7 @@ func newHealth() *cobra.Command {
 		if r.Rcode != dns.RcodeSuccess || len(r.Answer) == 0 {
 			return fmt.Errorf("health %s: %s", addr, dns.RcodeToString[r.Rcode])
 		}
-		fmt.Println("ok")
+		fmt.Fprintln(cmd.OutOrStdout(), "ok")
 		return nil
 	}
 	return cmd
@@ -168,12 +227,10 @@ func probeAddr(listen string) string {
 	return net.JoinHostPort(host, port)
 }
 
-func splitErr(err error) []string {
-	var out []string
-	for _, line := range strings.Split(err.Error(), "\n") {
-		if strings.TrimSpace(line) != "" {
-			out = append(out, line)
-		}
-	}
-	return out
+// printJSON writes v as indented JSON, the one style of every --json
+// output (snake_case keys, durations in seconds).
+func printJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
 }

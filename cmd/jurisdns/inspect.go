@@ -1,12 +1,9 @@
 package main
 
 import (
-	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"net/netip"
-	"os"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -21,13 +18,15 @@ import (
 )
 
 // loadPolicy loads the configuration and builds the policy exactly as serve
-// would (URL sources from the download cache or the network).
+// would (URL sources from the network, within lists.deadline, else from the
+// last good copy in lists.cache_dir). Which lists come from a last good
+// copy, and the progress of a long download, go to stderr.
 func loadPolicy(cmd *cobra.Command) (*config.Config, *policy.Policy, error) {
 	cfg, err := app.LoadConfig(config.LoadOptions{Flags: cmd.Flags()})
 	if err != nil {
 		return nil, nil, err
 	}
-	pol, err := app.BuildPolicy(context.Background(), cfg)
+	pol, err := app.BuildPolicyWith(cmd.Context(), cfg, app.PolicyOptions{Notes: cmd.ErrOrStderr()})
 	if err != nil {
 		return cfg, nil, err
 	}
@@ -40,19 +39,19 @@ func newCheck() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "check [--client IP] NAME",
 		Short: "Explain the verdict for NAME: jurisdictions, matching rules, tier, answer",
-		Args:  cobra.ExactArgs(1),
+		Long: `check explains what a client gets for NAME under the configured policy: the
+client's jurisdictions, every matching rule, the decision and the answer. It
+exits 1 when NAME is not a valid domain name.`,
+		Args: cobra.ExactArgs(1),
 	}
-	config.RegisterFlags(cmd.Flags())
+	configFlag(cmd.Flags())
 	cmd.Flags().StringVar(&client, "client", "", "client address (default: a client of the default jurisdictions)")
 	cmd.Flags().StringVar(&qtype, "type", "A", "query type of the rendered answer")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
-		_, pol, err := loadPolicy(cmd)
-		if err != nil {
-			return err
-		}
 		var addr netip.Addr
 		if client != "" {
+			var err error
 			if addr, err = netip.ParseAddr(client); err != nil {
 				return fmt.Errorf("--client: %w", err)
 			}
@@ -61,13 +60,21 @@ func newCheck() *cobra.Command {
 		if !ok {
 			return fmt.Errorf("--type: unknown query type %q", qtype)
 		}
+		_, pol, err := loadPolicy(cmd)
+		if err != nil {
+			return err
+		}
 		res := status.Check(pol, args[0], addr, qt, time.Now())
 		if asJSON {
-			enc := json.NewEncoder(os.Stdout)
-			enc.SetIndent("", "  ")
-			return enc.Encode(res)
+			if err := printJSON(cmd.OutOrStdout(), res); err != nil {
+				return err
+			}
+		} else {
+			printCheck(cmd.OutOrStdout(), &res)
 		}
-		printCheck(os.Stdout, &res)
+		if res.NameError != "" {
+			return exitError{1}
+		}
 		return nil
 	}
 	return cmd
@@ -158,58 +165,77 @@ func newLists() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "lists",
 		Short: "Print every jurisdiction: status, entries, sources, bad lines, list hash",
-		Args:  cobra.NoArgs,
+		Long: `lists builds the policy from the configuration as serve would (downloading URL
+sources) and prints every jurisdiction. ` + "`jurisdns status`" + ` prints the same from the
+running server, without downloading anything. --json prints the shape of the
+admin API's GET /api/status.`,
+		Args: cobra.NoArgs,
 	}
-	config.RegisterFlags(cmd.Flags())
-	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	configFlag(cmd.Flags())
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON (the shape of GET /api/status)")
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
 		_, pol, err := loadPolicy(cmd)
 		if err != nil {
 			return err
 		}
-		now := time.Now()
-		type row struct {
-			*policy.Jurisdiction
-			Status  string `json:"status"`
-			Entries int    `json:"entries"`
-		}
-		var rows []row
-		for _, j := range pol.Jurisdictions() {
-			rows = append(rows, row{Jurisdiction: j, Status: j.Status(now), Entries: pol.Entries(j.ID)})
-		}
+		page := status.PolicyPage(pol, time.Now())
 		if asJSON {
-			enc := json.NewEncoder(os.Stdout)
-			enc.SetIndent("", "  ")
-			return enc.Encode(map[string]any{"policy_hash": pol.Hash(), "default_jurisdictions": pol.DefaultJurisdictions(), "jurisdictions": rows})
+			return printJSON(cmd.OutOrStdout(), page)
 		}
-		fmt.Printf("policy %s; default jurisdictions: %s\n", pol.Hash()[:12], strings.Join(pol.DefaultJurisdictions(), ", "))
-		tw := tabwriter.NewWriter(os.Stdout, 2, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "ID\tSTATUS\tTIER\tMODE\tACTION\tEDE\tENTRIES\tSOURCES\tBAD\tHASH")
-		for _, r := range rows {
-			var srcs []string
-			bad := 0
-			for _, s := range r.Sources {
-				srcs = append(srcs, s.Name)
-				bad += s.Bad
-			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%d\t%s\t%d\t%s\n", r.ID, r.Status, r.Tier, r.Mode, r.Action, r.EDE, r.Entries,
-				strings.Join(srcs, ","), bad, r.Hash[:min(12, len(r.Hash))])
-		}
-		if err := tw.Flush(); err != nil {
-			return err
-		}
-		// The primary instrument of each jurisdiction and its first source
-		// (all of them: --json, or docs/jurisdictions.md for shipped ones).
-		fmt.Println("sources:")
-		for _, r := range rows {
-			if len(r.Instruments) > 0 && len(r.Instruments[0].Links) > 0 {
-				l := r.Instruments[0].Links[0]
-				fmt.Fprintf(tw, "  %s\t%s\t%s: %s\n", r.ID, r.Instruments[0].Name, l.Title, l.URL)
-			} else if len(r.Links) > 0 {
-				fmt.Fprintf(tw, "  %s\t%s\t%s\n", r.ID, r.Instrument, r.Links[0])
-			}
-		}
-		return tw.Flush()
+		return printJurisdictions(cmd.OutOrStdout(), page)
 	}
 	return cmd
+}
+
+// printJurisdictions prints the jurisdictions of a status page: what
+// `jurisdns lists` (from the configuration) and `jurisdns status` (from
+// the running server) show.
+func printJurisdictions(w io.Writer, p *status.Page) error {
+	fmt.Fprintf(w, "policy %s; default jurisdictions: %s\n", p.PolicyHash[:min(12, len(p.PolicyHash))], strings.Join(p.DefaultJurisdictions, ", "))
+	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "ID\tSTATUS\tTIER\tMODE\tACTION\tEDE\tENTRIES\tSOURCES\tBAD\tHASH")
+	for _, j := range p.Jurisdictions {
+		var srcs []string
+		bad := 0
+		for _, s := range j.Sources {
+			srcs = append(srcs, s.Name)
+			bad += s.Bad
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%d\t%s\t%d\t%s\n", j.ID, j.Status, j.Tier, j.Mode, j.Action, j.EDE, j.Entries,
+			strings.Join(srcs, ","), bad, j.Hash[:min(12, len(j.Hash))])
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	// The primary instrument of each jurisdiction and its first public
+	// source (all of them: --json, or docs/jurisdictions.md).
+	fmt.Fprintln(w, "instruments:")
+	for _, j := range p.Jurisdictions {
+		switch {
+		case len(j.Instruments) > 0 && len(j.Instruments[0].Links) > 0:
+			l := j.Instruments[0].Links[0]
+			fmt.Fprintf(tw, "  %s\t%s\t%s: %s\n", j.ID, j.Instruments[0].Name, l.Title, l.URL)
+		case len(j.Links) > 0:
+			fmt.Fprintf(tw, "  %s\t%s\t%s\n", j.ID, j.Instrument, j.Links[0])
+		case j.Instrument != "":
+			fmt.Fprintf(tw, "  %s\t%s\t\n", j.ID, j.Instrument)
+		}
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	for _, j := range p.Jurisdictions {
+		for _, s := range j.Sources {
+			if s.Error != "" {
+				fmt.Fprintf(w, "%s/%s: %s\n", j.ID, s.Name, s.Error)
+			}
+			for _, l := range s.BadLines {
+				fmt.Fprintf(w, "%s/%s: bad line %s\n", j.ID, s.Name, l)
+			}
+		}
+	}
+	for _, n := range p.NotCurrent {
+		fmt.Fprintf(w, "not current: %s\n", n)
+	}
+	return nil
 }

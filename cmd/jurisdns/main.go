@@ -7,22 +7,38 @@ package main
 import (
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/signal"
 	"syscall"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+
+	"github.com/jurisdns/jurisdns/app"
+	"github.com/jurisdns/jurisdns/config"
 )
 
 func main() {
-	if err := newRoot().Execute(); err != nil {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+// run runs the command line args with the given output and returns the
+// exit code: what main does, callable from tests.
+func run(args []string, stdout, stderr io.Writer) int {
+	root := newRoot()
+	root.SetArgs(args)
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+	if err := root.Execute(); err != nil {
 		var ee exitError
 		if errors.As(err, &ee) {
-			os.Exit(ee.code)
+			return ee.code
 		}
-		fmt.Fprintln(os.Stderr, "jurisdns:", err)
-		os.Exit(1)
+		fmt.Fprintln(stderr, "jurisdns:", err)
+		return 1
 	}
+	return 0
 }
 
 // exitError carries an exit code for errors already reported.
@@ -42,10 +58,20 @@ upstream with a cache. Without a subcommand it serves.`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		RunE:          serve.RunE,
+		Version:       app.Build().Version,
 	}
+	root.SetVersionTemplate(app.Build().String())
 	root.Flags().AddFlagSet(serve.Flags())
-	root.AddCommand(serve, newValidate(), newVersion(), newConfigCmd(), newCheck(), newLists(), newHealth(), newAudit())
+	root.AddCommand(serve, newValidate(), newVersion(), newConfigCmd(), newCheck(), newLists(), newHealth(), newAudit(),
+		newReload(), newStatus())
 	return root
+}
+
+// configFlag defines --config/-c alone: the commands that only read the
+// configuration (check, lists, validate, health, reload, status) take no
+// serving flags, so their help shows only what they use.
+func configFlag(fs *pflag.FlagSet) {
+	fs.StringP("config", "c", "", "configuration file (YAML); default $"+config.EnvConfig+", else the embedded default")
 }
 
 // signals returns the channel the serve loop reads: SIGHUP reloads,

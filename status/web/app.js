@@ -319,12 +319,25 @@
     setText("meta-updated", fmtTime(p.generated) + " UTC");
     setText("version", p.version ? "jurisdns " + p.version : "");
     renderSummary(p);
+    renderNotCurrent(p);
     renderJurisdictions(p);
     renderClients(p);
     renderHits(p);
     renderRecent(p);
     renderAudit(p.audit);
     document.body.setAttribute("data-loaded", "true");
+  }
+
+  // renderNotCurrent lists the URL list sources served from their last
+  // good copy (or not loaded yet) while their download is retried.
+  function renderNotCurrent(p) {
+    const box = document.getElementById("not-current");
+    const items = p.not_current || [];
+    clear(box);
+    box.hidden = items.length === 0;
+    if (!items.length) return;
+    box.appendChild(el("strong", null, "List sources not current"));
+    box.appendChild(el("ul", null, items.map((t) => el("li", null, t))));
   }
 
   function showError(msg) {
