@@ -5,7 +5,8 @@
 //
 // It is meant for loopback (the default address is 127.0.0.1:8053). An
 // optional bearer token protects every path except /healthz and /readyz, which
-// stay open for probes.
+// stay open for probes (with a token, /readyz tells an unauthenticated caller
+// only whether the server is ready, not what is missing).
 package admin
 
 import (
@@ -286,7 +287,7 @@ type readiness struct {
 	NotCurrent []string `json:"not_current,omitempty"`
 }
 
-func (s *Server) readyz(w http.ResponseWriter, _ *http.Request) {
+func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 	st := readiness{Ready: true}
 	switch {
 	case s.draining.Load():
@@ -307,6 +308,13 @@ func (s *Server) readyz(w http.ResponseWriter, _ *http.Request) {
 	}
 	if s.current != nil && !s.draining.Load() {
 		st.NotCurrent = s.current()
+	}
+	if s.tokenSum != nil && !s.draining.Load() && !s.tokenOK(r.Header.Get("Authorization")) {
+		// With a token, /readyz stays open to probes but says only
+		// whether the server is ready (and degraded): what is missing,
+		// degraded or not current (jurisdictions, list sources) is for
+		// callers with the token.
+		st.Missing, st.Degraded, st.NotCurrent = nil, nil, nil
 	}
 	body, err := json.Marshal(st)
 	if err != nil { // cannot happen for this type

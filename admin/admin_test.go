@@ -470,8 +470,8 @@ func TestCheckHealth(t *testing.T) {
 		t.Fatalf("healthz: %v", err)
 	}
 	err := CheckHealth(t.Context(), base+"/readyz")
-	if err == nil || !strings.Contains(err.Error(), "503") || !strings.Contains(err.Error(), "au-gov") {
-		t.Fatalf("readyz not ready: err = %v, want 503 naming au-gov", err)
+	if err == nil || !strings.Contains(err.Error(), "503") || strings.Contains(err.Error(), "au-gov") {
+		t.Fatalf("readyz not ready: err = %v, want 503 without details (no token sent)", err)
 	}
 	if err := CheckHealth(t.Context(), base+"/metrics"); err == nil || !strings.Contains(err.Error(), "401") {
 		t.Fatalf("metrics without token: err = %v, want 401", err)
@@ -497,5 +497,25 @@ func TestCheckHealthNoRedirect(t *testing.T) {
 	s.Handle("GET /moved", http.RedirectHandler("/healthz", http.StatusFound))
 	if err := CheckHealth(t.Context(), "http://"+s.Addr()+"/moved"); err == nil || !strings.Contains(err.Error(), "302") {
 		t.Fatalf("redirect: err = %v, want 302 error", err)
+	}
+}
+
+// TestReadyzDetailsNeedToken: with a token, /readyz stays open (status
+// code) but names what is missing only to callers with the token.
+func TestReadyzDetailsNeedToken(t *testing.T) {
+	t.Parallel()
+	s := start(t, Options{
+		TokenFile: writeToken(t, "s3cret-token\n"),
+		Ready: func() (bool, []string) {
+			return false, []string{"jurisdiction au-gov source https://REDACTED@lists.example/ai.txt?REDACTED: timeout"}
+		},
+	})
+	r := get(t, s, "/readyz", nil)
+	if r.status != 503 || strings.Contains(r.body, "au-gov") || strings.Contains(r.body, "lists.example") {
+		t.Errorf("/readyz without the token: %d %q, want 503 without details", r.status, r.body)
+	}
+	r = get(t, s, "/readyz", map[string]string{"Authorization": "Bearer s3cret-token"})
+	if r.status != 503 || !strings.Contains(r.body, "au-gov") {
+		t.Errorf("/readyz with the token: %d %q, want 503 naming what is missing", r.status, r.body)
 	}
 }

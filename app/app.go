@@ -30,6 +30,7 @@ import (
 	"github.com/jurisdns/jurisdns/metrics"
 	"github.com/jurisdns/jurisdns/policy"
 	"github.com/jurisdns/jurisdns/resolver"
+	"github.com/jurisdns/jurisdns/rpzout"
 	"github.com/jurisdns/jurisdns/status"
 	"github.com/jurisdns/jurisdns/upstream"
 	"github.com/jurisdns/jurisdns/zones"
@@ -85,7 +86,11 @@ type App struct {
 	fetchers map[string]*download.Fetcher // by lists.cache_dir; under reloadMu
 	checked  map[string]time.Time         // URL source → last confirmed by its server
 	refresh  refreshState                 // the periodic refresh of URL sources
-	sources  sourceStates                 // URL sources that are not current
+	feeds    feeds                        // RPZ sources pulled by zone transfer (transfer.go)
+	rpzOut   *rpzout.Server               // jurisdictions served as RPZ zones (transfer.go)
+	rpzStop  context.CancelFunc           // stops watchRPZDates
+	rpzWG    sync.WaitGroup
+	sources  sourceStates // URL sources that are not current
 
 	// note and progress, when set (the check, lists and validate
 	// commands), are told about a list served from its last good copy
@@ -173,6 +178,7 @@ func New(opts Options) (*App, error) {
 	}
 	cache := resolver.NewCache(resolver.CacheOptions{
 		Size:           cfg.Cache.Size,
+		MaxBytes:       cfg.Cache.MaxBytes,
 		MinTTL:         cfg.Cache.MinTTL,
 		MaxTTL:         cfg.Cache.MaxTTL,
 		NegativeMaxTTL: cfg.Cache.NegativeMaxTTL,
@@ -212,6 +218,10 @@ func New(opts Options) (*App, error) {
 	}
 	a.refresh.immediate = st.pending
 	a.server.Swap(rt)
+	a.server.SetNotify(a.notify)
+	a.rpzOut = rpzout.New(a.log, a.now)
+	a.server.SetXfr(a.serveRPZ)
+	a.syncFeeds()
 	// The start-up build is the first successful load: the reload gauges
 	// say so, rather than "never succeeded".
 	a.metrics.Loaded(a.now())
@@ -274,20 +284,37 @@ func (a *App) closeAudit() {
 // build compiles cfg into a runtime (resolver.Server.Build): the server
 // assembles it and takes over the parts of the current runtime whose
 // configuration did not change; the App supplies the list side, the policy,
-// built with the verified downloader and the current policy for
-// last_known_good.
+// built with the verified downloader, the zone transfer client and the
+// current policy for last_known_good.
 func (a *App) build(ctx context.Context, cfg *config.Config) (*resolver.Runtime, error) {
-	// The certificate of DoT and DoH: a problem with it is reported with
-	// every other problem of the build.
+	if _, err := rpzOutOptions(cfg); err != nil { // a secret file that cannot be read
+		return nil, err
+	}
+	opts, certErr := a.buildOptions(ctx, cfg, func(ctx context.Context, prev *policy.Policy) (*policy.Policy, error) {
+		return policy.Build(ctx, cfg, policy.BuildOptions{BaseDir: baseDir(cfg), Fetch: a.fetch(cfg), Transfer: a.transferSource(cfg),
+			Logger: a.log, Previous: prev})
+	})
+	rt, err := a.server.Build(ctx, cfg, opts)
+	if certErr != nil {
+		if rt != nil {
+			_ = rt.Close() // never installed
+		}
+		return nil, errors.Join(err, certErr)
+	}
+	return rt, err
+}
+
+// buildOptions are the options of a Build of the App's server for cfg, with
+// pol building the policy. The error is the certificate's (DoT and DoH): a
+// problem with it is reported with every other problem of the build.
+func (a *App) buildOptions(ctx context.Context, cfg *config.Config, pol func(context.Context, *policy.Policy) (*policy.Policy, error)) (resolver.BuildOptions, error) {
 	cert, certErr := a.certificate(ctx, cfg, a.server.Runtime())
 	var ddr []zones.DDREndpoint
 	if certErr == nil {
 		ddr = a.ddrEndpoints(cfg)
 	}
-	rt, err := a.server.Build(ctx, cfg, resolver.BuildOptions{
-		Policy: func(ctx context.Context, prev *policy.Policy) (*policy.Policy, error) {
-			return policy.Build(ctx, cfg, policy.BuildOptions{BaseDir: baseDir(cfg), Fetch: a.fetch(cfg), Logger: a.log, Previous: prev})
-		},
+	return resolver.BuildOptions{
+		Policy:      pol,
 		BaseDir:     baseDir(cfg),
 		ResolvConf:  a.opts.ResolvConf,
 		Logger:      a.log,
@@ -296,14 +323,8 @@ func (a *App) build(ctx context.Context, cfg *config.Config) (*resolver.Runtime,
 		Certificate: cert,
 		DDR:         ddr,
 		Wrap:        a.tap.upstreamWrapper(),
-	})
-	if certErr != nil {
-		if rt != nil {
-			_ = rt.Close() // never installed
-		}
-		return nil, errors.Join(err, certErr)
-	}
-	return rt, err
+		OnDrop:      a.metrics.UpstreamReplyDropped,
+	}, certErr
 }
 
 func baseDir(cfg *config.Config) string {
@@ -406,7 +427,8 @@ func downloadSource(cfg *config.Config, j string, src config.Source) download.So
 }
 
 // sourceName is the name policy gives a user source: its name, else its
-// file name, URL or "inline".
+// file name, URL (redacted: it names the source in logs and metric labels)
+// or "inline".
 func sourceName(src config.Source) string {
 	switch {
 	case src.Name != "":
@@ -414,7 +436,7 @@ func sourceName(src config.Source) string {
 	case src.Path != "":
 		return filepath.Base(src.Path)
 	case src.URL != "":
-		return src.URL
+		return download.RedactURL(src.URL)
 	}
 	return "inline"
 }
@@ -490,6 +512,10 @@ func (a *App) Start() error {
 	}
 	rt := a.server.Runtime()
 	a.syncRefresher(rt.Config)
+	ctx, stop := context.WithCancel(context.Background())
+	a.rpzStop = stop
+	a.rpzWG.Add(1)
+	go func() { defer a.rpzWG.Done(); a.watchRPZDates(ctx) }()
 	attrs := []any{"listen", a.server.Addrs(), "upstreams", rt.Upstreams, "config", rt.Config.Source,
 		"policy", shortHash(rt.Policy.Hash()), "version", Version}
 	if a.enc != nil {
@@ -584,7 +610,10 @@ func (a *App) rebuild(ctx context.Context, cfg *config.Config, trigger string, s
 		err = ctx.Err() // shutting down: do not swap a half-refreshed policy
 	}
 	if err != nil {
-		_ = rt.Close() // never installed; the parts it took over stay open
+		a.forgetPending()
+		if rt != nil {
+			_ = rt.Close() // never installed; the parts it took over stay open
+		}
 		return err
 	}
 	if trigger == "reload" {
@@ -595,6 +624,7 @@ func (a *App) rebuild(ctx context.Context, cfg *config.Config, trigger string, s
 	}
 	// Swap retires the old runtime: closed once its queries are done.
 	old := a.server.Swap(rt)
+	a.syncFeeds()
 	if !slices.Equal(rt.Upstreams, old.Upstreams) {
 		a.server.Cache().Purge()
 		a.log.Info("upstreams changed: cache emptied", "upstreams", rt.Upstreams)
@@ -624,6 +654,9 @@ func (a *App) rebuild(ctx context.Context, cfg *config.Config, trigger string, s
 // publish updates the gauges that describe the current runtime.
 func (a *App) publish(rt, _ *resolver.Runtime) {
 	a.status.Published(rt.Policy, a.now())
+	if a.rpzOut != nil {
+		a.publishRPZ(rt.Config, rt.Policy)
+	}
 	a.sources.prune(rt.Config)
 	a.metrics.SetPolicyHash(rt.Policy.Hash())
 	var expiry time.Time
@@ -634,7 +667,8 @@ func (a *App) publish(rt, _ *resolver.Runtime) {
 	for _, j := range rt.Policy.Jurisdictions() {
 		a.metrics.SetListEntries(j.ID, rt.Policy.Entries(j.ID))
 	}
-	a.metrics.SetCacheSize(a.server.Cache().Len())
+	a.metrics.CacheSource(a.server.Cache().Len, a.server.Cache().Bytes)
+	a.metrics.ServerSource(a.server.InFlight, a.server.TCPConnections)
 }
 
 func flatten(err error) []error {
@@ -698,6 +732,12 @@ func (a *App) Shutdown(ctx context.Context) error {
 	}
 	a.log.Info("draining: readiness reports 503; closing the listeners")
 	a.stopRefresher()
+	a.stopFeeds()
+	if a.rpzStop != nil {
+		a.rpzStop()
+		a.rpzWG.Wait()
+	}
+	defer a.rpzOut.Close()
 	timeout := a.server.Runtime().Config.Server.ShutdownTimeout
 	if timeout <= 0 {
 		timeout = 5 * time.Second
@@ -766,8 +806,22 @@ func (a *App) Run(ctx context.Context, sigs <-chan os.Signal) error {
 	}()
 	stop := func() error {
 		cancel()
-		<-done
-		return a.Shutdown(context.Background())
+		// A reload sees the cancellation (downloads, local list reads);
+		// one stuck in something that cannot be cancelled does not hold
+		// up SIGTERM past server.shutdown_timeout.
+		// The reload's wait and the drain share the one timeout.
+		wait := a.server.Runtime().Config.Server.ShutdownTimeout
+		if wait <= 0 {
+			wait = 5 * time.Second
+		}
+		sctx, scancel := context.WithTimeout(context.Background(), wait)
+		defer scancel()
+		select {
+		case <-done:
+		case <-sctx.Done():
+			a.log.Warn("a reload is still running after server.shutdown_timeout; shutting down without waiting for it")
+		}
+		return a.Shutdown(sctx)
 	}
 	for {
 		select {

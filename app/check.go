@@ -74,7 +74,7 @@ func BuildPolicyWith(ctx context.Context, cfg *config.Config, o PolicyOptions) (
 			}
 		}
 	}
-	return policy.Build(ctx, cfg, policy.BuildOptions{BaseDir: baseDir(cfg), Fetch: a.fetch(cfg), Logger: a.log})
+	return policy.Build(ctx, cfg, policy.BuildOptions{BaseDir: baseDir(cfg), Fetch: a.fetch(cfg), Transfer: a.transferSource(cfg), Logger: a.log})
 }
 
 // progressPrinter writes the progress of the downloads in flight: a retry
@@ -353,13 +353,14 @@ func dedupe(in []string) []string {
 	return slices.Clip(out)
 }
 
-// offlineCopy is fetch for validate --offline: the last good copy, else an
-// empty list, each with a note.
+// offlineCopy is fetch for validate --offline: the last good copy, else
+// policy.ErrNotChecked (the source adds nothing and is not guarded), each
+// with a note.
 func (a *App) offlineCopy(f *download.Fetcher, ds download.Source) ([]byte, error) {
 	if res, ok := f.Cached(ds); ok {
 		a.notef("list %s: offline: checked the last good copy from %s", ds.Name, res.FetchedAt.UTC().Format(time.RFC3339))
 		return res.Body, nil
 	}
 	a.notef("list %s: offline: no last good copy in lists.cache_dir yet, not checked (serve downloads it)", ds.Name)
-	return []byte{}, nil
+	return nil, policy.ErrNotChecked
 }

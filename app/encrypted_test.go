@@ -379,7 +379,7 @@ func TestEncryptedServesTheEngine(t *testing.T) {
 // (out-of-order answers), and every one is answered, matched by ID.
 func TestDoTPipelining(t *testing.T) {
 	e := newEnv(t, dns.HandlerFunc(func(w dns.ResponseWriter, r *dns.Msg) {
-		if strings.HasPrefix(r.Question[0].Name, "slow.") {
+		if strings.HasPrefix(strings.ToLower(r.Question[0].Name), "slow.") {
 			time.Sleep(400 * time.Millisecond)
 		}
 		m := new(dns.Msg)

@@ -200,7 +200,7 @@ func testShutdownDrains(t *testing.T, network string) {
 	release := make(chan struct{})
 	echo := resolvertest.Echo()
 	e := newEnv(t, dns.HandlerFunc(func(w dns.ResponseWriter, r *dns.Msg) {
-		if len(r.Question) == 1 && r.Question[0].Name == "slow.example." {
+		if len(r.Question) == 1 && strings.EqualFold(r.Question[0].Name, "slow.example.") {
 			got <- struct{}{}
 			<-release
 		}

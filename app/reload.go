@@ -22,7 +22,7 @@ func localSourceErrors(cfg *config.Config, pol *policy.Policy) error {
 	var errs []error
 	for _, j := range pol.Jurisdictions() {
 		for _, s := range j.Sources {
-			if s.Err == "" || isURL(s.Origin) {
+			if s.Err == "" || isURL(s.Origin) || s.Transfer != nil {
 				continue
 			}
 			errs = append(errs, fmt.Errorf("%s: %s", sourceKey(cfg, j.ID, s), s.Err))
@@ -68,6 +68,7 @@ func restartKeys(boot, next *config.Config) []string {
 		{"server.watch_config", boot.Server.WatchConfig, next.Server.WatchConfig},
 		{"server.max_tcp_connections", boot.Server.MaxTCPConnections, next.Server.MaxTCPConnections},
 		{"cache.size", boot.Cache.Size, next.Cache.Size},
+		{"cache.max_bytes", boot.Cache.MaxBytes, next.Cache.MaxBytes},
 		{"cache.min_ttl", boot.Cache.MinTTL, next.Cache.MinTTL},
 		{"cache.max_ttl", boot.Cache.MaxTTL, next.Cache.MaxTTL},
 		{"cache.negative_max_ttl", boot.Cache.NegativeMaxTTL, next.Cache.NegativeMaxTTL},

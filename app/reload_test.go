@@ -331,3 +331,56 @@ func waitErr(t *testing.T, ch <-chan error) error {
 		return nil
 	}
 }
+
+// TestSIGTERMDuringReloadOfFIFO: a list path replaced by a FIFO (a list
+// that blocks on open, like a hung mount) fails the reload with a clear
+// error instead of hanging it, and SIGTERM then completes.
+func TestSIGTERMDuringReloadOfFIFO(t *testing.T) {
+	e := newEnv(t, nil)
+	list := e.write("list.txt", "blocked.example\n")
+	e.config(acmeConfig)
+	a, err := newApp(e)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sigs := make(chan os.Signal, 1)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	runErr := make(chan error, 1)
+	go func() { runErr <- a.Run(ctx, sigs) }()
+
+	if err := os.Remove(list); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Mkfifo(list, 0o644); err != nil {
+		t.Skipf("mkfifo: %v", err)
+	}
+	from := e.logs.mark()
+	sigs <- syscall.SIGHUP
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			for _, r := range e.logs.find(from, func(logRecord) bool { return true }) {
+				if strings.Contains(r.String(), "named pipe (FIFO)") {
+					return
+				}
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Error("the reload of a FIFO list did not fail with a clear error")
+	}
+	wantRcode(t, "last good policy", e.query("udp", "blocked.example", dns.TypeA), dns.RcodeNameError)
+	start := time.Now()
+	sigs <- syscall.SIGTERM
+	if err := waitErr(t, runErr); err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	if d := time.Since(start); d > 25*time.Second {
+		t.Errorf("SIGTERM took %v", d)
+	}
+}

@@ -7,6 +7,8 @@
 #   QUICK=1 bench/run.sh             # smoke run: 5 s per run, 100k-name list
 #   PEERS="unbound jurisdns" bench/run.sh
 #   ENCRYPTED=0 bench/run.sh         # without the DoT and DoH runs
+#   RPZ=0 bench/run.sh               # without the RPZ feed (axfr, ixfr) runs
+#   FLOOD_AFTER=60 bench/run.sh      # the tcp-flood workload (jurisdns): RSS and goroutines that long after the flood
 #
 # It installs dnsperf, unbound and knot from Debian when they are missing,
 # builds jurisdns, the bare server (bench/limit), the data generator
@@ -16,8 +18,10 @@
 # CLIENT_CPU) for the hit, blocked and miss workloads, measures p99 at a fixed
 # rate and a reload under load; with ENCRYPTED=1 (the default) Unbound and
 # jurisdns also serve DoT and DoH with a self-signed certificate, and the hit
-# workload runs over each (dnsperf -m dot, -m doh), with a p99 over DoT. It
-# prints a Markdown table, writes it to
+# workload runs over each (dnsperf -m dot, -m doh), with a p99 over DoT; with
+# RPZ=1 (the default) the list is also served as an RPZ zone by a second knot
+# and pulled by a second jurisdns (AXFR at start, then a 10-name IXFR under
+# load). It prints a Markdown table, writes it to
 # bench/results/<date>.md and (on a full run) into BENCHMARKS.md between
 # <!-- bench:begin --> and <!-- bench:end -->, and ends its output with one
 # "bench server=... workload=..." line per peer and workload for other
@@ -27,8 +31,9 @@ set -euo pipefail
 
 # ---- settings (environment) -------------------------------------------------
 ENV_GIVEN="" # the settings given in the environment, for the report
-for v in QUICK BENCH_SECONDS DURATION LIST_SIZE MISS_SIZE P99_DURATION P99_QPS RELOAD_QPS RELOAD_AT RELOAD_TAIL RELOAD_WAIT PEERS REPEAT DNSTAP \
-	CLIENTS THREADS OUTSTANDING TIMEOUT EDNS SERVER_CPU CLIENT_CPU KNOT_CPU SEED WAIT_IDLE IDLE_PCT WRITE_BENCHMARKS ENCRYPTED; do
+for v in QUICK RPZ BENCH_SECONDS DURATION LIST_SIZE MISS_SIZE P99_DURATION P99_QPS RELOAD_QPS RELOAD_AT RELOAD_TAIL RELOAD_WAIT PEERS REPEAT DNSTAP \
+	CLIENTS THREADS OUTSTANDING TIMEOUT EDNS SERVER_CPU CLIENT_CPU KNOT_CPU SEED WAIT_IDLE IDLE_PCT WRITE_BENCHMARKS ENCRYPTED \
+	FLOOD_QUERIES FLOOD_HOLD FLOOD_AFTER; do
 	if [[ ${!v:-} == *" "* ]]; then
 		ENV_GIVEN+="$v=\"${!v}\" "
 	elif [[ -n ${!v:-} ]]; then
@@ -86,7 +91,19 @@ UNBOUND_DOH_PORT=${UNBOUND_DOH_PORT:-5313}
 JURISDNS_DOT_PORT=${JURISDNS_DOT_PORT:-5322}
 JURISDNS_DOH_PORT=${JURISDNS_DOH_PORT:-5323}
 [[ $ENCRYPTED == 0 || $ENCRYPTED == 1 ]] || bad_setting "ENCRYPTED must be 0 or 1, not '$ENCRYPTED'"
+RPZ=${RPZ:-1}                             # 1: the RPZ feed workloads (axfr, ixfr) with jurisdns
+KNOT_RPZ_PORT=${KNOT_RPZ_PORT:-5306}      # knot as the primary of the RPZ feed
+JURISDNS_RPZ_PORT=${JURISDNS_RPZ_PORT:-5307}
+JURISDNS_RPZ_ADMIN_PORT=${JURISDNS_RPZ_ADMIN_PORT:-5382}
 SEED=${SEED:-20250801}
+# tcp-flood (jurisdns only): one TCP connection pipelines FLOOD_QUERIES
+# queries and never reads; RSS and goroutines are taken FLOOD_HOLD/2 s into
+# the flood and FLOOD_AFTER s after the connection closed.
+FLOOD_QUERIES=${FLOOD_QUERIES:-300000}
+FLOOD_HOLD=${FLOOD_HOLD:-10}
+FLOOD_AFTER=${FLOOD_AFTER:-60}
+[[ $FLOOD_HOLD =~ ^[1-9][0-9]*$ && $FLOOD_AFTER =~ ^[0-9]+$ && $FLOOD_QUERIES =~ ^[1-9][0-9]*$ ]] ||
+	bad_setting "FLOOD_QUERIES, FLOOD_HOLD (≥ 1) and FLOOD_AFTER must be whole numbers"
 WAIT_IDLE=${WAIT_IDLE:-0}                 # seconds to wait, before each run, for other work to stop
 IDLE_PCT=${IDLE_PCT:-10}                  # busier than this (% of all cores) counts as busy
 INSTALL=${INSTALL:-1}                     # 0: never apt-get install
@@ -178,6 +195,7 @@ check_ports() {
 	[[ " $PEERS " != *" limit "* ]] || ports+=("$LIMIT_PORT")
 	[[ " $PEERS " != *" unbound "* ]] || ports+=("$UNBOUND_PORT")
 	[[ " $PEERS " != *" jurisdns "* ]] || ports+=("$JURISDNS_PORT" "$JURISDNS_ADMIN_PORT")
+	[[ " $PEERS " != *" jurisdns "* || $RPZ != 1 ]] || ports+=("$KNOT_RPZ_PORT" "$JURISDNS_RPZ_PORT" "$JURISDNS_RPZ_ADMIN_PORT")
 	[[ " $PEERS " != *" jurisdns "* || $DNSTAP != 1 ]] || ports+=("$DNSTAP_PORT" "$DNSTAP_ADMIN_PORT")
 	if [[ $ENCRYPTED == 1 ]]; then
 		[[ " $PEERS " != *" unbound "* ]] || ports+=("$UNBOUND_DOT_PORT" "$UNBOUND_DOH_PORT")
@@ -224,7 +242,7 @@ install_missing() {
 build() {
 	log "building bench tools"
 	(cd "$ROOT" && go build -o "$BIN/gen" ./bench/gen && go build -o "$BIN/limit" ./bench/limit &&
-		go build -o "$BIN/probe" ./bench/probe) || die "go build of bench/ failed"
+		go build -o "$BIN/probe" ./bench/probe && go build -o "$BIN/flood" ./bench/flood) || die "go build of bench/ failed"
 	HAVE_JURISDNS=0
 	if [[ " $PEERS " == *" jurisdns "* ]]; then
 		if (cd "$ROOT" && go build -o "$BIN/jurisdns" ./cmd/jurisdns) >"$OUT/jurisdns-build.log" 2>&1; then
@@ -673,6 +691,34 @@ reload() {
 	log "$p: new list in force after ${R[$p.reload]} s; lost ${R[$p.reload_lost]} of $(sent_of "$p-reload")"
 }
 
+# goroutines_of PEER: go_goroutines from the peer's /metrics (jurisdns).
+goroutines_of() {
+	curl -s --max-time 5 "http://127.0.0.1:$JURISDNS_ADMIN_PORT/metrics" | awk '$1 == "go_goroutines" { print $2 }'
+}
+
+# tcp_flood PEER (jurisdns): one connection pipelines FLOOD_QUERIES queries
+# and never reads. RSS and goroutines before, FLOOD_HOLD/2 s into the
+# flood, and FLOOD_AFTER s after the connection closed (memory given back?).
+tcp_flood() {
+	local p=$1 port=${PORT[$1]} pid=${PID[$1]} fl
+	settle "$p-tcp-flood"
+	log "$p: tcp-flood, $FLOOD_QUERIES pipelined queries on one connection that never reads, ${FLOOD_HOLD}s"
+	R[$p.flood_rss_before]=$(rss_mib "$pid" VmRSS)
+	"$BIN/flood" -server "127.0.0.1:$port" -name "$hit_name" -n "$FLOOD_QUERIES" -hold "${FLOOD_HOLD}s" >"$OUT/$p-tcp-flood.txt" 2>&1 &
+	fl=$!
+	PIDS+=("$fl")
+	sleep $(((FLOOD_HOLD + 1) / 2))
+	R[$p.flood_rss_during]=$(rss_mib "$pid" VmRSS)
+	R[$p.flood_goroutines_during]=$(goroutines_of "$p")
+	wait "$fl" || true
+	forget "$fl"
+	sleep "$FLOOD_AFTER"
+	kill -0 "$pid" 2>/dev/null || die "$p died after the tcp-flood; see $OUT/$p.log (KEEP=1)"
+	R[$p.flood_rss_after]=$(rss_mib "$pid" VmRSS)
+	R[$p.flood_goroutines_after]=$(goroutines_of "$p")
+	log "$p: tcp-flood RSS ${R[$p.flood_rss_before]} MiB before, ${R[$p.flood_rss_during]} during, ${R[$p.flood_rss_after]} ${FLOOD_AFTER}s after; goroutines ${R[$p.flood_goroutines_during]} during, ${R[$p.flood_goroutines_after]} after; $(cat "$OUT/$p-tcp-flood.txt")"
+}
+
 # down PEER: peak RSS, stop.
 down() {
 	local p=$1 pid=${PID[$1]}
@@ -740,8 +786,116 @@ bench_all() {
 		[[ $p == limit ]] || reload "$p"
 	done
 	for p in "${ACTIVE[@]}"; do
+		[[ $p != jurisdns ]] || tcp_flood "$p"
+	done
+	for p in "${ACTIVE[@]}"; do
 		down "$p"
 	done
+}
+
+# ---- the RPZ feed ---------------------------------------------------------------
+# rpz_feed: the list as an RPZ zone (one "name CNAME ." per listed name)
+# served by a second knot; a jurisdns whose only source is that zone by
+# transfer. axfr: from process start until a listed name gets NXDOMAIN (the
+# AXFR, the parse, the index), and the RSS then. ixfr: under the reload
+# load (dnsperf at RELOAD_QPS), a knotc transaction adds 10 names; from the
+# commit until the last of them gets NXDOMAIN (knot's NOTIFY, the IXFR, the
+# delta), and the queries lost.
+rpz_feed() {
+	local d=$WORK/rpz zone=rpzfeed.bench. pid dp i commit_ns last
+	mkdir -p "$d/knot/run" "$d/knot/db" "$d/jurisdns"
+	log "rpz: the list as the RPZ zone $zone ($LIST_SIZE triggers)"
+	awk -v z="$zone" 'BEGIN { print "$ORIGIN " z; print "@ 3600 IN SOA localhost. admin." z " 1 3600 600 86400 60"; print "@ 3600 IN NS localhost." }
+		/^#/ || NF == 0 { next } { print $1 " 60 IN CNAME ." }' "$DATA/list.txt" >"$d/knot/rpz.db"
+	cat >"$d/knot/knot.conf" <<EOF
+server:
+    rundir: "$d/knot/run"
+    listen: 127.0.0.1@$KNOT_RPZ_PORT
+    udp-workers: 1
+    tcp-workers: 1
+    background-workers: 1
+control:
+    listen: "$d/knot/run/knot.sock"
+database:
+    storage: "$d/knot/db"
+log:
+  - target: stderr
+    any: warning
+remote:
+  - id: jurisdns
+    address: 127.0.0.1@$JURISDNS_RPZ_PORT
+acl:
+  - id: xfr
+    address: 127.0.0.0/8
+    action: transfer
+template:
+  - id: default
+    storage: "$d/knot"
+    zonefile-sync: -1
+    zonefile-load: whole
+    journal-content: changes
+    semantic-checks: off
+zone:
+  - domain: $zone
+    file: "$d/knot/rpz.db"
+    acl: xfr
+    notify: jurisdns
+EOF
+	start "$OUT/knot-rpz.log" taskset -c "$KNOT_CPU" knotd -c "$d/knot/knot.conf"
+	"$BIN/probe" -server "127.0.0.1:$KNOT_RPZ_PORT" -name "$ready_name.$zone" -rcode NOERROR -timeout 120s >/dev/null ||
+		die "knot (rpz) did not load $zone; see $OUT/knot-rpz.log (KEEP=1)"
+	cat >"$d/jurisdns/jurisdns.yaml" <<EOF
+listen: ["127.0.0.1:$JURISDNS_RPZ_PORT"]
+upstreams: {servers: ["127.0.0.1:$KNOT_PORT"], strategy: failover, timeout: 2s}
+cache: {size: 200000}
+access: {allow: [127.0.0.0/8]}
+admin: "127.0.0.1:$JURISDNS_RPZ_ADMIN_PORT"
+log: {level: info}
+lists: {cache_dir: "$d/jurisdns/cache", timeout: 120s}
+default_jurisdictions: [bench]
+jurisdictions:
+  - id: bench
+    title: Benchmark RPZ feed
+    tier: mandated
+    on_load_failure: fail_closed
+    sources: [{name: feed, transfer: {zone: $zone, primaries: ["127.0.0.1:$KNOT_RPZ_PORT"]}}]
+EOF
+	settle "rpz-axfr"
+	START_NS=$(now_ns)
+	start "$OUT/jurisdns-rpz.log" taskset -c "$SERVER_CPU" "$BIN/jurisdns" serve --config "$d/jurisdns/jurisdns.yaml"
+	pid=$LAST
+	R[rpz.axfr]=$("$BIN/probe" -server "127.0.0.1:$JURISDNS_RPZ_PORT" -name "$ready_name" -rcode NXDOMAIN -since "$START_NS" -timeout 10m) ||
+		die "jurisdns (rpz) never blocked $ready_name; see $OUT/jurisdns-rpz.log (KEEP=1)"
+	R[rpz.axfr_rss]=$(rss_mib "$pid" VmRSS)
+	log "rpz: AXFR of $LIST_SIZE triggers in force ${R[rpz.axfr]} s after start, RSS ${R[rpz.axfr_rss]} MiB"
+
+	settle "rpz-ixfr"
+	local -a args=(-s 127.0.0.1 -p "$JURISDNS_RPZ_PORT" -d "$DATA/q-mixed.txt" -l $((RELOAD_AT + 900))
+		-c "$CLIENTS" -T "$THREADS" -t "$TIMEOUT" -Q "$RELOAD_QPS" -q 20000 -S 1)
+	[[ $EDNS == 1 ]] && args+=(-e)
+	taskset -c "$CLIENT_CPU" dnsperf "${args[@]}" >"$OUT/rpz-ixfr.txt" 2>&1 &
+	dp=$!
+	PIDS+=("$dp")
+	sleep "$RELOAD_AT"
+	last=rpz-added-10.bench-added.com
+	knotc -s "$d/knot/run/knot.sock" zone-begin "$zone" >/dev/null
+	for ((i = 1; i <= 10; i++)); do
+		knotc -s "$d/knot/run/knot.sock" zone-set "$zone" "rpz-added-$i.bench-added.com.$zone" 60 CNAME . >/dev/null
+	done
+	commit_ns=$(now_ns)
+	knotc -s "$d/knot/run/knot.sock" zone-commit "$zone" >/dev/null
+	R[rpz.ixfr]=$("$BIN/probe" -server "127.0.0.1:$JURISDNS_RPZ_PORT" -name "$last" -rcode NXDOMAIN -since "$commit_ns" -timeout "${RELOAD_WAIT}s") ||
+		log "rpz: warning: $last not blocked ${RELOAD_WAIT} s after the commit"
+	sleep "$RELOAD_TAIL"
+	kill -INT "$dp" 2>/dev/null || true
+	wait "$dp" || true
+	forget "$dp"
+	grep -q 'Queries sent' "$OUT/rpz-ixfr.txt" || die "dnsperf rpz-ixfr failed; see $OUT/rpz-ixfr.txt (KEEP=1)"
+	R[rpz.ixfr_lost]=$(lost_n_of "rpz-ixfr")
+	log "rpz: 10-name IXFR in force ${R[rpz.ixfr]:-never} s after the commit; lost ${R[rpz.ixfr_lost]} of $(sent_of rpz-ixfr)"
+	grep -q 'zone delta applied' "$OUT/jurisdns-rpz.log" || log "rpz: note: the change was not applied as a delta (see $OUT/jurisdns-rpz.log)"
+	stop "$pid"
+	forget "$pid"
 }
 
 # ---- report -------------------------------------------------------------------
@@ -817,6 +971,14 @@ result_lines() {
 		[[ $p != limit && -z ${R[$p.skip]:-} ]] || continue
 		lines+=("bench server=$p workload=ready seconds=${R[$p.ready]:-} rss_mb=${R[$p.rss_ready]:-}")
 	done
+	for p in $PEERS; do
+		[[ $p == jurisdns && -z ${R[$p.skip]:-} ]] || continue
+		lines+=("bench server=$p workload=tcp-flood rss_before_mb=${R[$p.flood_rss_before]:-} rss_during_mb=${R[$p.flood_rss_during]:-} goroutines_during=${R[$p.flood_goroutines_during]:-} rss_after_mb=${R[$p.flood_rss_after]:-} goroutines_after=${R[$p.flood_goroutines_after]:-} after_s=$FLOOD_AFTER")
+	done
+	if [[ -n ${R[rpz.axfr]:-} ]]; then
+		lines+=("bench server=jurisdns workload=axfr seconds=${R[rpz.axfr]:-} rss_mb=${R[rpz.axfr_rss]:-}")
+		lines+=("bench server=jurisdns workload=ixfr seconds=${R[rpz.ixfr]:-} lost=${R[rpz.ixfr_lost]:-}")
+	fi
 	if [[ -n ${R[dnstap.hit]:-} ]]; then
 		lines+=("bench server=jurisdns workload=hit_dnstap qps=${R[dnstap.hit]} lost=${R[dnstap.hit_lost]:-} sent=${R[dnstap.sent]:-} dropped=${R[dnstap.dropped]:-}")
 	fi
@@ -969,4 +1131,7 @@ make_cert
 generate
 start_knot
 bench_all
+if [[ $RPZ == 1 && " $PEERS " == *" jurisdns "* && $HAVE_JURISDNS == 1 ]]; then
+	rpz_feed
+fi
 report

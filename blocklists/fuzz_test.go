@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/miekg/dns"
 )
 
 // seedParse seeds f with the format's fixture, whole and line by line.
@@ -85,4 +87,41 @@ func FuzzParseWildcard(f *testing.F) {
 func FuzzParseRPZ(f *testing.F) {
 	seedParse(f, FormatRPZ)
 	f.Fuzz(func(t *testing.T, data []byte) { checkParse(t, FormatRPZ, data) })
+}
+
+// FuzzSimpleCNAME: where simpleCNAME reads a record, miekg/dns's zone
+// parser reads the same owner, class, type and target from it.
+func FuzzSimpleCNAME(f *testing.F) {
+	for _, s := range []string{
+		"chat.deepseek.com.rpz.example. 60 IN CNAME .",
+		"*.deepseek.com.rpz.example. CNAME *.",
+		"a.rpz.example. IN CNAME rpz-passthru.",
+		"a.rpz.example. 300 CNAME rpz-drop.",
+		"a.rpz.example. IN 300 CNAME .",
+		"a.rpz.example. 1h CNAME .",
+		"a..rpz.example. CNAME .",
+		"a.rpz.example. CNAME b",
+		"A.RPZ.Example. 4294967295 in cname X.",
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, line []byte) {
+		c := simpleCNAME(line)
+		if c == nil {
+			return
+		}
+		zp := dns.NewZoneParser(bytes.NewReader(line), ".", "")
+		zp.SetDefaultTTL(3600)
+		rr, ok := zp.Next()
+		if !ok {
+			t.Fatalf("%q: simpleCNAME reads %v, the zone parser fails: %v", line, c, zp.Err())
+		}
+		z, isCNAME := rr.(*dns.CNAME)
+		if !isCNAME || z.Hdr.Name != c.Hdr.Name || z.Target != c.Target || z.Hdr.Class != c.Hdr.Class {
+			t.Fatalf("%q: simpleCNAME reads %v, the zone parser %v", line, c, rr)
+		}
+		if _, more := zp.Next(); more {
+			t.Fatalf("%q: the zone parser reads a second record", line)
+		}
+	})
 }

@@ -233,16 +233,21 @@ func (r *rpzParser) record() {
 		}
 		text = append([]byte(r.prevOwner+" "), trimSpace(text)...)
 	}
-	zp := dns.NewZoneParser(bytes.NewReader(text), r.origin, "")
-	zp.SetDefaultTTL(3600)
-	rr, ok := zp.Next()
-	if !ok {
-		if err := zp.Err(); err != nil {
-			bad(zoneErr(err))
-		} else {
-			bad("no record")
+	var rr dns.RR
+	if c := simpleCNAME(text); c != nil {
+		rr = c
+	} else {
+		zp := dns.NewZoneParser(bytes.NewReader(text), r.origin, "")
+		zp.SetDefaultTTL(3600)
+		var ok bool
+		if rr, ok = zp.Next(); !ok {
+			if err := zp.Err(); err != nil {
+				bad(zoneErr(err))
+			} else {
+				bad("no record")
+			}
+			return
 		}
-		return
 	}
 	hdr := rr.Header()
 	r.prevOwner = hdr.Name

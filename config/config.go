@@ -32,6 +32,11 @@ type Config struct {
 	Jurisdictions []Jurisdiction `mapstructure:"jurisdictions"`
 	// Lists holds settings shared by every list source.
 	Lists Lists `mapstructure:"lists"`
+	// TSIGKeys are the keys that zone transfers (RPZ sources with transfer,
+	// rpz_out) and NOTIFY messages are signed with.
+	TSIGKeys []TSIGKey `mapstructure:"tsig_keys"`
+	// RPZOut serves every active enforcing jurisdiction as an RPZ zone.
+	RPZOut RPZOut `mapstructure:"rpz_out"`
 	// Zones are local authoritative zones and conditional forwards.
 	Zones []Zone `mapstructure:"zones"`
 	// Admin is the admin HTTP address (health, readiness, metrics); empty
@@ -87,6 +92,9 @@ type Upstreams struct {
 type Cache struct {
 	// Size is the maximum number of cached answers; 0 turns caching off.
 	Size int `mapstructure:"size"`
+	// MaxBytes bounds the memory of the cached answers (their wire bytes
+	// and bookkeeping); the least recently used are evicted beyond it.
+	MaxBytes int64 `mapstructure:"max_bytes"`
 	// MinTTL and MaxTTL clamp the TTL an answer is cached for.
 	MinTTL time.Duration `mapstructure:"min_ttl"`
 	MaxTTL time.Duration `mapstructure:"max_ttl"`
@@ -107,6 +115,14 @@ type Server struct {
 	TCPIdleTimeout time.Duration `mapstructure:"tcp_idle_timeout"`
 	// MaxTCPConnections caps concurrent TCP connections.
 	MaxTCPConnections int `mapstructure:"max_tcp_connections"`
+	// MaxTCPPerClient caps the concurrent TCP connections of one client
+	// address.
+	MaxTCPPerClient int `mapstructure:"max_tcp_per_client"`
+	// MaxInflight caps the queries on the slow path (those that may wait
+	// for an upstream) across UDP and TCP; beyond it a query gets SERVFAIL.
+	MaxInflight int `mapstructure:"max_inflight"`
+	// MaxInflightPerClient is one client's share of MaxInflight.
+	MaxInflightPerClient int `mapstructure:"max_inflight_per_client"`
 	// UDPWorkers is the number of UDP read loops per listen address; 0 means
 	// one per CPU.
 	UDPWorkers int `mapstructure:"udp_workers"`
@@ -246,6 +262,55 @@ type Source struct {
 	Refresh time.Duration `mapstructure:"refresh"`
 	// AllowHTTP permits a plain http URL.
 	AllowHTTP bool `mapstructure:"allow_http"`
+	// AllowEmpty accepts a list with no entries; without it an empty list
+	// (a file truncated to 0 bytes) is rejected like any failed source.
+	AllowEmpty bool `mapstructure:"allow_empty"`
+	// Transfer makes the source an RPZ zone pulled from primaries by zone
+	// transfer (AXFR, then IXFR on NOTIFY and on the SOA timers).
+	Transfer *Transfer `mapstructure:"transfer"`
+}
+
+// Transfer is an RPZ list source pulled by zone transfer.
+type Transfer struct {
+	// Zone is the RPZ zone's name ("rpz.example.").
+	Zone string `mapstructure:"zone"`
+	// Primaries are the servers transferred from, "IP:port" (port 53 when
+	// left out), tried in order. NOTIFY is accepted from them only.
+	Primaries []string `mapstructure:"primaries"`
+	// TSIGKey names one of TSIGKeys; when set every transfer and NOTIFY
+	// must be signed with it.
+	TSIGKey string `mapstructure:"tsig_key"`
+}
+
+// TSIGKey is a shared secret for TSIG (RFC 8945).
+type TSIGKey struct {
+	// Name is the key's domain name ("feed-key.").
+	Name string `mapstructure:"name"`
+	// Algorithm is hmac-sha256 (default), hmac-sha384, hmac-sha512 or
+	// hmac-sha1.
+	Algorithm string `mapstructure:"algorithm"`
+	// Secret is the base64 secret; SecretFile reads it from a file instead
+	// (exactly one of the two).
+	Secret     string `mapstructure:"secret"`
+	SecretFile string `mapstructure:"secret_file"`
+}
+
+// RPZOut serves jurisdictions as RPZ zones to other resolvers.
+type RPZOut struct {
+	// ZoneSuffix turns it on: jurisdiction us-gov is served as
+	// us-gov.<zone_suffix>. Empty turns rpz_out off.
+	ZoneSuffix string `mapstructure:"zone_suffix"`
+	// Allow lists the prefixes that may transfer the zones; others get
+	// REFUSED.
+	Allow []string `mapstructure:"allow"`
+	// TSIGKey names one of TSIGKeys required on every transfer when set.
+	TSIGKey string `mapstructure:"tsig_key"`
+	// Notify lists the secondaries ("IP:port") sent a NOTIFY on each new
+	// serial.
+	Notify []string `mapstructure:"notify"`
+	// Journal is the number of past generations of each zone kept for
+	// IXFR.
+	Journal int `mapstructure:"journal"`
 }
 
 // Lists holds settings shared by every list source.

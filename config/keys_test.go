@@ -141,7 +141,7 @@ func TestEveryKeyHasAWorkingEnvVar(t *testing.T) {
 }
 
 // exampleStart opens a commented-out example in default.yaml.
-var exampleStart = regexp.MustCompile(`^# (clients|jurisdictions|zones):$`)
+var exampleStart = regexp.MustCompile(`^# (clients|jurisdictions|zones|tsig_keys):$`)
 
 // defaultExamples extracts the commented-out examples of default.yaml as
 // one YAML document.

@@ -190,9 +190,9 @@ func TestLoadDefault(t *testing.T) {
 	want := Config{
 		Listen:    []string{"127.0.0.1:1053"},
 		Upstreams: Upstreams{Servers: []string{}, Strategy: "failover", Timeout: 2 * time.Second, TryTimeout: 700 * time.Millisecond},
-		Cache: Cache{Size: 100000, MaxTTL: 24 * time.Hour, NegativeMaxTTL: time.Hour, ServfailTTL: 2 * time.Second,
+		Cache: Cache{Size: 100000, MaxBytes: 32 << 20, MaxTTL: 24 * time.Hour, NegativeMaxTTL: time.Hour, ServfailTTL: 2 * time.Second,
 			Prefetch: true, ServeStale: time.Hour},
-		Server: Server{TCPIdleTimeout: 10 * time.Second, MaxTCPConnections: 1000, HealthName: "health.jurisdns.",
+		Server: Server{TCPIdleTimeout: 10 * time.Second, MaxTCPConnections: 1000, MaxTCPPerClient: 64, MaxInflight: 4096, MaxInflightPerClient: 1024, HealthName: "health.jurisdns.",
 			ShutdownTimeout: 5 * time.Second, BlockSingleLabel: true, WatchConfig: false},
 		Access: Access{
 			Allow: []string{"127.0.0.0/8", "::1/128", "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16",
@@ -205,6 +205,8 @@ func TestLoadDefault(t *testing.T) {
 		Clients:              []Client{},
 		Jurisdictions:        []Jurisdiction{},
 		Lists:                Lists{Timeout: 30 * time.Second, MaxSize: 64 << 20, Refresh: 24 * time.Hour},
+		TSIGKeys:             []TSIGKey{},
+		RPZOut:               RPZOut{Allow: []string{"127.0.0.0/8", "::1/128"}, Notify: []string{}, Journal: 16},
 		Zones:                []Zone{},
 		Admin:                "127.0.0.1:8053",
 		Audit:                Audit{ClientPrivacy: "truncate", MaxSize: 100 << 20, MaxFiles: 10, CheckpointRecords: 1000, CheckpointInterval: time.Minute},

@@ -54,6 +54,7 @@ func (c *Config) Validate() error {
 		seen[j.ID] = i
 	}
 	c.validateLists(&p)
+	c.validateTransfers(&p)
 	c.validateZones(&p)
 	validateSDE(&p, "structured_errors", c.StructuredErrors.Contact, c.StructuredErrors.Organisation)
 	if c.StructuredErrors.Organisation != "" && c.StructuredErrors.Contact == "" {
@@ -107,6 +108,9 @@ func (c *Config) validateCache(p *problems) {
 	if cc.Size < 0 {
 		p.add("cache.size", "%d is negative", cc.Size)
 	}
+	if cc.Size > 0 && cc.MaxBytes < 4096 {
+		p.add("cache.max_bytes", "%d is less than 4096 (one large answer)", cc.MaxBytes)
+	}
 	checkTTL(p, "cache.min_ttl", cc.MinTTL)
 	checkTTL(p, "cache.max_ttl", cc.MaxTTL)
 	if cc.MinTTL > cc.MaxTTL && cc.MaxTTL >= 0 {
@@ -125,6 +129,17 @@ func (c *Config) validateServer(p *problems) {
 	checkPositive(p, "server.tcp_idle_timeout", s.TCPIdleTimeout)
 	if s.MaxTCPConnections < 1 {
 		p.add("server.max_tcp_connections", "%d is less than 1", s.MaxTCPConnections)
+	}
+	if s.MaxTCPPerClient < 1 {
+		p.add("server.max_tcp_per_client", "%d is less than 1", s.MaxTCPPerClient)
+	}
+	if s.MaxInflight < 1 {
+		p.add("server.max_inflight", "%d is less than 1", s.MaxInflight)
+	}
+	if s.MaxInflightPerClient < 1 {
+		p.add("server.max_inflight_per_client", "%d is less than 1", s.MaxInflightPerClient)
+	} else if s.MaxInflightPerClient > s.MaxInflight && s.MaxInflight >= 1 {
+		p.add("server.max_inflight_per_client", "%d is more than server.max_inflight (%d)", s.MaxInflightPerClient, s.MaxInflight)
 	}
 	if s.UDPWorkers < 0 {
 		p.add("server.udp_workers", "%d is negative", s.UDPWorkers)
@@ -285,22 +300,27 @@ func (s *Source) validate(p *problems, path string) {
 	if len(s.Inline) > 0 {
 		set = append(set, "inline")
 	}
+	if s.Transfer != nil {
+		set = append(set, "transfer")
+	}
 	switch len(set) {
 	case 0:
-		p.add(path, "one of path, url or inline is required")
+		p.add(path, "one of path, url, inline or transfer is required")
 	case 1:
 	default:
-		p.add(path, "has %s: exactly one of path, url or inline is allowed", strings.Join(set, " and "))
+		p.add(path, "has %s: exactly one of path, url, inline or transfer is allowed", strings.Join(set, " and "))
 	}
 	if s.URL != "" {
 		u, err := url.Parse(s.URL)
 		switch {
-		case err != nil || u.Host == "":
-			p.add(path+".url", "%q is not a URL", s.URL)
+		case err != nil:
+			p.add(path+".url", "is not a URL") // the parse error would show it whole
+		case u.Host == "":
+			p.add(path+".url", "%q is not a URL", shownURL(*u))
 		case u.Scheme == "https":
 		case u.Scheme == "http" && s.AllowHTTP:
 		case u.Scheme == "http":
-			p.add(path+".url", "%q is plain http; use https, or set allow_http: true", s.URL)
+			p.add(path+".url", "%q is plain http; use https, or set allow_http: true", shownURL(*u))
 		default:
 			p.add(path+".url", "scheme %q is not https", u.Scheme)
 		}
@@ -532,12 +552,21 @@ func checkServers(p *problems, path string, list []string) {
 	}
 }
 
-// checkUpstream checks the syntax of an upstream server: IP[:port],
-// udp://IP[:port], tcp://IP[:port], tls://host[:port][#servername] or an
-// https:// URL.
+// noCaseRandomization is the option of a UDP upstream that turns 0x20 off
+// (upstream.NoCaseRandomization; config does not import the DNS side).
+const noCaseRandomization = "no-0x20"
+
+// checkUpstream checks the syntax of an upstream server: IP[:port][#no-0x20],
+// udp://IP[:port][#no-0x20], tcp://IP[:port], tls://host[:port][#servername]
+// or an https:// URL.
 func checkUpstream(s string) error {
 	scheme, _, isURL := strings.Cut(s, "://")
 	if !isURL {
+		addr, frag, hasFrag := strings.Cut(s, "#")
+		if hasFrag && frag != noCaseRandomization {
+			return fmt.Errorf("%q: unknown option %q (a UDP upstream takes #%s)", s, frag, noCaseRandomization)
+		}
+		s := addr
 		if _, err := netip.ParseAddr(s); err == nil {
 			return nil
 		}
@@ -569,8 +598,11 @@ func checkUpstream(s string) error {
 		if ipErr != nil {
 			return fmt.Errorf("%q: %q is not an IP address", s, host)
 		}
-		if u.User != nil || (u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.Fragment != "" {
+		if u.User != nil || (u.Path != "" && u.Path != "/") || u.RawQuery != "" {
 			return fmt.Errorf("%q: only %s://IP[:port] is allowed", s, scheme)
+		}
+		if u.Fragment != "" && (u.Fragment != noCaseRandomization || strings.EqualFold(scheme, "tcp")) {
+			return fmt.Errorf("%q: unknown option %q (only udp:// takes #%s)", s, u.Fragment, noCaseRandomization)
 		}
 	case "tls":
 		if ipErr != nil {
@@ -672,4 +704,19 @@ func validateSDE(p *problems, path, contact, org string) {
 	if strings.ContainsFunc(contact+org, func(r rune) bool { return r < 0x20 || r == 0x7f }) {
 		p.add(path, "contact and organisation must not hold control characters")
 	}
+}
+
+// shownURL is a list URL as a validation error shows it: its credentials
+// and query string, which commonly carry secrets, replaced by "REDACTED"
+// (the rule of download.RedactURL; config, beside download in layer 1,
+// does not import it).
+func shownURL(u url.URL) string {
+	if u.User != nil {
+		u.User = url.User("REDACTED")
+	}
+	if u.RawQuery != "" || u.ForceQuery {
+		u.RawQuery, u.ForceQuery = "REDACTED", false
+	}
+	u.Fragment, u.RawFragment = "", ""
+	return u.String()
 }

@@ -19,6 +19,11 @@ func TestCheckUpstream(t *testing.T) {
 		{name: "ipv6_bare", in: "2001:db8::1"},
 		{name: "ipv6_port", in: "[2001:db8::1]:53"},
 		{name: "udp", in: "udp://192.0.2.1"},
+		{name: "udp_no_0x20", in: "udp://192.0.2.1:53#no-0x20"},
+		{name: "plain_no_0x20", in: "192.0.2.1#no-0x20"},
+		{name: "plain_port_no_0x20", in: "[2001:db8::1]:53#no-0x20"},
+		{name: "plain_bad_option", in: "192.0.2.1#nocase", wantErr: `"192.0.2.1#nocase": unknown option "nocase" (a UDP upstream takes #no-0x20)`},
+		{name: "tcp_no_0x20", in: "tcp://192.0.2.1#no-0x20", wantErr: `"tcp://192.0.2.1#no-0x20": unknown option "no-0x20" (only udp:// takes #no-0x20)`},
 		{name: "tcp_port", in: "tcp://[2001:db8::1]:53"},
 		{name: "tls_ip_servername", in: "tls://192.0.2.1:853#dns.example.net"},
 		{name: "tls_name", in: "tls://dns.example.net", wantErr: `"tls://dns.example.net": "dns.example.net" is not an IP address (there is no bootstrap resolver: write tls://IP#servername)`},
@@ -160,6 +165,19 @@ func TestValidateCases(t *testing.T) {
 			want:   []string{"cache.min_ttl: 1h0m0s is more than cache.max_ttl (1m0s)"},
 		},
 		{
+			name:   "cache_max_bytes",
+			change: func(c *Config) { c.Cache.MaxBytes = 100 },
+			want:   []string{"cache.max_bytes: 100 is less than 4096 (one large answer)"},
+		},
+		{
+			name: "inflight_and_tcp_bounds",
+			change: func(c *Config) {
+				c.Server.MaxInflight, c.Server.MaxInflightPerClient, c.Server.MaxTCPPerClient = 10, 20, 0
+			},
+			want: []string{"server.max_tcp_per_client: 0 is less than 1",
+				"server.max_inflight_per_client: 20 is more than server.max_inflight (10)"},
+		},
+		{
 			name:   "max_ttl_over_dns_limit",
 			change: func(c *Config) { c.Cache.MaxTTL = maxTTL + time.Second },
 			want:   []string{"cache.max_ttl: 596523h14m8s is more than the largest DNS TTL (596523h14m7s)"},
@@ -251,16 +269,53 @@ func TestValidateCases(t *testing.T) {
 					{Name: "shrink", Inline: []string{"x"}, MaxShrink: math.NaN(), MinEntries: -1, Refresh: -time.Second},
 					{Name: "sha", Path: "p", SHA256: strings.Repeat("g", 64), MustContain: []string{"not a name"}},
 					{Name: "nohost", URL: "https:///x"},
+					{Name: "secret-http", URL: "http://u:s3cret@lists.example/x?key=s3cret"},
+					{Name: "bad", URL: "https://u:s3cret@lists.example:port/x"},
 				}}}
 			},
 			want: []string{
-				"jurisdictions[0].sources[1]: has path and url and inline: exactly one of path, url or inline is allowed",
+				"jurisdictions[0].sources[1]: has path and url and inline: exactly one of path, url, inline or transfer is allowed",
 				"jurisdictions[0].sources[2].min_entries: -1 is negative",
 				"jurisdictions[0].sources[2].max_shrink: NaN is not between 0 and 1",
 				"jurisdictions[0].sources[2].refresh: -1s is negative",
 				`jurisdictions[0].sources[3].sha256: "` + strings.Repeat("g", 64) + `" is not 64 hex digits`,
 				`jurisdictions[0].sources[3].must_contain[0]: "not a name" is not a domain name (character ' ')`,
 				`jurisdictions[0].sources[4].url: "https:///x" is not a URL`,
+				`jurisdictions[0].sources[5].url: "http://REDACTED@lists.example/x?REDACTED" is plain http; use https, or set allow_http: true`,
+				"jurisdictions[0].sources[6].url: is not a URL",
+			},
+		},
+		{
+			name: "transfers",
+			change: func(c *Config) {
+				c.TSIGKeys = []TSIGKey{
+					{Name: "k.", Secret: "c2VjcmV0"},
+					{Name: "K", Algorithm: "md5", Secret: "not base64!", SecretFile: "/x"},
+					{Name: "j."},
+				}
+				c.Jurisdictions = []Jurisdiction{{ID: "a", Sources: []Source{
+					{Name: "ok", Transfer: &Transfer{Zone: "rpz.example.", Primaries: []string{"192.0.2.1", "192.0.2.2:5300"}, TSIGKey: "K."}},
+					{Name: "bad", Format: "hosts", Transfer: &Transfer{Zone: "bad zone", Primaries: []string{"ns.example:53"}, TSIGKey: "nope."}},
+					{Name: "none", Transfer: &Transfer{Zone: "rpz.example."}},
+					{Name: "two", Path: "p", Transfer: &Transfer{Zone: "rpz.example.", Primaries: []string{"192.0.2.1"}}},
+				}}}
+				c.RPZOut = RPZOut{ZoneSuffix: "rpz.jurisdns.", Allow: []string{"10.0.0.0/8", "nope"}, TSIGKey: "x.", Notify: []string{"192.0.2.1:0"}, Journal: -1}
+			},
+			want: []string{
+				"jurisdictions[0].sources[3]: has path and transfer: exactly one of path, url, inline or transfer is allowed",
+				`tsig_keys[1].name: "K" is already tsig_keys[0]`,
+				`tsig_keys[1].algorithm: "md5" is not one of hmac-sha256, hmac-sha384, hmac-sha512, hmac-sha1`,
+				"tsig_keys[1]: has secret and secret_file: exactly one is allowed",
+				"tsig_keys[2]: one of secret or secret_file is required",
+				"jurisdictions[0].sources[1].format: a transfer source is an RPZ zone: leave format out or set rpz",
+				`jurisdictions[0].sources[1].transfer.zone: "bad zone" is not a domain name (character ' ')`,
+				`jurisdictions[0].sources[1].transfer.primaries[0]: "ns.example:53" is not IP or IP:port`,
+				`jurisdictions[0].sources[1].transfer.tsig_key: "nope." is not the name of a tsig_keys entry`,
+				"jurisdictions[0].sources[2].transfer.primaries: at least one primary is required",
+				`rpz_out.allow[1]: "nope" is not a prefix or an address`,
+				`rpz_out.tsig_key: "x." is not the name of a tsig_keys entry`,
+				`rpz_out.notify[0]: "192.0.2.1:0": port 0`,
+				"rpz_out.journal: -1 is negative",
 			},
 		},
 		{

@@ -438,6 +438,14 @@ func TestJurisdnsContainers(t *testing.T) {
 			if ip := net.ParseIP(host); ip != nil && ip.IsLoopback() || host == "localhost" {
 				t.Errorf("%s: admin %s is loopback-only; the kubelet probes the pod IP", where, cfg.Admin)
 			}
+			// Off loopback, the admin listener needs its token, from a
+			// Secret (not the ConfigMap, which anyone reading the
+			// namespace's configuration sees).
+			if cfg.AdminAuth.TokenFile == "" {
+				t.Errorf("%s: admin %s is on the pod IP without admin_auth.token_file", where, cfg.Admin)
+			} else if !fromSecret(jc.pod.spec, c, cfg.AdminAuth.TokenFile) {
+				t.Errorf("%s: admin_auth.token_file %s is not on a volume from a Secret", where, cfg.AdminAuth.TokenFile)
+			}
 			for _, pr := range []struct {
 				name, path string
 				p          *corev1.Probe
@@ -711,4 +719,20 @@ func TestSystemdUnit(t *testing.T) {
 	if err != nil || len(bytes.TrimSpace(out)) > 0 {
 		t.Errorf("systemd-analyze verify %s: %v\n%s", file, err, out)
 	}
+}
+
+// fromSecret reports whether path lies on a volume of c mounted from a
+// Secret.
+func fromSecret(spec *corev1.PodSpec, c *corev1.Container, path string) bool {
+	for _, vm := range c.VolumeMounts {
+		if !strings.HasPrefix(path, strings.TrimSuffix(vm.MountPath, "/")+"/") {
+			continue
+		}
+		for _, v := range spec.Volumes {
+			if v.Name == vm.Name && v.Secret != nil && v.Secret.SecretName != "" {
+				return true
+			}
+		}
+	}
+	return false
 }

@@ -214,6 +214,7 @@ func TestServiceLinkVariables(t *testing.T) {
 	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline) && !ready; {
 		select {
 		case err := <-done:
+			done <- err // for the cleanup's wait
 			t.Fatalf("jurisdns serve exited with the kubelet's variables: %v\n%s", err, stderr.String())
 		case <-time.After(100 * time.Millisecond):
 		}
@@ -229,7 +230,12 @@ func TestServiceLinkVariables(t *testing.T) {
 	if out, err := run("health"); err != nil || strings.TrimSpace(out) != "ok" {
 		t.Fatalf("jurisdns health with the kubelet's variables: %v\n%s", err, out)
 	}
-	resp, err := http.Get("http://" + adminAddr + "/metrics")
+	req, err := http.NewRequest(http.MethodGet, "http://"+adminAddr+"/metrics", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer test-token") // localConfig's token
+	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -291,6 +297,14 @@ func localConfig(t *testing.T, jc jurisdnsContainer, ms []manifest, dir, listURL
 				src["allow_http"] = true
 			}
 		}
+	}
+	// The admin token comes from a Secret mounted in the pod: a file here.
+	if auth, ok := doc["admin_auth"].(map[string]any); ok && auth["token_file"] != nil {
+		tok := filepath.Join(dir, "admin-token")
+		if err := os.WriteFile(tok, []byte("test-token\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		auth["token_file"] = tok
 	}
 	out, err := yaml.Marshal(doc)
 	if err != nil {

@@ -323,7 +323,7 @@ func checkRedirect(next func(*http.Request, []*http.Request) error) func(*http.R
 	return func(req *http.Request, via []*http.Request) error {
 		allowHTTP, _ := req.Context().Value(allowHTTPKey{}).(bool)
 		if err := checkScheme(req.URL, allowHTTP); err != nil {
-			return fmt.Errorf("%w to %s: %v", errRedirect, req.URL.Redacted(), err)
+			return fmt.Errorf("%w to %s: %v", errRedirect, RedactURL(req.URL.String()), err)
 		}
 		if next != nil {
 			return next(req, via)
@@ -361,10 +361,10 @@ func (s Source) Validate() error {
 
 func (s Source) check() (*url.URL, error) {
 	if s.Name == "" {
-		return nil, fmt.Errorf("download: source with URL %q has no name", redact(s.URL))
+		return nil, fmt.Errorf("download: source with URL %q has no name", RedactURL(s.URL))
 	}
 	fail := func(format string, args ...any) error {
-		return fmt.Errorf("download: source %q (%s): %s", s.Name, redact(s.URL), fmt.Sprintf(format, args...))
+		return fmt.Errorf("download: source %q (%s): %s", s.Name, RedactURL(s.URL), fmt.Sprintf(format, args...))
 	}
 	u, err := url.Parse(s.URL)
 	if err != nil {
@@ -404,7 +404,9 @@ func (s Source) withDefaults() Source {
 	return s
 }
 
-func redact(raw string) string {
+// oldRedact is the form cache metadata written before query strings were
+// redacted holds (the password only); such a cache still matches.
+func oldRedact(raw string) string {
 	u, err := url.Parse(raw)
 	if err != nil {
 		return "<unparsable URL>"
@@ -449,7 +451,7 @@ func (f *Fetcher) Fetch(ctx context.Context, src Source, parse ParseFunc) (Resul
 	src = src.withDefaults()
 	u, err := src.check()
 	if err == nil && parse == nil {
-		err = fmt.Errorf("download: source %q (%s): no ParseFunc", src.Name, u.Redacted())
+		err = fmt.Errorf("download: source %q (%s): no ParseFunc", src.Name, RedactURL(u.String()))
 	}
 	if err != nil {
 		f.count(src.Name, func(s *SourceStats) { s.Fetches++; s.Errors++ })
@@ -458,7 +460,7 @@ func (f *Fetcher) Fetch(ctx context.Context, src Source, parse ParseFunc) (Resul
 	key := cacheKey(src)
 	unlock := f.lock(key)
 	defer unlock()
-	log := f.log.With("source", src.Name, "url", u.Redacted())
+	log := f.log.With("source", src.Name, "url", RedactURL(u.String()))
 
 	prev, baseline, haveBaseline := f.previous(src, key, log)
 	res, ferr := f.update(ctx, src, u, key, prev, baseline, haveBaseline, parse, log)
@@ -547,7 +549,7 @@ func (f *Fetcher) update(ctx context.Context, src Source, u *url.URL, key string
 	m := meta{
 		Version:      metaVersion,
 		Name:         src.Name,
-		URL:          u.Redacted(),
+		URL:          RedactURL(u.String()),
 		ETag:         resp.etag,
 		LastModified: resp.lastModified,
 		SHA256:       sum,
@@ -573,7 +575,7 @@ func (f *Fetcher) update(ctx context.Context, src Source, u *url.URL, key string
 // a baseline is given. It returns the entry count or a *RejectedError.
 func checkBody(src Source, u *url.URL, body []byte, sum string, parse ParseFunc, baseline int, haveBaseline bool) (int, error) {
 	reject := func(err error, format string, args ...any) (int, error) {
-		return 0, &RejectedError{Source: src.Name, URL: u.Redacted(), Reason: fmt.Sprintf(format, args...), Err: err}
+		return 0, &RejectedError{Source: src.Name, URL: RedactURL(u.String()), Reason: fmt.Sprintf(format, args...), Err: err}
 	}
 	if src.SHA256 != "" && sum != src.SHA256 {
 		return reject(nil, "sha256 %s does not match the pin %s", sum, src.SHA256)
@@ -639,9 +641,9 @@ func (f *Fetcher) download(ctx context.Context, src Source, u *url.URL, prev *ca
 	start := time.Now()
 	dctx, cancel := context.WithTimeout(ctx, src.Deadline)
 	defer cancel()
-	p := progress{f: f, p: Progress{Source: src.Name, URL: u.Redacted(), Attempts: attempts, Deadline: src.Deadline, Total: -1}, start: start}
+	p := progress{f: f, p: Progress{Source: src.Name, URL: RedactURL(u.String()), Attempts: attempts, Deadline: src.Deadline, Total: -1}, start: start}
 	fail := func(i int, err error) (*response, error) {
-		err = fmt.Errorf("download: source %q (%s): attempt %d of %d: %w", src.Name, u.Redacted(), i, attempts, err)
+		err = fmt.Errorf("download: source %q (%s): attempt %d of %d: %w", src.Name, RedactURL(u.String()), i, attempts, err)
 		p.done(err)
 		return nil, err
 	}
@@ -801,6 +803,12 @@ func (f *Fetcher) get(ctx context.Context, src Source, u *url.URL, prev *cached,
 	}
 	resp, err := f.client.Do(req)
 	if err != nil {
+		// net/http names the URL in its error with the query string
+		// (and only the password masked): show it redacted.
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			ue.URL = RedactURL(ue.URL)
+		}
 		return nil, err
 	}
 	defer resp.Body.Close()

@@ -21,6 +21,7 @@ import (
 	"runtime"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/miekg/dns"
@@ -126,7 +127,9 @@ type Metrics struct {
 	policyHits *childCache[policyKey, prometheus.Counter]
 
 	cacheHits, cacheMisses, cacheEvictions, cacheStale prometheus.Counter
-	cacheEntries                                       prometheus.Gauge
+	cacheSource                                        atomic.Pointer[cacheSource]
+	cacheSet                                           atomic.Int64 // SetCacheSize without a source
+	serverSource                                       atomic.Pointer[serverSource]
 
 	upstreamDuration *childCache[string, prometheus.Observer]
 	upstreamErrors   *childCache[upstreamErrKey, prometheus.Counter]
@@ -146,6 +149,8 @@ type Metrics struct {
 	buildInfo   *prometheus.GaugeVec
 	buildLabels []string
 	unknownEnv  *prometheus.GaugeVec
+
+	upstreamDropped *childCache[string, prometheus.Counter]
 
 	rateLimited  prometheus.Counter
 	refused      *childCache[string, prometheus.Counter]
@@ -182,7 +187,37 @@ func New() *Metrics {
 	m.cacheMisses = m.counter("cache_misses_total", "Cache lookups that found no usable entry.")
 	m.cacheEvictions = m.counter("cache_evictions_total", "Entries evicted from the cache to make room.")
 	m.cacheStale = m.counter("cache_stale_served_total", "Queries answered with an expired (stale) cache entry.")
-	m.cacheEntries = m.gauge("cache_entries", "Entries in the cache.")
+	m.register(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: Namespace, Name: "cache_entries", Help: "Entries in the cache."},
+		func() float64 {
+			if src := m.cacheSource.Load(); src != nil {
+				return float64(src.entries())
+			}
+			return float64(m.cacheSet.Load())
+		}), "cache_entries")
+	m.register(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: Namespace, Name: "queries_inflight",
+		Help: "Queries that may wait for an upstream, UDP and TCP (bounded by server.max_inflight)."},
+		func() float64 {
+			if src := m.serverSource.Load(); src != nil {
+				return float64(src.inflight())
+			}
+			return 0
+		}), "queries_inflight")
+	m.register(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: Namespace, Name: "tcp_connections",
+		Help: "Open client TCP connections (bounded by server.max_tcp_connections)."},
+		func() float64 {
+			if src := m.serverSource.Load(); src != nil {
+				return float64(src.tcpConns())
+			}
+			return 0
+		}), "tcp_connections")
+	m.register(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: Namespace, Name: "cache_bytes",
+		Help: "Memory accounted to the cached answers (bounded by cache.max_bytes)."},
+		func() float64 {
+			if src := m.cacheSource.Load(); src != nil {
+				return float64(src.bytes())
+			}
+			return 0
+		}), "cache_bytes")
 
 	upstreamDuration := prometheus.NewHistogramVec(prometheus.HistogramOpts{
 		Namespace: Namespace,
@@ -227,6 +262,11 @@ func New() *Metrics {
 	})
 	m.auditDropped = m.counter("audit_dropped_total", "Enforcement log records dropped because the writer fell behind.")
 	m.buildInfo = m.gaugeVec("build_info", "Always 1; labels give the build version and Go version.", "version", "goversion")
+	upstreamDropped := m.counterVec("upstream_replies_dropped_total",
+		"Replies from plain UDP/TCP upstreams read and thrown away, by reason: id (no query waits for that ID: forged, duplicate or late), question, case (0x20 caught a reply that matched only case-insensitively), malformed.", "reason")
+	m.upstreamDropped = newChildCache(maxReasonChildren, OtherLabel, func(k string) prometheus.Counter {
+		return upstreamDropped.WithLabelValues(k)
+	})
 	m.unknownEnv = m.gaugeVec("config_unknown_env_variables",
 		"JURISDNS_* environment variables that name no key, by kind: service_link (Kubernetes or Docker link variables, ignored) or unknown (a warning at start; likely a typo).", "kind")
 	m.audit = newAuditCollector()
@@ -378,12 +418,40 @@ func (m *Metrics) SetCertificateExpiry(t time.Time) {
 	m.certExpiry.Set(float64(t.Unix()) + float64(t.Nanosecond())/1e9)
 }
 
-// SetCacheSize sets the number of entries in the cache.
+// SetCacheSize sets the number of entries in the cache, until CacheSource
+// is called.
 func (m *Metrics) SetCacheSize(n int) {
 	if m == nil {
 		return
 	}
-	m.cacheEntries.Set(float64(n))
+	m.cacheSet.Store(int64(n))
+}
+
+type cacheSource struct {
+	entries func() int
+	bytes   func() int64
+}
+
+type serverSource struct {
+	inflight, tcpConns func() int
+}
+
+// ServerSource makes jurisdns_queries_inflight and jurisdns_tcp_connections
+// read the server at every scrape.
+func (m *Metrics) ServerSource(inflight, tcpConns func() int) {
+	if m == nil {
+		return
+	}
+	m.serverSource.Store(&serverSource{inflight: inflight, tcpConns: tcpConns})
+}
+
+// CacheSource makes jurisdns_cache_entries and jurisdns_cache_bytes read
+// the cache at every scrape.
+func (m *Metrics) CacheSource(entries func() int, bytes func() int64) {
+	if m == nil {
+		return
+	}
+	m.cacheSource.Store(&cacheSource{entries: entries, bytes: bytes})
 }
 
 // UpstreamDuration records how long a query to upstream took. upstream is the
@@ -490,6 +558,14 @@ func (m *Metrics) SetBuildInfo(version string) {
 	}
 	m.buildLabels = labels
 	m.buildInfo.WithLabelValues(labels...).Set(1)
+}
+
+// UpstreamReplyDropped counts a reply an upstream read and threw away.
+func (m *Metrics) UpstreamReplyDropped(reason string) {
+	if m == nil {
+		return
+	}
+	m.upstreamDropped.get(reason).Inc()
 }
 
 // SetUnknownEnv publishes how many JURISDNS_* variables name no key:

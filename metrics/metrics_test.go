@@ -540,6 +540,7 @@ func TestNilMetrics(t *testing.T) {
 // exercise calls every method once so that every family has a series.
 func exercise(m *Metrics) {
 	m.SetUnknownEnv(3, 1)
+	m.UpstreamReplyDropped("case")
 	m.QueryAnswered(ProtoUDP, dns.TypeA, 0)
 	m.PolicyHit("a", "nxdomain", "enforce")
 	m.CacheHit()

@@ -11,7 +11,6 @@ import (
 	"io"
 	"log/slog"
 	"net/netip"
-	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -19,6 +18,7 @@ import (
 
 	"github.com/jurisdns/jurisdns/blocklists"
 	"github.com/jurisdns/jurisdns/config"
+	"github.com/jurisdns/jurisdns/download"
 )
 
 // BuildOptions are the inputs of Build besides the configuration.
@@ -31,6 +31,11 @@ type BuildOptions struct {
 	// GET, on-disk last good copy, size cap). Nil makes every URL source
 	// fail with "url sources need the downloader".
 	Fetch func(ctx context.Context, jurisdiction string, src config.Source) ([]byte, error)
+	// Transfer returns the zone file of a transfer source (an RPZ zone
+	// pulled from its primaries, or its cached copy) and the state of the
+	// transfer for SourceInfo.Transfer. Nil makes every transfer source
+	// fail with "transfer sources need the zone transfer client".
+	Transfer func(ctx context.Context, jurisdiction string, src config.Source) ([]byte, *TransferState, error)
 	// Previous is the policy being replaced. A source that fails under
 	// on_load_failure last_known_good keeps its rules from Previous, and
 	// the max_shrink guard compares against it.
@@ -47,6 +52,12 @@ type Policy struct {
 	idx   *blocklists.Index
 	rules ruleTable
 	addrs map[uint32][]netip.Addr // RPZ local data, by tag
+	// over holds the rules changed by deltas (ApplyDelta) since the index
+	// was built; nil when there are none.
+	over *overlay
+	// accs are the rule digests of the jurisdictions, by index, for the
+	// hash of a delta.
+	accs []digest
 
 	clients  []*ClientSet
 	def      *ClientSet
@@ -87,6 +98,7 @@ const (
 	srcText sourceKind = iota // shipped entries or inline lines
 	srcPath
 	srcURL
+	srcTransfer
 )
 
 // sspec is a source being loaded.
@@ -128,6 +140,8 @@ type builder struct {
 	ruleBuf []byte
 	// sdeReported is set once structured_errors was found too long.
 	sdeReported bool
+	// localTimeout bounds opening and reading one local list file.
+	localTimeout time.Duration
 }
 
 // reuseTarget is a failed source (js.srcs[src]) whose rules are copied
@@ -177,6 +191,8 @@ func Build(ctx context.Context, cfg *config.Config, opts BuildOptions) (*Policy,
 		byID:    map[string]*jspec{},
 		userKey: map[string]string{},
 		addrs:   map[uint32][]netip.Addr{},
+
+		localTimeout: cfg.Lists.Timeout,
 	}
 	for _, f := range files {
 		b.addShipped(f)
@@ -250,6 +266,10 @@ func Build(ctx context.Context, cfg *config.Config, opts BuildOptions) (*Policy,
 			js.acc.addDigest(&s.acc)
 		}
 		j.Hash = jurisdictionHash(j, &js.acc)
+	}
+	p.accs = make([]digest, len(b.specs))
+	for i, js := range b.specs {
+		p.accs[i] = js.acc
 	}
 	p.hash = policyHash(p)
 	return p, nil
@@ -515,13 +535,17 @@ func (b *builder) addUserSource(js *jspec, key string, src *config.Source) {
 			p = filepath.Join(b.opts.BaseDir, p)
 		}
 		s.info.Origin = p
+		s.info.key = p
 		s.info.Name = filepath.Base(src.Path)
 	}
 	if src.URL != "" {
 		n++
 		s.kind = srcURL
-		s.info.Origin = src.URL
-		s.info.Name = src.URL
+		// Shown everywhere (status, readyz, logs, EDE text, `lists`):
+		// never with the URL's credentials or query string.
+		s.info.Origin = download.RedactURL(src.URL)
+		s.info.key = src.URL
+		s.info.Name = s.info.Origin
 	}
 	if len(src.Inline) > 0 {
 		n++
@@ -530,14 +554,27 @@ func (b *builder) addUserSource(js *jspec, key string, src *config.Source) {
 		s.info.Name = "inline"
 		s.text = []byte(strings.Join(src.Inline, "\n") + "\n")
 	}
+	if t := src.Transfer; t != nil {
+		n++
+		s.kind = srcTransfer
+		s.info.Origin = TransferOrigin(t.Zone)
+		s.info.Name = t.Zone
+	}
 	if n != 1 {
-		b.errorf("%s: needs exactly one of path, url and inline (has %d)", key, n)
+		b.errorf("%s: needs exactly one of path, url, inline and transfer (has %d)", key, n)
 		return
 	}
 	if src.Name != "" {
 		s.info.Name = src.Name
 	}
-	b.sourceFormat(s, key, src.Format, src.Match)
+	format := src.Format
+	if s.kind == srcTransfer {
+		format = string(blocklists.FormatRPZ)
+	}
+	b.sourceFormat(s, key, format, src.Match)
+	if s.kind == srcTransfer {
+		s.opts.Origin = src.Transfer.Zone
+	}
 	s.opts.Source = s.info.Origin
 	if s.kind == srcText {
 		s.opts.Source = key + ".inline"
@@ -662,6 +699,11 @@ func (b *builder) loadSource(js *jspec, si int, s *sspec) {
 	}
 }
 
+// ErrNotChecked, returned by BuildOptions.Fetch, says the source was
+// deliberately not read (validate --offline without a last good copy): it
+// contributes no rules and its guards are not applied.
+var ErrNotChecked = errors.New("source not checked")
+
 // parseSource reads and parses one source, then checks its guards.
 func (b *builder) parseSource(js *jspec, si int, s *sspec) error {
 	var r io.Reader
@@ -670,17 +712,29 @@ func (b *builder) parseSource(js *jspec, si int, s *sspec) error {
 	case srcText:
 		r = bytes.NewReader(s.text)
 	case srcPath:
-		f, err := os.Open(s.info.Origin)
+		data, err := readLocal(b.ctx, s.info.Origin, b.localTimeout)
 		if err != nil {
 			return err
 		}
-		defer f.Close()
-		r = f
+		r = bytes.NewReader(data)
 	case srcURL:
 		if b.opts.Fetch == nil {
 			return errors.New("url sources need the downloader")
 		}
 		data, err := b.opts.Fetch(b.ctx, js.j.ID, s.cfg)
+		if errors.Is(err, ErrNotChecked) {
+			return nil // no rules, no guards: nothing was read
+		}
+		if err != nil {
+			return err
+		}
+		r = bytes.NewReader(data)
+	case srcTransfer:
+		if b.opts.Transfer == nil {
+			return errors.New("transfer sources need the zone transfer client")
+		}
+		data, st, err := b.opts.Transfer(b.ctx, js.j.ID, s.cfg)
+		s.info.Transfer = st
 		if err != nil {
 			return err
 		}
@@ -741,6 +795,11 @@ func (b *builder) parseSource(js *jspec, si int, s *sspec) error {
 	}
 	if pin := strings.ToLower(strings.TrimSpace(s.cfg.SHA256)); pin != "" && pin != s.info.Hash {
 		return fmt.Errorf("sha256 %s does not match the pinned %s", s.info.Hash, pin)
+	}
+	if n == 0 && s.kind != srcText && !s.cfg.AllowEmpty {
+		// A list file truncated to 0 bytes (or a download of an empty
+		// body) would silently stop the jurisdiction's blocking.
+		return errors.New("no entries (an empty list is rejected unless the source sets allow_empty: true)")
 	}
 	if s.cfg.MinEntries > 0 && n < s.cfg.MinEntries {
 		return fmt.Errorf("%d entries, fewer than min_entries %d", n, s.cfg.MinEntries)
@@ -835,7 +894,7 @@ func (b *builder) previousSourceIndex(id string, info *SourceInfo) (*Jurisdictio
 		return nil, -1
 	}
 	for k := range oj.Sources {
-		if oj.Sources[k].Name == info.Name && oj.Sources[k].Origin == info.Origin {
+		if oj.Sources[k].Name == info.Name && oj.Sources[k].key == info.key && oj.Sources[k].Origin == info.Origin {
 			return oj, k
 		}
 	}
@@ -861,14 +920,13 @@ func (b *builder) reusePrevious() {
 	for _, r := range b.reuse {
 		s := r.js.srcs[r.src]
 		jur, src := uint16(r.js.j.idx), uint16(r.src)
-		prev.idx.Each(func(name string, kind blocklists.Kind, tag uint32) bool {
-			m := prev.rules.get(tag)
+		prev.each(func(name string, kind blocklists.Kind, tag uint32, m ruleMeta) bool {
 			if m.dead || m.jur != r.old.jur || m.src != r.old.src {
 				return true
 			}
 			nt := b.rules.push(jur, src, int(m.line), m.action)
 			var addrs []netip.Addr
-			if a, ok := prev.addrs[tag]; ok {
+			if a := prev.addrsOf(tag); a != nil {
 				addrs = a
 				b.addrs[nt] = a
 			}

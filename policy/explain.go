@@ -156,16 +156,16 @@ func (p *Policy) Explain(qname string, client netip.Addr, now time.Time) Explana
 	e.Verdict = v
 	e.Decision = v.Decision.String()
 
-	all := p.idx.Lookup(qname, nil)
+	all := p.lookup(qname, nil)
 	for _, h := range all {
-		m := p.rules.get(h.Tag)
+		m := p.meta(h.Tag)
 		if id := p.jurs[m.jur].ID; !m.dead && !cs.Applies(p.jurs[m.jur]) && !slices.Contains(e.Elsewhere, id) {
 			e.Elsewhere = append(e.Elsewhere, id)
 		}
 	}
 	for _, h := range all {
 		// Rules of failed sources, for the record.
-		if m := p.rules.get(h.Tag); m.dead && cs.Applies(p.jurs[m.jur]) {
+		if m := p.meta(h.Tag); m.dead && cs.Applies(p.jurs[m.jur]) {
 			e.Matches = append(e.Matches, p.explainMatch(h, m, now, "failed"))
 		}
 	}

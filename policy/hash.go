@@ -226,8 +226,7 @@ func (p *Policy) countMissing(other *Policy) map[string]int {
 		}
 	}
 	var buf [hitBufSize]blocklists.Hit
-	p.idx.Each(func(name string, kind blocklists.Kind, tag uint32) bool {
-		m := p.rules.get(tag)
+	p.each(func(name string, kind blocklists.Kind, _ uint32, m ruleMeta) bool {
 		if m.dead || same[m.jur] {
 			return true
 		}
@@ -250,8 +249,8 @@ func (p *Policy) hasRule(id, name string, kind blocklists.Kind, act blocklists.A
 	if kind == blocklists.Below {
 		q = "x." + name // a Below rule covers the names under it only
 	}
-	for _, h := range p.idx.Lookup(q, buf) {
-		m := p.rules.get(h.Tag)
+	for _, h := range p.lookup(q, buf) {
+		m := p.meta(h.Tag)
 		if !m.dead && int(m.jur) == j.idx && m.action == act && h.Kind == kind && h.Name == name {
 			return true
 		}

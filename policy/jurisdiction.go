@@ -320,7 +320,8 @@ func (j *Jurisdiction) instrumentFor(src uint16, line int, now time.Time) *Instr
 // SourceInfo describes one loaded source of a jurisdiction.
 type SourceInfo struct {
 	Name string `json:"name"`
-	// Origin is "shipped", "inline", the file path or the URL.
+	// Origin is "shipped", "inline", the file path or the URL (with its
+	// credentials and query string redacted, see download.RedactURL).
 	Origin string            `json:"origin"`
 	Format blocklists.Format `json:"format"`
 	Match  string            `json:"match"`
@@ -338,6 +339,11 @@ type SourceInfo struct {
 	// were kept; Err says why it failed.
 	Stale bool   `json:"stale,omitempty"`
 	Err   string `json:"error,omitempty"`
+	// Transfer is the state of a source pulled by zone transfer.
+	Transfer *TransferState `json:"transfer,omitempty"`
+
+	// key identifies the source across reloads: Origin unredacted.
+	key string
 }
 
 // AllowEntry is one entry of a jurisdiction's allow list.

@@ -186,7 +186,7 @@ func (p *Policy) Match(qname string, cs *ClientSet, now time.Time) Verdict {
 		}
 	}
 	var buf [hitBufSize]blocklists.Hit
-	hits := p.idx.Lookup(qname, buf[:0])
+	hits := p.lookup(qname, buf[:0])
 	if len(hits) == 0 {
 		return v
 	}
@@ -268,7 +268,7 @@ func (p *Policy) fill(v *Verdict, h blocklists.Hit, m ruleMeta) {
 		v.Action = ActionDrop
 	case blocklists.LocalData:
 		v.Action = ActionIP
-		v.Addrs = p.addrs[h.Tag]
+		v.Addrs = p.addrsOf(h.Tag)
 	default:
 		v.Action = j.Action
 		if j.Action == ActionIP {
@@ -314,7 +314,7 @@ func (p *Policy) newEval(hits []blocklists.Hit, metas []ruleMeta, cs *ClientSet,
 	e := eval{p: p, cs: cs, now: now}
 	n := 0
 	for _, h := range hits {
-		m := p.rules.get(h.Tag)
+		m := p.meta(h.Tag)
 		if m.dead || cs.pos[m.jur] == 0 {
 			continue
 		}

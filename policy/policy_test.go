@@ -497,7 +497,7 @@ func TestBuildErrors(t *testing.T) {
 	wants := []string{
 		`jurisdictions[0].tier: unknown tier "supreme"`,
 		`jurisdictions[1]: action ip needs sinkhole addresses`,
-		`jurisdictions[2].sources[0]: needs exactly one of path, url and inline`,
+		`jurisdictions[2].sources[0]: needs exactly one of path, url, inline and transfer`,
 		`jurisdictions[3].sources[0]: url sources need the downloader`,
 		`jurisdictions[4].allow[0]: bad allow entry "bad..name"`,
 		`jurisdictions[5].sources[0]: open `,

@@ -57,6 +57,9 @@ type BuildOptions struct {
 	// their exchanges); like Observe it must be the same for every Build.
 	// The wrapper must implement io.Closer when the upstream does.
 	Wrap func(upstream.Upstream) upstream.Upstream
+	// OnDrop counts a reply an upstream read and threw away (see
+	// upstream.Options.OnDrop); nil counts nothing.
+	OnDrop func(reason string)
 }
 
 // Build assembles the runtime of cfg: the default upstream group and one
@@ -175,7 +178,7 @@ func (b *builder) group(servers []string, key, list string) (*part, error) {
 	var ups []upstream.Upstream
 	var errs []error
 	for i, s := range servers {
-		up, err := upstream.Parse(s, upstream.Options{Timeout: u.TryTimeout, RootCAs: b.o.RootCAs})
+		up, err := upstream.Parse(s, upstream.Options{Timeout: u.TryTimeout, RootCAs: b.o.RootCAs, OnDrop: b.o.OnDrop})
 		if err != nil {
 			errs = append(errs, fmt.Errorf("%s[%d]: %w", list, i, err))
 			continue

@@ -22,6 +22,7 @@ import (
 // edge refuses other classes).
 type Cache struct {
 	shards  [cacheShards]*lru.Cache[cacheKey, *entry]
+	bounds  [cacheShards]shardBytes
 	seed    maphash.Seed
 	opts    CacheOptions
 	evicted atomic.Uint64
@@ -30,10 +31,29 @@ type Cache struct {
 
 const cacheShards = 16
 
+// shardBytes is the byte account of one shard: mu serializes the stores
+// (and purges) of the shard, so a replaced entry is accounted exactly;
+// bytes is also lowered by the eviction callback.
+type shardBytes struct {
+	mu    sync.Mutex
+	bytes atomic.Int64
+}
+
+// DefaultCacheBytes is the byte bound of a cache whose options leave
+// MaxBytes at 0 (cache.max_bytes in the default configuration).
+const DefaultCacheBytes = 32 << 20
+
+// entryOverhead approximates the memory of an entry beyond its buffer: the
+// entry itself, its LRU list element and map slot.
+const entryOverhead = 256
+
 // CacheOptions configures a Cache.
 type CacheOptions struct {
 	// Size is the total number of entries.
 	Size int
+	// MaxBytes bounds the memory of the entries (wire bytes, offsets,
+	// name and bookkeeping); 0 means DefaultCacheBytes.
+	MaxBytes int64
 	// MinTTL and MaxTTL clamp every record's TTL at store time.
 	MinTTL, MaxTTL time.Duration
 	// NegativeMaxTTL caps the lifetime of NXDOMAIN/NODATA answers.
@@ -74,6 +94,9 @@ type entry struct {
 	// answer, checked against the policy on every hit.
 	cnames []string
 
+	// size is the memory the entry is accounted for (cache.max_bytes).
+	size int64
+
 	hits        atomic.Uint32
 	prefetching atomic.Bool
 }
@@ -83,13 +106,18 @@ func NewCache(opts CacheOptions) *Cache {
 	if opts.Size <= 0 {
 		return nil
 	}
+	if opts.MaxBytes <= 0 {
+		opts.MaxBytes = DefaultCacheBytes
+	}
 	c := &Cache{seed: maphash.MakeSeed(), opts: opts, onEvict: opts.OnEvict}
 	per := opts.Size / cacheShards
 	if per < 1 {
 		per = 1
 	}
 	for i := range c.shards {
-		s, err := lru.NewWithEvict[cacheKey, *entry](per, func(cacheKey, *entry) {
+		b := &c.bounds[i]
+		s, err := lru.NewWithEvict[cacheKey, *entry](per, func(_ cacheKey, e *entry) {
+			b.bytes.Add(-e.size)
 			c.evicted.Add(1)
 			if c.onEvict != nil {
 				c.onEvict()
@@ -116,6 +144,38 @@ func (c *Cache) key(name string, qtype uint16, do, cd bool) cacheKey {
 
 func (c *Cache) shard(k cacheKey) *lru.Cache[cacheKey, *entry] {
 	return c.shards[k.h%cacheShards]
+}
+
+// Bytes returns the memory accounted to the cached entries.
+func (c *Cache) Bytes() int64 {
+	if c == nil {
+		return 0
+	}
+	var n int64
+	for i := range c.bounds {
+		n += c.bounds[i].bytes.Load()
+	}
+	return n
+}
+
+// store adds e under k and evicts the least recently used entries of the
+// shard while the shard is over its share of MaxBytes.
+func (c *Cache) store(k cacheKey, e *entry) {
+	i := k.h % cacheShards
+	s, b := c.shards[i], &c.bounds[i]
+	limit := c.opts.MaxBytes / cacheShards
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if old, ok := s.Peek(k); ok {
+		b.bytes.Add(-old.size) // Add replaces it without the callback
+	}
+	b.bytes.Add(e.size)
+	s.Add(k, e)
+	for b.bytes.Load() > limit && s.Len() > 1 {
+		if _, _, ok := s.RemoveOldest(); !ok {
+			break
+		}
+	}
 }
 
 // get returns the entry for the key, fresh or not. name must be canonical.
@@ -148,8 +208,10 @@ func (c *Cache) Purge() {
 	if c == nil {
 		return
 	}
-	for _, s := range c.shards {
+	for i, s := range c.shards {
+		c.bounds[i].mu.Lock()
 		s.Purge()
+		c.bounds[i].mu.Unlock()
 	}
 }
 
@@ -178,7 +240,7 @@ func (c *Cache) put(req *Request, resp *dns.Msg, now time.Time) *entry {
 		return nil
 	}
 	k := c.key(e.name, e.qtype, req.DO, req.CD)
-	c.shard(k).Add(k, e)
+	c.store(k, e)
 	return e
 }
 
@@ -284,6 +346,10 @@ func (c *Cache) newEntry(req *Request, resp *dns.Msg, now time.Time) *entry {
 		case *dns.DNAME:
 			e.cnames = append(e.cnames, strings.ToLower(v.Target))
 		}
+	}
+	e.size = int64(len(e.msg)+len(e.ttls)+len(e.name)) + entryOverhead
+	for _, n := range e.cnames {
+		e.size += int64(len(n)) + 16
 	}
 	return e
 }

@@ -108,6 +108,7 @@ func (f *forwarder) fetch(ctx context.Context, req *Request) (*entry, *dns.Msg, 
 			return nil, upstreamErr(err)
 		}
 		resp.Authoritative = false // only local zones answer with AA
+		scrub(resp, req.Name)
 		// A cacheable answer is served from its entry, so the miss gets
 		// exactly what later hits get (clamped TTLs, RFC 2308 SOA TTL).
 		if e := f.cache.put(req, resp, f.now()); e != nil {

@@ -198,7 +198,7 @@ func (s *Server) answerStream(pkt []byte, client netip.AddrPort, proto Proto) (o
 		s.obs.RateLimited()
 		return nil, true
 	}
-	return padReply(s.slow(pkt, client, proto)), false
+	return padReply(s.streamAnswer(pkt, client, proto)), false // within the in-flight budget shared with UDP and TCP
 }
 
 // remoteAddrPort is the client address of a connection.

@@ -159,7 +159,7 @@ func TestPolicyActions(t *testing.T) {
 		m := new(dns.Msg)
 		m.SetReply(r)
 		q := r.Question[0]
-		switch q.Name {
+		switch strings.ToLower(q.Name) {
 		case "alias.example.":
 			c, _ := dns.NewRR("alias.example. 300 IN CNAME cdn.deepseek.com.")
 			a, _ := dns.NewRR("cdn.deepseek.com. 300 IN A 192.0.2.50")

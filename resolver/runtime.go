@@ -63,12 +63,17 @@ type Runtime struct {
 	// cert is what DoT and DoH present (nil when they are off).
 	cert *tls.Certificate
 
-	serial        uint32
-	acl           *ratelimit.PrefixSet
-	limiter       *ratelimit.Limiter
-	limitTruncate bool
-	prefetch      bool
-	fwd           *forwarder
+	serial uint32
+	// maxInflight, maxInflightPerClient and maxTCPPerClient are the
+	// server.* bounds (read per query, so a reload changes them).
+	maxInflight          int
+	maxInflightPerClient int
+	maxTCPPerClient      int
+	acl                  *ratelimit.PrefixSet
+	limiter              *ratelimit.Limiter
+	limitTruncate        bool
+	prefetch             bool
+	fwd                  *forwarder
 
 	life lifecycle
 }
@@ -222,6 +227,9 @@ func (s *Server) assemble(cfg *config.Config, pol *policy.Policy, up *part, forw
 	if rt.TCPIdleTimeout <= 0 {
 		rt.TCPIdleTimeout = 10 * time.Second
 	}
+	rt.maxInflight = orDefault(cfg.Server.MaxInflight, maxInflight)
+	rt.maxInflightPerClient = min(orDefault(cfg.Server.MaxInflightPerClient, maxInflightPerClient), rt.maxInflight)
+	rt.maxTCPPerClient = orDefault(cfg.Server.MaxTCPPerClient, maxTCPPerClient)
 	allow, err := ratelimit.ParsePrefixes(cfg.Access.Allow)
 	if err != nil {
 		return nil, fmt.Errorf("access.allow: %w", err)
@@ -234,9 +242,19 @@ func (s *Server) assemble(cfg *config.Config, pol *policy.Policy, up *part, forw
 	// Policy comes before the special names so that a policy rule on a
 	// special name (the bypass bundle's _dns.resolver.arpa) keeps its EDE;
 	// DDR comes before policy: that rule is for a resolver without
-	// encrypted endpoints.
-	rt.Chain = Chain(rt.fwd, s.health(rt), rt.ddr, s.policyMiddleware(rt), rt.specialNames, minimalANY, rt.localZones)
+	// encrypted endpoints. refuseTransfers stays last before the
+	// forwarder: links that serve zones over AXFR/IXFR go before it.
+	rt.Chain = Chain(rt.fwd, s.health(rt), rt.ddr, s.policyMiddleware(rt), rt.specialNames, minimalANY, rt.localZones, refuseTransfers)
 	return rt, nil
+}
+
+// orDefault returns n, or def when n is not positive (a configuration
+// built in code rather than loaded).
+func orDefault(n, def int) int {
+	if n <= 0 {
+		return def
+	}
+	return n
 }
 
 // allowed reports whether addr may query (access.allow).

@@ -26,9 +26,12 @@ const (
 	// maxUDPSize is the largest UDP answer we send and the size we
 	// advertise (DNS flag day 2020).
 	maxUDPSize = 1232
-	// maxInflight caps queries on the slow path (upstream work) at once;
-	// beyond it a query gets a fast SERVFAIL instead of unbounded memory.
-	maxInflight = 4096
+	// maxInflight and maxInflightPerClient are the defaults of
+	// server.max_inflight and server.max_inflight_per_client.
+	maxInflight          = 4096
+	maxInflightPerClient = 1024
+	// maxTCPPerClient is the default of server.max_tcp_per_client.
+	maxTCPPerClient = 64
 )
 
 // Server serves DNS over UDP and TCP on every listen address. Every query
@@ -43,19 +46,23 @@ type Server struct {
 	audit Auditor
 	qlog  QueryLogger
 
-	inflight chan struct{}
-	jobs     chan udpJob    // slow-path UDP queries for idle workers
-	quit     chan struct{}  // closed by Shutdown: idle workers exit
-	wg       sync.WaitGroup // listener loops
-	qwg      sync.WaitGroup // in-flight slow-path queries
-	closing  atomic.Bool
+	notify NotifyFunc // NOTIFY handler (xfr.go)
+	xfr    XfrFunc    // zone transfer handler of the stream transports (xfr.go)
 
-	mu      sync.Mutex
-	udp     []*net.UDPConn
-	tcp     []net.Listener
-	conns   map[net.Conn]struct{}
-	tcpSlot chan struct{}
-	addrs   []string
+	budget  budget         // slow-path queries in flight, UDP and TCP
+	jobs    chan udpJob    // slow-path UDP queries for idle workers
+	quit    chan struct{}  // closed by Shutdown: idle workers exit
+	wg      sync.WaitGroup // listener loops
+	qwg     sync.WaitGroup // in-flight slow-path queries
+	closing atomic.Bool
+
+	mu        sync.Mutex
+	udp       []*net.UDPConn
+	tcp       []net.Listener
+	conns     map[*tcpConn]struct{}
+	perClient map[netip.Addr]int // TCP connections per client address
+	maxTCP    int
+	addrs     []string
 }
 
 // ServerOptions configures a Server.
@@ -79,16 +86,16 @@ type ServerOptions struct {
 // call Listen and Serve.
 func NewServer(opts ServerOptions) *Server {
 	s := &Server{
-		cache:    opts.Cache,
-		log:      opts.Logger,
-		now:      opts.Now,
-		obs:      opts.Observer,
-		audit:    opts.Auditor,
-		qlog:     opts.QueryLogger,
-		inflight: make(chan struct{}, maxInflight),
-		jobs:     make(chan udpJob),
-		quit:     make(chan struct{}),
-		conns:    map[net.Conn]struct{}{},
+		cache:     opts.Cache,
+		log:       opts.Logger,
+		now:       opts.Now,
+		obs:       opts.Observer,
+		audit:     opts.Auditor,
+		qlog:      opts.QueryLogger,
+		jobs:      make(chan udpJob),
+		quit:      make(chan struct{}),
+		conns:     map[*tcpConn]struct{}{},
+		perClient: map[netip.Addr]int{},
 	}
 	if s.log == nil {
 		s.log = slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -158,7 +165,9 @@ func (s *Server) Listen(addrs []string, workers, maxTCP int) error {
 	if maxTCP <= 0 {
 		maxTCP = 1000
 	}
-	s.tcpSlot = make(chan struct{}, maxTCP)
+	s.mu.Lock()
+	s.maxTCP = maxTCP
+	s.mu.Unlock()
 	lc := net.ListenConfig{Control: reusePort}
 	for _, a := range addrs {
 		var err error
@@ -219,6 +228,8 @@ func (s *Server) Serve() {
 		s.wg.Add(1)
 		go s.serveTCP(l)
 	}
+	s.wg.Add(1)
+	go s.relieve()
 }
 
 // Shutdown stops accepting queries, waits for in-flight queries (up to
@@ -340,7 +351,17 @@ func (s *Server) serveUDP(c *net.UDPConn) {
 // to send now, if any, and stop when the server is shutting down.
 func (s *Server) handleUDP(w *worker, c *net.UDPConn, pkt []byte, addr netip.AddrPort) (out []byte, stop bool) {
 	rt := s.rt.Load() // the query's one load of the snapshot
-	if rt.limiter != nil && !rt.limiter.Allow(addr.Addr().Unmap()) {
+	client := addr.Addr().Unmap()
+	// The ACL comes first: an outsider gets REFUSED, or with action drop
+	// nothing at all (no TC=1 from the rate limiter, no overload SERVFAIL).
+	if !rt.allowed(client) {
+		if rt.AccessDrop {
+			s.obs.Refused("acl")
+			return nil, false
+		}
+		return s.slow(pkt, addr, UDP), false // REFUSED: no upstream work
+	}
+	if rt.limiter != nil && !rt.limiter.Allow(client) {
 		// Over the client's rate: drop, or TC=1 to push it to TCP
 		// (which cannot be spoofed and is not limited).
 		s.obs.RateLimited()
@@ -357,21 +378,19 @@ func (s *Server) handleUDP(w *worker, c *net.UDPConn, pkt []byte, addr netip.Add
 		return out, false
 	}
 	// The slow path parses the whole message and may wait for an
-	// upstream: it runs in its own goroutine, bounded by inflight.
-	select {
-	case s.inflight <- struct{}{}:
-	default:
+	// upstream: it runs in a worker goroutine, bounded by the budget.
+	if !s.budget.acquire(client, rt.maxInflight, rt.maxInflightPerClient) {
 		s.obs.Overloaded()
 		return overloadReply(pkt), false
 	}
 	if !s.begin() {
-		<-s.inflight
+		s.budget.release(client)
 		return nil, true
 	}
 	j := udpJob{pkt: append([]byte(nil), pkt...), addr: addr, c: c, rt: rt, up: w.missUp}
 	if !rt.enter() { // rt was retired since the load: take its successor
 		if j.rt, j.up = s.acquire(), nil; j.rt == nil {
-			<-s.inflight
+			s.budget.release(client)
 			s.qwg.Done()
 			return nil, false
 		}
@@ -419,7 +438,7 @@ func (s *Server) udpWorker(j udpJob) {
 			_, _ = j.c.WriteToUDPAddrPort(out, j.addr)
 		}
 		j.rt.leave()
-		<-s.inflight
+		s.budget.release(j.addr.Addr())
 		s.qwg.Done()
 		idle.Reset(workerIdle)
 		select {
@@ -449,91 +468,12 @@ func overloadReply(pkt []byte) []byte {
 	return out
 }
 
-func (s *Server) serveTCP(l net.Listener) {
-	defer s.wg.Done()
-	for {
-		conn, err := l.Accept()
-		if err != nil {
-			if s.closing.Load() || errors.Is(err, net.ErrClosed) {
-				return
-			}
-			continue
-		}
-		select {
-		case s.tcpSlot <- struct{}{}:
-		default:
-			// Over the connection cap: close at once (RFC 7766 §6.2.2
-			// lets a server close connections under load).
-			s.obs.Overloaded()
-			_ = conn.Close()
-			continue
-		}
-		s.mu.Lock()
-		s.conns[conn] = struct{}{}
-		s.mu.Unlock()
-		s.wg.Add(1)
-		go s.serveConn(conn)
-	}
-}
-
-// serveConn serves one TCP connection (RFC 7766): several queries, each
-// answered as soon as it is resolved (out of order is allowed), until the
-// client closes or stays idle for the idle timeout.
-func (s *Server) serveConn(conn net.Conn) {
-	defer s.wg.Done()
-	var wmu sync.Mutex
-	var cwg sync.WaitGroup
-	defer func() {
-		cwg.Wait()
-		_ = conn.Close()
-		s.mu.Lock()
-		delete(s.conns, conn)
-		s.mu.Unlock()
-		<-s.tcpSlot
-	}()
-	client := netip.MustParseAddrPort(conn.RemoteAddr().String())
-	var lenBuf [2]byte
-	for !s.closing.Load() {
-		idle := s.rt.Load().TCPIdleTimeout
-		_ = conn.SetReadDeadline(time.Now().Add(idle))
-		if _, err := io.ReadFull(conn, lenBuf[:]); err != nil {
-			return
-		}
-		n := int(binary.BigEndian.Uint16(lenBuf[:]))
-		if n == 0 {
-			return
-		}
-		pkt := make([]byte, n)
-		if _, err := io.ReadFull(conn, pkt); err != nil {
-			return
-		}
-		if !s.begin() {
-			return
-		}
-		cwg.Add(1)
-		go func() {
-			defer func() { s.qwg.Done(); cwg.Done() }()
-			out := s.slow(pkt, client, TCP)
-			if out == nil {
-				return
-			}
-			wmu.Lock()
-			defer wmu.Unlock()
-			_ = conn.SetWriteDeadline(time.Now().Add(idle))
-			frame := make([]byte, 2+len(out))
-			binary.BigEndian.PutUint16(frame, uint16(len(out)))
-			copy(frame[2:], out)
-			_, _ = conn.Write(frame)
-		}()
-	}
-}
-
 // fast answers cache hits and returns ok=false for everything else. It
 // must give byte-for-byte the answer the slow path would give.
 func (s *Server) fast(w *worker, rt *Runtime, pkt []byte, addr netip.AddrPort) ([]byte, bool) {
 	w.missUp = nil
 	q, canon, ok := parseQuery(pkt, w.name)
-	if !ok || q.qclass != dns.ClassINET || q.ednsVer != 0 || s.cache == nil {
+	if !ok || q.qclass != dns.ClassINET || q.ednsVer != 0 || s.cache == nil || localOnly(q.qtype) {
 		return nil, false
 	}
 	w.name = canon[:0]
@@ -575,7 +515,7 @@ func (s *Server) fast(w *worker, rt *Runtime, pkt []byte, addr netip.AddrPort) (
 	}
 	e := s.cache.get(name, q.qtype, q.do, q.flags&flagCD != 0)
 	if e == nil || !e.fresh(now) {
-		if z, f := rt.Zones.Find(name); z == nil && q.qtype != dns.TypeANY {
+		if z, f := rt.Zones.Find(name); z == nil && q.qtype != dns.TypeANY && !s.xfrType(q.qtype) {
 			w.missUp = rt.forwardTo(f)
 		}
 		return nil, false
@@ -635,6 +575,16 @@ func (s *Server) resolve(rt *Runtime, pkt []byte, client netip.AddrPort, proto P
 		s.obs.Dropped("response")
 		return nil // QR=1: never answer a response (reflection)
 	}
+	if m.Opcode == dns.OpcodeNotify && s.notify != nil { // RPZ feeds (xfr.go)
+		if out, ok := s.notify(pkt, m, client); ok {
+			return out
+		}
+	}
+	if proto == UDP { // rpz_out SOA probes (xfr.go)
+		if out, ok := s.udpXfr(pkt, m, client); ok {
+			return out
+		}
+	}
 	addr := client.Addr().Unmap()
 	var resp *dns.Msg
 	switch {
@@ -655,6 +605,8 @@ func (s *Server) resolve(rt *Runtime, pkt []byte, client netip.AddrPort, proto P
 		resp = rcodeReply(m, dns.RcodeBadVers)
 	case m.Question[0].Qclass != dns.ClassINET:
 		resp = rcodeReply(m, dns.RcodeRefused)
+	case m.Question[0].Qtype == 0:
+		resp = rcodeReply(m, dns.RcodeFormatError) // reserved (RFC 6895 §3.1)
 	}
 	if resp != nil {
 		return s.finish(m, nil, resp, proto)
@@ -764,6 +716,13 @@ func (s *Server) finish(m *dns.Msg, req *Request, resp *dns.Msg, proto Proto) []
 	resp.RecursionDesired = m.RecursionDesired
 	resp.CheckingDisabled = m.CheckingDisabled
 	resp.RecursionAvailable = true
+	if m.Opcode != dns.OpcodeQuery {
+		// RA, AD and CD are defined for QUERY only (RFC 1035 §4.1.1,
+		// RFC 4035 §3.2): a NOTIMP answer to another opcode clears them.
+		resp.RecursionAvailable = false
+		resp.CheckingDisabled = false
+		resp.AuthenticatedData = false
+	}
 	resp.Zero = false
 	resp.Truncated = false
 	clientOpt := m.IsEdns0()
@@ -805,7 +764,7 @@ func (s *Server) finish(m *dns.Msg, req *Request, resp *dns.Msg, proto Proto) []
 	}
 	resp.Compress = true
 	if resp.Len() > limit {
-		resp.Truncate(limit)
+		truncate(resp)
 	}
 	out, err := resp.Pack()
 	if err != nil {
@@ -822,6 +781,21 @@ func (s *Server) finish(m *dns.Msg, req *Request, resp *dns.Msg, proto Proto) []
 	}
 	s.obs.Answered(proto, qtype, resp.Rcode)
 	return out
+}
+
+// truncate empties an answer too big for the client's UDP size: header
+// (TC=1), question and OPT only, never a partial RRset (RFC 2181 §9); the
+// client asks again over TCP.
+func truncate(resp *dns.Msg) {
+	resp.Truncated = true
+	resp.Answer, resp.Ns = nil, nil
+	extra := resp.Extra[:0]
+	for _, rr := range resp.Extra {
+		if rr.Header().Rrtype == dns.TypeOPT {
+			extra = append(extra, rr)
+		}
+	}
+	resp.Extra = extra
 }
 
 // addEDE attaches an Extended DNS Error (RFC 8914) to resp inside an OPT

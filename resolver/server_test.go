@@ -47,7 +47,7 @@ func start(t testing.TB, upstreams []string, mutate func(*config.Config)) *harne
 	}
 	h := &harness{clock: testclock.New(time.Date(2026, 11, 29, 12, 0, 0, 0, time.UTC)), cfg: cfg}
 	h.srv = resolver.NewServer(resolver.ServerOptions{
-		Cache: resolver.NewCache(resolver.CacheOptions{Size: cfg.Cache.Size, MinTTL: cfg.Cache.MinTTL, MaxTTL: cfg.Cache.MaxTTL,
+		Cache: resolver.NewCache(resolver.CacheOptions{Size: cfg.Cache.Size, MaxBytes: cfg.Cache.MaxBytes, MinTTL: cfg.Cache.MinTTL, MaxTTL: cfg.Cache.MaxTTL,
 			NegativeMaxTTL: cfg.Cache.NegativeMaxTTL, ServfailTTL: cfg.Cache.ServfailTTL, ServeStale: cfg.Cache.ServeStale}),
 		Now: h.clock.Now,
 	})

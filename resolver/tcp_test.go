@@ -70,8 +70,9 @@ func TestTCPPipelining(t *testing.T) {
 }
 
 // TestTCPIdleTimeoutAndConnectionCap: an idle connection is closed after
-// server.tcp_idle_timeout, and connections beyond the cap are closed at
-// once while those under it are served.
+// server.tcp_idle_timeout; at the connection cap the oldest idle connection
+// is closed to admit a new one (RFC 7766 §6.2.3), and a new connection is
+// closed only when every connection is busy.
 func TestTCPIdleTimeoutAndConnectionCap(t *testing.T) {
 	up := resolvertest.StartUpstream(t, resolvertest.Echo())
 	h := start(t, []string{up.Addr()}, func(c *config.Config) {
@@ -83,10 +84,7 @@ func TestTCPIdleTimeoutAndConnectionCap(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer idle.Close()
-	_ = idle.SetReadDeadline(time.Now().Add(10 * time.Second))
-	if _, err := idle.Read(make([]byte, 1)); err == nil {
-		t.Fatal("idle connection got data")
-	} else if ne, ok := err.(net.Error); ok && ne.Timeout() {
+	if !closedByServer(idle, 10*time.Second) {
 		t.Fatal("idle connection was not closed by the server")
 	}
 
@@ -95,39 +93,71 @@ func TestTCPIdleTimeoutAndConnectionCap(t *testing.T) {
 		c.Server.TCPIdleTimeout = time.Minute
 		c.Server.MaxTCPConnections = 2
 	})
-	// Fill the cap with two connections that stay open.
+	// Fill the cap with two connections that stay open and idle, the
+	// first one idle longest.
 	var held []net.Conn
 	for i := 0; i < 2; i++ {
-		c, err := net.Dial("tcp", h.addr)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer c.Close()
-		co := &dns.Conn{Conn: c}
-		m := new(dns.Msg)
-		m.SetQuestion("held.example.", dns.TypeA)
-		if err := co.WriteMsg(m); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := co.ReadMsg(); err != nil { // accepted and served
-			t.Fatal(err)
-		}
+		c := dialServed(t, h.addr)
 		held = append(held, c)
+		time.Sleep(20 * time.Millisecond)
 	}
+	// A third is admitted: the oldest idle one is closed for it.
+	third := dialServed(t, h.addr)
+	if !closedByServer(held[0], 5*time.Second) {
+		t.Fatal("the oldest idle connection was not closed at the cap")
+	}
+	// Make both open connections busy: a query begun (its length sent)
+	// but not finished.
+	for _, c := range []net.Conn{held[1], third} {
+		if _, err := c.Write([]byte{0, 40}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	time.Sleep(100 * time.Millisecond)
 	extra, err := net.Dial("tcp", h.addr)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer extra.Close()
-	_ = extra.SetReadDeadline(time.Now().Add(5 * time.Second))
-	if _, err := extra.Read(make([]byte, 1)); err == nil {
-		t.Fatal("connection over the cap got data")
-	} else if ne, ok := err.(net.Error); ok && ne.Timeout() {
-		t.Fatal("connection over the cap was not closed")
+	if !closedByServer(extra, 5*time.Second) {
+		t.Fatal("connection over the cap was not closed while every connection was busy")
 	}
 	// UDP still works.
 	if r := resolvertest.Query(t, h.addr, "udp", "still.example.", dns.TypeA); len(r.Answer) != 1 {
 		t.Fatalf("udp: %v", r)
 	}
-	_ = held
+}
+
+// dialServed opens a TCP connection and has one query answered on it.
+func dialServed(t *testing.T, addr string) net.Conn {
+	t.Helper()
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	co := &dns.Conn{Conn: c}
+	m := new(dns.Msg)
+	m.SetQuestion("held.example.", dns.TypeA)
+	_ = c.SetDeadline(time.Now().Add(5 * time.Second))
+	if err := co.WriteMsg(m); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := co.ReadMsg(); err != nil { // accepted and served
+		t.Fatal(err)
+	}
+	_ = c.SetDeadline(time.Time{})
+	return c
+}
+
+// closedByServer reports whether the server closes c (EOF or reset) within
+// d, without sending anything.
+func closedByServer(c net.Conn, d time.Duration) bool {
+	_ = c.SetReadDeadline(time.Now().Add(d))
+	_, err := c.Read(make([]byte, 1))
+	if err == nil {
+		return false
+	}
+	ne, ok := err.(net.Error)
+	return !ok || !ne.Timeout()
 }

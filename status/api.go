@@ -156,6 +156,9 @@ type Source struct {
 	Error string `json:"error,omitempty"`
 	// BadLines are the first rejected lines (file:line: reason).
 	BadLines []string `json:"bad_lines,omitempty"`
+	// Transfer is the state of a source pulled by zone transfer: serial,
+	// primary, last transfer, last NOTIFY.
+	Transfer *policy.TransferState `json:"transfer,omitempty"`
 }
 
 // Client is one client mapping.
@@ -315,6 +318,7 @@ func jurisdictionOf(j *policy.Jurisdiction, now time.Time, ls listState) Jurisdi
 		src := Source{
 			Name: si.Name, Origin: si.Origin, Format: string(si.Format), Match: si.Match,
 			Entries: si.Entries, Bad: si.Bad, Skipped: si.Skipped, Hash: si.Hash, Stale: si.Stale, Error: si.Err,
+			Transfer: si.Transfer,
 		}
 		for i := range si.Errors {
 			src.BadLines = append(src.BadLines, si.Errors[i].Error())

@@ -257,20 +257,15 @@ func (u *doh) Exchange(ctx context.Context, m *dns.Msg) (*dns.Msg, error) {
 	if resp.ContentLength > maxMsg {
 		return nil, fmt.Errorf("%s: reply of %d bytes is larger than a DNS message", u.name, resp.ContentLength)
 	}
-	bp := bufPool.Get().(*[]byte)
-	defer bufPool.Put(bp)
-	buf := (*bp)[:maxMsg]
-	n, err := io.ReadFull(resp.Body, buf)
-	switch {
-	case err == nil: // buf is full: the body must end here
-		var one [1]byte
-		if k, _ := io.ReadFull(resp.Body, one[:]); k > 0 {
-			return nil, fmt.Errorf("%s: reply larger than a DNS message (%d bytes)", u.name, maxMsg)
-		}
-	case errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF):
-	default:
+	// Read into a buffer sized to the reply, not a 64 KB one per query.
+	buf, err := io.ReadAll(io.LimitReader(resp.Body, maxMsg+1))
+	if err != nil {
 		return nil, ioErr(ctx, u.name, "https read", err)
 	}
+	if len(buf) > maxMsg {
+		return nil, fmt.Errorf("%s: reply larger than a DNS message (%d bytes)", u.name, maxMsg)
+	}
+	n := len(buf)
 	r, err := matchReply(0, m.Question[0], buf[:n])
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", u.name, err)

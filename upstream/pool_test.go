@@ -53,7 +53,7 @@ func startPortServer(t *testing.T, lateBy time.Duration) *portServer {
 			rr, _ := dns.NewRR(q.Question[0].Name + " 60 IN A 192.0.2.1")
 			r.Answer = []dns.RR{rr}
 			out, _ := r.Pack()
-			if strings.HasPrefix(q.Question[0].Name, "late") {
+			if strings.HasPrefix(strings.ToLower(q.Question[0].Name), "late") {
 				time.AfterFunc(s.lateBy, func() { _, _ = c.WriteToUDPAddrPort(out, from) })
 				continue
 			}
@@ -140,4 +140,54 @@ func TestUDPPoolClosedByClose(t *testing.T) {
 		t.Fatalf("port %d of the pooled socket is still in use after Close: %v", port, err)
 	}
 	_ = c.Close()
+}
+
+// TestForgedReplyFromOtherPort: a forger who knows everything a reply must
+// repeat (the ID, the question in its 0x20 case, the client's port) but
+// sends from another source port is never heard: the socket is connected
+// to the server's address. The real reply, sent after the forgery, wins.
+func TestForgedReplyFromOtherPort(t *testing.T) {
+	t.Parallel()
+	srv, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(netip.MustParseAddrPort("127.0.0.1:0")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	forger, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(netip.MustParseAddrPort("127.0.0.1:0")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	t.Cleanup(func() { _ = srv.Close(); _ = forger.Close(); <-done })
+	go func() {
+		defer close(done)
+		buf := make([]byte, 65535)
+		for {
+			n, from, err := srv.ReadFromUDPAddrPort(buf)
+			if err != nil {
+				return
+			}
+			q := new(dns.Msg)
+			if q.Unpack(buf[:n]) != nil || len(q.Question) != 1 {
+				continue
+			}
+			reply := func(ip string) []byte {
+				r := new(dns.Msg).SetReply(q) // the ID and the question as sent, 0x20 case included
+				rr, _ := dns.NewRR(q.Question[0].Name + " 60 IN A " + ip)
+				r.Answer = []dns.RR{rr}
+				out, _ := r.Pack()
+				return out
+			}
+			_, _ = forger.WriteToUDPAddrPort(reply("203.0.113.66"), from)
+			time.Sleep(50 * time.Millisecond)
+			_, _ = srv.WriteToUDPAddrPort(reply("192.0.2.1"), from)
+		}
+	}()
+	u := mustParse(t, srv.LocalAddr().String())
+	resp, err := exchange(t, u, 2*time.Second, question("forged.example.", dns.TypeA))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(resp.Answer) != 1 || resp.Answer[0].(*dns.A).A.String() != "192.0.2.1" {
+		t.Fatalf("accepted %v; want the server's 192.0.2.1, never the forger's", resp.Answer)
+	}
 }

@@ -18,6 +18,7 @@
 package upstream
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"crypto/x509"
@@ -61,6 +62,13 @@ type Options struct {
 	// IdleTimeout closes a tls:// or https:// connection that has had no
 	// query in flight for this long. Default 20s.
 	IdleTimeout time.Duration
+	// OnDrop, if set, is called for every reply a plain (udp:// or tcp://)
+	// upstream read and threw away: reason is "id" (no query with that ID
+	// is waiting: a forgery, a duplicate or a late reply), "question" (the
+	// question differs in name, type or class), "case" (the name matches
+	// only case-insensitively: 0x20 caught it) or "malformed". It must be
+	// cheap and safe for concurrent use (a metric).
+	OnDrop func(reason string)
 }
 
 const (
@@ -132,11 +140,21 @@ func Parse(s string, opts Options) (Upstream, error) {
 	default:
 		return nil, fmt.Errorf("upstream %q: unknown scheme %q (want udp://, tcp://, tls://, https:// or none)", s, scheme)
 	}
+	tcpOnly := strings.EqualFold(scheme, "tcp")
+	rest, frag, _ := strings.Cut(rest, "#")
+	noCase := false
+	switch {
+	case frag == "":
+	case frag == NoCaseRandomization && !tcpOnly:
+		noCase = true
+	default:
+		return nil, fmt.Errorf("upstream %q: unknown option %q (udp upstreams take #%s)", s, frag, NoCaseRandomization)
+	}
 	ap, err := parseAddrPort(rest, 53)
 	if err != nil {
 		return nil, fmt.Errorf("upstream %q: %w", s, err)
 	}
-	u := &server{addr: ap.String(), tcpOnly: strings.EqualFold(scheme, "tcp"), timeout: timeout}
+	u := &server{addr: ap.String(), tcpOnly: tcpOnly, caseRandom: !tcpOnly && !noCase, timeout: timeout, onDrop: opts.OnDrop}
 	u.pool.raddr = net.UDPAddrFromAddrPort(ap)
 	if u.tcpOnly {
 		u.name = "tcp://" + u.addr
@@ -170,13 +188,33 @@ func parseAddrPort(s string, defPort uint16) (netip.AddrPort, error) {
 	return ap, nil
 }
 
+// NoCaseRandomization, as the fragment of a UDP upstream
+// ("udp://192.0.2.53#no-0x20", "192.0.2.53:53#no-0x20"), turns 0x20 off for
+// a server that does not echo the question's case.
+const NoCaseRandomization = "no-0x20"
+
 // server is a plain DNS server over UDP (with TCP on truncation) or TCP only.
 type server struct {
-	addr    string // "IP:port", IPv6 in brackets
-	name    string
-	tcpOnly bool
-	timeout time.Duration
-	pool    udpPool
+	addr       string // "IP:port", IPv6 in brackets
+	name       string
+	tcpOnly    bool
+	caseRandom bool // 0x20: mixed-case query names, answers checked case-exactly
+	timeout    time.Duration
+	pool       udpPool
+	onDrop     func(reason string)
+}
+
+// dropped counts a reply read and thrown away.
+func (u *server) dropped(err error) {
+	if u.onDrop == nil {
+		return
+	}
+	var me *mismatchError
+	if errors.As(err, &me) {
+		u.onDrop(me.reason)
+		return
+	}
+	u.onDrop("malformed")
 }
 
 // Close closes the pooled UDP sockets. Exchange keeps working afterwards,
@@ -190,7 +228,13 @@ var _ Upstream = (*server)(nil)
 
 func (u *server) String() string { return u.name }
 
-var bufPool = sync.Pool{New: func() any { b := make([]byte, maxMsg); return &b }}
+// udpBuf is the size of the buffer a UDP reply is read into: the size
+// advertised upstream with room to spare. A datagram that fills it is
+// bigger than we asked for and is retried over TCP (readUDP), so a query in
+// flight holds 4 KB, not a 64 KB buffer.
+const udpBuf = 4096
+
+var bufPool = sync.Pool{New: func() any { b := make([]byte, udpBuf); return &b }}
 
 // Exchange implements Upstream.
 func (u *server) Exchange(ctx context.Context, m *dns.Msg) (*dns.Msg, error) {
@@ -206,6 +250,15 @@ func (u *server) Exchange(ctx context.Context, m *dns.Msg) (*dns.Msg, error) {
 		return nil, fmt.Errorf("%s: packing query: %w", u.name, err)
 	}
 	q := sentQuery{id: binary.BigEndian.Uint16(out), question: m.Question[0]}
+	if u.caseRandom {
+		// The question as sent (header excluded): a reply must repeat it
+		// byte for byte. The name as the client wrote it is kept to be put
+		// back into the reply before it is unpacked.
+		qlen := len(out) - 12 - optLen
+		q.orig = append(make([]byte, 0, qlen), out[12:12+qlen]...)
+		randomizeCase(out[12 : 12+qlen-4])
+		q.sent = out[12 : 12+qlen]
+	}
 	var resp *dns.Msg
 	if u.tcpOnly {
 		resp, err = u.exchangeTCP(ctx, q, out)
@@ -221,14 +274,65 @@ func (u *server) Exchange(ctx context.Context, m *dns.Msg) (*dns.Msg, error) {
 	if err != nil {
 		return nil, err
 	}
+	if q.sent != nil {
+		restoreCase(resp, m.Question[0].Name)
+	}
 	resp.Id = m.Id
 	return resp, nil
+}
+
+// restoreCase gives the records owned by the query name, which a server
+// that does not compress wrote with the 0x20 case of the query, the name as
+// the client asked it.
+func restoreCase(resp *dns.Msg, name string) {
+	for _, sec := range [][]dns.RR{resp.Answer, resp.Ns, resp.Extra} {
+		for _, rr := range sec {
+			if h := rr.Header(); h.Name != name && equalFoldASCII(h.Name, name) {
+				h.Name = name
+			}
+		}
+	}
 }
 
 // sentQuery is what a reply must match: the ID and the question sent.
 type sentQuery struct {
 	id       uint16
 	question dns.Question
+	// With 0x20, sent is the question section as sent (mixed-case name,
+	// type, class), which the reply must repeat exactly, and orig the same
+	// with the client's case, written over the reply's question before it
+	// is unpacked: names the server compressed into the question come out as
+	// the client wrote them, as they did before 0x20.
+	sent, orig []byte
+}
+
+// optLen is the length of the OPT record appendQuery ends a query with.
+const optLen = 11
+
+// randomizeCase flips the case of each ASCII letter of the wire-format name
+// at the start of b to a random one (draft-vixie-dnsext-dns0x20): an
+// off-path forger must now guess one more bit per letter of the name as
+// well as the ID and the source port. The bits come from crypto/rand.
+func randomizeCase(b []byte) {
+	var bits [32]byte // one bit per byte of a name of up to 255 bytes
+	_, _ = rand.Read(bits[:])
+	for i := 0; i < len(b) && i < 256; {
+		l := int(b[i])
+		if l == 0 || l > 63 {
+			return
+		}
+		for j := i + 1; j <= i+l && j < len(b); j++ {
+			c := b[j] | 0x20
+			if c >= 'a' && c <= 'z' {
+				if bits[j>>3]&(1<<(j&7)) != 0 {
+					b[j] = c &^ 0x20
+				} else {
+					b[j] = c
+				}
+			}
+		}
+		i += l + 1
+	}
 }
 
 // randomID writes a random ID into the header of the query in b.
@@ -361,9 +465,22 @@ func (u *server) readUDP(ctx context.Context, c *net.UDPConn, q sentQuery, wire,
 			}
 			return nil, err
 		}
+		if n == len(buf) {
+			// Larger than udpSize asked for, and cut by the kernel:
+			// Exchange asks again over TCP, if what was read is the
+			// start of a reply to this query (a forger must not be able
+			// to push queries to TCP either).
+			if err := matchHead(q, buf[:n]); err != nil {
+				mismatched++
+				u.dropped(err)
+				continue
+			}
+			return &dns.Msg{MsgHdr: dns.MsgHdr{Id: q.id, Response: true, Truncated: true}}, nil
+		}
 		resp, err := match(q, buf[:n])
 		if err != nil {
 			mismatched++
+			u.dropped(err)
 			continue
 		}
 		return resp, nil
@@ -478,6 +595,7 @@ func (u *server) exchangeTCP(ctx context.Context, q sentQuery, wire []byte) (*dn
 	}
 	resp, err := match(q, b)
 	if err != nil {
+		u.dropped(err)
 		return nil, fmt.Errorf("%s: tcp: %w", u.name, err)
 	}
 	return resp, nil
@@ -508,28 +626,74 @@ func ioErr(ctx context.Context, name, op string, err error) error {
 // randomisation and servers that lowercase names are both fine). A truncated
 // reply whose records do not unpack is accepted with what was read (header
 // and question), since it is only used to trigger the TCP retry.
+//
+// With 0x20 (q.sent set) the reply's question must repeat the query's byte
+// for byte, case included, and sit uncompressed right after the header; it
+// is then given back the client's case (q.orig) before unpacking. b is
+// changed.
 func match(q sentQuery, b []byte) (*dns.Msg, error) {
+	if q.sent != nil && len(b) >= 12 && binary.BigEndian.Uint16(b) == q.id {
+		if binary.BigEndian.Uint16(b[4:]) != 1 || len(b) < 12+len(q.sent) {
+			return nil, mismatch("question", "%d questions", binary.BigEndian.Uint16(b[4:]))
+		}
+		got := b[12 : 12+len(q.sent)]
+		if !bytes.Equal(got, q.sent) {
+			if bytes.EqualFold(got, q.sent) {
+				return nil, mismatch("case", "question name %q, sent %q (0x20)", got[:len(got)-4], q.sent[:len(q.sent)-4])
+			}
+			return nil, mismatch("question", "question differs from the one sent")
+		}
+		copy(got, q.orig)
+	}
 	return matchReply(q.id, q.question, b)
+}
+
+// matchHead checks the header and question of a reply cut short: QR set,
+// q's ID, one question, and with 0x20 the question as sent, byte for byte.
+func matchHead(q sentQuery, b []byte) error {
+	if len(b) < 12 || binary.BigEndian.Uint16(b) != q.id {
+		return mismatch("id", "wrong ID")
+	}
+	if b[2]&0x80 == 0 || binary.BigEndian.Uint16(b[4:]) != 1 {
+		return mismatch("question", "not a reply with one question")
+	}
+	if q.sent != nil && (len(b) < 12+len(q.sent) || !bytes.Equal(b[12:12+len(q.sent)], q.sent)) {
+		return mismatch("question", "question differs from the one sent")
+	}
+	return nil
+}
+
+// mismatchError is an ErrMismatch with the reason counted by OnDrop.
+type mismatchError struct {
+	reason string
+	msg    string
+}
+
+func (e *mismatchError) Error() string { return ErrMismatch.Error() + ": " + e.msg }
+func (e *mismatchError) Unwrap() error { return ErrMismatch }
+
+func mismatch(reason, format string, args ...any) error {
+	return &mismatchError{reason: reason, msg: fmt.Sprintf(format, args...)}
 }
 
 // matchReply is match for a query with ID id and question want.
 func matchReply(id uint16, want dns.Question, b []byte) (*dns.Msg, error) {
 	if len(b) < 12 || binary.BigEndian.Uint16(b) != id {
-		return nil, fmt.Errorf("%w: wrong ID", ErrMismatch)
+		return nil, mismatch("id", "wrong ID")
 	}
 	resp := new(dns.Msg)
 	if err := resp.Unpack(b); err != nil && !resp.Truncated {
 		return nil, fmt.Errorf("unpacking reply: %w", err)
 	}
 	if !resp.Response {
-		return nil, fmt.Errorf("%w: QR not set", ErrMismatch)
+		return nil, mismatch("question", "QR not set")
 	}
 	if len(resp.Question) != 1 {
-		return nil, fmt.Errorf("%w: %d questions", ErrMismatch, len(resp.Question))
+		return nil, mismatch("question", "%d questions", len(resp.Question))
 	}
 	got := resp.Question[0]
 	if got.Qtype != want.Qtype || got.Qclass != want.Qclass || !equalFoldASCII(got.Name, want.Name) {
-		return nil, fmt.Errorf("%w: question %s %s, want %s %s", ErrMismatch,
+		return nil, mismatch("question", "question %s %s, want %s %s",
 			got.Name, dns.TypeToString[got.Qtype], want.Name, dns.TypeToString[want.Qtype])
 	}
 	return resp, nil

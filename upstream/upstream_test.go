@@ -6,6 +6,7 @@ import (
 	"net"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -115,6 +116,7 @@ func TestExchangeForwardingFidelity(t *testing.T) {
 	before := m.String()
 
 	seenIDs := map[uint16]bool{}
+	seenNames := map[string]bool{}
 	for range 3 {
 		resp, err := exchange(t, u, 2*time.Second, m)
 		if err != nil {
@@ -129,8 +131,15 @@ func TestExchangeForwardingFidelity(t *testing.T) {
 		if !got.RecursionDesired || !got.CheckingDisabled || !got.AuthenticatedData || got.Opcode != dns.OpcodeQuery {
 			t.Errorf("flags sent upstream: %v", got.MsgHdr)
 		}
-		if len(got.Question) != 1 || got.Question[0] != m.Question[0] {
+		if len(got.Question) != 1 || !strings.EqualFold(got.Question[0].Name, m.Question[0].Name) ||
+			got.Question[0].Qtype != m.Question[0].Qtype || got.Question[0].Qclass != m.Question[0].Qclass {
 			t.Errorf("question sent upstream: %v", got.Question)
+		} else {
+			seenNames[got.Question[0].Name] = true
+		}
+		// 0x20 is undone in the reply: the client's case everywhere.
+		if resp.Question[0].Name != m.Question[0].Name || resp.Answer[0].Header().Name != m.Question[0].Name {
+			t.Errorf("reply names %q, %q; want the client's %q", resp.Question[0].Name, resp.Answer[0].Header().Name, m.Question[0].Name)
 		}
 		if len(got.Answer)+len(got.Ns) != 0 || len(got.Extra) != 1 {
 			t.Errorf("sections sent upstream: %v", got)
@@ -142,6 +151,9 @@ func TestExchangeForwardingFidelity(t *testing.T) {
 	}
 	if seenIDs[m.Id] && len(seenIDs) == 1 {
 		t.Errorf("upstream IDs %v reuse the client's ID %d", seenIDs, m.Id)
+	}
+	if len(seenNames) < 2 {
+		t.Errorf("3 queries went out as %v: the name's case is not randomized (0x20)", seenNames)
 	}
 	if len(seenIDs) < 2 {
 		t.Errorf("3 upstream queries used the IDs %v; want fresh random IDs", seenIDs)
@@ -227,17 +239,49 @@ func TestExchangeRejectsMismatch(t *testing.T) {
 	}
 }
 
-func TestExchangeCaseInsensitiveQuestion(t *testing.T) {
+// TestExchangeCaseExact: UDP queries go out with 0x20 (the name's letters
+// in random case) and a reply must repeat that case exactly. A server that
+// lowercases the question (as a forger who does not know the case would)
+// is not answered, and the dropped replies are counted as "case"; the
+// upstream option #no-0x20 is the fallback for such a server.
+func TestExchangeCaseExact(t *testing.T) {
 	t.Parallel()
-	// A server that lowercases the question (as some do against 0x20).
-	srv := resolvertest.StartUpstream(t, resolvertest.Func(func(r *dns.Msg) *dns.Msg {
+	lower := resolvertest.Func(func(r *dns.Msg) *dns.Msg {
 		m := new(dns.Msg).SetReply(r)
 		m.Question[0].Name = strings.ToLower(m.Question[0].Name)
 		return m
-	}))
-	u := mustParse(t, srv.Addr())
+	})
+	srv := resolvertest.StartUpstream(t, lower)
+	var mu sync.Mutex
+	drops := map[string]int{}
+	onDrop := func(reason string) { mu.Lock(); drops[reason]++; mu.Unlock() }
+
+	u, err := upstream.Parse(srv.Addr(), upstream.Options{OnDrop: onDrop})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// 26 letters: the chance that 0x20 leaves all of them lower case is 2^-26.
+	name := "abcdefghijklmnopqrstuvwxyz.example."
+	if resp, err := exchange(t, u, 300*time.Millisecond, question(name, dns.TypeA)); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("a reply with the question lower-cased was accepted: %v %v", resp, err)
+	}
+	mu.Lock()
+	if drops["case"] != 1 {
+		t.Errorf("drops %v, want case=1", drops)
+	}
+	mu.Unlock()
+
+	u = mustParse(t, srv.Addr()+"#"+upstream.NoCaseRandomization)
 	if _, err := exchange(t, u, 2*time.Second, question("UPPER.Example.", dns.TypeA)); err != nil {
 		t.Fatal(err)
+	}
+	if got := srv.Last().Question[0].Name; got != "UPPER.Example." {
+		t.Errorf("with #no-0x20 the name went out as %q, want the client's", got)
+	}
+	for _, bad := range []string{"tcp://" + srv.Addr() + "#no-0x20", srv.Addr() + "#nocase"} {
+		if _, err := upstream.Parse(bad, upstream.Options{}); err == nil {
+			t.Errorf("Parse(%q) accepted an unknown option", bad)
+		}
 	}
 }
 
@@ -351,5 +395,60 @@ func BenchmarkExchangeUDP(b *testing.B) {
 			b.Fatal(err)
 		}
 		cancel()
+	}
+}
+
+// TestExchangeOversizedUDPReplyRetriesOverTCP: an upstream that ignores the
+// UDP size we advertise and sends a datagram bigger than the 4 KB a query
+// reads into: the query asks again over TCP and gets the whole answer.
+func TestExchangeOversizedUDPReplyRetriesOverTCP(t *testing.T) {
+	t.Parallel()
+	srv := resolvertest.StartUpstream(t, resolvertest.Func(func(r *dns.Msg) *dns.Msg {
+		m := new(dns.Msg)
+		m.SetReply(r)
+		for i := 0; i < 400; i++ {
+			m.Answer = append(m.Answer, &dns.A{Hdr: dns.RR_Header{Name: r.Question[0].Name, Rrtype: dns.TypeA, Class: dns.ClassINET, Ttl: 60},
+				A: net.IPv4(192, 0, byte(i>>8), byte(i)).To4()})
+		}
+		return m
+	}))
+	u := mustParse(t, srv.Addr())
+	resp, err := exchange(t, u, 2*time.Second, question("huge.example.", dns.TypeA))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.Truncated || len(resp.Answer) != 400 {
+		t.Fatalf("reply: truncated %v, %d answers", resp.Truncated, len(resp.Answer))
+	}
+	if srv.UDPQueries() != 1 || srv.TCPQueries() != 1 {
+		t.Errorf("queries udp=%d tcp=%d, want 1/1", srv.UDPQueries(), srv.TCPQueries())
+	}
+}
+
+// TestExchangeOversizedForgeryIgnored: an oversized datagram is taken as a
+// reason to ask again over TCP only when its header and question are those
+// of the query; one with another ID is ignored like any forgery.
+func TestExchangeOversizedForgeryIgnored(t *testing.T) {
+	t.Parallel()
+	huge := resolvertest.Func(func(r *dns.Msg) *dns.Msg {
+		m := new(dns.Msg)
+		m.SetReply(r)
+		for i := 0; i < 400; i++ {
+			m.Answer = append(m.Answer, &dns.A{Hdr: dns.RR_Header{Name: r.Question[0].Name, Rrtype: dns.TypeA, Class: dns.ClassINET, Ttl: 60},
+				A: net.IPv4(192, 0, byte(i>>8), byte(i)).To4()})
+		}
+		return m
+	})
+	srv := resolvertest.StartUpstream(t, resolvertest.WrongID(huge))
+	var drops atomic.Int64
+	u, err := upstream.Parse(srv.Addr(), upstream.Options{OnDrop: func(string) { drops.Add(1) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp, err := exchange(t, u, 300*time.Millisecond, question("huge.example.", dns.TypeA)); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("got %v, %v; want a timeout", resp, err)
+	}
+	if srv.TCPQueries() != 0 || drops.Load() != 1 {
+		t.Errorf("tcp queries %d, drops %d; want 0 and 1", srv.TCPQueries(), drops.Load())
 	}
 }

@@ -232,10 +232,38 @@ func printJurisdictions(w io.Writer, p *status.Page) error {
 			for _, l := range s.BadLines {
 				fmt.Fprintf(w, "%s/%s: bad line %s\n", j.ID, s.Name, l)
 			}
+			if s.Transfer != nil {
+				fmt.Fprintln(w, transferLine(j.ID, s))
+			}
 		}
 	}
 	for _, n := range p.NotCurrent {
 		fmt.Fprintf(w, "not current: %s\n", n)
 	}
 	return nil
+}
+
+// transferLine describes a source pulled by zone transfer: zone, serial,
+// primary, last transfer and NOTIFY, and the RPZ triggers it skipped.
+func transferLine(id string, s status.Source) string {
+	t := s.Transfer
+	when := func(x time.Time) string {
+		if x.IsZero() {
+			return "never"
+		}
+		return x.UTC().Format(time.RFC3339)
+	}
+	primary := t.Primary
+	if primary == "" {
+		primary = "none"
+	}
+	line := fmt.Sprintf("%s/%s: zone %s serial %d from %s, last transfer %s, last NOTIFY %s, %d entries, %d unsupported triggers skipped",
+		id, s.Name, t.Zone, t.Serial, primary, when(t.LastTransfer), when(t.LastNotify), s.Entries, s.Skipped)
+	if t.Rejected > 0 {
+		line += fmt.Sprintf(", %d transfers rejected", t.Rejected)
+	}
+	if t.LastError != "" {
+		line += "; last error: " + t.LastError
+	}
+	return line
 }
