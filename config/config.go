@@ -47,6 +47,10 @@ type Config struct {
 	// AdminPprof serves Go's runtime profiles (net/http/pprof) under
 	// /debug/pprof/ on the admin listener, behind admin_auth's token.
 	AdminPprof bool `mapstructure:"admin_pprof"`
+	// StructuredErrors makes the EDE text of every block the JSON of
+	// draft-ietf-dnsop-structured-dns-error when a contact is set; a
+	// jurisdiction's own contact and organisation take precedence.
+	StructuredErrors StructuredErrors `mapstructure:"structured_errors"`
 	// Audit configures the enforcement log.
 	Audit Audit `mapstructure:"audit"`
 	// TLS holds the certificate shared by DoT and DoH.
@@ -219,8 +223,21 @@ type Jurisdiction struct {
 	Allow []string `mapstructure:"allow"`
 	// OnLoadFailure is last_known_good (default), fail_closed or fail_open.
 	OnLoadFailure string `mapstructure:"on_load_failure"`
-	// Contact and Organisation feed Structured DNS Error JSON when set.
+	// Contact (a mailto:, tel:, sips: or https: URI) and Organisation make
+	// this jurisdiction's EDE text the JSON of
+	// draft-ietf-dnsop-structured-dns-error; they replace
+	// StructuredErrors for it.
 	Contact      string `mapstructure:"contact"`
+	Organisation string `mapstructure:"organisation"`
+}
+
+// StructuredErrors holds the operator's details for the JSON of
+// draft-ietf-dnsop-structured-dns-error in the EDE text of a block.
+type StructuredErrors struct {
+	// Contact is where a user reports a wrong block: a mailto:, tel:, sips:
+	// or https: URI. Empty keeps the plain EDE text.
+	Contact string `mapstructure:"contact"`
+	// Organisation names who blocks ("ACME IT"); it needs a contact.
 	Organisation string `mapstructure:"organisation"`
 }
 
