@@ -858,7 +858,7 @@ func (a *App) observeUpstream(name string, d time.Duration, err error) {
 }
 
 // auditor returns the enforcement-log sink, or nil when the log is off.
-func (a *App) auditor(cfg *config.Config) resolver.Auditor {
+func (a *App) auditor(cfg *config.Config) policy.Auditor {
 	if a.audit == nil {
 		return nil
 	}
@@ -872,7 +872,7 @@ type auditSink struct {
 	m       *metrics.Metrics
 }
 
-func (s *auditSink) PolicyEvent(ev *resolver.PolicyEvent) {
+func (s *auditSink) PolicyEvent(ev *policy.Event) {
 	ok := s.w.Log(audit.Record{
 		Time:         ev.Time,
 		Client:       audit.ClientString(ev.Client, s.privacy, s.salt),
@@ -901,26 +901,25 @@ type observer struct {
 }
 
 func (o observer) Answered(p resolver.Proto, qtype uint16, rcode int) {
-	mp := metrics.ProtoUDP
+	mp, sp := metrics.ProtoUDP, status.UDP
 	switch p {
 	case resolver.TCP:
-		mp = metrics.ProtoTCP
+		mp, sp = metrics.ProtoTCP, status.TCP
 	case resolver.DoT:
-		mp = metrics.ProtoDoT
+		mp, sp = metrics.ProtoDoT, status.DoT
 	case resolver.DoH:
-		mp = metrics.ProtoDoH
+		mp, sp = metrics.ProtoDoH, status.DoH
 	}
 	o.m.QueryAnswered(mp, qtype, rcode)
-	o.st.Answered(p)
+	o.st.Answered(sp)
 }
-func (o observer) CacheHit()                             { o.m.CacheHit() }
-func (o observer) CacheMiss()                            { o.m.CacheMiss() }
-func (o observer) CacheStale()                           { o.m.CacheStale() }
-func (o observer) PolicyHit(j, action, mode string)      { o.m.PolicyHit(j, action, mode) }
-func (o observer) Refused(reason string)                 { o.m.Refused(reason) }
-func (o observer) Dropped(reason string)                 { o.m.Dropped(reason) }
-func (o observer) Overloaded()                           { o.m.Dropped("overload") }
-func (o observer) RateLimited()                          { o.m.RateLimited() }
-func (o observer) Upstream(string, time.Duration, error) {}
+func (o observer) CacheHit()                        { o.m.CacheHit() }
+func (o observer) CacheMiss()                       { o.m.CacheMiss() }
+func (o observer) CacheStale()                      { o.m.CacheStale() }
+func (o observer) PolicyHit(j, action, mode string) { o.m.PolicyHit(j, action, mode) }
+func (o observer) Refused(reason string)            { o.m.Refused(reason) }
+func (o observer) Dropped(reason string)            { o.m.Dropped(reason) }
+func (o observer) Overloaded()                      { o.m.Dropped("overload") }
+func (o observer) RateLimited()                     { o.m.RateLimited() }
 
 func slogDiscard() *slog.Logger { return slog.New(slog.DiscardHandler) }

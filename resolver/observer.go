@@ -26,46 +26,19 @@ type Observer interface {
 	Overloaded()
 	// RateLimited counts queries over their client's rate limit.
 	RateLimited()
-	// Upstream reports one upstream exchange.
-	Upstream(addr string, d time.Duration, err error)
 }
 
 type nopObserver struct{}
 
-func (nopObserver) Answered(Proto, uint16, int)           {}
-func (nopObserver) CacheHit()                             {}
-func (nopObserver) CacheMiss()                            {}
-func (nopObserver) CacheStale()                           {}
-func (nopObserver) PolicyHit(string, string, string)      {}
-func (nopObserver) Refused(string)                        {}
-func (nopObserver) Dropped(string)                        {}
-func (nopObserver) Overloaded()                           {}
-func (nopObserver) RateLimited()                          {}
-func (nopObserver) Upstream(string, time.Duration, error) {}
-
-// PolicyEvent is one policy hit (enforced or report-only), for the
-// enforcement log.
-type PolicyEvent struct {
-	Time         time.Time
-	Client       netip.Addr
-	Name         string
-	Qtype        uint16
-	Jurisdiction *policy.Jurisdiction
-	Rule         string
-	Source       string
-	Line         int
-	Action       string
-	Mode         string
-	PolicyHash   string
-}
-
-// Auditor receives policy events. It must not block: the enforcement log
-// queues them and counts drops. ev is valid only during the call: Name and
-// Rule may point into the caller's buffers, so an auditor that keeps them
-// copies them (the other fields are immutable and may be kept).
-type Auditor interface {
-	PolicyEvent(ev *PolicyEvent)
-}
+func (nopObserver) Answered(Proto, uint16, int)      {}
+func (nopObserver) CacheHit()                        {}
+func (nopObserver) CacheMiss()                       {}
+func (nopObserver) CacheStale()                      {}
+func (nopObserver) PolicyHit(string, string, string) {}
+func (nopObserver) Refused(string)                   {}
+func (nopObserver) Dropped(string)                   {}
+func (nopObserver) Overloaded()                      {}
+func (nopObserver) RateLimited()                     {}
 
 // QueryEvent is one answered query, for the general query log.
 type QueryEvent struct {
@@ -91,8 +64,8 @@ type QueryEvent struct {
 	Dropped bool
 	// Policy is the policy hit that decided the answer (the enforced one
 	// when there is one, else the first report-mode hit), or nil; valid only
-	// during the call, like an Auditor's event.
-	Policy *PolicyEvent
+	// during the call, like a policy.Auditor's event.
+	Policy *policy.Event
 }
 
 // QueryLogger receives every answered query. It must not block, and it

@@ -43,7 +43,7 @@ type Server struct {
 	log   *slog.Logger
 	now   func() time.Time
 	obs   Observer
-	audit Auditor
+	audit policy.Auditor
 	qlog  QueryLogger
 
 	notify NotifyFunc // NOTIFY handler (xfr.go)
@@ -77,7 +77,7 @@ type ServerOptions struct {
 	// Observer receives metrics events; nil means none.
 	Observer Observer
 	// Auditor receives policy hits for the enforcement log; nil means none.
-	Auditor Auditor
+	Auditor policy.Auditor
 	// QueryLogger receives every answered query; nil means none.
 	QueryLogger QueryLogger
 }
@@ -309,9 +309,9 @@ type worker struct {
 	out  []byte
 	name []byte
 	// ev and rule are reused for the policy event of every blocked query
-	// on the fast path (see Auditor: the event is valid only during the
+	// on the fast path (see policy.Auditor: the event is valid only during the
 	// call).
-	ev   PolicyEvent
+	ev   policy.Event
 	rule []byte
 	// qev is reused for the query log event of every fast-path answer
 	// (see QueryLogger: the event is valid only during the call).
@@ -507,7 +507,7 @@ func (s *Server) fast(w *worker, rt *Runtime, pkt []byte, addr netip.AddrPort) (
 			s.qlog.Query(&w.qev)
 			w.qev = QueryEvent{}
 		}
-		w.ev = PolicyEvent{} // keep nothing alive
+		w.ev = policy.Event{} // keep nothing alive
 		return out, true
 	}
 	if rt.special(name, q.qtype) {

@@ -16,7 +16,6 @@ import (
 	"github.com/jurisdns/jurisdns/admin"
 	"github.com/jurisdns/jurisdns/audit"
 	"github.com/jurisdns/jurisdns/policy"
-	"github.com/jurisdns/jurisdns/resolver"
 )
 
 // get serves one request and returns the recorder.
@@ -385,7 +384,7 @@ func TestRecentRingBounded(t *testing.T) {
 		t.Errorf("seen %d, records %v", seen, names)
 	}
 	st.Record(nil)
-	st.Record(&resolver.PolicyEvent{})
+	st.Record(&policy.Event{})
 	if _, seen := st.recent.latest(); seen != 12 {
 		t.Errorf("empty events were recorded")
 	}
@@ -394,7 +393,7 @@ func TestRecentRingBounded(t *testing.T) {
 // countingAuditor counts events.
 type countingAuditor struct{ n int }
 
-func (c *countingAuditor) PolicyEvent(*resolver.PolicyEvent) { c.n++ }
+func (c *countingAuditor) PolicyEvent(*policy.Event) { c.n++ }
 
 func TestTee(t *testing.T) {
 	st, pol, _ := newTestStatus(t, "full")
@@ -403,7 +402,7 @@ func TestTee(t *testing.T) {
 	if Tee() != nil || Tee(nil, nilStatus) != nil {
 		t.Errorf("Tee of nothing is not nil")
 	}
-	if Tee(nil, st) != resolver.Auditor(st) {
+	if Tee(nil, st) != policy.Auditor(st) {
 		t.Errorf("Tee of one auditor should be that auditor")
 	}
 	tee := Tee(a, nil, st)
@@ -554,7 +553,7 @@ func TestPolicyPage(t *testing.T) {
 
 func TestAPIStatusQueriesPerTransport(t *testing.T) {
 	st, _, _ := newTestStatus(t, "truncate")
-	for p, n := range map[resolver.Proto]int{resolver.UDP: 3, resolver.TCP: 1, resolver.DoT: 2, resolver.DoH: 4} {
+	for p, n := range map[Transport]int{UDP: 3, TCP: 1, DoT: 2, DoH: 4} {
 		for range n {
 			st.Answered(p)
 		}
