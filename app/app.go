@@ -6,6 +6,7 @@ package app
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/x509"
 	"errors"
@@ -80,17 +81,18 @@ type App struct {
 	qlog    *queryLogSink
 	tap     *dnstapSink // nil when dnstap was off at start
 
-	reloadMu sync.Mutex // serializes reloads and refreshes
-	cfg      *config.Config
-	boot     *config.Config               // the configuration New started with
-	fetchers map[string]*download.Fetcher // by lists.cache_dir; under reloadMu
-	checked  map[string]time.Time         // URL source → last confirmed by its server
-	refresh  refreshState                 // the periodic refresh of URL sources
-	feeds    feeds                        // RPZ sources pulled by zone transfer (transfer.go)
-	rpzOut   *rpzout.Server               // jurisdictions served as RPZ zones (transfer.go)
-	rpzStop  context.CancelFunc           // stops watchRPZDates
-	rpzWG    sync.WaitGroup
-	sources  sourceStates // URL sources that are not current
+	reloadMu   sync.Mutex // serializes reloads and refreshes
+	cfg        *config.Config
+	boot       *config.Config               // the configuration New started with
+	fetchers   map[string]*download.Fetcher // by lists.cache_dir; written under reloadMu and fetchersMu
+	fetchersMu sync.Mutex                   // lets a scrape read fetchers without waiting for a reload
+	checked    map[string]time.Time         // URL source → last confirmed by its server
+	refresh    refreshState                 // the periodic refresh of URL sources
+	feeds      feeds                        // RPZ sources pulled by zone transfer (transfer.go)
+	rpzOut     *rpzout.Server               // jurisdictions served as RPZ zones (transfer.go)
+	rpzStop    context.CancelFunc           // stops watchRPZDates
+	rpzWG      sync.WaitGroup
+	sources    sourceStates // URL sources that are not current
 
 	// note and progress, when set (the check, lists and validate
 	// commands), are told about a list served from its last good copy
@@ -408,8 +410,58 @@ func (a *App) fetcherFor(dir string) *download.Fetcher {
 		Backoff:  a.opts.DownloadBackoff,
 		Progress: a.progress,
 	})
+	a.fetchersMu.Lock()
 	a.fetchers[dir] = f
+	a.fetchersMu.Unlock()
 	return f
+}
+
+// listSourceStates are the downloaders' counters per URL source, for
+// /metrics at scrape time: summed over the downloaders of every cache
+// directory used since the start (a reload may change lists.cache_dir),
+// with the entries of the one that confirmed the list last.
+func (a *App) listSourceStates() []metrics.ListSourceState {
+	a.fetchersMu.Lock()
+	fs := make([]*download.Fetcher, 0, len(a.fetchers))
+	for _, f := range a.fetchers {
+		fs = append(fs, f)
+	}
+	a.fetchersMu.Unlock()
+	merged := map[string]*download.SourceStats{}
+	for _, f := range fs {
+		for name, s := range f.Stats() {
+			m := merged[name]
+			if m == nil {
+				merged[name] = &s
+				continue
+			}
+			m.Network += s.Network
+			m.NotModified += s.NotModified
+			m.Cache += s.Cache
+			m.Errors += s.Errors
+			m.Rejected += s.Rejected
+			m.Retries += s.Retries
+			if s.LastSuccess.After(m.LastSuccess) {
+				m.LastSuccess, m.Entries = s.LastSuccess, s.Entries
+			}
+		}
+	}
+	out := make([]metrics.ListSourceState, 0, len(merged))
+	for name, s := range merged {
+		j, src, ok := strings.Cut(name, "/") // downloadSource names a source "jurisdiction/source"
+		if !ok {
+			j, src = "", name
+		}
+		out = append(out, metrics.ListSourceState{
+			Jurisdiction: j, Source: src,
+			Downloaded: s.Network, NotModified: s.NotModified, Cache: s.Cache, Errors: s.Errors,
+			Rejected: s.Rejected, Retries: s.Retries, Entries: s.Entries, LastSuccess: s.LastSuccess,
+		})
+	}
+	slices.SortFunc(out, func(x, y metrics.ListSourceState) int {
+		return cmp.Or(strings.Compare(x.Jurisdiction, y.Jurisdiction), strings.Compare(x.Source, y.Source))
+	})
+	return out
 }
 
 // downloadSource describes a URL source of jurisdiction j to the downloader.
@@ -669,6 +721,11 @@ func (a *App) publish(rt, _ *resolver.Runtime) {
 	}
 	a.metrics.CacheSource(a.server.Cache().Len, a.server.Cache().Bytes)
 	a.metrics.ServerSource(a.server.InFlight, a.server.TCPConnections)
+	a.metrics.SetRateLimitState(func() metrics.RateLimitState {
+		st := a.server.RateLimitStats()
+		return metrics.RateLimitState{Clients: st.Tracked, Evicted: st.Evicted}
+	})
+	a.metrics.SetListSourceState(a.listSourceStates)
 }
 
 func flatten(err error) []error {

@@ -20,6 +20,7 @@ import (
 
 	"github.com/jurisdns/jurisdns/blocklists"
 	"github.com/jurisdns/jurisdns/policy"
+	"github.com/jurisdns/jurisdns/ratelimit"
 )
 
 const (
@@ -111,6 +112,16 @@ func NewServer(opts ServerOptions) *Server {
 
 // Runtime returns the current snapshot.
 func (s *Server) Runtime() *Runtime { return s.rt.Load() }
+
+// RateLimitStats returns the state of the current runtime's rate limiter
+// (the zero Stats when limiting is off or before the first runtime). A
+// reload that changes access.rate_limit starts a new limiter.
+func (s *Server) RateLimitStats() ratelimit.Stats {
+	if rt := s.rt.Load(); rt != nil {
+		return rt.limiter.Stats()
+	}
+	return ratelimit.Stats{}
+}
 
 // Swap installs rt for every query that arrives from now on and returns the
 // previous snapshot, which it retires: queries in flight finish on the one
