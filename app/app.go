@@ -203,7 +203,7 @@ func New(opts Options) (*App, error) {
 		Logger:      a.log,
 		Now:         a.now,
 		Observer:    observer{a.metrics, a.status},
-		Auditor:     status.Tee(a.auditor(cfg), a.status),
+		Auditor:     auditors(a.auditor(cfg), a.status),
 		QueryLogger: queryLoggers(a.qlog, a.tap),
 	})
 	// DoT and DoH are bound first: DDR answers name their ports.

@@ -390,28 +390,6 @@ func TestRecentRingBounded(t *testing.T) {
 	}
 }
 
-// countingAuditor counts events.
-type countingAuditor struct{ n int }
-
-func (c *countingAuditor) PolicyEvent(*policy.Event) { c.n++ }
-
-func TestTee(t *testing.T) {
-	st, pol, _ := newTestStatus(t, "full")
-	a := &countingAuditor{}
-	var nilStatus *Status
-	if Tee() != nil || Tee(nil, nilStatus) != nil {
-		t.Errorf("Tee of nothing is not nil")
-	}
-	if Tee(nil, st) != policy.Auditor(st) {
-		t.Errorf("Tee of one auditor should be that auditor")
-	}
-	tee := Tee(a, nil, st)
-	tee.PolicyEvent(hit(pol, "acme-staff", "deepseek.com", "192.0.2.1", testNow))
-	if _, seen := st.recent.latest(); a.n != 1 || seen != 1 {
-		t.Errorf("tee delivered %d and %d events, want 1 and 1", a.n, seen)
-	}
-}
-
 // TestAdminToken mounts the handler on a real admin server with a token.
 func TestAdminToken(t *testing.T) {
 	st, _, _ := newTestStatus(t, "truncate")

@@ -212,38 +212,6 @@ type polState struct {
 	lists    map[string]listState
 }
 
-// Tee returns an Auditor that hands every event to each non-nil auditor in
-// turn, e.g. Tee(auditSink, status); nil when none is left. Auditors must
-// not keep ev after PolicyEvent returns.
-func Tee(auditors ...policy.Auditor) policy.Auditor {
-	var out tee
-	for _, a := range auditors {
-		if a != nil && !isNilStatus(a) {
-			out = append(out, a)
-		}
-	}
-	switch len(out) {
-	case 0:
-		return nil
-	case 1:
-		return out[0]
-	}
-	return out
-}
-
-func isNilStatus(a policy.Auditor) bool {
-	s, ok := a.(*Status)
-	return ok && s == nil
-}
-
-type tee []policy.Auditor
-
-func (t tee) PolicyEvent(ev *policy.Event) {
-	for _, a := range t {
-		a.PolicyEvent(ev)
-	}
-}
-
 // clientAddr parses the client parameter: "" is the default set.
 func clientAddr(s string) (netip.Addr, error) {
 	if s == "" {
