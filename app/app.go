@@ -203,7 +203,7 @@ func New(opts Options) (*App, error) {
 		Logger:      a.log,
 		Now:         a.now,
 		Observer:    observer{a.metrics, a.status},
-		Auditor:     auditors(a.auditor(cfg), a.status),
+		Auditor:     auditors(policyHits{a.metrics}, a.auditor(cfg), a.status),
 		QueryLogger: queryLoggers(a.qlog, a.tap),
 	})
 	// DoT and DoH are bound first: DDR answers name their ports.
@@ -970,13 +970,12 @@ func (o observer) Answered(p resolver.Proto, qtype uint16, rcode int) {
 	o.m.QueryAnswered(mp, qtype, rcode)
 	o.st.Answered(sp)
 }
-func (o observer) CacheHit()                        { o.m.CacheHit() }
-func (o observer) CacheMiss()                       { o.m.CacheMiss() }
-func (o observer) CacheStale()                      { o.m.CacheStale() }
-func (o observer) PolicyHit(j, action, mode string) { o.m.PolicyHit(j, action, mode) }
-func (o observer) Refused(reason string)            { o.m.Refused(reason) }
-func (o observer) Dropped(reason string)            { o.m.Dropped(reason) }
-func (o observer) Overloaded()                      { o.m.Dropped("overload") }
-func (o observer) RateLimited()                     { o.m.RateLimited() }
+func (o observer) CacheHit()             { o.m.CacheHit() }
+func (o observer) CacheMiss()            { o.m.CacheMiss() }
+func (o observer) CacheStale()           { o.m.CacheStale() }
+func (o observer) Refused(reason string) { o.m.Refused(reason) }
+func (o observer) Dropped(reason string) { o.m.Dropped(reason) }
+func (o observer) Overloaded()           { o.m.Dropped("overload") }
+func (o observer) RateLimited()          { o.m.RateLimited() }
 
 func slogDiscard() *slog.Logger { return slog.New(slog.DiscardHandler) }

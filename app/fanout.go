@@ -3,6 +3,7 @@ package app
 import (
 	"reflect"
 
+	"github.com/jurisdns/jurisdns/metrics"
 	"github.com/jurisdns/jurisdns/policy"
 	"github.com/jurisdns/jurisdns/resolver"
 )
@@ -26,6 +27,13 @@ func auditors(as ...policy.Auditor) policy.Auditor {
 }
 
 type auditTee []policy.Auditor
+
+// policyHits counts policy events in jurisdns_policy_hits_total.
+type policyHits struct{ m *metrics.Metrics }
+
+func (p policyHits) PolicyEvent(ev *policy.Event) {
+	p.m.PolicyHit(ev.Jurisdiction.ID, ev.Action, ev.Mode)
+}
 
 func (t auditTee) PolicyEvent(ev *policy.Event) {
 	for _, a := range t {

@@ -100,6 +100,19 @@ jurisdictions:
 	if got := e.metric("query_log_written_total"); got != 5 {
 		t.Errorf("query_log_written_total = %v, want 5", got)
 	}
+	// Every policy hit, enforced (UDP fast path, TCP slow path) or reported,
+	// is counted from its event.
+	for _, c := range []struct {
+		labels []string
+		want   float64
+	}{
+		{[]string{"jurisdiction=acme", "action=nxdomain", "mode=enforce"}, 2},
+		{[]string{"jurisdiction=watch", "action=nxdomain", "mode=report"}, 1},
+	} {
+		if got := e.metric("policy_hits_total", c.labels...); got != c.want {
+			t.Errorf("policy_hits_total%v = %v, want %v", c.labels, got, c.want)
+		}
+	}
 	_, body := e.get("/metrics")
 	for _, line := range []string{"jurisdns_query_log_dropped_total 0", "jurisdns_query_log_failed_total 0"} {
 		if !strings.Contains(body, "\n"+line+"\n") {

@@ -16,8 +16,6 @@ type Observer interface {
 	CacheHit()
 	CacheMiss()
 	CacheStale()
-	// PolicyHit counts a policy match (mode enforce or report).
-	PolicyHit(jurisdiction, action, mode string)
 	// Refused counts queries refused for reason (acl, malformed).
 	Refused(reason string)
 	// Dropped counts packets not answered for reason.
@@ -30,15 +28,14 @@ type Observer interface {
 
 type nopObserver struct{}
 
-func (nopObserver) Answered(Proto, uint16, int)      {}
-func (nopObserver) CacheHit()                        {}
-func (nopObserver) CacheMiss()                       {}
-func (nopObserver) CacheStale()                      {}
-func (nopObserver) PolicyHit(string, string, string) {}
-func (nopObserver) Refused(string)                   {}
-func (nopObserver) Dropped(string)                   {}
-func (nopObserver) Overloaded()                      {}
-func (nopObserver) RateLimited()                     {}
+func (nopObserver) Answered(Proto, uint16, int) {}
+func (nopObserver) CacheHit()                   {}
+func (nopObserver) CacheMiss()                  {}
+func (nopObserver) CacheStale()                 {}
+func (nopObserver) Refused(string)              {}
+func (nopObserver) Dropped(string)              {}
+func (nopObserver) Overloaded()                 {}
+func (nopObserver) RateLimited()                {}
 
 // QueryEvent is one answered query, for the general query log.
 type QueryEvent struct {

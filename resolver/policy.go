@@ -97,9 +97,9 @@ func (s *Server) reportHits(rt *Runtime, req *Request, name string, v *policy.Ve
 	}
 }
 
-// policyEvent counts a policy hit and hands it to the enforcement log.
+// policyEvent hands a policy hit to the auditor (the enforcement log, the
+// status page, the metrics) and keeps it for the query log.
 func (s *Server) policyEvent(rt *Runtime, req *Request, name string, v *policy.Verdict, j *policy.Jurisdiction, action, mode string) {
-	s.obs.PolicyHit(j.ID, action, mode)
 	if s.audit == nil && s.qlog == nil {
 		return
 	}

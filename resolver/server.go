@@ -507,7 +507,6 @@ func (s *Server) fast(w *worker, rt *Runtime, pkt []byte, addr netip.AddrPort) (
 			return nil, false
 		}
 		w.out = out[:0]
-		s.obs.PolicyHit(v.Jurisdiction.ID, v.Action.String(), "enforce")
 		if s.audit != nil || s.qlog != nil {
 			s.fastPolicyEvent(w, rt, now, client, name, q.qtype, &v)
 		}
