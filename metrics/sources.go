@@ -62,7 +62,7 @@ func newSourceCollector() *sourceCollector {
 	}
 	return &sourceCollector{
 		rlClients: d("ratelimit_clients",
-			"Client prefixes with a rate-limit bucket (at most 100000; beyond that the least recently seen are evicted)."),
+			"Client prefixes with a rate-limit bucket (bounded by the limiter's cap of tracked clients; beyond it the least recently seen are evicted)."),
 		rlEvicted: d("ratelimit_evictions_total",
 			"Rate-limit buckets evicted before they had refilled, to stay within the cap: a flood of distinct (likely spoofed) sources. Starts again at 0 when a reload changes access.rate_limit."),
 		fetches: d("list_fetches_total",
