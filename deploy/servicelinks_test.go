@@ -317,21 +317,27 @@ func localConfig(t *testing.T, jc jurisdnsContainer, ms []manifest, dir, listURL
 	return p
 }
 
-// freeAddr is a 127.0.0.1 address with a port free for network now.
+// freeAddr is a 127.0.0.1 address with a port free now: for "udp", free
+// for both UDP and TCP (jurisdns listens on both at a DNS address).
 func freeAddr(t *testing.T, network string) string {
 	t.Helper()
-	if network == "udp" {
-		c, err := net.ListenPacket("udp", "127.0.0.1:0")
+	for range 50 {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
 			t.Fatal(err)
 		}
-		defer c.Close()
-		return c.LocalAddr().String()
+		addr := l.Addr().String()
+		if network != "udp" {
+			l.Close()
+			return addr
+		}
+		c, err := net.ListenPacket("udp", addr)
+		l.Close()
+		if err == nil {
+			c.Close()
+			return addr
+		}
 	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
+	t.Fatal("no port free for both UDP and TCP on 127.0.0.1")
+	return ""
 }
