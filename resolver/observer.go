@@ -8,7 +8,10 @@ import (
 )
 
 // Observer receives the events that metrics count. Implementations must be
-// cheap and safe for concurrent use: they run on the hot path.
+// cheap and safe for concurrent use: they run on the hot path. Policy hits
+// are not among them: each is one policy.Event, handed to the Auditor,
+// whoever counts or records it. Upstream tries are reported by the
+// upstream groups themselves (upstream.Options.Observe).
 type Observer interface {
 	// Answered counts a reply sent with rcode for a query of qtype.
 	Answered(p Proto, qtype uint16, rcode int)
