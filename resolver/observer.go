@@ -11,7 +11,7 @@ import (
 // cheap and safe for concurrent use: they run on the hot path. Policy hits
 // are not among them: each is one policy.Event, handed to the Auditor,
 // whoever counts or records it. Upstream tries are reported by the
-// upstream groups themselves (upstream.Options.Observe).
+// upstream groups themselves (upstream.GroupOptions.Observe).
 type Observer interface {
 	// Answered counts a reply sent with rcode for a query of qtype.
 	Answered(p Proto, qtype uint16, rcode int)
