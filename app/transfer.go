@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net/netip"
 	"strings"
 	"sync"
@@ -101,8 +102,8 @@ func fingerprintOf(o transfer.Options) string {
 // transferSource is policy.BuildOptions.Transfer: the zone of the source's
 // feed, loaded (AXFR, else the cached copy) the first time. It runs inside
 // policy.Build, under reloadMu.
-func (a *App) transferSource(cfg *config.Config) func(ctx context.Context, j string, src config.Source) ([]byte, *policy.TransferState, error) {
-	return func(ctx context.Context, j string, src config.Source) ([]byte, *policy.TransferState, error) {
+func (a *App) transferSource(cfg *config.Config) func(ctx context.Context, j string, src config.Source) (io.ReadCloser, *policy.TransferState, error) {
+	return func(ctx context.Context, j string, src config.Source) (io.ReadCloser, *policy.TransferState, error) {
 		o, err := feedOptions(cfg, j, src)
 		if err != nil {
 			return nil, nil, err
@@ -137,7 +138,7 @@ func (a *App) transferSource(cfg *config.Config) func(ctx context.Context, j str
 				return nil, stateOf(fr.feed), err
 			}
 		}
-		text, serial, err := fr.feed.TextSerial()
+		text, serial, err := fr.feed.Open() // closed by Build once parsed
 		st := stateOf(fr.feed)
 		st.Serial = serial // the serial of this text (a refresh may follow)
 		return text, st, err

@@ -32,10 +32,11 @@ type BuildOptions struct {
 	// fail with "url sources need the downloader".
 	Fetch func(ctx context.Context, jurisdiction string, src config.Source) ([]byte, error)
 	// Transfer returns the zone file of a transfer source (an RPZ zone
-	// pulled from its primaries, or its cached copy) and the state of the
-	// transfer for SourceInfo.Transfer. Nil makes every transfer source
-	// fail with "transfer sources need the zone transfer client".
-	Transfer func(ctx context.Context, jurisdiction string, src config.Source) ([]byte, *TransferState, error)
+	// pulled from its primaries, or its cached copy), read as it is parsed
+	// and then closed, and the state of the transfer for
+	// SourceInfo.Transfer. Nil makes every transfer source fail with
+	// "transfer sources need the zone transfer client".
+	Transfer func(ctx context.Context, jurisdiction string, src config.Source) (io.ReadCloser, *TransferState, error)
 	// Previous is the policy being replaced. A source that fails under
 	// on_load_failure last_known_good keeps its rules from Previous, and
 	// the max_shrink guard compares against it.
@@ -680,12 +681,13 @@ func (b *builder) parseSource(js *jspec, si int, s *sspec) error {
 		if b.opts.Transfer == nil {
 			return errors.New("transfer sources need the zone transfer client")
 		}
-		data, st, err := b.opts.Transfer(b.ctx, js.j.ID, s.cfg)
+		rc, st, err := b.opts.Transfer(b.ctx, js.j.ID, s.cfg)
 		s.info.Transfer = st
 		if err != nil {
 			return err
 		}
-		r = bytes.NewReader(data)
+		defer rc.Close()
+		r = rc
 	}
 	r = io.TeeReader(r, h)
 

@@ -1,9 +1,11 @@
 package policy
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net/netip"
 	"strings"
 	"testing"
@@ -32,8 +34,8 @@ func zoneText(records ...string) []byte {
 func buildWith(t *testing.T, text []byte, prev *Policy) *Policy {
 	t.Helper()
 	p, err := Build(context.Background(), deltaConfig(), BuildOptions{Previous: prev,
-		Transfer: func(context.Context, string, config.Source) ([]byte, *TransferState, error) {
-			return text, &TransferState{Zone: "rpz.test.", Serial: 1}, nil
+		Transfer: func(context.Context, string, config.Source) (io.ReadCloser, *TransferState, error) {
+			return io.NopCloser(bytes.NewReader(text)), &TransferState{Zone: "rpz.test.", Serial: 1}, nil
 		}})
 	if err != nil {
 		t.Fatal(err)

@@ -10,7 +10,7 @@
 package rpzout
 
 import (
-	"cmp"
+	"bytes"
 	"fmt"
 	"log/slog"
 	"net"
@@ -62,14 +62,48 @@ type Server struct {
 
 // zone is one served generation and the journal behind it.
 type zone struct {
-	name    string
-	jur     string
-	hash    string // the jurisdiction's hash when it was built
-	soa     *dns.SOA
-	apex    []dns.RR // NS and provenance TXT
-	rrs     []dns.RR // the triggers, sorted by key
-	keys    []string
+	name string
+	jur  string
+	hash string // the jurisdiction's hash when it was built
+	soa  *dns.SOA
+	apex []dns.RR // NS and provenance TXT
+	// The triggers, as keys "OWNER TYPE DATA" (OWNER without the zone's
+	// name; TYPE CNAME, A or AAAA) sorted and one after the other in
+	// keys, each starting at offs[i]. A jurisdiction of a million names is
+	// served without a million dns.RR values: AXFR makes them as it sends.
+	keys    []byte
+	offs    []uint32
 	journal []generation // oldest first
+}
+
+// records is the number of triggers.
+func (z *zone) records() int { return len(z.offs) }
+
+// key returns trigger i's key.
+func (z *zone) key(i int) []byte {
+	end := len(z.keys)
+	if i+1 < len(z.offs) {
+		end = int(z.offs[i+1])
+	}
+	return z.keys[z.offs[i]:end]
+}
+
+// rr returns trigger i as a record.
+func (z *zone) rr(i int) dns.RR {
+	k := string(z.key(i))
+	rel, data, _ := strings.Cut(k, " ")
+	typ, v, _ := strings.Cut(data, " ")
+	h := dns.RR_Header{Name: rel + "." + z.name, Class: dns.ClassINET, Ttl: ttl}
+	switch typ {
+	case "A":
+		h.Rrtype = dns.TypeA
+		return &dns.A{Hdr: h, A: net.IP(netip.MustParseAddr(v).AsSlice())}
+	case "AAAA":
+		h.Rrtype = dns.TypeAAAA
+		return &dns.AAAA{Hdr: h, AAAA: net.IP(netip.MustParseAddr(v).AsSlice())}
+	}
+	h.Rrtype = dns.TypeCNAME
+	return &dns.CNAME{Hdr: h, Target: v}
 }
 
 type generation struct {
@@ -160,7 +194,7 @@ func (s *Server) Update(opts Options, pol *policy.Policy) {
 			z.journal = journal(prev, z, opts.Journal)
 			next[name] = z
 			changed = append(changed, notifyJob{zone: name, serial: z.soa.Serial})
-			s.log.Info("rpz_out zone updated", "zone", name, "serial", z.soa.Serial, "records", len(z.rrs))
+			s.log.Info("rpz_out zone updated", "zone", name, "serial", z.soa.Serial, "records", z.records())
 		}
 	}
 	s.mu.Lock()
@@ -243,65 +277,81 @@ func build(name string, j *policy.Jurisdiction, pol *policy.Policy, prev *zone, 
 		txt("expires", policy.FormatDate(j.Expires))
 	}
 	txt("generator", "jurisdns")
-	type keyed struct {
-		key string
-		rr  dns.RR
-	}
-	var out []keyed
-	add := func(owner string, rr dns.RR) {
-		out = append(out, keyed{owner + " " + rrData(rr), rr})
-	}
+	var keys []byte
+	var offs []uint32
 	pol.Rules(j.ID, func(r policy.Rule) {
 		var owners []string
 		switch r.Kind {
 		case blocklists.Suffix:
-			owners = []string{r.Name + "." + name, "*." + r.Name + "." + name}
+			owners = []string{r.Name, "*." + r.Name}
 		case blocklists.Exact:
-			owners = []string{r.Name + "." + name}
+			owners = []string{r.Name}
 		case blocklists.Below:
-			owners = []string{"*." + r.Name + "." + name}
+			owners = []string{"*." + r.Name}
 		default:
 			return
 		}
 		for _, o := range owners {
-			if len(o) > 254 {
+			if len(o)+1+len(name) > 254 {
 				continue // the trigger does not fit under the zone name
 			}
-			for _, rr := range actionRRs(o, r, j, hdr) {
-				add(o, rr)
+			for _, d := range actionData(r, j) {
+				offs = append(offs, uint32(len(keys)))
+				keys = append(keys, o...)
+				keys = append(keys, ' ')
+				keys = append(keys, d...)
 			}
 		}
 	})
-	slices.SortFunc(out, func(a, b keyed) int { return cmp.Compare(a.key, b.key) })
-	out = slices.CompactFunc(out, func(a, b keyed) bool { return a.key == b.key })
-	z.rrs = make([]dns.RR, len(out))
-	z.keys = make([]string, len(out))
-	for i, k := range out {
-		z.rrs[i], z.keys[i] = k.rr, k.key
-	}
+	z.keys, z.offs = sortKeys(keys, offs)
 	return z
 }
 
-// actionRRs are the RPZ records of a rule at owner (RFC-draft
-// draft-vixie-dnsop-dns-rpz): CNAME . (NXDOMAIN), CNAME *. (NODATA),
+// sortKeys returns the keys (each starting at offs[i] in keys) sorted and
+// without duplicates, in a new arena.
+func sortKeys(keys []byte, offs []uint32) ([]byte, []uint32) {
+	key := func(i uint32) []byte {
+		end := len(keys)
+		if int(i)+1 < len(offs) {
+			end = int(offs[i+1])
+		}
+		return keys[offs[i]:end]
+	}
+	order := make([]uint32, len(offs))
+	for i := range order {
+		order[i] = uint32(i)
+	}
+	slices.SortFunc(order, func(a, b uint32) int { return bytes.Compare(key(a), key(b)) })
+	order = slices.CompactFunc(order, func(a, b uint32) bool { return bytes.Equal(key(a), key(b)) })
+	out := make([]byte, 0, len(keys))
+	outOffs := make([]uint32, len(order))
+	for n, i := range order {
+		outOffs[n] = uint32(len(out))
+		out = append(out, key(i)...)
+	}
+	return out, outOffs
+}
+
+// actionData are the RPZ records of a rule, as "TYPE DATA"
+// (draft-vixie-dnsop-dns-rpz): CNAME . (NXDOMAIN), CNAME *. (NODATA),
 // CNAME rpz-passthru. (allow), CNAME rpz-drop. (drop), A/AAAA (local
 // data). A block takes the jurisdiction's action; RPZ has no REFUSED, which
 // is served as NXDOMAIN.
-func actionRRs(owner string, r policy.Rule, j *policy.Jurisdiction, hdr func(string, uint16) dns.RR_Header) []dns.RR {
-	cname := func(t string) []dns.RR { return []dns.RR{&dns.CNAME{Hdr: hdr(owner, dns.TypeCNAME), Target: t}} }
-	addrs := func(as []netip.Addr) []dns.RR {
-		var rrs []dns.RR
+func actionData(r policy.Rule, j *policy.Jurisdiction) []string {
+	cname := func(t string) []string { return []string{"CNAME " + t} }
+	addrs := func(as []netip.Addr) []string {
+		var out []string
 		for _, a := range as {
 			if a.Is4() {
-				rrs = append(rrs, &dns.A{Hdr: hdr(owner, dns.TypeA), A: net.IP(a.AsSlice())})
+				out = append(out, "A "+a.String())
 			} else {
-				rrs = append(rrs, &dns.AAAA{Hdr: hdr(owner, dns.TypeAAAA), AAAA: net.IP(a.AsSlice())})
+				out = append(out, "AAAA "+a.String())
 			}
 		}
-		if len(rrs) == 0 {
+		if len(out) == 0 {
 			return cname(".")
 		}
-		return rrs
+		return out
 	}
 	switch r.Action {
 	case blocklists.Allow:
@@ -328,19 +378,6 @@ func actionRRs(owner string, r policy.Rule, j *policy.Jurisdiction, hdr func(str
 	return cname(".")
 }
 
-// rrData is a record's type and data, for sorting and comparing.
-func rrData(rr dns.RR) string {
-	switch r := rr.(type) {
-	case *dns.CNAME:
-		return "CNAME " + r.Target
-	case *dns.A:
-		return "A " + r.A.String()
-	case *dns.AAAA:
-		return "AAAA " + r.AAAA.String()
-	}
-	return rr.String()
-}
-
 // splitTXT cuts a string into TXT character-strings of at most 255 bytes.
 func splitTXT(s string) []string {
 	var out []string
@@ -359,13 +396,13 @@ func journal(prev, z *zone, n int) []generation {
 	}
 	g := generation{from: prev.soa, to: z.soa}
 	i, k := 0, 0
-	for i < len(prev.keys) || k < len(z.keys) {
+	for i < prev.records() || k < z.records() {
 		switch {
-		case k == len(z.keys) || (i < len(prev.keys) && prev.keys[i] < z.keys[k]):
-			g.del = append(g.del, prev.rrs[i])
+		case k == z.records() || (i < prev.records() && bytes.Compare(prev.key(i), z.key(k)) < 0):
+			g.del = append(g.del, prev.rr(i))
 			i++
-		case i == len(prev.keys) || z.keys[k] < prev.keys[i]:
-			g.add = append(g.add, z.rrs[k])
+		case i == prev.records() || bytes.Compare(z.key(k), prev.key(i)) < 0:
+			g.add = append(g.add, z.rr(k))
 			k++
 		default:
 			i++

@@ -4,6 +4,7 @@ import (
 	"context"
 	"net"
 	"net/netip"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -242,4 +243,85 @@ func TestNotifySigned(t *testing.T) {
 		t.Errorf("NOTIFY %+v without a change", g)
 	case <-time.After(200 * time.Millisecond): // a bound on a non-event, not a wait for one
 	}
+}
+
+// TestLargeZone: a zone of many messages comes out whole, each record
+// once, in messages of at most 64 KiB; a client gone after the first
+// message stops the transfer (Serve returns) without the rest being made.
+func TestLargeZone(t *testing.T) {
+	var names []string
+	for i := range 6000 {
+		names = append(names, "n"+strconv.Itoa(i)+".example")
+	}
+	names = append(names, "n1.example") // a duplicate: one trigger
+	s := New(nil, nil)
+	defer s.Close()
+	s.Update(Options{Suffix: "rpz.jurisdns.", Allow: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}},
+		buildPolicy(t, inline("big", "", nil, names...)))
+	q := axfr("big.rpz.jurisdns.")
+	pkt, _ := q.Pack()
+	msgs, seen := 0, map[string]int{}
+	var rrs []dns.RR
+	s.Serve(pkt, q, netip.MustParseAddrPort("127.0.0.1:5353"), true, func(b []byte) error {
+		if len(b) > 65535 {
+			t.Errorf("message of %d bytes", len(b))
+		}
+		m := new(dns.Msg)
+		if err := m.Unpack(b); err != nil {
+			t.Fatal(err)
+		}
+		msgs++
+		rrs = append(rrs, m.Answer...)
+		return nil
+	})
+	for _, rr := range rrs {
+		seen[rr.String()]++
+	}
+	for _, n := range []string{"n0.example", "n5999.example", "n1.example"} {
+		for _, o := range []string{n, "*." + n} {
+			if k := "\n" + o + ".big.rpz.jurisdns.\t60\tIN\tCNAME\t."; seen[k[1:]] != 1 {
+				t.Errorf("%s: %d times", k[1:], seen[k[1:]])
+			}
+		}
+	}
+	// SOA twice, NS, the provenance TXT, two triggers a name and two for
+	// the allow entry (ok.n0.example: rpz-passthru.).
+	if triggers := len(rrs) - 2 - 1 - countType(rrs, dns.TypeTXT); triggers != 2*6000+2 || msgs < 3 {
+		t.Errorf("%d triggers in %d messages, want %d in several", triggers, msgs, 2*6000+2)
+	}
+	if _, ok := rrs[0].(*dns.SOA); !ok {
+		t.Errorf("first record %s", rrs[0])
+	}
+	if _, ok := rrs[len(rrs)-1].(*dns.SOA); !ok {
+		t.Errorf("last record %s", rrs[len(rrs)-1])
+	}
+
+	// The client goes away after the first message.
+	writes := 0
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		s.Serve(pkt, q, netip.MustParseAddrPort("127.0.0.1:5353"), true, func([]byte) error {
+			writes++
+			return net.ErrClosed
+		})
+	}()
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		t.Fatal("Serve still sending to a client that is gone")
+	}
+	if writes != 1 {
+		t.Errorf("%d writes after the client went away", writes)
+	}
+}
+
+func countType(rrs []dns.RR, t uint16) int {
+	n := 0
+	for _, rr := range rrs {
+		if rr.Header().Rrtype == t {
+			n++
+		}
+	}
+	return n
 }

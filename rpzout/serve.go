@@ -2,8 +2,10 @@ package rpzout
 
 import (
 	"errors"
+	"iter"
 	"net"
 	"net/netip"
+	"slices"
 	"time"
 
 	"github.com/miekg/dns"
@@ -94,23 +96,33 @@ func (s *Server) Serve(pkt []byte, m *dns.Msg, client netip.AddrPort, tcp bool, 
 			return single(z.soa) // up to date
 		}
 		if rrs := z.incremental(have.Serial); rrs != nil {
-			s.out(w, m, rrs)
+			s.out(w, m, slices.Values(rrs))
 			s.log.Info("rpz_out IXFR", "zone", z.name, "client", client.Addr(), "from", have.Serial, "to", z.soa.Serial)
 			return true
 		}
 	}
-	s.out(w, m, z.full())
-	s.log.Info("rpz_out AXFR", "zone", z.name, "client", client.Addr(), "serial", z.soa.Serial, "records", len(z.rrs))
+	s.out(w, m, z.full)
+	s.log.Info("rpz_out AXFR", "zone", z.name, "client", client.Addr(), "serial", z.soa.Serial, "records", z.records())
 	return true
 }
 
-// full is the zone as an AXFR: SOA, apex records, triggers, SOA.
-func (z *zone) full() []dns.RR {
-	out := make([]dns.RR, 0, len(z.rrs)+len(z.apex)+2)
-	out = append(out, z.soa)
-	out = append(out, z.apex...)
-	out = append(out, z.rrs...)
-	return append(out, z.soa)
+// full yields the zone as an AXFR: SOA, apex records, triggers, SOA. The
+// triggers' records are made as they are sent.
+func (z *zone) full(yield func(dns.RR) bool) {
+	if !yield(z.soa) {
+		return
+	}
+	for _, rr := range z.apex {
+		if !yield(rr) {
+			return
+		}
+	}
+	for i := range z.records() {
+		if !yield(z.rr(i)) {
+			return
+		}
+	}
+	yield(z.soa)
 }
 
 // incremental is the IXFR answer (RFC 1995) from serial to the current
@@ -136,26 +148,41 @@ func (z *zone) incremental(serial uint32) []dns.RR {
 }
 
 // out sends rrs with miekg/dns's Transfer.Out, in messages of at most
-// maxEnvelope bytes.
-func (s *Server) out(w *writer, m *dns.Msg, rrs []dns.RR) {
-	var envs []*dns.Envelope
-	start, size := 0, 0
-	for i, rr := range rrs {
-		l := dns.Len(rr)
-		if size+l > maxEnvelope && i > start {
-			envs = append(envs, &dns.Envelope{RR: rrs[start:i]})
-			start, size = i, 0
+// maxEnvelope bytes, made while the previous ones are written (a
+// million-record zone is never held whole).
+func (s *Server) out(w *writer, m *dns.Msg, rrs iter.Seq[dns.RR]) {
+	ch := make(chan *dns.Envelope, 1)
+	stop := make(chan struct{}) // Out returned: the producer stops
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		defer close(ch)
+		var env []dns.RR
+		size := 0
+		send := func() bool {
+			select {
+			case ch <- &dns.Envelope{RR: env}:
+				env, size = nil, 0
+				return true
+			case <-stop:
+				return false
+			}
 		}
-		size += l
-	}
-	envs = append(envs, &dns.Envelope{RR: rrs[start:]})
-	ch := make(chan *dns.Envelope, len(envs)) // filled before Out: nothing blocks if it stops early
-	for _, e := range envs {
-		ch <- e
-	}
-	close(ch)
+		for rr := range rrs {
+			l := dns.Len(rr)
+			if size+l > maxEnvelope && len(env) > 0 && !send() {
+				return
+			}
+			env = append(env, rr)
+			size += l
+		}
+		send()
+	}()
 	t := new(dns.Transfer)
-	if err := t.Out(w, m, ch); err != nil {
+	err := t.Out(w, m, ch)
+	close(stop)
+	<-done
+	if err != nil {
 		s.log.Warn("rpz_out transfer interrupted", "client", w.client.Addr(), "zone", m.Question[0].Name, "err", err)
 	}
 }

@@ -1,10 +1,10 @@
 package transfer
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/netip"
 	"os"
@@ -238,33 +238,39 @@ func (f *Feed) Load(ctx context.Context) error {
 	return nil
 }
 
-// ErrExpired is returned by Text once the SOA expire time passed without a
-// successful refresh.
+// ErrExpired is returned by Open and Text once the SOA expire time passed
+// without a successful refresh.
 var ErrExpired = errors.New("zone expired: no successful refresh within the SOA expire time")
 
 // Text returns the zone as a zone file.
 func (f *Feed) Text() ([]byte, error) {
-	b, _, err := f.TextSerial()
-	return b, err
+	rd, _, err := f.Open()
+	if err != nil {
+		return nil, err
+	}
+	defer rd.Close()
+	return io.ReadAll(rd)
 }
 
-// TextSerial returns the zone as a zone file and its serial, read
-// together.
-func (f *Feed) TextSerial() ([]byte, uint32, error) {
+// Open returns the zone as a zone file made as it is read, and its serial:
+// a million-name zone is not copied into one buffer. No transfer changes
+// the zone until the reader is closed (or read to its end), so the caller
+// must close it.
+func (f *Feed) Open() (io.ReadCloser, uint32, error) {
+	f.xfrMu.Lock() // the zone changes only under xfrMu (Refresh)
 	f.mu.Lock()
-	defer f.mu.Unlock()
-	if f.zone == nil {
+	z, expired := f.zone, f.st.Expired
+	f.mu.Unlock()
+	switch {
+	case z == nil:
+		f.xfrMu.Unlock()
 		return nil, 0, errors.New("zone not loaded")
-	}
-	if f.st.Expired {
+	case expired:
+		f.xfrMu.Unlock()
 		return nil, 0, ErrExpired
 	}
-	var b bytes.Buffer
-	b.Grow(f.zone.Len() * 40)
-	if _, err := f.zone.WriteTo(&b); err != nil {
-		return nil, 0, err
-	}
-	return b.Bytes(), f.zone.Serial(), nil
+	var once sync.Once
+	return z.Reader(func() { once.Do(f.xfrMu.Unlock) }), z.Serial(), nil
 }
 
 // Notify handles a NOTIFY for the zone from addr (already TSIG-checked by

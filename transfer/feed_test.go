@@ -2,6 +2,7 @@ package transfer
 
 import (
 	"context"
+	"io"
 	"net"
 	"net/netip"
 	"strconv"
@@ -343,5 +344,61 @@ func TestFeedNotify(t *testing.T) {
 	case <-f.kick:
 	default:
 		t.Error("no refresh scheduled")
+	}
+}
+
+// TestFeedOpen: the zone read through Open is the zone of its serial, and
+// no transfer changes it until the reader is closed.
+func TestFeedOpen(t *testing.T) {
+	p := startPrimary(t, nil)
+	p.set(zoneV1(t), nil)
+	f := newFeed(t, p, Options{})
+	if err := f.Load(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	rd, serial, err := f.Open()
+	if err != nil || serial != 1 {
+		t.Fatalf("Open: serial %d, %v", serial, err)
+	}
+	v2 := []dns.RR{soa(t, "rpz.test.", 2), rr(t, "rpz.test. 60 IN NS localhost."), rr(t, "e.example.rpz.test. 60 IN CNAME ."),
+		soa(t, "rpz.test.", 2)}
+	p.set(v2, nil)
+	refreshed := make(chan error, 1)
+	go func() {
+		_, err := f.Refresh(context.Background())
+		refreshed <- err
+	}()
+	text, err := io.ReadAll(io.LimitReader(rd, 20))
+	if err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-refreshed:
+		t.Fatalf("a transfer ran while the zone was being read (%v)", err)
+	case <-time.After(100 * time.Millisecond):
+	}
+	rest, err := io.ReadAll(rd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	text = append(text, rest...)
+	if !strings.Contains(string(text), "a.example.rpz.test.") || strings.Contains(string(text), "e.example") {
+		t.Errorf("zone read:\n%s", text)
+	}
+	_ = rd.Close() // read to the end: already released; a second Close is harmless
+	if err := <-refreshed; err != nil {
+		t.Fatal(err)
+	}
+	if st := f.Status(); st.Serial != 2 {
+		t.Errorf("serial %d after the refresh, want 2", st.Serial)
+	}
+	f.mu.Lock()
+	f.st.Expired = true
+	f.mu.Unlock()
+	if _, _, err := f.Open(); err != ErrExpired {
+		t.Errorf("Open of an expired zone: %v", err)
+	}
+	if _, err := f.Refresh(context.Background()); err != nil { // Open released the lock
+		t.Fatal(err)
 	}
 }

@@ -1,7 +1,13 @@
 package transfer
 
 import (
+	"io"
+	"net"
+	"reflect"
+	"strconv"
+	"strings"
 	"testing"
+	"testing/iotest"
 
 	"github.com/miekg/dns"
 )
@@ -21,6 +27,130 @@ func TestInZone(t *testing.T) {
 	} {
 		if got, want := inZone(tc.name, tc.origin), dns.IsSubDomain(tc.origin, tc.name); got != want {
 			t.Errorf("inZone(%q, %q) = %v, dns.IsSubDomain says %v", tc.name, tc.origin, got, want)
+		}
+	}
+}
+
+// TestZoneModel checks the compact zone against a plain map through adds
+// and removes enough to grow the table, leave tombstones and compact the
+// arena: the same records, counts and zone file lines, and a zone file that
+// reads back the same.
+func TestZoneModel(t *testing.T) {
+	for _, origin := range []string{"rpz.test.", "."} {
+		soa := &dns.SOA{Hdr: dns.RR_Header{Name: origin, Rrtype: dns.TypeSOA, Class: dns.ClassINET, Ttl: 60},
+			Ns: "ns.", Mbox: "admin.", Serial: 7, Refresh: 60, Retry: 60, Expire: 600, Minttl: 60}
+		z := NewZone(origin, soa)
+		model := map[string]map[string]bool{} // owner → records (text without TTL)
+		records := 0
+		rec := func(i, kind int) dns.RR {
+			owner := "n" + strconv.Itoa(i) + ".Example." + origin
+			if origin == "." {
+				owner = "n" + strconv.Itoa(i) + ".Example."
+			}
+			if i%50 == 0 {
+				owner = origin // the apex has records too
+			}
+			h := dns.RR_Header{Name: owner, Class: dns.ClassINET, Ttl: uint32(60 + kind)}
+			switch kind % 4 {
+			case 0:
+				h.Rrtype = dns.TypeCNAME
+				return &dns.CNAME{Hdr: h, Target: "."}
+			case 1:
+				h.Rrtype = dns.TypeCNAME
+				return &dns.CNAME{Hdr: h, Target: "rpz-passthru."}
+			case 2:
+				h.Rrtype = dns.TypeA
+				return &dns.A{Hdr: h, A: net.IPv4(192, 0, 2, byte(i))}
+			}
+			h.Rrtype = dns.TypeTXT
+			return &dns.TXT{Hdr: h, Txt: []string{"t" + strconv.Itoa(i)}}
+		}
+		key := func(r dns.RR) (string, string) {
+			c := dns.Copy(r)
+			c.Header().Ttl = 0
+			return dns.CanonicalName(r.Header().Name), strings.ToLower(c.String())
+		}
+		apply := func(r dns.RR, add bool) {
+			o, k := key(r)
+			had := model[o][k]
+			var got bool
+			if add {
+				got = z.add(r)
+				if model[o] == nil {
+					model[o] = map[string]bool{}
+				}
+				model[o][k] = true
+			} else {
+				got = z.remove(r)
+				delete(model[o], k)
+				if len(model[o]) == 0 {
+					delete(model, o)
+				}
+			}
+			if got != (had != add) {
+				t.Fatalf("%s (add %v): zone says %v, had %v", r, add, got, had)
+			}
+			if got && add {
+				records++
+			} else if got {
+				records--
+			}
+		}
+		for i := range 20000 {
+			apply(rec(i, i%4), true)
+			apply(rec(i, i%4), true) // a duplicate (another TTL would be too)
+			if i%3 == 0 {
+				apply(rec(i, i%4+1), true) // a second record
+			}
+		}
+		for i := range 20000 {
+			if i%2 == 0 {
+				apply(rec(i, i%4), false)
+			}
+			if i%5 == 0 {
+				apply(rec(i, 3), false) // often not there
+			}
+		}
+		if z.Len() != records || z.Owners() != len(model) {
+			t.Fatalf("%s: %d records, %d owners; want %d, %d", origin, z.Len(), z.Owners(), records, len(model))
+		}
+		var b strings.Builder
+		if _, err := z.WriteTo(&b); err != nil {
+			t.Fatal(err)
+		}
+		closed := 0
+		rd := z.Reader(func() { closed++ })
+		streamed, err := io.ReadAll(iotest.OneByteReader(rd))
+		if err != nil || string(streamed) != b.String() || closed != 1 {
+			t.Errorf("%s: the reader gives %d bytes (%v), done called %d times; WriteTo %d bytes", origin, len(streamed), err, closed, b.Len())
+		}
+		if _ = rd.Close(); closed != 1 {
+			t.Errorf("done called %d times", closed)
+		}
+		back, err := ReadZone(strings.NewReader(b.String()), origin)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := map[string]map[string]bool{}
+		zp := dns.NewZoneParser(strings.NewReader(b.String()), origin, "")
+		for r, ok := zp.Next(); ok; r, ok = zp.Next() {
+			if _, isSOA := r.(*dns.SOA); isSOA {
+				continue
+			}
+			o, k := key(r)
+			if got[o] == nil {
+				got[o] = map[string]bool{}
+			}
+			got[o][k] = true
+		}
+		if !reflect.DeepEqual(got, model) {
+			t.Fatalf("%s: the zone file differs from the model (%d owners, want %d)", origin, len(got), len(model))
+		}
+		if back.Len() != z.Len() || back.Owners() != z.Owners() {
+			t.Errorf("%s: read back %d records, %d owners; want %d, %d", origin, back.Len(), back.Owners(), z.Len(), z.Owners())
+		}
+		if z.dead > len(z.arena)/2+64<<10 {
+			t.Errorf("%s: %d dead bytes of %d: never compacted", origin, z.dead, len(z.arena))
 		}
 	}
 }
