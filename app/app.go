@@ -937,7 +937,7 @@ func (s *auditSink) PolicyEvent(ev *policy.Event) {
 		Type:         dns.TypeToString[ev.Qtype],
 		Jurisdiction: ev.Jurisdiction.ID,
 		Tier:         ev.Jurisdiction.Tier.String(),
-		Instrument:   ev.Jurisdiction.Instrument,
+		Instrument:   ev.Instrument,
 		Rule:         strings.Clone(ev.Rule),
 		Source:       ev.Source,
 		Line:         ev.Line,

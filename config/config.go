@@ -44,6 +44,10 @@ type Config struct {
 	Admin string `mapstructure:"admin"`
 	// AdminAuth protects the admin listener with a bearer token.
 	AdminAuth AdminAuth `mapstructure:"admin_auth"`
+	// StructuredErrors makes the EDE text of every block the JSON of
+	// draft-ietf-dnsop-structured-dns-error when a contact is set; a
+	// jurisdiction's own contact and organisation take precedence.
+	StructuredErrors StructuredErrors `mapstructure:"structured_errors"`
 	// Audit configures the enforcement log.
 	Audit Audit `mapstructure:"audit"`
 	// TLS holds the certificate shared by DoT and DoH.
@@ -211,8 +215,21 @@ type Jurisdiction struct {
 	Allow []string `mapstructure:"allow"`
 	// OnLoadFailure is last_known_good (default), fail_closed or fail_open.
 	OnLoadFailure string `mapstructure:"on_load_failure"`
-	// Contact and Organisation feed Structured DNS Error JSON when set.
+	// Contact (a mailto:, tel:, sips: or https: URI) and Organisation make
+	// this jurisdiction's EDE text the JSON of
+	// draft-ietf-dnsop-structured-dns-error; they replace
+	// StructuredErrors for it.
 	Contact      string `mapstructure:"contact"`
+	Organisation string `mapstructure:"organisation"`
+}
+
+// StructuredErrors holds the operator's details for the JSON of
+// draft-ietf-dnsop-structured-dns-error in the EDE text of a block.
+type StructuredErrors struct {
+	// Contact is where a user reports a wrong block: a mailto:, tel:, sips:
+	// or https: URI. Empty keeps the plain EDE text.
+	Contact string `mapstructure:"contact"`
+	// Organisation names who blocks ("ACME IT"); it needs a contact.
 	Organisation string `mapstructure:"organisation"`
 }
 

@@ -201,7 +201,7 @@ func TestLoadDefault(t *testing.T) {
 			RateLimit: RateLimit{Burst: 400, IPv4Prefix: 32, IPv6Prefix: 64,
 				Exempt: []string{"127.0.0.0/8", "::1/128"}, Action: "drop"},
 		},
-		DefaultJurisdictions: []string{"us-gov", "au-gov", "kr-gov", "tw-gov", "cz-gov", "nl-gov", "be-gov", "ca-gov", "bypass"},
+		DefaultJurisdictions: []string{"ai-deepseek", "bypass"},
 		Clients:              []Client{},
 		Jurisdictions:        []Jurisdiction{},
 		Lists:                Lists{Timeout: 30 * time.Second, MaxSize: 64 << 20, Refresh: 24 * time.Hour},

@@ -56,6 +56,10 @@ func (c *Config) Validate() error {
 	c.validateLists(&p)
 	c.validateTransfers(&p)
 	c.validateZones(&p)
+	validateSDE(&p, "structured_errors", c.StructuredErrors.Contact, c.StructuredErrors.Organisation)
+	if c.StructuredErrors.Organisation != "" && c.StructuredErrors.Contact == "" {
+		p.add("structured_errors.organisation", "needs structured_errors.contact: the structured DNS error JSON requires a contact")
+	}
 	if c.Admin != "" {
 		if err := checkListenAddr(c.Admin); err != nil {
 			p.add("admin", "%v", err)
@@ -243,6 +247,7 @@ func (j *Jurisdiction) validate(p *problems, path string) {
 	if effOK && expOK && !eff.Before(exp) {
 		p.add(path+".expires", "%s is not after effective (%s)", j.Expires, j.Effective)
 	}
+	validateSDE(p, path, j.Contact, j.Organisation)
 	checkOneOf(p, path+".tier", j.Tier, "", "mandated", "local", "advisory")
 	checkOneOf(p, path+".mode", j.Mode, "", "enforce", "report")
 	checkOneOf(p, path+".action", j.Action, "", "nxdomain", "nodata", "null", "ip", "refused", "drop")
@@ -662,6 +667,43 @@ func isHex(s string, n int) bool {
 		}
 	}
 	return true
+}
+
+// Bounds that leave the justification room in the 200 bytes of EDE
+// EXTRA-TEXT once the structured DNS error JSON carries the contact and
+// organisation.
+const (
+	maxContact      = 64
+	maxOrganisation = 32
+)
+
+// validateSDE checks a contact and organisation of the structured DNS error
+// JSON (draft-ietf-dnsop-structured-dns-error): the contact is a mailto:,
+// tel:, sips: or https: URI, or a bare e-mail address (sent as mailto:).
+func validateSDE(p *problems, path, contact, org string) {
+	if contact != "" && !strings.Contains(contact, ":") && strings.Count(contact, "@") == 1 {
+		contact = "mailto:" + contact
+	}
+	if contact != "" {
+		u, err := url.Parse(contact)
+		switch {
+		case err != nil:
+			p.add(path+".contact", "%v", err)
+		case u.Scheme != "mailto" && u.Scheme != "tel" && u.Scheme != "sips" && u.Scheme != "https":
+			p.add(path+".contact", "%q is not a mailto:, tel:, sips: or https: URI", contact)
+		case u.Scheme == "https" && u.Host == "", u.Scheme != "https" && u.Opaque == "":
+			p.add(path+".contact", "%q has no address", contact)
+		}
+		if len(contact) > maxContact {
+			p.add(path+".contact", "%d bytes, more than %d (it shares the 200 bytes of the EDE text)", len(contact), maxContact)
+		}
+	}
+	if len(org) > maxOrganisation {
+		p.add(path+".organisation", "%d bytes, more than %d (it shares the 200 bytes of the EDE text)", len(org), maxOrganisation)
+	}
+	if strings.ContainsFunc(contact+org, func(r rune) bool { return r < 0x20 || r == 0x7f }) {
+		p.add(path, "contact and organisation must not hold control characters")
+	}
 }
 
 // shownURL is a list URL as a validation error shows it: its credentials

@@ -223,6 +223,26 @@ func TestValidateCases(t *testing.T) {
 			},
 		},
 		{
+			name: "structured_errors",
+			change: func(c *Config) {
+				c.StructuredErrors = StructuredErrors{Organisation: "ACME IT"}
+				c.Jurisdictions = []Jurisdiction{
+					{ID: "a", Contact: "ftp://acme.example/x"},
+					{ID: "b", Contact: "it@acme.example", Organisation: strings.Repeat("o", 33)},
+					{ID: "c", Contact: "https://" + strings.Repeat("h", 64) + ".example/"},
+					{ID: "d", Contact: "tel:+61-2-5550-0000", Organisation: "ACME\nIT"},
+					{ID: "e", Contact: "mailto:it@acme.example"},
+				}
+			},
+			want: []string{
+				"jurisdictions[0].contact: \"ftp://acme.example/x\" is not a mailto:, tel:, sips: or https: URI",
+				"jurisdictions[1].organisation: 33 bytes, more than 32 (it shares the 200 bytes of the EDE text)",
+				"jurisdictions[2].contact: 81 bytes, more than 64 (it shares the 200 bytes of the EDE text)",
+				"jurisdictions[3]: contact and organisation must not hold control characters",
+				"structured_errors.organisation: needs structured_errors.contact: the structured DNS error JSON requires a contact",
+			},
+		},
+		{
 			name: "jurisdiction_dates_and_ede",
 			change: func(c *Config) {
 				c.Jurisdictions = []Jurisdiction{

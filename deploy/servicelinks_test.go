@@ -197,7 +197,7 @@ func TestServiceLinkVariables(t *testing.T) {
 		t.Fatalf("jurisdns validate --strict-env refuses service-link variables: %v\n%s", err, out)
 	}
 
-	var stderr bytes.Buffer
+	var stderr syncBuffer // written by exec's copying goroutine, read by the test
 	serve := exec.Command(bin, "serve")
 	serve.Env = env
 	serve.Stdout, serve.Stderr = &stderr, &stderr
@@ -340,4 +340,22 @@ func freeAddr(t *testing.T, network string) string {
 	}
 	t.Fatal("no port free for both UDP and TCP on 127.0.0.1")
 	return ""
+}
+
+// syncBuffer is a bytes.Buffer safe for one writer and concurrent readers.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }

@@ -86,6 +86,8 @@ type jspec struct {
 	allow []aspec
 	// ede is set when the EDE code was given (shipped file or override).
 	edeSet bool
+	// sdeKey is "structured_errors" when the contact came from there.
+	sdeKey string
 	// indexed is false for shipped jurisdictions that no client uses.
 	indexed bool
 	acc     digest
@@ -137,6 +139,8 @@ type builder struct {
 	ib      *blocklists.IndexBuilder
 	reuse   []reuseTarget
 	ruleBuf []byte
+	// sdeReported is set once structured_errors was found too long.
+	sdeReported bool
 	// localTimeout bounds opening and reading one local list file.
 	localTimeout time.Duration
 }
@@ -201,6 +205,11 @@ func Build(ctx context.Context, cfg *config.Config, opts BuildOptions) (*Policy,
 		return nil, fmt.Errorf("too many jurisdictions: %d (max %d)", len(b.specs), maxJurisdictions)
 	}
 	for _, js := range b.specs {
+		j := js.j
+		if j.Contact == "" && j.Organisation == "" && cfg.StructuredErrors.Contact != "" {
+			j.Contact, j.Organisation = cfg.StructuredErrors.Contact, cfg.StructuredErrors.Organisation
+			js.sdeKey = "structured_errors"
+		}
 		b.check(js)
 	}
 
@@ -270,17 +279,39 @@ func Build(ctx context.Context, cfg *config.Config, opts BuildOptions) (*Policy,
 // addShipped turns a shipped file into a jurisdiction spec.
 func (b *builder) addShipped(f *shippedFile) {
 	j := &Jurisdiction{
-		ID:         f.ID,
-		Title:      f.Title,
-		Authority:  f.Authority,
-		Instrument: f.Instrument,
-		Links:      f.Links,
-		Notes:      strings.TrimSpace(f.Notes),
-		Shipped:    true,
-		Default:    f.Default,
-		Loaded:     true,
-		TTL:        DefaultTTL,
-		Tier:       TierLocal,
+		ID:        f.ID,
+		Title:     f.Title,
+		Authority: f.Authority,
+		Notes:     strings.TrimSpace(f.Notes),
+		LeavesOut: f.LeavesOut,
+		Shipped:   true,
+		Default:   f.Default,
+		Loaded:    true,
+		TTL:       DefaultTTL,
+		Tier:      TierLocal,
+		cites:     map[citeKey]int{},
+	}
+	for _, in := range f.Instruments {
+		x := Instrument{Name: in.Name, Issuer: in.Issuer, Scope: strings.TrimSpace(in.Scope)}
+		// parseShippedFile checked the dates.
+		if in.Date != "" {
+			x.Date, _ = parseDate(in.Date)
+		}
+		if in.Repealed != "" {
+			x.Repealed, _ = parseDate(in.Repealed)
+		}
+		for _, l := range in.Links {
+			x.Links = append(x.Links, Link{URL: l.URL, Title: l.Title})
+			j.Links = append(j.Links, l.URL)
+		}
+		j.Instruments = append(j.Instruments, x)
+	}
+	for _, l := range f.NameSources {
+		j.NameSources = append(j.NameSources, Link{URL: l.URL, Title: l.Title})
+		j.Links = append(j.Links, l.URL)
+	}
+	if len(j.Instruments) > 0 {
+		j.Instrument = j.Instruments[0].Name
 	}
 	js := &jspec{j: j, key: f.file}
 	b.setAttrs(js, f.file, attrs{
@@ -302,6 +333,7 @@ func (b *builder) addShipped(f *shippedFile) {
 			text.WriteString(strings.TrimSpace(e.Rule))
 			text.WriteByte('\n')
 			s.lineMap = append(s.lineMap, e.line)
+			j.cites[citeKey{uint16(i), e.line}] = e.instr
 			act := actionNone
 			if e.Action != "" {
 				a, err := entryAction(e.Action)
@@ -315,7 +347,9 @@ func (b *builder) addShipped(f *shippedFile) {
 		s.text = text.Bytes()
 		js.srcs = append(js.srcs, s)
 	}
-	for _, e := range f.Allow {
+	for k, e := range f.Allow {
+		// Allow rules carry 1 + their index in Jurisdiction.Allow as line.
+		j.cites[citeKey{srcAllow, k + 1}] = e.instr
 		js.allow = append(js.allow, aspec{name: e.Rule, origin: f.file, line: e.line, key: fmt.Sprintf("%s:%d", f.file, e.line)})
 	}
 	b.appendSpec(js)
@@ -460,11 +494,15 @@ func (b *builder) addUser(i int, u *config.Jurisdiction) {
 	if u.Authority != "" {
 		j.Authority = u.Authority
 	}
+	// A configured instrument or links replace the shipped provenance as a
+	// whole: the EDE text then names the configured instrument.
 	if u.Instrument != "" {
 		j.Instrument = u.Instrument
+		j.Instruments, j.NameSources = nil, nil
 	}
 	if u.Links != nil {
 		j.Links = u.Links
+		j.Instruments, j.NameSources = nil, nil
 	}
 	if u.Contact != "" {
 		j.Contact = u.Contact
@@ -582,6 +620,21 @@ func (b *builder) check(js *jspec) {
 		if j.Tier == TierMandated {
 			j.EDE = 16 // Censored: an external legal requirement
 		}
+	}
+	if j.Contact != "" {
+		j.sde = structuredPrefix(j)
+		// Reported once for structured_errors, not once per jurisdiction.
+		if len(j.sde) > maxSDEPrefix && (js.sdeKey == "" || !b.sdeReported) {
+			key := js.sdeKey
+			if key == "" {
+				key = b.keyOf(js)
+			} else {
+				b.sdeReported = true
+			}
+			b.errorf("%s: contact and organisation take %d bytes of the %d of the EDE text (at most %d)", key, len(j.sde), maxEDEText, maxSDEPrefix)
+		}
+	} else if j.Organisation != "" {
+		b.errorf("%s.organisation: needs a contact (here or structured_errors.contact): the structured DNS error JSON requires one", b.keyOf(js))
 	}
 	if j.Action == ActionIP && len(j.Sinkhole) == 0 {
 		b.errorf("%s: action ip needs sinkhole addresses", b.keyOf(js))

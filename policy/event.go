@@ -14,12 +14,15 @@ type Event struct {
 	Name         string
 	Qtype        uint16
 	Jurisdiction *Jurisdiction
-	Rule         string
-	Source       string
-	Line         int
-	Action       string
-	Mode         string
-	PolicyHash   string
+	// Instrument names the instrument that decided (the verdict's, else
+	// the jurisdiction's primary one).
+	Instrument string
+	Rule       string
+	Source     string
+	Line       int
+	Action     string
+	Mode       string
+	PolicyHash string
 }
 
 // Auditor receives policy events. It must not block: the enforcement log

@@ -39,17 +39,20 @@ type Explanation struct {
 	// Decision is "none", "block" or "fail_closed".
 	Decision string `json:"decision"`
 	// The named jurisdiction and rule (when Decision is not "none").
-	Jurisdiction string   `json:"jurisdiction,omitempty"`
-	Tier         string   `json:"tier,omitempty"`
-	Instrument   string   `json:"instrument,omitempty"`
-	Rule         string   `json:"rule,omitempty"`
-	Source       string   `json:"source,omitempty"`
-	Line         int      `json:"line,omitempty"`
-	Action       string   `json:"action,omitempty"`
-	Addrs        []string `json:"addrs,omitempty"`
-	EDE          *uint16  `json:"ede,omitempty"`
-	EDEText      string   `json:"ede_text,omitempty"`
-	TTLSeconds   int      `json:"ttl,omitempty"`
+	Jurisdiction string `json:"jurisdiction,omitempty"`
+	Tier         string `json:"tier,omitempty"`
+	Instrument   string `json:"instrument,omitempty"`
+	// InstrumentInfo is the deciding instrument in full (issuer, date,
+	// scope, links) when the jurisdiction has instruments.
+	InstrumentInfo *Instrument `json:"instrument_info,omitempty"`
+	Rule           string      `json:"rule,omitempty"`
+	Source         string      `json:"source,omitempty"`
+	Line           int         `json:"line,omitempty"`
+	Action         string      `json:"action,omitempty"`
+	Addrs          []string    `json:"addrs,omitempty"`
+	EDE            *uint16     `json:"ede,omitempty"`
+	EDEText        string      `json:"ede_text,omitempty"`
+	TTLSeconds     int         `json:"ttl,omitempty"`
 	// Reported are the report-mode jurisdictions that matched (they log,
 	// they do not block).
 	Reported []string `json:"reported,omitempty"`
@@ -200,6 +203,10 @@ func (p *Policy) Explain(qname string, client netip.Addr, now time.Time) Explana
 		e.Jurisdiction = j.ID
 		e.Tier = j.Tier.String()
 		e.Instrument = j.Instrument
+		if v.Instrument != nil {
+			e.Instrument = v.Instrument.Name
+			e.InstrumentInfo = v.Instrument
+		}
 		code, _ := v.EDE()
 		e.EDE = &code
 		e.EDEText = string(v.AppendEDEText(nil))

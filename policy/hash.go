@@ -72,6 +72,16 @@ func jurisdictionHash(j *Jurisdiction, d *digest) string {
 	w.str(j.Authority)
 	w.str(j.Instrument)
 	w.str(strings.Join(j.Links, "\n"))
+	for _, in := range j.Instruments {
+		w.str(in.Name)
+		w.str(in.Issuer)
+		w.str(FormatDate(in.Date))
+		w.str(FormatDate(in.Repealed))
+		for _, l := range in.Links {
+			w.str(l.URL)
+			w.str(l.Title)
+		}
+	}
 	w.str(FormatDate(j.Effective))
 	w.str(FormatDate(j.Expires))
 	w.u64(uint64(j.Tier))

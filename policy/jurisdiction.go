@@ -8,7 +8,7 @@
 // `jurisdns check`. A Policy is never modified after Build: a reload builds a
 // new one (passing the old one as BuildOptions.Previous) and swaps it in.
 //
-// Precedence (DESIGN.md, "Product decisions"): only jurisdictions that apply
+// Precedence: only jurisdictions that apply
 // to the client and are active at the query time count. An allow entry of
 // jurisdiction J (its allow list, an adblock @@ exception, an RPZ passthru)
 // lifts the blocks of J itself and of jurisdictions of a strictly lower tier,
@@ -198,12 +198,24 @@ func ParseOnLoadFailure(s string) (OnLoadFailure, error) {
 // overrides applied, or a jurisdiction defined by the user. It is read-only
 // once Build returns.
 type Jurisdiction struct {
-	ID         string   `json:"id"`
-	Title      string   `json:"title"`
-	Authority  string   `json:"authority,omitempty"`
+	ID        string `json:"id"`
+	Title     string `json:"title"`
+	Authority string `json:"authority,omitempty"`
+	// Instrument names the jurisdiction's primary instrument (the first of
+	// Instruments for a shipped one, the configured text otherwise); Links
+	// are every source URL, flattened.
 	Instrument string   `json:"instrument,omitempty"`
 	Links      []string `json:"links,omitempty"`
-	Notes      string   `json:"notes,omitempty"`
+	// Instruments are the instruments behind a shipped jurisdiction, the
+	// primary one first, each with its public links. A configuration that
+	// sets instrument or links for the jurisdiction replaces them (nil).
+	Instruments []Instrument `json:"instruments,omitempty"`
+	// NameSources are the public sources of the hostnames (who owns a
+	// name), apart from the instruments that ban the service.
+	NameSources []Link `json:"name_sources,omitempty"`
+	Notes       string `json:"notes,omitempty"`
+	// LeavesOut says what the jurisdiction deliberately does not block.
+	LeavesOut []string `json:"leaves_out,omitempty"`
 	// Effective and Expires bound the jurisdiction: it is active in
 	// [Effective, Expires). A zero time is unbounded.
 	Effective time.Time `json:"effective,omitzero"`
@@ -246,6 +258,63 @@ type Jurisdiction struct {
 	Hash string `json:"hash"`
 
 	idx int
+	// sde is the start of the structured DNS error JSON of a block, up to
+	// the justification's opening quote; nil without a contact.
+	sde []byte
+	// cites maps a shipped rule (source index, line in its file) to the
+	// index in Instruments of the instrument it cites.
+	cites map[citeKey]int
+}
+
+type citeKey struct {
+	src  uint16
+	line int
+}
+
+// Instrument is one legal or policy instrument: a statute, an executive
+// order, a directive, a ruling or an operator's own policy.
+type Instrument struct {
+	Name   string `json:"name"`
+	Issuer string `json:"issuer"`
+	// Date is when it took effect (zero: undated, an operator policy);
+	// Repealed when it stopped (zero: still in force).
+	Date     time.Time `json:"date,omitzero"`
+	Repealed time.Time `json:"repealed,omitzero"`
+	// Scope says whom and what it covers, in its own terms.
+	Scope string `json:"scope"`
+	Links []Link `json:"links"`
+}
+
+// Link is a public source: an https URL and a short title ("Home Affairs:
+// PSPF Direction 001-2025").
+type Link struct {
+	URL   string `json:"url"`
+	Title string `json:"title"`
+}
+
+// InForce reports whether now is in [Date, Repealed).
+func (in *Instrument) InForce(now time.Time) bool {
+	return (in.Date.IsZero() || !now.Before(in.Date)) && (in.Repealed.IsZero() || now.Before(in.Repealed))
+}
+
+// instrumentFor returns the instrument that decides a block by the rule at
+// (src, line) at now: the instrument the rule cites when it is in force,
+// else the first instrument in force in the jurisdiction's order (the most
+// specific first), else the first one. Nil when the jurisdiction has no
+// instruments (a configured one: its Instrument text names it).
+func (j *Jurisdiction) instrumentFor(src uint16, line int, now time.Time) *Instrument {
+	if len(j.Instruments) == 0 {
+		return nil
+	}
+	if k, ok := j.cites[citeKey{src, line}]; ok && j.Instruments[k].InForce(now) {
+		return &j.Instruments[k]
+	}
+	for i := range j.Instruments {
+		if j.Instruments[i].InForce(now) {
+			return &j.Instruments[i]
+		}
+	}
+	return &j.Instruments[0]
 }
 
 // SourceInfo describes one loaded source of a jurisdiction.

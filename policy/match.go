@@ -3,6 +3,7 @@ package policy
 import (
 	"net/netip"
 	"strconv"
+	"strings"
 	"time"
 	"unicode/utf8"
 
@@ -66,6 +67,10 @@ type Verdict struct {
 	Action Action
 	// Addrs are the sinkhole or local-data addresses of ActionIP.
 	Addrs []netip.Addr
+	// Instrument is the instrument that decides a block for this client at
+	// the query time (see Jurisdiction.Instruments); nil for a jurisdiction
+	// without instruments (its Instrument text names it).
+	Instrument *Instrument
 	// Reported holds the report-mode jurisdictions whose rules matched and
 	// were not lifted (NReported of them).
 	Reported  [MaxReported]*Jurisdiction
@@ -90,33 +95,34 @@ func (v *Verdict) EDE() (code uint16, ok bool) {
 	return 0, false
 }
 
-// maxEDEText is the bound DESIGN.md sets on EDE EXTRA-TEXT.
+// maxEDEText bounds the EDE EXTRA-TEXT of a policy answer.
 const maxEDEText = 200
 
 // AppendEDEText appends the EDE EXTRA-TEXT of the verdict to b, at most
 // 200 bytes, cut at a UTF-8 boundary: for a block
 // "au-gov: PSPF Direction 001-2025; rule deepseek.com (deepseek-core)", for
 // fail closed "au-gov: policy not loaded (on_load_failure fail_closed)".
+//
+// When the jurisdiction has a contact (its own or structured_errors), a
+// block's text is instead the JSON of draft-ietf-dnsop-structured-dns-error,
+// minified, with the plain text as the justification "j", cut so that the
+// whole stays within 200 bytes and valid JSON:
+// {"c":["mailto:it@acme.example"],"o":"ACME IT","s":6,"l":"en","j":"acme: …"}.
 func (v *Verdict) AppendEDEText(b []byte) []byte {
+	if v.Decision == DecisionBlock && v.Jurisdiction.sde != nil {
+		return v.appendStructured(b)
+	}
+	return v.appendPlain(b)
+}
+
+// appendPlain appends the plain EDE text.
+func (v *Verdict) appendPlain(b []byte) []byte {
 	start := len(b)
 	switch v.Decision {
 	case DecisionBlock:
-		j := v.Jurisdiction
-		b = append(b, j.ID...)
-		b = append(b, ": "...)
-		if j.Instrument != "" {
-			b = append(b, j.Instrument...)
-		} else {
-			b = append(b, j.Title...)
+		for _, s := range v.blockText() {
+			b = append(b, s...)
 		}
-		b = append(b, "; rule "...)
-		if v.Kind == blocklists.Below {
-			b = append(b, "*."...)
-		}
-		b = append(b, v.Rule...)
-		b = append(b, " ("...)
-		b = append(b, v.Source...)
-		b = append(b, ')')
 	case DecisionFailClosed:
 		b = append(b, v.Jurisdiction.ID...)
 		b = append(b, ": policy not loaded (on_load_failure fail_closed)"...)
@@ -131,6 +137,24 @@ func (v *Verdict) AppendEDEText(b []byte) []byte {
 		b = b[:cut]
 	}
 	return b
+}
+
+// blockText returns the pieces of a block's plain text: "<id>: <deciding
+// instrument>; rule <rule> (<source>)".
+func (v *Verdict) blockText() [9]string {
+	j := v.Jurisdiction
+	instr := j.Title
+	switch {
+	case v.Instrument != nil:
+		instr = v.Instrument.Name
+	case j.Instrument != "":
+		instr = j.Instrument
+	}
+	below := ""
+	if v.Kind == blocklists.Below {
+		below = "*."
+	}
+	return [9]string{j.ID, ": ", instr, "; rule ", below, v.Rule, " (", v.Source, ")"}
 }
 
 // RuleText returns the matched rule as written in a list: "*.x.example" for
@@ -180,7 +204,9 @@ func (p *Policy) Match(qname string, cs *ClientSet, now time.Time) Verdict {
 		}
 	}
 	if best >= 0 {
-		p.fill(&v, e.hits[best], e.metas[best])
+		m := e.metas[best]
+		p.fill(&v, e.hits[best], m)
+		v.Instrument = v.Jurisdiction.instrumentFor(m.src, int(m.line), now)
 	}
 	return v
 }
@@ -367,4 +393,92 @@ func (e *eval) better(a, b int) bool {
 		return ha.Kind == blocklists.Exact
 	}
 	return ha.Tag < hb.Tag
+}
+
+// maxSDEPrefix bounds the JSON before the justification, so that "j" keeps
+// at least 60 bytes.
+const maxSDEPrefix = maxEDEText - 2 - 60
+
+// subErrorOperatorPolicy is the draft's sub-error "DNS Operator Policy":
+// the request was filtered by a policy of the DNS server's operator. It is
+// sent for EDE 15 (Blocked) only; EDE 16 blocks are a government's, not the
+// operator's.
+const subErrorOperatorPolicy = "6"
+
+// structuredPrefix builds {"c":[contact],"o":organisation,"s":6,"l":"en","j":"
+// for j (a bare e-mail contact becomes a mailto: URI).
+func structuredPrefix(j *Jurisdiction) []byte {
+	contact := j.Contact
+	if !strings.Contains(contact, ":") && strings.Count(contact, "@") == 1 {
+		contact = "mailto:" + contact
+	}
+	b := append([]byte(nil), `{"c":["`...)
+	b, _ = appendJSONString(b, contact, -1)
+	b = append(b, `"]`...)
+	if j.Organisation != "" {
+		b = append(b, `,"o":"`...)
+		b, _ = appendJSONString(b, j.Organisation, -1)
+		b = append(b, '"')
+	}
+	if j.EDE == 15 {
+		b = append(b, `,"s":`+subErrorOperatorPolicy...)
+	}
+	b = append(b, `,"l":"en","j":"`...)
+	return b
+}
+
+// appendStructured appends the structured DNS error JSON of a block: the
+// plain text goes into "j", escaped and cut so that the whole stays within
+// maxEDEText.
+func (v *Verdict) appendStructured(b []byte) []byte {
+	limit := len(b) + maxEDEText - 2 // room for "}
+	b = append(b, v.Jurisdiction.sde...)
+	for _, s := range v.blockText() {
+		var whole bool
+		if b, whole = appendJSONString(b, s, limit); !whole {
+			break
+		}
+	}
+	return append(b, '"', '}')
+}
+
+// appendJSONString appends s to b escaped for the inside of a JSON string.
+// With limit >= 0 it stops on a rune boundary before len(b) would pass
+// limit, and whole says whether all of s was appended.
+func appendJSONString(b []byte, s string, limit int) (out []byte, whole bool) {
+	const hex = "0123456789abcdef"
+	for i := 0; i < len(s); {
+		c := s[i]
+		n := 1
+		var esc [6]byte
+		e := esc[:0]
+		switch {
+		case c == '"' || c == '\\':
+			e = append(e, '\\', c)
+		case c < 0x20 || c == 0x7f:
+			e = append(e, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xf])
+		case c < utf8.RuneSelf:
+			e = append(e, c)
+		default:
+			var r rune
+			r, n = utf8.DecodeRuneInString(s[i:])
+			if r == utf8.RuneError && n == 1 {
+				e = append(e, `\ufffd`...)
+			}
+		}
+		w := n
+		if len(e) > 0 {
+			w = len(e)
+		}
+		if limit >= 0 && len(b)+w > limit {
+			return b, false
+		}
+		if len(e) > 0 {
+			b = append(b, e...)
+		} else {
+			b = append(b, s[i:i+n]...)
+		}
+		i += n
+	}
+	return b, true
 }

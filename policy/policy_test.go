@@ -2,6 +2,7 @@ package policy
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -878,4 +879,113 @@ func writeFile(t *testing.T, dir, name, content string) {
 	if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// TestStructuredEDEText: with a contact, the EDE text of a block is the
+// JSON of draft-ietf-dnsop-structured-dns-error, valid and within 200
+// bytes however long the plain text is; without one, the plain text stays.
+func TestStructuredEDEText(t *testing.T) {
+	p := build(t, &config.Config{
+		StructuredErrors: config.StructuredErrors{Contact: "mailto:it@acme.example", Organisation: "ACME IT"},
+		Jurisdictions: []config.Jurisdiction{
+			jd("acme", "local", []string{"acme-only.example"}),
+			with(jd("gov", "mandated", []string{"x.example"}), func(j *config.Jurisdiction) {
+				j.Contact = "it-help@gov.example" // its own, bare e-mail
+				j.Instrument = strings.Repeat(`"Direction" \ é `, 20)
+			}),
+		},
+		Clients: []config.Client{{Name: "c", Subnets: []string{"10.0.0.0/8"}, Jurisdictions: []string{"acme", "gov", "us-gov"}}},
+	}, BuildOptions{})
+	cs := p.ClientSet(netip.MustParseAddr("10.1.2.3"))
+	type sde struct {
+		C []string `json:"c"`
+		J string   `json:"j"`
+		O string   `json:"o"`
+		S *int     `json:"s"`
+		L string   `json:"l"`
+	}
+	parse := func(q string) (sde, string) {
+		t.Helper()
+		v := p.Match(q, cs, testNow)
+		text := v.AppendEDEText(nil)
+		var got sde
+		if err := json.Unmarshal(text, &got); err != nil || len(text) > 200 || !utf8.Valid(text) {
+			t.Fatalf("%s: %q (%d bytes): %v", q, text, len(text), err)
+		}
+		return got, string(text)
+	}
+	got, text := parse("www.acme-only.example")
+	if len(got.C) != 1 || got.C[0] != "mailto:it@acme.example" || got.O != "ACME IT" || got.S == nil || *got.S != 6 || got.L != "en" ||
+		got.J != "acme: acme; rule acme-only.example (acme-list)" {
+		t.Errorf("acme: %s", text)
+	}
+	got, text = parse("www.x.example")
+	if len(got.C) != 1 || got.C[0] != "mailto:it-help@gov.example" || got.O != "" || got.S != nil || !strings.HasPrefix(got.J, `gov: "Direction" \ é`) ||
+		strings.Contains(got.J, "rule") {
+		t.Errorf("gov: %s", text)
+	}
+	if len(text) < 190 {
+		t.Errorf("the justification was cut too short: %d bytes", len(text))
+	}
+	allocs := testing.AllocsPerRun(100, func() {
+		v := p.Match("www.x.example", cs, testNow)
+		var buf [256]byte
+		_ = v.AppendEDEText(buf[:0])
+	})
+	if allocs != 0 {
+		t.Errorf("%v allocations", allocs)
+	}
+	plain := build(t, &config.Config{DefaultJurisdictions: []string{"au-gov"}}, BuildOptions{})
+	if v := plain.Match("chat.deepseek.com", nil, testNow); string(v.AppendEDEText(nil)) != "au-gov: PSPF Direction 001-2025; rule deepseek.com (deepseek-core)" {
+		t.Errorf("no contact: %q", v.AppendEDEText(nil))
+	}
+	longest := config.StructuredErrors{Contact: "mailto:" + strings.Repeat("m", 57), Organisation: strings.Repeat("o", 32)}
+	if _, err := Build(context.Background(), &config.Config{StructuredErrors: longest}, BuildOptions{}); err != nil {
+		t.Errorf("the longest valid contact and organisation: %v", err)
+	}
+	longest.Organisation = strings.Repeat(`"`, 32) // escaped, twice as long
+	if _, err := Build(context.Background(), &config.Config{StructuredErrors: longest}, BuildOptions{}); err == nil ||
+		!strings.Contains(err.Error(), "structured_errors: contact and organisation take 16") || strings.Count(err.Error(), "structured_errors") != 1 {
+		t.Errorf("too long once escaped: %v", err)
+	}
+	_, err := Build(context.Background(), &config.Config{Jurisdictions: []config.Jurisdiction{{ID: "x", Organisation: "ACME"}}}, BuildOptions{})
+	if err == nil || !strings.Contains(err.Error(), "jurisdictions[0].organisation: needs a contact") {
+		t.Errorf("organisation without contact: %v", err)
+	}
+}
+
+// FuzzStructuredEDEText: whatever the names, the structured EDE text is
+// valid JSON, valid UTF-8 and at most 200 bytes, and its justification is
+// a prefix of the plain text.
+func FuzzStructuredEDEText(f *testing.F) {
+	f.Add("PSPF Direction 001-2025", "deepseek.com", "deepseek-core", "ACME IT")
+	f.Add(`"\`+"\x00\x7f\xff", "é", strings.Repeat("ü", 120), "")
+	f.Fuzz(func(t *testing.T, instr, rule, source, org string) {
+		if len(org) > 32 {
+			org = org[:32]
+		}
+		j := &Jurisdiction{ID: "x", Instrument: instr, Contact: "mailto:it@acme.example", Organisation: org, EDE: 15}
+		j.sde = structuredPrefix(j)
+		if len(j.sde) > maxSDEPrefix {
+			return // rejected by Build
+		}
+		v := Verdict{Decision: DecisionBlock, Jurisdiction: j, Rule: rule, Source: source}
+		text := v.AppendEDEText(nil)
+		var got struct {
+			C []string `json:"c"`
+			J string   `json:"j"`
+		}
+		if len(text) > maxEDEText || !utf8.Valid(text) {
+			t.Fatalf("%d bytes, valid UTF-8 %v: %q", len(text), utf8.Valid(text), text)
+		}
+		if err := json.Unmarshal(text, &got); err != nil || len(got.C) != 1 {
+			t.Fatalf("%q: %v", text, err)
+		}
+		parts := v.blockText()
+		plain := strings.Join(parts[:], "")
+		// (Invalid UTF-8 bytes become U+FFFD each: only valid text compares.)
+		if utf8.ValidString(plain) && !strings.HasPrefix(plain, got.J) {
+			t.Fatalf("j %q is not a prefix of the plain text %q", got.J, plain)
+		}
+	})
 }

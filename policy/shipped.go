@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"net/url"
 	"path"
 	"sort"
 	"strings"
@@ -15,29 +16,53 @@ import (
 	"github.com/jurisdns/jurisdns/blocklists/shipped"
 )
 
-// shippedFile is the schema of one blocklists/shipped/<id>.yaml file (see
-// package shipped for its documentation).
+// shippedFile is the schema of one blocklists/shipped/<id>.yaml file. It is
+// documented for readers of the data in docs/jurisdictions.md (generated from
+// this data; see WriteRegister).
 type shippedFile struct {
-	ID            string          `yaml:"id"`
-	Title         string          `yaml:"title"`
-	Authority     string          `yaml:"authority"`
-	Instrument    string          `yaml:"instrument"`
-	Links         []string        `yaml:"links"`
-	Effective     string          `yaml:"effective"`
-	Expires       string          `yaml:"expires"`
-	Tier          string          `yaml:"tier"`
-	Mode          string          `yaml:"mode"`
-	Action        string          `yaml:"action"`
-	Sinkhole      []string        `yaml:"sinkhole"`
-	EDE           *int            `yaml:"ede"`
-	TTL           string          `yaml:"ttl"`
-	OnLoadFailure string          `yaml:"on_load_failure"`
-	Default       bool            `yaml:"default"`
-	Notes         string          `yaml:"notes"`
-	Sources       []shippedSource `yaml:"sources"`
-	Allow         []shippedEntry  `yaml:"allow"`
+	ID            string              `yaml:"id"`
+	Title         string              `yaml:"title"`
+	Authority     string              `yaml:"authority"`
+	Instruments   []shippedInstrument `yaml:"instruments"`
+	NameSources   []shippedLink       `yaml:"name_sources"`
+	Effective     string              `yaml:"effective"`
+	Expires       string              `yaml:"expires"`
+	Tier          string              `yaml:"tier"`
+	Mode          string              `yaml:"mode"`
+	Action        string              `yaml:"action"`
+	Sinkhole      []string            `yaml:"sinkhole"`
+	EDE           *int                `yaml:"ede"`
+	TTL           string              `yaml:"ttl"`
+	OnLoadFailure string              `yaml:"on_load_failure"`
+	Default       bool                `yaml:"default"`
+	Notes         string              `yaml:"notes"`
+	LeavesOut     []string            `yaml:"leaves_out"`
+	Sources       []shippedSource     `yaml:"sources"`
+	Allow         []shippedEntry      `yaml:"allow"`
 
 	file string // "shipped/<id>.yaml"
+}
+
+// shippedInstrument is one legal or policy instrument behind a
+// jurisdiction.
+type shippedInstrument struct {
+	Name     string        `yaml:"name"`
+	Issuer   string        `yaml:"issuer"`
+	Date     string        `yaml:"date"`
+	Repealed string        `yaml:"repealed"`
+	Scope    string        `yaml:"scope"`
+	Links    []shippedLink `yaml:"links"`
+
+	line int
+}
+
+// shippedLink is a public source: an https URL and a short title
+// ("Home Affairs: PSPF Direction 001-2025").
+type shippedLink struct {
+	URL   string `yaml:"url"`
+	Title string `yaml:"title"`
+
+	line int
 }
 
 type shippedSource struct {
@@ -50,11 +75,13 @@ type shippedSource struct {
 type shippedEntry struct {
 	Rule        string `yaml:"rule"`
 	Cite        string `yaml:"cite"`
+	Names       string `yaml:"names"`
 	Action      string `yaml:"action"`
 	Collateral  string `yaml:"collateral"`
 	Unconfirmed bool   `yaml:"unconfirmed"`
 
-	line int // line of the entry in its file
+	line  int // line of the entry in its file
+	instr int // index of the instrument whose link the entry cites
 }
 
 // UnmarshalYAML decodes an entry and remembers its line in the file.
@@ -66,6 +93,30 @@ func (e *shippedEntry) UnmarshalYAML(n *yaml.Node) error {
 	}
 	*e = shippedEntry(p)
 	e.line = n.Line
+	return nil
+}
+
+// UnmarshalYAML decodes an instrument and remembers its line.
+func (in *shippedInstrument) UnmarshalYAML(n *yaml.Node) error {
+	type plain shippedInstrument
+	var p plain
+	if err := n.Decode(&p); err != nil {
+		return err
+	}
+	*in = shippedInstrument(p)
+	in.line = n.Line
+	return nil
+}
+
+// UnmarshalYAML decodes a link and remembers its line.
+func (l *shippedLink) UnmarshalYAML(n *yaml.Node) error {
+	type plain shippedLink
+	var p plain
+	if err := n.Decode(&p); err != nil {
+		return err
+	}
+	*l = shippedLink(p)
+	l.line = n.Line
 	return nil
 }
 
@@ -130,28 +181,111 @@ func parseShippedFile(name string, b []byte) (*shippedFile, error) {
 	if want := strings.TrimSuffix(path.Base(name), ".yaml"); f.ID != want {
 		bad("id %q does not match the file name (want %q)", f.ID, want)
 	}
-	if f.Title == "" || f.Instrument == "" || f.Tier == "" {
-		bad("title, instrument and tier are required")
+	if f.Title == "" || f.Tier == "" {
+		bad("title and tier are required")
 	}
-	for i, s := range f.Sources {
+	if len(f.Instruments) == 0 {
+		bad("instruments: at least one instrument is required")
+	}
+	// A government instrument has a date; the operator's own policy (tier
+	// local) may have none.
+	needDate := f.Tier == "mandated" || f.Tier == "advisory"
+	if f.Tier == "advisory" && f.Mode != "report" {
+		bad("mode: an advisory jurisdiction ships in mode report (an operator may enforce it in their configuration)")
+	}
+	instrOf := map[string]int{} // link URL -> instrument index
+	seen := map[string]string{}
+	checkLink := func(key string, l shippedLink) {
+		if err := checkHTTPS(l.URL); err != nil {
+			badLine(l.line, "%s.url: %v", key, err)
+		}
+		if strings.TrimSpace(l.Title) == "" {
+			badLine(l.line, "%s.title: a link needs a short title (publisher: document)", key)
+		}
+		if other, dup := seen[l.URL]; dup {
+			badLine(l.line, "%s.url: %s is also %s", key, l.URL, other)
+		}
+		seen[l.URL] = key
+	}
+	for i, in := range f.Instruments {
+		key := fmt.Sprintf("instruments[%d]", i)
+		if strings.TrimSpace(in.Name) == "" || strings.TrimSpace(in.Issuer) == "" || strings.TrimSpace(in.Scope) == "" {
+			badLine(in.line, "%s: name, issuer and scope are required", key)
+		}
+		switch {
+		case in.Date == "" && needDate:
+			badLine(in.line, "%s.date: required for a %s jurisdiction", key, f.Tier)
+		case in.Date != "":
+			if _, err := parseDate(in.Date); err != nil {
+				badLine(in.line, "%s.date: %v", key, err)
+			}
+		}
+		if in.Repealed != "" {
+			r, err := parseDate(in.Repealed)
+			if err != nil {
+				badLine(in.line, "%s.repealed: %v", key, err)
+			} else if d, err := parseDate(in.Date); err == nil && in.Date != "" && !d.Before(r) {
+				badLine(in.line, "%s.repealed: %s is not after date %s", key, in.Repealed, in.Date)
+			}
+		}
+		if len(in.Links) == 0 {
+			badLine(in.line, "%s.links: at least one public link is required", key)
+		}
+		for k, l := range in.Links {
+			checkLink(fmt.Sprintf("%s.links[%d]", key, k), l)
+			instrOf[l.URL] = i
+		}
+	}
+	names := map[string]bool{}
+	for k, l := range f.NameSources {
+		checkLink(fmt.Sprintf("name_sources[%d]", k), l)
+		names[l.URL] = true
+	}
+	checkEntry := func(key string, e *shippedEntry) {
+		if strings.TrimSpace(e.Rule) == "" {
+			badLine(e.line, "%s: entry without a rule", key)
+		}
+		if strings.TrimSpace(e.Cite) == "" {
+			badLine(e.line, "%s.cite: entry %q cites no source", key, e.Rule)
+		} else if i, ok := instrOf[e.Cite]; ok {
+			e.instr = i
+		} else {
+			badLine(e.line, "%s.cite: %q is not a link of any instrument of %s", key, e.Cite, f.ID)
+		}
+		if e.Names != "" && !names[e.Names] && !isInstrLink(instrOf, e.Names) {
+			badLine(e.line, "%s.names: %q is not listed in name_sources or an instrument's links", key, e.Names)
+		}
+	}
+	for i := range f.Sources {
+		s := &f.Sources[i]
 		if s.Name == "" {
 			bad("sources[%d]: no name", i)
 		}
-		for _, e := range s.Entries {
-			if strings.TrimSpace(e.Rule) == "" {
-				badLine(e.line, "entry without a rule")
-			}
-			if strings.TrimSpace(e.Cite) == "" {
-				badLine(e.line, "entry %q cites no source", e.Rule)
-			}
+		for k := range s.Entries {
+			checkEntry(fmt.Sprintf("sources[%d].entries[%d]", i, k), &s.Entries[k])
 		}
 	}
-	for _, e := range f.Allow {
-		if strings.TrimSpace(e.Rule) == "" || strings.TrimSpace(e.Cite) == "" {
-			badLine(e.line, "allow entry needs a rule and a cite")
-		}
+	for k := range f.Allow {
+		checkEntry(fmt.Sprintf("allow[%d]", k), &f.Allow[k])
 	}
 	return f, errors.Join(errs...)
+}
+
+func isInstrLink(instrOf map[string]int, u string) bool {
+	_, ok := instrOf[u]
+	return ok
+}
+
+// checkHTTPS accepts an absolute https URL with a host.
+func checkHTTPS(s string) error {
+	u, err := url.Parse(s)
+	switch {
+	case err != nil:
+		return err
+	case u.Scheme != "https" || u.Host == "":
+		return fmt.Errorf("%q is not an absolute https URL", s)
+	}
+	return nil
 }
 
 // ShippedDefaults returns the ids of the shipped jurisdictions that the

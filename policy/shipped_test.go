@@ -2,6 +2,7 @@ package policy
 
 import (
 	"context"
+	"errors"
 	"io/fs"
 	"net/netip"
 	"slices"
@@ -16,7 +17,9 @@ import (
 
 // wantDefaults are the jurisdictions the default configuration enables
 // (issue 1 and 2).
-var wantDefaults = []string{"au-gov", "be-gov", "bypass", "ca-gov", "cz-gov", "kr-gov", "nl-gov", "tw-gov", "us-gov"}
+// Government jurisdictions are not defaults: an unmapped client gets the
+// operator's own DeepSeek block (EDE 15), not a foreign government's law.
+var wantDefaults = []string{"ai-deepseek", "bypass"}
 
 // TestShippedFiles checks the shipped data: every file parses, ids are
 // unique and match their file, every entry cites its source, no default
@@ -41,8 +44,14 @@ func TestShippedFiles(t *testing.T) {
 		if f.Default {
 			defaults = append(defaults, f.ID)
 		}
-		if len(f.Links) == 0 {
-			t.Errorf("%s: no links", f.file)
+		if len(f.Instruments) == 0 {
+			t.Errorf("%s: no instruments", f.file)
+		}
+		if f.Tier == "advisory" && f.Mode != "report" {
+			t.Errorf("%s: an advisory jurisdiction must ship in report mode", f.file)
+		}
+		if f.Default && (f.Tier != "local" || *f.EDE != 15) {
+			t.Errorf("%s: a default jurisdiction applies to unmapped clients: it must be the operator's (tier local, EDE 15)", f.file)
 		}
 		if f.EDE == nil || (*f.EDE != 15 && *f.EDE != 16) {
 			t.Errorf("%s: ede must be 15 or 16", f.file)
@@ -83,20 +92,47 @@ func TestShippedFiles(t *testing.T) {
 	}
 }
 
-// TestShippedFileChecks shows that the data checks reject what they must.
+// TestShippedFileChecks shows that the data checks reject what they must,
+// each error with its file, line and key path.
 func TestShippedFileChecks(t *testing.T) {
-	const head = "id: x\ntitle: T\ninstrument: I\ntier: local\n"
+	const head = "id: x\ntitle: T\ntier: mandated\nmode: enforce\n" + // lines 1-4
+		"instruments:\n" + // 5
+		"  - name: Direction 1\n" + // 6
+		"    issuer: A ministry\n" +
+		"    date: \"2025-02-04\"\n" +
+		"    scope: Government devices\n" +
+		"    links:\n" +
+		"      - url: https://gov.example/direction-1\n" + // 11
+		"        title: \"Ministry: Direction 1\"\n"
+	const entry = "sources:\n  - name: s\n    entries:\n      - rule: a.example\n" // entry at line 16
 	tests := []struct {
 		name    string
 		file    string
 		content string
 		wantErr string
 	}{
-		{name: "valid", file: "x.yaml", content: head + "sources:\n  - name: s\n    entries:\n      - rule: a.example\n        cite: JURISDICTIONS.md §5\n"},
-		{name: "entry without citation", file: "x.yaml", content: head + "sources:\n  - name: s\n    entries:\n      - rule: a.example\n", wantErr: `shipped/x.yaml:8: entry "a.example" cites no source`},
+		{name: "valid", file: "x.yaml", content: head + entry + "        cite: https://gov.example/direction-1\n"},
+		{name: "entry without citation", file: "x.yaml", content: head + entry, wantErr: `shipped/x.yaml:16: sources[0].entries[0].cite: entry "a.example" cites no source`},
+		{name: "cite names no listed link", file: "x.yaml", content: head + entry + "        cite: https://gov.example/other\n",
+			wantErr: `shipped/x.yaml:16: sources[0].entries[0].cite: "https://gov.example/other" is not a link of any instrument of x`},
+		{name: "cite names a file", file: "x.yaml", content: head + entry + "        cite: research/notes.md §5\n",
+			wantErr: `sources[0].entries[0].cite: "research/notes.md §5" is not a link`},
+		{name: "names not listed", file: "x.yaml", content: head + entry + "        cite: https://gov.example/direction-1\n        names: https://lists.example/x\n",
+			wantErr: `shipped/x.yaml:16: sources[0].entries[0].names: "https://lists.example/x" is not listed`},
+		{name: "plain http link", file: "x.yaml", content: strings.Replace(head, "https://gov.example/direction-1", "http://gov.example/direction-1", 1),
+			wantErr: `shipped/x.yaml:11: instruments[0].links[0].url: "http://gov.example/direction-1" is not an absolute https URL`},
+		{name: "link without title", file: "x.yaml", content: strings.Replace(head, "        title: \"Ministry: Direction 1\"\n", "", 1),
+			wantErr: "instruments[0].links[0].title: a link needs a short title"},
+		{name: "government instrument without date", file: "x.yaml", content: strings.Replace(head, "    date: \"2025-02-04\"\n", "", 1),
+			wantErr: "shipped/x.yaml:6: instruments[0].date: required for a mandated jurisdiction"},
+		{name: "bad date", file: "x.yaml", content: strings.Replace(head, "2025-02-04", "4 Feb 2025", 1), wantErr: "shipped/x.yaml:6: instruments[0].date:"},
+		{name: "repealed before date", file: "x.yaml", content: strings.Replace(head, "    scope:", "    repealed: \"2025-01-01\"\n    scope:", 1),
+			wantErr: "instruments[0].repealed: 2025-01-01 is not after date 2025-02-04"},
+		{name: "advisory in enforce mode", file: "x.yaml", content: strings.Replace(head, "tier: mandated", "tier: advisory", 1),
+			wantErr: "shipped/x.yaml: mode: an advisory jurisdiction ships in mode report"},
+		{name: "no instruments", file: "x.yaml", content: "id: x\ntitle: T\ntier: local\n", wantErr: "instruments: at least one instrument is required"},
 		{name: "id does not match file", file: "y.yaml", content: head, wantErr: `id "x" does not match the file name`},
 		{name: "unknown field", file: "x.yaml", content: head + "colour: red\n", wantErr: "field colour not found"},
-		{name: "no instrument", file: "x.yaml", content: "id: x\ntitle: T\ntier: local\n", wantErr: "title, instrument and tier are required"},
 		{name: "source without name", file: "x.yaml", content: head + "sources:\n  - entries: []\n", wantErr: "sources[0]: no name"},
 	}
 	for _, tc := range tests {
@@ -115,6 +151,22 @@ func TestShippedFileChecks(t *testing.T) {
 	}
 }
 
+// TestShippedDatesChecked: a shipped file whose expires is not after its
+// effective is rejected with its file name, like a configured one.
+func TestShippedDatesChecked(t *testing.T) {
+	f, err := parseShippedFile("x.yaml", []byte("id: x\ntitle: T\ntier: local\neffective: \"2026-12-04\"\nexpires: \"2025-12-04\"\n"+
+		"instruments:\n  - name: P\n    issuer: O\n    scope: S\n    links:\n      - url: https://o.example/p\n        title: \"O: P\"\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := &builder{byID: map[string]*jspec{}, userKey: map[string]string{}}
+	b.addShipped(f)
+	b.check(b.specs[0])
+	if err := errors.Join(b.errs...); err == nil || !strings.Contains(err.Error(), "shipped/x.yaml: effective 2026-12-04 is not before expires 2025-12-04") {
+		t.Fatalf("error %v", err)
+	}
+}
+
 // TestShippedLoad builds every shipped jurisdiction: no bad lines, each
 // entry loaded (unconfirmed ones skipped), line numbers of the YAML file.
 func TestShippedLoad(t *testing.T) {
@@ -130,14 +182,14 @@ func TestShippedLoad(t *testing.T) {
 		}
 	}
 	copilot := p.Lookup("ai-copilot")
-	if got := copilot.Sources[0]; got.Entries != 5 || got.Skipped != 1 {
-		t.Errorf("ai-copilot: %d entries, %d skipped; want 5 and 1 (unconfirmed github.copilot.azure.com)", got.Entries, got.Skipped)
+	if got := copilot.Sources[0]; got.Entries != 4 || got.Skipped != 2 {
+		t.Errorf("ai-copilot: %d entries, %d skipped; want 4 and 2 (unconfirmed copilot.ai, github.copilot.azure.com)", got.Entries, got.Skipped)
 	}
-	if j := p.Lookup("us-state-tx"); j.InUse || j.Entries != 1 || p.Explain("chat.deepseek.com", netip.Addr{}, testNow).Elsewhere != nil {
+	if j := p.Lookup("us-state-tx"); j.InUse || j.Entries == 0 || p.Explain("chat.deepseek.com", netip.Addr{}, testNow).Elsewhere != nil {
 		t.Errorf("a shipped jurisdiction nobody uses: in use %v, entries %d, indexed", j.InUse, j.Entries)
 	}
 	p = using(t, "ai-copilot", "deepseek-telemetry")
-	for _, q := range []string{"github.copilot.azure.com", "hm.baidu.com"} {
+	for _, q := range []string{"github.copilot.azure.com", "copilot.ai", "hm.baidu.com"} {
 		if v := p.Match(q, nil, testNow); v.Decision != DecisionNone {
 			t.Errorf("unconfirmed %s is enforced by %s", q, v.Jurisdiction.ID)
 		}
@@ -162,8 +214,22 @@ func TestDefaultConfigBlocksDeepSeek(t *testing.T) {
 		t.Errorf("default_jurisdictions of the embedded config = %v, want %v", got, wantDefaults)
 	}
 	v := p.Match("chat.deepseek.com", p.ClientSet(netip.MustParseAddr("192.0.2.1")), testNow)
-	if v.Decision != DecisionBlock || v.Jurisdiction.Tier != TierMandated || v.Rule != "deepseek.com" {
-		t.Errorf("chat.deepseek.com: %+v", v)
+	if v.Decision != DecisionBlock || v.Jurisdiction.ID != "ai-deepseek" || v.Jurisdiction.Tier != TierLocal || v.Rule != "deepseek.com" {
+		t.Fatalf("chat.deepseek.com: %+v", v)
+	}
+	// An unmapped client is told it is the operator's policy (EDE 15), and
+	// which governments ban DeepSeek, never that a foreign law binds it.
+	if code, _ := v.EDE(); code != 15 {
+		t.Errorf("EDE %d, want 15 (Blocked)", code)
+	}
+	text := string(v.AppendEDEText(nil))
+	for _, want := range []string{"ai-deepseek: Operator policy, not a law binding this client", "AU, BE, CA, CZ, KR, NL, TW and the US", "rule deepseek.com (deepseek-core)"} {
+		if !strings.Contains(text, want) {
+			t.Errorf("EDE text %q lacks %q", text, want)
+		}
+	}
+	if len(text) > maxEDEText {
+		t.Errorf("EDE text of %d bytes", len(text))
 	}
 	nilDefaults := build(t, &config.Config{}, BuildOptions{})
 	if !slices.Equal(nilDefaults.DefaultJurisdictions(), wantDefaults) {
@@ -175,8 +241,9 @@ func TestDefaultConfigBlocksDeepSeek(t *testing.T) {
 	}
 }
 
-// TestShippedDefaultsBlockDeepSeek: every default government jurisdiction,
-// alone, blocks DeepSeek's names and nothing that merely looks like them.
+// TestShippedDefaultsBlockDeepSeek: the default ai-deepseek and every
+// government jurisdiction that once was a default, alone, block DeepSeek's
+// names and nothing that merely looks like them.
 func TestShippedDefaultsBlockDeepSeek(t *testing.T) {
 	tests := []struct {
 		name  string
@@ -192,9 +259,10 @@ func TestShippedDefaultsBlockDeepSeek(t *testing.T) {
 		{name: "other TLD", qname: "deepseek.net"},
 		{name: "keyword elsewhere", qname: "deepseek-r1.models.ai.azure.com"},
 	}
-	for _, id := range wantDefaults {
-		if id == "bypass" {
-			continue
+	for _, id := range []string{"ai-deepseek", "au-gov", "be-gov", "cz-gov", "kr-gov", "nl-gov", "tw-gov", "us-gov"} {
+		wantEDE := uint16(16)
+		if id == "ai-deepseek" {
+			wantEDE = 15
 		}
 		p := using(t, id)
 		for _, tc := range tests {
@@ -207,7 +275,7 @@ func TestShippedDefaultsBlockDeepSeek(t *testing.T) {
 					return
 				}
 				if v.Decision != DecisionBlock || v.Jurisdiction.ID != id || v.Rule != "deepseek.com" ||
-					v.Source != "deepseek-core" || v.Action != ActionNXDomain || v.Jurisdiction.EDE != 16 {
+					v.Source != "deepseek-core" || v.Action != ActionNXDomain || v.Jurisdiction.EDE != wantEDE {
 					t.Fatalf("verdict %+v", v)
 				}
 			})
@@ -215,14 +283,17 @@ func TestShippedDefaultsBlockDeepSeek(t *testing.T) {
 	}
 }
 
-// TestKRAppstoreDates: kr-appstore switches on and off at its dates in the
-// same policy, with no rebuild.
+// TestKRAppstoreDates: kr-appstore (a recommendation) ships in report
+// mode; enforced by an operator's override, it switches on and off at its
+// dates, 18:00 KST and midnight KST, in the same policy, with no rebuild.
 func TestKRAppstoreDates(t *testing.T) {
-	p := using(t, "kr-appstore")
-	j := p.Lookup("kr-appstore")
-	if j.Default {
-		t.Fatal("kr-appstore must not be a default")
+	if j := using(t, "kr-appstore").Lookup("kr-appstore"); j.Default || j.Mode != ModeReport || j.Tier != TierAdvisory || j.EDE != 15 {
+		t.Fatalf("shipped kr-appstore: default %v, mode %s, tier %s, EDE %d; want an advisory in report mode", j.Default, j.Mode, j.Tier, j.EDE)
 	}
+	p := build(t, &config.Config{DefaultJurisdictions: []string{"kr-appstore"},
+		Jurisdictions: []config.Jurisdiction{{ID: "kr-appstore", Mode: "enforce"}}}, BuildOptions{})
+	j := p.Lookup("kr-appstore")
+	const from, until = "2025-02-15T18:00:00+09:00", "2025-04-28T00:00:00+09:00"
 	tests := []struct {
 		name       string
 		now        time.Time
@@ -230,13 +301,13 @@ func TestKRAppstoreDates(t *testing.T) {
 		wantBlock  bool
 		wantStatus string
 	}{
-		{name: "today: expired", now: time.Date(2026, 11, 29, 0, 0, 0, 0, time.UTC), qname: "download.deepseek.com", wantStatus: "expired 2025-04-28"},
+		{name: "today: expired", now: time.Date(2026, 12, 6, 0, 0, 0, 0, time.UTC), qname: "download.deepseek.com", wantStatus: "expired " + until},
 		{name: "during the suspension", now: time.Date(2025, 3, 1, 0, 0, 0, 0, time.UTC), qname: "download.deepseek.com", wantBlock: true, wantStatus: "active"},
 		{name: "web service stayed available", now: time.Date(2025, 3, 1, 0, 0, 0, 0, time.UTC), qname: "chat.deepseek.com", wantStatus: "active"},
-		{name: "first instant", now: time.Date(2025, 2, 15, 0, 0, 0, 0, time.UTC), qname: "download.deepseek.com", wantBlock: true, wantStatus: "active"},
-		{name: "just before", now: time.Date(2025, 2, 14, 23, 59, 59, 0, time.UTC), qname: "download.deepseek.com", wantStatus: "inactive until 2025-02-15"},
-		{name: "last instant", now: time.Date(2025, 4, 27, 23, 59, 59, 0, time.UTC), qname: "download.deepseek.com", wantBlock: true, wantStatus: "active"},
-		{name: "expiry instant", now: time.Date(2025, 4, 28, 0, 0, 0, 0, time.UTC), qname: "download.deepseek.com", wantStatus: "expired 2025-04-28"},
+		{name: "first instant (18:00 KST)", now: time.Date(2025, 2, 15, 9, 0, 0, 0, time.UTC), qname: "download.deepseek.com", wantBlock: true, wantStatus: "active"},
+		{name: "just before", now: time.Date(2025, 2, 15, 8, 59, 59, 0, time.UTC), qname: "download.deepseek.com", wantStatus: "inactive until " + from},
+		{name: "last instant", now: time.Date(2025, 4, 27, 14, 59, 59, 0, time.UTC), qname: "download.deepseek.com", wantBlock: true, wantStatus: "active"},
+		{name: "expiry instant (midnight KST)", now: time.Date(2025, 4, 27, 15, 0, 0, 0, time.UTC), qname: "download.deepseek.com", wantStatus: "expired " + until},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -323,4 +394,144 @@ func build(t testing.TB, cfg *config.Config, opts BuildOptions) *Policy {
 		t.Fatal(err)
 	}
 	return p
+}
+
+// TestShippedCitesListedLinks: every shipped rule and allow entry cites an
+// https URL that one of its jurisdiction's instruments lists.
+func TestShippedCitesListedLinks(t *testing.T) {
+	files, err := parseShippedFS(shipped.FS)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range files {
+		links := map[string]bool{}
+		for _, in := range f.Instruments {
+			for _, l := range in.Links {
+				links[l.URL] = true
+			}
+		}
+		entries := slices.Clone(f.Allow)
+		for _, s := range f.Sources {
+			entries = append(entries, s.Entries...)
+		}
+		for _, e := range entries {
+			if !strings.HasPrefix(e.Cite, "https://") || !links[e.Cite] {
+				t.Errorf("%s:%d: %s cites %q, not an https link of its instruments", f.file, e.line, e.Rule, e.Cite)
+			}
+		}
+	}
+}
+
+// TestDecidingInstrument: the EDE text and `check` name the instrument that
+// decides for the client at the query time, not a summary of the
+// jurisdiction.
+func TestDecidingInstrument(t *testing.T) {
+	at := func(y int, m time.Month, d int) time.Time { return time.Date(y, m, d, 12, 0, 0, 0, time.UTC) }
+	tests := []struct {
+		jur, qname string
+		now        time.Time
+		want       string // the instrument's name starts so
+		wantText   string
+	}{
+		{jur: "us-gov", qname: "chat.deepseek.com", now: testNow, want: "FY2026 NDAA (P.L. 119-60)",
+			wantText: "us-gov: FY2026 NDAA (P.L. 119-60) §1532 and §6604; rule deepseek.com (deepseek-core)"},
+		{jur: "us-gov", qname: "chat.deepseek.com", now: at(2025, 2, 1), want: "DISA block"},
+		{jur: "au-gov", qname: "chat.deepseek.com", now: testNow, want: "PSPF Direction 001-2025",
+			wantText: "au-gov: PSPF Direction 001-2025; rule deepseek.com (deepseek-core)"},
+		{jur: "au-qld-gov", qname: "chat.deepseek.com", now: at(2025, 3, 1), want: "Queensland DeepSeek products, applications and web services policy (repealed)"},
+		{jur: "au-qld-gov", qname: "chat.deepseek.com", now: testNow, want: "QGEA Restricted applications"},
+		{jur: "us-state-tx", qname: "chat.deepseek.com", now: testNow, want: "Texas governor order of 2025-01-31"},
+		{jur: "us-state-tx", qname: "www.kimi.com", now: testNow, want: "Texas prohibited technologies list, update of 2026-01-26"},
+		{jur: "us-state-la", qname: "chat.deepseek.com", now: testNow, want: "Louisiana executive order"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.jur+"/"+tc.qname, func(t *testing.T) {
+			p := using(t, tc.jur)
+			e := p.Explain(tc.qname, netip.Addr{}, tc.now)
+			if e.Decision != "block" || e.Jurisdiction != tc.jur || e.InstrumentInfo == nil {
+				t.Fatalf("decision %s by %s, instrument %v", e.Decision, e.Jurisdiction, e.InstrumentInfo)
+			}
+			if !strings.HasPrefix(e.Instrument, tc.want) || e.InstrumentInfo.Name != e.Instrument || len(e.InstrumentInfo.Links) == 0 {
+				t.Errorf("instrument %q, want %q…", e.Instrument, tc.want)
+			}
+			if e.EDE == nil || *e.EDE != 16 {
+				t.Errorf("EDE %v, want 16", e.EDE)
+			}
+			if tc.wantText != "" && e.EDEText != tc.wantText {
+				t.Errorf("EDE text %q, want %q", e.EDEText, tc.wantText)
+			}
+		})
+	}
+}
+
+// TestTexasProductsNotParents: Texas's 2026 list blocks AI products, never
+// their parents' shared infrastructure.
+func TestTexasProductsNotParents(t *testing.T) {
+	p := using(t, "us-state-tx")
+	for _, q := range []string{"kimi.com", "chat.z.ai", "chatglm.cn", "hailuoai.com", "yiyan.baidu.com", "tongyi.aliyun.com", "www.xiaohongshu.com", "chat.deepseek.com"} {
+		if v := p.Match(q, nil, testNow); v.Decision != DecisionBlock {
+			t.Errorf("%s not blocked", q)
+		}
+	}
+	for _, q := range []string{"baidu.com", "www.baidu.com", "x.yiyan.baidu.com", "aliyun.com", "www.aliyun.com", "oss.aliyuncs.com",
+		"alicdn.com", "tencent.com", "yuanbao.tencent.com", "xfyun.cn", "www.xfyun.cn"} {
+		if v := p.Match(q, nil, testNow); v.Decision != DecisionNone {
+			t.Errorf("%s blocked by rule %s", q, v.Rule)
+		}
+	}
+}
+
+// TestTaiwanRedNoteExpired: the one-year DNS RPZ order ran out on
+// 2026-12-04 (Taiwan time) and no renewal is sourced.
+func TestTaiwanRedNoteExpired(t *testing.T) {
+	p := using(t, "tw-rednote")
+	j := p.Lookup("tw-rednote")
+	today := time.Date(2026, 12, 6, 12, 0, 0, 0, time.UTC)
+	if got := j.Status(today); got != "expired 2026-12-04T00:00:00+08:00" {
+		t.Errorf("status today %q", got)
+	}
+	if v := p.Match("www.xiaohongshu.com", nil, today); v.Decision != DecisionNone {
+		t.Error("still blocked after expiry")
+	}
+	if v := p.Match("www.xiaohongshu.com", nil, time.Date(2026, 6, 1, 0, 0, 0, 0, time.UTC)); v.Decision != DecisionBlock || v.Jurisdiction.EDE != 16 {
+		t.Errorf("not blocked during the order: %+v", v.Decision)
+	}
+}
+
+// FuzzShippedFile: the shipped-file parser never panics, and a file it
+// accepts has instruments and only cites that name their links.
+func FuzzShippedFile(f *testing.F) {
+	for _, name := range []string{"au-gov.yaml", "us-state-tx.yaml", "bypass.yaml", "kr-appstore.yaml"} {
+		b, err := fs.ReadFile(shipped.FS, name)
+		if err != nil {
+			f.Fatal(err)
+		}
+		seed := []byte(strings.Replace(string(b), "id: "+strings.TrimSuffix(name, ".yaml")+"\n", "id: x\n", 1))
+		if _, err := parseShippedFile("x.yaml", seed); err != nil {
+			f.Fatalf("seed %s: %v", name, err)
+		}
+		f.Add(seed)
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		sf, err := parseShippedFile("x.yaml", b)
+		if err != nil {
+			return
+		}
+		links := map[string]bool{}
+		for _, in := range sf.Instruments {
+			for _, l := range in.Links {
+				links[l.URL] = true
+			}
+		}
+		if len(sf.Instruments) == 0 {
+			t.Fatal("accepted without instruments")
+		}
+		for _, s := range sf.Sources {
+			for _, e := range s.Entries {
+				if !links[e.Cite] || !strings.HasPrefix(e.Cite, "https://") {
+					t.Fatalf("accepted cite %q", e.Cite)
+				}
+			}
+		}
+	})
 }

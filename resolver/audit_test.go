@@ -86,6 +86,13 @@ func TestFastBlockAuditedWithoutAllocating(t *testing.T) {
 		if string(a.name) != tc.name || string(a.rule) != want || want == "" {
 			t.Errorf("%s: event name %q rule %q, want %q %q", tc.qname, a.name, a.rule, tc.name, want)
 		}
+		wantInstr := v.Jurisdiction.Instrument
+		if v.Instrument != nil {
+			wantInstr = v.Instrument.Name // the deciding instrument
+		}
+		if a.ev.Instrument != wantInstr || (v.Jurisdiction.ID == "ai-deepseek" && wantInstr == "") {
+			t.Errorf("%s: event instrument %q, want %q", tc.qname, a.ev.Instrument, wantInstr)
+		}
 		if a.ev.Jurisdiction == nil || a.ev.Mode != "enforce" || a.ev.Action == "" || a.ev.Client != client.Addr() || a.ev.Qtype != dns.TypeA {
 			t.Errorf("%s: incomplete event %+v", tc.qname, a.ev)
 		}

@@ -115,7 +115,12 @@ func (s *Server) policyEvent(rt *Runtime, req *Request, name string, v *policy.V
 // newPolicyEvent is the event of one policy hit: verdict v of jurisdiction
 // j on name, the rule as the log shows it.
 func newPolicyEvent(rt *Runtime, now time.Time, client netip.Addr, name string, qtype uint16, v *policy.Verdict, j *policy.Jurisdiction, rule, action, mode string) policy.Event {
+	instrument := j.Instrument
+	if v.Instrument != nil {
+		instrument = v.Instrument.Name
+	}
 	return policy.Event{
+		Instrument:   instrument,
 		Time:         now,
 		Client:       client,
 		Name:         name,

@@ -1,6 +1,7 @@
 package resolver_test
 
 import (
+	"encoding/json"
 	"net"
 	"strings"
 	"testing"
@@ -61,11 +62,13 @@ func TestDefaultPolicyBlocksDeepSeek(t *testing.T) {
 				if soa.Hdr.Name != "deepseek.com." || soa.Minttl != soa.Hdr.Ttl || soa.Hdr.Ttl == 0 {
 					t.Errorf("SOA = %v", soa)
 				}
+				// An unmapped client: the operator's default policy
+				// (EDE 15 Blocked), not a foreign government's law.
 				code, text, ok := ede(r)
-				if !ok || code != dns.ExtendedErrorCodeCensored {
-					t.Fatalf("EDE = %d %v, want 16", code, ok)
+				if !ok || code != dns.ExtendedErrorCodeBlocked {
+					t.Fatalf("EDE = %d %v, want 15", code, ok)
 				}
-				if !strings.Contains(text, "rule deepseek.com") || !strings.Contains(text, ": ") || len(text) > 200 {
+				if !strings.HasPrefix(text, "ai-deepseek: Operator policy") || !strings.Contains(text, "rule deepseek.com") || len(text) > 200 {
 					t.Errorf("EDE text %q", text)
 				}
 			}
@@ -78,6 +81,30 @@ func TestDefaultPolicyBlocksDeepSeek(t *testing.T) {
 		r := queryFrom(t, "127.0.0.1", h.addr, "udp", name, dns.TypeA)
 		if r.Rcode != dns.RcodeSuccess || len(r.Answer) != 1 {
 			t.Errorf("%s: %v, want forwarded", name, r)
+		}
+	}
+}
+
+// TestStructuredDNSError: with structured_errors.contact set, a block's
+// EDE text on the wire is the JSON of draft-ietf-dnsop-structured-dns-error.
+func TestStructuredDNSError(t *testing.T) {
+	up := resolvertest.StartUpstream(t, resolvertest.Echo())
+	h := start(t, []string{up.Addr()}, func(c *config.Config) {
+		c.StructuredErrors = config.StructuredErrors{Contact: "mailto:it@acme.example", Organisation: "ACME IT"}
+	})
+	for _, n := range nets {
+		r := queryFrom(t, "127.0.0.1", h.addr, n, "chat.deepseek.com.", dns.TypeA)
+		code, text, ok := ede(r)
+		var got struct {
+			C []string `json:"c"`
+			J string   `json:"j"`
+			O string   `json:"o"`
+			S int      `json:"s"`
+		}
+		if !ok || code != dns.ExtendedErrorCodeBlocked || json.Unmarshal([]byte(text), &got) != nil ||
+			len(got.C) != 1 || got.C[0] != "mailto:it@acme.example" || got.O != "ACME IT" || got.S != 6 ||
+			!strings.HasPrefix(got.J, "ai-deepseek: ") || len(text) > 200 {
+			t.Errorf("%s: EDE %d %q", n, code, text)
 		}
 	}
 }

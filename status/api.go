@@ -86,7 +86,16 @@ type Jurisdiction struct {
 	Authority  string   `json:"authority,omitempty"`
 	Instrument string   `json:"instrument,omitempty"`
 	Links      []string `json:"links,omitempty"`
-	Notes      string   `json:"notes,omitempty"`
+	// LinkTitles[i] is the short title of Links[i] ("Home Affairs: PSPF
+	// Direction 001-2025"), "" when it has none.
+	LinkTitles []string `json:"link_titles,omitempty"`
+	// Instruments are a shipped jurisdiction's instruments (issuer, date,
+	// scope, titled links); NameSources the sources of its hostnames;
+	// LeavesOut what it deliberately does not block.
+	Instruments []policy.Instrument `json:"instruments,omitempty"`
+	NameSources []policy.Link       `json:"name_sources,omitempty"`
+	LeavesOut   []string            `json:"leaves_out,omitempty"`
+	Notes       string              `json:"notes,omitempty"`
 	// Contact and Organisation say who answers for a local policy.
 	Contact      string `json:"contact,omitempty"`
 	Organisation string `json:"organisation,omitempty"`
@@ -267,6 +276,10 @@ func jurisdictionOf(j *policy.Jurisdiction, now time.Time, ls listState) Jurisdi
 		Authority:     j.Authority,
 		Instrument:    j.Instrument,
 		Links:         j.Links,
+		LinkTitles:    linkTitles(j),
+		Instruments:   j.Instruments,
+		NameSources:   j.NameSources,
+		LeavesOut:     j.LeavesOut,
 		Notes:         j.Notes,
 		Contact:       j.Contact,
 		Organisation:  j.Organisation,
@@ -422,3 +435,25 @@ func explainQuery(name, client, qtype string) (netip.Addr, uint16, error) {
 }
 
 func itoa(n int) string { return strconv.Itoa(n) }
+
+// linkTitles returns the titles of j.Links from its instruments and name
+// sources (nil when none has a title).
+func linkTitles(j *policy.Jurisdiction) []string {
+	titles := map[string]string{}
+	for _, in := range j.Instruments {
+		for _, l := range in.Links {
+			titles[l.URL] = l.Title
+		}
+	}
+	for _, l := range j.NameSources {
+		titles[l.URL] = l.Title
+	}
+	if len(titles) == 0 {
+		return nil
+	}
+	out := make([]string, len(j.Links))
+	for i, u := range j.Links {
+		out[i] = titles[u]
+	}
+	return out
+}

@@ -114,6 +114,15 @@ func TestAPIStatus(t *testing.T) {
 		tm.Entries != 2 || len(tm.Sources) != 1 || tm.Sources[0].Bad != 1 || len(tm.Sources[0].BadLines) != 1 {
 		t.Errorf("test-mandate details: %+v", tm)
 	}
+	if len(tm.LinkTitles) != 0 {
+		t.Errorf("a configured jurisdiction has no link titles: %v", tm.LinkTitles)
+	}
+	// A shipped jurisdiction's links carry their titles, so the page shows
+	// "Home Affairs: PSPF Direction 001-2025 ..." rather than "source 1".
+	if au := findJ(p, "au-gov"); au == nil || len(au.LinkTitles) != len(au.Links) || len(au.Links) < 2 ||
+		!strings.HasPrefix(au.LinkTitles[0], "Home Affairs: PSPF Direction 001-2025") || !strings.HasPrefix(au.Links[0], "https://www.protectivesecurity.gov.au/") {
+		t.Errorf("au-gov links %+v", au)
+	}
 	if bf := findJ(p, "broken-feed"); len(bf.FailedSources) != 1 || bf.FailedSources[0] != "missing-feed" || bf.Sources[0].Error == "" {
 		t.Errorf("broken-feed failed sources %v, sources %+v", bf.FailedSources, bf.Sources)
 	}
@@ -143,8 +152,15 @@ func TestAPIStatus(t *testing.T) {
 	}
 	r := p.Recent[0] // newest first
 	if r.Jurisdiction != "eu-report" || r.Mode != "report" || r.Client != "10.20.1.0/24" || r.Name != "chat.deepseek.com" ||
-		r.Type != "A" || r.Tier != "advisory" || r.PolicyHash != pol.Hash() {
+		r.Type != "A" || r.Tier != "advisory" || r.PolicyHash != pol.Hash() || r.Instrument != pol.Lookup("eu-report").Instrument {
 		t.Errorf("newest record %+v", r)
+	}
+	// A record names the instrument the event names (the deciding one).
+	ev := hit(pol, "test-mandate", "x.deepseek.com", "10.20.1.5", testNow)
+	ev.Instrument = "Deciding instrument"
+	st.Record(ev)
+	if rec, _ := st.recent.latest(); rec[0].Instrument != "Deciding instrument" {
+		t.Errorf("record instrument %q", rec[0].Instrument)
 	}
 
 	// A new policy is dated when first seen; the list of an unchanged

@@ -62,6 +62,7 @@ type slot struct {
 	name, rule []byte
 	qtype      uint16
 	j          *policy.Jurisdiction
+	instrument string // the deciding one: policy data, immutable
 	source     string
 	line       int
 	action     string
@@ -78,7 +79,10 @@ func newRecentRing(size int, privacy string, salt []byte) *recentRing {
 func (r *recentRing) add(ev *policy.Event, t time.Time) {
 	r.mu.Lock()
 	sl := &r.buf[r.next]
-	sl.t, sl.client, sl.qtype, sl.j = t, ev.Client, ev.Qtype, ev.Jurisdiction
+	sl.t, sl.client, sl.qtype, sl.j, sl.instrument = t, ev.Client, ev.Qtype, ev.Jurisdiction, ev.Instrument
+	if sl.instrument == "" {
+		sl.instrument = ev.Jurisdiction.Instrument
+	}
 	sl.name = append(sl.name[:0], ev.Name...)
 	sl.rule = append(sl.rule[:0], ev.Rule...)
 	sl.source, sl.line, sl.action, sl.mode, sl.policyHash = ev.Source, ev.Line, ev.Action, ev.Mode, ev.PolicyHash
@@ -115,7 +119,7 @@ func (r *recentRing) record(sl *slot) Record {
 		Type:         typ,
 		Jurisdiction: sl.j.ID,
 		Tier:         sl.j.Tier.String(),
-		Instrument:   sl.j.Instrument,
+		Instrument:   sl.instrument,
 		Rule:         string(sl.rule),
 		Source:       sl.source,
 		Line:         sl.line,

@@ -132,6 +132,16 @@ func printCheck(w io.Writer, r *status.CheckResult) {
 	if ex.Decision == "block" {
 		fmt.Fprintf(w, "decision: %s (tier %s), instrument %q, rule %s in %s line %d, action %s\n",
 			ex.Jurisdiction, ex.Tier, ex.Instrument, ex.Rule, ex.Source, ex.Line, ex.Action)
+		if in := ex.InstrumentInfo; in != nil {
+			since := ""
+			if !in.Date.IsZero() {
+				since = ", in force from " + policy.FormatDate(in.Date)
+			}
+			fmt.Fprintf(w, "instrument: %s%s: %s\n", in.Issuer, since, in.Scope)
+			for _, l := range in.Links {
+				fmt.Fprintf(w, "  %s: %s\n", l.Title, l.URL)
+			}
+		}
 	}
 	if a := r.Answer; a != nil {
 		fmt.Fprintf(w, "answer:   %s\n", a.Rcode)
@@ -193,6 +203,23 @@ func printJurisdictions(w io.Writer, p *status.Page) error {
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%d\t%s\t%d\t%s\n", j.ID, j.Status, j.Tier, j.Mode, j.Action, j.EDE, j.Entries,
 			strings.Join(srcs, ","), bad, j.Hash[:min(12, len(j.Hash))])
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	// The primary instrument of each jurisdiction and its first public
+	// source (all of them: --json, or docs/jurisdictions.md).
+	fmt.Fprintln(w, "instruments:")
+	for _, j := range p.Jurisdictions {
+		switch {
+		case len(j.Instruments) > 0 && len(j.Instruments[0].Links) > 0:
+			l := j.Instruments[0].Links[0]
+			fmt.Fprintf(tw, "  %s\t%s\t%s: %s\n", j.ID, j.Instruments[0].Name, l.Title, l.URL)
+		case len(j.Links) > 0:
+			fmt.Fprintf(tw, "  %s\t%s\t%s\n", j.ID, j.Instrument, j.Links[0])
+		case j.Instrument != "":
+			fmt.Fprintf(tw, "  %s\t%s\t\n", j.ID, j.Instrument)
+		}
 	}
 	if err := tw.Flush(); err != nil {
 		return err

@@ -481,3 +481,37 @@ func TestAuditVerify(t *testing.T) {
 	}
 	checkJSONStyle(t, "audit verify --json", out)
 }
+
+// TestProvenance: check names the instrument that decides for the client
+// with its public links; lists shows each jurisdiction's instrument and
+// source, tw-rednote expired; a Texas client keeps baidu.com, aliyun.com and
+// tencent.com.
+func TestProvenance(t *testing.T) {
+	cfg := writeFile(t, t.TempDir(), "jurisdns.yaml", `listen: ["127.0.0.1:0"]
+upstreams: {servers: ["127.0.0.1:9"]}
+clients:
+  - {name: dc, subnets: [10.9.0.0/16], jurisdictions: [us-gov]}
+  - {name: austin, subnets: [10.8.0.0/16], jurisdictions: [us-state-tx]}
+`)
+	code, out, errOut := jurisdns(t, "check", "-c", cfg, "--client", "10.9.1.1", "chat.deepseek.com")
+	if code != 0 || !strings.Contains(out, `instrument "FY2026 NDAA (P.L. 119-60) §1532 and §6604"`) ||
+		!strings.Contains(out, "https://www.crowell.com/en/insights/client-alerts/the-fy-2026-national-defense-authorization-act") ||
+		!strings.Contains(out, "EDE 16 (Censored): us-gov: FY2026 NDAA") {
+		t.Errorf("check us-gov client = %d\n%s%s", code, out, errOut)
+	}
+	code, out, _ = jurisdns(t, "check", "-c", cfg, "chat.deepseek.com")
+	if code != 0 || !strings.Contains(out, "EDE 15 (Blocked): ai-deepseek: Operator policy") {
+		t.Errorf("check unmapped client = %d\n%s", code, out)
+	}
+	for _, name := range []string{"baidu.com", "aliyun.com", "tencent.com"} {
+		if code, out, _ := jurisdns(t, "check", "-c", cfg, "--client", "10.8.1.1", name); code != 0 || !strings.Contains(out, name+": NOT BLOCKED") {
+			t.Errorf("check %s for a Texas client = %d\n%s", name, code, out)
+		}
+	}
+	code, out, errOut = jurisdns(t, "lists", "-c", cfg)
+	if code != 0 || !regexp.MustCompile(`(?m)^tw-rednote\s+expired 2026-12-04T00:00:00\+08:00\s`).MatchString(out) ||
+		!regexp.MustCompile(`(?m)^us-state-la\s+active\s`).MatchString(out) ||
+		!regexp.MustCompile(`(?m)^\s+tw-rednote\s+MOI order .*https://www\.taipeitimes\.com/News/front/archives/2025/12/05/2003848348$`).MatchString(out) {
+		t.Errorf("lists = %d\n%s%s", code, out, errOut)
+	}
+}

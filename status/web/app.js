@@ -124,7 +124,8 @@
   }
 
   function instrumentCell(j) {
-    const links = (j.links || []).map((u, i) => safeLink(u, (j.links.length > 1 ? "source " + (i + 1) : "source")));
+    const titles = j.link_titles || [];
+    const links = (j.links || []).map((u, i) => safeLink(u, titles[i] || (j.links.length > 1 ? "source " + (i + 1) : "source")));
     return [
       j.instrument ? el("div", null, j.instrument) : el("div", { class: "small" }, "—"),
       links.length ? el("div", { class: "links" }, links) : null,
