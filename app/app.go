@@ -6,6 +6,7 @@ package app
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/x509"
 	"errors"
@@ -85,17 +86,18 @@ type App struct {
 	tap     *dnstapSink // nil when dnstap was off at start
 	memory  *memoryBudget
 
-	reloadMu sync.Mutex // serializes reloads and refreshes
-	cfg      *config.Config
-	boot     *config.Config               // the configuration New started with
-	fetchers map[string]*download.Fetcher // by lists.cache_dir; under reloadMu
-	checked  map[string]time.Time         // URL source → last confirmed by its server
-	refresh  refreshState                 // the periodic refresh of URL sources
-	feeds    feeds                        // RPZ sources pulled by zone transfer (transfer.go)
-	rpzOut   *rpzout.Server               // jurisdictions served as RPZ zones (transfer.go)
-	rpzStop  context.CancelFunc           // stops watchRPZDates
-	rpzWG    sync.WaitGroup
-	sources  sourceStates // URL sources that are not current
+	reloadMu   sync.Mutex // serializes reloads and refreshes
+	cfg        *config.Config
+	boot       *config.Config               // the configuration New started with
+	fetchers   map[string]*download.Fetcher // by lists.cache_dir; written under reloadMu and fetchersMu
+	fetchersMu sync.Mutex                   // lets a scrape read fetchers without waiting for a reload
+	checked    map[string]time.Time         // URL source → last confirmed by its server
+	refresh    refreshState                 // the periodic refresh of URL sources
+	feeds      feeds                        // RPZ sources pulled by zone transfer (transfer.go)
+	rpzOut     *rpzout.Server               // jurisdictions served as RPZ zones (transfer.go)
+	rpzStop    context.CancelFunc           // stops watchRPZDates
+	rpzWG      sync.WaitGroup
+	sources    sourceStates // URL sources that are not current
 
 	// note and progress, when set (the check, lists and validate
 	// commands), are told about a list served from its last good copy
@@ -207,7 +209,7 @@ func New(opts Options) (*App, error) {
 		Logger:      a.log,
 		Now:         a.now,
 		Observer:    observer{a.metrics, a.status},
-		Auditor:     status.Tee(a.auditor(cfg), a.status),
+		Auditor:     auditors(policyHits{a.metrics}, a.auditor(cfg), a.status),
 		QueryLogger: queryLoggers(a.qlog, a.tap),
 	})
 	// DoT and DoH are bound first: DDR answers name their ports.
@@ -415,8 +417,58 @@ func (a *App) fetcherFor(dir string) *download.Fetcher {
 		Backoff:  a.opts.DownloadBackoff,
 		Progress: a.progress,
 	})
+	a.fetchersMu.Lock()
 	a.fetchers[dir] = f
+	a.fetchersMu.Unlock()
 	return f
+}
+
+// listSourceStates are the downloaders' counters per URL source, for
+// /metrics at scrape time: summed over the downloaders of every cache
+// directory used since the start (a reload may change lists.cache_dir),
+// with the entries of the one that confirmed the list last.
+func (a *App) listSourceStates() []metrics.ListSourceState {
+	a.fetchersMu.Lock()
+	fs := make([]*download.Fetcher, 0, len(a.fetchers))
+	for _, f := range a.fetchers {
+		fs = append(fs, f)
+	}
+	a.fetchersMu.Unlock()
+	merged := map[string]*download.SourceStats{}
+	for _, f := range fs {
+		for name, s := range f.Stats() {
+			m := merged[name]
+			if m == nil {
+				merged[name] = &s
+				continue
+			}
+			m.Network += s.Network
+			m.NotModified += s.NotModified
+			m.Cache += s.Cache
+			m.Errors += s.Errors
+			m.Rejected += s.Rejected
+			m.Retries += s.Retries
+			if s.LastSuccess.After(m.LastSuccess) {
+				m.LastSuccess, m.Entries = s.LastSuccess, s.Entries
+			}
+		}
+	}
+	out := make([]metrics.ListSourceState, 0, len(merged))
+	for name, s := range merged {
+		j, src, ok := strings.Cut(name, "/") // downloadSource names a source "jurisdiction/source"
+		if !ok {
+			j, src = "", name
+		}
+		out = append(out, metrics.ListSourceState{
+			Jurisdiction: j, Source: src,
+			Downloaded: s.Network, NotModified: s.NotModified, Cache: s.Cache, Errors: s.Errors,
+			Rejected: s.Rejected, Retries: s.Retries, Entries: s.Entries, LastSuccess: s.LastSuccess,
+		})
+	}
+	slices.SortFunc(out, func(x, y metrics.ListSourceState) int {
+		return cmp.Or(strings.Compare(x.Jurisdiction, y.Jurisdiction), strings.Compare(x.Source, y.Source))
+	})
+	return out
 }
 
 // downloadSource describes a URL source of jurisdiction j to the downloader.
@@ -680,6 +732,11 @@ func (a *App) publish(rt, _ *resolver.Runtime) {
 	a.metrics.CacheSource(a.server.Cache().Len, a.server.Cache().Bytes)
 	a.metrics.ServerSource(a.server.InFlight, a.server.TCPConnections)
 	a.metrics.UpstreamSocketSource(upstream.UDPSockets)
+	a.metrics.SetRateLimitState(func() metrics.RateLimitState {
+		st := a.server.RateLimitStats()
+		return metrics.RateLimitState{Clients: st.Tracked, Evicted: st.Evicted}
+	})
+	a.metrics.SetListSourceState(a.listSourceStates)
 }
 
 func flatten(err error) []error {
@@ -869,7 +926,7 @@ func (a *App) observeUpstream(name string, d time.Duration, err error) {
 }
 
 // auditor returns the enforcement-log sink, or nil when the log is off.
-func (a *App) auditor(cfg *config.Config) resolver.Auditor {
+func (a *App) auditor(cfg *config.Config) policy.Auditor {
 	if a.audit == nil {
 		return nil
 	}
@@ -883,7 +940,7 @@ type auditSink struct {
 	m       *metrics.Metrics
 }
 
-func (s *auditSink) PolicyEvent(ev *resolver.PolicyEvent) {
+func (s *auditSink) PolicyEvent(ev *policy.Event) {
 	ok := s.w.Log(audit.Record{
 		Time:         ev.Time,
 		Client:       audit.ClientString(ev.Client, s.privacy, s.salt),
@@ -912,26 +969,24 @@ type observer struct {
 }
 
 func (o observer) Answered(p resolver.Proto, qtype uint16, rcode int) {
-	mp := metrics.ProtoUDP
+	mp, sp := metrics.ProtoUDP, status.UDP
 	switch p {
 	case resolver.TCP:
-		mp = metrics.ProtoTCP
+		mp, sp = metrics.ProtoTCP, status.TCP
 	case resolver.DoT:
-		mp = metrics.ProtoDoT
+		mp, sp = metrics.ProtoDoT, status.DoT
 	case resolver.DoH:
-		mp = metrics.ProtoDoH
+		mp, sp = metrics.ProtoDoH, status.DoH
 	}
 	o.m.QueryAnswered(mp, qtype, rcode)
-	o.st.Answered(p)
+	o.st.Answered(sp)
 }
-func (o observer) CacheHit()                             { o.m.CacheHit() }
-func (o observer) CacheMiss()                            { o.m.CacheMiss() }
-func (o observer) CacheStale()                           { o.m.CacheStale() }
-func (o observer) PolicyHit(j, action, mode string)      { o.m.PolicyHit(j, action, mode) }
-func (o observer) Refused(reason string)                 { o.m.Refused(reason) }
-func (o observer) Dropped(reason string)                 { o.m.Dropped(reason) }
-func (o observer) Overloaded()                           { o.m.Dropped("overload") }
-func (o observer) RateLimited()                          { o.m.RateLimited() }
-func (o observer) Upstream(string, time.Duration, error) {}
+func (o observer) CacheHit()             { o.m.CacheHit() }
+func (o observer) CacheMiss()            { o.m.CacheMiss() }
+func (o observer) CacheStale()           { o.m.CacheStale() }
+func (o observer) Refused(reason string) { o.m.Refused(reason) }
+func (o observer) Dropped(reason string) { o.m.Dropped(reason) }
+func (o observer) Overloaded()           { o.m.Dropped("overload") }
+func (o observer) RateLimited()          { o.m.RateLimited() }
 
 func slogDiscard() *slog.Logger { return slog.New(slog.DiscardHandler) }

@@ -323,29 +323,3 @@ func (a *App) applyDnstap(cfg *config.Config) {
 			"messages", cfg.Dnstap.Messages)
 	}
 }
-
-// queryLoggers returns one QueryLogger that hands every event to each of
-// ls that is not nil, in turn; nil when none is left (no typed nil).
-func queryLoggers(ls ...resolver.QueryLogger) resolver.QueryLogger {
-	var out queryTee
-	for _, l := range ls {
-		if l != nil && !reflect.ValueOf(l).IsNil() {
-			out = append(out, l)
-		}
-	}
-	switch len(out) {
-	case 0:
-		return nil
-	case 1:
-		return out[0]
-	}
-	return out
-}
-
-type queryTee []resolver.QueryLogger
-
-func (t queryTee) Query(ev *resolver.QueryEvent) {
-	for _, l := range t {
-		l.Query(ev)
-	}
-}

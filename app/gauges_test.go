@@ -1,6 +1,7 @@
 package app_test
 
 import (
+	"context"
 	"fmt"
 	"strings"
 	"testing"
@@ -38,5 +39,38 @@ func TestCacheAndServerGauges(t *testing.T) {
 		if code != 200 || !strings.Contains(body, "\n"+name+" ") {
 			t.Errorf("/metrics has no %s", name)
 		}
+	}
+}
+
+// TestRateLimitGauges: the rate limiter's buckets and evictions are read at
+// scrape time; a reload that keeps access.rate_limit keeps the limiter and
+// its buckets, one that changes it starts a new one.
+func TestRateLimitGauges(t *testing.T) {
+	e := newEnv(t, nil)
+	e.config("access: {rate_limit: {qps: 1000, burst: 1000, exempt: []}}\n")
+	a := e.start()
+	if got := e.metric("ratelimit_clients"); got != 0 {
+		t.Errorf("jurisdns_ratelimit_clients = %v before any query, want 0", got)
+	}
+	wantRcode(t, "query", e.query("udp", "n.example", dns.TypeA), dns.RcodeSuccess)
+	if got := e.metric("ratelimit_clients"); got != 1 {
+		t.Errorf("jurisdns_ratelimit_clients = %v after a query from 127.0.0.1, want 1", got)
+	}
+	code, body := e.get("/metrics")
+	if code != 200 || !strings.Contains(body, "\njurisdns_ratelimit_evictions_total 0\n") {
+		t.Errorf("/metrics has no jurisdns_ratelimit_evictions_total 0")
+	}
+	if err := a.Reload(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if got := e.metric("ratelimit_clients"); got != 1 {
+		t.Errorf("jurisdns_ratelimit_clients = %v after a reload that kept the limiter, want 1", got)
+	}
+	e.config("access: {rate_limit: {qps: 500, burst: 1000, exempt: []}}\n")
+	if err := a.Reload(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if got := e.metric("ratelimit_clients"); got != 0 {
+		t.Errorf("jurisdns_ratelimit_clients = %v after a reload with a new rate limit, want 0 (a new limiter)", got)
 	}
 }

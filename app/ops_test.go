@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/miekg/dns"
 
@@ -92,6 +93,32 @@ jurisdictions:
 	wantRcode(t, "reported", e.query("udp", "watched.example", dns.TypeA), dns.RcodeSuccess)
 	wantRcode(t, "forwarded", e.query("tcp", "fwd.example", dns.TypeA), dns.RcodeSuccess)
 	wantRcode(t, "cache hit (fast path)", e.query("udp", "fwd.example", dns.TypeA), dns.RcodeSuccess)
+	// The query log's counters: the lines are written by a goroutine.
+	for deadline := time.Now().Add(5 * time.Second); e.metric("query_log_written_total") < 5 && time.Now().Before(deadline); {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if got := e.metric("query_log_written_total"); got != 5 {
+		t.Errorf("query_log_written_total = %v, want 5", got)
+	}
+	// Every policy hit, enforced (UDP fast path, TCP slow path) or reported,
+	// is counted from its event.
+	for _, c := range []struct {
+		labels []string
+		want   float64
+	}{
+		{[]string{"jurisdiction=acme", "action=nxdomain", "mode=enforce"}, 2},
+		{[]string{"jurisdiction=watch", "action=nxdomain", "mode=report"}, 1},
+	} {
+		if got := e.metric("policy_hits_total", c.labels...); got != c.want {
+			t.Errorf("policy_hits_total%v = %v, want %v", c.labels, got, c.want)
+		}
+	}
+	_, body := e.get("/metrics")
+	for _, line := range []string{"jurisdns_query_log_dropped_total 0", "jurisdns_query_log_failed_total 0"} {
+		if !strings.Contains(body, "\n"+line+"\n") {
+			t.Errorf("/metrics lacks %q", line)
+		}
+	}
 	if err := a.Shutdown(context.Background()); err != nil {
 		t.Fatal(err)
 	}

@@ -36,6 +36,11 @@ func newQueryLogSink(l *audit.QueryLog, privacy string, m *metrics.Metrics, now 
 			Name:      "query_log_written_total",
 			Help:      "Query log lines written.",
 		}, func() float64 { return float64(l.Written()) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Namespace: metrics.Namespace,
+			Name:      "query_log_failed_total",
+			Help:      "Query log lines not written because of a write error (after the first one the log stops writing; the error is logged).",
+		}, func() float64 { return float64(l.Failed()) }),
 	)
 	return s
 }

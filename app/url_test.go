@@ -52,6 +52,19 @@ func TestURLSourceUpdates(t *testing.T) {
 	wantRcode(t, "v1", e.query("udp", "www.v1.example", dns.TypeA), dns.RcodeNameError)
 	wantRcode(t, "deepseek", e.query("udp", "chat.deepseek.com", dns.TypeA), dns.RcodeNameError)
 	req0, notMod0, _ := ls.stats() // 1, or more when the listeners had to be bound again
+	fetches := func() map[string]float64 {
+		out := map[string]float64{}
+		for _, r := range []string{"downloaded", "not_modified", "cache", "error"} {
+			out[r] = e.metric("list_fetches_total", "jurisdiction=remote", "source=r", "result="+r)
+		}
+		out["rejected"] = e.metric("list_fetch_rejected_total", "jurisdiction=remote", "source=r")
+		out["retries"] = e.metric("list_fetch_retries_total", "jurisdiction=remote", "source=r")
+		return out
+	}
+	fetch0 := fetches()
+	if fetch0["downloaded"] < 1 {
+		t.Errorf("list_fetches_total{result=downloaded} = %v after the start, want >= 1", fetch0["downloaded"])
+	}
 
 	// Unchanged: a conditional GET answered 304.
 	if err := a.Refresh(ctx); err != nil {
@@ -96,6 +109,24 @@ func TestURLSourceUpdates(t *testing.T) {
 		if got := e.metric("list_refresh_failures_total", "jurisdiction=remote"); got != failures+1 {
 			t.Errorf("%s: list_refresh_failures_total %v, want %v", tc.name, got, failures+1)
 		}
+	}
+	// The downloader's counters per source: v2 downloaded, one 304, the
+	// shrink and the must_contain miss rejected (the cached copy served),
+	// the 500 retried three times.
+	fetch1 := fetches()
+	for k, want := range map[string]float64{"downloaded": 1, "not_modified": 1, "rejected": 2, "retries": 3} {
+		if got := fetch1[k] - fetch0[k]; got != want {
+			t.Errorf("list fetch counter %s: +%v during the refreshes, want +%v", k, got, want)
+		}
+	}
+	if got := fetch1["cache"] + fetch1["error"] - fetch0["cache"] - fetch0["error"]; got != 3 {
+		t.Errorf("list_fetches_total{result=cache|error}: +%v during the refreshes, want +3", got)
+	}
+	if got := e.metric("list_source_entries", "jurisdiction=remote", "source=r"); got != 10 {
+		t.Errorf("list_source_entries{remote,r} = %v, want 10", got)
+	}
+	if got := e.metric("list_source_last_success_timestamp_seconds", "jurisdiction=remote", "source=r"); got <= 0 {
+		t.Errorf("list_source_last_success_timestamp_seconds{remote,r} = %v", got)
 	}
 	// startup, 304, v2, shrink, must_contain, and the 500 with 3 retries
 	if req, _, _ := ls.stats(); req != req0+1+1+1+1+4 {

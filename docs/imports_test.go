@@ -27,12 +27,22 @@ const apart = -1
 // layers reads the table of architecture.md: package → layer.
 func layers(t *testing.T) map[string]int {
 	t.Helper()
+	out, _ := table(t)
+	return out
+}
+
+// table reads the table of architecture.md: package → layer, and, for a
+// row of one package of the program, the packages its "imports" column
+// names.
+func table(t *testing.T) (map[string]int, map[string][]string) {
+	t.Helper()
 	data, err := os.ReadFile("architecture.md")
 	if err != nil {
 		t.Fatal(err)
 	}
 	pkg := regexp.MustCompile("`([a-z0-9/]+)`")
 	out := map[string]int{}
+	declared := map[string][]string{}
 	in := false
 	for _, line := range strings.Split(string(data), "\n") {
 		if strings.HasPrefix(line, "| package | layer |") {
@@ -55,14 +65,22 @@ func layers(t *testing.T) map[string]int {
 				t.Fatalf("architecture.md: row %q: layer %q is not a number or —", line, l)
 			}
 		}
-		for _, m := range pkg.FindAllStringSubmatch(cells[1], -1) {
+		names := pkg.FindAllStringSubmatch(cells[1], -1)
+		for _, m := range names {
 			out[m[1]] = layer
+		}
+		if len(names) == 1 && layer != apart && len(cells) >= 5 {
+			list := []string{}
+			for _, m := range pkg.FindAllStringSubmatch(cells[4], -1) {
+				list = append(list, m[1])
+			}
+			declared[names[0][1]] = list
 		}
 	}
 	if len(out) == 0 {
 		t.Fatal("architecture.md: no table of packages found")
 	}
-	return out
+	return out, declared
 }
 
 // imports returns, for every package directory of the module (one with Go
@@ -123,7 +141,7 @@ func imports(t *testing.T) map[string][]string {
 // known exceptions), nothing imports app but the CLI, nothing imports the
 // CLI.
 func TestImportRules(t *testing.T) {
-	layer := layers(t)
+	layer, declared := table(t)
 	deps := imports(t)
 	var unplaced []string
 	pkgs := make([]string, 0, len(deps))
@@ -170,6 +188,23 @@ func TestImportRules(t *testing.T) {
 	for p := range layer {
 		if _, ok := deps[p]; !ok {
 			t.Errorf("architecture.md names package %s, which does not exist", p)
+		}
+	}
+	// The "imports" column tells the truth: every module package a row's
+	// package imports, and no other (words in backquotes that name no
+	// package, like a function, are not imports).
+	for p, list := range declared {
+		var named []string
+		for _, d := range list {
+			if _, isPkg := deps[d]; isPkg && d != p && !slices.Contains(named, d) {
+				named = append(named, d)
+			}
+		}
+		actual := slices.Clone(deps[p])
+		slices.Sort(named)
+		slices.Sort(actual)
+		if !slices.Equal(named, actual) {
+			t.Errorf("architecture.md: the imports column of %s names %v, but it imports %v: update the row", p, named, actual)
 		}
 	}
 	if len(unplaced) > 0 {

@@ -158,6 +158,7 @@ type Metrics struct {
 	dropped      *childCache[string, prometheus.Counter]
 	auditDropped prometheus.Counter
 	audit        *auditCollector
+	sources      *sourceCollector
 }
 
 // New returns a Metrics whose metrics, plus the Go runtime and process
@@ -291,6 +292,11 @@ func New() *Metrics {
 	m.audit = newAuditCollector()
 	m.reg.MustRegister(m.audit)
 	for _, n := range auditNames {
+		m.names = append(m.names, Namespace+"_"+n)
+	}
+	m.sources = newSourceCollector()
+	m.reg.MustRegister(m.sources)
+	for _, n := range sourceNames {
 		m.names = append(m.names, Namespace+"_"+n)
 	}
 

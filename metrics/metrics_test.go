@@ -563,6 +563,76 @@ func exercise(m *Metrics) {
 		return AuditState{Checkpoint: &AuditCheckpoint{Head: "h", Time: time.Unix(1, 0)}}
 	})
 	m.SetBuildInfo("v")
+	m.SetRateLimitState(func() RateLimitState { return RateLimitState{Clients: 1} })
+	m.SetListSourceState(func() []ListSourceState {
+		return []ListSourceState{{Jurisdiction: "j", Source: "s", LastSuccess: time.Unix(1, 0)}}
+	})
+}
+
+func TestSourceState(t *testing.T) {
+	t.Parallel()
+	m := New()
+	reg := m.Registry()
+	for _, n := range sourceNames {
+		if c := seriesCount(t, reg, Namespace+"_"+n); c != 0 {
+			t.Fatalf("%s: %d series before the state functions are set", n, c)
+		}
+	}
+	m.SetRateLimitState(func() RateLimitState { return RateLimitState{Clients: 42, Evicted: 7} })
+	at := time.Unix(1700000000, 0)
+	m.SetListSourceState(func() []ListSourceState {
+		return []ListSourceState{
+			{Jurisdiction: "corp", Source: "feed", Downloaded: 3, NotModified: 5, Cache: 2, Errors: 1, Rejected: 2, Retries: 4, Entries: 1000, LastSuccess: at},
+			{Jurisdiction: "corp", Source: "feed", Downloaded: 99}, // a duplicate is skipped
+			{Jurisdiction: "corp", Source: "never", Errors: 1},
+		}
+	})
+	if got := value(t, reg, "jurisdns_ratelimit_clients", nil); got != 42 {
+		t.Errorf("ratelimit_clients = %v, want 42", got)
+	}
+	if got := value(t, reg, "jurisdns_ratelimit_evictions_total", nil); got != 7 {
+		t.Errorf("ratelimit_evictions_total = %v, want 7", got)
+	}
+	feed := map[string]string{"jurisdiction": "corp", "source": "feed"}
+	with := func(k, v string) map[string]string {
+		out := map[string]string{k: v}
+		for k, v := range feed {
+			out[k] = v
+		}
+		return out
+	}
+	for _, c := range []struct {
+		name   string
+		labels map[string]string
+		want   float64
+	}{
+		{"jurisdns_list_fetches_total", with("result", "downloaded"), 3},
+		{"jurisdns_list_fetches_total", with("result", "not_modified"), 5},
+		{"jurisdns_list_fetches_total", with("result", "cache"), 2},
+		{"jurisdns_list_fetches_total", with("result", "error"), 1},
+		{"jurisdns_list_fetch_rejected_total", feed, 2},
+		{"jurisdns_list_fetch_retries_total", feed, 4},
+		{"jurisdns_list_source_entries", feed, 1000},
+		{"jurisdns_list_source_last_success_timestamp_seconds", feed, unixSeconds(at)},
+	} {
+		if got := value(t, reg, c.name, c.labels); got != c.want {
+			t.Errorf("%s%v = %v, want %v", c.name, c.labels, got, c.want)
+		}
+	}
+	if n := seriesCount(t, reg, "jurisdns_list_source_last_success_timestamp_seconds"); n != 1 {
+		t.Errorf("last success series: %d, want 1 (none for a source never confirmed)", n)
+	}
+	if n := seriesCount(t, reg, "jurisdns_list_fetches_total"); n != 8 {
+		t.Errorf("list_fetches_total series: %d, want 8 (4 results of 2 sources)", n)
+	}
+	m.SetRateLimitState(nil)
+	m.SetListSourceState(nil)
+	if c := seriesCount(t, reg, "jurisdns_ratelimit_clients") + seriesCount(t, reg, "jurisdns_list_fetches_total"); c != 0 {
+		t.Errorf("%d series after the state functions were unset", c)
+	}
+	var nilM *Metrics
+	nilM.SetRateLimitState(func() RateLimitState { return RateLimitState{} })
+	nilM.SetListSourceState(nil)
 }
 
 func TestAuditState(t *testing.T) {

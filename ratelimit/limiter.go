@@ -59,11 +59,10 @@ type Options struct {
 	Now func() time.Time
 }
 
-// Stats are a Limiter's counters since New.
+// Stats are a Limiter's state and counters since New (jurisdns_ratelimit_*
+// on /metrics). The queries it limits are counted by the server
+// (jurisdns_rate_limited_total), not here.
 type Stats struct {
-	// Allowed and Limited count the answers of Allow for tracked clients
-	// (exempt clients are not counted).
-	Allowed, Limited uint64
 	// Evicted counts buckets dropped to stay within MaxClients before they
 	// had refilled: a sign of a flood of distinct (likely spoofed) sources.
 	Evicted uint64
@@ -226,8 +225,6 @@ func (l *Limiter) Stats() Stats {
 	for i := range l.shards {
 		s := &l.shards[i]
 		s.mu.Lock()
-		st.Allowed += s.allowed
-		st.Limited += s.limited
 		st.Evicted += s.evicted
 		st.Tracked += s.n
 		s.mu.Unlock()
@@ -287,7 +284,7 @@ type shard struct {
 	ops   uint32
 	maxSl int
 
-	allowed, limited, evicted uint64
+	evicted uint64
 
 	_ [64]byte // keep neighbouring shards' locks off this cache line
 }
@@ -324,11 +321,9 @@ func (s *shard) allow(l *Limiter, k u128, h uint32, t int64) bool {
 	e := &s.ents[i]
 	tat := max(e.tat, t) + l.interval
 	if tat-t > l.window {
-		s.limited++
 		return false
 	}
 	e.tat = tat
-	s.allowed++
 	return true
 }
 

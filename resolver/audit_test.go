@@ -20,10 +20,10 @@ import (
 type copyingAuditor struct {
 	n          int
 	name, rule []byte
-	ev         PolicyEvent
+	ev         policy.Event
 }
 
-func (a *copyingAuditor) PolicyEvent(ev *PolicyEvent) {
+func (a *copyingAuditor) PolicyEvent(ev *policy.Event) {
 	a.n++
 	a.name = append(a.name[:0], ev.Name...)
 	a.rule = append(a.rule[:0], ev.Rule...)

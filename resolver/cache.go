@@ -25,7 +25,6 @@ type Cache struct {
 	bounds  [cacheShards]shardBytes
 	seed    maphash.Seed
 	opts    CacheOptions
-	evicted atomic.Uint64
 	onEvict func()
 }
 
@@ -118,7 +117,6 @@ func NewCache(opts CacheOptions) *Cache {
 		b := &c.bounds[i]
 		s, err := lru.NewWithEvict[cacheKey, *entry](per, func(_ cacheKey, e *entry) {
 			b.bytes.Add(-e.size)
-			c.evicted.Add(1)
 			if c.onEvict != nil {
 				c.onEvict()
 			}

@@ -11,9 +11,10 @@ import (
 
 // fastBlock writes the policy answer for a blocked query straight into
 // bytes, without building a dns.Msg. It must produce exactly what
-// BlockAnswer + finish produce (TestFastBlockMatchesSlowPath checks it), so
-// it emulates miekg/dns name compression: names are compressed only
-// against identical (case-sensitive) suffixes already written. Anything
+// blockAnswer (policy.BlockAnswer and the EDE) + finish produce
+// (TestFastBlockMatchesSlowPath checks it), so it emulates miekg/dns name
+// compression: names are compressed only against identical
+// (case-sensitive) suffixes already written. Anything
 // unusual returns ok=false and the slow path answers.
 func fastBlock(out, pkt []byte, q *question, canon string, v *policy.Verdict, serial uint32) ([]byte, bool) {
 	j := v.Jurisdiction

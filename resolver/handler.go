@@ -63,7 +63,7 @@ type Request struct {
 	Wire []byte
 	// Policy is the policy hit the query log and dnstap report, set by the
 	// chain when the server has a query logger (see QueryEvent.Policy).
-	Policy *PolicyEvent
+	Policy *policy.Event
 
 	// up is the upstreams for Name, once the zone lookup found them (nil:
 	// not looked up yet).

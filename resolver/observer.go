@@ -8,7 +8,10 @@ import (
 )
 
 // Observer receives the events that metrics count. Implementations must be
-// cheap and safe for concurrent use: they run on the hot path.
+// cheap and safe for concurrent use: they run on the hot path. Policy hits
+// are not among them: each is one policy.Event, handed to the Auditor,
+// whoever counts or records it. Upstream tries are reported by the
+// upstream groups themselves (upstream.GroupOptions.Observe).
 type Observer interface {
 	// Answered counts a reply sent with rcode for a query of qtype.
 	Answered(p Proto, qtype uint16, rcode int)
@@ -16,8 +19,6 @@ type Observer interface {
 	CacheHit()
 	CacheMiss()
 	CacheStale()
-	// PolicyHit counts a policy match (mode enforce or report).
-	PolicyHit(jurisdiction, action, mode string)
 	// Refused counts queries refused for reason (acl, malformed).
 	Refused(reason string)
 	// Dropped counts packets not answered for reason.
@@ -26,49 +27,18 @@ type Observer interface {
 	Overloaded()
 	// RateLimited counts queries over their client's rate limit.
 	RateLimited()
-	// Upstream reports one upstream exchange.
-	Upstream(addr string, d time.Duration, err error)
 }
 
 type nopObserver struct{}
 
-func (nopObserver) Answered(Proto, uint16, int)           {}
-func (nopObserver) CacheHit()                             {}
-func (nopObserver) CacheMiss()                            {}
-func (nopObserver) CacheStale()                           {}
-func (nopObserver) PolicyHit(string, string, string)      {}
-func (nopObserver) Refused(string)                        {}
-func (nopObserver) Dropped(string)                        {}
-func (nopObserver) Overloaded()                           {}
-func (nopObserver) RateLimited()                          {}
-func (nopObserver) Upstream(string, time.Duration, error) {}
-
-// PolicyEvent is one policy hit (enforced or report-only), for the
-// enforcement log.
-type PolicyEvent struct {
-	Time         time.Time
-	Client       netip.Addr
-	Name         string
-	Qtype        uint16
-	Jurisdiction *policy.Jurisdiction
-	// Instrument names the instrument that decided (the verdict's, else
-	// the jurisdiction's primary one).
-	Instrument string
-	Rule       string
-	Source     string
-	Line       int
-	Action     string
-	Mode       string
-	PolicyHash string
-}
-
-// Auditor receives policy events. It must not block: the enforcement log
-// queues them and counts drops. ev is valid only during the call: Name and
-// Rule may point into the caller's buffers, so an auditor that keeps them
-// copies them (the other fields are immutable and may be kept).
-type Auditor interface {
-	PolicyEvent(ev *PolicyEvent)
-}
+func (nopObserver) Answered(Proto, uint16, int) {}
+func (nopObserver) CacheHit()                   {}
+func (nopObserver) CacheMiss()                  {}
+func (nopObserver) CacheStale()                 {}
+func (nopObserver) Refused(string)              {}
+func (nopObserver) Dropped(string)              {}
+func (nopObserver) Overloaded()                 {}
+func (nopObserver) RateLimited()                {}
 
 // QueryEvent is one answered query, for the general query log.
 type QueryEvent struct {
@@ -94,8 +64,8 @@ type QueryEvent struct {
 	Dropped bool
 	// Policy is the policy hit that decided the answer (the enforced one
 	// when there is one, else the first report-mode hit), or nil; valid only
-	// during the call, like an Auditor's event.
-	Policy *PolicyEvent
+	// during the call, like a policy.Auditor's event.
+	Policy *policy.Event
 }
 
 // QueryLogger receives every answered query. It must not block, and it

@@ -2,7 +2,6 @@ package resolver
 
 import (
 	"context"
-	"net"
 	"net/netip"
 	"strings"
 	"time"
@@ -48,7 +47,7 @@ func (s *Server) policyMiddleware(rt *Runtime) Middleware {
 			case policy.DecisionBlock:
 				req.Blocked = true
 				s.policyEvent(rt, req, req.Name, &v, v.Jurisdiction, v.Action.String(), "enforce")
-				return BlockAnswer(rt.serial, req.Msg, req.EDNS, &v), nil
+				return blockAnswer(rt.serial, req.Msg, req.EDNS, &v), nil
 			}
 			resp, err := next.Resolve(ctx, req)
 			if err != nil || resp == nil {
@@ -80,7 +79,7 @@ func (s *Server) cnamePolicy(rt *Runtime, req *Request, resp *dns.Msg, now time.
 		case policy.DecisionBlock:
 			req.Blocked = true
 			s.policyEvent(rt, req, target, &cv, cv.Jurisdiction, cv.Action.String(), "enforce")
-			return BlockAnswer(rt.serial, req.Msg, req.EDNS, &cv), nil
+			return blockAnswer(rt.serial, req.Msg, req.EDNS, &cv), nil
 		case policy.DecisionFailClosed:
 			return nil, &EDEError{Code: dns.ExtendedErrorCodeNotReady, Text: string(cv.AppendEDEText(nil))}
 		}
@@ -98,9 +97,9 @@ func (s *Server) reportHits(rt *Runtime, req *Request, name string, v *policy.Ve
 	}
 }
 
-// policyEvent counts a policy hit and hands it to the enforcement log.
+// policyEvent hands a policy hit to the auditor (the enforcement log, the
+// status page, the metrics) and keeps it for the query log.
 func (s *Server) policyEvent(rt *Runtime, req *Request, name string, v *policy.Verdict, j *policy.Jurisdiction, action, mode string) {
-	s.obs.PolicyHit(j.ID, action, mode)
 	if s.audit == nil && s.qlog == nil {
 		return
 	}
@@ -115,12 +114,12 @@ func (s *Server) policyEvent(rt *Runtime, req *Request, name string, v *policy.V
 
 // newPolicyEvent is the event of one policy hit: verdict v of jurisdiction
 // j on name, the rule as the log shows it.
-func newPolicyEvent(rt *Runtime, now time.Time, client netip.Addr, name string, qtype uint16, v *policy.Verdict, j *policy.Jurisdiction, rule, action, mode string) PolicyEvent {
+func newPolicyEvent(rt *Runtime, now time.Time, client netip.Addr, name string, qtype uint16, v *policy.Verdict, j *policy.Jurisdiction, rule, action, mode string) policy.Event {
 	instrument := j.Instrument
 	if v.Instrument != nil {
 		instrument = v.Instrument.Name
 	}
-	return PolicyEvent{
+	return policy.Event{
 		Instrument:   instrument,
 		Time:         now,
 		Client:       client,
@@ -136,70 +135,13 @@ func newPolicyEvent(rt *Runtime, now time.Time, client netip.Addr, name string, 
 	}
 }
 
-// BlockAnswer synthesizes the answer to query q blocked by verdict v:
-// NXDOMAIN or NODATA with the SOA of a synthesized policy zone (minimum =
-// block TTL, so clients cache the block for that long), null (0.0.0.0/::
-// for A/AAAA), sinkhole addresses, REFUSED, or nil for drop. Every type of
-// a blocked name is blocked. Policy answers never carry AD. With EDNS the
-// client gets EDE 16/15 naming jurisdiction, instrument and rule.
-// serial is the SOA serial of the synthesized policy zone; edns says
-// whether the client sent an OPT.
-func BlockAnswer(serial uint32, q *dns.Msg, edns bool, v *policy.Verdict) *dns.Msg {
-	j := v.Jurisdiction
-	qname := strings.ToLower(dns.Fqdn(q.Question[0].Name))
-	qtype := q.Question[0].Qtype
-	m := new(dns.Msg)
-	m.SetReply(q)
-	m.Authoritative = false
-	m.AuthenticatedData = false
-	ttl := uint32(j.TTL.Seconds())
-	soa := func() {
-		apex := v.Rule
-		if apex == "" || !strings.HasSuffix(qname, apex+".") {
-			apex = strings.TrimSuffix(qname, ".")
-		}
-		m.Ns = []dns.RR{&dns.SOA{
-			Hdr:     dns.RR_Header{Name: dns.Fqdn(apex), Rrtype: dns.TypeSOA, Class: dns.ClassINET, Ttl: ttl},
-			Ns:      j.ID + ".policy.jurisdns.",
-			Mbox:    "hostmaster.jurisdns.invalid.",
-			Serial:  serial,
-			Refresh: 3600, Retry: 600, Expire: 86400,
-			Minttl: ttl,
-		}}
-	}
-	addrs := func(ips []net.IP) {
-		for _, ip := range ips {
-			switch {
-			case qtype == dns.TypeA && ip.To4() != nil:
-				m.Answer = append(m.Answer, &dns.A{Hdr: dns.RR_Header{Name: q.Question[0].Name, Rrtype: dns.TypeA, Class: dns.ClassINET, Ttl: ttl}, A: ip.To4()})
-			case qtype == dns.TypeAAAA && ip.To4() == nil:
-				m.Answer = append(m.Answer, &dns.AAAA{Hdr: dns.RR_Header{Name: q.Question[0].Name, Rrtype: dns.TypeAAAA, Class: dns.ClassINET, Ttl: ttl}, AAAA: ip})
-			}
-		}
-		if len(m.Answer) == 0 {
-			soa()
-		}
-	}
-	switch v.Action {
-	case policy.ActionDrop:
-		return nil
-	case policy.ActionRefused:
-		m.Rcode = dns.RcodeRefused
-	case policy.ActionNoData:
-		soa()
-	case policy.ActionNull:
-		addrs([]net.IP{net.IPv4zero.To4(), net.IPv6zero})
-	case policy.ActionIP:
-		ips := make([]net.IP, 0, len(v.Addrs))
-		for _, a := range v.Addrs {
-			ips = append(ips, net.IP(a.AsSlice()))
-		}
-		addrs(ips)
-	default: // nxdomain
-		m.Rcode = dns.RcodeNameError
-		soa()
-	}
-	if edns {
+// blockAnswer is the policy's block answer to q (policy.BlockAnswer) with,
+// when the client sent EDNS, the EDE naming jurisdiction, instrument and
+// rule. serial is the SOA serial of the synthesized policy zone. It returns
+// nil for action drop.
+func blockAnswer(serial uint32, q *dns.Msg, edns bool, v *policy.Verdict) *dns.Msg {
+	m := policy.BlockAnswer(serial, q, v)
+	if m != nil && edns {
 		code, _ := v.EDE()
 		addEDE(m, code, string(v.AppendEDEText(nil)))
 	}

@@ -20,6 +20,7 @@ import (
 
 	"github.com/jurisdns/jurisdns/blocklists"
 	"github.com/jurisdns/jurisdns/policy"
+	"github.com/jurisdns/jurisdns/ratelimit"
 )
 
 const (
@@ -43,7 +44,7 @@ type Server struct {
 	log   *slog.Logger
 	now   func() time.Time
 	obs   Observer
-	audit Auditor
+	audit policy.Auditor
 	qlog  QueryLogger
 
 	notify NotifyFunc // NOTIFY handler (xfr.go)
@@ -77,7 +78,7 @@ type ServerOptions struct {
 	// Observer receives metrics events; nil means none.
 	Observer Observer
 	// Auditor receives policy hits for the enforcement log; nil means none.
-	Auditor Auditor
+	Auditor policy.Auditor
 	// QueryLogger receives every answered query; nil means none.
 	QueryLogger QueryLogger
 }
@@ -111,6 +112,16 @@ func NewServer(opts ServerOptions) *Server {
 
 // Runtime returns the current snapshot.
 func (s *Server) Runtime() *Runtime { return s.rt.Load() }
+
+// RateLimitStats returns the state of the current runtime's rate limiter
+// (the zero Stats when limiting is off or before the first runtime). A
+// reload that changes access.rate_limit starts a new limiter.
+func (s *Server) RateLimitStats() ratelimit.Stats {
+	if rt := s.rt.Load(); rt != nil {
+		return rt.limiter.Stats()
+	}
+	return ratelimit.Stats{}
+}
 
 // Swap installs rt for every query that arrives from now on and returns the
 // previous snapshot, which it retires: queries in flight finish on the one
@@ -309,9 +320,9 @@ type worker struct {
 	out  []byte
 	name []byte
 	// ev and rule are reused for the policy event of every blocked query
-	// on the fast path (see Auditor: the event is valid only during the
+	// on the fast path (see policy.Auditor: the event is valid only during the
 	// call).
-	ev   PolicyEvent
+	ev   policy.Event
 	rule []byte
 	// qev is reused for the query log event of every fast-path answer
 	// (see QueryLogger: the event is valid only during the call).
@@ -496,7 +507,6 @@ func (s *Server) fast(w *worker, rt *Runtime, pkt []byte, addr netip.AddrPort) (
 			return nil, false
 		}
 		w.out = out[:0]
-		s.obs.PolicyHit(v.Jurisdiction.ID, v.Action.String(), "enforce")
 		if s.audit != nil || s.qlog != nil {
 			s.fastPolicyEvent(w, rt, now, client, name, q.qtype, &v)
 		}
@@ -507,7 +517,7 @@ func (s *Server) fast(w *worker, rt *Runtime, pkt []byte, addr netip.AddrPort) (
 			s.qlog.Query(&w.qev)
 			w.qev = QueryEvent{}
 		}
-		w.ev = PolicyEvent{} // keep nothing alive
+		w.ev = policy.Event{} // keep nothing alive
 		return out, true
 	}
 	if rt.special(name, q.qtype) {

@@ -12,7 +12,6 @@ import (
 	"github.com/jurisdns/jurisdns/audit"
 	"github.com/jurisdns/jurisdns/blocklists"
 	"github.com/jurisdns/jurisdns/policy"
-	"github.com/jurisdns/jurisdns/resolver"
 )
 
 // Page is the JSON of GET /api/status.
@@ -391,7 +390,7 @@ func RenderAnswer(pol *policy.Policy, ex *policy.Explanation, qtype uint16) *Ans
 	}
 	q := new(dns.Msg)
 	q.SetQuestion(dns.Fqdn(ex.Canonical), qtype)
-	m := resolver.BlockAnswer(pol.Serial(), q, true, &ex.Verdict)
+	m := policy.BlockAnswer(pol.Serial(), q, &ex.Verdict)
 	if m == nil {
 		return &AnswerText{Rcode: "(no answer)", Note: "action drop: the query is not answered"}
 	}

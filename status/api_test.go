@@ -16,7 +16,6 @@ import (
 	"github.com/jurisdns/jurisdns/admin"
 	"github.com/jurisdns/jurisdns/audit"
 	"github.com/jurisdns/jurisdns/policy"
-	"github.com/jurisdns/jurisdns/resolver"
 )
 
 // get serves one request and returns the recorder.
@@ -401,31 +400,9 @@ func TestRecentRingBounded(t *testing.T) {
 		t.Errorf("seen %d, records %v", seen, names)
 	}
 	st.Record(nil)
-	st.Record(&resolver.PolicyEvent{})
+	st.Record(&policy.Event{})
 	if _, seen := st.recent.latest(); seen != 12 {
 		t.Errorf("empty events were recorded")
-	}
-}
-
-// countingAuditor counts events.
-type countingAuditor struct{ n int }
-
-func (c *countingAuditor) PolicyEvent(*resolver.PolicyEvent) { c.n++ }
-
-func TestTee(t *testing.T) {
-	st, pol, _ := newTestStatus(t, "full")
-	a := &countingAuditor{}
-	var nilStatus *Status
-	if Tee() != nil || Tee(nil, nilStatus) != nil {
-		t.Errorf("Tee of nothing is not nil")
-	}
-	if Tee(nil, st) != resolver.Auditor(st) {
-		t.Errorf("Tee of one auditor should be that auditor")
-	}
-	tee := Tee(a, nil, st)
-	tee.PolicyEvent(hit(pol, "acme-staff", "deepseek.com", "192.0.2.1", testNow))
-	if _, seen := st.recent.latest(); a.n != 1 || seen != 1 {
-		t.Errorf("tee delivered %d and %d events, want 1 and 1", a.n, seen)
 	}
 }
 
@@ -570,7 +547,7 @@ func TestPolicyPage(t *testing.T) {
 
 func TestAPIStatusQueriesPerTransport(t *testing.T) {
 	st, _, _ := newTestStatus(t, "truncate")
-	for p, n := range map[resolver.Proto]int{resolver.UDP: 3, resolver.TCP: 1, resolver.DoT: 2, resolver.DoH: 4} {
+	for p, n := range map[Transport]int{UDP: 3, TCP: 1, DoT: 2, DoH: 4} {
 		for range n {
 			st.Answered(p)
 		}

@@ -18,7 +18,7 @@ import (
 
 	"github.com/jurisdns/jurisdns/audit"
 	"github.com/jurisdns/jurisdns/internal/testtool"
-	"github.com/jurisdns/jurisdns/resolver"
+	"github.com/jurisdns/jurisdns/policy"
 )
 
 // browserProblems collects what the page must not produce: console errors
@@ -143,7 +143,7 @@ func TestBrowser(t *testing.T) {
 		return &audit.State{Writing: false, FailingSince: testNow, Error: "no space left on device", Failed: 3, Signed: true,
 			Checkpoint: &audit.Checkpoint{Count: 41, Head: strings.Repeat("ab", 32), Time: testNow}}
 	}
-	var events []*resolver.PolicyEvent
+	var events []*policy.Event
 	for i := range 14 {
 		events = append(events, hit(pol, "test-mandate", "chat.deepseek.com", fmt.Sprintf("10.20.%d.5", i), testNow.Add(-time.Duration(i*i)*time.Minute)))
 	}
@@ -153,7 +153,7 @@ func TestBrowser(t *testing.T) {
 	for i := range 5 {
 		events = append(events, hit(pol, "acme-staff", "deepseek.com", "192.0.2.44", testNow.Add(-time.Duration(i*7+2)*time.Minute)))
 	}
-	slices.SortFunc(events, func(a, b *resolver.PolicyEvent) int { return a.Time.Compare(b.Time) })
+	slices.SortFunc(events, func(a, b *policy.Event) int { return a.Time.Compare(b.Time) })
 	for _, ev := range events {
 		st.Record(ev)
 	}

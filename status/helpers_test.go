@@ -12,7 +12,6 @@ import (
 	"github.com/jurisdns/jurisdns/config"
 	"github.com/jurisdns/jurisdns/internal/testclock"
 	"github.com/jurisdns/jurisdns/policy"
-	"github.com/jurisdns/jurisdns/resolver"
 )
 
 // testNow is the fixed time of the tests: test-mandate is active,
@@ -44,13 +43,13 @@ func newTestStatus(t testing.TB, privacy string) (*Status, *policy.Policy, *test
 }
 
 // hit is a policy event of jurisdiction id at t.
-func hit(pol *policy.Policy, id, name, client string, t time.Time) *resolver.PolicyEvent {
+func hit(pol *policy.Policy, id, name, client string, t time.Time) *policy.Event {
 	j := pol.Lookup(id)
 	mode := "enforce"
 	if j.Mode == policy.ModeReport {
 		mode = "report"
 	}
-	return &resolver.PolicyEvent{
+	return &policy.Event{
 		Time:         t,
 		Client:       netip.MustParseAddr(client),
 		Name:         name,

@@ -1,9 +1,16 @@
 package status
 
-import (
-	"sync/atomic"
+import "sync/atomic"
 
-	"github.com/jurisdns/jurisdns/resolver"
+// Transport is the client transport a query arrived on.
+type Transport uint8
+
+// The transports counted in Queries.
+const (
+	UDP Transport = iota
+	TCP
+	DoT // DNS over TLS
+	DoH // DNS over HTTPS
 )
 
 // Queries counts the queries answered since this process started, per
@@ -18,15 +25,16 @@ type Queries struct {
 // queryCounters are the live counters behind Queries.
 type queryCounters struct{ udp, tcp, dot, doh atomic.Uint64 }
 
-// Answered counts one query answered over transport p. It is one atomic
-// addition: the resolver's observer calls it for every answer.
-func (s *Status) Answered(p resolver.Proto) {
-	switch p {
-	case resolver.TCP:
+// Answered counts one query answered over transport t (an unknown one
+// counts as UDP). It is one atomic addition: the resolver's observer calls
+// it for every answer.
+func (s *Status) Answered(t Transport) {
+	switch t {
+	case TCP:
 		s.queries.tcp.Add(1)
-	case resolver.DoT:
+	case DoT:
 		s.queries.dot.Add(1)
-	case resolver.DoH:
+	case DoH:
 		s.queries.doh.Add(1)
 	default:
 		s.queries.udp.Add(1)

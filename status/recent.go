@@ -9,7 +9,6 @@ import (
 
 	"github.com/jurisdns/jurisdns/audit"
 	"github.com/jurisdns/jurisdns/policy"
-	"github.com/jurisdns/jurisdns/resolver"
 )
 
 // DefaultRecent is how many enforcement records the page keeps by default.
@@ -77,7 +76,7 @@ func newRecentRing(size int, privacy string, salt []byte) *recentRing {
 
 // add keeps ev (with ev.Jurisdiction set), dated t. It copies what it keeps
 // of ev: the event's strings may point into the caller's buffers.
-func (r *recentRing) add(ev *resolver.PolicyEvent, t time.Time) {
+func (r *recentRing) add(ev *policy.Event, t time.Time) {
 	r.mu.Lock()
 	sl := &r.buf[r.next]
 	sl.t, sl.client, sl.qtype, sl.j, sl.instrument = t, ev.Client, ev.Qtype, ev.Jurisdiction, ev.Instrument

@@ -42,7 +42,6 @@ import (
 
 	"github.com/jurisdns/jurisdns/audit"
 	"github.com/jurisdns/jurisdns/policy"
-	"github.com/jurisdns/jurisdns/resolver"
 )
 
 // Options configure a Status.
@@ -140,7 +139,7 @@ func New(opts Options) *Status {
 // Record feeds one policy hit (enforced or report-only) to the counters and
 // the latest enforcement records. It does not block on I/O: it takes two
 // short locks.
-func (s *Status) Record(ev *resolver.PolicyEvent) {
+func (s *Status) Record(ev *policy.Event) {
 	if ev == nil || ev.Jurisdiction == nil {
 		return
 	}
@@ -152,10 +151,10 @@ func (s *Status) Record(ev *resolver.PolicyEvent) {
 	s.recent.add(ev, t)
 }
 
-// PolicyEvent is Record: it makes *Status a resolver.Auditor.
-func (s *Status) PolicyEvent(ev *resolver.PolicyEvent) { s.Record(ev) }
+// PolicyEvent is Record: it makes *Status a policy.Auditor.
+func (s *Status) PolicyEvent(ev *policy.Event) { s.Record(ev) }
 
-var _ resolver.Auditor = (*Status)(nil)
+var _ policy.Auditor = (*Status)(nil)
 
 // Published tells the page that pol was put in force at time at (after a
 // start, a reload or a list refresh): it dates every jurisdiction's last
@@ -211,38 +210,6 @@ func (s *Status) current(now time.Time) (*policy.Policy, polState) {
 type polState struct {
 	from, at time.Time
 	lists    map[string]listState
-}
-
-// Tee returns an Auditor that hands every event to each non-nil auditor in
-// turn, e.g. Tee(auditSink, status); nil when none is left. Auditors must
-// not keep ev after PolicyEvent returns.
-func Tee(auditors ...resolver.Auditor) resolver.Auditor {
-	var out tee
-	for _, a := range auditors {
-		if a != nil && !isNilStatus(a) {
-			out = append(out, a)
-		}
-	}
-	switch len(out) {
-	case 0:
-		return nil
-	case 1:
-		return out[0]
-	}
-	return out
-}
-
-func isNilStatus(a resolver.Auditor) bool {
-	s, ok := a.(*Status)
-	return ok && s == nil
-}
-
-type tee []resolver.Auditor
-
-func (t tee) PolicyEvent(ev *resolver.PolicyEvent) {
-	for _, a := range t {
-		a.PolicyEvent(ev)
-	}
 }
 
 // clientAddr parses the client parameter: "" is the default set.
