@@ -3,7 +3,7 @@
 //
 // One rule for every such test: where the program is missing, the test is
 // skipped with the package that installs it, unless the environment asks for
-// every tool (CI=true, or JURISDNS_REQUIRE_TOOLS=1, both set by .ci/run), in
+// every tool (CI=true, or REQUIRE_TEST_TOOLS=1, both set by .ci/run), in
 // which case it fails. So a developer's machine with only Go runs the suite,
 // and CI never passes by skipping.
 package testtool
@@ -20,7 +20,7 @@ import (
 // Required reports whether a missing tool fails the test instead of
 // skipping it.
 func Required() bool {
-	return os.Getenv("CI") == "true" || os.Getenv("JURISDNS_REQUIRE_TOOLS") == "1"
+	return os.Getenv("CI") == "true" || os.Getenv("REQUIRE_TEST_TOOLS") == "1"
 }
 
 // sbin holds the places a root-only daemon is installed that a normal

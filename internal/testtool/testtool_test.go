@@ -15,7 +15,7 @@ func TestLookFindsShell(t *testing.T) {
 
 func TestNeedSkipsOrFails(t *testing.T) {
 	t.Setenv("CI", "")
-	t.Setenv("JURISDNS_REQUIRE_TOOLS", "")
+	t.Setenv("REQUIRE_TEST_TOOLS", "")
 	ok := t.Run("missing", func(t *testing.T) {
 		Need(t, "no-such-tool-jurisdns-test", "no-such-package")
 		t.Error("Need returned for a missing tool")
@@ -30,8 +30,8 @@ func TestNeedSkipsOrFails(t *testing.T) {
 	if !found {
 		t.Fatalf("Summary() = %v, want it to name no-such-package", Summary())
 	}
-	t.Setenv("JURISDNS_REQUIRE_TOOLS", "1")
+	t.Setenv("REQUIRE_TEST_TOOLS", "1")
 	if !Required() {
-		t.Fatal("JURISDNS_REQUIRE_TOOLS=1 does not require tools")
+		t.Fatal("REQUIRE_TEST_TOOLS=1 does not require tools")
 	}
 }
