@@ -1,7 +1,6 @@
 package deploy
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -23,6 +22,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 
 	"github.com/jurisdns/jurisdns/config"
+	"github.com/jurisdns/jurisdns/internal/testtool"
 )
 
 // kubeletServiceEnv is what the kubelet injects into every pod of a
@@ -197,7 +197,7 @@ func TestServiceLinkVariables(t *testing.T) {
 		t.Fatalf("jurisdns validate --strict-env refuses service-link variables: %v\n%s", err, out)
 	}
 
-	var stderr syncBuffer // written by exec's copying goroutine, read by the test
+	var stderr testtool.Output // written by exec's copying goroutine, read by the test
 	serve := exec.Command(bin, "serve")
 	serve.Env = env
 	serve.Stdout, serve.Stderr = &stderr, &stderr
@@ -340,22 +340,4 @@ func freeAddr(t *testing.T, network string) string {
 	}
 	t.Fatal("no port free for both UDP and TCP on 127.0.0.1")
 	return ""
-}
-
-// syncBuffer is a bytes.Buffer safe for one writer and concurrent readers.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }

@@ -389,7 +389,7 @@ func (n *testNet) httpGet(ns, url string) (code, body string) {
 type proc struct {
 	name string
 	cmd  *exec.Cmd
-	out  *syncBuffer
+	out  *testtool.Output
 	done chan struct{}
 	err  error
 	once sync.Once
@@ -401,7 +401,7 @@ func (n *testNet) start(ns, name string, args ...string) *proc {
 	n.t.Helper()
 	// ip netns exec execs the command: the process is the program itself.
 	cmd := exec.Command("ip", append([]string{"netns", "exec", ns}, args...)...)
-	p := &proc{name: name, cmd: cmd, out: &syncBuffer{}, done: make(chan struct{})}
+	p := &proc{name: name, cmd: cmd, out: &testtool.Output{}, done: make(chan struct{})}
 	cmd.Stdout, cmd.Stderr = p.out, p.out
 	if err := cmd.Start(); err != nil {
 		n.t.Fatalf("start %s: %v", name, err)
@@ -463,22 +463,4 @@ func writeFile(t testing.TB, path, content string) {
 	if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
 		t.Fatal(err)
 	}
-}
-
-// syncBuffer is a bytes.Buffer safe for a process's output and the test.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
