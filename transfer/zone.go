@@ -143,6 +143,12 @@ func (z *Zone) rrLine(rr dns.RR) []byte {
 	b := z.line[:0]
 	switch r := rr.(type) {
 	case *dns.CNAME:
+		if !plainName(r.Target) {
+			// A target with characters the zone format escapes (a quote,
+			// a space, a backslash...): miekg/dns writes it.
+			b = appendRdataText(b, rr)
+			break
+		}
 		b = strconv.AppendUint(b, uint64(r.Hdr.Ttl), 10)
 		b = append(b, "\tIN\tCNAME\t"...)
 		b = append(b, r.Target...)
@@ -151,15 +157,32 @@ func (z *Zone) rrLine(rr dns.RR) []byte {
 		b = append(b, "\tIN\tA\t"...)
 		b = append(b, r.A.String()...)
 	default:
-		t := rr.String()
-		if i := strings.IndexByte(t, '\t'); i >= 0 {
-			t = t[i+1:]
-		}
-		b = append(b, t...)
+		b = appendRdataText(b, rr)
 	}
 	b = append(b, '\n')
 	z.line = b
 	return b
+}
+
+// appendRdataText appends rr as miekg/dns writes it, without the owner.
+func appendRdataText(b []byte, rr dns.RR) []byte {
+	t := rr.String()
+	if i := strings.IndexByte(t, '\t'); i >= 0 {
+		t = t[i+1:]
+	}
+	return append(b, t...)
+}
+
+// plainName reports a name that the zone format writes as it is: letters,
+// digits, '-', '_', '*' and dots.
+func plainName(s string) bool {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_' || c == '*' || c == '.') {
+			return false
+		}
+	}
+	return true
 }
 
 // sameRecord compares two lines without their TTLs (as dns.IsDuplicate
