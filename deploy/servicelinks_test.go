@@ -11,10 +11,8 @@ import (
 	"os/exec"
 	"path"
 	"path/filepath"
-	"runtime"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -93,39 +91,6 @@ func TestEnableServiceLinksOff(t *testing.T) {
 	}
 }
 
-var (
-	buildOnce sync.Once
-	builtBin  string
-	buildErr  error
-)
-
-// jurisdnsBinary builds cmd/jurisdns once per test binary.
-func jurisdnsBinary(t *testing.T) string {
-	t.Helper()
-	buildOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "jurisdns-deploy-test-")
-		if err != nil {
-			buildErr = err
-			return
-		}
-		goBin, err := exec.LookPath("go")
-		if err != nil {
-			goBin = filepath.Join(runtime.GOROOT(), "bin", "go")
-		}
-		builtBin = filepath.Join(dir, "jurisdns")
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-		defer cancel()
-		out, err := exec.CommandContext(ctx, goBin, "build", "-o", builtBin, "github.com/jurisdns/jurisdns/cmd/jurisdns").CombinedOutput()
-		if err != nil {
-			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
-		}
-	})
-	if buildErr != nil {
-		t.Fatal(buildErr)
-	}
-	return builtBin
-}
-
 // TestServiceLinkVariables: with exactly the variables a kubelet injects for
 // the Services of cluster.yaml (as if enableServiceLinks were left on),
 // `jurisdns serve` starts and answers, `jurisdns health` says ok and
@@ -153,8 +118,8 @@ func TestServiceLinkVariables(t *testing.T) {
 		t.Fatalf("%d jurisdns containers, want 1", len(jcs))
 	}
 	jc := jcs[0]
-	bin := jurisdnsBinary(t)
 	dir := t.TempDir()
+	bin := testtool.BuildJurisdns(t, dir)
 
 	// The list server of the ConfigMap is outside; a loopback one serves the
 	// same list so that nothing leaves the machine.

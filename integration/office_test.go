@@ -78,7 +78,7 @@ const (
 func TestOfficeClientsEndToEnd(t *testing.T) {
 	need(t)
 	dir := t.TempDir()
-	bin := buildJurisdns(t, dir)
+	bin := testtool.BuildJurisdns(t, dir)
 
 	n := newNet(t)
 	srv := n.namespace("srv")
@@ -227,23 +227,6 @@ func need(t *testing.T) {
 	} {
 		testtool.Need(t, b.bin, b.pkg)
 	}
-}
-
-// buildJurisdns builds the jurisdns binary into dir.
-func buildJurisdns(t *testing.T, dir string) string {
-	t.Helper()
-	goBin, err := exec.LookPath("go")
-	if err != nil {
-		goBin = filepath.Join(runtime.GOROOT(), "bin", "go")
-	}
-	bin := filepath.Join(dir, "jurisdns")
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, goBin, "build", "-o", bin, "github.com/jurisdns/jurisdns/cmd/jurisdns")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
-	return bin
 }
 
 // startKnot runs knotd in namespace ns on knotAddr with the zones of
