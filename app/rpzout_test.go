@@ -315,31 +315,10 @@ func TestRPZOutKnotSecondary(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	conf := fmt.Sprintf(`server:
-    rundir: "%[1]s/run"
-    listen: 127.0.0.1@%[2]d
-    udp-workers: 1
-    tcp-workers: 1
-    background-workers: 1
-control:
-    listen: "%[1]s/run/knot.sock"
-database:
-    storage: "%[1]s/db"
-log:
-  - target: stderr
-    any: info
-key:
-  - id: %[3]s
-    algorithm: hmac-sha256
-    secret: %[4]s
-remote:
-  - id: jurisdns
-    address: 127.0.0.1@%[5]d
-    key: %[3]s
-acl:
+	conf := knotConf(dir, kport, outKeyName, outKeySecret, fmt.Sprintf("127.0.0.1@%d", jport)) + fmt.Sprintf(`acl:
   - id: notify
     address: 127.0.0.1
-    key: %[3]s
+    key: %[2]s
     action: notify
 template:
   - id: default
@@ -351,7 +330,7 @@ zone:
   - domain: us-gov.rpz.jurisdns.
     master: jurisdns
     acl: notify
-`, dir, kport, outKeyName, outKeySecret, jport)
+`, dir, outKeyName)
 	cf := filepath.Join(dir, "knot.conf")
 	if err := os.WriteFile(cf, []byte(conf), 0o644); err != nil {
 		t.Fatal(err)

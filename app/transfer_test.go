@@ -104,31 +104,10 @@ func startKnotPrimary(t *testing.T, dir string, port int, notifyAddr string) *kn
 		}
 	}
 	host, nport, _ := net.SplitHostPort(notifyAddr)
-	conf := fmt.Sprintf(`server:
-    rundir: "%[1]s/run"
-    listen: 127.0.0.1@%[2]d
-    udp-workers: 1
-    tcp-workers: 1
-    background-workers: 1
-control:
-    listen: "%[1]s/run/knot.sock"
-database:
-    storage: "%[1]s/db"
-log:
-  - target: stderr
-    any: info
-key:
-  - id: %[3]s
-    algorithm: hmac-sha256
-    secret: %[4]s
-remote:
-  - id: jurisdns
-    address: %[5]s@%[6]s
-    key: %[3]s
-acl:
+	conf := knotConf(dir, port, feedKeyName, feedKeySecret, host+"@"+nport) + fmt.Sprintf(`acl:
   - id: xfr
     address: 127.0.0.0/8
-    key: %[3]s
+    key: %[2]s
     action: transfer
 template:
   - id: default
@@ -142,7 +121,7 @@ zone:
   - domain: rpz.test.
     acl: xfr
     notify: jurisdns
-`, dir, port, feedKeyName, feedKeySecret, host, nport)
+`, dir, feedKeyName)
 	cf := filepath.Join(dir, "knot.conf")
 	if err := os.WriteFile(cf, []byte(conf), 0o644); err != nil {
 		t.Fatal(err)
@@ -166,6 +145,36 @@ zone:
 		}
 		time.Sleep(50 * time.Millisecond) // a poll interval
 	}
+}
+
+// knotConf is the part of a knotd configuration both knot tests share: a
+// server on 127.0.0.1:port with its rundir, control socket and database in
+// dir, logging to stderr, the TSIG key keyName, and jurisdns (at
+// remoteAddr, knot's "IP@port") as the remote "jurisdns" using that key. The
+// caller appends its acl, template and zone sections.
+func knotConf(dir string, port int, keyName, keySecret, remoteAddr string) string {
+	return fmt.Sprintf(`server:
+    rundir: "%[1]s/run"
+    listen: 127.0.0.1@%[2]d
+    udp-workers: 1
+    tcp-workers: 1
+    background-workers: 1
+control:
+    listen: "%[1]s/run/knot.sock"
+database:
+    storage: "%[1]s/db"
+log:
+  - target: stderr
+    any: info
+key:
+  - id: %[3]s
+    algorithm: hmac-sha256
+    secret: %[4]s
+remote:
+  - id: jurisdns
+    address: %[5]s
+    key: %[3]s
+`, dir, port, keyName, keySecret, remoteAddr)
 }
 
 // runKnot starts knotd -c cf in the foreground, listening on port, and
