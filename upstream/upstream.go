@@ -239,11 +239,21 @@ var bufPool = sync.Pool{New: func() any { b := make([]byte, udpBuf); return &b }
 
 // Exchange implements Upstream.
 func (u *server) Exchange(ctx context.Context, m *dns.Msg) (*dns.Msg, error) {
+	return u.exchangeBy(ctx, m, time.Now().Add(u.timeout))
+}
+
+var _ deadlineExchanger = (*server)(nil)
+
+// exchangeBy is Exchange bounded by deadline as well as by ctx (ctx's own
+// deadline, if earlier, wins). No context is derived: the deadline goes on
+// the socket.
+func (u *server) exchangeBy(ctx context.Context, m *dns.Msg, deadline time.Time) (*dns.Msg, error) {
 	if len(m.Question) != 1 {
 		return nil, fmt.Errorf("%s: %w", u.name, ErrBadRequest)
 	}
-	ctx, cancel := withDefaultTimeout(ctx, u.timeout)
-	defer cancel()
+	if dl, ok := ctx.Deadline(); ok && dl.Before(deadline) {
+		deadline = dl
+	}
 	bp := bufPool.Get().(*[]byte)
 	defer bufPool.Put(bp)
 	out, err := appendQuery(make([]byte, 0, 12+256+4+11), m)
@@ -262,14 +272,14 @@ func (u *server) Exchange(ctx context.Context, m *dns.Msg) (*dns.Msg, error) {
 	}
 	var resp *dns.Msg
 	if u.tcpOnly {
-		resp, err = u.exchangeTCP(ctx, q, out)
+		resp, err = u.exchangeTCP(ctx, deadline, q, out)
 	} else {
-		resp, err = u.exchangeUDP(ctx, q, out, *bp)
+		resp, err = u.exchangeUDP(ctx, deadline, q, out, *bp)
 		if err == nil && resp.Truncated {
 			// A truncated reply: ask again over TCP with a new ID (RFC 7766).
 			randomID(out)
 			q.id = binary.BigEndian.Uint16(out)
-			resp, err = u.exchangeTCP(ctx, q, out)
+			resp, err = u.exchangeTCP(ctx, deadline, q, out)
 		}
 	}
 	if err != nil {
@@ -417,8 +427,12 @@ func withDefaultTimeout(ctx context.Context, d time.Duration) (context.Context, 
 
 // watch makes blocked I/O on c return as soon as ctx is done (miekg and the
 // net package honour only deadlines, not cancellation). Call the returned
-// stop when the I/O is over.
+// stop when the I/O is over. A context that cannot be cancelled costs
+// nothing.
 func watch(ctx context.Context, c net.Conn) (stop func() bool) {
+	if ctx.Done() == nil {
+		return func() bool { return true }
+	}
 	return context.AfterFunc(ctx, func() { _ = c.SetDeadline(time.Unix(1, 0)) })
 }
 
@@ -426,12 +440,12 @@ func watch(ctx context.Context, c net.Conn) (stop func() bool) {
 // until a matching reply arrives or ctx is done. A reply with the wrong ID
 // or question is ignored and reading goes on: a spoofed or stale datagram
 // must not kill the real answer that may still come.
-func (u *server) exchangeUDP(ctx context.Context, q sentQuery, wire, buf []byte) (*dns.Msg, error) {
+func (u *server) exchangeUDP(ctx context.Context, deadline time.Time, q sentQuery, wire, buf []byte) (*dns.Msg, error) {
 	pc, err := u.pool.get()
 	if err != nil {
 		return nil, u.ioErr(ctx, "udp dial", err)
 	}
-	resp, clean, err := u.roundTripUDP(ctx, pc.c, q, wire, buf)
+	resp, clean, err := u.roundTripUDP(ctx, deadline, pc.c, q, wire, buf)
 	// Only a socket that just completed a clean exchange goes back: after
 	// an error or a timeout a late reply may still arrive on it.
 	u.pool.put(pc, clean)
@@ -442,8 +456,7 @@ func (u *server) exchangeUDP(ctx context.Context, q sentQuery, wire, buf []byte)
 // done. clean reports that the exchange succeeded and ctx's watch did not
 // fire (it may otherwise still be changing the socket's deadline), so the
 // socket may be reused.
-func (u *server) roundTripUDP(ctx context.Context, c *net.UDPConn, q sentQuery, wire, buf []byte) (resp *dns.Msg, clean bool, err error) {
-	deadline, _ := ctx.Deadline()
+func (u *server) roundTripUDP(ctx context.Context, deadline time.Time, c *net.UDPConn, q sentQuery, wire, buf []byte) (resp *dns.Msg, clean bool, err error) {
 	if err := c.SetDeadline(deadline); err != nil {
 		return nil, false, fmt.Errorf("%s: set deadline: %w", u.name, err)
 	}
@@ -586,14 +599,13 @@ func (p *udpPool) close() {
 // A connection per query is simple and good enough for TC fallback and for
 // tcp:// upstreams with modest load; reusing connections (RFC 7766
 // pipelining) is a later optimisation.
-func (u *server) exchangeTCP(ctx context.Context, q sentQuery, wire []byte) (*dns.Msg, error) {
-	var d net.Dialer
+func (u *server) exchangeTCP(ctx context.Context, deadline time.Time, q sentQuery, wire []byte) (*dns.Msg, error) {
+	d := net.Dialer{Deadline: deadline}
 	c, err := d.DialContext(ctx, "tcp", u.addr)
 	if err != nil {
 		return nil, u.ioErr(ctx, "tcp dial", err)
 	}
 	defer c.Close()
-	deadline, _ := ctx.Deadline()
 	if err := c.SetDeadline(deadline); err != nil {
 		return nil, fmt.Errorf("%s: set deadline: %w", u.name, err)
 	}
@@ -632,7 +644,7 @@ func ioErr(ctx context.Context, name, op string, err error) error {
 	if cerr := ctx.Err(); cerr != nil {
 		return fmt.Errorf("%s: %s: %w", name, op, cerr)
 	}
-	if errors.Is(err, os.ErrDeadlineExceeded) {
+	if ne := net.Error(nil); errors.Is(err, os.ErrDeadlineExceeded) || errors.As(err, &ne) && ne.Timeout() {
 		// The socket deadline is ctx's deadline; its timer may fire just
 		// before ctx's own.
 		return fmt.Errorf("%s: %s: %w", name, op, context.DeadlineExceeded)
