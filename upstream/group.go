@@ -407,9 +407,9 @@ func (g *Group) try(ctx context.Context, mb *member, m *dns.Msg) tryResult {
 	switch {
 	case err == nil:
 		g.result(mb, nil)
-	case expired(ctx):
-		// Cut short by the caller, the overall deadline or a won race:
-		// not the upstream's fault.
+	case expired(ctx) || errors.Is(err, ErrBusy):
+		// Cut short by the caller, the overall deadline or a won race,
+		// or not sent (too many in flight): not the upstream's fault.
 		mb.release()
 	default:
 		g.log.Debug("upstream try failed", "upstream", mb.up.String(), "err", err)

@@ -1,0 +1,7 @@
+//go:build !linux
+
+package upstream
+
+// read reads the socket's replies until it is closed, one per read
+// (recvmmsg is Linux-only), and dispatches them.
+func (s *muxSock) read() { s.readPlain() }
