@@ -1,11 +1,14 @@
 package upstream
 
 import (
+	"context"
 	"errors"
 	"net"
 	"net/netip"
 	"testing"
 	"time"
+
+	"github.com/miekg/dns"
 )
 
 // silentServer returns the address of a UDP socket that reads nothing and
@@ -131,5 +134,32 @@ func TestMuxFromServer(t *testing.T) {
 		if got := s.fromServer(netip.MustParseAddrPort(ap)); got != want {
 			t.Errorf("fromServer(%s) = %v, want %v", ap, got, want)
 		}
+	}
+}
+
+// TestGroupBusyIsNotDown: a server with its most queries in flight turns a
+// query away at once (ErrBusy) and is not marked down for it.
+func TestGroupBusyIsNotDown(t *testing.T) {
+	t.Parallel()
+	u, err := Parse(silentServer(t).String(), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	u.(*server).mux.inflight.Store(muxMaxInflight)
+	g, err := NewGroup([]Upstream{u}, GroupOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer g.Close()
+	m := new(dns.Msg).SetQuestion("busy.example.", dns.TypeA)
+	start := time.Now()
+	if _, err := g.Exchange(context.Background(), m); !errors.Is(err, ErrBusy) {
+		t.Fatalf("err = %v, want ErrBusy", err)
+	}
+	if el := time.Since(start); el > time.Second {
+		t.Errorf("a busy server took %v to turn the query away", el)
+	}
+	if mb := g.ups[0]; mb.fails != 0 {
+		t.Errorf("a busy server was marked down (%d failures)", mb.fails)
 	}
 }
