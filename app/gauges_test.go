@@ -35,7 +35,7 @@ func TestCacheAndServerGauges(t *testing.T) {
 		t.Errorf("jurisdns_upstream_udp_sockets = %v after 5 misses, want ≥ 1", got)
 	}
 	code, body := e.get("/metrics")
-	for _, name := range []string{"jurisdns_queries_inflight", "jurisdns_tcp_connections", "jurisdns_upstream_udp_inflight"} {
+	for _, name := range []string{"jurisdns_queries_inflight", "jurisdns_tcp_connections", "jurisdns_upstream_udp_inflight", "jurisdns_udp_answers_queued"} {
 		if code != 200 || !strings.Contains(body, "\n"+name+" ") {
 			t.Errorf("/metrics has no %s", name)
 		}

@@ -132,6 +132,7 @@ type Metrics struct {
 	serverSource                                       atomic.Pointer[serverSource]
 	socketSource                                       atomic.Pointer[func() (open, idle int64)]
 	upstreamInflight                                   atomic.Pointer[func() int64]
+	answersQueued                                      atomic.Pointer[func() int64]
 
 	upstreamDuration *childCache[string, prometheus.Observer]
 	upstreamErrors   *childCache[upstreamErrKey, prometheus.Counter]
@@ -239,6 +240,14 @@ func New() *Metrics {
 			}
 			return 0
 		}), "upstream_udp_inflight")
+	m.register(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: Namespace, Name: "udp_answers_queued",
+		Help: "Slow-path UDP answers queued to be written in a batch (at most 1024 per listener socket; beyond, a worker writes its own)."},
+		func() float64 {
+			if src := m.answersQueued.Load(); src != nil {
+				return float64((*src)())
+			}
+			return 0
+		}), "udp_answers_queued")
 	m.register(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: Namespace, Name: "cache_bytes",
 		Help: "Memory accounted to the cached answers (bounded by cache.max_bytes)."},
 		func() float64 {
@@ -496,6 +505,15 @@ func (m *Metrics) UpstreamInflightSource(f func() int64) {
 		return
 	}
 	m.upstreamInflight.Store(&f)
+}
+
+// AnswerQueueSource makes jurisdns_udp_answers_queued read f
+// (resolver.QueuedAnswers) at every scrape.
+func (m *Metrics) AnswerQueueSource(f func() int64) {
+	if m == nil {
+		return
+	}
+	m.answersQueued.Store(&f)
 }
 
 // CacheSource makes jurisdns_cache_entries and jurisdns_cache_bytes read

@@ -84,3 +84,33 @@ func BenchmarkGroupUDPParallel(b *testing.B) {
 	b.StopTimer()
 	b.ReportMetric(float64(cpuTime()-cpu0)/float64(b.N), "cpu-ns/op")
 }
+
+// BenchmarkGroupUDPSerial is BenchmarkGroupUDPParallel one query at a time:
+// ns/op is the round trip.
+func BenchmarkGroupUDPSerial(b *testing.B) {
+	addr := startReflector(b)
+	u, err := upstream.Parse(addr, upstream.Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	g, err := upstream.NewGroup([]upstream.Upstream{u}, upstream.GroupOptions{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer g.Close()
+	b.ReportAllocs()
+	cpu0 := cpuTime()
+	n := 0
+	for b.Loop() {
+		n++
+		m := new(dns.Msg)
+		m.SetQuestion("host"+strconv.Itoa(n)+".example.", dns.TypeA)
+		m.SetEdns0(1232, false)
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		if _, err := g.Exchange(ctx, m); err != nil {
+			b.Error(err)
+		}
+		cancel()
+	}
+	b.ReportMetric(float64(cpuTime()-cpu0)/float64(n), "cpu-ns/op")
+}
