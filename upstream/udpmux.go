@@ -41,6 +41,7 @@ type udpMux struct {
 	raddr    netip.AddrPort // the server, unmapped
 	onDrop   func(reason string)
 	inflight atomic.Int64 // queries in flight on every socket of the server
+	sender   muxSender
 
 	mu     sync.Mutex
 	socks  [muxSockets]*muxSock // nil until first used
@@ -380,9 +381,11 @@ func (u *server) exchangeUDP(ctx context.Context, deadline time.Time, q *sentQue
 		}
 		return nil, u.ioErr(ctx, "udp dial", err)
 	}
-	if _, err := s.c.Write(wire); err != nil {
-		s.abandon(p)
-		return nil, u.ioErr(ctx, "udp write", err)
+	if !u.mux.sender.send(s, p, wire) {
+		if _, err := s.c.Write(wire); err != nil {
+			s.abandon(p)
+			return nil, u.ioErr(ctx, "udp write", err)
+		}
 	}
 	t := timerPool.Get().(*time.Timer)
 	t.Reset(time.Until(deadline))

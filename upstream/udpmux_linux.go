@@ -99,3 +99,64 @@ func sockaddrAddrPort(sa *unix.RawSockaddrAny) (netip.AddrPort, bool) {
 	}
 	return netip.AddrPort{}, false
 }
+
+// muxWriteBufs holds what one sendmmsg of a server's sender needs.
+type muxWriteBufs struct {
+	hdr [muxBatch]unix.Mmsghdr
+	iov [muxBatch]unix.Iovec
+}
+
+var muxWritePool = sync.Pool{New: func() any {
+	b := new(muxWriteBufs)
+	for i := range b.hdr {
+		b.hdr[i].Hdr.Iov = &b.iov[i]
+		b.hdr[i].Hdr.SetIovlen(1)
+	}
+	return b
+}}
+
+// writeBatch writes the queries of batch with sendmmsg(2), muxBatch per
+// call. A query the kernel refuses (an ICMP error reported on the socket,
+// say) ends with that error.
+func (s *muxSock) writeBatch(batch []queuedQuery) {
+	rc, err := s.c.SyscallConn()
+	if err != nil {
+		s.writePlain(batch)
+		return
+	}
+	b := muxWritePool.Get().(*muxWriteBufs)
+	defer muxWritePool.Put(b)
+	for len(batch) > 0 {
+		n := min(len(batch), muxBatch)
+		for i := range n {
+			b.iov[i].Base = &batch[i].wire[0]
+			b.iov[i].SetLen(len(batch[i].wire))
+			b.hdr[i].Hdr.Flags = 0
+		}
+		sent := 0
+		err := rc.Write(func(fd uintptr) bool {
+			for sent < n {
+				r, _, e := unix.Syscall6(unix.SYS_SENDMMSG, fd, uintptr(unsafe.Pointer(&b.hdr[sent])), uintptr(n-sent), unix.MSG_DONTWAIT, 0, 0)
+				if e == unix.EAGAIN || e == unix.EWOULDBLOCK {
+					return false // wait until the socket is writable
+				}
+				if e != 0 {
+					s.failWrite(batch[sent].p, e)
+					sent++
+					continue
+				}
+				sent += int(r)
+			}
+			return true
+		})
+		for i := range n {
+			b.iov[i].Base = nil // keep no query alive
+		}
+		if err != nil { // closed: the queries not written fail
+			for _, q := range batch[sent:n] {
+				s.failWrite(q.p, err)
+			}
+		}
+		batch = batch[n:]
+	}
+}
