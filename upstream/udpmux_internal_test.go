@@ -163,3 +163,45 @@ func TestGroupBusyIsNotDown(t *testing.T) {
 		t.Errorf("a busy server was marked down (%d failures)", mb.fails)
 	}
 }
+
+// TestMuxSenderBound: at most maxQueuedQueries wait in a server's sender;
+// the caller of one more writes its own.
+func TestMuxSenderBound(t *testing.T) {
+	t.Parallel()
+	var w muxSender
+	w.running = true // no goroutine starts: nothing is written
+	for i := range maxQueuedQueries {
+		if !w.send(nil, nil, nil) {
+			t.Fatalf("query %d not queued", i)
+		}
+	}
+	if w.send(nil, nil, nil) {
+		t.Fatalf("%d queries queued, the bound is %d", len(w.q), maxQueuedQueries)
+	}
+}
+
+// TestMuxWriteFails: a query whose datagram cannot be written ends at once
+// with the error, not at its deadline.
+func TestMuxWriteFails(t *testing.T) {
+	t.Parallel()
+	m := &udpMux{raddr: silentServer(t)}
+	q, wire := testQuery()
+	s, p, err := m.start(q, wire)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = s.c.Close()
+	s.writeBatch([]queuedQuery{{s: s, p: p, wire: wire}})
+	select {
+	case r := <-p.done:
+		if !errors.Is(r.err, net.ErrClosed) {
+			t.Fatalf("err = %v, want net.ErrClosed", r.err)
+		}
+	default:
+		t.Fatal("the query did not end")
+	}
+	if n := m.inflight.Load(); n != 0 {
+		t.Errorf("%d in flight after the failed write", n)
+	}
+	m.close()
+}
