@@ -3,11 +3,8 @@ package policy
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
-	"hash"
 	"io"
 	"log/slog"
 	"net/netip"
@@ -27,10 +24,14 @@ type BuildOptions struct {
 	// usually the configuration file's directory. Empty means the current
 	// directory.
 	BaseDir string
-	// Fetch returns the bytes of a URL source (the downloader: conditional
-	// GET, on-disk last good copy, size cap). Nil makes every URL source
-	// fail with "url sources need the downloader".
-	Fetch func(ctx context.Context, jurisdiction string, src config.Source) ([]byte, error)
+	// Fetch gets the body of a URL source (the downloader: conditional
+	// GET, on-disk last good copy, size cap) and hands it to accept, which
+	// parses it and checks its guards (blocklists.Load), once per body: a
+	// body accept refuses is not used (the downloader then offers its last
+	// good copy, if any). A nil error means the last call of accept
+	// returned no error; its list is the source's. Nil makes every URL
+	// source fail with "url sources need the downloader".
+	Fetch func(ctx context.Context, jurisdiction string, src config.Source, accept func(body []byte, baseline int) (entries int, err error)) error
 	// Transfer returns the zone file of a transfer source (an RPZ zone
 	// pulled from its primaries, or its cached copy), read as it is parsed
 	// and then closed, and the state of the transfer for
@@ -705,57 +706,116 @@ func (b *builder) loadSource(js *jspec, si int, s *sspec) {
 // contributes no rules and its guards are not applied.
 var ErrNotChecked = errors.New("source not checked")
 
-// parseSource reads and parses one source, then checks its guards.
+// loadList is blocklists.Load; a test counts the parses through it.
+var loadList = blocklists.Load
+
+// guards are the guards of a source, as configured. An inline or shipped
+// list may be empty.
+func (s *sspec) guards() blocklists.Guards {
+	return blocklists.Guards{
+		SHA256:      s.cfg.SHA256,
+		AllowEmpty:  s.cfg.AllowEmpty || s.kind == srcText,
+		MinEntries:  s.cfg.MinEntries,
+		MaxShrink:   s.cfg.MaxShrink,
+		MustContain: s.cfg.MustContain,
+	}
+}
+
+// parseSource loads one source through the list loader (blocklists.Load:
+// one parse, every guard checked once) and adds its rules.
 func (b *builder) parseSource(js *jspec, si int, s *sspec) error {
-	var r io.Reader
-	var h hash.Hash = sha256.New()
+	l, err := b.loadRules(js, s)
+	if l != nil {
+		s.info.Bad = l.Stats.Bad
+		s.info.Skipped += l.Stats.Skipped
+		s.info.Errors = s.lineErrors(l.Stats.Errors)
+		s.info.Hash = l.SHA256
+	}
+	if l != nil {
+		// The rules of a local source that failed are indexed too, and
+		// killed by loadSource: Explain shows them as "failed".
+		b.addRules(js, si, s, l.Rules)
+	}
+	if err != nil {
+		var rej *blocklists.RejectedError
+		if errors.As(err, &rej) {
+			return withLineErrors(err, s.info.Errors)
+		}
+		return err
+	}
+	if s.info.Bad > 0 {
+		b.log.Warn("list source has bad lines", "jurisdiction", js.j.ID, "source", s.info.Name,
+			"bad", s.info.Bad, "first", s.info.Errors[0].Error())
+	}
+	return nil
+}
+
+// loadRules reads a source and has the list loader parse and guard it. A
+// nil Loaded with a nil error is a URL source deliberately not read
+// (ErrNotChecked). A local source's Loaded comes with its error, if it was
+// read; a URL source's only when it was accepted.
+func (b *builder) loadRules(js *jspec, s *sspec) (*blocklists.Loaded, error) {
+	g := s.guards()
+	// The baseline of max_shrink: the entries of the source in the policy
+	// being replaced; a URL source's downloader knows its last good copy
+	// better (also across restarts), and that takes precedence.
+	baseline := blocklists.NoBaseline
+	if prev := b.previousSource(js.j.ID, &s.info); prev != nil {
+		baseline = prev.Entries
+	}
 	switch s.kind {
 	case srcText:
-		r = bytes.NewReader(s.text)
+		return loadList(bytes.NewReader(s.text), s.opts, g, baseline)
 	case srcPath:
 		data, err := readLocal(b.ctx, s.info.Origin, b.localTimeout)
 		if err != nil {
-			return err
+			return nil, err
 		}
-		r = bytes.NewReader(data)
-	case srcURL:
-		if b.opts.Fetch == nil {
-			return errors.New("url sources need the downloader")
-		}
-		data, err := b.opts.Fetch(b.ctx, js.j.ID, s.cfg)
-		if errors.Is(err, ErrNotChecked) {
-			return nil // no rules, no guards: nothing was read
-		}
-		if err != nil {
-			return err
-		}
-		r = bytes.NewReader(data)
+		return loadList(bytes.NewReader(data), s.opts, g, baseline)
 	case srcTransfer:
 		if b.opts.Transfer == nil {
-			return errors.New("transfer sources need the zone transfer client")
+			return nil, errors.New("transfer sources need the zone transfer client")
 		}
 		rc, st, err := b.opts.Transfer(b.ctx, js.j.ID, s.cfg)
 		s.info.Transfer = st
 		if err != nil {
-			return err
+			return nil, err
 		}
 		defer rc.Close()
-		r = rc
+		return loadList(rc, s.opts, g, baseline)
 	}
-	r = io.TeeReader(r, h)
-
-	must := make([]string, 0, len(s.cfg.MustContain))
-	for _, m := range s.cfg.MustContain {
-		c, err := blocklists.Canonical(m)
-		if err != nil {
-			return fmt.Errorf("must_contain %q: %v", m, err)
+	if b.opts.Fetch == nil {
+		return nil, errors.New("url sources need the downloader")
+	}
+	var last *blocklists.Loaded
+	err := b.opts.Fetch(b.ctx, js.j.ID, s.cfg, func(body []byte, copyBaseline int) (int, error) {
+		if copyBaseline < 0 {
+			copyBaseline = baseline
 		}
-		must = append(must, c)
+		l, err := loadList(bytes.NewReader(body), s.opts, g, copyBaseline)
+		last = l
+		if err != nil {
+			return 0, err
+		}
+		return l.Stats.Rules, nil
+	})
+	if errors.Is(err, ErrNotChecked) {
+		return nil, nil
 	}
-	found := make([]bool, len(must))
+	if err != nil {
+		// The downloader's error names the URL and the guard or the
+		// first bad line; no body of the source is used.
+		return nil, err
+	}
+	return last, nil
+}
+
+// addRules adds the rules of a loaded source to the index, with the
+// per-entry actions and line numbers of a shipped source.
+func (b *builder) addRules(js *jspec, si int, s *sspec, rs *blocklists.Rules) {
 	jur := uint16(js.j.idx)
 	n := 0
-	stats, err := blocklists.Parse(r, s.opts, func(rule blocklists.Rule) {
+	rs.Each(func(rule blocklists.Rule) {
 		act := rule.Action
 		line := rule.Line
 		if k := line - 1; k >= 0 && k < len(s.actions) && s.actions[k] != actionNone {
@@ -777,48 +837,8 @@ func (b *builder) parseSource(js *jspec, si int, s *sspec) error {
 		}
 		s.acc.add(b.ruleDigest(rule.Name, rule.Kind, act, addrs))
 		n++
-		for i, m := range must {
-			if !found[i] && act != blocklists.Allow && covers(rule.Name, rule.Kind, m) {
-				found[i] = true
-			}
-		}
 	})
 	s.info.Entries = n
-	s.info.Bad = stats.Bad
-	s.info.Skipped += stats.Skipped
-	s.info.Errors = s.lineErrors(stats.Errors)
-	s.info.Hash = hex.EncodeToString(h.Sum(nil))
-	if err != nil {
-		return withLineErrors(err, s.info.Errors)
-	}
-	if s.info.Bad > 0 {
-		b.log.Warn("list source has bad lines", "jurisdiction", js.j.ID, "source", s.info.Name,
-			"bad", s.info.Bad, "first", s.info.Errors[0].Error())
-	}
-	if pin := strings.ToLower(strings.TrimSpace(s.cfg.SHA256)); pin != "" && pin != s.info.Hash {
-		return fmt.Errorf("sha256 %s does not match the pinned %s", s.info.Hash, pin)
-	}
-	if n == 0 && s.kind != srcText && !s.cfg.AllowEmpty {
-		// A list file truncated to 0 bytes (or a download of an empty
-		// body) would silently stop the jurisdiction's blocking.
-		return errors.New("no entries (an empty list is rejected unless the source sets allow_empty: true)")
-	}
-	if s.cfg.MinEntries > 0 && n < s.cfg.MinEntries {
-		return fmt.Errorf("%d entries, fewer than min_entries %d", n, s.cfg.MinEntries)
-	}
-	if s.cfg.MaxShrink > 0 && s.cfg.MaxShrink < 1 {
-		if prev := b.previousSource(js.j.ID, &s.info); prev != nil && prev.Entries > 0 {
-			if float64(n) < float64(prev.Entries)*(1-s.cfg.MaxShrink) {
-				return fmt.Errorf("%d entries, shrunk from %d by more than max_shrink %g", n, prev.Entries, s.cfg.MaxShrink)
-			}
-		}
-	}
-	for i, m := range must {
-		if !found[i] {
-			return fmt.Errorf("must_contain %s: not blocked by this source", m)
-		}
-	}
-	return nil
 }
 
 // lineErrors keeps the first bad lines, with shipped line numbers mapped to
@@ -862,18 +882,6 @@ func withLineErrors(err error, lines []blocklists.LineError) error {
 		sb.WriteString(l.Error())
 	}
 	return fmt.Errorf("%w (%s)", err, sb.String())
-}
-
-// covers reports whether a block rule (name, kind) covers the canonical
-// name q.
-func covers(name string, kind blocklists.Kind, q string) bool {
-	switch kind {
-	case blocklists.Exact:
-		return q == name
-	case blocklists.Below:
-		return len(q) > len(name) && strings.HasSuffix(q, name) && q[len(q)-len(name)-1] == '.'
-	}
-	return q == name || (len(q) > len(name) && strings.HasSuffix(q, name) && q[len(q)-len(name)-1] == '.')
 }
 
 // previousSource finds the source with the same name and origin in the
