@@ -236,6 +236,35 @@ func TestNotModifiedCachedCopyFailsGuards(t *testing.T) {
 	}
 }
 
+// TestUnchangedBodyCheckedOnce: a server without validators sends the
+// cached body again, and a guard added since refuses it; the cached copy,
+// the same bytes, is not checked a second time.
+func TestUnchangedBodyCheckedOnce(t *testing.T) {
+	srv := newListServer(t, true, makeList(10, false))
+	h := newHarness(t, t.TempDir(), srv.ts.Client())
+	src := Source{Name: "core", URL: srv.ts.URL}
+	ctx := context.Background()
+	if _, err := h.Fetch(ctx, src, parseLines); err != nil {
+		t.Fatal(err)
+	}
+	calls := 0
+	guard := guarded(blocklists.Guards{MustContain: []string{"deepseek.com"}})
+	_, err := h.Fetch(ctx, src, func(body []byte, baseline int) (int, error) {
+		calls++
+		return guard(body, baseline)
+	})
+	var rej *RejectedError
+	if !errors.As(err, &rej) || !strings.Contains(rej.Reason, "must_contain deepseek.com") {
+		t.Fatalf("err = %v, want the rejection of the update", err)
+	}
+	if calls != 1 {
+		t.Errorf("Accept called %d times on one body, want 1", calls)
+	}
+	if st := h.Stats()["core"]; st.Rejected != 1 || st.Errors != 1 {
+		t.Errorf("Stats = %+v", st)
+	}
+}
+
 // TestAcceptLastCallIsResultBody checks the documented contract that lets
 // callers keep their parsed list from the closure.
 func TestAcceptLastCallIsResultBody(t *testing.T) {

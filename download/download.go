@@ -472,7 +472,11 @@ func (f *Fetcher) Fetch(ctx context.Context, src Source, accept Accept) (Result,
 	}
 	var rej *RejectedError
 	rejected := errors.As(ferr, &rej)
-	if prev != nil && res.From != FromNotModified {
+	// The cached copy is checked again unless it was just checked: after
+	// a 304, or when the refused body is the cached one (a server without
+	// validators; accept refuses it for a reason other than max_shrink,
+	// which it cannot fail against its own entry count).
+	if prev != nil && res.From != FromNotModified && !(rejected && res.SHA256 == prev.meta.SHA256) {
 		res, cerr := f.useCached(src, u, prev, accept)
 		if cerr == nil {
 			res.Stale, res.Err = true, ferr
@@ -502,8 +506,9 @@ func (f *Fetcher) Fetch(ctx context.Context, src Source, accept Accept) (Result,
 }
 
 // update downloads and checks one body. On a failure after a 304 it returns
-// a Result whose From is FromNotModified, so that Fetch does not check the
-// same cached copy twice.
+// a Result whose From is FromNotModified, and on a rejection one with the
+// SHA256 of the refused body, so that Fetch does not check the same cached
+// copy twice.
 func (f *Fetcher) update(ctx context.Context, src Source, u *url.URL, key string, prev *cached,
 	baseline int, accept Accept, log *slog.Logger) (Result, error) {
 	resp, err := f.download(ctx, src, u, prev, log)
@@ -537,7 +542,7 @@ func (f *Fetcher) update(ctx context.Context, src Source, u *url.URL, key string
 	entries, err := checkBody(src, u, resp.body, accept, baseline)
 	if err != nil {
 		log.Warn("list update rejected; keeping the previous copy", "err", err, "sha256", sum)
-		return Result{}, err
+		return Result{SHA256: sum}, err
 	}
 	m := meta{
 		Version:      metaVersion,

@@ -40,7 +40,8 @@ type BuildOptions struct {
 	Transfer func(ctx context.Context, jurisdiction string, src config.Source) (io.ReadCloser, *TransferState, error)
 	// Previous is the policy being replaced. A source that fails under
 	// on_load_failure last_known_good keeps its rules from Previous, and
-	// the max_shrink guard compares against it.
+	// the max_shrink guard compares against it (a URL source: when its
+	// downloader knows no last good copy).
 	Previous *Policy
 	// Logger receives load warnings and failures; nil discards them.
 	Logger *slog.Logger
@@ -172,7 +173,8 @@ func (b *builder) errorf(format string, args ...any) {
 // Bad lines do not fail the build: they are logged and kept in
 // SourceInfo.Bad and SourceInfo.Errors. A source that cannot be read,
 // that the parser rejects (too many bad lines) or that fails a guard
-// (sha256, min_entries, max_shrink, must_contain) is handled by its
+// (sha256, allow_empty, min_entries, max_shrink, must_contain: checked by
+// the list loader, blocklists.Load, once per body) is handled by its
 // jurisdiction's on_load_failure.
 func Build(ctx context.Context, cfg *config.Config, opts BuildOptions) (*Policy, error) {
 	if cfg == nil {
