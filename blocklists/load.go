@@ -3,7 +3,6 @@ package blocklists
 import (
 	"crypto/sha256"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"io"
 	"net/netip"
@@ -94,9 +93,6 @@ func Load(r io.Reader, opts ParseOptions, g Guards, baseline int) (*Loaded, erro
 		}
 	})
 	l := &Loaded{Rules: rs, Stats: stats, SHA256: hex.EncodeToString(h.Sum(nil))}
-	if err == nil && rs.err != nil {
-		err = fmt.Errorf("%s: %w", opts.Source, rs.err)
-	}
 	if err != nil {
 		return l, err
 	}
@@ -136,42 +132,60 @@ func Covers(name string, kind Kind, q string) bool {
 	return q == name || below
 }
 
-// Rules holds parsed rules compactly: their names in one buffer, 12 bytes
-// of the rest per rule, the addresses of local-data rules on the side.
+// Rules holds parsed rules compactly: 12 bytes per rule and the names'
+// bytes, in chunks of chunkRules rules, so that a list of millions of
+// rules is not copied as it grows; the addresses of local-data rules are
+// kept on the side.
 type Rules struct {
+	chunks []ruleChunk
+	n      int
+	addrs  map[int][]netip.Addr // by rule index
+}
+
+// chunkRules is the number of rules of a full chunk.
+const chunkRules = 1 << 13
+
+// ruleChunk holds up to chunkRules rules and their names.
+type ruleChunk struct {
 	names []byte
 	rules []packedRule
-	addrs map[int][]netip.Addr // by rule index
-	err   error                // the names outgrew the offsets
 }
 
 type packedRule struct {
-	off    uint32 // of the name in names
+	off    uint32 // of the name in the chunk's names
 	line   uint32
 	n      uint8 // the name's length (at most 253)
 	kind   Kind
 	action Action
 }
 
-// maxNames bounds the names buffer so that offsets fit a uint32.
-const maxNames = 1<<32 - 1
-
 func (rs *Rules) add(r Rule) {
-	if rs.err != nil {
-		return
+	k := len(rs.chunks) - 1
+	if k < 0 || len(rs.chunks[k].rules) == chunkRules {
+		// The first chunk grows as needed (a short list takes little);
+		// the next ones are sized at once, their names as the first's
+		// and an eighth more.
+		var c ruleChunk
+		if k >= 0 {
+			first := len(rs.chunks[0].names)
+			c = ruleChunk{names: make([]byte, 0, first+first/8), rules: make([]packedRule, 0, chunkRules)}
+		}
+		rs.chunks = append(rs.chunks, c)
+		k++
 	}
-	if len(rs.names)+len(r.Name) > maxNames || len(r.Name) > 255 || r.Line < 0 || int64(r.Line) > 1<<32-1 {
-		rs.err = errors.New("list too large to hold")
-		return
-	}
+	c := &rs.chunks[k]
 	if len(r.Addrs) > 0 {
 		if rs.addrs == nil {
 			rs.addrs = map[int][]netip.Addr{}
 		}
-		rs.addrs[len(rs.rules)] = r.Addrs
+		rs.addrs[rs.n] = r.Addrs
 	}
-	rs.rules = append(rs.rules, packedRule{off: uint32(len(rs.names)), line: uint32(r.Line), n: uint8(len(r.Name)), kind: r.Kind, action: r.Action})
-	rs.names = append(rs.names, r.Name...)
+	// A canonical name has at most 253 bytes, and a chunk's names fit a
+	// uint32 by far; a line number beyond it is clamped.
+	line := uint32(min(max(r.Line, 0), 1<<32-1))
+	c.rules = append(c.rules, packedRule{off: uint32(len(c.names)), line: line, n: uint8(min(len(r.Name), 255)), kind: r.Kind, action: r.Action})
+	c.names = append(c.names, r.Name...)
+	rs.n++
 }
 
 // Len is the number of rules.
@@ -179,7 +193,7 @@ func (rs *Rules) Len() int {
 	if rs == nil {
 		return 0
 	}
-	return len(rs.rules)
+	return rs.n
 }
 
 // Each calls fn for every rule, in source order. As with Parse, Rule.Name
@@ -188,8 +202,12 @@ func (rs *Rules) Each(fn func(Rule)) {
 	if rs == nil {
 		return
 	}
-	for i, p := range rs.rules {
-		name := rs.names[p.off : p.off+uint32(p.n)]
-		fn(Rule{Name: tmpString(name), Kind: p.kind, Action: p.action, Addrs: rs.addrs[i], Line: int(p.line)})
+	i := 0
+	for _, c := range rs.chunks {
+		for _, p := range c.rules {
+			name := c.names[p.off : p.off+uint32(p.n)]
+			fn(Rule{Name: tmpString(name), Kind: p.kind, Action: p.action, Addrs: rs.addrs[i], Line: int(p.line)})
+			i++
+		}
 	}
 }

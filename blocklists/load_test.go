@@ -186,6 +186,35 @@ func TestRulesAddrsKept(t *testing.T) {
 	}
 }
 
+// TestRulesChunks: rules spread over several chunks come back in order,
+// each with its name, line and addresses.
+func TestRulesChunks(t *testing.T) {
+	var rs Rules
+	n := 2*chunkRules + 5
+	at := chunkRules + 3
+	a := []netip.Addr{netip.MustParseAddr("2001:db8::1")}
+	for i := range n {
+		r := Rule{Name: fmt.Sprintf("n%d.example", i), Kind: Kind(i % 3), Line: i + 1}
+		if i == at {
+			r.Action, r.Addrs = LocalData, a
+		}
+		rs.add(r)
+	}
+	if rs.Len() != n || len(rs.chunks) != 3 {
+		t.Fatalf("Len %d in %d chunks", rs.Len(), len(rs.chunks))
+	}
+	i := 0
+	rs.Each(func(r Rule) {
+		if r.Name != fmt.Sprintf("n%d.example", i) || r.Kind != Kind(i%3) || r.Line != i+1 || (i == at) != (r.Addrs != nil) {
+			t.Fatalf("rule %d: %+v", i, r)
+		}
+		i++
+	})
+	if i != n {
+		t.Fatalf("Each gave %d rules", i)
+	}
+}
+
 // FuzzLoad: whatever the input, Load keeps the rules Parse gives, and a
 // list it accepts passes every guard it was given.
 func FuzzLoad(f *testing.F) {
