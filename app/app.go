@@ -89,7 +89,8 @@ type App struct {
 	boot       *config.Config               // the configuration New started with
 	fetchers   map[string]*download.Fetcher // by lists.cache_dir; written under reloadMu and fetchersMu
 	fetchersMu sync.Mutex                   // lets a scrape read fetchers without waiting for a reload
-	checked    map[string]time.Time         // URL source → last confirmed by its server
+	checked    map[string]time.Time         // URL source → last confirmed by its server; under listMu
+	listMu     sync.Mutex                   // the bookkeeping of URL sources fetched in parallel: checked, notes
 	refresh    refreshState                 // the periodic refresh of URL sources
 	feeds      feeds                        // RPZ sources pulled by zone transfer (transfer.go)
 	rpzOut     *rpzout.Server               // jurisdictions served as RPZ zones (transfer.go)
@@ -222,7 +223,7 @@ func New(opts Options) (*App, error) {
 		a.closeAudit()
 		return nil, err
 	}
-	a.refresh.immediate = st.pending
+	a.refresh.immediate = st.pending.Load()
 	a.server.Swap(rt)
 	a.server.SetNotify(a.notify)
 	a.rpzOut = rpzout.New(a.log, a.now)
@@ -352,7 +353,7 @@ func baseDir(cfg *config.Config) string {
 // (last_known_good keeps the previous rules). Either way the failure is
 // logged and counted. During a periodic refresh a source whose own refresh
 // period has not come yet is taken from the cache without a request. fetch
-// runs inside policy.Build, under reloadMu.
+// runs inside policy.Build, under reloadMu, for several sources at once.
 func (a *App) fetch(cfg *config.Config) func(ctx context.Context, j string, src config.Source, accept func([]byte, int) (int, error)) error {
 	f := a.fetcherFor(cfg.Lists.CacheDir)
 	return func(ctx context.Context, j string, src config.Source, accept func([]byte, int) (int, error)) error {
@@ -369,7 +370,10 @@ func (a *App) fetch(cfg *config.Config) func(ctx context.Context, j string, src 
 			return acceptCopy(body, err, accept)
 		}
 		run := refreshRunOf(ctx)
-		if run != nil && !run.due(a.checked[key], sourcePeriod(cfg, src)) {
+		a.listMu.Lock()
+		last := a.checked[key]
+		a.listMu.Unlock()
+		if run != nil && !run.due(last, sourcePeriod(cfg, src)) {
 			if res, ok := f.Cached(ds); ok {
 				return acceptCopy(res.Body, nil, accept)
 			}
@@ -397,7 +401,9 @@ func (a *App) fetch(cfg *config.Config) func(ctx context.Context, j string, src 
 			a.notef("list %s: using the last good copy from %s (update failed: %v)", ds.Name, when, res.Err)
 			return nil
 		}
+		a.listMu.Lock()
 		a.checked[key] = a.now()
+		a.listMu.Unlock()
 		a.sources.current(ds.Name)
 		a.metrics.ListRefreshed(j, a.now())
 		return nil

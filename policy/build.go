@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/jurisdns/jurisdns/blocklists"
@@ -29,8 +30,10 @@ type BuildOptions struct {
 	// parses it and checks its guards (blocklists.Load), once per body: a
 	// body accept refuses is not used (the downloader then offers its last
 	// good copy, if any). A nil error means the last call of accept
-	// returned no error; its list is the source's. Nil makes every URL
-	// source fail with "url sources need the downloader".
+	// returned no error; its list is the source's. Fetch is called from
+	// several goroutines at once (URL sources are loaded in parallel, at
+	// most maxParallelLoads at a time). Nil makes every URL source fail
+	// with "url sources need the downloader".
 	Fetch func(ctx context.Context, jurisdiction string, src config.Source, accept func(body []byte, baseline int) (entries int, err error)) error
 	// Transfer returns the zone file of a transfer source (an RPZ zone
 	// pulled from its primaries, or its cached copy), read as it is parsed
@@ -145,6 +148,8 @@ type builder struct {
 	sdeReported bool
 	// localTimeout bounds opening and reading one local list file.
 	localTimeout time.Duration
+	// urls are the loads of the URL sources, running ahead of the build.
+	urls *urlLoads
 }
 
 // reuseTarget is a failed source (js.srcs[src]) whose rules are copied
@@ -233,6 +238,8 @@ func Build(ctx context.Context, cfg *config.Config, opts BuildOptions) (*Policy,
 		hint = opts.Previous.rules.len()
 	}
 	b.ib = blocklists.NewIndexBuilder(hint)
+	b.urls = b.startURLLoads()
+	defer b.urls.stop()
 	for _, js := range b.specs {
 		if err := ctx.Err(); err != nil {
 			return nil, err
@@ -724,9 +731,16 @@ func (s *sspec) guards() blocklists.Guards {
 }
 
 // parseSource loads one source through the list loader (blocklists.Load:
-// one parse, every guard checked once) and adds its rules.
+// one parse, every guard checked once) and adds its rules. A URL source
+// was loaded ahead (startURLLoads).
 func (b *builder) parseSource(js *jspec, si int, s *sspec) error {
-	l, err := b.loadRules(js, s)
+	var l *blocklists.Loaded
+	var err error
+	if s.kind == srcURL {
+		l, err = b.urls.take(s)
+	} else {
+		l, err = b.loadRules(js, s)
+	}
 	if l != nil {
 		s.info.Bad = l.Stats.Bad
 		s.info.Skipped += l.Stats.Skipped
@@ -750,6 +764,84 @@ func (b *builder) parseSource(js *jspec, si int, s *sspec) error {
 			"bad", s.info.Bad, "first", s.info.Errors[0].Error())
 	}
 	return nil
+}
+
+// maxParallelLoads bounds the URL sources loaded at a time, downloads and
+// their loaded rules waiting for the build: a reload with several silent
+// list servers takes about one lists.deadline per maxParallelLoads of them,
+// not one per server.
+const maxParallelLoads = 4
+
+// urlLoads loads the URL sources of a build in parallel, ahead of the
+// build, which takes their results in source order: at most
+// maxParallelLoads are downloading or waiting to be taken.
+type urlLoads struct {
+	results map[*sspec]chan loadResult
+	slots   chan struct{} // one per load started and not yet taken
+	done    chan struct{} // closed by stop: start no more
+	wg      sync.WaitGroup
+}
+
+type loadResult struct {
+	l   *blocklists.Loaded
+	err error
+}
+
+// startURLLoads starts loading the URL sources, in source order.
+func (b *builder) startURLLoads() *urlLoads {
+	u := &urlLoads{results: map[*sspec]chan loadResult{}, slots: make(chan struct{}, maxParallelLoads), done: make(chan struct{})}
+	type job struct {
+		js *jspec
+		s  *sspec
+	}
+	var jobs []job
+	for _, js := range b.specs {
+		for _, s := range js.srcs {
+			if s.kind == srcURL {
+				u.results[s] = make(chan loadResult, 1)
+				jobs = append(jobs, job{js, s})
+			}
+		}
+	}
+	if len(jobs) == 0 {
+		return u
+	}
+	u.wg.Add(1)
+	go func() {
+		defer u.wg.Done()
+		for _, jb := range jobs {
+			select {
+			case u.slots <- struct{}{}:
+			case <-u.done:
+				return
+			}
+			if err := b.ctx.Err(); err != nil { // the build is being abandoned
+				u.results[jb.s] <- loadResult{nil, err}
+				continue
+			}
+			u.wg.Add(1)
+			go func() {
+				defer u.wg.Done()
+				l, err := b.loadRules(jb.js, jb.s)
+				u.results[jb.s] <- loadResult{l, err}
+			}()
+		}
+	}()
+	return u
+}
+
+// take waits for the load of s and frees its slot.
+func (u *urlLoads) take(s *sspec) (*blocklists.Loaded, error) {
+	r := <-u.results[s]
+	<-u.slots
+	return r.l, r.err
+}
+
+// stop starts no more loads and waits for those under way (the build's
+// context ends them when it is cancelled): none outlives Build.
+func (u *urlLoads) stop() {
+	close(u.done)
+	u.wg.Wait()
 }
 
 // loadRules reads a source and has the list loader parse and guard it. A

@@ -168,3 +168,101 @@ func TestURLListParsedOnceGuardedOnce(t *testing.T) {
 		})
 	}
 }
+
+// urlSources is a jurisdiction with n URL sources, u0 … u(n-1).
+func urlSources(n int) *config.Config {
+	var srcs []config.Source
+	for i := range n {
+		srcs = append(srcs, config.Source{Name: fmt.Sprintf("u%d", i), URL: fmt.Sprintf("https://lists.example/u%d.txt", i)})
+	}
+	return &config.Config{
+		Jurisdictions:        []config.Jurisdiction{{ID: "remote", OnLoadFailure: "fail_open", Sources: srcs}},
+		DefaultJurisdictions: []string{"remote"},
+	}
+}
+
+// TestURLSourcesLoadInParallel: the URL sources of a build are fetched at
+// the same time, at most maxParallelLoads at once (N silent list servers
+// cost about N/maxParallelLoads deadlines, not N); their rules still go
+// to the index in source order.
+func TestURLSourcesLoadInParallel(t *testing.T) {
+	const n = 2*maxParallelLoads + 1
+	var mu sync.Mutex
+	running, most := 0, 0
+	all := make(chan struct{}) // closed when maxParallelLoads fetches run at once
+	fetch := func(ctx context.Context, _ string, src config.Source, accept func([]byte, int) (int, error)) error {
+		mu.Lock()
+		running++
+		most = max(most, running)
+		if running == maxParallelLoads {
+			select {
+			case <-all:
+			default:
+				close(all)
+			}
+		}
+		mu.Unlock()
+		defer func() {
+			mu.Lock()
+			running--
+			mu.Unlock()
+		}()
+		select { // each fetch waits until the first maxParallelLoads run together
+		case <-all:
+		case <-time.After(10 * time.Second):
+			return errors.New("fetches did not run in parallel")
+		}
+		name := strings.TrimSuffix(strings.TrimPrefix(src.URL, "https://lists.example/"), ".txt")
+		_, err := accept([]byte(name+".example\n"), blocklists.NoBaseline)
+		return err
+	}
+	p := build(t, urlSources(n), BuildOptions{Fetch: fetch})
+	j := p.Lookup("remote")
+	if !j.Loaded || j.Entries != n {
+		t.Fatalf("loaded %v, %d entries, error %q", j.Loaded, j.Entries, j.LoadError)
+	}
+	if most != maxParallelLoads {
+		t.Errorf("at most %d fetches at once, want %d", most, maxParallelLoads)
+	}
+	for i := range n {
+		v := p.Match(fmt.Sprintf("u%d.example", i), nil, testNow)
+		if v.Decision != DecisionBlock || v.Source != fmt.Sprintf("u%d", i) || v.Line != 1 {
+			t.Errorf("u%d.example: %+v", i, v)
+		}
+	}
+}
+
+// TestURLLoadsEndWithBuild: a build cancelled while its URL sources are
+// being fetched returns, no fetch outlives it, and the fetches not started
+// yet are not started.
+func TestURLLoadsEndWithBuild(t *testing.T) {
+	var mu sync.Mutex
+	running, started := 0, 0
+	ctx, cancel := context.WithCancel(context.Background())
+	fetch := func(ctx context.Context, _ string, _ config.Source, _ func([]byte, int) (int, error)) error {
+		mu.Lock()
+		running++
+		started++
+		if started == maxParallelLoads {
+			cancel()
+		}
+		mu.Unlock()
+		<-ctx.Done()
+		time.Sleep(10 * time.Millisecond) // a download takes a moment to give up
+		mu.Lock()
+		running--
+		mu.Unlock()
+		return ctx.Err()
+	}
+	// Build returns context.Canceled, or a policy whose sources failed
+	// (fail_open), depending on when it saw the cancellation.
+	if p, err := Build(ctx, urlSources(3*maxParallelLoads), BuildOptions{Fetch: fetch}); err == nil && p.Lookup("remote").Loaded ||
+		err != nil && !errors.Is(err, context.Canceled) {
+		t.Fatalf("Build = %v", err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if running != 0 || started > 2*maxParallelLoads {
+		t.Errorf("after Build returned: %d fetches running, %d started", running, started)
+	}
+}
