@@ -105,7 +105,7 @@ type Result struct {
 	Source string
 	// Body is the list. Callers must not modify it.
 	Body []byte
-	// Entries is the number of entries the ParseFunc counted (for Cached,
+	// Entries is the number of entries the Accept function counted (for Cached,
 	// as recorded when the body was accepted).
 	Entries int
 	// From is FromNetwork, FromNotModified or FromCache.

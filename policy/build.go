@@ -746,8 +746,6 @@ func (b *builder) parseSource(js *jspec, si int, s *sspec) error {
 		s.info.Skipped += l.Stats.Skipped
 		s.info.Errors = s.lineErrors(l.Stats.Errors)
 		s.info.Hash = l.SHA256
-	}
-	if l != nil {
 		// The rules of a local source that failed are indexed too, and
 		// killed by loadSource: Explain shows them as "failed".
 		b.addRules(js, si, s, l.Rules)
