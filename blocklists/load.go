@@ -87,7 +87,7 @@ func Load(r io.Reader, opts ParseOptions, g Guards, baseline int) (*Loaded, erro
 			return
 		}
 		for i, m := range must {
-			if !found[i] && Covers(rule.Name, rule.Kind, m) {
+			if !found[i] && covers(rule.Name, rule.Kind, m) {
 				found[i] = true
 			}
 		}
@@ -120,8 +120,8 @@ func Load(r io.Reader, opts ParseOptions, g Guards, baseline int) (*Loaded, erro
 	return l, nil
 }
 
-// Covers reports whether a rule (name, kind) covers the canonical name q.
-func Covers(name string, kind Kind, q string) bool {
+// covers reports whether a rule (name, kind) covers the canonical name q.
+func covers(name string, kind Kind, q string) bool {
 	below := len(q) > len(name) && strings.HasSuffix(q, name) && q[len(q)-len(name)-1] == '.'
 	switch kind {
 	case Exact:
