@@ -66,8 +66,8 @@ const NoBaseline = -1
 //
 // The error is a parse error (a read error, or a *RejectedError for a list
 // with too many bad lines; both name the source) or a *GuardError. The
-// Loaded is returned with it too, for its Stats and SHA256, but its rules
-// must not be used then. A must_contain name that is not a valid name
+// Loaded is returned with it too, for its Stats and SHA256 (and the rules
+// parsed so far, for the record), but its rules must not be enforced then. A must_contain name that is not a valid name
 // fails before anything is read (the Loaded is then nil).
 func Load(r io.Reader, opts ParseOptions, g Guards, baseline int) (*Loaded, error) {
 	must := make([]string, 0, len(g.MustContain))
