@@ -64,6 +64,12 @@ const (
 	muxMaxAge  = 10 * time.Second
 	// muxBatch is the number of replies one recvmmsg reads.
 	muxBatch = 16
+	// muxReadBuffer is the receive buffer asked for each socket (the
+	// kernel caps it at net.core.rmem_max): the replies of up to 4096
+	// queries in flight share four sockets, where they had a socket each;
+	// the default (~200 KB, a few hundred small datagrams) would drop
+	// replies when the process is held up for a moment under load.
+	muxReadBuffer = 1 << 20
 )
 
 // ErrBusy means every socket to the server already had its most queries in
@@ -154,6 +160,7 @@ func (m *udpMux) open(now time.Time) (*muxSock, error) {
 	if err != nil {
 		return nil, err
 	}
+	_ = c.SetReadBuffer(muxReadBuffer) // best effort: capped by the kernel
 	udpOpen.Add(1)
 	udpIdle.Add(1)
 	s := &muxSock{mux: m, c: c, pending: make(map[uint16]*pendingQuery), born: now}
