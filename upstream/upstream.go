@@ -7,8 +7,9 @@
 // size and the client's DO bit; over TLS and HTTPS the query is also padded
 // to a multiple of 128 octets (EDNS(0) Padding, RFC 8467). Client EDNS
 // options (ECS, cookies, padding, ...) are never forwarded. A reply is accepted only if it comes from the
-// server, has the ID and the question (compared case-insensitively) of the
-// query (RFC 5452).
+// server, has the ID and the question of the query (RFC 5452): over UDP the
+// name in the random mixed case it was sent in (0x20, unless #no-0x20),
+// otherwise compared case-insensitively.
 //
 // Transports: UDP with TCP fallback (a few sockets per server, each with its
 // own random source port and a limited number of uses, many queries in
@@ -66,8 +67,9 @@ type Options struct {
 	// upstream read and threw away: reason is "id" (no query with that ID
 	// is waiting: a forgery, a duplicate or a late reply), "question" (the
 	// question differs in name, type or class), "case" (the name matches
-	// only case-insensitively: 0x20 caught it) or "malformed". It must be
-	// cheap and safe for concurrent use (a metric).
+	// only case-insensitively: 0x20 caught it), "source" (not from the
+	// server's address and port) or "malformed". It must be cheap and safe
+	// for concurrent use (a metric); it is called from a socket's reader.
 	OnDrop func(reason string)
 }
 
