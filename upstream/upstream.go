@@ -273,7 +273,10 @@ func (u *server) exchangeBy(ctx context.Context, m *dns.Msg, deadline time.Time)
 	} else {
 		resp, err = u.exchangeUDP(ctx, deadline, &q, out)
 		if err == nil && resp.Truncated {
-			// A truncated reply: ask again over TCP with a new ID (RFC 7766).
+			// A truncated reply: ask again over TCP with a new ID (RFC 7766),
+			// in a copy (out may still be queued to be written: see
+			// muxSender).
+			out = append([]byte(nil), out...)
 			randomID(out)
 			q.id = binary.BigEndian.Uint16(out)
 			resp, err = u.exchangeTCP(ctx, deadline, q, out)
