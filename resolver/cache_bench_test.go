@@ -2,7 +2,9 @@ package resolver
 
 import (
 	"runtime"
+	"runtime/metrics"
 	"strconv"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -92,4 +94,56 @@ func BenchmarkCacheEntryMemory(b *testing.B) {
 		b.ReportMetric(float64(ms.HeapObjects-objs)/n, "objects/entry")
 		runtime.KeepAlive(c)
 	}
+}
+
+// BenchmarkCacheGC reports what a full cache costs the garbage collector:
+// 200,000 cached answers, then every goroutine (b.RunParallel) looks up
+// cached names and allocates 512 bytes of short-lived garbage per lookup,
+// as a query does, so collections run while the cache is read. It reports
+// the GC's CPU time per lookup (gc-ns/op, from runtime/metrics), the
+// collections per million lookups, and the time of a forced collection of
+// the heap holding the cache (forced-gc-ms). ns/op is the lookup with the
+// garbage; compare the GC figures, which scale with what the GC must scan.
+func BenchmarkCacheGC(b *testing.B) {
+	const n = 200_000
+	c := NewCache(CacheOptions{Size: 2 * n, MaxBytes: 256 << 20, MaxTTL: time.Hour}) // room for all n
+	now := time.Now()
+	names := make([]string, n)
+	for i := range names {
+		names[i] = "host" + strconv.Itoa(i) + ".gc.example."
+		c.put(&Request{Name: names[i], Qtype: dns.TypeA}, cacheBenchAnswer(names[i]), now)
+	}
+	if c.Len() != n {
+		b.Fatalf("%d of %d entries cached", c.Len(), n)
+	}
+	runtime.GC()
+	start := time.Now()
+	const forced = 5
+	for i := 0; i < forced; i++ {
+		runtime.GC()
+	}
+	forcedMS := float64(time.Since(start).Microseconds()) / 1000 / forced
+	samples := []metrics.Sample{{Name: "/cpu/classes/gc/total:cpu-seconds"}, {Name: "/gc/cycles/total:gc-cycles"}}
+	metrics.Read(samples)
+	gc0, cyc0 := samples[0].Value.Float64(), samples[1].Value.Uint64()
+	var seq atomic.Uint64
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		i := int(seq.Add(1) * 7919)
+		var keep []byte
+		for pb.Next() {
+			i++
+			if c.get(names[i%n], dns.TypeA, false, false) == nil {
+				panic("miss")
+			}
+			keep = make([]byte, 512)
+		}
+		runtime.KeepAlive(keep)
+	})
+	b.StopTimer()
+	metrics.Read(samples)
+	b.ReportMetric((samples[0].Value.Float64()-gc0)*1e9/float64(b.N), "gc-ns/op")
+	b.ReportMetric(float64(samples[1].Value.Uint64()-cyc0)*1e6/float64(b.N), "gcs/Mop")
+	b.ReportMetric(forcedMS, "forced-gc-ms")
+	runtime.KeepAlive(c)
 }
