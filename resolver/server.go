@@ -331,6 +331,8 @@ type worker struct {
 	// passed every check and only its answer was not cached: missUDP can
 	// resolve it with the runtime fast checked it with.
 	missUp Exchanger
+	// hit is the cache entry fast loads every lookup into.
+	hit entry
 }
 
 func (s *Server) serveUDP(c *net.UDPConn) {
@@ -523,7 +525,7 @@ func (s *Server) fast(w *worker, rt *Runtime, pkt []byte, addr netip.AddrPort) (
 	if rt.special(name, q.qtype) {
 		return nil, false
 	}
-	e := s.cache.get(name, q.qtype, q.do, q.flags&flagCD != 0)
+	e := s.cache.load(&w.hit, name, q.qtype, q.do, q.flags&flagCD != 0)
 	if e == nil || !e.fresh(now) {
 		if z, f := rt.Zones.Find(name); z == nil && q.qtype != dns.TypeANY && !s.xfrType(q.qtype) {
 			w.missUp = rt.forwardTo(f)
