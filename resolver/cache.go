@@ -3,6 +3,7 @@ package resolver
 import (
 	"encoding/binary"
 	"hash/maphash"
+	"math/bits"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -33,10 +34,11 @@ import (
 //     answer, the offsets of its TTLs, the name and the CNAME/DNAME targets,
 //     padded to 8 bytes. A record never crosses a chunk; the rest of a
 //     chunk too small for the next record is a padding record.
-//   - The index is a Go map from the key (a 64-bit hash, type and flags) to
-//     the record's position in the ring: integers only, so the GC does not
-//     look inside it. The name stored in the record is compared on every
-//     lookup, so a hash collision is a miss, never a wrong answer.
+//   - The index is a Go map from the key's 64-bit hash (of the name, the
+//     type and the flags) to the record's offset in the ring: integers
+//     only, so the GC does not look inside it. The name, type and flags
+//     stored in the record are compared on every lookup, so a hash
+//     collision is a miss, never a wrong answer.
 //   - Positions only grow (a record at position p lives at p modulo the ring
 //     size); head and tail are the oldest and the next position. A store
 //     appends at the tail and first frees space at the head.
@@ -51,7 +53,8 @@ import (
 //
 // The bounds are exact: a shard's chunks (allocated as the tail first
 // reaches each one, so a small cache stays small) add up to at most its
-// share of MaxBytes, and a shard holds at most its share of Size entries.
+// share of MaxBytes (rounded down to whole chunks, whose size is a power of
+// two), and a shard holds at most its share of Size entries.
 // The index and the shards' fixed fields are outside MaxBytes (about 40
 // bytes per entry in the map, bounded by Size). An answer whose record is
 // larger than a chunk (64 KiB, less for a MaxBytes under 1 MiB) is not
@@ -82,12 +85,15 @@ const (
 
 // cacheShard is one ring of records and its index, guarded by mu.
 type cacheShard struct {
-	mu    sync.Mutex
-	index map[cacheKey]uint64 // key → position of its record
+	mu sync.Mutex
+	// index maps a key to the offset of its record in the ring: offsets
+	// of the records between head and tail are distinct.
+	index map[uint64]uint64
 	// chunks is the ring: len(chunks) chunks of chunk bytes, each
 	// allocated when the tail first reaches it.
 	chunks     [][]byte
-	chunk      int
+	chunk      int    // a power of two
+	shift      uint   // log2(chunk)
 	ring       uint64 // len(chunks) * chunk
 	head, tail uint64 // positions: oldest record, next record
 	maxEntries int
@@ -97,6 +103,10 @@ type cacheShard struct {
 	live    atomic.Int64
 	_       [64]byte // keep the next shard's lock off this cache line
 }
+
+// minCacheBytes is the smallest byte bound a cache takes (cache.max_bytes
+// is validated to be at least that): one chunk that holds a large answer.
+const minCacheBytes = 4096
 
 // DefaultCacheBytes is the byte bound of a cache whose options leave
 // MaxBytes at 0 (cache.max_bytes in the default configuration).
@@ -108,7 +118,7 @@ type CacheOptions struct {
 	Size int
 	// MaxBytes bounds the arenas the answers are stored in (records:
 	// header, wire bytes, TTL offsets, name and CNAME targets); 0 means
-	// DefaultCacheBytes.
+	// DefaultCacheBytes, less than 4096 means 4096.
 	MaxBytes int64
 	// MinTTL and MaxTTL clamp every record's TTL at store time.
 	MinTTL, MaxTTL time.Duration
@@ -123,6 +133,9 @@ type CacheOptions struct {
 	OnEvict func()
 }
 
+// cacheKey is a key of the cache: h, the index's key, mixes the hash of the
+// name with the type and the flags; the record holds all three and the
+// name, which a lookup compares.
 type cacheKey struct {
 	h     uint64
 	qtype uint16
@@ -155,8 +168,8 @@ type entry struct {
 	// buf holds msg, ttls and the CNAME targets of an entry read from the
 	// cache; load reuses it.
 	buf []byte
-	// shard, key and pos locate the entry's record (nil shard: not
-	// stored), for claimPrefetch.
+	// shard, key and pos (the offset in the ring) locate the entry's
+	// record (nil shard: not stored), for claimPrefetch.
 	shard *cacheShard
 	key   cacheKey
 	pos   uint64
@@ -173,20 +186,25 @@ func NewCache(opts CacheOptions) *Cache {
 	if opts.MaxBytes <= 0 {
 		opts.MaxBytes = DefaultCacheBytes
 	}
+	opts.MaxBytes = max(opts.MaxBytes, minCacheBytes)
 	n := maxShards
 	for n > 1 && opts.MaxBytes/int64(n) < maxChunk {
 		n /= 2
 	}
 	c := &Cache{shards: make([]cacheShard, n), seed: maphash.MakeSeed(), opts: opts, onEvict: opts.OnEvict, epoch: time.Now()}
 	perBytes := opts.MaxBytes / int64(n)
-	chunks := int((perBytes + maxChunk - 1) / maxChunk)
-	chunk := int(perBytes/int64(chunks)) &^ 7
+	chunk := maxChunk
+	for int64(chunk) > perBytes {
+		chunk /= 2
+	}
+	chunks := int(perBytes / int64(chunk))
 	per := max(opts.Size/n, 1)
 	for i := range c.shards {
 		s := &c.shards[i]
-		s.index = make(map[cacheKey]uint64)
+		s.index = make(map[uint64]uint64)
 		s.chunks = make([][]byte, chunks)
 		s.chunk = chunk
+		s.shift = uint(bits.TrailingZeros(uint(chunk)))
 		s.ring = uint64(chunks) * uint64(chunk)
 		s.maxEntries = per
 	}
@@ -194,13 +212,14 @@ func NewCache(opts CacheOptions) *Cache {
 }
 
 func (c *Cache) key(name string, qtype uint16, do, cd bool) cacheKey {
-	k := cacheKey{h: maphash.String(c.seed, name), qtype: qtype}
+	k := cacheKey{qtype: qtype}
 	if do {
 		k.flags |= keyDO
 	}
 	if cd {
 		k.flags |= keyCD
 	}
+	k.h = maphash.String(c.seed, name) ^ (uint64(qtype)<<8|uint64(k.flags))*0x9e3779b97f4a7c15
 	return k
 }
 
@@ -257,42 +276,46 @@ func (c *Cache) Purge() {
 func (c *Cache) store(k cacheKey, e *entry) {
 	s := c.shard(k)
 	size := e.recordSize()
-	if size > s.chunk {
-		return
-	}
 	stored := int64(e.stored.Sub(c.epoch))
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if old, ok := s.index[k]; ok {
+	if old, ok := s.index[k.h]; ok {
 		// The old record stays in the ring, dead, until the head reaches it.
-		delete(s.index, k)
+		delete(s.index, k.h)
 		s.entries.Add(-1)
 		s.live.Add(-int64(recordLen(s.at(old, recHdr))))
+	}
+	if size > s.chunk {
+		return // not cached, and the answer it replaces is gone
 	}
 	moves := maxMoves
 	for s.entries.Load() >= int64(s.maxEntries) && s.head != s.tail {
 		s.evict(c, &moves)
 	}
-	pos := s.alloc(c, size, &moves)
-	e.marshal(s.at(pos, size), k, stored)
+	off := s.off(s.alloc(c, size, &moves))
+	e.marshal(s.at(off, size), k, stored)
 	s.tail += uint64(size)
-	s.index[k] = pos
+	s.index[k.h] = off
 	s.entries.Add(1)
 	s.live.Add(int64(size))
-	e.shard, e.key, e.pos = s, k, pos
+	e.shard, e.key, e.pos = s, k, off
 }
 
-// at returns n bytes of the ring at position pos (which must not cross a
-// chunk), allocating the chunk on first use.
-func (s *cacheShard) at(pos uint64, n int) []byte {
-	p := pos % s.ring
-	i, off := p/uint64(s.chunk), int(p%uint64(s.chunk))
+// off returns the offset in the ring of position pos.
+func (s *cacheShard) off(pos uint64) uint64 { return pos % s.ring }
+
+// at returns n bytes of the ring at offset off (they must not cross a
+// chunk), allocating the chunk on first use. The lookups take offsets
+// from the index: no division on the hit path.
+func (s *cacheShard) at(off uint64, n int) []byte {
+	i := off >> s.shift
+	o := int(off & uint64(s.chunk-1))
 	ch := s.chunks[i]
 	if ch == nil {
 		ch = make([]byte, s.chunk)
 		s.chunks[i] = ch
 	}
-	return ch[off : off+n : off+n]
+	return ch[o : o+n : o+n]
 }
 
 // alloc makes room for a record of size bytes at the tail and returns its
@@ -307,7 +330,7 @@ func (s *cacheShard) alloc(c *Cache, size int, moves *int) uint64 {
 			continue
 		}
 		if rest < size {
-			putPadding(s.at(s.tail, rest))
+			putPadding(s.at(s.off(s.tail), rest))
 			s.tail += uint64(rest)
 			continue
 		}
@@ -320,15 +343,16 @@ func (s *cacheShard) alloc(c *Cache, size int, moves *int) uint64 {
 // tail (while moves lasts and it fits the tail's chunk), any other is
 // dropped. The ring must not be empty.
 func (s *cacheShard) evict(c *Cache, moves *int) {
-	hdr := s.at(s.head, 8) // a padding record may be just 8 bytes
+	head := s.off(s.head)
+	hdr := s.at(head, 8) // a padding record may be just 8 bytes
 	size := recordLen(hdr)
 	if hdr[recKind] != kindEntry {
 		s.head += uint64(size)
 		return
 	}
-	hdr = s.at(s.head, recHdr)
+	hdr = s.at(head, recHdr)
 	k := recordKey(hdr)
-	if pos, ok := s.index[k]; !ok || pos != s.head {
+	if off, ok := s.index[k.h]; !ok || off != head {
 		s.head += uint64(size) // replaced: dead
 		return
 	}
@@ -338,13 +362,14 @@ func (s *cacheShard) evict(c *Cache, moves *int) {
 		// The ring is never fuller than ring bytes, so the tail's size
 		// bytes are free once the head moves past this record; copy
 		// handles the overlap when they are the same bytes.
-		copy(s.at(s.tail, size), s.at(s.head, size))
-		s.index[k] = s.tail
+		tail := s.off(s.tail)
+		copy(s.at(tail, size), s.at(head, size))
+		s.index[k.h] = tail
 		s.head += uint64(size)
 		s.tail += uint64(size)
 		return
 	}
-	delete(s.index, k)
+	delete(s.index, k.h)
 	s.entries.Add(-1)
 	s.live.Add(-int64(size))
 	s.head += uint64(size)
@@ -374,15 +399,15 @@ func (c *Cache) lookup(dst *entry, name string, qtype uint16, do, cd bool) *entr
 	k := c.key(name, qtype, do, cd)
 	s := c.shard(k)
 	s.mu.Lock()
-	pos, ok := s.index[k]
+	pos, ok := s.index[k.h]
 	if !ok {
 		s.mu.Unlock()
 		return nil
 	}
 	rec := s.at(pos, recordLen(s.at(pos, recHdr)))
-	if string(recordName(rec)) != name {
+	if string(recordName(rec)) != name || recordKey(rec) != k {
 		s.mu.Unlock()
-		return nil // another name with the same hash
+		return nil // another key with the same hash
 	}
 	if dst == nil {
 		dst = new(entry)
@@ -414,7 +439,7 @@ func (e *entry) claimPrefetch(now time.Time) bool {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if pos, ok := s.index[e.key]; !ok || pos != e.pos {
+	if pos, ok := s.index[e.key.h]; !ok || pos != e.pos {
 		return false // replaced, moved or evicted since
 	}
 	hdr := s.at(e.pos, recHdr)
@@ -434,7 +459,7 @@ func (e *entry) endPrefetch() {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if pos, ok := s.index[e.key]; ok && pos == e.pos {
+	if pos, ok := s.index[e.key.h]; ok && pos == e.pos {
 		s.at(e.pos, recHdr)[recState] &^= statePrefetching
 	}
 }

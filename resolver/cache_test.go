@@ -26,17 +26,17 @@ func checkCache(t *testing.T, c *Cache) {
 		}
 		live, n := int64(0), int64(0)
 		for pos := s.head; pos < s.tail; {
-			hdr := s.at(pos, 8)
+			hdr := s.at(s.off(pos), 8)
 			size := recordLen(hdr)
 			if size < 8 || size%8 != 0 || int(pos%uint64(s.chunk))+size > s.chunk {
 				t.Fatalf("shard %d: record of %d bytes at %d (chunk %d)", i, size, pos, s.chunk)
 			}
 			if hdr[recKind] == kindEntry {
-				if p, ok := s.index[recordKey(s.at(pos, recHdr))]; ok && p == pos {
+				if p, ok := s.index[recordKey(s.at(s.off(pos), recHdr)).h]; ok && p == s.off(pos) {
 					live += int64(size)
 					n++
 					var e entry
-					if !e.unmarshal(s.at(pos, size), c.epoch) {
+					if !e.unmarshal(s.at(s.off(pos), size), c.epoch) {
 						t.Fatalf("shard %d: live record at %d does not decode", i, pos)
 					}
 				}
@@ -187,6 +187,18 @@ func TestCacheTooBig(t *testing.T) {
 	}
 	if c.Len() != 0 || c.get("big.example.", dns.TypeTXT, false, false) != nil {
 		t.Fatal("an answer larger than the arena was cached")
+	}
+	// A big answer replacing a small one drops the small one.
+	c.put(&Request{Name: "big.example.", Qtype: dns.TypeTXT}, txtAnswer("big.example.", 100, false), time.Now())
+	if c.Len() != 1 {
+		t.Fatal("small answer not cached")
+	}
+	c.put(&Request{Name: "big.example.", Qtype: dns.TypeTXT}, txtAnswer("big.example.", 5000, false), time.Now())
+	if c.Len() != 0 || c.Bytes() != 0 || c.get("big.example.", dns.TypeTXT, false, false) != nil {
+		t.Fatal("the answer a big one replaced is still served")
+	}
+	if NewCache(CacheOptions{Size: 1, MaxBytes: 100}).put(&Request{Name: "a.example.", Qtype: dns.TypeTXT}, txtAnswer("a.example.", 1000, false), time.Now()) == nil {
+		t.Fatal("a tiny MaxBytes cache failed")
 	}
 }
 
