@@ -56,9 +56,9 @@ import (
 // share of MaxBytes (rounded down to whole chunks, whose size is a power of
 // two), and a shard holds at most its share of Size entries.
 // The index and the shards' fixed fields are outside MaxBytes (about 40
-// bytes per entry in the map, bounded by Size). An answer whose record is
-// larger than a chunk (64 KiB, less for a MaxBytes under 1 MiB) is not
-// cached.
+// bytes per entry in the map, bounded by Size). A MaxBytes under 1 MiB
+// gets fewer shards, each at least 64 KiB. An answer whose record is larger
+// than a chunk (64 KiB, less for a MaxBytes under 64 KiB) is not cached.
 //
 // A lookup copies the record into an entry the caller owns (load), under
 // the shard's lock: the fast path reuses one entry per worker, so a hit
