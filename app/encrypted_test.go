@@ -834,8 +834,9 @@ func TestCertificateErrors(t *testing.T) {
 type h2Flood struct {
 	c      *tls.Conn
 	fr     *http2.Framer
-	hdrs   []byte        // the HPACK block of a POST to /dns-query
+	post   []byte        // the HPACK block of a POST to /dns-query
 	closed chan struct{} // closed when the server ends the connection
+	goAway atomic.Int64  // the error code of the server's GOAWAY, -1 before one
 }
 
 func newH2Flood(t *testing.T, addr string, ca *testCA) *h2Flood {
@@ -852,75 +853,146 @@ func newH2Flood(t *testing.T, addr string, ca *testCA) *h2Flood {
 		t.Fatal(err)
 	}
 	f := &h2Flood{c: c, fr: http2.NewFramer(c, c), closed: make(chan struct{})}
+	f.goAway.Store(-1)
 	if err := f.fr.WriteSettings(); err != nil {
 		t.Fatal(err)
 	}
-	var hb bytes.Buffer
-	enc := hpack.NewEncoder(&hb)
-	for _, h := range [][2]string{{":method", "POST"}, {":scheme", "https"}, {":authority", testServerName},
-		{":path", "/dns-query"}, {"content-type", "application/dns-message"}} {
-		_ = enc.WriteField(hpack.HeaderField{Name: h[0], Value: h[1]})
-	}
-	f.hdrs = hb.Bytes()
+	f.post = hpackBlock("POST", "/dns-query", "content-type", "application/dns-message")
 	go func() { // read and drop what the server sends, until it closes
 		defer close(f.closed)
 		for {
-			if _, err := f.fr.ReadFrame(); err != nil {
+			fr, err := f.fr.ReadFrame()
+			if err != nil {
 				return
+			}
+			if ga, ok := fr.(*http2.GoAwayFrame); ok {
+				f.goAway.Store(int64(ga.ErrCode))
 			}
 		}
 	}()
 	return f
 }
 
+// hpackBlock is the HPACK block of a request to the DoH listener, with the
+// extra header fields kv (name, value, ...). Each block is encoded by a
+// new encoder: it refers to no entry of an earlier one.
+func hpackBlock(method, path string, kv ...string) []byte {
+	var hb bytes.Buffer
+	enc := hpack.NewEncoder(&hb)
+	fields := append([]string{":method", method, ":scheme", "https", ":authority", testServerName, ":path", path}, kv...)
+	for i := 0; i+1 < len(fields); i += 2 {
+		_ = enc.WriteField(hpack.HeaderField{Name: fields[i], Value: fields[i+1]})
+	}
+	return hb.Bytes()
+}
+
 // open starts stream id: request headers, no body yet.
 func (f *h2Flood) open(id uint32) error {
-	return f.fr.WriteHeaders(http2.HeadersFrameParam{StreamID: id, BlockFragment: f.hdrs, EndHeaders: true})
+	return f.fr.WriteHeaders(http2.HeadersFrameParam{StreamID: id, BlockFragment: f.post, EndHeaders: true})
+}
+
+// waitClosed reports whether the server ended the connection within
+// waitLimit.
+func (f *h2Flood) waitClosed() bool {
+	select {
+	case <-f.closed:
+		return true
+	case <-time.After(waitLimit):
+		return false
+	}
 }
 
 // TestDoHStreamLimits: a client that opens far more HTTP/2 streams than
 // doh.max_streams and never sends their bodies holds at most max_streams
-// handlers; a client that opens and resets streams as fast as it can (rapid
-// reset, CVE-2023-44487) does not make goroutines grow with the flood; other
-// clients are answered throughout.
+// handlers, and the streams beyond are refused and counted; a client that
+// sends queries and resets their streams at once, as fast as it can (rapid
+// reset, CVE-2023-44487), holds at most max_streams handlers, is
+// disconnected with ENHANCE_YOUR_CALM and counted; a normal client is
+// answered throughout, on a connection it had before the floods and on a
+// new one.
 func TestDoHStreamLimits(t *testing.T) {
-	e, ca := startEncryptedWith(t, strings.Replace(encryptedConfig, "path: /dns-query", "path: /dns-query, max_streams: 50", 1))
+	// Queries for slow.example wait until the test ends: their handlers
+	// stay busy after the client reset their streams, which is what makes
+	// a rapid reset flood costly.
+	release := make(chan struct{})
+	e := newEnv(t, dns.HandlerFunc(func(w dns.ResponseWriter, r *dns.Msg) {
+		if strings.HasPrefix(strings.ToLower(r.Question[0].Name), "slow.") {
+			select {
+			case <-release:
+			case <-time.After(waitLimit):
+			}
+		}
+		m := new(dns.Msg)
+		m.SetReply(r)
+		rr, _ := dns.NewRR(r.Question[0].Name + " 300 IN A 192.0.2.1")
+		m.Answer = []dns.RR{rr}
+		_ = w.WriteMsg(m)
+	}))
+	defer close(release)
+	ca := newTestCA(t)
+	e.writePair(ca, goodLeaf)
+	e.config(strings.Replace(encryptedConfig, "path: /dns-query", "path: /dns-query, max_streams: 50", 1))
+	e.start()
 	_, dohAddrs := e.app.EncryptedAddrs()
-	base := runtime.NumGoroutine()
-
-	// Streams left open: the handlers wait for bodies that never come.
-	hold := newH2Flood(t, dohAddrs[0], ca)
-	for i := range 1000 {
-		if hold.open(uint32(2*i+1)) != nil {
-			break
+	normal := dohClient(ca, false, "")
+	answered := func(what string) {
+		t.Helper()
+		res := doh(t, normal, e.dohURL(), http.MethodPost, "application/dns-message", packQuery(t, "www.example.org", dns.TypeA))
+		if res.status != http.StatusOK || res.msg == nil || res.msg.Rcode != dns.RcodeSuccess {
+			t.Errorf("%s: status %d", what, res.status)
 		}
 	}
-	time.Sleep(200 * time.Millisecond) // let the server start what it will
+	answered("before the floods")
+	base := runtime.NumGoroutine()
+
+	// Streams left open: the handlers wait for bodies that never come;
+	// the streams over the limit are refused.
+	hold := newH2Flood(t, dohAddrs[0], ca)
+	for i := range 1000 {
+		if err := hold.open(uint32(2*i + 1)); err != nil {
+			t.Fatalf("stream %d: %v", i, err)
+		}
+	}
+	if got := e.waitMetric("dropped_total", 950, "reason=doh_h2_stream"); got < 950 {
+		t.Errorf("1000 open streams with doh.max_streams 50: dropped_total{reason=doh_h2_stream} = %v, want 950", got)
+	}
 	if grown := runtime.NumGoroutine() - base; grown > 50+60 {
 		t.Errorf("1000 open streams with doh.max_streams 50: goroutines grew by %d", grown)
 	}
 
-	// Rapid reset on a second connection.
+	// Rapid reset on a second connection: each query is sent whole and
+	// its stream reset at once. The first 50 keep their handlers busy; the
+	// server queues the next ones and ends the connection when 4×50 wait.
 	flood := newH2Flood(t, dohAddrs[0], ca)
+	get := hpackBlock("GET", "/dns-query?dns="+base64.RawURLEncoding.EncodeToString(packQuery(t, "slow.example", dns.TypeA)))
 	peak, sent := 0, 0
 	for i := range 5000 {
 		id := uint32(2*i + 1)
-		if flood.open(id) != nil || flood.fr.WriteRSTStream(id, http2.ErrCodeCancel) != nil {
-			break // the server ended the connection: fine
+		if flood.fr.WriteHeaders(http2.HeadersFrameParam{StreamID: id, BlockFragment: get, EndHeaders: true, EndStream: true}) != nil ||
+			flood.fr.WriteRSTStream(id, http2.ErrCodeCancel) != nil {
+			break // the server ended the connection (most writes are buffered before it reads them)
 		}
 		sent++
-		if i%100 == 0 {
+		if i%50 == 0 {
 			peak = max(peak, runtime.NumGoroutine()-base)
 		}
 	}
-	t.Logf("rapid reset: %d streams opened and reset; goroutines grew by at most %d", sent, peak)
+	if !flood.waitClosed() {
+		t.Fatalf("rapid reset: %d streams sent and reset, the connection is still open", sent)
+	}
+	t.Logf("rapid reset: %d streams written and reset; goroutines grew by at most %d", sent, peak)
+	if code := http2.ErrCode(flood.goAway.Load()); code != http2.ErrCodeEnhanceYourCalm {
+		t.Errorf("rapid reset: GOAWAY %v, want ENHANCE_YOUR_CALM", code)
+	}
 	if peak > 2*(50+60) {
 		t.Errorf("goroutines grew by %d during a flood of %d reset streams", peak, sent)
 	}
-	res := doh(t, dohClient(ca, false, ""), e.dohURL(), http.MethodPost, "application/dns-message", packQuery(t, "www.example.org", dns.TypeA))
-	if res.status != http.StatusOK || res.msg == nil || res.msg.Rcode != dns.RcodeSuccess {
-		t.Errorf("during the floods: status %d", res.status)
+	if got := e.waitMetric("dropped_total", 1, "reason=doh_rapid_reset"); got != 1 {
+		t.Errorf("dropped_total{reason=doh_rapid_reset} = %v, want 1", got)
 	}
+	answered("after the floods, on the connection opened before")
+	normal = dohClient(ca, false, "")
+	answered("after the floods, on a new connection")
 }
 
 // TestEncryptedLogsSeeTheClient: the enforcement log and the query log

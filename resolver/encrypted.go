@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -98,12 +99,8 @@ func (s *Server) ListenEncrypted(o EncryptedOptions) (*Encrypted, error) {
 		IdleTimeout:       idle,
 		// A GET carries at most 64 KiB of query, in base64url.
 		MaxHeaderBytes: 128 << 10,
-		// net/http's HTTP/2 server runs at most MaxConcurrentStreams
-		// handlers per connection, queues the streams beyond them and ends
-		// a connection whose queue grows too long (its fix of
-		// CVE-2023-44487, rapid reset).
-		HTTP2:    &http.HTTP2Config{MaxConcurrentStreams: streams},
-		ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
+		HTTP2:          dohHTTP2Config(streams, s.obs, s.log),
+		ErrorLog:       slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
 		ConnState: func(c net.Conn, st http.ConnState) {
 			if st == http.StateClosed || st == http.StateHijacked {
 				<-dohSlots // taken by the listener before the handshake
@@ -111,6 +108,64 @@ func (s *Server) ListenEncrypted(o EncryptedOptions) (*Encrypted, error) {
 		},
 	}
 	return e, nil
+}
+
+// dohHTTP2Config bounds what one HTTP/2 connection of a DoH client can make
+// the server hold, and counts in obs (dropped_total) every connection or
+// stream the server ends for a protocol error (see http2DropReason):
+//   - net/http's HTTP/2 server runs at most streams handlers per connection,
+//     queues the streams beyond them and ends with ENHANCE_YOUR_CALM a
+//     connection whose queue grows past 4×streams: its fix of rapid reset
+//     (CVE-2023-44487). A stream opened beyond streams is refused.
+//   - Frames are at most 16 KiB (the smallest HTTP/2 allows), and a stream
+//     may send 64 KiB before it is read: a DoH query is at most 65,535
+//     bytes, so a connection holds at most 1 MiB of unread request bodies.
+//   - A connection whose client does not read its answers is closed when
+//     no byte could be written for 10 s; control frames (PING and SETTINGS
+//     acknowledgements) a client makes the server queue without reading
+//     them end the connection at 10,000 (net/http's fixed bound; not
+//     counted, as net/http does not report it).
+//
+// Header size (and so CONTINUATION floods, CVE-2023-45288) is bounded by
+// the http.Server's MaxHeaderBytes, a stream that never sends its body by
+// ReadTimeout, a connection with no stream by IdleTimeout.
+func dohHTTP2Config(streams int, obs Observer, log *slog.Logger) *http.HTTP2Config {
+	return &http.HTTP2Config{
+		MaxConcurrentStreams:          streams,
+		MaxReadFrameSize:              16 << 10,
+		MaxReceiveBufferPerStream:     64 << 10,
+		MaxReceiveBufferPerConnection: 1 << 20,
+		WriteByteTimeout:              10 * time.Second,
+		CountError: func(errType string) {
+			obs.Dropped(http2DropReason(errType))
+			log.Debug("doh: http/2 protocol error", "type", errType)
+		},
+	}
+}
+
+// http2DropReason is the dropped_total reason of an error type reported by
+// net/http's HTTP/2 server (HTTP2Config.CountError, "conn_CODE_what",
+// "stream_CODE_what" or "frame_what"): a small fixed set, whatever new
+// types a Go release adds.
+//   - doh_rapid_reset: a connection ended for opening and resetting
+//     streams faster than they could be served (rapid reset);
+//   - doh_h2_connection: a connection ended (GOAWAY) for another protocol
+//     error;
+//   - doh_h2_stream: a stream reset for a protocol error (opened beyond
+//     doh.max_streams, flow control, bad headers...);
+//   - doh_h2_frame: a malformed frame (the connection or the stream it
+//     came on ends).
+func http2DropReason(errType string) string {
+	switch {
+	case strings.HasSuffix(errType, "_too_many_early_resets"):
+		return "doh_rapid_reset"
+	case strings.HasPrefix(errType, "conn_"):
+		return "doh_h2_connection"
+	case strings.HasPrefix(errType, "stream_"):
+		return "doh_h2_stream"
+	default:
+		return "doh_h2_frame"
+	}
 }
 
 // DoTAddrs returns the bound DoT addresses, useful with port 0.

@@ -144,3 +144,21 @@ func FuzzEncryptedReply(f *testing.F) {
 		}
 	})
 }
+
+// TestHTTP2DropReason: the error types net/http's HTTP/2 server reports map
+// onto the four dropped_total reasons, unknown ones included.
+func TestHTTP2DropReason(t *testing.T) {
+	for typ, want := range map[string]string{
+		"conn_ENHANCE_YOUR_CALM_too_many_early_resets": "doh_rapid_reset",
+		"conn_PROTOCOL_ERROR_headers_even":             "doh_h2_connection",
+		"conn_FLOW_CONTROL_ERROR_bad_flow":             "doh_h2_connection",
+		"stream_REFUSED_STREAM_over_max_streams_race":  "doh_h2_stream",
+		"stream_PROTOCOL_ERROR_over_max_streams":       "doh_h2_stream",
+		"frame_windowupdate_zero_inc_stream":           "doh_h2_frame",
+		"something_new":                                "doh_h2_frame",
+	} {
+		if got := http2DropReason(typ); got != want {
+			t.Errorf("http2DropReason(%q) = %q, want %q", typ, got, want)
+		}
+	}
+}
