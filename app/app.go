@@ -79,7 +79,7 @@ type App struct {
 	now     func() time.Time
 	metrics *metrics.Metrics
 	server  *resolver.Server
-	enc     *resolver.Encrypted // DoT and DoH; nil when neither is configured
+	enc     *resolver.Encrypted // DoT and DoH (no listener when neither is configured)
 	admin   *admin.Server
 	audit   *audit.Writer
 	qlog    *queryLogSink
@@ -320,7 +320,7 @@ func (a *App) buildOptions(ctx context.Context, cfg *config.Config, pol func(con
 	cert, certErr := a.certificate(ctx, cfg, a.server.Runtime())
 	var ddr []zones.DDREndpoint
 	if certErr == nil {
-		ddr = a.ddrEndpoints(cfg)
+		ddr = a.ddrEndpoints(ctx, cfg)
 	}
 	return resolver.BuildOptions{
 		Policy:      pol,
@@ -577,7 +577,7 @@ func (a *App) Start() error {
 	go func() { defer a.rpzWG.Done(); a.watchRPZDates(ctx) }()
 	attrs := []any{"listen", a.server.Addrs(), "upstreams", rt.Upstreams, "config", rt.Config.Source,
 		"policy", shortHash(rt.Policy.Hash()), "version", Version}
-	if a.enc != nil {
+	if rt.Config.Encrypted() {
 		attrs = append(attrs, "dot", a.enc.DoTAddrs(), "doh", a.enc.DoHAddrs(), "ddr", rt.Config.DDR)
 	}
 	if a.admin != nil {
@@ -663,8 +663,18 @@ func (a *App) rebuild(ctx context.Context, cfg *config.Config, trigger string, s
 	// memory limit is lifted meanwhile: it was set for one policy.
 	defer debug.SetGCPercent(debug.SetGCPercent(25))
 	a.memory.lift()
+	// A reload binds the DoT and DoH addresses it adds first: DDR answers
+	// name their ports, and one that cannot be bound fails the reload.
+	var listeners *resolver.ListenerChange
+	if trigger == "reload" {
+		var err error
+		if ctx, listeners, err = a.prepareListeners(ctx, cfg); err != nil {
+			return err
+		}
+	}
 	rt, err := a.build(ctx, cfg)
 	if err != nil {
+		listeners.Abort()
 		return err
 	}
 	err = localSourceErrors(cfg, rt.Policy)
@@ -672,6 +682,7 @@ func (a *App) rebuild(ctx context.Context, cfg *config.Config, trigger string, s
 		err = ctx.Err() // shutting down: do not swap a half-refreshed policy
 	}
 	if err != nil {
+		listeners.Abort()
 		a.forgetPending()
 		if rt != nil {
 			_ = rt.Close() // never installed; the parts it took over stay open
@@ -686,6 +697,9 @@ func (a *App) rebuild(ctx context.Context, cfg *config.Config, trigger string, s
 	}
 	// Swap retires the old runtime: closed once its queries are done.
 	old := a.server.Swap(rt)
+	// The listeners change once the runtime whose certificate and DDR
+	// answers go with them is in place.
+	a.commitListeners(cfg, listeners)
 	a.syncFeeds()
 	if !slices.Equal(rt.Upstreams, old.Upstreams) {
 		a.server.Cache().Purge()
