@@ -1,6 +1,7 @@
 package app_test
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"net"
@@ -13,15 +14,21 @@ import (
 	"github.com/miekg/dns"
 )
 
-// reloadEncrypted rewrites the configuration with the DoT and DoH listen
-// lists given (YAML flow sequences) and reloads.
-func (e *env) reloadEncrypted(dot, doh string) error {
-	e.t.Helper()
-	e.config(fmt.Sprintf(`tls: {cert_file: cert.pem, key_file: key.pem, handshake_timeout: 2s}
+// listenersConfig is the encrypted part of a configuration with the DoT
+// and DoH listen lists given (YAML flow sequences).
+func listenersConfig(dot, doh string) string {
+	return fmt.Sprintf(`tls: {cert_file: cert.pem, key_file: key.pem, handshake_timeout: 2s}
 dot: {listen: %s}
 doh: {listen: %s, path: /dns-query}
 ddr: true
-`, dot, doh))
+`, dot, doh)
+}
+
+// reloadEncrypted rewrites the configuration with the DoT and DoH listen
+// lists given and reloads.
+func (e *env) reloadEncrypted(dot, doh string) error {
+	e.t.Helper()
+	e.config(listenersConfig(dot, doh))
 	return e.app.Reload(context.Background())
 }
 
@@ -253,5 +260,130 @@ func TestEncryptedTurnedOnByReload(t *testing.T) {
 	if c, err := net.DialTimeout("tcp", dots[0], 5*time.Second); err == nil {
 		c.Close()
 		t.Errorf("the DoT address %s still accepts connections", dots[0])
+	}
+}
+
+// TestEncryptedRemovedListenerDrains: when a reload removes a DoT and a DoH
+// address, the queries in flight on their connections are answered before
+// the connections close (DoT: the answer, then the close; DoH: the
+// response), while new connections are refused at once; a query still
+// unanswered after server.shutdown_timeout has its connection closed.
+func TestEncryptedRemovedListenerDrains(t *testing.T) {
+	release, stuck := make(chan struct{}), make(chan struct{})
+	seen := make(chan string, 10)
+	e := newEnv(t, dns.HandlerFunc(func(w dns.ResponseWriter, r *dns.Msg) {
+		name := strings.ToLower(r.Question[0].Name)
+		switch {
+		case strings.HasPrefix(name, "slow"):
+			seen <- name
+			<-release
+		case strings.HasPrefix(name, "stuck"):
+			seen <- name
+			<-stuck
+		}
+		m := new(dns.Msg)
+		m.SetReply(r)
+		rr, _ := dns.NewRR(r.Question[0].Name + " 300 IN A 192.0.2.1")
+		m.Answer = []dns.RR{rr}
+		_ = w.WriteMsg(m)
+	}))
+	defer close(stuck) // before the App's shutdown: its query finishes
+	ca := newTestCA(t)
+	e.writePair(ca, goodLeaf)
+	base := strings.Replace(baseConfig(e.up.Addr()), "shutdown_timeout: 20s", "shutdown_timeout: 1s", 1)
+	if base == baseConfig(e.up.Addr()) {
+		t.Fatal("the base configuration no longer sets shutdown_timeout: 20s")
+	}
+	e.write("jurisdns.yaml", base+listenersConfig(`["127.0.0.1:0", "127.0.0.2:0"]`, `["127.0.0.1:0"]`))
+	e.start()
+	dots, dohs := e.app.EncryptedAddrs()
+	dc := dotClient(ca, "")
+	connA, err := dc.Dial(dots[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer connA.Close()
+	connB, err := dc.Dial(dots[1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer connB.Close()
+	q := new(dns.Msg).SetQuestion("slow1.example.", dns.TypeA)
+	if err := connA.WriteMsg(q); err != nil {
+		t.Fatal(err)
+	}
+	dohDone := make(chan int, 1)
+	go func() {
+		resp, err := dohClient(ca, false, "").Post("https://"+dohs[0]+"/dns-query", "application/dns-message",
+			bytes.NewReader(packQuery(t, "slow2.example", dns.TypeA)))
+		if err != nil {
+			dohDone <- 0
+			return
+		}
+		resp.Body.Close()
+		dohDone <- resp.StatusCode
+	}()
+	for range 2 {
+		select {
+		case <-seen:
+		case <-time.After(waitLimit):
+			t.Fatal("the slow queries did not reach the upstream")
+		}
+	}
+
+	mark := e.logs.mark()
+	e.write("jurisdns.yaml", base+listenersConfig(`["127.0.0.2:0"]`, `["127.0.0.3:0"]`))
+	if err := e.app.Reload(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	for _, addr := range []string{dots[0], dohs[0]} {
+		if c, err := net.DialTimeout("tcp", addr, 5*time.Second); err == nil {
+			c.Close()
+			t.Errorf("the removed %s accepts connections while it drains", addr)
+		}
+	}
+	close(release)
+	_ = connA.SetReadDeadline(time.Now().Add(waitLimit))
+	if r, err := connA.ReadMsg(); err != nil || r.Rcode != dns.RcodeSuccess {
+		t.Errorf("the query in flight on the removed DoT address: %v %v", r, err)
+	}
+	if _, err := connA.ReadMsg(); err == nil {
+		t.Error("the connection to the removed DoT address stays open after its answer")
+	}
+	if code := <-dohDone; code != http.StatusOK {
+		t.Errorf("the request in flight on the removed DoH address: status %d", code)
+	}
+	for _, msg := range []string{"dot: stopped serving an address", "doh: stopped serving an address"} {
+		if r := e.logs.waitFrom(t, mark, msg, 1); r.Attrs["drained"] != "true" {
+			t.Errorf("%s %v: not drained", r.Msg, r.Attrs)
+		}
+	}
+
+	// A query that outlasts server.shutdown_timeout (1s): its connection
+	// is closed without the answer.
+	if err := connB.WriteMsg(new(dns.Msg).SetQuestion("stuck.example.", dns.TypeA)); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-seen:
+	case <-time.After(waitLimit):
+		t.Fatal("the stuck query did not reach the upstream")
+	}
+	mark = e.logs.mark()
+	e.write("jurisdns.yaml", base+listenersConfig(`["127.0.0.1:0"]`, `["127.0.0.3:0"]`))
+	if err := e.app.Reload(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	_ = connB.SetReadDeadline(time.Now().Add(waitLimit))
+	if r, err := connB.ReadMsg(); err == nil {
+		t.Errorf("the stuck query was answered: %v", r)
+	}
+	// (Not the upstream's 5s timeout: the answer is not waited for.)
+	if d := time.Since(start); d < 900*time.Millisecond || d > 4500*time.Millisecond {
+		t.Errorf("the connection with a stuck query was closed after %v, want about 1s", d)
+	}
+	if r := e.logs.waitFrom(t, mark, "dot: stopped serving an address", 1); r.Attrs["drained"] != "false" {
+		t.Errorf("%s %v: want drained=false", r.Msg, r.Attrs)
 	}
 }
