@@ -238,7 +238,9 @@ type ListenerChange struct {
 // configured address (as written: "127.0.0.1:0" too) is still listed for
 // its transport. An address that cannot be bound is an error naming its key,
 // and nothing is kept bound; so is an address that the other transport
-// serves (it is still bound: move it in two reloads).
+// serves (it is still bound: move it in two reloads). Changes are not
+// merged: prepare the next only once this one is committed or aborted (the
+// App serializes its reloads).
 func (e *Encrypted) Prepare(dot, doh []string) (*ListenerChange, error) {
 	e.mu.Lock()
 	curDoT, curDoH := slices.Clone(e.dot), slices.Clone(e.doh)
