@@ -1,6 +1,7 @@
 package testtool
 
 import (
+	"net"
 	"testing"
 )
 
@@ -34,4 +35,19 @@ func TestNeedSkipsOrFails(t *testing.T) {
 	if !Required() {
 		t.Fatal("REQUIRE_TEST_TOOLS=1 does not require tools")
 	}
+}
+
+// TestFreePort: the port can be bound for UDP and for TCP at once.
+func TestFreePort(t *testing.T) {
+	addr := FreeAddr(t)
+	pc, err := net.ListenPacket("udp", addr)
+	if err != nil {
+		t.Fatalf("UDP %s: %v", addr, err)
+	}
+	defer pc.Close()
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		t.Fatalf("TCP %s: %v", addr, err)
+	}
+	ln.Close()
 }
