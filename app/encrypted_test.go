@@ -3,19 +3,12 @@ package app_test
 import (
 	"bytes"
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/base64"
 	"encoding/binary"
 	"encoding/json"
-	"encoding/pem"
 	"fmt"
 	"io"
-	"math/big"
 	"net"
 	"net/http"
 	"os"
@@ -33,107 +26,25 @@ import (
 
 	"github.com/jurisdns/jurisdns/app"
 	"github.com/jurisdns/jurisdns/config"
+	"github.com/jurisdns/jurisdns/internal/testtool"
 )
 
 // testServerName is the DNS name in every test certificate: the target of
 // the DDR records.
 const testServerName = "dns.test.jurisdns.example"
 
-// testCA is a certificate authority made for one test, the office's
-// internal CA.
-type testCA struct {
-	cert *x509.Certificate
-	key  *ecdsa.PrivateKey
-	pool *x509.CertPool
-	pem  []byte
-}
-
-func newTestCA(t testing.TB) *testCA {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber:          big.NewInt(1),
-		Subject:               pkix.Name{CommonName: "jurisdns test CA"},
-		NotBefore:             time.Now().Add(-time.Hour),
-		NotAfter:              time.Now().Add(365 * 24 * time.Hour),
-		IsCA:                  true,
-		BasicConstraintsValid: true,
-		KeyUsage:              x509.KeyUsageCertSign,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, err := x509.ParseCertificate(der)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pool := x509.NewCertPool()
-	pool.AddCert(cert)
-	return &testCA{cert: cert, key: key, pool: pool, pem: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})}
-}
-
-// leaf is what a test certificate says.
-type leaf struct {
-	serial    int64
-	dnsNames  []string
-	ips       []string
-	notBefore time.Time
-	notAfter  time.Time
-}
-
-// issue returns the PEM certificate (leaf then CA) and key of l.
-func (ca *testCA) issue(t testing.TB, l leaf) (certPEM, keyPEM []byte) {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if l.serial == 0 {
-		l.serial = 2
-	}
-	if l.notBefore.IsZero() {
-		l.notBefore = time.Now().Add(-time.Hour)
-	}
-	if l.notAfter.IsZero() {
-		l.notAfter = time.Now().Add(90 * 24 * time.Hour)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(l.serial),
-		Subject:      pkix.Name{CommonName: "jurisdns"},
-		DNSNames:     l.dnsNames,
-		NotBefore:    l.notBefore,
-		NotAfter:     l.notAfter,
-		KeyUsage:     x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-	}
-	for _, ip := range l.ips {
-		tmpl.IPAddresses = append(tmpl.IPAddresses, net.ParseIP(ip))
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, &key.PublicKey, ca.key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kder, err := x509.MarshalPKCS8PrivateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	certPEM = append(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), ca.pem...)
-	return certPEM, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kder})
-}
-
 // goodLeaf covers the loopback resolver addresses.
-var goodLeaf = leaf{dnsNames: []string{testServerName}, ips: []string{"127.0.0.1", "::1"}}
+var goodLeaf = testtool.Leaf{DNSNames: []string{testServerName}, IPs: []net.IP{net.IPv4(127, 0, 0, 1), net.IPv6loopback}}
+
+// newTestCA is a CA made for one test, the office's internal CA.
+func newTestCA() *testtool.CA { return testtool.NewCA("jurisdns test CA") }
 
 // writePair writes cert.pem and key.pem of l into the env's directory.
-func (e *env) writePair(ca *testCA, l leaf) {
+func (e *env) writePair(ca *testtool.CA, l testtool.Leaf) {
 	e.t.Helper()
-	c, k := ca.issue(e.t, l)
-	writeAtomic(e.t, filepath.Join(e.dir, "cert.pem"), c)
-	writeAtomic(e.t, filepath.Join(e.dir, "key.pem"), k)
+	iss := ca.Issue(l)
+	writeAtomic(e.t, filepath.Join(e.dir, "cert.pem"), iss.CertPEM)
+	writeAtomic(e.t, filepath.Join(e.dir, "key.pem"), iss.KeyPEM)
 }
 
 // writeAtomic replaces path with b the way an ACME client does: write a
@@ -159,17 +70,17 @@ ddr: true
 
 // startEncrypted starts an App serving DoT and DoH with a certificate of a
 // new test CA, plus the configuration rest.
-func startEncrypted(t *testing.T, rest string) (*env, *testCA) {
+func startEncrypted(t *testing.T, rest string) (*env, *testtool.CA) {
 	t.Helper()
 	return startEncryptedWith(t, encryptedConfig+rest)
 }
 
 // startEncryptedWith is startEncrypted with the whole configuration below
 // the base given.
-func startEncryptedWith(t *testing.T, cfg string) (*env, *testCA) {
+func startEncryptedWith(t *testing.T, cfg string) (*env, *testtool.CA) {
 	t.Helper()
 	e := newEnv(t, nil)
-	ca := newTestCA(t)
+	ca := newTestCA()
 	e.writePair(ca, goodLeaf)
 	e.config(cfg)
 	e.start()
@@ -188,24 +99,24 @@ func (e *env) dohURL() string {
 
 // dotClient is a DoT client that trusts ca, from the local address src ("" for
 // any).
-func dotClient(ca *testCA, src string) *dns.Client {
+func dotClient(ca *testtool.CA, src string) *dns.Client {
 	d := &net.Dialer{Timeout: 5 * time.Second}
 	if src != "" {
 		d.LocalAddr = &net.TCPAddr{IP: net.ParseIP(src)}
 	}
 	return &dns.Client{Net: "tcp-tls", Timeout: 5 * time.Second, Dialer: d,
-		TLSConfig: &tls.Config{RootCAs: ca.pool, ServerName: testServerName}}
+		TLSConfig: &tls.Config{RootCAs: ca.Pool, ServerName: testServerName}}
 }
 
 // dohClient is an HTTP client that trusts ca, over HTTP/2 unless h1, from
 // the local address src ("" for any).
-func dohClient(ca *testCA, h1 bool, src string) *http.Client {
+func dohClient(ca *testtool.CA, h1 bool, src string) *http.Client {
 	d := &net.Dialer{Timeout: 5 * time.Second}
 	if src != "" {
 		d.LocalAddr = &net.TCPAddr{IP: net.ParseIP(src)}
 	}
 	tr := &http.Transport{Proxy: nil, DialContext: d.DialContext, ForceAttemptHTTP2: !h1,
-		TLSClientConfig: &tls.Config{RootCAs: ca.pool, ServerName: testServerName}}
+		TLSClientConfig: &tls.Config{RootCAs: ca.Pool, ServerName: testServerName}}
 	if h1 {
 		tr.TLSNextProto = map[string]func(string, *tls.Conn) http.RoundTripper{}
 	}
@@ -388,11 +299,11 @@ func TestDoTPipelining(t *testing.T) {
 		m.Answer = []dns.RR{rr}
 		_ = w.WriteMsg(m)
 	}))
-	ca := newTestCA(t)
+	ca := newTestCA()
 	e.writePair(ca, goodLeaf)
 	e.config(encryptedConfig)
 	e.start()
-	c, err := tls.Dial("tcp", e.dotAddr(), &tls.Config{RootCAs: ca.pool, ServerName: testServerName, NextProtos: []string{"dot"}})
+	c, err := tls.Dial("tcp", e.dotAddr(), &tls.Config{RootCAs: ca.Pool, ServerName: testServerName, NextProtos: []string{"dot"}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -613,7 +524,7 @@ dot: {listen: ["127.0.0.1:0"], max_connections: 2, idle_timeout: 300ms}
 	start := time.Now()
 	_ = silent.SetReadDeadline(time.Now().Add(waitLimit))
 	// Meanwhile a second connection is served...
-	good, err := tls.Dial("tcp", e.dotAddr(), &tls.Config{RootCAs: ca.pool, ServerName: testServerName})
+	good, err := tls.Dial("tcp", e.dotAddr(), &tls.Config{RootCAs: ca.Pool, ServerName: testServerName})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -662,7 +573,7 @@ func TestCertificateReloadUnderLoad(t *testing.T) {
 	e, ca := startEncrypted(t, "")
 	serial := func() int64 {
 		t.Helper()
-		c, err := tls.Dial("tcp", e.dotAddr(), &tls.Config{RootCAs: ca.pool, ServerName: testServerName})
+		c, err := tls.Dial("tcp", e.dotAddr(), &tls.Config{RootCAs: ca.Pool, ServerName: testServerName})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -729,7 +640,7 @@ func TestCertificateReloadUnderLoad(t *testing.T) {
 	waitAnswered(50)
 	notAfter := time.Now().Add(100 * 24 * time.Hour).Truncate(time.Second)
 	for i := range 3 {
-		e.writePair(ca, leaf{serial: int64(10 + i), dnsNames: goodLeaf.dnsNames, ips: goodLeaf.ips, notAfter: notAfter.Add(time.Duration(i) * time.Hour)})
+		e.writePair(ca, testtool.Leaf{Serial: int64(10 + i), DNSNames: goodLeaf.DNSNames, IPs: goodLeaf.IPs, NotAfter: notAfter.Add(time.Duration(i) * time.Hour)})
 		if err := e.app.Reload(context.Background()); err != nil {
 			t.Fatalf("reload %d: %v", i, err)
 		}
@@ -737,7 +648,7 @@ func TestCertificateReloadUnderLoad(t *testing.T) {
 	}
 	// A key that does not match the certificate: the reload fails, the
 	// previous pair stays.
-	c, _ := ca.issue(t, leaf{serial: 99, dnsNames: goodLeaf.dnsNames, ips: goodLeaf.ips})
+	c := ca.Issue(testtool.Leaf{Serial: 99, DNSNames: goodLeaf.DNSNames, IPs: goodLeaf.IPs}).CertPEM
 	writeAtomic(t, filepath.Join(e.dir, "cert.pem"), c)
 	if err := e.app.Reload(context.Background()); err == nil {
 		t.Error("reload with a mismatched pair succeeded")
@@ -761,8 +672,8 @@ func TestCertificateReloadUnderLoad(t *testing.T) {
 // warns when DDR is on and the certificate does not list the resolver's
 // address, and fails without a DNS name for the DDR target.
 func TestCertificateErrors(t *testing.T) {
-	ca := newTestCA(t)
-	other := newTestCA(t)
+	ca := newTestCA()
+	other := newTestCA()
 	tests := []struct {
 		name     string
 		setup    func(e *env)
@@ -770,30 +681,30 @@ func TestCertificateErrors(t *testing.T) {
 		wantWarn string
 	}{
 		{name: "expired", setup: func(e *env) {
-			e.writePair(ca, leaf{dnsNames: goodLeaf.dnsNames, ips: goodLeaf.ips, notBefore: time.Now().Add(-48 * time.Hour), notAfter: time.Now().Add(-time.Hour)})
+			e.writePair(ca, testtool.Leaf{DNSNames: goodLeaf.DNSNames, IPs: goodLeaf.IPs, NotBefore: time.Now().Add(-48 * time.Hour), NotAfter: time.Now().Add(-time.Hour)})
 		}, wantErr: "the certificate expired on"},
 		{name: "not_yet_valid", setup: func(e *env) {
-			e.writePair(ca, leaf{dnsNames: goodLeaf.dnsNames, ips: goodLeaf.ips, notBefore: time.Now().Add(time.Hour)})
+			e.writePair(ca, testtool.Leaf{DNSNames: goodLeaf.DNSNames, IPs: goodLeaf.IPs, NotBefore: time.Now().Add(time.Hour)})
 		}, wantErr: "is not valid before"},
 		{name: "unreadable_cert", setup: func(e *env) {}, wantErr: "tls.cert_file: open "},
 		{name: "unreadable_key", setup: func(e *env) {
-			c, _ := ca.issue(t, goodLeaf)
+			c := ca.Issue(goodLeaf).CertPEM
 			e.write("cert.pem", string(c))
 		}, wantErr: "tls.key_file: open "},
 		{name: "mismatched", setup: func(e *env) {
-			c, _ := ca.issue(t, goodLeaf)
-			_, k := other.issue(t, goodLeaf)
+			c := ca.Issue(goodLeaf).CertPEM
+			k := other.Issue(goodLeaf).KeyPEM
 			e.write("cert.pem", string(c))
 			e.write("key.pem", string(k))
 		}, wantErr: "private key does not match public key"},
 		{name: "no_dns_name", setup: func(e *env) {
-			e.writePair(ca, leaf{ips: goodLeaf.ips})
+			e.writePair(ca, testtool.Leaf{IPs: goodLeaf.IPs})
 		}, wantErr: "ddr: the certificate of tls.cert_file lists no DNS name"},
 		{name: "expires_soon", setup: func(e *env) {
-			e.writePair(ca, leaf{dnsNames: goodLeaf.dnsNames, ips: goodLeaf.ips, notAfter: time.Now().Add(50 * time.Hour)})
+			e.writePair(ca, testtool.Leaf{DNSNames: goodLeaf.DNSNames, IPs: goodLeaf.IPs, NotAfter: time.Now().Add(50 * time.Hour)})
 		}, wantWarn: "in 2 days: renew it and reload"},
 		{name: "ip_not_covered", setup: func(e *env) {
-			e.writePair(ca, leaf{dnsNames: goodLeaf.dnsNames, ips: []string{"192.0.2.53"}})
+			e.writePair(ca, testtool.Leaf{DNSNames: goodLeaf.DNSNames, IPs: []net.IP{net.ParseIP("192.0.2.53")}})
 		}, wantWarn: "does not list 127.0.0.1 (listen[0]) as an IP address"},
 	}
 	for _, tc := range tests {
@@ -839,9 +750,9 @@ type h2Flood struct {
 	goAway atomic.Int64  // the error code of the server's GOAWAY, -1 before one
 }
 
-func newH2Flood(t *testing.T, addr string, ca *testCA) *h2Flood {
+func newH2Flood(t *testing.T, addr string, ca *testtool.CA) *h2Flood {
 	t.Helper()
-	c, err := tls.Dial("tcp", addr, &tls.Config{RootCAs: ca.pool, ServerName: testServerName, NextProtos: []string{"h2"}})
+	c, err := tls.Dial("tcp", addr, &tls.Config{RootCAs: ca.Pool, ServerName: testServerName, NextProtos: []string{"h2"}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -929,7 +840,7 @@ func TestDoHStreamLimits(t *testing.T) {
 		_ = w.WriteMsg(m)
 	}))
 	defer close(release)
-	ca := newTestCA(t)
+	ca := newTestCA()
 	e.writePair(ca, goodLeaf)
 	e.config(strings.Replace(encryptedConfig, "path: /dns-query", "path: /dns-query, max_streams: 50", 1))
 	e.start()

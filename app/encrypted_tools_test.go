@@ -33,10 +33,10 @@ func runTool(t *testing.T, bin string, args ...string) string {
 }
 
 // writeCA writes the test CA's certificate for the tools.
-func (e *env) writeCA(ca *testCA) string {
+func (e *env) writeCA(ca *testtool.CA) string {
 	e.t.Helper()
-	p := filepath.Join(e.dir, "ca.pem")
-	if err := os.WriteFile(p, ca.pem, 0o644); err != nil {
+	p := filepath.Join(e.dir, "ca.PEM")
+	if err := os.WriteFile(p, ca.PEM, 0o644); err != nil {
 		e.t.Fatal(err)
 	}
 	return p
@@ -122,7 +122,7 @@ func TestCurlDoH(t *testing.T) {
 		}
 		return m
 	}))
-	ca := newTestCA(t)
+	ca := newTestCA()
 	e.writePair(ca, goodLeaf)
 	e.config(encryptedConfig)
 	e.start()

@@ -237,7 +237,7 @@ func TestEncryptedTurnedOnByReload(t *testing.T) {
 	if d, h := e.app.EncryptedAddrs(); len(d)+len(h) != 0 {
 		t.Fatalf("started without dot and doh: serving %v %v", d, h)
 	}
-	ca := newTestCA(t)
+	ca := newTestCA()
 	e.writePair(ca, goodLeaf)
 	if err := e.reloadEncrypted(`["127.0.0.1:0"]`, `["127.0.0.1:0"]`); err != nil {
 		t.Fatalf("reload turning dot and doh on: %v", err)
@@ -288,7 +288,7 @@ func TestEncryptedRemovedListenerDrains(t *testing.T) {
 		_ = w.WriteMsg(m)
 	}))
 	defer close(stuck) // before the App's shutdown: its query finishes
-	ca := newTestCA(t)
+	ca := newTestCA()
 	e.writePair(ca, goodLeaf)
 	base := strings.Replace(baseConfig(e.up.Addr()), "shutdown_timeout: 20s", "shutdown_timeout: 1s", 1)
 	if base == baseConfig(e.up.Addr()) {

@@ -1,6 +1,8 @@
 package testtool
 
 import (
+	"crypto/tls"
+	"crypto/x509"
 	"net"
 	"testing"
 )
@@ -50,4 +52,31 @@ func TestFreePort(t *testing.T) {
 		t.Fatalf("TCP %s: %v", addr, err)
 	}
 	ln.Close()
+}
+
+// TestCAIssues: a certificate the CA issues verifies against its pool for
+// its name and address, loads from its PEM files, and does not verify
+// against another CA.
+func TestCAIssues(t *testing.T) {
+	ca, other := NewCA("test CA"), NewCA("other CA")
+	iss := ca.Issue(Leaf{DNSNames: []string{"dns.test"}, IPs: []net.IP{net.IPv4(127, 0, 0, 1)}})
+	pair, err := tls.X509KeyPair(iss.CertPEM, iss.KeyPEM)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(pair.Certificate) != 2 || pair.Leaf.SerialNumber.Int64() != 2 {
+		t.Errorf("cert_file chain of %d certificates, serial %v; want the leaf and the CA, serial 2", len(pair.Certificate), pair.Leaf.SerialNumber)
+	}
+	leaf, err := x509.ParseCertificate(iss.TLS.Certificate[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"dns.test", "127.0.0.1"} {
+		if _, err := leaf.Verify(x509.VerifyOptions{Roots: ca.Pool, DNSName: name}); err != nil {
+			t.Errorf("verify for %s: %v", name, err)
+		}
+	}
+	if _, err := leaf.Verify(x509.VerifyOptions{Roots: other.Pool, DNSName: "dns.test"}); err == nil {
+		t.Error("the leaf verifies against another CA")
+	}
 }
