@@ -906,6 +906,42 @@ func TestDoHStreamLimits(t *testing.T) {
 	answered("after the floods, on a new connection")
 }
 
+// TestDoHProtocolErrorsCounted: an HTTP/2 client that breaks the protocol
+// has its connection ended with GOAWAY PROTOCOL_ERROR and is counted by
+// kind: request headers on a server-initiated (even) stream ID as
+// doh_h2_connection, a malformed frame (a window update of 0 for the
+// connection) as doh_h2_frame.
+func TestDoHProtocolErrorsCounted(t *testing.T) {
+	e, ca := startEncrypted(t, "")
+	_, dohAddrs := e.app.EncryptedAddrs()
+	for _, tc := range []struct {
+		reason string
+		send   func(f *h2Flood) error
+	}{
+		{"doh_h2_connection", func(f *h2Flood) error {
+			return f.fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 2, BlockFragment: f.post, EndHeaders: true})
+		}},
+		{"doh_h2_frame", func(f *h2Flood) error {
+			f.fr.AllowIllegalWrites = true
+			return f.fr.WriteWindowUpdate(0, 0)
+		}},
+	} {
+		f := newH2Flood(t, dohAddrs[0], ca)
+		if err := tc.send(f); err != nil {
+			t.Fatalf("%s: %v", tc.reason, err)
+		}
+		if !f.waitClosed() {
+			t.Fatalf("%s: the connection is still open", tc.reason)
+		}
+		if code := http2.ErrCode(f.goAway.Load()); code != http2.ErrCodeProtocol {
+			t.Errorf("%s: GOAWAY %v, want PROTOCOL_ERROR", tc.reason, code)
+		}
+		if got := e.waitMetric("dropped_total", 1, "reason="+tc.reason); got != 1 {
+			t.Errorf("dropped_total{reason=%s} = %v, want 1", tc.reason, got)
+		}
+	}
+}
+
 // TestEncryptedLogsSeeTheClient: the enforcement log and the query log
 // record the address of the DoT or DoH client itself.
 func TestEncryptedLogsSeeTheClient(t *testing.T) {
