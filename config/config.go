@@ -132,8 +132,7 @@ type Server struct {
 	// HealthName is answered with TXT "ok" without touching the chain; empty
 	// turns it off.
 	HealthName string `mapstructure:"health_name"`
-	// ShutdownTimeout bounds the drain of in-flight queries on SIGTERM, and
-	// on the connections of a DoT or DoH address a reload removes.
+	// ShutdownTimeout bounds the drain of in-flight queries on SIGTERM.
 	ShutdownTimeout time.Duration `mapstructure:"shutdown_timeout"`
 	// BlockSingleLabel answers single-label names (printer.) with NXDOMAIN
 	// instead of forwarding them (RFC 6761 spirit, dnsmasq domain-needed).
