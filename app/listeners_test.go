@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/http/httptrace"
 	"slices"
 	"strings"
 	"testing"
@@ -145,6 +146,23 @@ func TestEncryptedListenersReload(t *testing.T) {
 	}
 	if err := askDoT(connA); err != nil {
 		t.Errorf("DoT on the connection to the kept %s: %v", dot0, err)
+	}
+	// The DoH client's connection to the kept DoH listener is still open.
+	reused := false
+	req, err := http.NewRequestWithContext(httptrace.WithClientTrace(context.Background(), &httptrace.ClientTrace{
+		GotConn: func(ci httptrace.GotConnInfo) { reused = ci.Reused },
+	}), http.MethodPost, e.dohURL(), bytes.NewReader(packQuery(t, "www.example.org", dns.TypeA)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/dns-message")
+	if resp, err := hc.Do(req); err != nil || resp.StatusCode != http.StatusOK {
+		t.Errorf("DoH on the kept %s: %v", doh0, err)
+	} else {
+		resp.Body.Close()
+	}
+	if !reused {
+		t.Errorf("the DoH client opened a new connection to the kept %s", doh0)
 	}
 	if got, want := e.ddrEndpoints(), sorted(endpoint("dot", dot0), endpoint("dot", dot1), endpoint("h2", doh0)); !slices.Equal(got, want) {
 		t.Errorf("DDR after adding a DoT address:\n got %q\nwant %q", got, want)
