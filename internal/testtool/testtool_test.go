@@ -4,6 +4,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"net"
+	"strconv"
 	"testing"
 )
 
@@ -39,9 +40,14 @@ func TestNeedSkipsOrFails(t *testing.T) {
 	}
 }
 
-// TestFreePort: the port can be bound for UDP and for TCP at once.
+// TestFreePort: the port can be bound for UDP and for TCP at once, and is
+// below the ephemeral range, where outgoing connections take their ports.
 func TestFreePort(t *testing.T) {
 	addr := FreeAddr(t)
+	_, p, _ := net.SplitHostPort(addr)
+	if port, _ := strconv.Atoi(p); ephemeralLow() > 10000 && (port >= ephemeralLow() || port < 10000) {
+		t.Errorf("port %d, want one in [10000, %d)", port, ephemeralLow())
+	}
 	pc, err := net.ListenPacket("udp", addr)
 	if err != nil {
 		t.Fatalf("UDP %s: %v", addr, err)
