@@ -3,6 +3,7 @@ package resolver
 import (
 	"bytes"
 	"fmt"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -321,4 +322,36 @@ func TestCacheConcurrent(t *testing.T) {
 	}
 	wg.Wait()
 	checkCache(t, c)
+}
+
+// TestCacheHoldsNoObjects: the answers a cache holds are not heap objects
+// the GC has to mark (the point of the arena): 20,000 entries add a few
+// chunks and the index's groups, not objects per entry.
+func TestCacheHoldsNoObjects(t *testing.T) {
+	const n = 20_000
+	c := NewCache(CacheOptions{Size: 2 * n})
+	now := time.Now()
+	msgs := make([]*dns.Msg, n)
+	names := make([]string, n)
+	for i := range msgs {
+		names[i] = "obj" + strconv.Itoa(i) + ".example."
+		msgs[i] = cacheBenchAnswer(names[i])
+	}
+	var ms runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&ms)
+	before := ms.HeapObjects
+	for i := range msgs {
+		c.put(&Request{Name: names[i], Qtype: dns.TypeA}, msgs[i], now)
+	}
+	runtime.GC()
+	runtime.ReadMemStats(&ms)
+	if c.Len() != n {
+		t.Fatalf("%d of %d entries cached", c.Len(), n)
+	}
+	if per := (float64(ms.HeapObjects) - float64(before)) / n; per > 0.1 {
+		t.Errorf("%.2f heap objects per cached entry, want none", per)
+	}
+	runtime.KeepAlive(c)
+	runtime.KeepAlive(msgs) // the answers stay, so their objects do not count
 }
