@@ -504,11 +504,9 @@ func sourceName(src config.Source) string {
 // counts the rules and notes which must_contain names a block rule covers,
 // without building an index (a list may hold millions of entries).
 func guardParser(name string, src config.Source) download.ParseFunc {
-	opts := blocklists.ParseOptions{
-		Source: name,
-		Format: blocklists.Format(strings.ToLower(strings.TrimSpace(src.Format))),
-		Match:  matchKind(strings.ToLower(strings.TrimSpace(src.Match))),
-	}
+	// The options policy parses the source with: the same format and match.
+	opts := policy.SourceParseOptions(src.Format, src.Match)
+	opts.Source = name
 	return func(body []byte) (int, func(string) bool, error) {
 		must := make([]string, 0, len(src.MustContain))
 		for _, m := range src.MustContain {
@@ -548,13 +546,6 @@ func covers(name string, kind blocklists.Kind, q string) bool {
 		return below
 	}
 	return q == name || below
-}
-
-func matchKind(s string) blocklists.Kind {
-	if s == "exact" {
-		return blocklists.Exact
-	}
-	return blocklists.Suffix
 }
 
 // Start serves DNS and the admin listener, starts the periodic refresh of

@@ -74,7 +74,7 @@ var leaves = sync.OnceValue(func() []leaf {
 				KeyInfo: KeyInfo{
 					Key:  key,
 					Env:  EnvName(key),
-					Type: f.Type.String(),
+					Type: typeName(f.Type),
 					Doc:  firstParagraph(commentOf(&doc, key)),
 				},
 				typ: f.Type,
@@ -96,6 +96,20 @@ func Keys() []KeyInfo {
 		out[i] = l.KeyInfo
 	}
 	return out
+}
+
+// typeName is the type of a key as Keys shows it: a list of objects by its
+// name in this package ("[]config.Client", an alias of spec's), an enum of
+// spec by the kind it is written as ("string"; Validate names its values),
+// any other type by its Go name.
+func typeName(t reflect.Type) string {
+	switch {
+	case t.Kind() == reflect.Slice && t.Elem().Kind() == reflect.Struct:
+		return "[]config." + t.Elem().Name()
+	case t.Kind() == reflect.String:
+		return "string"
+	}
+	return t.String()
 }
 
 // EnvName returns the environment variable of a key path:

@@ -109,6 +109,10 @@ func Load(opts LoadOptions) (*Config, error) {
 	}
 
 	var cfg Config
+	// The enums of spec (tier, mode, format, ...) are strings: their text
+	// is decoded as is, and Validate checks it against the same list their
+	// UnmarshalText accepts, so that a bad value is reported with every
+	// other problem of the file, not alone.
 	if err := v.UnmarshalExact(&cfg); err != nil {
 		// Unreachable when the decoder above is right: it checked every key
 		// and value already.

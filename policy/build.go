@@ -17,8 +17,8 @@ import (
 	"time"
 
 	"github.com/jurisdns/jurisdns/blocklists"
-	"github.com/jurisdns/jurisdns/config"
 	"github.com/jurisdns/jurisdns/download"
+	"github.com/jurisdns/jurisdns/spec"
 )
 
 // BuildOptions are the inputs of Build besides the configuration.
@@ -30,13 +30,13 @@ type BuildOptions struct {
 	// Fetch returns the bytes of a URL source (the downloader: conditional
 	// GET, on-disk last good copy, size cap). Nil makes every URL source
 	// fail with "url sources need the downloader".
-	Fetch func(ctx context.Context, jurisdiction string, src config.Source) ([]byte, error)
+	Fetch func(ctx context.Context, jurisdiction string, src spec.Source) ([]byte, error)
 	// Transfer returns the zone file of a transfer source (an RPZ zone
 	// pulled from its primaries, or its cached copy), read as it is parsed
 	// and then closed, and the state of the transfer for
 	// SourceInfo.Transfer. Nil makes every transfer source fail with
 	// "transfer sources need the zone transfer client".
-	Transfer func(ctx context.Context, jurisdiction string, src config.Source) (io.ReadCloser, *TransferState, error)
+	Transfer func(ctx context.Context, jurisdiction string, src spec.Source) (io.ReadCloser, *TransferState, error)
 	// Previous is the policy being replaced. A source that fails under
 	// on_load_failure last_known_good keeps its rules from Previous, and
 	// the max_shrink guard compares against it.
@@ -108,7 +108,7 @@ type sspec struct {
 	kind    sourceKind
 	info    SourceInfo
 	opts    blocklists.ParseOptions
-	cfg     config.Source
+	cfg     spec.Source
 	text    []byte
 	lineMap []int               // parse line-1 → reported line (shipped entries)
 	actions []blocklists.Action // parse line-1 → action override (shipped entries)
@@ -163,6 +163,12 @@ func (b *builder) errorf(format string, args ...any) {
 // at once (errors.Join), each with its configuration key path, and
 // file:line for list errors.
 //
+// cfg has passed spec.Validate: Build converts its values (tier, mode,
+// action, format, ...) and does not check them again. What it reports is
+// what only the merge and the load can tell: an override that leaves action
+// ip without a sinkhole, a reference to no jurisdiction, a source that
+// fails to load.
+//
 // Config.DefaultJurisdictions nil means ShippedDefaults(); an empty non-nil
 // list means no jurisdiction for unmatched clients. A shipped jurisdiction
 // that no client uses (and the configuration does not override) is loaded,
@@ -173,9 +179,9 @@ func (b *builder) errorf(format string, args ...any) {
 // that the parser rejects (too many bad lines) or that fails a guard
 // (sha256, min_entries, max_shrink, must_contain) is handled by its
 // jurisdiction's on_load_failure.
-func Build(ctx context.Context, cfg *config.Config, opts BuildOptions) (*Policy, error) {
+func Build(ctx context.Context, cfg *spec.Config, opts BuildOptions) (*Policy, error) {
 	if cfg == nil {
-		cfg = &config.Config{}
+		cfg = &spec.Config{}
 	}
 	log := opts.Logger
 	if log == nil {
@@ -322,7 +328,7 @@ func (b *builder) addShipped(f *shippedFile) {
 		key := fmt.Sprintf("%s sources[%d]", f.file, i)
 		s := &sspec{key: key, kind: srcText}
 		s.info = SourceInfo{Name: src.Name, Origin: "shipped"}
-		b.sourceFormat(s, key, src.Format, src.Match)
+		s.setFormat(src.Format, src.Match)
 		s.opts.Source = f.file
 		var text bytes.Buffer
 		for _, e := range src.Entries {
@@ -377,12 +383,16 @@ func entryAction(s string) (blocklists.Action, error) {
 	return actionNone, fmt.Errorf("unknown entry action %q (want nxdomain, nodata, drop or allow)", s)
 }
 
-// attrs are the overridable attributes, as written.
+// attrs are the overridable attributes, as written; "" (nil) is unset.
 type attrs struct {
-	effective, expires, tier, mode, action, ttl, onLoadFailure string
-	sinkhole                                                   []string
-	ede                                                        *int
-	ttlDur                                                     time.Duration // from config, 0 = unset
+	effective, expires, ttl string
+	tier                    spec.Tier
+	mode                    spec.Mode
+	action                  spec.Action
+	onLoadFailure           spec.OnLoadFailure
+	sinkhole                []string
+	ede                     *int
+	ttlDur                  time.Duration // from config, 0 = unset
 }
 
 // setAttrs applies the attributes that are set.
@@ -402,27 +412,16 @@ func (b *builder) setAttrs(js *jspec, key string, a attrs) {
 		}
 		j.Expires = t
 	}
+	// The enums were checked where they were decoded (spec.Validate, the
+	// shipped files' UnmarshalText): set ones are converted, not parsed.
 	if a.tier != "" {
-		t, err := ParseTier(a.tier)
-		if err != nil {
-			b.errorf("%s.tier: %v", key, err)
-		} else {
-			j.Tier = t
-		}
+		j.Tier = tierOf(a.tier)
 	}
 	if a.mode != "" {
-		m, err := ParseMode(a.mode)
-		if err != nil {
-			b.errorf("%s.mode: %v", key, err)
-		}
-		j.Mode = m
+		j.Mode = modeOf(a.mode)
 	}
 	if a.action != "" {
-		act, err := ParseAction(a.action)
-		if err != nil {
-			b.errorf("%s.action: %v", key, err)
-		}
-		j.Action = act
+		j.Action = actionOf(a.action)
 	}
 	if a.sinkhole != nil {
 		j.Sinkhole = nil
@@ -457,27 +456,17 @@ func (b *builder) setAttrs(js *jspec, key string, a attrs) {
 		j.TTL = a.ttlDur
 	}
 	if a.onLoadFailure != "" {
-		o, err := ParseOnLoadFailure(a.onLoadFailure)
-		if err != nil {
-			b.errorf("%s.on_load_failure: %v", key, err)
-		}
-		j.OnLoadFailure = o
+		j.OnLoadFailure = onLoadFailureOf(a.onLoadFailure)
 	}
 }
 
 // addUser applies cfg.Jurisdictions[i]: an override of a shipped (or
 // earlier) jurisdiction with the same id, or a new jurisdiction.
-func (b *builder) addUser(i int, u *config.Jurisdiction) {
+func (b *builder) addUser(i int, u *spec.Jurisdiction) {
+	// spec.Validate checked the id (spec.CheckID, the rule of the shipped
+	// ids too) and that no other entry uses it.
 	key := fmt.Sprintf("jurisdictions[%d]", i)
-	id := strings.TrimSpace(u.ID)
-	if err := validID(id); err != nil {
-		b.errorf("%s.id: %v", key, err)
-		return
-	}
-	if prev, dup := b.userKey[id]; dup {
-		b.errorf("%s.id: duplicate id %q (also %s)", key, id, prev)
-		return
-	}
+	id := u.ID
 	b.userKey[id] = key
 	js, ok := b.byID[id]
 	if ok {
@@ -525,7 +514,7 @@ func (b *builder) addUser(i int, u *config.Jurisdiction) {
 	}
 }
 
-func (b *builder) addUserSource(js *jspec, key string, src *config.Source) {
+func (b *builder) addUserSource(js *jspec, key string, src *spec.Source) {
 	s := &sspec{key: key, cfg: *src}
 	n := 0
 	if src.Path != "" {
@@ -570,9 +559,9 @@ func (b *builder) addUserSource(js *jspec, key string, src *config.Source) {
 	}
 	format := src.Format
 	if s.kind == srcTransfer {
-		format = string(blocklists.FormatRPZ)
+		format = spec.FormatRPZ
 	}
-	b.sourceFormat(s, key, format, src.Match)
+	s.setFormat(format, src.Match)
 	if s.kind == srcTransfer {
 		s.opts.Origin = src.Transfer.Zone
 	}
@@ -586,29 +575,30 @@ func (b *builder) addUserSource(js *jspec, key string, src *config.Source) {
 	js.srcs = append(js.srcs, s)
 }
 
-// sourceFormat sets the format and match of a source.
-func (b *builder) sourceFormat(s *sspec, key, format, match string) {
-	f := blocklists.Format(strings.ToLower(strings.TrimSpace(format)))
-	switch f {
-	case "":
-		f = blocklists.FormatDomains
-	case blocklists.FormatDomains, blocklists.FormatHosts, blocklists.FormatAdblock,
-		blocklists.FormatWildcard, blocklists.FormatRPZ:
-	default:
-		b.errorf("%s.format: unknown format %q (want domains, hosts, adblock, wildcard or rpz)", key, format)
+// setFormat sets the format and match of a source (checked where they
+// were decoded; "" is domains and suffix).
+func (s *sspec) setFormat(format spec.Format, match spec.Match) {
+	s.opts = SourceParseOptions(format, match)
+	s.info.Format = s.opts.Format
+	s.info.Match = string(spec.MatchSuffix)
+	if s.opts.Match == blocklists.Exact {
+		s.info.Match = string(spec.MatchExact)
 	}
-	s.opts.Format = f
-	s.info.Format = f
-	switch strings.ToLower(strings.TrimSpace(match)) {
-	case "", "suffix":
-		s.opts.Match = blocklists.Suffix
-		s.info.Match = "suffix"
-	case "exact":
-		s.opts.Match = blocklists.Exact
-		s.info.Match = "exact"
-	default:
-		b.errorf("%s.match: unknown match %q (want suffix or exact)", key, match)
+}
+
+// SourceParseOptions are the parse options of a list source of the
+// configuration: its format (blocklists.Format holds the names of
+// spec.Format) and what a plain entry blocks. The policy and the
+// downloader's guards (app) parse a list with the same options.
+func SourceParseOptions(format spec.Format, match spec.Match) blocklists.ParseOptions {
+	o := blocklists.ParseOptions{Format: blocklists.Format(format), Match: blocklists.Suffix}
+	if format == "" {
+		o.Format = blocklists.FormatDomains
 	}
+	if match == spec.MatchExact {
+		o.Match = blocklists.Exact
+	}
+	return o
 }
 
 // check validates a merged jurisdiction and fills the defaults that
@@ -961,20 +951,4 @@ func (b *builder) addAllow(js *jspec, ai int) {
 	}
 	js.acc.add(b.ruleDigest(c, kind, blocklists.Allow, nil))
 	j.Allow = append(j.Allow, AllowEntry{Name: a.name, Origin: a.origin, Line: a.line})
-}
-
-// validID accepts lower-case ids of letters, digits, '-', '_' and '.'.
-func validID(id string) error {
-	if id == "" {
-		return errors.New("empty id")
-	}
-	if len(id) > 64 {
-		return fmt.Errorf("id %q longer than 64 bytes", id)
-	}
-	for _, c := range id {
-		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-' || c == '_' || c == '.') {
-			return fmt.Errorf("id %q: only a-z, 0-9, '-', '_' and '.' are allowed", id)
-		}
-	}
-	return nil
 }

@@ -7,7 +7,7 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/jurisdns/jurisdns/config"
+	"github.com/jurisdns/jurisdns/spec"
 )
 
 // ClientSet is the jurisdictions that apply to one client entry (or to
@@ -154,7 +154,7 @@ func parseSubnet(s string) (netip.Prefix, error) {
 }
 
 // resolveClients builds the client sets and the prefix tables.
-func (b *builder) resolveClients(cfg *config.Config, p *Policy) {
+func (b *builder) resolveClients(cfg *spec.Config, p *Policy) {
 	seen := map[netip.Prefix]string{}
 	for i, c := range cfg.Clients {
 		key := fmt.Sprintf("clients[%d]", i)

@@ -14,6 +14,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/jurisdns/jurisdns/blocklists/shipped"
+	"github.com/jurisdns/jurisdns/spec"
 )
 
 // shippedFile is the schema of one blocklists/shipped/<id>.yaml file. It is
@@ -27,13 +28,13 @@ type shippedFile struct {
 	NameSources   []shippedLink       `yaml:"name_sources"`
 	Effective     string              `yaml:"effective"`
 	Expires       string              `yaml:"expires"`
-	Tier          string              `yaml:"tier"`
-	Mode          string              `yaml:"mode"`
-	Action        string              `yaml:"action"`
+	Tier          spec.Tier           `yaml:"tier"`
+	Mode          spec.Mode           `yaml:"mode"`
+	Action        spec.Action         `yaml:"action"`
 	Sinkhole      []string            `yaml:"sinkhole"`
 	EDE           *int                `yaml:"ede"`
 	TTL           string              `yaml:"ttl"`
-	OnLoadFailure string              `yaml:"on_load_failure"`
+	OnLoadFailure spec.OnLoadFailure  `yaml:"on_load_failure"`
 	Default       bool                `yaml:"default"`
 	Notes         string              `yaml:"notes"`
 	LeavesOut     []string            `yaml:"leaves_out"`
@@ -67,8 +68,8 @@ type shippedLink struct {
 
 type shippedSource struct {
 	Name    string         `yaml:"name"`
-	Format  string         `yaml:"format"`
-	Match   string         `yaml:"match"`
+	Format  spec.Format    `yaml:"format"`
+	Match   spec.Match     `yaml:"match"`
 	Entries []shippedEntry `yaml:"entries"`
 }
 
@@ -181,6 +182,9 @@ func parseShippedFile(name string, b []byte) (*shippedFile, error) {
 	if want := strings.TrimSuffix(path.Base(name), ".yaml"); f.ID != want {
 		bad("id %q does not match the file name (want %q)", f.ID, want)
 	}
+	if err := spec.CheckID(f.ID); err != nil {
+		bad("id: %v", err)
+	}
 	if f.Title == "" || f.Tier == "" {
 		bad("title and tier are required")
 	}
@@ -189,8 +193,8 @@ func parseShippedFile(name string, b []byte) (*shippedFile, error) {
 	}
 	// A government instrument has a date; the operator's own policy (tier
 	// local) may have none.
-	needDate := f.Tier == "mandated" || f.Tier == "advisory"
-	if f.Tier == "advisory" && f.Mode != "report" {
+	needDate := f.Tier == spec.TierMandated || f.Tier == spec.TierAdvisory
+	if f.Tier == spec.TierAdvisory && f.Mode != spec.ModeReport {
 		bad("mode: an advisory jurisdiction ships in mode report (an operator may enforce it in their configuration)")
 	}
 	instrOf := map[string]int{} // link URL -> instrument index

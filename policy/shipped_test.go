@@ -13,6 +13,7 @@ import (
 
 	"github.com/jurisdns/jurisdns/blocklists/shipped"
 	"github.com/jurisdns/jurisdns/config"
+	"github.com/jurisdns/jurisdns/spec"
 )
 
 // wantDefaults are the jurisdictions the default configuration enables
@@ -349,7 +350,7 @@ func TestBypass(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			cfg := &config.Config{DefaultJurisdictions: []string{"bypass"}}
 			if tc.action != "" {
-				cfg.Jurisdictions = []config.Jurisdiction{{ID: "bypass", Action: tc.action}}
+				cfg.Jurisdictions = []config.Jurisdiction{{ID: "bypass", Action: spec.Action(tc.action)}}
 			}
 			p := build(t, cfg, BuildOptions{})
 			v := p.Match(tc.qname, nil, testNow)

@@ -1,4 +1,4 @@
-package config
+package spec
 
 import (
 	"errors"
@@ -97,7 +97,7 @@ func (c *Config) validateListen(p *problems) {
 func (c *Config) validateUpstreams(p *problems) {
 	u := c.Upstreams
 	checkServers(p, "upstreams.servers", u.Servers)
-	checkOneOf(p, "upstreams.strategy", u.Strategy, "failover", "random", "parallel")
+	checkEnum(p, "upstreams.strategy", u.Strategy, true, Strategies)
 	checkPositive(p, "upstreams.timeout", u.Timeout)
 	checkPositive(p, "upstreams.try_timeout", u.TryTimeout)
 	if u.Timeout > 0 && u.TryTimeout > u.Timeout {
@@ -224,7 +224,7 @@ func (c *Config) validateClients(p *problems) {
 func (j *Jurisdiction) validate(p *problems, path string) {
 	if j.ID == "" {
 		p.add(path+".id", "is required")
-	} else if err := checkID(j.ID); err != nil {
+	} else if err := CheckID(j.ID); err != nil {
 		p.add(path+".id", "%v", err)
 	}
 	for i, l := range j.Links {
@@ -255,10 +255,10 @@ func (j *Jurisdiction) validate(p *problems, path string) {
 		p.add(path+".expires", "%s is not after effective (%s)", j.Expires, j.Effective)
 	}
 	validateSDE(p, path, j.Contact, j.Organisation)
-	checkOneOf(p, path+".tier", j.Tier, "", "mandated", "local", "advisory")
-	checkOneOf(p, path+".mode", j.Mode, "", "enforce", "report")
-	checkOneOf(p, path+".action", j.Action, "", "nxdomain", "nodata", "null", "ip", "refused", "drop")
-	if j.Action == "ip" && len(j.Sinkhole) == 0 {
+	checkEnum(p, path+".tier", j.Tier, false, Tiers)
+	checkEnum(p, path+".mode", j.Mode, false, Modes)
+	checkEnum(p, path+".action", j.Action, false, Actions)
+	if j.Action == ActionIP && len(j.Sinkhole) == 0 {
 		p.add(path+".sinkhole", "action ip needs at least one sinkhole address")
 	}
 	for i, s := range j.Sinkhole {
@@ -289,7 +289,7 @@ func (j *Jurisdiction) validate(p *problems, path string) {
 			p.add(fmt.Sprintf("%s.allow[%d]", path, i), "%v", err)
 		}
 	}
-	checkOneOf(p, path+".on_load_failure", j.OnLoadFailure, "", "last_known_good", "fail_closed", "fail_open")
+	checkEnum(p, path+".on_load_failure", j.OnLoadFailure, false, OnLoadFailures)
 }
 
 // validate checks one list source.
@@ -332,8 +332,8 @@ func (s *Source) validate(p *problems, path string) {
 			p.add(path+".url", "scheme %q is not https", u.Scheme)
 		}
 	}
-	checkOneOf(p, path+".format", s.Format, "", "domains", "hosts", "adblock", "wildcard", "rpz")
-	checkOneOf(p, path+".match", s.Match, "", "suffix", "exact")
+	checkEnum(p, path+".format", s.Format, false, Formats)
+	checkEnum(p, path+".match", s.Match, false, Matches)
 	if s.SHA256 != "" && !isHex(s.SHA256, 64) {
 		p.add(path+".sha256", "%q is not 64 hex digits", s.SHA256)
 	}
@@ -468,7 +468,7 @@ func validateIDs(p *problems, path string, ids []string) {
 	seen := make(map[string]int)
 	for i, id := range ids {
 		ip := fmt.Sprintf("%s[%d]", path, i)
-		if err := checkID(id); err != nil {
+		if err := CheckID(id); err != nil {
 			p.add(ip, "%v", err)
 			continue
 		}
@@ -480,8 +480,9 @@ func validateIDs(p *problems, path string, ids []string) {
 	}
 }
 
-// checkID checks the syntax of a jurisdiction ID.
-func checkID(id string) error {
+// CheckID checks the syntax of a jurisdiction ID, configured or shipped:
+// lower-case letters, digits and '-', not starting with '-', at most 63.
+func CheckID(id string) error {
 	if len(id) > 63 || !idPattern.MatchString(id) {
 		return fmt.Errorf("%q is not a jurisdiction id (lower-case letters, digits and '-', at most 63)", id)
 	}
@@ -559,9 +560,10 @@ func checkServers(p *problems, path string, list []string) {
 	}
 }
 
-// noCaseRandomization is the option of a UDP upstream that turns 0x20 off
-// (upstream.NoCaseRandomization; config does not import the DNS side).
-const noCaseRandomization = "no-0x20"
+// NoCaseRandomization, as the fragment of a UDP upstream
+// ("udp://192.0.2.53#no-0x20", "192.0.2.53:53#no-0x20"), turns 0x20 off for
+// a server that does not echo the question's case (upstream reads it).
+const NoCaseRandomization = "no-0x20"
 
 // checkUpstream checks the syntax of an upstream server: IP[:port][#no-0x20],
 // udp://IP[:port][#no-0x20], tcp://IP[:port], tls://host[:port][#servername]
@@ -570,8 +572,8 @@ func checkUpstream(s string) error {
 	scheme, _, isURL := strings.Cut(s, "://")
 	if !isURL {
 		addr, frag, hasFrag := strings.Cut(s, "#")
-		if hasFrag && frag != noCaseRandomization {
-			return fmt.Errorf("%q: unknown option %q (a UDP upstream takes #%s)", s, frag, noCaseRandomization)
+		if hasFrag && frag != NoCaseRandomization {
+			return fmt.Errorf("%q: unknown option %q (a UDP upstream takes #%s)", s, frag, NoCaseRandomization)
 		}
 		s := addr
 		if _, err := netip.ParseAddr(s); err == nil {
@@ -608,8 +610,8 @@ func checkUpstream(s string) error {
 		if u.User != nil || (u.Path != "" && u.Path != "/") || u.RawQuery != "" {
 			return fmt.Errorf("%q: only %s://IP[:port] is allowed", s, scheme)
 		}
-		if u.Fragment != "" && (u.Fragment != noCaseRandomization || strings.EqualFold(scheme, "tcp")) {
-			return fmt.Errorf("%q: unknown option %q (only udp:// takes #%s)", s, u.Fragment, noCaseRandomization)
+		if u.Fragment != "" && (u.Fragment != NoCaseRandomization || strings.EqualFold(scheme, "tcp")) {
+			return fmt.Errorf("%q: unknown option %q (only udp:// takes #%s)", s, u.Fragment, NoCaseRandomization)
 		}
 	case "tls":
 		if ipErr != nil {
@@ -715,8 +717,7 @@ func validateSDE(p *problems, path, contact, org string) {
 
 // shownURL is a list URL as a validation error shows it: its credentials
 // and query string, which commonly carry secrets, replaced by "REDACTED"
-// (the rule of download.RedactURL; config, beside download in layer 1,
-// does not import it).
+// (the rule of download.RedactURL; spec, the leaf, does not import it).
 func shownURL(u url.URL) string {
 	if u.User != nil {
 		u.User = url.User("REDACTED")
