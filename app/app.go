@@ -959,18 +959,11 @@ type observer struct {
 	st *status.Status
 }
 
+// Answered counts an answer: the resolver, the metrics and the status page
+// share one transport enum (spec.Transport).
 func (o observer) Answered(p resolver.Proto, qtype uint16, rcode int) {
-	mp, sp := metrics.ProtoUDP, status.UDP
-	switch p {
-	case resolver.TCP:
-		mp, sp = metrics.ProtoTCP, status.TCP
-	case resolver.DoT:
-		mp, sp = metrics.ProtoDoT, status.DoT
-	case resolver.DoH:
-		mp, sp = metrics.ProtoDoH, status.DoH
-	}
-	o.m.QueryAnswered(mp, qtype, rcode)
-	o.st.Answered(sp)
+	o.m.QueryAnswered(p, qtype, rcode)
+	o.st.Answered(p)
 }
 func (o observer) CacheHit()             { o.m.CacheHit() }
 func (o observer) CacheMiss()            { o.m.CacheMiss() }

@@ -210,13 +210,13 @@ var transportNames = [NumTransports]string{"udp", "tcp", "dot", "doh"}
 // Transports are the values of Transport.
 var Transports = []Transport{TransportUDP, TransportTCP, TransportDoT, TransportDoH}
 
-// String returns "udp", "tcp", "dot" or "doh", and "transport(N)" for a
-// value that is none of them.
+// String returns "udp", "tcp", "dot" or "doh", and "other" for a value
+// that is none of them (the metrics' label of an unknown value).
 func (t Transport) String() string {
 	if t < NumTransports {
 		return transportNames[t]
 	}
-	return fmt.Sprintf("transport(%d)", uint8(t))
+	return "other"
 }
 
 // MarshalText encodes the transport by name.

@@ -60,7 +60,7 @@ func TestTransportString(t *testing.T) {
 			t.Errorf("%v: round trip gives %v, %v", tr, back, err)
 		}
 	}
-	if got := Transport(9).String(); got != "transport(9)" {
+	if got := Transport(9).String(); got != "other" {
 		t.Errorf("Transport(9).String() = %q", got)
 	}
 	if _, err := Transport(9).MarshalText(); err == nil {
