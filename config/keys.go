@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/jurisdns/jurisdns/spec"
 )
 
 //go:embed default.yaml
@@ -118,30 +120,11 @@ func EnvName(key string) string {
 	return EnvPrefix + strings.ToUpper(strings.ReplaceAll(key, ".", "_"))
 }
 
-// tagName is the key of a struct field: its mapstructure tag, or "" when the
-// field is not configurable.
-func tagName(f reflect.StructField) string {
-	if !f.IsExported() {
-		return ""
-	}
-	name, _, _ := strings.Cut(f.Tag.Get("mapstructure"), ",")
-	if name == "-" {
-		return ""
-	}
-	return name
-}
-
-// fieldsByKey maps the keys of a struct type to its fields.
-func fieldsByKey(t reflect.Type) map[string]reflect.StructField {
-	m := make(map[string]reflect.StructField, t.NumField())
-	for i := range t.NumField() {
-		f := t.Field(i)
-		if name := tagName(f); name != "" {
-			m[name] = f
-		}
-	}
-	return m
-}
+// tagName and fieldsByKey are spec's: the keys of a struct type.
+var (
+	tagName     = spec.KeyName
+	fieldsByKey = spec.FieldsByKey
+)
 
 // lookupKey finds the value node of a dotted key path in a YAML document,
 // and the key node that names it. Both are nil when the path is absent.

@@ -338,25 +338,17 @@ func (b *builder) addShipped(f *shippedFile) {
 			}
 			text.WriteString(strings.TrimSpace(e.Rule))
 			text.WriteByte('\n')
-			s.lineMap = append(s.lineMap, e.line)
-			j.cites[citeKey{uint16(i), e.line}] = e.instr
-			act := actionNone
-			if e.Action != "" {
-				a, err := entryAction(e.Action)
-				if err != nil {
-					b.errorf("%s:%d: %v", f.file, e.line, err)
-				}
-				act = a
-			}
-			s.actions = append(s.actions, act)
+			s.lineMap = append(s.lineMap, e.Line)
+			j.cites[citeKey{uint16(i), e.Line}] = f.instrOf[e.Cite]
+			s.actions = append(s.actions, entryAction(e.Action))
 		}
 		s.text = text.Bytes()
 		js.srcs = append(js.srcs, s)
 	}
 	for k, e := range f.Allow {
 		// Allow rules carry 1 + their index in Jurisdiction.Allow as line.
-		j.cites[citeKey{srcAllow, k + 1}] = e.instr
-		js.allow = append(js.allow, aspec{name: e.Rule, origin: f.file, line: e.line, key: fmt.Sprintf("%s:%d", f.file, e.line)})
+		j.cites[citeKey{srcAllow, k + 1}] = f.instrOf[e.Cite]
+		js.allow = append(js.allow, aspec{name: e.Rule, origin: f.file, line: e.Line, key: fmt.Sprintf("%s:%d", f.file, e.Line)})
 	}
 	b.appendSpec(js)
 }
@@ -368,31 +360,32 @@ func (b *builder) appendSpec(js *jspec) {
 	b.byID[js.j.ID] = js
 }
 
-// entryAction parses the per-entry action of a shipped entry.
-func entryAction(s string) (blocklists.Action, error) {
-	switch s {
-	case "nxdomain":
-		return blocklists.NXDomain, nil
-	case "nodata":
-		return blocklists.NoData, nil
-	case "drop":
-		return blocklists.Drop, nil
-	case "allow", "passthru":
-		return blocklists.Allow, nil
+// entryAction is the rule action of a shipped entry's action (decoded by
+// its UnmarshalText); "" is actionNone, the jurisdiction's answer.
+func entryAction(a spec.EntryAction) blocklists.Action {
+	switch a {
+	case spec.EntryNXDomain:
+		return blocklists.NXDomain
+	case spec.EntryNoData:
+		return blocklists.NoData
+	case spec.EntryDrop:
+		return blocklists.Drop
+	case spec.EntryAllow, spec.EntryPassthru:
+		return blocklists.Allow
 	}
-	return actionNone, fmt.Errorf("unknown entry action %q (want nxdomain, nodata, drop or allow)", s)
+	return actionNone
 }
 
 // attrs are the overridable attributes, as written; "" (nil) is unset.
 type attrs struct {
-	effective, expires, ttl string
-	tier                    spec.Tier
-	mode                    spec.Mode
-	action                  spec.Action
-	onLoadFailure           spec.OnLoadFailure
-	sinkhole                []string
-	ede                     *int
-	ttlDur                  time.Duration // from config, 0 = unset
+	effective, expires string
+	tier               spec.Tier
+	mode               spec.Mode
+	action             spec.Action
+	onLoadFailure      spec.OnLoadFailure
+	sinkhole           []string
+	ede                *int
+	ttl                time.Duration // 0 = unset
 }
 
 // setAttrs applies the attributes that are set.
@@ -442,18 +435,10 @@ func (b *builder) setAttrs(js *jspec, key string, a attrs) {
 			js.edeSet = true
 		}
 	}
-	if a.ttl != "" {
-		d, err := time.ParseDuration(a.ttl)
-		if err != nil {
-			b.errorf("%s.ttl: %v", key, err)
-		} else {
-			a.ttlDur = d
-		}
-	}
-	if a.ttlDur < 0 {
+	if a.ttl < 0 {
 		b.errorf("%s.ttl: negative", key)
-	} else if a.ttlDur > 0 {
-		j.TTL = a.ttlDur
+	} else if a.ttl > 0 {
+		j.TTL = a.ttl
 	}
 	if a.onLoadFailure != "" {
 		j.OnLoadFailure = onLoadFailureOf(a.onLoadFailure)
@@ -501,7 +486,7 @@ func (b *builder) addUser(i int, u *spec.Jurisdiction) {
 	}
 	b.setAttrs(js, key, attrs{
 		effective: u.Effective, expires: u.Expires, tier: u.Tier, mode: u.Mode, action: u.Action,
-		sinkhole: u.Sinkhole, ede: u.EDE, ttlDur: u.TTL, onLoadFailure: u.OnLoadFailure,
+		sinkhole: u.Sinkhole, ede: u.EDE, ttl: u.TTL, onLoadFailure: u.OnLoadFailure,
 	})
 	for k := range u.Sources {
 		b.addUserSource(js, fmt.Sprintf("%s.sources[%d]", key, k), &u.Sources[k])

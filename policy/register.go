@@ -103,7 +103,7 @@ func writeJurisdiction(b *bytes.Buffer, f *shippedFile, j *Jurisdiction, asOf ti
 		for _, e := range s.Entries {
 			var note []string
 			if e.Action != "" {
-				note = append(note, "answer "+e.Action)
+				note = append(note, "answer "+string(e.Action))
 			}
 			if e.Unconfirmed {
 				note = append(note, "UNCONFIRMED: recorded, not loaded")

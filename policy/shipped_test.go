@@ -65,12 +65,12 @@ func TestShippedFiles(t *testing.T) {
 			for _, e := range s.Entries {
 				entries++
 				if strings.TrimSpace(e.Cite) == "" {
-					t.Errorf("%s:%d: %q has no citation", f.file, e.line, e.Rule)
+					t.Errorf("%s:%d: %q has no citation", f.file, e.Line, e.Rule)
 				}
 				if f.Default && e.Unconfirmed {
-					t.Errorf("%s:%d: default jurisdiction enforces unconfirmed entry %q", f.file, e.line, e.Rule)
+					t.Errorf("%s:%d: default jurisdiction enforces unconfirmed entry %q", f.file, e.Line, e.Rule)
 				}
-				if e.line == 0 {
+				if e.Line == 0 {
 					t.Errorf("%s: entry %q has no line", f.file, e.Rule)
 				}
 			}
@@ -133,7 +133,20 @@ func TestShippedFileChecks(t *testing.T) {
 			wantErr: "shipped/x.yaml: mode: an advisory jurisdiction ships in mode report"},
 		{name: "no instruments", file: "x.yaml", content: "id: x\ntitle: T\ntier: local\n", wantErr: "instruments: at least one instrument is required"},
 		{name: "id does not match file", file: "y.yaml", content: head, wantErr: `id "x" does not match the file name`},
-		{name: "unknown field", file: "x.yaml", content: head + "colour: red\n", wantErr: "field colour not found"},
+		// The shipped files are read by the configuration's decoder: an
+		// unknown key, a value of the wrong kind or an unknown enum value
+		// is an error with file:line and key path.
+		{name: "unknown field", file: "x.yaml", content: head + "colour: red\n", wantErr: `shipped/x.yaml:13: unknown key "colour"`},
+		{name: "misspelt field", file: "x.yaml", content: head + "leaves_outt: []\n", wantErr: `shipped/x.yaml:13: unknown key "leaves_outt" (did you mean "leaves_out"?)`},
+		{name: "unknown tier", file: "x.yaml", content: strings.Replace(head, "tier: mandated", "tier: national", 1),
+			wantErr: `shipped/x.yaml:3: tier: "national" is not one of mandated, local, advisory`},
+		{name: "bad ttl", file: "x.yaml", content: head + "ttl: 60\n", wantErr: `shipped/x.yaml:13: ttl: "60" is not a duration`},
+		{name: "unknown entry action", file: "x.yaml", content: head + entry + "        cite: https://gov.example/direction-1\n        action: servfail\n",
+			wantErr: `shipped/x.yaml:18: sources[0].entries[0].action: "servfail" is not one of nxdomain, nodata, drop, allow, passthru`},
+		{name: "unknown format", file: "x.yaml", content: head + "sources:\n  - name: s\n    format: csv\n",
+			wantErr: `shipped/x.yaml:15: sources[0].format: "csv" is not one of domains, hosts, adblock, wildcard, rpz`},
+		{name: "id rule of the configuration", file: "x_y.yaml", content: strings.Replace(head, "id: x", "id: x_y", 1),
+			wantErr: `shipped/x_y.yaml: id: "x_y" is not a jurisdiction id (lower-case letters, digits and '-', at most 63)`},
 		{name: "source without name", file: "x.yaml", content: head + "sources:\n  - entries: []\n", wantErr: "sources[0]: no name"},
 	}
 	for _, tc := range tests {
@@ -417,7 +430,7 @@ func TestShippedCitesListedLinks(t *testing.T) {
 		}
 		for _, e := range entries {
 			if !strings.HasPrefix(e.Cite, "https://") || !links[e.Cite] {
-				t.Errorf("%s:%d: %s cites %q, not an https link of its instruments", f.file, e.line, e.Rule, e.Cite)
+				t.Errorf("%s:%d: %s cites %q, not an https link of its instruments", f.file, e.Line, e.Rule, e.Cite)
 			}
 		}
 	}
