@@ -320,7 +320,7 @@ func (b *builder) addShipped(f *shippedFile) {
 		j.Instrument = j.Instruments[0].Name
 	}
 	js := &jspec{j: j, key: f.file}
-	b.setAttrs(js, f.file, attrs{
+	b.setAttrs(js, attrs{
 		effective: f.Effective, expires: f.Expires, tier: f.Tier, mode: f.Mode, action: f.Action,
 		sinkhole: f.Sinkhole, ede: f.EDE, ttl: f.TTL, onLoadFailure: f.OnLoadFailure,
 	})
@@ -389,24 +389,18 @@ type attrs struct {
 }
 
 // setAttrs applies the attributes that are set.
-func (b *builder) setAttrs(js *jspec, key string, a attrs) {
+func (b *builder) setAttrs(js *jspec, a attrs) {
+	// Every value was checked where it was read (spec.Validate for the
+	// configuration, ShippedJurisdiction.Validate and the enums'
+	// UnmarshalText for the shipped files, by the same rules): set ones are
+	// converted, not checked again.
 	j := js.j
 	if a.effective != "" {
-		t, err := parseDate(a.effective)
-		if err != nil {
-			b.errorf("%s.effective: %v", key, err)
-		}
-		j.Effective = t
+		j.Effective, _ = parseDate(a.effective)
 	}
 	if a.expires != "" {
-		t, err := parseDate(a.expires)
-		if err != nil {
-			b.errorf("%s.expires: %v", key, err)
-		}
-		j.Expires = t
+		j.Expires, _ = parseDate(a.expires)
 	}
-	// The enums were checked where they were decoded (spec.Validate, the
-	// shipped files' UnmarshalText): set ones are converted, not parsed.
 	if a.tier != "" {
 		j.Tier = tierOf(a.tier)
 	}
@@ -418,26 +412,17 @@ func (b *builder) setAttrs(js *jspec, key string, a attrs) {
 	}
 	if a.sinkhole != nil {
 		j.Sinkhole = nil
-		for i, s := range a.sinkhole {
-			ad, err := netip.ParseAddr(strings.TrimSpace(s))
-			if err != nil || ad.Zone() != "" {
-				b.errorf("%s.sinkhole[%d]: bad address %q", key, i, s)
-				continue
+		for _, s := range a.sinkhole {
+			if ad, err := netip.ParseAddr(s); err == nil {
+				j.Sinkhole = append(j.Sinkhole, ad.Unmap())
 			}
-			j.Sinkhole = append(j.Sinkhole, ad.Unmap())
 		}
 	}
 	if a.ede != nil {
-		if *a.ede < 0 || *a.ede > 0xFFFF {
-			b.errorf("%s.ede: %d is not a 16-bit code", key, *a.ede)
-		} else {
-			j.EDE = uint16(*a.ede)
-			js.edeSet = true
-		}
+		j.EDE = uint16(*a.ede)
+		js.edeSet = true
 	}
-	if a.ttl < 0 {
-		b.errorf("%s.ttl: negative", key)
-	} else if a.ttl > 0 {
+	if a.ttl > 0 {
 		j.TTL = a.ttl
 	}
 	if a.onLoadFailure != "" {
@@ -484,7 +469,7 @@ func (b *builder) addUser(i int, u *spec.Jurisdiction) {
 	if u.Organisation != "" {
 		j.Organisation = u.Organisation
 	}
-	b.setAttrs(js, key, attrs{
+	b.setAttrs(js, attrs{
 		effective: u.Effective, expires: u.Expires, tier: u.Tier, mode: u.Mode, action: u.Action,
 		sinkhole: u.Sinkhole, ede: u.EDE, ttl: u.TTL, onLoadFailure: u.OnLoadFailure,
 	})
@@ -553,9 +538,6 @@ func (b *builder) addUserSource(js *jspec, key string, src *spec.Source) {
 	s.opts.Source = s.info.Origin
 	if s.kind == srcText {
 		s.opts.Source = key + ".inline"
-	}
-	if src.SHA256 != "" && s.kind == srcText {
-		b.errorf("%s.sha256: only for path and url sources", key)
 	}
 	js.srcs = append(js.srcs, s)
 }

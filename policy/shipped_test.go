@@ -166,17 +166,33 @@ func TestShippedFileChecks(t *testing.T) {
 }
 
 // TestShippedDatesChecked: a shipped file whose expires is not after its
-// effective is rejected with its file name, like a configured one.
+// effective is rejected with its file name, by the rule of a configured
+// jurisdiction (spec's); so are its other attributes.
 func TestShippedDatesChecked(t *testing.T) {
-	f, err := parseShippedFile("x.yaml", []byte("id: x\ntitle: T\ntier: local\neffective: \"2026-12-04\"\nexpires: \"2025-12-04\"\n"+
-		"instruments:\n  - name: P\n    issuer: O\n    scope: S\n    links:\n      - url: https://o.example/p\n        title: \"O: P\"\n"))
+	const instr = "instruments:\n  - name: P\n    issuer: O\n    scope: S\n    links:\n      - url: https://o.example/p\n        title: \"O: P\"\n"
+	for _, tc := range []struct{ attrs, want string }{
+		{"effective: \"2026-12-04\"\nexpires: \"2025-12-04\"\n", "shipped/x.yaml: expires: 2025-12-04 is not after effective (2026-12-04)"},
+		{"effective: 4 Dec 2026\n", `shipped/x.yaml: effective: "4 Dec 2026" is not a date`},
+		{"sinkhole: [sink.example]\n", `shipped/x.yaml: sinkhole[0]: "sink.example" is not an IP address`},
+		{"ede: 70000\n", "shipped/x.yaml: ede: 70000 is not an EDE code (0 to 65535)"},
+		{"ttl: -1m\n", "shipped/x.yaml: ttl: -1m0s is negative"},
+	} {
+		_, err := parseShippedFile("x.yaml", []byte("id: x\ntitle: T\ntier: local\n"+tc.attrs+instr))
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%q: error %v, want %q", tc.attrs, err, tc.want)
+		}
+	}
+	// The merged jurisdiction is checked again where only the merge can
+	// tell: an override's effective after the shipped expires.
+	f, err := parseShippedFile("x.yaml", []byte("id: x\ntitle: T\ntier: local\nexpires: \"2025-12-04\"\n"+instr))
 	if err != nil {
 		t.Fatal(err)
 	}
 	b := &builder{byID: map[string]*jspec{}, userKey: map[string]string{}}
 	b.addShipped(f)
+	b.addUser(0, &spec.Jurisdiction{ID: "x", Effective: "2026-12-04"})
 	b.check(b.specs[0])
-	if err := errors.Join(b.errs...); err == nil || !strings.Contains(err.Error(), "shipped/x.yaml: effective 2026-12-04 is not before expires 2025-12-04") {
+	if err := errors.Join(b.errs...); err == nil || !strings.Contains(err.Error(), "jurisdictions[0]: effective 2026-12-04 is not before expires 2025-12-04") {
 		t.Fatalf("error %v", err)
 	}
 }

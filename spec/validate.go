@@ -233,27 +233,7 @@ func (j *Jurisdiction) validate(p *problems, path string) {
 			p.add(fmt.Sprintf("%s.links[%d]", path, i), "%q is not an http(s) URL", l)
 		}
 	}
-	var eff, exp time.Time
-	var effOK, expOK bool
-	if j.Effective != "" {
-		var err error
-		if eff, err = ParseDate(j.Effective); err != nil {
-			p.add(path+".effective", "%v", err)
-		} else {
-			effOK = true
-		}
-	}
-	if j.Expires != "" {
-		var err error
-		if exp, err = ParseDate(j.Expires); err != nil {
-			p.add(path+".expires", "%v", err)
-		} else {
-			expOK = true
-		}
-	}
-	if effOK && expOK && !eff.Before(exp) {
-		p.add(path+".expires", "%s is not after effective (%s)", j.Expires, j.Effective)
-	}
+	validateDates(p, path, j.Effective, j.Expires)
 	validateSDE(p, path, j.Contact, j.Organisation)
 	checkEnum(p, path+".tier", j.Tier, false, Tiers)
 	checkEnum(p, path+".mode", j.Mode, false, Modes)
@@ -261,15 +241,7 @@ func (j *Jurisdiction) validate(p *problems, path string) {
 	if j.Action == ActionIP && len(j.Sinkhole) == 0 {
 		p.add(path+".sinkhole", "action ip needs at least one sinkhole address")
 	}
-	for i, s := range j.Sinkhole {
-		if a, err := netip.ParseAddr(s); err != nil || a.Zone() != "" {
-			p.add(fmt.Sprintf("%s.sinkhole[%d]", path, i), "%q is not an IP address", s)
-		}
-	}
-	if j.EDE != nil && (*j.EDE < 0 || *j.EDE > 65535) {
-		p.add(path+".ede", "%d is not an EDE code (0 to 65535)", *j.EDE)
-	}
-	checkTTL(p, path+".ttl", j.TTL)
+	validateAnswer(p, path, j.Sinkhole, j.EDE, j.TTL)
 	names := make(map[string]int)
 	for i := range j.Sources {
 		sp := fmt.Sprintf("%s.sources[%d]", path, i)
@@ -290,6 +262,54 @@ func (j *Jurisdiction) validate(p *problems, path string) {
 		}
 	}
 	checkEnum(p, path+".on_load_failure", j.OnLoadFailure, false, OnLoadFailures)
+}
+
+// validateAttrs checks the attributes a shipped jurisdiction shares with a
+// configured one, by the same rules (the enums were checked where they
+// were decoded). An empty path makes the keys top-level ("ttl").
+func validateAttrs(p *problems, path, effective, expires string, sinkhole []string, ede *int, ttl time.Duration) {
+	validateDates(p, path, effective, expires)
+	validateAnswer(p, path, sinkhole, ede, ttl)
+}
+
+// validateDates checks effective and expires: dates, the first before the
+// second.
+func validateDates(p *problems, path, effective, expires string) {
+	var eff, exp time.Time
+	var effOK, expOK bool
+	if effective != "" {
+		var err error
+		if eff, err = ParseDate(effective); err != nil {
+			p.add(join(path, "effective"), "%v", err)
+		} else {
+			effOK = true
+		}
+	}
+	if expires != "" {
+		var err error
+		if exp, err = ParseDate(expires); err != nil {
+			p.add(join(path, "expires"), "%v", err)
+		} else {
+			expOK = true
+		}
+	}
+	if effOK && expOK && !eff.Before(exp) {
+		p.add(join(path, "expires"), "%s is not after effective (%s)", expires, effective)
+	}
+}
+
+// validateAnswer checks what a block answers: the sinkhole addresses, the
+// EDE code and the TTL.
+func validateAnswer(p *problems, path string, sinkhole []string, ede *int, ttl time.Duration) {
+	for i, s := range sinkhole {
+		if a, err := netip.ParseAddr(s); err != nil || a.Zone() != "" {
+			p.add(fmt.Sprintf("%s[%d]", join(path, "sinkhole"), i), "%q is not an IP address", s)
+		}
+	}
+	if ede != nil && (*ede < 0 || *ede > 65535) {
+		p.add(join(path, "ede"), "%d is not an EDE code (0 to 65535)", *ede)
+	}
+	checkTTL(p, join(path, "ttl"), ttl)
 }
 
 // validate checks one list source.
@@ -334,8 +354,11 @@ func (s *Source) validate(p *problems, path string) {
 	}
 	checkEnum(p, path+".format", s.Format, false, Formats)
 	checkEnum(p, path+".match", s.Match, false, Matches)
-	if s.SHA256 != "" && !isHex(s.SHA256, 64) {
+	switch {
+	case s.SHA256 != "" && !isHex(s.SHA256, 64):
 		p.add(path+".sha256", "%q is not 64 hex digits", s.SHA256)
+	case s.SHA256 != "" && len(s.Inline) > 0:
+		p.add(path+".sha256", "only for path and url sources")
 	}
 	if s.MinEntries < 0 {
 		p.add(path+".min_entries", "%d is negative", s.MinEntries)
