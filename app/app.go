@@ -32,6 +32,7 @@ import (
 	"github.com/jurisdns/jurisdns/policy"
 	"github.com/jurisdns/jurisdns/resolver"
 	"github.com/jurisdns/jurisdns/rpzout"
+	"github.com/jurisdns/jurisdns/spec"
 	"github.com/jurisdns/jurisdns/status"
 	"github.com/jurisdns/jurisdns/upstream"
 	"github.com/jurisdns/jurisdns/zones"
@@ -141,7 +142,7 @@ func NewLogger(cfg *config.Config, w *os.File) *slog.Logger {
 	var level slog.Level
 	_ = level.UnmarshalText([]byte(cfg.Log.Level))
 	ho := &slog.HandlerOptions{Level: level}
-	if cfg.Log.Format == "json" {
+	if cfg.Log.Format == spec.LogJSON {
 		return slog.New(slog.NewJSONHandler(w, ho))
 	}
 	return slog.New(slog.NewTextHandler(w, ho))
@@ -179,7 +180,7 @@ func New(opts Options) (*App, error) {
 			a.closeAudit()
 			return nil, fmt.Errorf("audit.query_log: %w", err)
 		}
-		a.qlog = newQueryLogSink(l, cfg.Audit.ClientPrivacy, a.metrics, a.now)
+		a.qlog = newQueryLogSink(l, string(cfg.Audit.ClientPrivacy), a.metrics, a.now)
 	}
 	if cfg.Dnstap.Enabled() {
 		a.tap = newDnstapSink(cfg.Dnstap, a.log, a.metrics)
@@ -201,7 +202,7 @@ func New(opts Options) (*App, error) {
 			}
 			return nil
 		},
-		Now: a.now, Privacy: cfg.Audit.ClientPrivacy, Version: Version, NotCurrent: a.NotCurrentDetail,
+		Now: a.now, Privacy: string(cfg.Audit.ClientPrivacy), Version: Version, NotCurrent: a.NotCurrentDetail,
 		Audit: a.auditState,
 	})
 	a.server = resolver.NewServer(resolver.ServerOptions{
@@ -921,7 +922,7 @@ func (a *App) auditor(cfg *config.Config) policy.Auditor {
 	if a.audit == nil {
 		return nil
 	}
-	return &auditSink{w: a.audit, privacy: cfg.Audit.ClientPrivacy, salt: privacySalt(cfg.Audit.ClientPrivacy), m: a.metrics}
+	return &auditSink{w: a.audit, privacy: string(cfg.Audit.ClientPrivacy), salt: privacySalt(string(cfg.Audit.ClientPrivacy)), m: a.metrics}
 }
 
 type auditSink struct {

@@ -196,7 +196,7 @@ func (s *Server) assemble(cfg *spec.Config, pol *policy.Policy, up *part, forwar
 		HealthName:     strings.ToLower(cfg.Server.HealthName),
 		QueryTimeout:   cfg.Upstreams.Timeout,
 		TCPIdleTimeout: cfg.Server.TCPIdleTimeout,
-		AccessDrop:     cfg.Access.Action == "drop",
+		AccessDrop:     cfg.Access.Action == spec.AccessDrop,
 		Upstreams:      up.names,
 		prefetch:       cfg.Cache.Prefetch && s.cache != nil,
 		life:           lifecycle{closed: make(chan struct{})},
@@ -264,7 +264,7 @@ func (rt *Runtime) allowed(addr netip.Addr) bool { return rt.acl.Contains(addr) 
 // when the settings did not change (a reload must not reset every bucket),
 // else a new one; nil when limiting is off.
 func (s *Server) rateLimiter(rt *Runtime, rl spec.RateLimit) error {
-	rt.limitTruncate = rl.Action == "truncate"
+	rt.limitTruncate = rl.Action == spec.RateLimitTruncate
 	if rl.QPS <= 0 {
 		return nil
 	}

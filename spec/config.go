@@ -158,7 +158,7 @@ type Access struct {
 	// Allow lists the CIDRs allowed to query; others get Action.
 	Allow []string `mapstructure:"allow"`
 	// Action for clients outside Allow: refuse (default) or drop.
-	Action string `mapstructure:"action"`
+	Action AccessAction `mapstructure:"action"`
 	// RateLimit limits queries per client prefix.
 	RateLimit RateLimit `mapstructure:"rate_limit"`
 }
@@ -175,7 +175,7 @@ type RateLimit struct {
 	// Exempt lists CIDRs never limited.
 	Exempt []string `mapstructure:"exempt"`
 	// Action for excess queries: drop (default) or truncate (TC=1).
-	Action string `mapstructure:"action"`
+	Action RateLimitAction `mapstructure:"action"`
 }
 
 // Client maps subnets to the jurisdictions that apply to them.
@@ -364,7 +364,7 @@ type Audit struct {
 	// Path of the hash-chained JSON-lines enforcement log; empty turns it off.
 	Path string `mapstructure:"path"`
 	// ClientPrivacy is full, truncate (default), hash or none.
-	ClientPrivacy string `mapstructure:"client_privacy"`
+	ClientPrivacy ClientPrivacy `mapstructure:"client_privacy"`
 	// MaxSize rotates the log past this many bytes; MaxFiles are kept.
 	MaxSize  int64 `mapstructure:"max_size"`
 	MaxFiles int   `mapstructure:"max_files"`
@@ -385,9 +385,9 @@ type Audit struct {
 // Log configures jurisdns's own logging.
 type Log struct {
 	// Level is debug, info (default), warn or error.
-	Level string `mapstructure:"level"`
+	Level LogLevel `mapstructure:"level"`
 	// Format is text (default) or json.
-	Format string `mapstructure:"format"`
+	Format LogFormat `mapstructure:"format"`
 }
 
 // ListDeadline is the bound on one download with all its retries:

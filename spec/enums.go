@@ -115,8 +115,102 @@ const (
 // Strategies are the values of Strategy.
 var Strategies = []Strategy{StrategyFailover, StrategyRandom, StrategyParallel}
 
-// Tier, Mode, Action, OnLoadFailure, Format, Match and Strategy decode and
-// encode themselves by name.
+// AccessAction is the answer of a client outside access.allow.
+type AccessAction string
+
+// The access actions.
+const (
+	AccessRefuse AccessAction = "refuse"
+	AccessDrop   AccessAction = "drop"
+)
+
+// AccessActions are the values of AccessAction.
+var AccessActions = []AccessAction{AccessRefuse, AccessDrop}
+
+// RateLimitAction is the answer of a query over its client's rate.
+type RateLimitAction string
+
+// The rate-limit actions.
+const (
+	RateLimitDrop     RateLimitAction = "drop"
+	RateLimitTruncate RateLimitAction = "truncate"
+)
+
+// RateLimitActions are the values of RateLimitAction.
+var RateLimitActions = []RateLimitAction{RateLimitDrop, RateLimitTruncate}
+
+// ClientPrivacy is how a client address is written in the enforcement log,
+// the query log and the status page.
+type ClientPrivacy string
+
+// The client privacy levels.
+const (
+	PrivacyFull     ClientPrivacy = "full"
+	PrivacyTruncate ClientPrivacy = "truncate"
+	PrivacyHash     ClientPrivacy = "hash"
+	PrivacyNone     ClientPrivacy = "none"
+)
+
+// ClientPrivacies are the values of ClientPrivacy.
+var ClientPrivacies = []ClientPrivacy{PrivacyFull, PrivacyTruncate, PrivacyHash, PrivacyNone}
+
+// LogLevel is the level of jurisdns's own log.
+type LogLevel string
+
+// The log levels.
+const (
+	LogDebug LogLevel = "debug"
+	LogInfo  LogLevel = "info"
+	LogWarn  LogLevel = "warn"
+	LogError LogLevel = "error"
+)
+
+// LogLevels are the values of LogLevel.
+var LogLevels = []LogLevel{LogDebug, LogInfo, LogWarn, LogError}
+
+// LogFormat is the format of jurisdns's own log.
+type LogFormat string
+
+// The log formats.
+const (
+	LogText LogFormat = "text"
+	LogJSON LogFormat = "json"
+)
+
+// LogFormats are the values of LogFormat.
+var LogFormats = []LogFormat{LogText, LogJSON}
+
+// The enums decode and encode themselves by name.
+
+// UnmarshalText accepts "" and the values of AccessActions.
+func (a *AccessAction) UnmarshalText(b []byte) error { return unmarshalEnum(a, b, AccessActions) }
+
+// UnmarshalText accepts "" and the values of RateLimitActions.
+func (a *RateLimitAction) UnmarshalText(b []byte) error { return unmarshalEnum(a, b, RateLimitActions) }
+
+// UnmarshalText accepts "" and the values of ClientPrivacies.
+func (c *ClientPrivacy) UnmarshalText(b []byte) error { return unmarshalEnum(c, b, ClientPrivacies) }
+
+// UnmarshalText accepts "" and the values of LogLevels.
+func (l *LogLevel) UnmarshalText(b []byte) error { return unmarshalEnum(l, b, LogLevels) }
+
+// UnmarshalText accepts "" and the values of LogFormats.
+func (f *LogFormat) UnmarshalText(b []byte) error { return unmarshalEnum(f, b, LogFormats) }
+
+// MarshalText encodes the access action by name.
+func (a AccessAction) MarshalText() ([]byte, error) { return []byte(a), nil }
+
+// MarshalText encodes the rate-limit action by name.
+func (a RateLimitAction) MarshalText() ([]byte, error) { return []byte(a), nil }
+
+// MarshalText encodes the client privacy by name.
+func (c ClientPrivacy) MarshalText() ([]byte, error) { return []byte(c), nil }
+
+// MarshalText encodes the log level by name.
+func (l LogLevel) MarshalText() ([]byte, error) { return []byte(l), nil }
+
+// MarshalText encodes the log format by name.
+func (f LogFormat) MarshalText() ([]byte, error) { return []byte(f), nil }
 
 // UnmarshalText accepts "" and the values of Tiers.
 func (t *Tier) UnmarshalText(b []byte) error { return unmarshalEnum(t, b, Tiers) }

@@ -70,8 +70,8 @@ func (c *Config) Validate() error {
 	c.validateAudit(&p)
 	c.validateEncrypted(&p)
 	c.validateDnstap(&p)
-	checkOneOf(&p, "log.level", c.Log.Level, "debug", "info", "warn", "error")
-	checkOneOf(&p, "log.format", c.Log.Format, "text", "json")
+	checkEnum(&p, "log.level", c.Log.Level, true, LogLevels)
+	checkEnum(&p, "log.format", c.Log.Format, true, LogFormats)
 	return errors.Join(p...)
 }
 
@@ -165,7 +165,7 @@ func (c *Config) validateAccess(p *problems) {
 		p.add("access.allow", "is empty, so no client may query (0.0.0.0/0 and ::/0 admit every client)")
 	}
 	checkPrefixes(p, "access.allow", a.Allow)
-	checkOneOf(p, "access.action", a.Action, "refuse", "drop")
+	checkEnum(p, "access.action", a.Action, true, AccessActions)
 	r := a.RateLimit
 	if math.IsNaN(r.QPS) || math.IsInf(r.QPS, 0) || r.QPS < 0 {
 		p.add("access.rate_limit.qps", "%v is not a rate (0 or more queries per second)", r.QPS)
@@ -180,7 +180,7 @@ func (c *Config) validateAccess(p *problems) {
 		p.add("access.rate_limit.ipv6_prefix", "%d is not a prefix length between 0 and 128", r.IPv6Prefix)
 	}
 	checkPrefixes(p, "access.rate_limit.exempt", r.Exempt)
-	checkOneOf(p, "access.rate_limit.action", r.Action, "drop", "truncate")
+	checkEnum(p, "access.rate_limit.action", r.Action, true, RateLimitActions)
 }
 
 func (c *Config) validateClients(p *problems) {
@@ -417,7 +417,7 @@ func (c *Config) validateZones(p *problems) {
 
 func (c *Config) validateAudit(p *problems) {
 	a := c.Audit
-	checkOneOf(p, "audit.client_privacy", a.ClientPrivacy, "full", "truncate", "hash", "none")
+	checkEnum(p, "audit.client_privacy", a.ClientPrivacy, true, ClientPrivacies)
 	if a.MaxSize < 0 {
 		p.add("audit.max_size", "%d is negative", a.MaxSize)
 	}
