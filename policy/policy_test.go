@@ -300,7 +300,7 @@ func TestClientSets(t *testing.T) {
 			{Name: "lab", Subnets: []string{"10.1.0.0/16", "2001:db8:1::/48"}, Jurisdictions: []string{"narrow", "wide"}},
 			{Name: "v6-site", Subnets: []string{"2001:db8::/32"}, Jurisdictions: []string{"v6"}},
 			{Name: "mapped", Subnets: []string{"::ffff:192.168.0.0/112"}, Jurisdictions: []string{"mapped"}},
-			{Name: "one-host", Subnets: []string{"10.1.2.3"}, Jurisdictions: []string{"host"}},
+			{Name: "one-host", Subnets: []string{"10.1.2.3/32"}, Jurisdictions: []string{"host"}},
 		},
 		DefaultJurisdictions: []string{"bypass"},
 	}
@@ -502,7 +502,6 @@ func TestBuildErrors(t *testing.T) {
 		`jurisdictions[4].allow[0]: bad allow entry "bad..name"`,
 		`jurisdictions[5].sources[0]: open `,
 		`jurisdictions[6]: effective 2026-01-01 is not before expires 2025-01-01`,
-		`clients[1].subnets[0]: `,
 		`clients[1].jurisdictions[0]: unknown jurisdiction "xx"`,
 		`default_jurisdictions[1]: unknown jurisdiction "nope"`,
 	}
@@ -524,6 +523,7 @@ func TestBuildErrors(t *testing.T) {
 		`jurisdictions[0].tier: "supreme" is not one of mandated, local, advisory`,
 		`jurisdictions[7].id: "t1" is already used by jurisdictions[0]`,
 		`jurisdictions[8].sources[0].format: "csv" is not one of domains, hosts, adblock, wildcard, rpz`,
+		`clients[1].subnets[0]: "10.0.0.0/33" is not a CIDR prefix`,
 	} {
 		if verr == nil || !strings.Contains(verr.Error(), w) {
 			t.Errorf("Validate: missing %q in:\n%v", w, verr)

@@ -201,7 +201,7 @@ func (c *Config) validateClients(p *problems) {
 		}
 		for j, s := range cl.Subnets {
 			sp := fmt.Sprintf("%s.subnets[%d]", path, j)
-			pfx, err := parsePrefix(s)
+			pfx, err := ParseSubnet(s)
 			if err != nil {
 				p.add(sp, "%v", err)
 				continue
@@ -519,6 +519,22 @@ func checkPrefixes(p *problems, path string, list []string) {
 			p.add(fmt.Sprintf("%s[%d]", path, i), "%v", err)
 		}
 	}
+}
+
+// ParseSubnet parses a client subnet: a CIDR prefix with no host bits set
+// (parsePrefix); an IPv4-mapped IPv6 prefix of /96 or longer is the IPv4
+// prefix it maps, as a mapped client address is the IPv4 address.
+func ParseSubnet(s string) (netip.Prefix, error) {
+	pfx, err := parsePrefix(s)
+	if err != nil {
+		return netip.Prefix{}, err
+	}
+	// A mapped prefix shorter than /96 has host bits set (the ffff of
+	// bits 80-95): parsePrefix rejected it.
+	if pfx.Addr().Is4In6() {
+		pfx = netip.PrefixFrom(pfx.Addr().Unmap(), pfx.Bits()-96)
+	}
+	return pfx, nil
 }
 
 // parsePrefix parses a CIDR prefix with no host bits set.

@@ -103,3 +103,26 @@ func TestValidateSHA256OnInline(t *testing.T) {
 		t.Errorf("Validate rejected the pin of a path source: %v", err)
 	}
 }
+
+// TestValidateMappedSubnets: an IPv4-mapped client subnet is the IPv4
+// subnet it maps (the rule policy matches clients by), so it duplicates
+// that subnet; one shorter than /96 has host bits set.
+func TestValidateMappedSubnets(t *testing.T) {
+	t.Parallel()
+	c := &Config{Clients: []Client{
+		{Name: "a", Subnets: []string{"10.0.0.0/8"}, Jurisdictions: []string{"x"}},
+		{Name: "b", Subnets: []string{"::ffff:10.0.0.0/104", "::ffff:0.0.0.0/80"}, Jurisdictions: []string{"x"}},
+	}}
+	err := c.Validate()
+	for _, want := range []string{
+		"clients[1].subnets[0]: 10.0.0.0/8 is already in clients[0].subnets[0]",
+		`clients[1].subnets[1]: "::ffff:0.0.0.0/80" has host bits set (did you mean ::/80?)`,
+	} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("Validate: missing %q in\n%v", want, err)
+		}
+	}
+	if p, err := ParseSubnet("::ffff:192.168.0.0/112"); err != nil || p.String() != "192.168.0.0/16" {
+		t.Errorf("ParseSubnet(::ffff:192.168.0.0/112) = %v, %v", p, err)
+	}
+}
