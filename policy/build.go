@@ -486,9 +486,9 @@ func (b *builder) addUser(i int, u *spec.Jurisdiction) {
 
 func (b *builder) addUserSource(js *jspec, key string, src *spec.Source) {
 	s := &sspec{key: key, cfg: *src}
-	n := 0
-	if src.Path != "" {
-		n++
+	// spec.Validate made it exactly one of path, url, inline and transfer.
+	switch {
+	case src.Path != "":
 		s.kind = srcPath
 		p := src.Path
 		if !filepath.IsAbs(p) && b.opts.BaseDir != "" {
@@ -497,32 +497,22 @@ func (b *builder) addUserSource(js *jspec, key string, src *spec.Source) {
 		s.info.Origin = p
 		s.info.key = p
 		s.info.Name = filepath.Base(src.Path)
-	}
-	if src.URL != "" {
-		n++
+	case src.URL != "":
 		s.kind = srcURL
 		// Shown everywhere (status, readyz, logs, EDE text, `lists`):
 		// never with the URL's credentials or query string.
 		s.info.Origin = download.RedactURL(src.URL)
 		s.info.key = src.URL
 		s.info.Name = s.info.Origin
-	}
-	if len(src.Inline) > 0 {
-		n++
+	case src.Transfer != nil:
+		s.kind = srcTransfer
+		s.info.Origin = TransferOrigin(src.Transfer.Zone)
+		s.info.Name = src.Transfer.Zone
+	default:
 		s.kind = srcText
 		s.info.Origin = "inline"
 		s.info.Name = "inline"
 		s.text = []byte(strings.Join(src.Inline, "\n") + "\n")
-	}
-	if t := src.Transfer; t != nil {
-		n++
-		s.kind = srcTransfer
-		s.info.Origin = TransferOrigin(t.Zone)
-		s.info.Name = t.Zone
-	}
-	if n != 1 {
-		b.errorf("%s: needs exactly one of path, url, inline and transfer (has %d)", key, n)
-		return
 	}
 	if src.Name != "" {
 		s.info.Name = src.Name

@@ -497,7 +497,6 @@ func TestBuildErrors(t *testing.T) {
 	}
 	wants := []string{
 		`jurisdictions[1]: action ip needs sinkhole addresses`,
-		`jurisdictions[2].sources[0]: needs exactly one of path, url, inline and transfer`,
 		`jurisdictions[3].sources[0]: url sources need the downloader`,
 		`jurisdictions[4].allow[0]: bad allow entry "bad..name"`,
 		`jurisdictions[5].sources[0]: open `,
@@ -524,6 +523,7 @@ func TestBuildErrors(t *testing.T) {
 		`jurisdictions[7].id: "t1" is already used by jurisdictions[0]`,
 		`jurisdictions[8].sources[0].format: "csv" is not one of domains, hosts, adblock, wildcard, rpz`,
 		`clients[1].subnets[0]: "10.0.0.0/33" is not a CIDR prefix`,
+		`jurisdictions[2].sources[0]: has path and inline: exactly one of path, url, inline or transfer is allowed`,
 	} {
 		if verr == nil || !strings.Contains(verr.Error(), w) {
 			t.Errorf("Validate: missing %q in:\n%v", w, verr)
