@@ -191,6 +191,19 @@ func onLoadFailureOf(o spec.OnLoadFailure) OnLoadFailure {
 	return LastKnownGood
 }
 
+// Spec is the tier in the vocabulary of the configuration (the views of
+// a jurisdiction, Explain's and the status page's, name it so).
+func (t Tier) Spec() spec.Tier { return spec.Tier(t.String()) }
+
+// Spec is the mode in the vocabulary of the configuration.
+func (m Mode) Spec() spec.Mode { return spec.Mode(m.String()) }
+
+// Spec is the action in the vocabulary of the configuration.
+func (a Action) Spec() spec.Action { return spec.Action(a.String()) }
+
+// Spec is the load-failure policy in the vocabulary of the configuration.
+func (o OnLoadFailure) Spec() spec.OnLoadFailure { return spec.OnLoadFailure(o.String()) }
+
 // Jurisdiction is one resolved jurisdiction: shipped data with the user's
 // overrides applied, or a jurisdiction defined by the user. It is read-only
 // once Build returns.
