@@ -39,7 +39,8 @@ type KeyInfo struct {
 	// Env is the environment variable that sets it ("JURISDNS_CACHE_MAX_TTL").
 	Env string
 	// Type is the Go type of the field ("time.Duration", "[]string",
-	// "[]config.Client").
+	// "[]config.Client"); an enum of spec is "string", the kind it is
+	// written as.
 	Type string
 	// Doc is the first paragraph of the key's comment in the embedded
 	// default, on one line.
