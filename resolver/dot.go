@@ -23,14 +23,15 @@ func (e *Encrypted) acceptDoT(l *tlsListener) {
 		}
 		tc := c.(*tls.Conn)
 		e.mu.Lock()
-		if e.closing.Load() {
+		if e.closing.Load() || l.draining.Load() {
 			e.mu.Unlock()
 			_ = tc.Close()
 			<-l.slots
 			continue
 		}
-		e.conns[tc] = struct{}{}
+		e.conns[tc] = l
 		e.wg.Add(1)
+		l.conns.Add(1)
 		e.mu.Unlock()
 		go e.serveDoT(tc, l)
 	}
@@ -38,10 +39,11 @@ func (e *Encrypted) acceptDoT(l *tlsListener) {
 
 // serveDoT serves one DoT connection (RFC 7858 over RFC 7766): queries are
 // read as they come (pipelining), each answered as soon as it is resolved
-// (out of order), until the client closes, stays idle for dot.idle_timeout
-// or the server shuts down.
+// (out of order), until the client closes, stays idle for dot.idle_timeout,
+// the server shuts down or a reload drops the listener.
 func (e *Encrypted) serveDoT(c *tls.Conn, l *tlsListener) {
 	defer e.wg.Done()
+	defer l.conns.Done()
 	s := e.s
 	w := &dotWriter{c: c}
 	var cwg sync.WaitGroup
@@ -56,13 +58,14 @@ func (e *Encrypted) serveDoT(c *tls.Conn, l *tlsListener) {
 	}()
 	client := remoteAddrPort(c)
 	var lenBuf [2]byte
-	for !e.closing.Load() {
+	stop := func() bool { return e.closing.Load() || l.draining.Load() }
+	for !stop() {
 		idle := 10 * time.Second
 		if rt := s.rt.Load(); rt.Config.DoT.IdleTimeout > 0 {
 			idle = rt.Config.DoT.IdleTimeout
 		}
 		_ = c.SetReadDeadline(time.Now().Add(idle))
-		if e.closing.Load() { // Shutdown may have set its deadline before ours
+		if stop() { // Shutdown or a reload may have set its deadline before ours
 			return
 		}
 		if _, err := io.ReadFull(c, lenBuf[:]); err != nil {
