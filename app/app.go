@@ -921,7 +921,7 @@ func (s *auditSink) PolicyEvent(ev *policy.Event) {
 		Name:         strings.Clone(ev.Name), // ev's strings are valid only during the call
 		Type:         dns.TypeToString[ev.Qtype],
 		Jurisdiction: ev.Jurisdiction.ID,
-		Tier:         ev.Jurisdiction.Tier.String(),
+		Tier:         string(ev.Jurisdiction.Tier.Spec()),
 		Instrument:   ev.Instrument,
 		Rule:         strings.Clone(ev.Rule),
 		Source:       ev.Source,

@@ -224,6 +224,7 @@ func Build(ctx context.Context, cfg *spec.Config, opts BuildOptions) (*Policy, e
 			j.Contact, j.Organisation = cfg.StructuredErrors.Contact, cfg.StructuredErrors.Organisation
 			js.sdeKey = "structured_errors"
 		}
+		j.LinkTitles = j.linkTitles()
 		b.check(js)
 	}
 
@@ -295,17 +296,19 @@ func Build(ctx context.Context, cfg *spec.Config, opts BuildOptions) (*Policy, e
 // addShipped turns a shipped file into a jurisdiction spec.
 func (b *builder) addShipped(f *shippedFile) {
 	j := &Jurisdiction{
-		ID:        f.ID,
-		Title:     f.Title,
-		Authority: f.Authority,
-		Notes:     strings.TrimSpace(f.Notes),
-		LeavesOut: f.LeavesOut,
-		Shipped:   true,
-		Default:   f.Default,
-		Loaded:    true,
-		TTL:       DefaultTTL,
-		Tier:      TierLocal,
-		cites:     map[citeKey]int{},
+		Description: Description{
+			ID:        f.ID,
+			Title:     f.Title,
+			Authority: f.Authority,
+			Notes:     strings.TrimSpace(f.Notes),
+			LeavesOut: f.LeavesOut,
+		},
+		Shipped: true,
+		Default: f.Default,
+		Loaded:  true,
+		TTL:     DefaultTTL,
+		Tier:    TierLocal,
+		cites:   map[citeKey]int{},
 	}
 	for _, in := range f.Instruments {
 		x := Instrument{Name: in.Name, Issuer: in.Issuer, Scope: strings.TrimSpace(in.Scope)}
@@ -452,7 +455,7 @@ func (b *builder) addUser(i int, u *spec.Jurisdiction) {
 	if ok {
 		js.j.Overridden = true
 	} else {
-		j := &Jurisdiction{ID: id, Title: id, Tier: TierLocal, TTL: DefaultTTL, Loaded: true}
+		j := &Jurisdiction{Description: Description{ID: id, Title: id}, Tier: TierLocal, TTL: DefaultTTL, Loaded: true}
 		js = &jspec{j: j, key: key}
 		b.appendSpec(js)
 	}

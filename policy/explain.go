@@ -64,12 +64,9 @@ type Explanation struct {
 
 // ExplainJurisdiction is one of the client's jurisdictions.
 type ExplainJurisdiction struct {
-	ID            string             `json:"id"`
-	Title         string             `json:"title"`
-	Tier          spec.Tier          `json:"tier"`
-	Mode          spec.Mode          `json:"mode"`
-	Action        spec.Action        `json:"action"`
-	EDE           uint16             `json:"ede"`
+	ID    string `json:"id"`
+	Title string `json:"title"`
+	Terms
 	Status        string             `json:"status"`
 	Loaded        bool               `json:"loaded"`
 	OnLoadFailure spec.OnLoadFailure `json:"on_load_failure"`
@@ -147,8 +144,7 @@ func (p *Policy) Explain(qname string, client netip.Addr, now time.Time) Explana
 	}
 	for _, j := range cs.Jurisdictions {
 		e.Jurisdictions = append(e.Jurisdictions, ExplainJurisdiction{
-			ID: j.ID, Title: j.Title, Tier: j.Tier.Spec(), Mode: j.Mode.Spec(),
-			Action: j.Action.Spec(), EDE: j.EDE, Status: j.Status(now), Loaded: j.Loaded,
+			ID: j.ID, Title: j.Title, Terms: j.Terms(), Status: j.Status(now), Loaded: j.Loaded,
 			OnLoadFailure: j.OnLoadFailure.Spec(), Entries: j.Entries,
 		})
 	}

@@ -22,6 +22,7 @@ package policy
 import (
 	"fmt"
 	"net/netip"
+	"slices"
 	"time"
 
 	"github.com/jurisdns/jurisdns/blocklists"
@@ -46,15 +47,13 @@ const (
 	TierMandated
 )
 
-// String returns "advisory", "local" or "mandated".
+// tierNames are the tiers' names: spec's, the one vocabulary.
+var tierNames = [...]spec.Tier{TierAdvisory: spec.TierAdvisory, TierLocal: spec.TierLocal, TierMandated: spec.TierMandated}
+
+// String returns "advisory", "local" or "mandated" (spec's names).
 func (t Tier) String() string {
-	switch t {
-	case TierAdvisory:
-		return "advisory"
-	case TierLocal:
-		return "local"
-	case TierMandated:
-		return "mandated"
+	if n := t.Spec(); n != "" {
+		return string(n)
 	}
 	return "tier(" + itoa(int(t)) + ")"
 }
@@ -65,11 +64,8 @@ func (t Tier) MarshalText() ([]byte, error) { return []byte(t.String()), nil }
 // tierOf is the tier of a configured tier (spec.Validate checked it); ""
 // is TierLocal, the default.
 func tierOf(t spec.Tier) Tier {
-	switch t {
-	case spec.TierMandated:
-		return TierMandated
-	case spec.TierAdvisory:
-		return TierAdvisory
+	if i := slices.Index(tierNames[:], t); i > 0 { // entry 0 is "", no tier
+		return Tier(i)
 	}
 	return TierLocal
 }
@@ -85,13 +81,13 @@ const (
 	ModeReport
 )
 
-// String returns "enforce" or "report".
+// modeNames are the modes' names: spec's.
+var modeNames = [...]spec.Mode{ModeEnforce: spec.ModeEnforce, ModeReport: spec.ModeReport}
+
+// String returns "enforce" or "report" (spec's names).
 func (m Mode) String() string {
-	switch m {
-	case ModeEnforce:
-		return "enforce"
-	case ModeReport:
-		return "report"
+	if n := m.Spec(); n != "" {
+		return string(n)
 	}
 	return "mode(" + itoa(int(m)) + ")"
 }
@@ -126,12 +122,16 @@ const (
 	ActionDrop
 )
 
-var actionNames = [...]string{"nxdomain", "nodata", "null", "ip", "refused", "drop"}
+// actionNames are the actions' names: spec's.
+var actionNames = [...]spec.Action{
+	ActionNXDomain: spec.ActionNXDomain, ActionNoData: spec.ActionNoData, ActionNull: spec.ActionNull,
+	ActionIP: spec.ActionIP, ActionRefused: spec.ActionRefused, ActionDrop: spec.ActionDrop,
+}
 
 // String returns the configuration name of the action ("nxdomain", …).
 func (a Action) String() string {
-	if int(a) < len(actionNames) {
-		return actionNames[a]
+	if n := a.Spec(); n != "" {
+		return string(n)
 	}
 	return "action(" + itoa(int(a)) + ")"
 }
@@ -141,10 +141,8 @@ func (a Action) MarshalText() ([]byte, error) { return []byte(a.String()), nil }
 
 // actionOf is the action of a configured action; "" is ActionNXDomain.
 func actionOf(a spec.Action) Action {
-	for i, n := range actionNames {
-		if string(a) == n {
-			return Action(i)
-		}
+	if i := slices.Index(actionNames[:], a); i >= 0 {
+		return Action(i)
 	}
 	return ActionNXDomain
 }
@@ -167,12 +165,13 @@ const (
 	FailOpen
 )
 
-var onLoadFailureNames = [...]string{"last_known_good", "fail_closed", "fail_open"}
+// onLoadFailureNames are the policies' names: spec's.
+var onLoadFailureNames = [...]spec.OnLoadFailure{LastKnownGood: spec.LastKnownGood, FailClosed: spec.FailClosed, FailOpen: spec.FailOpen}
 
 // String returns "last_known_good", "fail_closed" or "fail_open".
 func (o OnLoadFailure) String() string {
-	if int(o) < len(onLoadFailureNames) {
-		return onLoadFailureNames[o]
+	if n := o.Spec(); n != "" {
+		return string(n)
 	}
 	return "on_load_failure(" + itoa(int(o)) + ")"
 }
@@ -183,49 +182,41 @@ func (o OnLoadFailure) MarshalText() ([]byte, error) { return []byte(o.String())
 // onLoadFailureOf is the policy of a configured on_load_failure; "" is
 // LastKnownGood.
 func onLoadFailureOf(o spec.OnLoadFailure) OnLoadFailure {
-	for i, n := range onLoadFailureNames {
-		if string(o) == n {
-			return OnLoadFailure(i)
-		}
+	if i := slices.Index(onLoadFailureNames[:], o); i >= 0 {
+		return OnLoadFailure(i)
 	}
 	return LastKnownGood
 }
 
 // Spec is the tier in the vocabulary of the configuration (the views of
-// a jurisdiction, Explain's and the status page's, name it so).
-func (t Tier) Spec() spec.Tier { return spec.Tier(t.String()) }
+// a jurisdiction, Explain's and the status page's, name it so); "" for a
+// value that is not a tier.
+func (t Tier) Spec() spec.Tier { return nameOf(tierNames[:], t) }
 
 // Spec is the mode in the vocabulary of the configuration.
-func (m Mode) Spec() spec.Mode { return spec.Mode(m.String()) }
+func (m Mode) Spec() spec.Mode { return nameOf(modeNames[:], m) }
 
 // Spec is the action in the vocabulary of the configuration.
-func (a Action) Spec() spec.Action { return spec.Action(a.String()) }
+func (a Action) Spec() spec.Action { return nameOf(actionNames[:], a) }
 
 // Spec is the load-failure policy in the vocabulary of the configuration.
-func (o OnLoadFailure) Spec() spec.OnLoadFailure { return spec.OnLoadFailure(o.String()) }
+func (o OnLoadFailure) Spec() spec.OnLoadFailure { return nameOf(onLoadFailureNames[:], o) }
+
+// nameOf is names[v], "" when v is out of range.
+func nameOf[N ~string, V ~uint8](names []N, v V) N {
+	if int(v) < len(names) {
+		return names[v]
+	}
+	return ""
+}
 
 // Jurisdiction is one resolved jurisdiction: shipped data with the user's
 // overrides applied, or a jurisdiction defined by the user. It is read-only
 // once Build returns.
 type Jurisdiction struct {
-	ID        string `json:"id"`
-	Title     string `json:"title"`
-	Authority string `json:"authority,omitempty"`
-	// Instrument names the jurisdiction's primary instrument (the first of
-	// Instruments for a shipped one, the configured text otherwise); Links
-	// are every source URL, flattened.
-	Instrument string   `json:"instrument,omitempty"`
-	Links      []string `json:"links,omitempty"`
-	// Instruments are the instruments behind a shipped jurisdiction, the
-	// primary one first, each with its public links. A configuration that
-	// sets instrument or links for the jurisdiction replaces them (nil).
-	Instruments []Instrument `json:"instruments,omitempty"`
-	// NameSources are the public sources of the hostnames (who owns a
-	// name), apart from the instruments that ban the service.
-	NameSources []Link `json:"name_sources,omitempty"`
-	Notes       string `json:"notes,omitempty"`
-	// LeavesOut says what the jurisdiction deliberately does not block.
-	LeavesOut []string `json:"leaves_out,omitempty"`
+	// Description says what the jurisdiction is and who stands behind it;
+	// the status page shows it as it is (status.Jurisdiction embeds it).
+	Description
 	// Effective and Expires bound the jurisdiction: it is active in
 	// [Effective, Expires). A zero time is unbounded.
 	Effective time.Time `json:"effective,omitzero"`
@@ -242,8 +233,6 @@ type Jurisdiction struct {
 	Sources       []SourceInfo  `json:"sources"`
 	Allow         []AllowEntry  `json:"allow,omitempty"`
 	OnLoadFailure OnLoadFailure `json:"on_load_failure"`
-	Contact       string        `json:"contact,omitempty"`
-	Organisation  string        `json:"organisation,omitempty"`
 	// Shipped is set for jurisdictions that ship with jurisdns (possibly
 	// overridden: see Overridden); Default for those the shipped defaults
 	// enable.
@@ -274,6 +263,80 @@ type Jurisdiction struct {
 	// cites maps a shipped rule (source index, line in its file) to the
 	// index in Instruments of the instrument it cites.
 	cites map[citeKey]int
+}
+
+// Description is what a jurisdiction is, in words and links: its id and
+// title, who issued it and under which instruments, whom to ask. It is the
+// one spelling of these fields: Jurisdiction and the status page's
+// jurisdiction (status.Jurisdiction) embed it, so a descriptive field added
+// here reaches both (and the JSON of GET /api/status and `jurisdns lists
+// --json`, in this order) without being copied.
+type Description struct {
+	ID        string `json:"id"`
+	Title     string `json:"title"`
+	Authority string `json:"authority,omitempty"`
+	// Instrument names the jurisdiction's primary instrument (the first of
+	// Instruments for a shipped one, the configured text otherwise); Links
+	// are every source URL, flattened.
+	Instrument string   `json:"instrument,omitempty"`
+	Links      []string `json:"links,omitempty"`
+	// LinkTitles[i] is the short title of Links[i] ("Home Affairs: PSPF
+	// Direction 001-2025") from the instruments and name sources, "" when
+	// it has none; nil when no link has a title.
+	LinkTitles []string `json:"link_titles,omitempty"`
+	// Instruments are the instruments behind a shipped jurisdiction, the
+	// primary one first, each with its public links. A configuration that
+	// sets instrument or links for the jurisdiction replaces them (nil).
+	Instruments []Instrument `json:"instruments,omitempty"`
+	// NameSources are the public sources of the hostnames (who owns a
+	// name), apart from the instruments that ban the service.
+	NameSources []Link `json:"name_sources,omitempty"`
+	// LeavesOut says what the jurisdiction deliberately does not block.
+	LeavesOut []string `json:"leaves_out,omitempty"`
+	Notes     string   `json:"notes,omitempty"`
+	// Contact and Organisation say who answers for the jurisdiction's
+	// blocks (a local policy's IT desk): the structured DNS error of its
+	// block answers names them.
+	Contact      string `json:"contact,omitempty"`
+	Organisation string `json:"organisation,omitempty"`
+}
+
+// linkTitles returns the titles of d.Links from its instruments and name
+// sources (nil when none has a title).
+func (d *Description) linkTitles() []string {
+	titles := map[string]string{}
+	for _, in := range d.Instruments {
+		for _, l := range in.Links {
+			titles[l.URL] = l.Title
+		}
+	}
+	for _, l := range d.NameSources {
+		titles[l.URL] = l.Title
+	}
+	if len(titles) == 0 {
+		return nil
+	}
+	out := make([]string, len(d.Links))
+	for i, u := range d.Links {
+		out[i] = titles[u]
+	}
+	return out
+}
+
+// Terms is how a jurisdiction blocks, in the vocabulary of the
+// configuration: its tier, mode, action and EDE code. The views of a
+// jurisdiction (Explain's ExplainJurisdiction, the status page's
+// status.Jurisdiction) embed it.
+type Terms struct {
+	Tier   spec.Tier   `json:"tier"`
+	Mode   spec.Mode   `json:"mode"`
+	Action spec.Action `json:"action"`
+	EDE    uint16      `json:"ede"`
+}
+
+// Terms returns j's terms.
+func (j *Jurisdiction) Terms() Terms {
+	return Terms{Tier: j.Tier.Spec(), Mode: j.Mode.Spec(), Action: j.Action.Spec(), EDE: j.EDE}
 }
 
 type citeKey struct {

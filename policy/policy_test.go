@@ -819,23 +819,23 @@ func TestEDEText(t *testing.T) {
 	}{
 		{
 			name: "instrument and rule",
-			j:    Jurisdiction{ID: "au-gov", Instrument: "PSPF Direction 001-2025"},
+			j:    Jurisdiction{Description: Description{ID: "au-gov", Instrument: "PSPF Direction 001-2025"}},
 			v:    Verdict{Decision: DecisionBlock, Rule: "deepseek.com", Source: "deepseek-core"},
 			want: "au-gov: PSPF Direction 001-2025; rule deepseek.com (deepseek-core)",
 		},
 		{
 			name: "title when there is no instrument, below rule",
-			j:    Jurisdiction{ID: "acme", Title: "ACME policy"},
+			j:    Jurisdiction{Description: Description{ID: "acme", Title: "ACME policy"}},
 			v:    Verdict{Decision: DecisionBlock, Rule: "x.example", Kind: blocklists.Below, Source: "inline"},
 			want: "acme: ACME policy; rule *.x.example (inline)",
 		},
 		{
 			name: "cut at 200 bytes on a rune boundary",
-			j:    Jurisdiction{ID: "x", Instrument: long},
+			j:    Jurisdiction{Description: Description{ID: "x", Instrument: long}},
 			v:    Verdict{Decision: DecisionBlock, Rule: "r", Source: "s"},
 			want: "x: " + strings.Repeat("é", 98),
 		},
-		{name: "no decision", j: Jurisdiction{ID: "x"}, v: Verdict{}, want: ""},
+		{name: "no decision", j: Jurisdiction{Description: Description{ID: "x"}}, v: Verdict{}, want: ""},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -982,7 +982,7 @@ func FuzzStructuredEDEText(f *testing.F) {
 		if len(org) > 32 {
 			org = org[:32]
 		}
-		j := &Jurisdiction{ID: "x", Instrument: instr, Contact: "mailto:it@acme.example", Organisation: org, EDE: 15}
+		j := &Jurisdiction{Description: Description{ID: "x", Instrument: instr, Contact: "mailto:it@acme.example", Organisation: org}, EDE: 15}
 		j.sde = structuredPrefix(j)
 		if len(j.sde) > maxSDEPrefix {
 			return // rejected by Build

@@ -82,33 +82,16 @@ const (
 
 // Jurisdiction is one jurisdiction on the page.
 type Jurisdiction struct {
-	ID         string   `json:"id"`
-	Title      string   `json:"title"`
-	Authority  string   `json:"authority,omitempty"`
-	Instrument string   `json:"instrument,omitempty"`
-	Links      []string `json:"links,omitempty"`
-	// LinkTitles[i] is the short title of Links[i] ("Home Affairs: PSPF
-	// Direction 001-2025"), "" when it has none.
-	LinkTitles []string `json:"link_titles,omitempty"`
-	// Instruments are a shipped jurisdiction's instruments (issuer, date,
-	// scope, titled links); NameSources the sources of its hostnames;
-	// LeavesOut what it deliberately does not block.
-	Instruments []policy.Instrument `json:"instruments,omitempty"`
-	NameSources []policy.Link       `json:"name_sources,omitempty"`
-	LeavesOut   []string            `json:"leaves_out,omitempty"`
-	Notes       string              `json:"notes,omitempty"`
-	// Contact and Organisation say who answers for a local policy.
-	Contact      string `json:"contact,omitempty"`
-	Organisation string `json:"organisation,omitempty"`
+	// Description is the policy's (id, title, authority, instruments and
+	// links, contact, ...), shown as it is.
+	policy.Description
 	// Status is policy.Jurisdiction.Status: "active", "report",
 	// "inactive until 2026-03-01", "expired 2025-04-28" or "not loaded
 	// (fail_closed)"; State its category (StateActive, ...).
-	Status string      `json:"status"`
-	State  string      `json:"state"`
-	Tier   spec.Tier   `json:"tier"`
-	Mode   spec.Mode   `json:"mode"`
-	Action spec.Action `json:"action"`
-	EDE    uint16      `json:"ede"`
+	Status string `json:"status"`
+	State  string `json:"state"`
+	// Terms are the tier, mode, action and EDE code.
+	policy.Terms
 	// TTL of the blocked answers, in seconds.
 	TTL int `json:"ttl"`
 	// Sinkhole are the addresses answered for action ip.
@@ -272,24 +255,10 @@ func fillPolicy(p *Page, pol *policy.Policy, now time.Time, lists map[string]lis
 
 func jurisdictionOf(j *policy.Jurisdiction, now time.Time, ls listState) Jurisdiction {
 	out := Jurisdiction{
-		ID:            j.ID,
-		Title:         j.Title,
-		Authority:     j.Authority,
-		Instrument:    j.Instrument,
-		Links:         j.Links,
-		LinkTitles:    linkTitles(j),
-		Instruments:   j.Instruments,
-		NameSources:   j.NameSources,
-		LeavesOut:     j.LeavesOut,
-		Notes:         j.Notes,
-		Contact:       j.Contact,
-		Organisation:  j.Organisation,
+		Description:   j.Description,
 		Status:        j.Status(now),
 		State:         stateOf(j, now),
-		Tier:          j.Tier.Spec(),
-		Mode:          j.Mode.Spec(),
-		Action:        j.Action.Spec(),
-		EDE:           j.EDE,
+		Terms:         j.Terms(),
 		TTL:           int(j.TTL / time.Second),
 		Entries:       j.Entries,
 		Hash:          j.Hash,
@@ -436,25 +405,3 @@ func explainQuery(name, client, qtype string) (netip.Addr, uint16, error) {
 }
 
 func itoa(n int) string { return strconv.Itoa(n) }
-
-// linkTitles returns the titles of j.Links from its instruments and name
-// sources (nil when none has a title).
-func linkTitles(j *policy.Jurisdiction) []string {
-	titles := map[string]string{}
-	for _, in := range j.Instruments {
-		for _, l := range in.Links {
-			titles[l.URL] = l.Title
-		}
-	}
-	for _, l := range j.NameSources {
-		titles[l.URL] = l.Title
-	}
-	if len(titles) == 0 {
-		return nil
-	}
-	out := make([]string, len(j.Links))
-	for i, u := range j.Links {
-		out[i] = titles[u]
-	}
-	return out
-}
