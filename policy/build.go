@@ -298,8 +298,6 @@ func (b *builder) addShipped(f *shippedFile) {
 	j := &Jurisdiction{
 		Description: Description{
 			ID:        f.ID,
-			Title:     f.Title,
-			Authority: f.Authority,
 			Notes:     strings.TrimSpace(f.Notes),
 			LeavesOut: f.LeavesOut,
 		},
@@ -333,10 +331,7 @@ func (b *builder) addShipped(f *shippedFile) {
 		j.Instrument = j.Instruments[0].Name
 	}
 	js := &jspec{j: j, key: f.file}
-	b.setAttrs(js, attrs{
-		effective: f.Effective, expires: f.Expires, tier: f.Tier, mode: f.Mode, action: f.Action,
-		sinkhole: f.Sinkhole, ede: f.EDE, ttl: f.TTL, onLoadFailure: f.OnLoadFailure,
-	})
+	b.setAttrs(js, &f.JurisdictionAttrs)
 	for i, src := range f.Sources {
 		key := fmt.Sprintf("%s sources[%d]", f.file, i)
 		s := &sspec{key: key, kind: srcText}
@@ -389,57 +384,51 @@ func entryAction(a spec.EntryAction) blocklists.Action {
 	return actionNone
 }
 
-// attrs are the overridable attributes, as written; "" (nil) is unset.
-type attrs struct {
-	effective, expires string
-	tier               spec.Tier
-	mode               spec.Mode
-	action             spec.Action
-	onLoadFailure      spec.OnLoadFailure
-	sinkhole           []string
-	ede                *int
-	ttl                time.Duration // 0 = unset
-}
-
-// setAttrs applies the attributes that are set.
-func (b *builder) setAttrs(js *jspec, a attrs) {
+// setAttrs applies the attributes that are set ("", nil and 0 are unset).
+func (b *builder) setAttrs(js *jspec, a *spec.JurisdictionAttrs) {
 	// Every value was checked where it was read (spec.Validate for the
 	// configuration, ShippedJurisdiction.Validate and the enums'
 	// UnmarshalText for the shipped files, by the same rules): set ones are
 	// converted, not checked again.
 	j := js.j
-	if a.effective != "" {
-		j.Effective, _ = parseDate(a.effective)
+	if a.Title != "" {
+		j.Title = a.Title
 	}
-	if a.expires != "" {
-		j.Expires, _ = parseDate(a.expires)
+	if a.Authority != "" {
+		j.Authority = a.Authority
 	}
-	if a.tier != "" {
-		j.Tier = tierOf(a.tier)
+	if a.Effective != "" {
+		j.Effective, _ = parseDate(a.Effective)
 	}
-	if a.mode != "" {
-		j.Mode = modeOf(a.mode)
+	if a.Expires != "" {
+		j.Expires, _ = parseDate(a.Expires)
 	}
-	if a.action != "" {
-		j.Action = actionOf(a.action)
+	if a.Tier != "" {
+		j.Tier = tierOf(a.Tier)
 	}
-	if a.sinkhole != nil {
+	if a.Mode != "" {
+		j.Mode = modeOf(a.Mode)
+	}
+	if a.Action != "" {
+		j.Action = actionOf(a.Action)
+	}
+	if a.Sinkhole != nil {
 		j.Sinkhole = nil
-		for _, s := range a.sinkhole {
+		for _, s := range a.Sinkhole {
 			if ad, err := netip.ParseAddr(s); err == nil {
 				j.Sinkhole = append(j.Sinkhole, ad.Unmap())
 			}
 		}
 	}
-	if a.ede != nil {
-		j.EDE = uint16(*a.ede)
+	if a.EDE != nil {
+		j.EDE = uint16(*a.EDE)
 		js.edeSet = true
 	}
-	if a.ttl > 0 {
-		j.TTL = a.ttl
+	if a.TTL > 0 {
+		j.TTL = a.TTL
 	}
-	if a.onLoadFailure != "" {
-		j.OnLoadFailure = onLoadFailureOf(a.onLoadFailure)
+	if a.OnLoadFailure != "" {
+		j.OnLoadFailure = onLoadFailureOf(a.OnLoadFailure)
 	}
 }
 
@@ -460,12 +449,6 @@ func (b *builder) addUser(i int, u *spec.Jurisdiction) {
 		b.appendSpec(js)
 	}
 	j := js.j
-	if u.Title != "" {
-		j.Title = u.Title
-	}
-	if u.Authority != "" {
-		j.Authority = u.Authority
-	}
 	// A configured instrument or links replace the shipped provenance as a
 	// whole: the EDE text then names the configured instrument.
 	if u.Instrument != "" {
@@ -482,10 +465,8 @@ func (b *builder) addUser(i int, u *spec.Jurisdiction) {
 	if u.Organisation != "" {
 		j.Organisation = u.Organisation
 	}
-	b.setAttrs(js, attrs{
-		effective: u.Effective, expires: u.Expires, tier: u.Tier, mode: u.Mode, action: u.Action,
-		sinkhole: u.Sinkhole, ede: u.EDE, ttl: u.TTL, onLoadFailure: u.OnLoadFailure,
-	})
+	a := u.Attrs()
+	b.setAttrs(js, &a)
 	for k := range u.Sources {
 		b.addUserSource(js, fmt.Sprintf("%s.sources[%d]", key, k), &u.Sources[k])
 	}

@@ -148,6 +148,11 @@ func TestShippedFileChecks(t *testing.T) {
 		{name: "id rule of the configuration", file: "x_y.yaml", content: strings.Replace(head, "id: x", "id: x_y", 1),
 			wantErr: `shipped/x_y.yaml: id: "x_y" is not a jurisdiction id (lower-case letters, digits and '-', at most 63)`},
 		{name: "source without name", file: "x.yaml", content: head + "sources:\n  - entries: []\n", wantErr: "sources[0]: no name"},
+		// The keys shared with a configured jurisdiction
+		// (spec.JurisdictionAttrs, squashed) are the file's own, and
+		// checked by the same rules.
+		{name: "misspelt shared key", file: "x.yaml", content: head + "authorty: A\n", wantErr: `shipped/x.yaml:13: unknown key "authorty" (did you mean "authority"?)`},
+		{name: "action ip without sinkhole", file: "x.yaml", content: head + "action: ip\n", wantErr: "shipped/x.yaml: sinkhole: action ip needs at least one sinkhole address"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

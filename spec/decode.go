@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"reflect"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -44,16 +45,34 @@ func KeyName(f reflect.StructField) string {
 	return name
 }
 
-// FieldsByKey maps the keys of a struct type to its fields.
+// FieldsByKey maps the keys of a struct type to its fields; the keys of
+// an embedded struct tagged `mapstructure:",squash"` (ShippedJurisdiction's
+// JurisdictionAttrs) are the type's own.
 func FieldsByKey(t reflect.Type) map[string]reflect.StructField {
 	m := make(map[string]reflect.StructField, t.NumField())
 	for i := range t.NumField() {
 		f := t.Field(i)
+		if isSquash(f) {
+			for k, sf := range FieldsByKey(f.Type) {
+				m[k] = sf
+			}
+			continue
+		}
 		if name := KeyName(f); name != "" {
 			m[name] = f
 		}
 	}
 	return m
+}
+
+// isSquash reports whether f is an embedded struct whose keys are its
+// parent's (mapstructure's ",squash").
+func isSquash(f reflect.StructField) bool {
+	if !f.Anonymous || f.Type.Kind() != reflect.Struct {
+		return false
+	}
+	_, opts, _ := strings.Cut(f.Tag.Get("mapstructure"), ",")
+	return slices.Contains(strings.Split(opts, ","), "squash")
 }
 
 // hasLine reports whether struct type t has a LineKey field.

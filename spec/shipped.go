@@ -6,7 +6,6 @@ import (
 	"net/url"
 	"path"
 	"strings"
-	"time"
 )
 
 // ShippedJurisdiction is the schema of one shipped jurisdiction
@@ -17,22 +16,12 @@ import (
 // (CheckID), a TTL that is a duration. A user's Jurisdiction with the same
 // id overrides its attributes.
 type ShippedJurisdiction struct {
-	ID          string              `mapstructure:"id"`
-	Title       string              `mapstructure:"title"`
-	Authority   string              `mapstructure:"authority"`
-	Instruments []ShippedInstrument `mapstructure:"instruments"`
-	NameSources []ShippedLink       `mapstructure:"name_sources"`
-	// Effective and Expires are dates (2006-01-02) or RFC 3339 times, as in
-	// Jurisdiction.
-	Effective     string        `mapstructure:"effective"`
-	Expires       string        `mapstructure:"expires"`
-	Tier          Tier          `mapstructure:"tier"`
-	Mode          Mode          `mapstructure:"mode"`
-	Action        Action        `mapstructure:"action"`
-	Sinkhole      []string      `mapstructure:"sinkhole"`
-	EDE           *int          `mapstructure:"ede"`
-	TTL           time.Duration `mapstructure:"ttl"`
-	OnLoadFailure OnLoadFailure `mapstructure:"on_load_failure"`
+	// JurisdictionAttrs are the id and the attributes a configured
+	// Jurisdiction may override: title, authority, dates, tier, mode,
+	// action, sinkhole, EDE, TTL and on_load_failure (keys of this level).
+	JurisdictionAttrs `mapstructure:",squash"`
+	Instruments       []ShippedInstrument `mapstructure:"instruments"`
+	NameSources       []ShippedLink       `mapstructure:"name_sources"`
 	// Default makes the jurisdiction one of the default configuration's.
 	Default bool   `mapstructure:"default"`
 	Notes   string `mapstructure:"notes"`
@@ -137,7 +126,7 @@ func (f *ShippedJurisdiction) Validate(file string) error {
 	}
 	// The attributes a configured jurisdiction may override, by its rules.
 	var p problems
-	validateAttrs(&p, "", f.Effective, f.Expires, f.Sinkhole, f.EDE, f.TTL)
+	f.JurisdictionAttrs.validate(&p, "")
 	for _, e := range p {
 		bad("%v", e)
 	}

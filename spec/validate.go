@@ -233,15 +233,9 @@ func (j *Jurisdiction) validate(p *problems, path string) {
 			p.add(fmt.Sprintf("%s.links[%d]", path, i), "%q is not an http(s) URL", l)
 		}
 	}
-	validateDates(p, path, j.Effective, j.Expires)
+	a := j.Attrs()
+	a.validate(p, path)
 	validateSDE(p, path, j.Contact, j.Organisation)
-	checkEnum(p, path+".tier", j.Tier, false, Tiers)
-	checkEnum(p, path+".mode", j.Mode, false, Modes)
-	checkEnum(p, path+".action", j.Action, false, Actions)
-	if j.Action == ActionIP && len(j.Sinkhole) == 0 {
-		p.add(path+".sinkhole", "action ip needs at least one sinkhole address")
-	}
-	validateAnswer(p, path, j.Sinkhole, j.EDE, j.TTL)
 	names := make(map[string]int)
 	for i := range j.Sources {
 		sp := fmt.Sprintf("%s.sources[%d]", path, i)
@@ -264,12 +258,22 @@ func (j *Jurisdiction) validate(p *problems, path string) {
 	checkEnum(p, path+".on_load_failure", j.OnLoadFailure, false, OnLoadFailures)
 }
 
-// validateAttrs checks the attributes a shipped jurisdiction shares with a
-// configured one, by the same rules (the enums were checked where they
-// were decoded). An empty path makes the keys top-level ("ttl").
-func validateAttrs(p *problems, path, effective, expires string, sinkhole []string, ede *int, ttl time.Duration) {
-	validateDates(p, path, effective, expires)
-	validateAnswer(p, path, sinkhole, ede, ttl)
+// validate checks the attributes (not the id) by the rules of every
+// jurisdiction, shipped or configured: the dates, the enums (a shipped
+// file's were checked where they were decoded, a configuration's are
+// checked here), the sinkhole of action ip, the EDE code and the TTL. An
+// empty path makes the keys top-level ("ttl"). on_load_failure is left to
+// the caller: a configuration reports it after the sources, as it always
+// has.
+func (a *JurisdictionAttrs) validate(p *problems, path string) {
+	validateDates(p, path, a.Effective, a.Expires)
+	checkEnum(p, join(path, "tier"), a.Tier, false, Tiers)
+	checkEnum(p, join(path, "mode"), a.Mode, false, Modes)
+	checkEnum(p, join(path, "action"), a.Action, false, Actions)
+	if a.Action == ActionIP && len(a.Sinkhole) == 0 {
+		p.add(join(path, "sinkhole"), "action ip needs at least one sinkhole address")
+	}
+	validateAnswer(p, path, a.Sinkhole, a.EDE, a.TTL)
 }
 
 // validateDates checks effective and expires: dates, the first before the
