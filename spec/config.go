@@ -193,7 +193,9 @@ type Client struct {
 
 // Jurisdiction defines a jurisdiction, or overrides a shipped one with the
 // same ID: set fields replace the shipped values, Sources and Allow are added
-// to the shipped ones.
+// to the shipped ones. Its id and the attributes it may override are the
+// keys of JurisdictionAttrs (Attrs returns them), which a shipped file has
+// too.
 type Jurisdiction struct {
 	// ID matches [a-z0-9][a-z0-9-]*; the ID of a shipped jurisdiction makes
 	// this entry an override of it.
