@@ -6,30 +6,30 @@ import (
 	"github.com/jurisdns/jurisdns/spec"
 )
 
-// TestEnumNamesAreSpecs: every value of spec's enums converts to a policy
-// value whose Spec and String give it back, "" converts to the default,
-// and a value out of range has no spec name.
+// named is a policy enum with spec's names.
+type named[S ~string] interface {
+	Spec() S
+	String() string
+}
+
+// roundTrip checks that every value of one of spec's enums converts to a
+// policy value whose Spec and String give it back.
+func roundTrip[S ~string, P named[S]](t *testing.T, key string, values []S, of func(S) P) {
+	t.Helper()
+	for _, v := range values {
+		if got := of(v); got.Spec() != v || got.String() != string(v) {
+			t.Errorf("%s %q: Spec %q, String %q", key, v, got.Spec(), got.String())
+		}
+	}
+}
+
+// TestEnumNamesAreSpecs: policy's enums are named by spec's values; ""
+// converts to the default, and a value out of range has no spec name.
 func TestEnumNamesAreSpecs(t *testing.T) {
-	for _, v := range spec.Tiers {
-		if got := tierOf(v); got.Spec() != v || got.String() != string(v) {
-			t.Errorf("tier %q: got %d, Spec %q, String %q", v, got, got.Spec(), got.String())
-		}
-	}
-	for _, v := range spec.Modes {
-		if got := modeOf(v); got.Spec() != v || got.String() != string(v) {
-			t.Errorf("mode %q: got %d, Spec %q, String %q", v, got, got.Spec(), got.String())
-		}
-	}
-	for _, v := range spec.Actions {
-		if got := actionOf(v); got.Spec() != v || got.String() != string(v) {
-			t.Errorf("action %q: got %d, Spec %q, String %q", v, got, got.Spec(), got.String())
-		}
-	}
-	for _, v := range spec.OnLoadFailures {
-		if got := onLoadFailureOf(v); got.Spec() != v || got.String() != string(v) {
-			t.Errorf("on_load_failure %q: got %d, Spec %q, String %q", v, got, got.Spec(), got.String())
-		}
-	}
+	roundTrip(t, "tier", spec.Tiers, tierOf)
+	roundTrip(t, "mode", spec.Modes, modeOf)
+	roundTrip(t, "action", spec.Actions, actionOf)
+	roundTrip(t, "on_load_failure", spec.OnLoadFailures, onLoadFailureOf)
 	if tierOf("") != TierLocal || modeOf("") != ModeEnforce || actionOf("") != ActionNXDomain || onLoadFailureOf("") != LastKnownGood {
 		t.Error(`"" does not convert to the defaults`)
 	}
