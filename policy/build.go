@@ -335,7 +335,7 @@ func (b *builder) addShipped(f *shippedFile) {
 	for i, src := range f.Sources {
 		key := fmt.Sprintf("%s sources[%d]", f.file, i)
 		s := &sspec{key: key, kind: srcText}
-		s.info = SourceInfo{Name: src.Name, Origin: "shipped"}
+		s.info = SourceInfo{SourceState: SourceState{Name: src.Name, Origin: "shipped"}}
 		s.setFormat(src.Format, src.Match)
 		s.opts.Source = f.file
 		var text bytes.Buffer

@@ -392,6 +392,25 @@ func (j *Jurisdiction) instrumentFor(src uint16, line int, now time.Time) *Instr
 
 // SourceInfo describes one loaded source of a jurisdiction.
 type SourceInfo struct {
+	// SourceState is what the status page shows of the source as it is
+	// (status.Source embeds it).
+	SourceState
+	// Errors holds the first bad lines (file:line: reason).
+	Errors []blocklists.LineError `json:"errors,omitempty"`
+	// Err says why the source failed (Stale: its last known good rules
+	// were kept).
+	Err string `json:"error,omitempty"`
+	// Transfer is the state of a source pulled by zone transfer.
+	Transfer *TransferState `json:"transfer,omitempty"`
+
+	// key identifies the source across reloads: Origin unredacted.
+	key string
+}
+
+// SourceState is what a source is and how its last load went: the one
+// spelling of these fields, which SourceInfo and the status page's source
+// (status.Source) embed.
+type SourceState struct {
 	Name string `json:"name"`
 	// Origin is "shipped", "inline", the file path or the URL (with its
 	// credentials and query string redacted, see download.RedactURL).
@@ -404,19 +423,11 @@ type SourceInfo struct {
 	Entries int `json:"entries"`
 	Bad     int `json:"bad"`
 	Skipped int `json:"skipped"`
-	// Errors holds the first bad lines (file:line: reason).
-	Errors []blocklists.LineError `json:"errors,omitempty"`
 	// Hash is the hex SHA-256 of the source's bytes as loaded.
 	Hash string `json:"hash,omitempty"`
 	// Stale is set when the source failed and its last known good rules
-	// were kept; Err says why it failed.
-	Stale bool   `json:"stale,omitempty"`
-	Err   string `json:"error,omitempty"`
-	// Transfer is the state of a source pulled by zone transfer.
-	Transfer *TransferState `json:"transfer,omitempty"`
-
-	// key identifies the source across reloads: Origin unredacted.
-	key string
+	// were kept (SourceInfo.Err says why it failed).
+	Stale bool `json:"stale,omitempty"`
 }
 
 // AllowEntry is one entry of a jurisdiction's allow list.

@@ -126,16 +126,10 @@ type Jurisdiction struct {
 
 // Source is one list source of a jurisdiction.
 type Source struct {
-	Name    string `json:"name"`
-	Origin  string `json:"origin"`
-	Format  string `json:"format"`
-	Match   string `json:"match"`
-	Entries int    `json:"entries"`
-	Bad     int    `json:"bad"`
-	Skipped int    `json:"skipped"`
-	Hash    string `json:"hash,omitempty"`
-	// Stale: the source failed and its last known good rules are kept.
-	Stale bool   `json:"stale,omitempty"`
+	// SourceState is the policy's (name, origin, format, match, counts,
+	// hash; Stale: the source failed and its last known good rules are
+	// kept).
+	policy.SourceState
 	Error string `json:"error,omitempty"`
 	// BadLines are the first rejected lines (file:line: reason).
 	BadLines []string `json:"bad_lines,omitempty"`
@@ -284,11 +278,7 @@ func jurisdictionOf(j *policy.Jurisdiction, now time.Time, ls listState) Jurisdi
 		out.Expires = policy.FormatDate(j.Expires)
 	}
 	for _, si := range j.Sources {
-		src := Source{
-			Name: si.Name, Origin: si.Origin, Format: string(si.Format), Match: si.Match,
-			Entries: si.Entries, Bad: si.Bad, Skipped: si.Skipped, Hash: si.Hash, Stale: si.Stale, Error: si.Err,
-			Transfer: si.Transfer,
-		}
+		src := Source{SourceState: si.SourceState, Error: si.Err, Transfer: si.Transfer}
 		for i := range si.Errors {
 			src.BadLines = append(src.BadLines, si.Errors[i].Error())
 		}
