@@ -2,6 +2,7 @@ package resolver_test
 
 import (
 	"context"
+	"crypto/tls"
 	"net"
 	"path/filepath"
 	"strings"
@@ -23,11 +24,20 @@ type harness struct {
 	srv   *resolver.Server
 	clock *testclock.Clock
 	cfg   *config.Config
+	// dot and doh are the DoT and DoH addresses (startEncrypted only).
+	dot, doh string
 }
 
 // start runs a jurisdns server on 127.0.0.1:0 forwarding to upstreams, with
 // the embedded default configuration changed by mutate.
 func start(t testing.TB, upstreams []string, mutate func(*config.Config)) *harness {
+	t.Helper()
+	return startWith(t, upstreams, mutate, nil)
+}
+
+// startWith is start; with a certificate it also serves DoT and DoH on
+// 127.0.0.1:0 (see startEncrypted).
+func startWith(t testing.TB, upstreams []string, mutate func(*config.Config), cert *tls.Certificate) *harness {
 	t.Helper()
 	cfg, err := config.Load(config.LoadOptions{Env: []string{}})
 	if err != nil {
@@ -56,8 +66,9 @@ func start(t testing.TB, upstreams []string, mutate func(*config.Config)) *harne
 		Policy: func(ctx context.Context, _ *policy.Policy) (*policy.Policy, error) {
 			return policy.Build(ctx, cfg, policy.BuildOptions{BaseDir: listDir})
 		},
-		BaseDir: filepath.Join("..", "testdata", "zones"),
-		Now:     h.clock.Now,
+		BaseDir:     filepath.Join("..", "testdata", "zones"),
+		Now:         h.clock.Now,
+		Certificate: cert,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -68,9 +79,24 @@ func start(t testing.TB, upstreams []string, mutate func(*config.Config)) *harne
 	}
 	h.srv.Serve()
 	h.addr = h.srv.Addrs()[0]
+	var enc *resolver.Encrypted
+	if cert != nil {
+		enc, err = h.srv.ListenEncrypted(resolver.EncryptedOptions{DoT: []string{"127.0.0.1:0"}, DoH: []string{"127.0.0.1:0"},
+			DoTMaxConns: 100, DoHMaxConns: 100})
+		if err != nil {
+			t.Fatal(err)
+		}
+		enc.Serve()
+		h.dot, h.doh = enc.DoTAddrs()[0], enc.DoHAddrs()[0]
+	}
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
+		if enc != nil {
+			if err := enc.Shutdown(ctx); err != nil {
+				t.Errorf("encrypted shutdown: %v", err)
+			}
+		}
 		if err := h.srv.Shutdown(ctx); err != nil {
 			t.Errorf("shutdown: %v", err)
 		}
