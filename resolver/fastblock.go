@@ -14,9 +14,10 @@ import (
 // blockAnswer (policy.BlockAnswer and the EDE) + finish produce
 // (TestFastBlockMatchesSlowPath checks it), so it emulates miekg/dns name
 // compression: names are compressed only against identical
-// (case-sensitive) suffixes already written. Anything
+// (case-sensitive) suffixes already written. Over a stream transport
+// (stream) the answer is not fitted to the client's UDP size. Anything
 // unusual returns ok=false and the slow path answers.
-func fastBlock(out, pkt []byte, q *question, canon string, v *policy.Verdict, serial uint32) ([]byte, bool) {
+func fastBlock(out, pkt []byte, q *question, canon string, v *policy.Verdict, serial uint32, stream bool) ([]byte, bool) {
 	j := v.Jurisdiction
 	// The synthesized SOA's names end in jurisdns. and invalid.: a query
 	// name ending the same way would compress against them.
@@ -134,9 +135,12 @@ func fastBlock(out, pkt []byte, q *question, canon string, v *policy.Verdict, se
 		binary.BigEndian.PutUint16(out[rdStart:], uint16(len(out)-rdStart-2))
 		binary.BigEndian.PutUint16(out[rdStart+4:], uint16(len(out)-rdStart-6))
 	}
-	limit := 512
-	if q.edns {
-		limit = int(max(min(q.udpSize, maxUDPSize), 512))
+	limit := dns.MaxMsgSize
+	if !stream {
+		limit = 512
+		if q.edns {
+			limit = int(max(min(q.udpSize, maxUDPSize), 512))
+		}
 	}
 	if len(out) > limit {
 		return nil, false

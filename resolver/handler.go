@@ -78,26 +78,6 @@ type Handler interface {
 	Resolve(ctx context.Context, req *Request) (*dns.Msg, error)
 }
 
-// HandlerFunc adapts a function to Handler.
-type HandlerFunc func(ctx context.Context, req *Request) (*dns.Msg, error)
-
-// Resolve calls f.
-func (f HandlerFunc) Resolve(ctx context.Context, req *Request) (*dns.Msg, error) {
-	return f(ctx, req)
-}
-
-// Middleware wraps the next handler of the chain.
-type Middleware func(next Handler) Handler
-
-// Chain returns mws[0](mws[1](…(h))): the first middleware sees the query
-// first.
-func Chain(h Handler, mws ...Middleware) Handler {
-	for i := len(mws) - 1; i >= 0; i-- {
-		h = mws[i](h)
-	}
-	return h
-}
-
 // EDEError is an error that carries an RFC 8914 Extended DNS Error for the
 // SERVFAIL it becomes.
 type EDEError struct {
