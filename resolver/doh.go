@@ -86,7 +86,9 @@ func (e *Encrypted) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "shutting down", http.StatusServiceUnavailable)
 		return
 	}
-	out, limited := s.answerStream(pkt, client, DoH)
+	sw := streamWorkers.Get().(*worker)
+	defer streamWorkers.Put(sw) // after the answer is written: it lives in sw
+	out, limited := s.answerStream(sw, pkt, client, DoH)
 	s.qwg.Done()
 	switch {
 	case limited:

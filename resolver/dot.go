@@ -1,6 +1,7 @@
 package resolver
 
 import (
+	"bufio"
 	"crypto/tls"
 	"encoding/binary"
 	"io"
@@ -39,14 +40,21 @@ func (e *Encrypted) acceptDoT(l *tlsListener) {
 // serveDoT serves one DoT connection (RFC 7858 over RFC 7766): queries are
 // read as they come (pipelining), each answered as soon as it is resolved
 // (out of order), until the client closes, stays idle for dot.idle_timeout
-// or the server shuts down.
+// or the server shuts down. A query the wire fast path answers (a block, a
+// cache hit) is answered by the reading goroutine with the connection's
+// buffers, and its answer waits in the writer until the reader has nothing
+// more to read without waiting: the answers to a burst of pipelined queries
+// leave in one TLS record. Any other query gets a goroutine of its own, at
+// most dotPipeline at a time.
 func (e *Encrypted) serveDoT(c *tls.Conn, l *tlsListener) {
 	defer e.wg.Done()
 	s := e.s
-	w := &dotWriter{c: c}
+	dw := &dotWriter{c: c}
 	var cwg sync.WaitGroup
 	pending := make(chan struct{}, dotPipeline)
+	idle := 10 * time.Second
 	defer func() {
+		dw.flush(idle)
 		cwg.Wait()
 		_ = c.Close()
 		e.mu.Lock()
@@ -55,9 +63,14 @@ func (e *Encrypted) serveDoT(c *tls.Conn, l *tlsListener) {
 		<-l.slots
 	}()
 	client := remoteAddrPort(c)
+	br := bufio.NewReaderSize(c, streamReadBuf)
+	w := newStreamWorker()
 	var lenBuf [2]byte
 	for !e.closing.Load() {
-		idle := 10 * time.Second
+		if br.Buffered() < 2 {
+			dw.flush(idle) // the next read may wait: send what is ready
+		}
+		idle = 10 * time.Second
 		if rt := s.rt.Load(); rt.Config.DoT.IdleTimeout > 0 {
 			idle = rt.Config.DoT.IdleTimeout
 		}
@@ -65,29 +78,42 @@ func (e *Encrypted) serveDoT(c *tls.Conn, l *tlsListener) {
 		if e.closing.Load() { // Shutdown may have set its deadline before ours
 			return
 		}
-		if _, err := io.ReadFull(c, lenBuf[:]); err != nil {
+		if _, err := io.ReadFull(br, lenBuf[:]); err != nil {
 			return
 		}
 		n := int(binary.BigEndian.Uint16(lenBuf[:]))
 		if n == 0 {
 			return
 		}
-		pkt := make([]byte, n)
-		if _, err := io.ReadFull(c, pkt); err != nil {
+		if br.Buffered() < n {
+			dw.flush(idle)
+		}
+		pkt := w.readBuf(n)
+		if _, err := io.ReadFull(br, pkt); err != nil {
 			return
 		}
+		if s.streamLimited(client) {
+			continue // dropped
+		}
+		if out, ok := s.streamFast(w, pkt, client, DoT); ok {
+			dw.queue(out)
+			continue
+		}
+		pkt = append([]byte(nil), pkt...) // the goroutine's own copy
 		pending <- struct{}{}
 		if !s.begin() {
+			<-pending
 			return
 		}
 		cwg.Add(1)
+		idle := idle // the reader changes its own
 		go func() {
 			defer func() { <-pending; s.qwg.Done(); cwg.Done() }()
-			out, _ := s.answerStream(pkt, client, DoT)
+			out := s.streamAnswer(pkt, client, DoT)
 			if out == nil {
-				return // dropped (rate limit, access or policy drop)
+				return // dropped (access or policy drop)
 			}
-			w.write(out, idle)
+			dw.write(out, idle)
 		}()
 	}
 }
@@ -105,17 +131,27 @@ type dotWriter struct {
 	failed  bool
 }
 
-// write queues answer out and, unless another goroutine is writing, writes
-// everything queued until nothing is left.
+// write queues answer out and sends everything queued (see flush).
 func (w *dotWriter) write(out []byte, idle time.Duration) {
+	w.queue(out)
+	w.flush(idle)
+}
+
+// queue adds answer out to the answers waiting for the next write.
+func (w *dotWriter) queue(out []byte) {
 	w.mu.Lock()
-	if w.failed {
-		w.mu.Unlock()
-		return
+	if !w.failed {
+		w.buf = binary.BigEndian.AppendUint16(w.buf, uint16(len(out)))
+		w.buf = append(w.buf, out...)
 	}
-	w.buf = binary.BigEndian.AppendUint16(w.buf, uint16(len(out)))
-	w.buf = append(w.buf, out...)
-	if w.writing {
+	w.mu.Unlock()
+}
+
+// flush writes everything queued until nothing is left, unless another
+// goroutine is writing (it sends what was queued meanwhile).
+func (w *dotWriter) flush(idle time.Duration) {
+	w.mu.Lock()
+	if w.writing || w.failed || len(w.buf) == 0 {
 		w.mu.Unlock()
 		return
 	}

@@ -1,6 +1,7 @@
 package resolver
 
 import (
+	"bufio"
 	"encoding/binary"
 	"errors"
 	"io"
@@ -130,10 +131,14 @@ func (s *Server) forget(c *tcpConn) {
 // answered as soon as it is resolved (out of order is allowed), until the
 // client closes, stays idle for the idle timeout, or does not read its
 // answers within it (the connection is then closed, failing every other
-// answer still waiting for it at once).
+// answer still waiting for it at once). A query the wire fast path answers
+// (a block, a cache hit) is answered by the reading goroutine itself, with
+// the connection's buffers; any other gets a goroutine of its own, at most
+// tcpPipeline at a time.
 func (s *Server) serveConn(c *tcpConn) {
 	defer s.wg.Done()
 	var wmu sync.Mutex
+	var wbuf []byte // the frame being written, under wmu
 	var cwg sync.WaitGroup
 	slots := make(chan struct{}, tcpPipeline)
 	defer func() {
@@ -147,18 +152,31 @@ func (s *Server) serveConn(c *tcpConn) {
 	if ta, ok := c.RemoteAddr().(*net.TCPAddr); ok {
 		client = netip.AddrPortFrom(c.client, ta.AddrPort().Port())
 	}
+	var idle atomic.Int64 // the idle timeout the reader read last
+	write := func(out []byte) error {
+		wmu.Lock()
+		defer wmu.Unlock()
+		wbuf = binary.BigEndian.AppendUint16(wbuf[:0], uint16(len(out)))
+		wbuf = append(wbuf, out...)
+		_ = c.SetWriteDeadline(time.Now().Add(time.Duration(idle.Load())))
+		if _, err := c.Write(wbuf); err != nil {
+			// A client that does not read its answers: close the
+			// connection so that every answer still queued for it
+			// fails now instead of waiting out its own deadline.
+			_ = c.Close()
+			return err
+		}
+		c.touch()
+		return nil
+	}
+	br := bufio.NewReaderSize(c, streamReadBuf)
+	w := newStreamWorker()
 	var lenBuf [2]byte
 	for !s.closing.Load() {
-		// Back-pressure: no more reading while tcpPipeline queries of
-		// this connection are unanswered.
-		select {
-		case slots <- struct{}{}:
-		case <-s.quit:
-			return
-		}
-		idle := s.rt.Load().TCPIdleTimeout
-		_ = c.SetReadDeadline(time.Now().Add(idle))
-		if _, err := io.ReadFull(c, lenBuf[:]); err != nil {
+		timeout := s.rt.Load().TCPIdleTimeout
+		idle.Store(int64(timeout))
+		_ = c.SetReadDeadline(time.Now().Add(timeout))
+		if _, err := io.ReadFull(br, lenBuf[:]); err != nil {
 			return
 		}
 		c.pending.Add(1)
@@ -166,13 +184,29 @@ func (s *Server) serveConn(c *tcpConn) {
 		if n == 0 {
 			return
 		}
-		pkt := make([]byte, n) // sized to the message
-
-		if _, err := io.ReadFull(c, pkt); err != nil {
+		pkt := w.readBuf(n)
+		if _, err := io.ReadFull(br, pkt); err != nil {
 			return
 		}
 		c.touch()
+		if out, ok := s.streamFast(w, pkt, client, TCP); ok {
+			err := write(out)
+			c.pending.Add(-1)
+			if err != nil {
+				return
+			}
+			continue
+		}
+		pkt = append([]byte(nil), pkt...) // the goroutine's own copy
+		// Back-pressure: no more reading while tcpPipeline queries of
+		// this connection are unanswered.
+		select {
+		case slots <- struct{}{}:
+		case <-s.quit:
+			return
+		}
 		if !s.begin() {
+			<-slots
 			return
 		}
 		cwg.Add(1)
@@ -183,44 +217,56 @@ func (s *Server) serveConn(c *tcpConn) {
 				s.qwg.Done()
 				cwg.Done()
 			}()
-			write := func(out []byte) error {
-				frame := make([]byte, 2+len(out))
-				binary.BigEndian.PutUint16(frame, uint16(len(out)))
-				copy(frame[2:], out)
-				wmu.Lock()
-				defer wmu.Unlock()
-				_ = c.SetWriteDeadline(time.Now().Add(idle))
-				if _, err := c.Write(frame); err != nil {
-					// A client that does not read its answers: close the
-					// connection so that every answer still queued for it
-					// fails now instead of waiting out its own deadline.
-					_ = c.Close()
-					return err
-				}
-				c.touch()
-				return nil
-			}
 			// rpz_out: SOA, AXFR and IXFR of a published zone, every
 			// message written by the handler (xfr.go).
 			if s.tcpXfr(pkt, client, write) {
 				return
 			}
-			if out := s.streamAnswer(pkt, client, c.proto); out != nil {
+			if out := s.streamAnswer(pkt, client, TCP); out != nil {
 				_ = write(out)
 			}
 		}()
 	}
 }
 
-// streamAnswer resolves one query of a stream transport (TCP, DoT, DoH)
-// within the in-flight budget shared with UDP; a query over it gets the
-// overload SERVFAIL (nil when the packet does not look like a query).
+// streamReadBuf is the read buffer of a stream connection: a pipelining
+// client's queries are read with one system call (or TLS record) for
+// several.
+const streamReadBuf = 4096
+
+// newStreamWorker returns the buffers of one stream connection's fast path.
+func newStreamWorker() *worker {
+	return &worker{in: make([]byte, 0, 512), out: make([]byte, 0, 512), name: make([]byte, 0, 256)}
+}
+
+// readBuf returns w.in sized to n bytes, grown when needed.
+func (w *worker) readBuf(n int) []byte {
+	if cap(w.in) < n {
+		w.in = make([]byte, n)
+	}
+	return w.in[:n]
+}
+
+// streamFast answers a query of a stream transport on the wire fast path
+// with w's buffers (see fastAnswer): ok false sends it to streamAnswer.
+func (s *Server) streamFast(w *worker, pkt []byte, client netip.AddrPort, proto Proto) ([]byte, bool) {
+	return s.fastAnswer(w, s.rt.Load(), pkt, client, proto)
+}
+
+// streamAnswer resolves one query of a stream transport (TCP, DoT, DoH) on
+// the full path, within the in-flight budget shared with UDP; a query over
+// it gets the overload SERVFAIL (nil when the packet does not look like a
+// query). A DoT or DoH reply is padded (RFC 8467).
 func (s *Server) streamAnswer(pkt []byte, client netip.AddrPort, proto Proto) []byte {
 	rt := s.rt.Load()
 	if !s.budget.acquire(client.Addr(), rt.maxInflight, rt.maxInflightPerClient) {
 		s.obs.Overloaded()
-		return overloadReply(pkt)
+		return overloadReply(pkt) // never padded: no OPT
 	}
 	defer s.budget.release(client.Addr())
-	return s.slow(pkt, client, proto)
+	out := s.slow(pkt, client, proto)
+	if proto == DoT || proto == DoH {
+		out = padReply(out)
+	}
+	return out
 }

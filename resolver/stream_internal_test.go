@@ -1,0 +1,61 @@
+package resolver
+
+import (
+	"bytes"
+	"net/netip"
+	"testing"
+
+	"github.com/miekg/dns"
+)
+
+// protoCounter counts answers per transport.
+type protoCounter struct {
+	nopObserver
+	answered [4]int
+}
+
+func (o *protoCounter) Answered(p Proto, _ uint16, _ int) { o.answered[p]++ }
+
+// TestStreamFastPathTaken: over TCP, DoT and DoH a cache hit and a block
+// are answered by the wire fast path (the byte comparisons with the slow
+// path would pass trivially otherwise), equal to the slow path's answer
+// over the same transport, counted and logged with that transport, and
+// without allocating.
+func TestStreamFastPathTaken(t *testing.T) {
+	s := newInProcess(t)
+	l := &recordingLogger{}
+	obs := &protoCounter{}
+	s.qlog, s.obs = l, obs
+	client := netip.MustParseAddrPort("127.0.0.1:5353")
+	hit := packQuery("www.example.com.", dns.TypeA, true)
+	if out := s.slow(append([]byte(nil), hit...), client, UDP); out == nil {
+		t.Fatal("no answer")
+	}
+	block := packQuery("Chat.DeepSeek.com.", dns.TypeAAAA, true)
+	w := newStreamWorker()
+	for _, proto := range []Proto{TCP, DoT, DoH} {
+		for _, pkt := range [][]byte{hit, block} {
+			l.n, obs.answered = 0, [4]int{}
+			out, ok := s.streamFast(w, pkt, client, proto)
+			if !ok {
+				t.Fatalf("%v: %x not answered on the fast path", proto, pkt)
+			}
+			out = append([]byte(nil), out...)
+			if l.n != 1 || l.ev.Proto != proto || obs.answered[proto] != 1 {
+				t.Errorf("%v: %d query events with proto %v, %v answers, want 1 %v", proto, l.n, l.ev.Proto, obs.answered, proto)
+			}
+			if padded := proto != TCP; padded != (len(out)%paddingBlock == 0) {
+				t.Errorf("%v: reply of %d bytes", proto, len(out))
+			}
+			if slow := s.SlowAnswer(pkt, client, proto); !bytes.Equal(out, slow) {
+				t.Errorf("%v: fast %x\nslow %x", proto, out, slow)
+			}
+		}
+	}
+	s.qlog = nil
+	for _, pkt := range [][]byte{hit, block} {
+		if allocs := testing.AllocsPerRun(100, func() { s.streamFast(w, pkt, client, DoT) }); allocs != 0 {
+			t.Errorf("%.1f allocations per DoT fast-path answer, want 0", allocs)
+		}
+	}
+}
