@@ -14,6 +14,10 @@ import (
 // is answered), so a connection holds at most this many goroutines.
 const dotPipeline = 64
 
+// dotFlushBytes bounds the answers the reader of a DoT connection lets
+// wait while it reads more queries: at this many bytes it writes them.
+const dotFlushBytes = 16 << 10
+
 // acceptDoT serves the connections of one DoT listener.
 func (e *Encrypted) acceptDoT(l *tlsListener) {
 	defer e.wg.Done()
@@ -96,7 +100,9 @@ func (e *Encrypted) serveDoT(c *tls.Conn, l *tlsListener) {
 			continue // dropped
 		}
 		if out, ok := s.streamFast(w, pkt, client, DoT); ok {
-			dw.queue(out)
+			if dw.queue(out) >= dotFlushBytes {
+				dw.flush(idle)
+			}
 			continue
 		}
 		pkt = append([]byte(nil), pkt...) // the goroutine's own copy
@@ -137,14 +143,16 @@ func (w *dotWriter) write(out []byte, idle time.Duration) {
 	w.flush(idle)
 }
 
-// queue adds answer out to the answers waiting for the next write.
-func (w *dotWriter) queue(out []byte) {
+// queue adds answer out to the answers waiting for the next write and
+// returns how many bytes wait.
+func (w *dotWriter) queue(out []byte) int {
 	w.mu.Lock()
+	defer w.mu.Unlock()
 	if !w.failed {
 		w.buf = binary.BigEndian.AppendUint16(w.buf, uint16(len(out)))
 		w.buf = append(w.buf, out...)
 	}
-	w.mu.Unlock()
+	return len(w.buf)
 }
 
 // flush writes everything queued until nothing is left, unless another
