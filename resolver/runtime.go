@@ -36,7 +36,7 @@ type Runtime struct {
 	Config *config.Config
 	// Policy is the compiled jurisdictions, lists and client mapping.
 	Policy *policy.Policy
-	// HealthName is answered with TXT "ok" without touching the chain.
+	// HealthName is answered with TXT "ok" before the policy (see classify).
 	HealthName string
 	// QueryTimeout bounds the resolution of one query.
 	QueryTimeout time.Duration

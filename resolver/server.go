@@ -586,7 +586,7 @@ func (s *Server) slow(pkt []byte, client netip.AddrPort, proto Proto) []byte {
 	return s.resolve(rt, pkt, client, proto)
 }
 
-// resolve parses a query fully, applies the edge checks and runs the chain
+// resolve parses a query fully, applies the edge checks and runs the engine
 // of rt, which the caller has entered. It returns the packed reply, or nil
 // to send nothing.
 func (s *Server) resolve(rt *Runtime, pkt []byte, client netip.AddrPort, proto Proto) []byte {
@@ -658,7 +658,7 @@ func (s *Server) resolve(rt *Runtime, pkt []byte, client netip.AddrPort, proto P
 	return s.reply(m, req, resp, err, start)
 }
 
-// reply packs the chain's answer (or its error, as SERVFAIL with the EDE the
+// reply packs the engine's answer (or its error, as SERVFAIL with the EDE the
 // error carries) to query m, counts and logs it. It returns nil to send
 // nothing (policy action drop).
 func (s *Server) reply(m *dns.Msg, req *Request, resp *dns.Msg, err error, start time.Time) []byte {
@@ -726,9 +726,9 @@ func (s *Server) formErr(pkt []byte, proto Proto) []byte {
 	return out
 }
 
-// finish turns the chain's answer into the reply for query m: the client's
+// finish turns the engine's answer into the reply for query m: the client's
 // ID and question (case kept), reply header hygiene, EDNS mirrored with our
-// size and the chain's EDE options, and the size fitted to the client.
+// size and the engine's EDE options, and the size fitted to the client.
 func (s *Server) finish(m *dns.Msg, req *Request, resp *dns.Msg, proto Proto) []byte {
 	resp.Id = m.Id
 	resp.Response = true
@@ -752,7 +752,7 @@ func (s *Server) finish(m *dns.Msg, req *Request, resp *dns.Msg, proto Proto) []
 	if resp.AuthenticatedData && !(m.AuthenticatedData || (clientOpt != nil && clientOpt.Do())) {
 		resp.AuthenticatedData = false
 	}
-	// Collect EDE options the chain attached, drop every OPT.
+	// Collect EDE options the engine attached, drop every OPT.
 	var ede []dns.EDNS0
 	extra := resp.Extra[:0]
 	for _, rr := range resp.Extra {
