@@ -2,8 +2,7 @@
 // the engine (classify: which link answers a query; the health name, DDR,
 // policy, special names, local zones, cache and forward), the wire fast path
 // that answers blocks and cache hits on every transport without a dns.Msg,
-// and the
-// immutable runtime snapshot that a reload swaps atomically.
+// and the immutable runtime snapshot that a reload swaps atomically.
 package resolver
 
 import (
