@@ -14,10 +14,12 @@ import (
 // blockAnswer (policy.BlockAnswer and the EDE) + finish produce
 // (TestFastBlockMatchesSlowPath checks it), so it emulates miekg/dns name
 // compression: names are compressed only against identical
-// (case-sensitive) suffixes already written. Over a stream transport
-// (stream) the answer is not fitted to the client's UDP size. Anything
-// unusual returns ok=false and the slow path answers.
-func fastBlock(out, pkt []byte, q *question, canon string, v *policy.Verdict, serial uint32, stream bool) ([]byte, bool) {
+// (case-sensitive) suffixes already written. soa is the end of the
+// jurisdiction's SOA record precomputed for the snapshot (blockSOA), nil to
+// write it here. Over a stream transport (stream) the answer is not fitted
+// to the client's UDP size. Anything unusual returns ok=false and the slow
+// path answers.
+func fastBlock(out, pkt []byte, q *question, canon string, v *policy.Verdict, serial uint32, soa []byte, stream bool) ([]byte, bool) {
 	j := v.Jurisdiction
 	// The synthesized SOA's names end in jurisdns. and invalid.: a query
 	// name ending the same way would compress against them.
@@ -27,19 +29,19 @@ func fastBlock(out, pkt []byte, q *question, canon string, v *policy.Verdict, se
 	ttl := uint32(j.TTL.Seconds())
 	rcode := dns.RcodeSuccess
 	var addrs int // number of A/AAAA records
-	soa := false
+	withSOA := false
 	switch v.Action {
 	case policy.ActionDrop:
 		return nil, false
 	case policy.ActionRefused:
 		rcode = dns.RcodeRefused
 	case policy.ActionNoData:
-		soa = true
+		withSOA = true
 	case policy.ActionNull:
 		if q.qtype == dns.TypeA || q.qtype == dns.TypeAAAA {
 			addrs = 1
 		} else {
-			soa = true
+			withSOA = true
 		}
 	case policy.ActionIP:
 		for _, a := range v.Addrs {
@@ -47,10 +49,10 @@ func fastBlock(out, pkt []byte, q *question, canon string, v *policy.Verdict, se
 				addrs++
 			}
 		}
-		soa = addrs == 0
+		withSOA = addrs == 0
 	case policy.ActionNXDomain:
 		rcode = dns.RcodeNameError
-		soa = true
+		withSOA = true
 	default:
 		return nil, false
 	}
@@ -59,7 +61,7 @@ func fastBlock(out, pkt []byte, q *question, canon string, v *policy.Verdict, se
 	out = binary.BigEndian.AppendUint16(out, q.id)
 	out = binary.BigEndian.AppendUint16(out, flagQR|flagRA|q.flags&(flagRD|flagCD)|uint16(rcode))
 	var ns, ar uint16
-	if soa {
+	if withSOA {
 		ns = 1
 	}
 	if q.edns {
@@ -97,7 +99,7 @@ func fastBlock(out, pkt []byte, q *question, canon string, v *policy.Verdict, se
 		}
 	}
 
-	if soa {
+	if withSOA {
 		// Owner: the apex of the synthesized policy zone (the matched
 		// rule, lower case), compressed against the question as sent.
 		apex := canon
@@ -106,19 +108,11 @@ func fastBlock(out, pkt []byte, q *question, canon string, v *policy.Verdict, se
 			apex = canon[len(canon)-len(v.Rule)-1:]
 		}
 		out = appendCompressed(out, pkt, q, canon, apex)
-		out = binary.BigEndian.AppendUint16(out, dns.TypeSOA)
-		out = append(out, 0, 1)
-		out = binary.BigEndian.AppendUint32(out, ttl)
-		rdStart := len(out)
-		out = append(out, 0, 0)
-		out = appendLabels(out, j.ID+".policy.jurisdns.")
-		out = appendLabels(out, "hostmaster.jurisdns.invalid.")
-		out = binary.BigEndian.AppendUint32(out, serial)
-		out = binary.BigEndian.AppendUint32(out, 3600)
-		out = binary.BigEndian.AppendUint32(out, 600)
-		out = binary.BigEndian.AppendUint32(out, 86400)
-		out = binary.BigEndian.AppendUint32(out, ttl)
-		binary.BigEndian.PutUint16(out[rdStart:], uint16(len(out)-rdStart-2))
+		if soa != nil {
+			out = append(out, soa...)
+		} else {
+			out = appendSOATail(out, j, serial)
+		}
 	}
 
 	if q.edns {
@@ -146,6 +140,59 @@ func fastBlock(out, pkt []byte, q *question, canon string, v *policy.Verdict, se
 		return nil, false
 	}
 	return out, true
+}
+
+// appendSOATail writes the SOA record of jurisdiction j's block answers
+// after its owner name: type, class, TTL, RDLENGTH and RDATA (the names of
+// the synthesized policy zone, uncompressed, the serial and the timers;
+// the minimum is the block TTL, as policy.BlockAnswer has it).
+func appendSOATail(out []byte, j *policy.Jurisdiction, serial uint32) []byte {
+	ttl := uint32(j.TTL.Seconds())
+	out = binary.BigEndian.AppendUint16(out, dns.TypeSOA)
+	out = append(out, 0, 1)
+	out = binary.BigEndian.AppendUint32(out, ttl)
+	rdStart := len(out)
+	out = append(out, 0, 0)
+	out = appendLabels(out, j.ID+".policy.jurisdns.")
+	out = appendLabels(out, "hostmaster.jurisdns.invalid.")
+	out = binary.BigEndian.AppendUint32(out, serial)
+	out = binary.BigEndian.AppendUint32(out, 3600)
+	out = binary.BigEndian.AppendUint32(out, 600)
+	out = binary.BigEndian.AppendUint32(out, 86400)
+	out = binary.BigEndian.AppendUint32(out, ttl)
+	binary.BigEndian.PutUint16(out[rdStart:], uint16(len(out)-rdStart-2))
+	return out
+}
+
+// blockSOA is the end of one jurisdiction's block SOA record in one
+// snapshot (appendSOATail), computed when the runtime is assembled: the
+// fast path copies it instead of writing names and numbers per query.
+type blockSOA struct {
+	j    *policy.Jurisdiction
+	tail []byte
+}
+
+// blockSOAs precomputes the SOA ends of every jurisdiction of pol.
+func blockSOAs(pol *policy.Policy, serial uint32) []blockSOA {
+	js := pol.Jurisdictions()
+	out := make([]blockSOA, 0, len(js))
+	for _, j := range js {
+		out = append(out, blockSOA{j: j, tail: appendSOATail(nil, j, serial)})
+	}
+	return out
+}
+
+// soaTail returns the precomputed SOA end of jurisdiction j, nil when j is
+// not one of the snapshot's (fastBlock then writes it itself). A linear
+// scan: a policy has a few dozen jurisdictions at most, and comparing
+// pointers is cheaper than hashing one.
+func (rt *Runtime) soaTail(j *policy.Jurisdiction) []byte {
+	for i := range rt.blockSOAs {
+		if rt.blockSOAs[i].j == j {
+			return rt.blockSOAs[i].tail
+		}
+	}
+	return nil
 }
 
 // appendLabels writes a presentation name of plain labels uncompressed.

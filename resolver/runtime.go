@@ -60,6 +60,9 @@ type Runtime struct {
 	cert *tls.Certificate
 
 	serial uint32
+	// blockSOAs are the SOA records of the block answers, precomputed
+	// for the fast path (see blockSOA).
+	blockSOAs []blockSOA
 	// maxInflight, maxInflightPerClient and maxTCPPerClient are the
 	// server.* bounds (read per query, so a reload changes them).
 	maxInflight          int
@@ -214,6 +217,7 @@ func (s *Server) assemble(cfg *config.Config, pol *policy.Policy, up *part, forw
 		rt.specials = zones.NewSpecials(tbl, zones.SpecialOptions{ForwardSingleLabel: !cfg.Server.BlockSingleLabel, DDR: ddr})
 	}
 	rt.serial = pol.Serial()
+	rt.blockSOAs = blockSOAs(pol, rt.serial)
 	if rt.HealthName != "" && !strings.HasSuffix(rt.HealthName, ".") {
 		rt.HealthName += "."
 	}

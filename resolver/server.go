@@ -514,7 +514,7 @@ func (s *Server) fastAnswer(w *worker, rt *Runtime, pkt []byte, addr netip.AddrP
 	var out []byte
 	switch r.link {
 	case linkBlock:
-		if out, ok = fastBlock(w.out, pkt, &q, name, &v, rt.serial, proto != UDP); !ok {
+		if out, ok = fastBlock(w.out, pkt, &q, name, &v, rt.serial, rt.soaTail(v.Jurisdiction), proto != UDP); !ok {
 			return nil, false
 		}
 		w.out = out[:0]
