@@ -52,6 +52,26 @@ func TestStreamFastPathTaken(t *testing.T) {
 			}
 		}
 	}
+	// An answer bigger than a UDP client may take: the UDP fast path leaves
+	// it to the full path (which truncates it), a stream's answers it whole.
+	big := new(dns.Msg)
+	big.SetQuestion("big.example.com.", dns.TypeA)
+	big.Response = true
+	for i := range 60 {
+		big.Answer = append(big.Answer, &dns.A{Hdr: dns.RR_Header{Name: "big.example.com.", Rrtype: dns.TypeA, Class: dns.ClassINET, Ttl: 300},
+			A: []byte{192, 0, 2, byte(i)}})
+	}
+	s.cache.put(&Request{Name: "big.example.com.", Qtype: dns.TypeA}, big, s.now())
+	bigQuery := packQuery("big.example.com.", dns.TypeA, false)
+	if _, ok := s.fast(newWorker(), s.Runtime(), bigQuery, client); ok {
+		t.Error("the UDP fast path answered an answer over 512 bytes")
+	}
+	for _, proto := range []Proto{TCP, DoT} {
+		out, ok := s.streamFast(w, bigQuery, client, proto)
+		if !ok || len(out) < 60*16 || out[2]&0x02 != 0 {
+			t.Errorf("%v: big answer on the fast path: %v, %d bytes", proto, ok, len(out))
+		}
+	}
 	s.qlog = nil
 	for _, pkt := range [][]byte{hit, block} {
 		if allocs := testing.AllocsPerRun(100, func() { s.streamFast(w, pkt, client, DoT) }); allocs != 0 {
