@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"net/netip"
 	"testing"
+	"time"
 
 	"github.com/miekg/dns"
 )
@@ -78,4 +79,34 @@ func TestStreamFastPathTaken(t *testing.T) {
 			t.Errorf("%.1f allocations per DoT fast-path answer, want 0", allocs)
 		}
 	}
+}
+
+// FuzzStreamFastMatchesSlow feeds arbitrary queries to the wire fast path
+// of each stream transport: whenever it answers, the answer is byte for
+// byte the full path's over that transport.
+func FuzzStreamFastMatchesSlow(f *testing.F) {
+	for _, name := range []string{"www.example.com.", "Chat.DeepSeek.COM.", "x.Null.Example.", "_dns.resolver.arpa.", "localhost."} {
+		for _, qt := range []uint16{dns.TypeA, dns.TypeAAAA, dns.TypeTXT} {
+			f.Add(packQuery(name, qt, true), uint8(DoT))
+			f.Add(packQuery(name, qt, false), uint8(TCP))
+		}
+	}
+	clock := time.Date(2026, 12, 6, 12, 0, 0, 0, time.UTC)
+	s := newInProcessAt(f, func() time.Time { return clock })
+	client := netip.MustParseAddrPort("127.0.0.1:5353")
+	f.Fuzz(func(t *testing.T, pkt []byte, p uint8) {
+		proto := []Proto{TCP, DoT, DoH}[int(p)%3]
+		w := newStreamWorker()
+		for range 2 { // the second round may hit the cache the slow path filled
+			out, ok := s.streamFast(w, pkt, client, proto)
+			if !ok {
+				s.SlowAnswer(pkt, client, proto)
+				continue
+			}
+			out = append([]byte(nil), out...)
+			if slow := s.SlowAnswer(pkt, client, proto); !bytes.Equal(out, slow) {
+				t.Fatalf("%v: fast %x\nslow %x", proto, out, slow)
+			}
+		}
+	})
 }
