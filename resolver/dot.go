@@ -14,10 +14,6 @@ import (
 // is answered), so a connection holds at most this many goroutines.
 const dotPipeline = 64
 
-// dotFlushBytes bounds the answers the reader of a DoT connection lets
-// wait while it reads more queries: at this many bytes it writes them.
-const dotFlushBytes = 16 << 10
-
 // acceptDoT serves the connections of one DoT listener.
 func (e *Encrypted) acceptDoT(l *tlsListener) {
 	defer e.wg.Done()
@@ -53,7 +49,7 @@ func (e *Encrypted) acceptDoT(l *tlsListener) {
 func (e *Encrypted) serveDoT(c *tls.Conn, l *tlsListener) {
 	defer e.wg.Done()
 	s := e.s
-	dw := &dotWriter{c: c}
+	dw := newStreamWriter(c, func() { _ = c.SetReadDeadline(time.Now()) })
 	var cwg sync.WaitGroup
 	pending := make(chan struct{}, dotPipeline)
 	idle := 10 * time.Second
@@ -100,7 +96,7 @@ func (e *Encrypted) serveDoT(c *tls.Conn, l *tlsListener) {
 			continue // dropped
 		}
 		if out, ok := s.streamFast(w, pkt, client, DoT); ok {
-			if dw.queue(out) >= dotFlushBytes {
+			if dw.queue(out) >= streamFlushBytes {
 				dw.flush(idle)
 			}
 			continue
@@ -122,64 +118,4 @@ func (e *Encrypted) serveDoT(c *tls.Conn, l *tlsListener) {
 			dw.write(out, idle)
 		}()
 	}
-}
-
-// dotWriter writes the answers of one DoT connection. Answers that are ready
-// while a write is in progress are sent together by the writer of the moment
-// in one TLS record: a pipelining client gets its answers in as few records
-// and segments as possible (some clients read one record per wake-up).
-type dotWriter struct {
-	c       *tls.Conn
-	mu      sync.Mutex
-	buf     []byte // framed answers waiting for the next write
-	spare   []byte // the buffer of the previous write, for reuse
-	writing bool   // a goroutine is writing; it will send buf too
-	failed  bool
-}
-
-// write queues answer out and sends everything queued (see flush).
-func (w *dotWriter) write(out []byte, idle time.Duration) {
-	w.queue(out)
-	w.flush(idle)
-}
-
-// queue adds answer out to the answers waiting for the next write and
-// returns how many bytes wait.
-func (w *dotWriter) queue(out []byte) int {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if !w.failed {
-		w.buf = binary.BigEndian.AppendUint16(w.buf, uint16(len(out)))
-		w.buf = append(w.buf, out...)
-	}
-	return len(w.buf)
-}
-
-// flush writes everything queued until nothing is left, unless another
-// goroutine is writing (it sends what was queued meanwhile).
-func (w *dotWriter) flush(idle time.Duration) {
-	w.mu.Lock()
-	if w.writing || w.failed || len(w.buf) == 0 {
-		w.mu.Unlock()
-		return
-	}
-	w.writing = true
-	for len(w.buf) > 0 && !w.failed {
-		b := w.buf
-		w.buf, w.spare = w.spare[:0], nil
-		w.mu.Unlock()
-		_ = w.c.SetWriteDeadline(time.Now().Add(idle))
-		_, err := w.c.Write(b)
-		w.mu.Lock()
-		w.spare = b[:0]
-		if err != nil {
-			// The client is gone or stuck: drop what is queued and wake
-			// the reader, which closes the connection.
-			w.failed = true
-			w.buf = nil
-			_ = w.c.SetReadDeadline(time.Now())
-		}
-	}
-	w.writing = false
-	w.mu.Unlock()
 }

@@ -133,15 +133,20 @@ func (s *Server) forget(c *tcpConn) {
 // answers within it (the connection is then closed, failing every other
 // answer still waiting for it at once). A query the wire fast path answers
 // (a block, a cache hit) is answered by the reading goroutine itself, with
-// the connection's buffers; any other gets a goroutine of its own, at most
-// tcpPipeline at a time.
+// the connection's buffers, and its answer waits in the writer until the
+// reader has nothing more to read without waiting (streamWriter); any
+// other gets a goroutine of its own, at most tcpPipeline at a time.
 func (s *Server) serveConn(c *tcpConn) {
 	defer s.wg.Done()
-	var wmu sync.Mutex
-	var wbuf []byte // the frame being written, under wmu
+	var idle atomic.Int64 // the idle timeout the reader read last
+	// A client that does not read its answers: the connection is closed,
+	// so that every answer still queued for it fails now instead of
+	// waiting out its own deadline.
+	sw := newStreamWriter(c, func() { _ = c.Close() })
 	var cwg sync.WaitGroup
 	slots := make(chan struct{}, tcpPipeline)
 	defer func() {
+		sw.flush(time.Duration(idle.Load()))
 		_ = c.Close()
 		cwg.Wait()
 		s.mu.Lock()
@@ -152,22 +157,12 @@ func (s *Server) serveConn(c *tcpConn) {
 	if ta, ok := c.RemoteAddr().(*net.TCPAddr); ok {
 		client = netip.AddrPortFrom(c.client, ta.AddrPort().Port())
 	}
-	var idle atomic.Int64 // the idle timeout the reader read last
-	write := func(out []byte) error {
-		wmu.Lock()
-		defer wmu.Unlock()
-		wbuf = binary.BigEndian.AppendUint16(wbuf[:0], uint16(len(out)))
-		wbuf = append(wbuf, out...)
-		_ = c.SetWriteDeadline(time.Now().Add(time.Duration(idle.Load())))
-		if _, err := c.Write(wbuf); err != nil {
-			// A client that does not read its answers: close the
-			// connection so that every answer still queued for it
-			// fails now instead of waiting out its own deadline.
-			_ = c.Close()
-			return err
+	write := func(out []byte) error { // one message of a zone transfer
+		err := sw.writeSync(out, time.Duration(idle.Load()))
+		if err == nil {
+			c.touch()
 		}
-		c.touch()
-		return nil
+		return err
 	}
 	br := bufio.NewReaderSize(c, streamReadBuf)
 	w := newStreamWorker()
@@ -175,6 +170,9 @@ func (s *Server) serveConn(c *tcpConn) {
 	for !s.closing.Load() {
 		timeout := s.rt.Load().TCPIdleTimeout
 		idle.Store(int64(timeout))
+		if br.Buffered() < 2 {
+			sw.flush(timeout) // the next read may wait: send what is ready
+		}
 		_ = c.SetReadDeadline(time.Now().Add(timeout))
 		if _, err := io.ReadFull(br, lenBuf[:]); err != nil {
 			return
@@ -184,17 +182,19 @@ func (s *Server) serveConn(c *tcpConn) {
 		if n == 0 {
 			return
 		}
+		if br.Buffered() < n {
+			sw.flush(timeout)
+		}
 		pkt := w.readBuf(n)
 		if _, err := io.ReadFull(br, pkt); err != nil {
 			return
 		}
 		c.touch()
 		if out, ok := s.streamFast(w, pkt, client, TCP); ok {
-			err := write(out)
-			c.pending.Add(-1)
-			if err != nil {
-				return
+			if sw.queue(out) >= streamFlushBytes {
+				sw.flush(timeout)
 			}
+			c.pending.Add(-1)
 			continue
 		}
 		pkt = append([]byte(nil), pkt...) // the goroutine's own copy
@@ -223,7 +223,8 @@ func (s *Server) serveConn(c *tcpConn) {
 				return
 			}
 			if out := s.streamAnswer(pkt, client, TCP); out != nil {
-				_ = write(out)
+				sw.write(out, time.Duration(idle.Load()))
+				c.touch()
 			}
 		}()
 	}
@@ -269,4 +270,111 @@ func (s *Server) streamAnswer(pkt []byte, client netip.AddrPort, proto Proto) []
 		out = padReply(out)
 	}
 	return out
+}
+
+// streamFlushBytes bounds the answers the reader of a stream connection
+// lets wait while it reads more queries: at this many bytes it writes
+// them.
+const streamFlushBytes = 16 << 10
+
+// errWriterFailed is the error of a write to a connection whose writer
+// failed before.
+var errWriterFailed = errors.New("connection failed")
+
+// streamWriter writes the answers of one stream connection (TCP or DoT).
+// Answers that are ready while a write is in progress are sent together by
+// the writer of the moment, in one write (one TLS record over DoT): a
+// pipelining client gets its answers in as few segments as possible. The
+// connection's reader queues the answers it writes itself and flushes them
+// before it waits for more queries.
+type streamWriter struct {
+	c    net.Conn
+	fail func() // called once when a write fails: the reader must stop
+	mu   sync.Mutex
+	done sync.Cond // signalled when a writer finishes
+	// buf holds the framed answers waiting for the next write; spare is
+	// the buffer of the previous write, for reuse.
+	buf, spare []byte
+	writing    bool // a goroutine is writing; it will send buf too
+	failed     bool
+}
+
+func newStreamWriter(c net.Conn, fail func()) *streamWriter {
+	w := &streamWriter{c: c, fail: fail}
+	w.done.L = &w.mu
+	return w
+}
+
+// write queues answer out and sends everything queued (see flush).
+func (w *streamWriter) write(out []byte, idle time.Duration) {
+	w.queue(out)
+	w.flush(idle)
+}
+
+// queue adds answer out to the answers waiting for the next write and
+// returns how many bytes wait.
+func (w *streamWriter) queue(out []byte) int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if !w.failed {
+		w.buf = binary.BigEndian.AppendUint16(w.buf, uint16(len(out)))
+		w.buf = append(w.buf, out...)
+	}
+	return len(w.buf)
+}
+
+// flush writes everything queued until nothing is left, unless another
+// goroutine is writing (it sends what was queued meanwhile).
+func (w *streamWriter) flush(idle time.Duration) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.writing || w.failed || len(w.buf) == 0 {
+		return
+	}
+	w.drain(idle)
+}
+
+// writeSync sends answer out, with whatever is queued, and returns once it
+// has been written: a zone transfer's messages wait for the network
+// instead of piling up (see XfrFunc).
+func (w *streamWriter) writeSync(out []byte, idle time.Duration) error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for w.writing {
+		w.done.Wait()
+	}
+	if w.failed {
+		return errWriterFailed
+	}
+	w.buf = binary.BigEndian.AppendUint16(w.buf, uint16(len(out)))
+	w.buf = append(w.buf, out...)
+	w.drain(idle)
+	if w.failed {
+		return errWriterFailed
+	}
+	return nil
+}
+
+// drain writes until nothing is queued; w.mu is held, and released during
+// each write.
+func (w *streamWriter) drain(idle time.Duration) {
+	w.writing = true
+	for len(w.buf) > 0 && !w.failed {
+		b := w.buf
+		w.buf, w.spare = w.spare[:0], nil
+		w.mu.Unlock()
+		_ = w.c.SetWriteDeadline(time.Now().Add(idle))
+		_, err := w.c.Write(b)
+		w.mu.Lock()
+		w.spare = b[:0]
+		if err != nil {
+			// The client is gone or stuck: drop what is queued and stop
+			// the reader, which closes the connection.
+			w.failed = true
+			w.buf = nil
+			w.fail()
+		}
+	}
+	w.writing = false
+	w.done.Broadcast()
 }
