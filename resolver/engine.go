@@ -68,19 +68,21 @@ type route struct {
 // verdict), special-use names, minimal ANY, local zones, transfers, else
 // the forwarder, in that order. v receives the policy's verdict, report-mode
 // hits included, once classification reaches the policy (for the health
-// name and DDR it stays the zero verdict). It does not allocate.
+// name and DDR it is the zero verdict). It does not allocate.
 //
 // The access list is not a link: both paths check it first, as an edge
 // check (an outsider is refused before its message is looked at), and the
 // transfer and NOTIFY hooks of the server (xfr.go) come before the engine.
 func (rt *Runtime) classify(name string, qtype uint16, cs *policy.ClientSet, now time.Time, v *policy.Verdict) route {
 	if rt.HealthName != "" && name == rt.HealthName {
+		*v = policy.Verdict{}
 		return route{link: linkHealth}
 	}
 	if rt.specials.DDR(name) && rt.specials.Covers(name, qtype) {
+		*v = policy.Verdict{}
 		return route{link: linkDDR}
 	}
-	*v = rt.Policy.Match(name, cs, now)
+	rt.Policy.MatchInto(v, name, cs, now)
 	switch v.Decision {
 	case policy.DecisionBlock:
 		return route{link: linkBlock}

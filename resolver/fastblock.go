@@ -14,12 +14,12 @@ import (
 // blockAnswer (policy.BlockAnswer and the EDE) + finish produce
 // (TestFastBlockMatchesSlowPath checks it), so it emulates miekg/dns name
 // compression: names are compressed only against identical
-// (case-sensitive) suffixes already written. soa is the end of the
-// jurisdiction's SOA record precomputed for the snapshot (blockSOA), nil to
-// write it here. Over a stream transport (stream) the answer is not fitted
+// (case-sensitive) suffixes already written. soa is the jurisdiction's SOA
+// record packed for the snapshot (blockSOA); without it an answer that needs
+// the SOA is left to the slow path. Over a stream transport (stream) the answer is not fitted
 // to the client's UDP size. Anything unusual returns ok=false and the slow
 // path answers.
-func fastBlock(out, pkt []byte, q *question, canon string, v *policy.Verdict, serial uint32, soa []byte, stream bool) ([]byte, bool) {
+func fastBlock(out, pkt []byte, q *question, canon string, v *policy.Verdict, soa []byte, stream bool) ([]byte, bool) {
 	j := v.Jurisdiction
 	// The synthesized SOA's names end in jurisdns. and invalid.: a query
 	// name ending the same way would compress against them.
@@ -57,6 +57,9 @@ func fastBlock(out, pkt []byte, q *question, canon string, v *policy.Verdict, se
 		return nil, false
 	}
 
+	if withSOA && soa == nil {
+		return nil, false
+	}
 	out = out[:0]
 	out = binary.BigEndian.AppendUint16(out, q.id)
 	out = binary.BigEndian.AppendUint16(out, flagQR|flagRA|q.flags&(flagRD|flagCD)|uint16(rcode))
@@ -108,11 +111,7 @@ func fastBlock(out, pkt []byte, q *question, canon string, v *policy.Verdict, se
 			apex = canon[len(canon)-len(v.Rule)-1:]
 		}
 		out = appendCompressed(out, pkt, q, canon, apex)
-		if soa != nil {
-			out = append(out, soa...)
-		} else {
-			out = appendSOATail(out, j, serial)
-		}
+		out = append(out, soa...)
 	}
 
 	if q.edns {
@@ -142,50 +141,37 @@ func fastBlock(out, pkt []byte, q *question, canon string, v *policy.Verdict, se
 	return out, true
 }
 
-// appendSOATail writes the SOA record of jurisdiction j's block answers
-// after its owner name: type, class, TTL, RDLENGTH and RDATA (the names of
-// the synthesized policy zone, uncompressed, the serial and the timers;
-// the minimum is the block TTL, as policy.BlockAnswer has it).
-func appendSOATail(out []byte, j *policy.Jurisdiction, serial uint32) []byte {
-	ttl := uint32(j.TTL.Seconds())
-	out = binary.BigEndian.AppendUint16(out, dns.TypeSOA)
-	out = append(out, 0, 1)
-	out = binary.BigEndian.AppendUint32(out, ttl)
-	rdStart := len(out)
-	out = append(out, 0, 0)
-	out = appendLabels(out, j.ID+".policy.jurisdns.")
-	out = appendLabels(out, "hostmaster.jurisdns.invalid.")
-	out = binary.BigEndian.AppendUint32(out, serial)
-	out = binary.BigEndian.AppendUint32(out, 3600)
-	out = binary.BigEndian.AppendUint32(out, 600)
-	out = binary.BigEndian.AppendUint32(out, 86400)
-	out = binary.BigEndian.AppendUint32(out, ttl)
-	binary.BigEndian.PutUint16(out[rdStart:], uint16(len(out)-rdStart-2))
-	return out
-}
-
-// blockSOA is the end of one jurisdiction's block SOA record in one
-// snapshot (appendSOATail), computed when the runtime is assembled: the
-// fast path copies it instead of writing names and numbers per query.
+// blockSOA is one jurisdiction's block SOA record (policy.BlockSOA) as the
+// fast path writes it after the owner name: type, class, TTL, RDLENGTH and
+// RDATA, the names uncompressed (fastBlock leaves to the full path every
+// query name they could be compressed against). It is packed once per
+// snapshot, when the runtime is assembled.
 type blockSOA struct {
 	j    *policy.Jurisdiction
 	tail []byte
 }
 
-// blockSOAs precomputes the SOA ends of every jurisdiction of pol.
+// blockSOAs packs the block SOA records of every jurisdiction of pol; a
+// jurisdiction whose record does not pack is left out (its blocks take the
+// full path).
 func blockSOAs(pol *policy.Policy, serial uint32) []blockSOA {
 	js := pol.Jurisdictions()
 	out := make([]blockSOA, 0, len(js))
+	buf := make([]byte, 512)
 	for _, j := range js {
-		out = append(out, blockSOA{j: j, tail: appendSOATail(nil, j, serial)})
+		n, err := dns.PackRR(policy.BlockSOA(j, ".", serial), buf, 0, nil, false)
+		if err != nil {
+			continue
+		}
+		out = append(out, blockSOA{j: j, tail: append([]byte(nil), buf[1:n]...)}) // after the root owner
 	}
 	return out
 }
 
-// soaTail returns the precomputed SOA end of jurisdiction j, nil when j is
-// not one of the snapshot's (fastBlock then writes it itself). A linear
-// scan: a policy has a few dozen jurisdictions at most, and comparing
-// pointers is cheaper than hashing one.
+// soaTail returns the packed block SOA record of jurisdiction j, nil when
+// j is not one of the snapshot's. A linear scan: a policy has a few dozen
+// jurisdictions at most, and comparing pointers is cheaper than hashing
+// one.
 func (rt *Runtime) soaTail(j *policy.Jurisdiction) []byte {
 	for i := range rt.blockSOAs {
 		if rt.blockSOAs[i].j == j {
@@ -193,23 +179,6 @@ func (rt *Runtime) soaTail(j *policy.Jurisdiction) []byte {
 		}
 	}
 	return nil
-}
-
-// appendLabels writes a presentation name of plain labels uncompressed.
-func appendLabels(out []byte, name string) []byte {
-	for len(name) > 0 && name != "." {
-		i := strings.IndexByte(name, '.')
-		if i < 0 {
-			i = len(name)
-		}
-		out = append(out, byte(i))
-		out = append(out, name[:i]...)
-		if i == len(name) {
-			break
-		}
-		name = name[i+1:]
-	}
-	return append(out, 0)
 }
 
 // appendCompressed writes name (a lower-case suffix of canon) the way

@@ -327,6 +327,9 @@ type worker struct {
 	// qev is reused for the query log event of every fast-path answer
 	// (see QueryLogger: the event is valid only during the call).
 	qev QueryEvent
+	// v is the policy's verdict of the query (classify writes it; cleared
+	// after a query it matched, so that it keeps no policy alive).
+	v policy.Verdict
 	// missUp is set by fast, to the upstreams of the name, when the query
 	// passed every check and only its answer was not cached: missUDP can
 	// resolve it with the runtime fast checked it with.
@@ -506,20 +509,24 @@ func (s *Server) fastAnswer(w *worker, rt *Runtime, pkt []byte, addr netip.AddrP
 	name := unsafe.String(unsafe.SliceData(canon), len(canon))
 	now := s.now()
 	cs := rt.Policy.ClientSet(client)
-	var v policy.Verdict
-	r := rt.classify(name, q.qtype, cs, now, &v)
+	v := &w.v
+	r := rt.classify(name, q.qtype, cs, now, v)
+	if v.Decision != policy.DecisionNone || v.NReported > 0 {
+		// The verdict refers to the policy's data: keep none of it in w.
+		defer func() { *v = policy.Verdict{} }()
+	}
 	if v.NReported > 0 { // report-mode hits: their events are the full path's
 		return nil, false
 	}
 	var out []byte
 	switch r.link {
 	case linkBlock:
-		if out, ok = fastBlock(w.out, pkt, &q, name, &v, rt.serial, rt.soaTail(v.Jurisdiction), proto != UDP); !ok {
+		if out, ok = fastBlock(w.out, pkt, &q, name, v, rt.soaTail(v.Jurisdiction), proto != UDP); !ok {
 			return nil, false
 		}
 		w.out = out[:0]
 		if s.audit != nil || s.qlog != nil {
-			s.fastPolicyEvent(w, rt, now, client, name, q.qtype, &v)
+			s.fastPolicyEvent(w, rt, now, client, name, q.qtype, v)
 		}
 		rcode := int(binary.BigEndian.Uint16(out[2:]) & 0xF)
 		s.obs.Answered(proto, q.qtype, rcode)
