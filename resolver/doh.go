@@ -88,7 +88,8 @@ func (e *Encrypted) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	sw := streamWorkers.Get().(*worker)
 	defer streamWorkers.Put(sw) // after the answer is written: it lives in sw
-	out, limited := s.answerStream(sw, pkt, client, DoH)
+	rt = s.rt.Load() // the query's snapshot: the current one once the query is read
+	out, limited := s.answerStream(sw, rt, pkt, client, DoH)
 	s.qwg.Done()
 	switch {
 	case limited:

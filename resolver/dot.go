@@ -92,10 +92,11 @@ func (e *Encrypted) serveDoT(c *tls.Conn, l *tlsListener) {
 		if _, err := io.ReadFull(br, pkt); err != nil {
 			return
 		}
-		if s.streamLimited(client) {
+		rt := s.rt.Load() // the query's one load of the snapshot
+		if s.streamLimited(rt, client) {
 			continue // dropped
 		}
-		if out, ok := s.streamFast(w, pkt, client, DoT); ok {
+		if out, ok := s.fastAnswer(w, rt, pkt, client, DoT); ok {
 			if dw.queue(out) >= streamFlushBytes {
 				dw.flush(idle)
 			}
@@ -111,7 +112,7 @@ func (e *Encrypted) serveDoT(c *tls.Conn, l *tlsListener) {
 		idle := idle // the reader changes its own
 		go func() {
 			defer func() { <-pending; s.qwg.Done(); cwg.Done() }()
-			out := s.streamAnswer(pkt, client, DoT)
+			out := s.streamAnswer(rt, pkt, client, DoT)
 			if out == nil {
 				return // dropped (access or policy drop)
 			}

@@ -37,7 +37,7 @@ func TestStreamFastPathTaken(t *testing.T) {
 	for _, proto := range []Proto{TCP, DoT, DoH} {
 		for _, pkt := range [][]byte{hit, block} {
 			l.n, obs.answered = 0, [4]int{}
-			out, ok := s.streamFast(w, pkt, client, proto)
+			out, ok := s.fastAnswer(w, s.Runtime(), pkt, client, proto)
 			if !ok {
 				t.Fatalf("%v: %x not answered on the fast path", proto, pkt)
 			}
@@ -68,14 +68,14 @@ func TestStreamFastPathTaken(t *testing.T) {
 		t.Error("the UDP fast path answered an answer over 512 bytes")
 	}
 	for _, proto := range []Proto{TCP, DoT} {
-		out, ok := s.streamFast(w, bigQuery, client, proto)
+		out, ok := s.fastAnswer(w, s.Runtime(), bigQuery, client, proto)
 		if !ok || len(out) < 60*16 || out[2]&0x02 != 0 {
 			t.Errorf("%v: big answer on the fast path: %v, %d bytes", proto, ok, len(out))
 		}
 	}
 	s.qlog = nil
 	for _, pkt := range [][]byte{hit, block} {
-		if allocs := testing.AllocsPerRun(100, func() { s.streamFast(w, pkt, client, DoT) }); allocs != 0 {
+		if allocs := testing.AllocsPerRun(100, func() { s.fastAnswer(w, s.Runtime(), pkt, client, DoT) }); allocs != 0 {
 			t.Errorf("%.1f allocations per DoT fast-path answer, want 0", allocs)
 		}
 	}
@@ -98,7 +98,7 @@ func FuzzStreamFastMatchesSlow(f *testing.F) {
 		proto := []Proto{TCP, DoT, DoH}[int(p)%3]
 		w := newStreamWorker()
 		for range 2 { // the second round may hit the cache the slow path filled
-			out, ok := s.streamFast(w, pkt, client, proto)
+			out, ok := s.fastAnswer(w, s.Runtime(), pkt, client, proto)
 			if !ok {
 				s.SlowAnswer(pkt, client, proto)
 				continue

@@ -190,7 +190,8 @@ func (s *Server) serveConn(c *tcpConn) {
 			return
 		}
 		c.touch()
-		if out, ok := s.streamFast(w, pkt, client, TCP); ok {
+		rt := s.rt.Load() // the query's one load of the snapshot
+		if out, ok := s.fastAnswer(w, rt, pkt, client, TCP); ok {
 			if sw.queue(out) >= streamFlushBytes {
 				sw.flush(timeout)
 			}
@@ -222,7 +223,7 @@ func (s *Server) serveConn(c *tcpConn) {
 			if s.tcpXfr(pkt, client, write) {
 				return
 			}
-			if out := s.streamAnswer(pkt, client, TCP); out != nil {
+			if out := s.streamAnswer(rt, pkt, client, TCP); out != nil {
 				sw.write(out, time.Duration(idle.Load()))
 				c.touch()
 			}
@@ -248,24 +249,25 @@ func (w *worker) readBuf(n int) []byte {
 	return w.in[:n]
 }
 
-// streamFast answers a query of a stream transport on the wire fast path
-// with w's buffers (see fastAnswer): ok false sends it to streamAnswer.
-func (s *Server) streamFast(w *worker, pkt []byte, client netip.AddrPort, proto Proto) ([]byte, bool) {
-	return s.fastAnswer(w, s.rt.Load(), pkt, client, proto)
-}
-
 // streamAnswer resolves one query of a stream transport (TCP, DoT, DoH) on
-// the full path, within the in-flight budget shared with UDP; a query over
-// it gets the overload SERVFAIL (nil when the packet does not look like a
-// query). A DoT or DoH reply is padded (RFC 8467).
-func (s *Server) streamAnswer(pkt []byte, client netip.AddrPort, proto Proto) []byte {
-	rt := s.rt.Load()
+// the full path with rt, the runtime the query loaded when it was read (its
+// successor when rt has been retired since), within the in-flight budget
+// shared with UDP; a query over it gets the overload SERVFAIL (nil when the
+// packet does not look like a query). A DoT or DoH reply is padded (RFC
+// 8467).
+func (s *Server) streamAnswer(rt *Runtime, pkt []byte, client netip.AddrPort, proto Proto) []byte {
 	if !s.budget.acquire(client.Addr(), rt.maxInflight, rt.maxInflightPerClient) {
 		s.obs.Overloaded()
 		return overloadReply(pkt) // never padded: no OPT
 	}
 	defer s.budget.release(client.Addr())
-	out := s.slow(pkt, client, proto)
+	if !rt.enter() {
+		if rt = s.acquire(); rt == nil {
+			return nil // shut down
+		}
+	}
+	defer rt.leave()
+	out := s.resolve(rt, pkt, client, proto)
 	if proto == DoT || proto == DoH {
 		out = padReply(out)
 	}
