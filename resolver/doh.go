@@ -88,7 +88,7 @@ func (e *Encrypted) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	sw := streamWorkers.Get().(*worker)
 	defer streamWorkers.Put(sw) // after the answer is written: it lives in sw
-	rt = s.rt.Load() // the query's snapshot: the current one once the query is read
+	rt = s.rt.Load()            // the query's snapshot: the current one once the query is read
 	out, limited := s.answerStream(sw, rt, pkt, client, DoH)
 	s.qwg.Done()
 	switch {
