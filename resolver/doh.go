@@ -86,9 +86,10 @@ func (e *Encrypted) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "shutting down", http.StatusServiceUnavailable)
 		return
 	}
+	// The query's snapshot: the current one once the query is read.
+	rt = s.rt.Load()
 	sw := streamWorkers.Get().(*worker)
 	defer streamWorkers.Put(sw) // after the answer is written: it lives in sw
-	rt = s.rt.Load()            // the query's snapshot: the current one once the query is read
 	out, limited := s.answerStream(sw, rt, pkt, client, DoH)
 	s.qwg.Done()
 	switch {
