@@ -5,7 +5,6 @@
 package app
 
 import (
-	"bytes"
 	"cmp"
 	"context"
 	"crypto/x509"
@@ -25,7 +24,6 @@ import (
 
 	"github.com/jurisdns/jurisdns/admin"
 	"github.com/jurisdns/jurisdns/audit"
-	"github.com/jurisdns/jurisdns/blocklists"
 	"github.com/jurisdns/jurisdns/config"
 	"github.com/jurisdns/jurisdns/download"
 	"github.com/jurisdns/jurisdns/metrics"
@@ -79,7 +77,7 @@ type App struct {
 	now     func() time.Time
 	metrics *metrics.Metrics
 	server  *resolver.Server
-	enc     *resolver.Encrypted // DoT and DoH; nil when neither is configured
+	enc     *resolver.Encrypted // DoT and DoH (no listener when neither is configured)
 	admin   *admin.Server
 	audit   *audit.Writer
 	qlog    *queryLogSink
@@ -91,7 +89,8 @@ type App struct {
 	boot       *config.Config               // the configuration New started with
 	fetchers   map[string]*download.Fetcher // by lists.cache_dir; written under reloadMu and fetchersMu
 	fetchersMu sync.Mutex                   // lets a scrape read fetchers without waiting for a reload
-	checked    map[string]time.Time         // URL source → last confirmed by its server
+	checked    map[string]time.Time         // URL source → last confirmed by its server; under listMu
+	listMu     sync.Mutex                   // the bookkeeping of URL sources fetched in parallel: checked, notes
 	refresh    refreshState                 // the periodic refresh of URL sources
 	feeds      feeds                        // RPZ sources pulled by zone transfer (transfer.go)
 	rpzOut     *rpzout.Server               // jurisdictions served as RPZ zones (transfer.go)
@@ -224,7 +223,7 @@ func New(opts Options) (*App, error) {
 		a.closeAudit()
 		return nil, err
 	}
-	a.refresh.immediate = st.pending
+	a.refresh.immediate = st.pending.Load()
 	a.server.Swap(rt)
 	a.server.SetNotify(a.notify)
 	a.rpzOut = rpzout.New(a.log, a.now)
@@ -320,7 +319,7 @@ func (a *App) buildOptions(ctx context.Context, cfg *config.Config, pol func(con
 	cert, certErr := a.certificate(ctx, cfg, a.server.Runtime())
 	var ddr []zones.DDREndpoint
 	if certErr == nil {
-		ddr = a.ddrEndpoints(cfg)
+		ddr = a.ddrEndpoints(ctx, cfg)
 	}
 	return resolver.BuildOptions{
 		Policy:      pol,
@@ -346,45 +345,51 @@ func baseDir(cfg *config.Config) string {
 
 // fetch downloads URL sources with the verified downloader: HTTPS (plain
 // HTTP only with allow_http), timeout, size cap, retries with backoff,
-// conditional GET against the last good copy in lists.cache_dir, the sha256
-// pin and the guards. A failed or rejected update falls back to the cached
-// copy; with no usable copy the error goes to policy.Build, whose
-// on_load_failure decides (last_known_good keeps the previous rules).
-// Either way the failure is logged and counted. During a periodic refresh a
-// source whose own refresh period has not come yet is taken from the cache
-// without a request. fetch runs inside policy.Build, under reloadMu.
-func (a *App) fetch(cfg *config.Config) func(ctx context.Context, j string, src config.Source) ([]byte, error) {
+// conditional GET against the last good copy in lists.cache_dir. Every
+// body goes to accept, the list loader of policy.Build (blocklists.Load:
+// the one parse, the pin and the guards), before the downloader takes it. A
+// failed or rejected update falls back to the cached copy; with no usable
+// copy the error goes to policy.Build, whose on_load_failure decides
+// (last_known_good keeps the previous rules). Either way the failure is
+// logged and counted. During a periodic refresh a source whose own refresh
+// period has not come yet is taken from the cache without a request. fetch
+// runs inside policy.Build, under reloadMu, for several sources at once.
+func (a *App) fetch(cfg *config.Config) func(ctx context.Context, j string, src config.Source, accept func([]byte, int) (int, error)) error {
 	f := a.fetcherFor(cfg.Lists.CacheDir)
-	return func(ctx context.Context, j string, src config.Source) ([]byte, error) {
+	return func(ctx context.Context, j string, src config.Source, accept func([]byte, int) (int, error)) error {
 		ds := downloadSource(cfg, j, src)
 		name := sourceName(src)
 		key := ds.Name + "\x00" + ds.URL
 		if st := startupOf(ctx); st != nil {
 			if body, done, err := a.fromCacheAtStartup(cfg, st, f, j, name, ds); done {
-				return body, err
+				return acceptCopy(body, err, accept)
 			}
 		}
 		if a.offline {
-			return a.offlineCopy(f, ds)
+			body, err := a.offlineCopy(f, ds)
+			return acceptCopy(body, err, accept)
 		}
 		run := refreshRunOf(ctx)
-		if run != nil && !run.due(a.checked[key], sourcePeriod(cfg, src)) {
+		a.listMu.Lock()
+		last := a.checked[key]
+		a.listMu.Unlock()
+		if run != nil && !run.due(last, sourcePeriod(cfg, src)) {
 			if res, ok := f.Cached(ds); ok {
-				return res.Body, nil
+				return acceptCopy(res.Body, nil, accept)
 			}
 		}
-		res, err := f.Fetch(ctx, ds, guardParser(ds.Name, src))
+		res, err := f.Fetch(ctx, ds, download.Accept(accept))
 		if ctx.Err() != nil {
 			// Shutting down (or a cancelled reload): nothing is swapped
 			// in, and the download did not fail on its own.
-			return nil, ctx.Err()
+			return ctx.Err()
 		}
 		if err != nil {
 			a.metrics.ListRefreshFailed(j, name)
 			run.fail(j, name, err)
 			a.sources.set(ds.Name, "download failed, no last good copy", err)
 			a.notef("list %s: download failed and no last good copy: %v", ds.Name, err)
-			return nil, err
+			return err
 		}
 		if res.Stale {
 			a.metrics.ListRefreshFailed(j, name)
@@ -394,13 +399,25 @@ func (a *App) fetch(cfg *config.Config) func(ctx context.Context, j string, src 
 			a.log.Warn("list update failed or rejected; using the last good copy from the cache",
 				"jurisdiction", j, "source", name, "fetched_at", res.FetchedAt, "err", res.Err)
 			a.notef("list %s: using the last good copy from %s (update failed: %v)", ds.Name, when, res.Err)
-			return res.Body, nil
+			return nil
 		}
+		a.listMu.Lock()
 		a.checked[key] = a.now()
+		a.listMu.Unlock()
 		a.sources.current(ds.Name)
 		a.metrics.ListRefreshed(j, a.now())
-		return res.Body, nil
+		return nil
 	}
+}
+
+// acceptCopy hands a last good copy taken without a request to accept (as
+// the last good copy itself, it has no max_shrink baseline), or returns err.
+func acceptCopy(body []byte, err error, accept func([]byte, int) (int, error)) error {
+	if err != nil {
+		return err
+	}
+	_, err = accept(body, download.NoBaseline)
+	return err
 }
 
 // fetcherFor returns the downloader for a cache directory (a reload may
@@ -481,7 +498,6 @@ func downloadSource(cfg *config.Config, j string, src config.Source) download.So
 		Timeout:   cfg.Lists.Timeout,
 		Deadline:  cfg.ListDeadline(),
 		MaxSize:   cfg.Lists.MaxSize,
-		Guards:    download.Guards{MinEntries: src.MinEntries, MaxShrink: src.MaxShrink, MustContain: src.MustContain},
 	}
 }
 
@@ -498,63 +514,6 @@ func sourceName(src config.Source) string {
 		return download.RedactURL(src.URL)
 	}
 	return "inline"
-}
-
-// guardParser parses a downloaded body for the downloader's checks: it
-// counts the rules and notes which must_contain names a block rule covers,
-// without building an index (a list may hold millions of entries).
-func guardParser(name string, src config.Source) download.ParseFunc {
-	opts := blocklists.ParseOptions{
-		Source: name,
-		Format: blocklists.Format(strings.ToLower(strings.TrimSpace(src.Format))),
-		Match:  matchKind(strings.ToLower(strings.TrimSpace(src.Match))),
-	}
-	return func(body []byte) (int, func(string) bool, error) {
-		must := make([]string, 0, len(src.MustContain))
-		for _, m := range src.MustContain {
-			if c, err := blocklists.Canonical(m); err == nil {
-				must = append(must, c)
-			}
-		}
-		found := make(map[string]bool, len(must))
-		st, err := blocklists.Parse(bytes.NewReader(body), opts, func(r blocklists.Rule) {
-			if r.Action == blocklists.Allow {
-				return
-			}
-			for _, m := range must {
-				if !found[m] && covers(r.Name, r.Kind, m) {
-					found[m] = true
-				}
-			}
-		})
-		if err != nil {
-			return 0, nil, err
-		}
-		return st.Rules, func(n string) bool {
-			c, err := blocklists.Canonical(n)
-			return err == nil && found[c]
-		}, nil
-	}
-}
-
-// covers reports whether a block rule (name, kind) covers the canonical
-// name q (the same test policy applies for must_contain).
-func covers(name string, kind blocklists.Kind, q string) bool {
-	below := len(q) > len(name) && strings.HasSuffix(q, name) && q[len(q)-len(name)-1] == '.'
-	switch kind {
-	case blocklists.Exact:
-		return q == name
-	case blocklists.Below:
-		return below
-	}
-	return q == name || below
-}
-
-func matchKind(s string) blocklists.Kind {
-	if s == "exact" {
-		return blocklists.Exact
-	}
-	return blocklists.Suffix
 }
 
 // Start serves DNS and the admin listener, starts the periodic refresh of
@@ -577,7 +536,7 @@ func (a *App) Start() error {
 	go func() { defer a.rpzWG.Done(); a.watchRPZDates(ctx) }()
 	attrs := []any{"listen", a.server.Addrs(), "upstreams", rt.Upstreams, "config", rt.Config.Source,
 		"policy", shortHash(rt.Policy.Hash()), "version", Version}
-	if a.enc != nil {
+	if rt.Config.Encrypted() {
 		attrs = append(attrs, "dot", a.enc.DoTAddrs(), "doh", a.enc.DoHAddrs(), "ddr", rt.Config.DDR)
 	}
 	if a.admin != nil {
@@ -663,8 +622,18 @@ func (a *App) rebuild(ctx context.Context, cfg *config.Config, trigger string, s
 	// memory limit is lifted meanwhile: it was set for one policy.
 	defer debug.SetGCPercent(debug.SetGCPercent(25))
 	a.memory.lift()
+	// A reload binds the DoT and DoH addresses it adds first: DDR answers
+	// name their ports, and one that cannot be bound fails the reload.
+	var listeners *resolver.ListenerChange
+	if trigger == "reload" {
+		var err error
+		if ctx, listeners, err = a.prepareListeners(ctx, cfg); err != nil {
+			return err
+		}
+	}
 	rt, err := a.build(ctx, cfg)
 	if err != nil {
+		listeners.Abort()
 		return err
 	}
 	err = localSourceErrors(cfg, rt.Policy)
@@ -672,6 +641,7 @@ func (a *App) rebuild(ctx context.Context, cfg *config.Config, trigger string, s
 		err = ctx.Err() // shutting down: do not swap a half-refreshed policy
 	}
 	if err != nil {
+		listeners.Abort()
 		a.forgetPending()
 		if rt != nil {
 			_ = rt.Close() // never installed; the parts it took over stay open
@@ -686,6 +656,9 @@ func (a *App) rebuild(ctx context.Context, cfg *config.Config, trigger string, s
 	}
 	// Swap retires the old runtime: closed once its queries are done.
 	old := a.server.Swap(rt)
+	// The listeners change once the runtime whose certificate and DDR
+	// answers go with them is in place.
+	a.commitListeners(cfg, listeners)
 	a.syncFeeds()
 	if !slices.Equal(rt.Upstreams, old.Upstreams) {
 		a.server.Cache().Purge()

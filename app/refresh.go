@@ -3,6 +3,7 @@ package app
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -140,7 +141,8 @@ func (a *App) refreshLists(ctx context.Context, all bool) error {
 		}
 		return err
 	}
-	if len(run.failed) > 0 {
+	if len(run.failed) > 0 { // policy.Build waited for every fetch
+		slices.Sort(run.failed)
 		return fmt.Errorf("list refresh: kept the previous list of %s", strings.Join(run.failed, ", "))
 	}
 	return nil
@@ -151,7 +153,8 @@ type refreshRun struct {
 	now    time.Time
 	slack  time.Duration // half the refresher's period
 	all    bool          // every source is due
-	failed []string      // sources whose update failed (only policy.Build's goroutine appends)
+	mu     sync.Mutex
+	failed []string // sources whose update failed (fetches run in parallel)
 }
 
 type refreshRunKey struct{}
@@ -172,6 +175,8 @@ func (r *refreshRun) due(last time.Time, period time.Duration) bool {
 // fail notes a source whose update failed; r may be nil (not a refresh).
 func (r *refreshRun) fail(jurisdiction, source string, _ error) {
 	if r != nil {
+		r.mu.Lock()
 		r.failed = append(r.failed, jurisdiction+"/"+source)
+		r.mu.Unlock()
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/jurisdns/jurisdns/config"
@@ -24,7 +25,7 @@ import (
 
 // startupRun marks the build of New, passed to fetch through the context.
 type startupRun struct {
-	pending bool // some source awaits its first download (only Build's goroutine writes it)
+	pending atomic.Bool // some source awaits its first download
 }
 
 type startupKey struct{}
@@ -42,7 +43,7 @@ func startupOf(ctx context.Context) *startupRun {
 func (a *App) fromCacheAtStartup(cfg *config.Config, st *startupRun, f *download.Fetcher, j, name string, ds download.Source) (body []byte, done bool, err error) {
 	key := j + "/" + name
 	if res, ok := f.Cached(ds); ok {
-		st.pending = true
+		st.pending.Store(true)
 		when := res.FetchedAt.UTC().Format(time.RFC3339)
 		a.sources.set(key, "using the last good copy from "+when+"; first download in progress", nil)
 		if !res.CheckedAt.IsZero() {
@@ -58,7 +59,7 @@ func (a *App) fromCacheAtStartup(cfg *config.Config, st *startupRun, f *download
 			"jurisdiction", j, "source", name, "deadline", cfg.ListDeadline())
 		return nil, false, nil
 	}
-	st.pending = true
+	st.pending.Store(true)
 	a.sources.set(key, "no copy yet; first download in progress (on_load_failure "+olf+" applies until it ends)", nil)
 	return nil, true, errors.New("no last good copy in lists.cache_dir yet: first download in progress")
 }
@@ -155,9 +156,12 @@ func (a *App) NotCurrent() []string { return a.sources.list(false) }
 // status API and the reload report, behind the admin token, show it.
 func (a *App) NotCurrentDetail() []string { return a.sources.list(true) }
 
-// notef tells the note hook (the command-line tools), if any.
+// notef tells the note hook (the command-line tools), if any, one note at
+// a time.
 func (a *App) notef(format string, args ...any) {
 	if a.note != nil {
+		a.listMu.Lock()
+		defer a.listMu.Unlock()
 		a.note(fmt.Sprintf(format, args...))
 	}
 }

@@ -3,6 +3,11 @@
 // immutable matcher whose lookup cost depends on the labels of the queried
 // name, not on the size of the lists.
 //
+// [Load] is the list loader every source goes through: one parse of the
+// list, its rules kept ([Rules]), the SHA-256 of its bytes, and each of its
+// [Guards] checked once. Where the bytes come from (a file, a download, a
+// zone transfer) is the caller's business.
+//
 // blocklists does not import config/: callers map their configuration to
 // ParseOptions and IndexBuilder calls.
 package blocklists

@@ -2,6 +2,7 @@ package blocklists
 
 import (
 	"bytes"
+	"errors"
 	"math/rand/v2"
 	"runtime"
 	"runtime/metrics"
@@ -139,6 +140,32 @@ func BenchmarkParse1M(b *testing.B) {
 		n := 0
 		if _, err := Parse(bytes.NewReader(data), ParseOptions{}, func(Rule) { n++ }); err != nil || n != 1_000_000 {
 			b.Fatal(err, n)
+		}
+	}
+}
+
+// BenchmarkLoad1M loads a generated 1,000,000-line domains list through
+// the list loader (one parse, the rules kept, the SHA-256, the guards) and
+// reads its rules back, as the policy does: compare with twice
+// BenchmarkParse1M, what a URL list cost when the downloader and the
+// policy each parsed it.
+func BenchmarkLoad1M(b *testing.B) {
+	data := genDomains(1_000_000)
+	b.SetBytes(int64(len(data)))
+	b.ReportAllocs()
+	cpu0 := cpuTime()
+	defer func() { b.ReportMetric(float64(cpuTime()-cpu0)/float64(b.N)/1e6, "cpu-ms/op") }()
+	g := Guards{MinEntries: 1000, MaxShrink: 0.5, MustContain: []string{"deepseek.com"}}
+	for b.Loop() {
+		l, err := Load(bytes.NewReader(data), ParseOptions{}, g, 1_000_000)
+		var ge *GuardError
+		if err != nil && !errors.As(err, &ge) {
+			b.Fatal(err)
+		}
+		n := 0
+		l.Rules.Each(func(Rule) { n++ })
+		if n != 1_000_000 {
+			b.Fatal(n)
 		}
 	}
 }

@@ -83,7 +83,7 @@ func (f *Fetcher) Cached(src Source) (Result, bool) {
 	key := cacheKey(src)
 	unlock := f.lock(key)
 	defer unlock()
-	c, _, _ := f.previous(src, key, f.log.With("source", src.Name, "url", RedactURL(u.String())))
+	c, _ := f.previous(src, key, f.log.With("source", src.Name, "url", RedactURL(u.String())))
 	if c == nil {
 		return Result{}, false
 	}
@@ -92,28 +92,30 @@ func (f *Fetcher) Cached(src Source) (Result, bool) {
 
 // previous loads the last good copy of src: the verified cached copy (nil if
 // there is none usable) and the entry count of the last accepted body, the
-// baseline for MaxShrink.
-func (f *Fetcher) previous(src Source, key string, log *slog.Logger) (c *cached, baseline int, ok bool) {
+// baseline for max_shrink (NoBaseline when none is known).
+func (f *Fetcher) previous(src Source, key string, log *slog.Logger) (c *cached, baseline int) {
 	if f.dir == "" {
 		f.mu.Lock()
-		baseline, ok = f.mem[key]
-		f.mu.Unlock()
-		return nil, baseline, ok
+		defer f.mu.Unlock()
+		if n, ok := f.mem[key]; ok {
+			return nil, n
+		}
+		return nil, NoBaseline
 	}
 	c, err := f.readCache(src, key)
 	if err != nil {
 		log.Warn("ignoring the cached copy", "err", err, "path", f.metaPath(key))
-		return nil, 0, false
+		return nil, NoBaseline
 	}
 	if c == nil {
-		return nil, 0, false
+		return nil, NoBaseline
 	}
 	if src.SHA256 != "" && c.meta.SHA256 != src.SHA256 {
 		log.Warn("ignoring the cached copy: it does not match the sha256 pin",
 			"cached_sha256", c.meta.SHA256, "pin", src.SHA256)
-		return nil, c.meta.Entries, true
+		return nil, c.meta.Entries
 	}
-	return c, c.meta.Entries, true
+	return c, c.meta.Entries
 }
 
 // readCache reads and verifies the cached copy of src; (nil, nil) when there

@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/jurisdns/jurisdns/blocklists"
 )
 
 func bodyFiles(t *testing.T, dir, key string) []string {
@@ -27,10 +29,11 @@ func TestCacheLayout(t *testing.T) {
 	srv.set(func(s *listServer) { s.etag, s.modTime = `"v1"`, epoch.Add(-time.Hour) })
 	dir := t.TempDir()
 	h := newHarness(t, dir, srv.ts.Client())
-	src := Source{Name: "core", URL: srv.ts.URL + "/l", Guards: Guards{MaxShrink: 0.1}}
+	src := Source{Name: "core", URL: srv.ts.URL + "/l"}
+	accept := guarded(blocklists.Guards{MaxShrink: 0.1})
 	key := cacheKey(src)
 	ctx := context.Background()
-	if _, err := h.Fetch(ctx, src, parseLines); err != nil {
+	if _, err := h.Fetch(ctx, src, accept); err != nil {
 		t.Fatal(err)
 	}
 	// A temporary file left by a crash is cleaned up by the next write.
@@ -39,7 +42,7 @@ func TestCacheLayout(t *testing.T) {
 		t.Fatal(err)
 	}
 	srv.set(func(s *listServer) { s.body, s.etag = second, `"v2"` })
-	res, err := h.Fetch(ctx, src, parseLines)
+	res, err := h.Fetch(ctx, src, accept)
 	if err != nil || res.From != FromNetwork {
 		t.Fatalf("second Fetch: From %q, err %v", res.From, err)
 	}
@@ -72,9 +75,9 @@ func TestCacheLayout(t *testing.T) {
 	// baseline: 11 → 9 loses 18%.
 	srv.set(func(s *listServer) { s.body, s.etag = makeList(9, true), `"v3"` })
 	restarted := newHarness(t, dir, srv.ts.Client())
-	res, err = restarted.Fetch(ctx, src, parseLines)
+	res, err = restarted.Fetch(ctx, src, accept)
 	var rej *RejectedError
-	if err != nil || !errors.As(res.Err, &rej) || !strings.Contains(rej.Reason, "shrinks from 11 to 9") {
+	if err != nil || !errors.As(res.Err, &rej) || !strings.Contains(rej.Reason, "9 entries, shrunk from 11 by more than max_shrink 0.1") {
 		t.Fatalf("after restart: err %v, Result.Err %v; want a max_shrink rejection against 11 entries", err, res.Err)
 	}
 }
@@ -223,10 +226,9 @@ func TestNotModifiedCachedCopyFailsGuards(t *testing.T) {
 	if _, err := h.Fetch(ctx, src, parseLines); err != nil {
 		t.Fatal(err)
 	}
-	src.Guards.MustContain = []string{"deepseek.com"}
-	_, err := h.Fetch(ctx, src, parseLines)
+	_, err := h.Fetch(ctx, src, guarded(blocklists.Guards{MustContain: []string{"deepseek.com"}}))
 	var rej *RejectedError
-	if !errors.As(err, &rej) || !strings.Contains(rej.Reason, "cached copy: must_contain names missing: deepseek.com") {
+	if !errors.As(err, &rej) || !strings.Contains(rej.Reason, "cached copy: must_contain deepseek.com: not blocked by this source") {
 		t.Fatalf("err = %v, want a rejection of the cached copy", err)
 	}
 	if _, notMod, _, _ := srv.stats(); notMod != 1 {
@@ -234,17 +236,47 @@ func TestNotModifiedCachedCopyFailsGuards(t *testing.T) {
 	}
 }
 
-// TestParseFuncLastCallIsResultBody checks the documented contract that lets
+// TestUnchangedBodyCheckedOnce: a server without validators sends the
+// cached body again, and a guard added since refuses it; the cached copy,
+// the same bytes, is not checked a second time.
+func TestUnchangedBodyCheckedOnce(t *testing.T) {
+	srv := newListServer(t, true, makeList(10, false))
+	h := newHarness(t, t.TempDir(), srv.ts.Client())
+	src := Source{Name: "core", URL: srv.ts.URL}
+	ctx := context.Background()
+	if _, err := h.Fetch(ctx, src, parseLines); err != nil {
+		t.Fatal(err)
+	}
+	calls := 0
+	guard := guarded(blocklists.Guards{MustContain: []string{"deepseek.com"}})
+	_, err := h.Fetch(ctx, src, func(body []byte, baseline int) (int, error) {
+		calls++
+		return guard(body, baseline)
+	})
+	var rej *RejectedError
+	if !errors.As(err, &rej) || !strings.Contains(rej.Reason, "must_contain deepseek.com") {
+		t.Fatalf("err = %v, want the rejection of the update", err)
+	}
+	if calls != 1 {
+		t.Errorf("Accept called %d times on one body, want 1", calls)
+	}
+	if st := h.Stats()["core"]; st.Rejected != 1 || st.Errors != 1 {
+		t.Errorf("Stats = %+v", st)
+	}
+}
+
+// TestAcceptLastCallIsResultBody checks the documented contract that lets
 // callers keep their parsed list from the closure.
-func TestParseFuncLastCallIsResultBody(t *testing.T) {
+func TestAcceptLastCallIsResultBody(t *testing.T) {
 	good, bad := makeList(10, true), makeList(3, true)
 	srv := newListServer(t, true, good)
 	h := newHarness(t, t.TempDir(), srv.ts.Client())
-	src := Source{Name: "core", URL: srv.ts.URL, Guards: Guards{MinEntries: 5}}
+	src := Source{Name: "core", URL: srv.ts.URL}
 	var last string
-	parse := func(b []byte) (int, func(string) bool, error) {
+	guard := guarded(blocklists.Guards{MinEntries: 5})
+	parse := func(b []byte, baseline int) (int, error) {
 		last = string(b)
-		return parseLines(b)
+		return guard(b, baseline)
 	}
 	for _, serve := range []string{good, bad} {
 		srv.set(func(s *listServer) { s.body = serve })

@@ -6,15 +6,16 @@
 // for transient failures
 // (network errors, timeouts, 5xx, 408, 429; not 4xx, certificate errors,
 // an oversized body or a refused redirect) and conditional GET (ETag,
-// Last-Modified). Every body is checked before it is accepted: the optional
-// sha256 pin, the caller's parser and the source's [Guards] (min_entries,
-// max_shrink, must_contain). Only an accepted body replaces the last good
-// copy, which is kept atomically in the cache directory with a JSON sidecar
-// of metadata, and is used when the URL is unreachable or an update is
+// Last-Modified). Every body is checked before it is accepted, by the
+// caller's [Accept] function (the list loader, blocklists.Load: the pin, the
+// parse and the guards). Only an accepted body replaces the last good copy,
+// which is kept atomically in the cache directory with a JSON sidecar of
+// metadata, and is used when the URL is unreachable or an update is
 // rejected.
 //
-// The package does not know list formats: the caller passes a [ParseFunc].
-// [Refresher] and [NextRefresh] run a callback on a jittered period.
+// The package knows neither list formats nor guards: the caller passes an
+// [Accept] function. [Refresher] and [NextRefresh] run a callback on a
+// jittered period.
 package download
 
 import (
@@ -62,7 +63,10 @@ type Source struct {
 	// AllowHTTP permits plain http:// for this source, also as a redirect
 	// target. Without it only https:// is fetched.
 	AllowHTTP bool
-	// SHA256 optionally pins the body: the hex SHA-256 it must have.
+	// SHA256 is the source's pin, if any: the hex SHA-256 its body must
+	// have. Fetch does not check it (the Accept function does); a cached
+	// copy with another SHA-256 is not offered, neither by Cached nor as
+	// the base of a conditional GET, so a changed pin gets a new body.
 	SHA256 string
 	// Timeout bounds one attempt, body included; 0 means DefaultTimeout.
 	Timeout time.Duration
@@ -76,32 +80,24 @@ type Source struct {
 	// Retries is the number of retries after a failed first attempt;
 	// 0 means DefaultRetries and a negative value means none.
 	Retries int
-	// Guards are checked before a body is accepted.
-	Guards Guards
 }
 
-// Guards are integrity checks on a downloaded list.
-type Guards struct {
-	// MinEntries rejects a list with fewer entries.
-	MinEntries int
-	// MaxShrink, between 0 and 1, rejects an update that loses more than
-	// this share of the entries of the last good copy; 0 turns it off.
-	MaxShrink float64
-	// MustContain names that the list must match (through the membership
-	// test returned by the ParseFunc), such as "deepseek.com".
-	MustContain []string
-}
+// NoBaseline is the baseline Fetch passes to Accept when there is no last
+// good copy to compare with: the last good copy itself, or a first
+// download.
+const NoBaseline = -1
 
-// ParseFunc parses a body in the source's format. It returns the number of
-// entries and a membership test used for Guards.MustContain (it may be nil
-// when the source has no MustContain), or an error, which rejects the body.
+// Accept checks a body: it returns the number of entries of the list, or
+// an error, which rejects the body. baseline is the entry count of the last
+// good copy of the source (what an update may not shrink too far from), or
+// NoBaseline.
 //
-// Fetch calls it on every body it returns, so a caller can keep what it
+// Fetch calls it on every body it returns, so that the caller keeps what it
 // parsed in the closure instead of parsing Result.Body again: when Fetch
-// returns a nil error, the last call of parse it made returned no error and
-// was on Result.Body. Fetch may call parse more than once (a rejected update,
-// then the cached copy).
-type ParseFunc func(body []byte) (entries int, names func(name string) bool, err error)
+// returns a nil error, the last call of accept it made returned no error and
+// was on Result.Body. Fetch may call accept more than once (a rejected
+// update, then the cached copy), never twice on one body.
+type Accept func(body []byte, baseline int) (entries int, err error)
 
 // Result is a list that Fetch or Cached returns.
 type Result struct {
@@ -109,7 +105,7 @@ type Result struct {
 	Source string
 	// Body is the list. Callers must not modify it.
 	Body []byte
-	// Entries is the number of entries the ParseFunc counted (for Cached,
+	// Entries is the number of entries the Accept function counted (for Cached,
 	// as recorded when the body was accepted).
 	Entries int
 	// From is FromNetwork, FromNotModified or FromCache.
@@ -130,14 +126,14 @@ type Result struct {
 	Err error
 }
 
-// RejectedError is an update refused by the sha256 pin, the parser or a
-// guard. The previous good copy is kept.
+// RejectedError is an update refused by the Accept function. The previous
+// good copy is kept.
 type RejectedError struct {
 	// Source is the source name and URL its URL (credentials redacted).
 	Source, URL string
 	// Reason says which check failed.
 	Reason string
-	// Err is the parser's error, when the parser refused the body.
+	// Err is the Accept function's error.
 	Err error
 }
 
@@ -146,7 +142,7 @@ func (e *RejectedError) Error() string {
 	return fmt.Sprintf("download: source %q (%s): update rejected: %s", e.Source, e.URL, e.Reason)
 }
 
-// Unwrap returns the parser's error, if any.
+// Unwrap returns the Accept function's error.
 func (e *RejectedError) Unwrap() error { return e.Err }
 
 // StatusError is an HTTP response with a status other than 200 (or 304 to a
@@ -246,7 +242,7 @@ type SourceStats struct {
 	// Fetches counts calls of Fetch; each ends in exactly one of Network,
 	// NotModified, Cache (stale copy used) or Errors.
 	Fetches, Network, NotModified, Cache, Errors uint64
-	// Rejected counts updates refused by the pin, the parser or a guard.
+	// Rejected counts updates refused by the Accept function.
 	Rejected uint64
 	// Retries counts retried attempts.
 	Retries uint64
@@ -353,7 +349,7 @@ func checkScheme(u *url.URL, allowHTTP bool) error {
 
 // Validate reports the first problem with the source's fields: a missing
 // name, a URL that is not https:// (or http:// with AllowHTTP), a malformed
-// pin, or a guard out of range.
+// pin, or a negative bound.
 func (s Source) Validate() error {
 	_, err := s.check()
 	return err
@@ -376,11 +372,8 @@ func (s Source) check() (*url.URL, error) {
 	if s.SHA256 != "" && !isHexSHA256(strings.ToLower(s.SHA256)) {
 		return nil, fail("sha256 pin %q is not 64 hex digits", s.SHA256)
 	}
-	if s.Timeout < 0 || s.Deadline < 0 || s.MaxSize < 0 || s.Guards.MinEntries < 0 {
-		return nil, fail("timeout, deadline, max_size and min_entries must not be negative")
-	}
-	if !(s.Guards.MaxShrink >= 0 && s.Guards.MaxShrink <= 1) {
-		return nil, fail("max_shrink %v is not between 0 and 1", s.Guards.MaxShrink)
+	if s.Timeout < 0 || s.Deadline < 0 || s.MaxSize < 0 {
+		return nil, fail("timeout, deadline and max_size must not be negative")
 	}
 	return u, nil
 }
@@ -441,17 +434,17 @@ func sum256(b []byte) string {
 //
 // A non-nil error means there is nothing to use: the source is invalid, or
 // the update failed and there is no usable cached copy (no CacheDir, none
-// stored yet, corrupt, or no longer passing the pin or guards). A refused
-// update is then a *RejectedError (errors.As). A caller that already holds a
-// list keeps it in both cases.
+// stored yet, corrupt, or refused by accept). A refused update is then a
+// *RejectedError (errors.As). A caller that already holds a list keeps it
+// in both cases.
 //
-// Only a body that passes the pin, the parser and every guard is written to
-// the cache; a rejected one leaves the cached copy untouched.
-func (f *Fetcher) Fetch(ctx context.Context, src Source, parse ParseFunc) (Result, error) {
+// Only a body that accept accepts is written to the cache; a rejected one
+// leaves the cached copy untouched.
+func (f *Fetcher) Fetch(ctx context.Context, src Source, accept Accept) (Result, error) {
 	src = src.withDefaults()
 	u, err := src.check()
-	if err == nil && parse == nil {
-		err = fmt.Errorf("download: source %q (%s): no ParseFunc", src.Name, RedactURL(u.String()))
+	if err == nil && accept == nil {
+		err = fmt.Errorf("download: source %q (%s): no Accept function", src.Name, RedactURL(u.String()))
 	}
 	if err != nil {
 		f.count(src.Name, func(s *SourceStats) { s.Fetches++; s.Errors++ })
@@ -462,8 +455,8 @@ func (f *Fetcher) Fetch(ctx context.Context, src Source, parse ParseFunc) (Resul
 	defer unlock()
 	log := f.log.With("source", src.Name, "url", RedactURL(u.String()))
 
-	prev, baseline, haveBaseline := f.previous(src, key, log)
-	res, ferr := f.update(ctx, src, u, key, prev, baseline, haveBaseline, parse, log)
+	prev, baseline := f.previous(src, key, log)
+	res, ferr := f.update(ctx, src, u, key, prev, baseline, accept, log)
 	if ferr == nil {
 		f.count(src.Name, func(s *SourceStats) {
 			s.Fetches++
@@ -479,8 +472,12 @@ func (f *Fetcher) Fetch(ctx context.Context, src Source, parse ParseFunc) (Resul
 	}
 	var rej *RejectedError
 	rejected := errors.As(ferr, &rej)
-	if prev != nil && res.From != FromNotModified {
-		res, cerr := f.useCached(src, u, prev, parse)
+	// The cached copy is checked again unless it was just checked: after
+	// a 304, or when the refused body is the cached one (a server without
+	// validators; accept refuses it for a reason other than max_shrink,
+	// which it cannot fail against its own entry count).
+	if prev != nil && res.From != FromNotModified && !(rejected && res.SHA256 == prev.meta.SHA256) {
+		res, cerr := f.useCached(src, u, prev, accept)
 		if cerr == nil {
 			res.Stale, res.Err = true, ferr
 			log.Warn("list update failed; using the last good copy",
@@ -509,17 +506,18 @@ func (f *Fetcher) Fetch(ctx context.Context, src Source, parse ParseFunc) (Resul
 }
 
 // update downloads and checks one body. On a failure after a 304 it returns
-// a Result whose From is FromNotModified, so that Fetch does not check the
-// same cached copy twice.
+// a Result whose From is FromNotModified, and on a rejection one with the
+// SHA256 of the refused body, so that Fetch does not check the same cached
+// copy twice.
 func (f *Fetcher) update(ctx context.Context, src Source, u *url.URL, key string, prev *cached,
-	baseline int, haveBaseline bool, parse ParseFunc, log *slog.Logger) (Result, error) {
+	baseline int, accept Accept, log *slog.Logger) (Result, error) {
 	resp, err := f.download(ctx, src, u, prev, log)
 	if err != nil {
 		return Result{}, err
 	}
 	now := f.now()
 	if resp.notModified {
-		res, err := f.useCached(src, u, prev, parse)
+		res, err := f.useCached(src, u, prev, accept)
 		if err != nil {
 			return Result{From: FromNotModified}, err
 		}
@@ -541,10 +539,10 @@ func (f *Fetcher) update(ctx context.Context, src Source, u *url.URL, key string
 	}
 
 	sum := sum256(resp.body)
-	entries, err := checkBody(src, u, resp.body, sum, parse, baseline, haveBaseline)
+	entries, err := checkBody(src, u, resp.body, accept, baseline)
 	if err != nil {
 		log.Warn("list update rejected; keeping the previous copy", "err", err, "sha256", sum)
-		return Result{}, err
+		return Result{SHA256: sum}, err
 	}
 	m := meta{
 		Version:      metaVersion,
@@ -571,51 +569,21 @@ func (f *Fetcher) update(ctx context.Context, src Source, u *url.URL, key string
 	return m.result(resp.body, FromNetwork), nil
 }
 
-// checkBody applies the pin, the parser and the guards; MaxShrink only when
-// a baseline is given. It returns the entry count or a *RejectedError.
-func checkBody(src Source, u *url.URL, body []byte, sum string, parse ParseFunc, baseline int, haveBaseline bool) (int, error) {
-	reject := func(err error, format string, args ...any) (int, error) {
-		return 0, &RejectedError{Source: src.Name, URL: RedactURL(u.String()), Reason: fmt.Sprintf(format, args...), Err: err}
-	}
-	if src.SHA256 != "" && sum != src.SHA256 {
-		return reject(nil, "sha256 %s does not match the pin %s", sum, src.SHA256)
-	}
-	entries, names, err := parse(body)
+// checkBody hands body to accept, with the baseline for max_shrink (or
+// NoBaseline). It returns the entry count or a *RejectedError.
+func checkBody(src Source, u *url.URL, body []byte, accept Accept, baseline int) (int, error) {
+	entries, err := accept(body, baseline)
 	if err != nil {
-		return reject(err, "parse: %v", err)
-	}
-	g := src.Guards
-	if entries < g.MinEntries {
-		return reject(nil, "%d entries, fewer than min_entries %d", entries, g.MinEntries)
-	}
-	if haveBaseline && g.MaxShrink > 0 && baseline > 0 && entries < baseline {
-		lost := float64(baseline-entries) / float64(baseline)
-		if lost > g.MaxShrink {
-			return reject(nil, "shrinks from %d to %d entries (%.1f%% lost, max_shrink %.1f%%)",
-				baseline, entries, 100*lost, 100*g.MaxShrink)
-		}
-	}
-	if len(g.MustContain) > 0 {
-		if names == nil {
-			return reject(nil, "must_contain is set but the parser gave no membership test")
-		}
-		var missing []string
-		for _, n := range g.MustContain {
-			if !names(n) {
-				missing = append(missing, n)
-			}
-		}
-		if len(missing) > 0 {
-			return reject(nil, "must_contain names missing: %s", strings.Join(missing, ", "))
-		}
+		return 0, &RejectedError{Source: src.Name, URL: RedactURL(u.String()), Reason: err.Error(), Err: err}
 	}
 	return entries, nil
 }
 
-// useCached checks the cached copy against the current pin (done when it was
-// loaded), parser and guards (MaxShrink does not apply to itself).
-func (f *Fetcher) useCached(src Source, u *url.URL, c *cached, parse ParseFunc) (Result, error) {
-	entries, err := checkBody(src, u, c.body, c.meta.SHA256, parse, 0, false)
+// useCached has accept check the cached copy again (the configuration may
+// have changed since it was accepted), without a baseline: max_shrink does
+// not apply to the last good copy itself.
+func (f *Fetcher) useCached(src Source, u *url.URL, c *cached, accept Accept) (Result, error) {
+	entries, err := checkBody(src, u, c.body, accept, NoBaseline)
 	if err != nil {
 		var rej *RejectedError
 		if errors.As(err, &rej) {

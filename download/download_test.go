@@ -14,6 +14,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/jurisdns/jurisdns/blocklists"
 )
 
 func hexSum(s string) string {
@@ -245,30 +247,33 @@ func TestFetchFailures(t *testing.T) {
 }
 
 // TestFetchRejections seeds a good list, serves a bad update and checks that
-// it is rejected, counted, logged, and that the cache files stay untouched.
+// it is rejected by the list loader's guards (or a parse error), counted,
+// logged, and that the cache files stay untouched.
 func TestFetchRejections(t *testing.T) {
 	good := makeList(10, true)
+	pin := strings.ToUpper(hexSum(good))
 	tests := []struct {
 		name     string
 		src      Source // Name and URL are filled in
+		guards   *blocklists.Guards
 		update   string
 		wantText string
 		accept   bool // the update passes instead
 	}{
-		{name: "sha256 pin", src: Source{SHA256: strings.ToUpper(hexSum(good))}, update: makeList(10, true) + "new.example\n",
-			wantText: "does not match the pin " + hexSum(good)},
-		{name: "shrink beyond max_shrink", src: Source{Guards: Guards{MaxShrink: 0.3}}, update: makeList(6, true),
-			wantText: "shrinks from 10 to 6 entries (40.0% lost, max_shrink 30.0%)"},
-		{name: "shrink within max_shrink", src: Source{Guards: Guards{MaxShrink: 0.3}}, update: makeList(7, true), accept: true},
-		{name: "must_contain missing", src: Source{Guards: Guards{MustContain: []string{"deepseek.com", "ai1.example"}}},
-			update: makeList(12, false), wantText: "must_contain names missing: deepseek.com"},
-		{name: "must_contain present", src: Source{Guards: Guards{MustContain: []string{"deepseek.com", "ai1.example"}}},
+		{name: "sha256 pin", src: Source{SHA256: pin}, guards: &blocklists.Guards{SHA256: pin}, update: makeList(10, true) + "new.example\n",
+			wantText: "does not match the pinned " + hexSum(good)},
+		{name: "shrink beyond max_shrink", guards: &blocklists.Guards{MaxShrink: 0.3}, update: makeList(6, true),
+			wantText: "6 entries, shrunk from 10 by more than max_shrink 0.3"},
+		{name: "shrink within max_shrink", guards: &blocklists.Guards{MaxShrink: 0.3}, update: makeList(7, true), accept: true},
+		{name: "must_contain missing", guards: &blocklists.Guards{MustContain: []string{"deepseek.com", "ai1.example"}},
+			update: makeList(12, false), wantText: "must_contain deepseek.com: not blocked by this source"},
+		{name: "must_contain present", guards: &blocklists.Guards{MustContain: []string{"deepseek.com", "ai1.example"}},
 			update: makeList(12, true), accept: true},
-		{name: "min_entries", src: Source{Guards: Guards{MinEntries: 5}}, update: makeList(4, true),
+		{name: "min_entries", guards: &blocklists.Guards{MinEntries: 5}, update: makeList(4, true),
 			wantText: "4 entries, fewer than min_entries 5"},
-		{name: "empty body", src: Source{Guards: Guards{MinEntries: 1}}, update: "",
-			wantText: "0 entries, fewer than min_entries 1"},
-		{name: "parse error", update: "deepseek.com\nnot a name\n", wantText: `parse: line 2: not a name: "not a name"`},
+		{name: "empty body", guards: &blocklists.Guards{}, update: "",
+			wantText: "no entries (an empty list is rejected unless the source sets allow_empty: true)"},
+		{name: "parse error", update: "deepseek.com\nnot a name\n", wantText: `line 2: not a name: "not a name"`},
 	}
 	for _, tt := range tests {
 		for _, withCache := range []bool{true, false} {
@@ -285,14 +290,18 @@ func TestFetchRejections(t *testing.T) {
 				h := newHarness(t, dir, srv.ts.Client())
 				src := tt.src
 				src.Name, src.URL = "core", srv.ts.URL
+				accept := parseLines
+				if tt.guards != nil {
+					accept = guarded(*tt.guards)
+				}
 				ctx := context.Background()
-				if _, err := h.Fetch(ctx, src, parseLines); err != nil {
+				if _, err := h.Fetch(ctx, src, accept); err != nil {
 					t.Fatalf("seeding Fetch: %v", err)
 				}
 				before := snapshot(t, dir)
 				srv.set(func(s *listServer) { s.body = tt.update })
 
-				res, err := h.Fetch(ctx, src, parseLines)
+				res, err := h.Fetch(ctx, src, accept)
 				if tt.accept {
 					if err != nil || res.From != FromNetwork || string(res.Body) != tt.update {
 						t.Fatalf("update not accepted: From %q, err %v", res.From, err)
@@ -313,8 +322,9 @@ func TestFetchRejections(t *testing.T) {
 				if !errors.As(rejection, &rej) {
 					t.Fatalf("got %v (%T), want a *RejectedError", rejection, rejection)
 				}
-				if (tt.name == "parse error") != (rej.Unwrap() != nil) {
-					t.Errorf("RejectedError.Unwrap() = %v", rej.Unwrap())
+				var guard *blocklists.GuardError
+				if (tt.name == "parse error") == errors.As(rej, &guard) || rej.Unwrap() == nil {
+					t.Errorf("RejectedError.Unwrap() = %v (%T)", rej.Unwrap(), rej.Unwrap())
 				}
 				if rej.Source != "core" || rej.URL != srv.ts.URL || !strings.Contains(rej.Reason, tt.wantText) {
 					t.Errorf("RejectedError = %+v; want reason containing %q", rej, tt.wantText)
@@ -330,7 +340,7 @@ func TestFetchRejections(t *testing.T) {
 				}
 				// The previous copy is still the one revalidated and served.
 				srv.set(func(s *listServer) { s.body = good })
-				if res, err := h.Fetch(ctx, src, parseLines); err != nil || string(res.Body) != good {
+				if res, err := h.Fetch(ctx, src, accept); err != nil || string(res.Body) != good {
 					t.Errorf("after restoring the list: %v", err)
 				}
 			})
@@ -341,7 +351,7 @@ func TestFetchRejections(t *testing.T) {
 func TestFetchFirstDownloadRejected(t *testing.T) {
 	srv := newListServer(t, true, makeList(3, true))
 	h := newHarness(t, t.TempDir(), srv.ts.Client())
-	_, err := h.Fetch(context.Background(), Source{Name: "s", URL: srv.ts.URL, Guards: Guards{MinEntries: 100}}, parseLines)
+	_, err := h.Fetch(context.Background(), Source{Name: "s", URL: srv.ts.URL}, guarded(blocklists.Guards{MinEntries: 100}))
 	var rej *RejectedError
 	if !errors.As(err, &rej) {
 		t.Fatalf("err = %v, want a *RejectedError", err)
@@ -445,8 +455,7 @@ func TestSourceValidate(t *testing.T) {
 		{name: "ok", src: Source{Name: "a", URL: "https://lists.example/a.txt", SHA256: strings.Repeat("Ab", 32)}},
 		{name: "no name", src: Source{URL: "https://lists.example/a.txt"}, wantErr: "has no name"},
 		{name: "bad pin", src: Source{Name: "a", URL: "https://lists.example/a", SHA256: "abc"}, wantErr: "not 64 hex digits"},
-		{name: "max_shrink", src: Source{Name: "a", URL: "https://lists.example/a", Guards: Guards{MaxShrink: 1.5}}, wantErr: "max_shrink 1.5"},
-		{name: "negative", src: Source{Name: "a", URL: "https://lists.example/a", Guards: Guards{MinEntries: -1}}, wantErr: "must not be negative"},
+		{name: "negative", src: Source{Name: "a", URL: "https://lists.example/a", Timeout: -1}, wantErr: "must not be negative"},
 		{name: "no host", src: Source{Name: "a", URL: "https:///a"}, wantErr: "no host"},
 		{name: "bad URL", src: Source{Name: "a", URL: "https://[::1"}, wantErr: "bad URL"},
 	}
@@ -460,10 +469,10 @@ func TestSourceValidate(t *testing.T) {
 	}
 }
 
-func TestFetchNeedsParseFunc(t *testing.T) {
+func TestFetchNeedsAccept(t *testing.T) {
 	h := newHarness(t, "", nil)
 	if _, err := h.Fetch(context.Background(), Source{Name: "s", URL: "https://127.0.0.1/"}, nil); err == nil {
-		t.Fatal("Fetch with a nil ParseFunc succeeded")
+		t.Fatal("Fetch with a nil Accept succeeded")
 	}
 }
 
@@ -475,8 +484,8 @@ func TestFetchConcurrent(t *testing.T) {
 	errs := make(chan error, 16)
 	for i := range 16 {
 		wg.Go(func() {
-			src := Source{Name: []string{"a", "b"}[i%2], URL: srv.ts.URL, Guards: Guards{MaxShrink: 0.1, MinEntries: 10}}
-			res, err := h.Fetch(context.Background(), src, parseLines)
+			src := Source{Name: []string{"a", "b"}[i%2], URL: srv.ts.URL}
+			res, err := h.Fetch(context.Background(), src, guarded(blocklists.Guards{MaxShrink: 0.1, MinEntries: 10}))
 			if err == nil && res.Entries != 10 {
 				err = errors.New("wrong entry count")
 			}

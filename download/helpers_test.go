@@ -16,6 +16,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/jurisdns/jurisdns/blocklists"
 )
 
 // listServer serves one list with http.ServeContent (so ETag and
@@ -203,9 +205,9 @@ func (h *harness) backoffCalls() []int {
 	return append([]int(nil), h.backoffs...)
 }
 
-// parseLines is a ParseFunc for one name per line ('#' comments); a line with
-// a space is a parse error.
-func parseLines(body []byte) (int, func(string) bool, error) {
+// parseLines is an Accept for one name per line ('#' comments) without
+// guards; a line with a space is a parse error.
+func parseLines(body []byte, _ int) (int, error) {
 	set := make(map[string]bool)
 	for i, line := range strings.Split(string(body), "\n") {
 		line = strings.TrimSpace(line)
@@ -213,11 +215,24 @@ func parseLines(body []byte) (int, func(string) bool, error) {
 			continue
 		}
 		if strings.ContainsAny(line, " \t") {
-			return 0, nil, fmt.Errorf("line %d: not a name: %q", i+1, line)
+			return 0, fmt.Errorf("line %d: not a name: %q", i+1, line)
 		}
 		set[line] = true
 	}
-	return len(set), func(name string) bool { return set[name] }, nil
+	return len(set), nil
+}
+
+// guarded is the Accept the program passes: the list loader
+// (blocklists.Load) parses a domains list and checks g, with the baseline
+// Fetch gives.
+func guarded(g blocklists.Guards) Accept {
+	return func(body []byte, baseline int) (int, error) {
+		l, err := blocklists.Load(bytes.NewReader(body), blocklists.ParseOptions{Source: "test"}, g, baseline)
+		if err != nil {
+			return 0, err
+		}
+		return l.Stats.Rules, nil
+	}
 }
 
 // makeList returns a list of n names, the first deepseek.com when deepseek.

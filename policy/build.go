@@ -3,17 +3,15 @@ package policy
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
-	"hash"
 	"io"
 	"log/slog"
 	"net/netip"
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/jurisdns/jurisdns/blocklists"
@@ -27,10 +25,16 @@ type BuildOptions struct {
 	// usually the configuration file's directory. Empty means the current
 	// directory.
 	BaseDir string
-	// Fetch returns the bytes of a URL source (the downloader: conditional
-	// GET, on-disk last good copy, size cap). Nil makes every URL source
-	// fail with "url sources need the downloader".
-	Fetch func(ctx context.Context, jurisdiction string, src config.Source) ([]byte, error)
+	// Fetch gets the body of a URL source (the downloader: conditional
+	// GET, on-disk last good copy, size cap) and hands it to accept, which
+	// parses it and checks its guards (blocklists.Load), once per body: a
+	// body accept refuses is not used (the downloader then offers its last
+	// good copy, if any). A nil error means the last call of accept
+	// returned no error; its list is the source's. Fetch is called from
+	// several goroutines at once (URL sources are loaded in parallel, at
+	// most maxParallelLoads at a time). Nil makes every URL source fail
+	// with "url sources need the downloader".
+	Fetch func(ctx context.Context, jurisdiction string, src config.Source, accept func(body []byte, baseline int) (entries int, err error)) error
 	// Transfer returns the zone file of a transfer source (an RPZ zone
 	// pulled from its primaries, or its cached copy), read as it is parsed
 	// and then closed, and the state of the transfer for
@@ -39,7 +43,8 @@ type BuildOptions struct {
 	Transfer func(ctx context.Context, jurisdiction string, src config.Source) (io.ReadCloser, *TransferState, error)
 	// Previous is the policy being replaced. A source that fails under
 	// on_load_failure last_known_good keeps its rules from Previous, and
-	// the max_shrink guard compares against it.
+	// the max_shrink guard compares against it (a URL source: when its
+	// downloader knows no last good copy).
 	Previous *Policy
 	// Logger receives load warnings and failures; nil discards them.
 	Logger *slog.Logger
@@ -143,6 +148,8 @@ type builder struct {
 	sdeReported bool
 	// localTimeout bounds opening and reading one local list file.
 	localTimeout time.Duration
+	// urls are the loads of the URL sources, running ahead of the build.
+	urls *urlLoads
 }
 
 // reuseTarget is a failed source (js.srcs[src]) whose rules are copied
@@ -171,7 +178,8 @@ func (b *builder) errorf(format string, args ...any) {
 // Bad lines do not fail the build: they are logged and kept in
 // SourceInfo.Bad and SourceInfo.Errors. A source that cannot be read,
 // that the parser rejects (too many bad lines) or that fails a guard
-// (sha256, min_entries, max_shrink, must_contain) is handled by its
+// (sha256, allow_empty, min_entries, max_shrink, must_contain: checked by
+// the list loader, blocklists.Load, once per body) is handled by its
 // jurisdiction's on_load_failure.
 func Build(ctx context.Context, cfg *config.Config, opts BuildOptions) (*Policy, error) {
 	if cfg == nil {
@@ -230,6 +238,8 @@ func Build(ctx context.Context, cfg *config.Config, opts BuildOptions) (*Policy,
 		hint = opts.Previous.rules.len()
 	}
 	b.ib = blocklists.NewIndexBuilder(hint)
+	b.urls = b.startURLLoads()
+	defer b.urls.stop()
 	for _, js := range b.specs {
 		if err := ctx.Err(); err != nil {
 			return nil, err
@@ -705,57 +715,199 @@ func (b *builder) loadSource(js *jspec, si int, s *sspec) {
 // contributes no rules and its guards are not applied.
 var ErrNotChecked = errors.New("source not checked")
 
-// parseSource reads and parses one source, then checks its guards.
+// loadList is blocklists.Load; a test counts the parses through it.
+var loadList = blocklists.Load
+
+// guards are the guards of a source, as configured. An inline or shipped
+// list may be empty.
+func (s *sspec) guards() blocklists.Guards {
+	return blocklists.Guards{
+		SHA256:      s.cfg.SHA256,
+		AllowEmpty:  s.cfg.AllowEmpty || s.kind == srcText,
+		MinEntries:  s.cfg.MinEntries,
+		MaxShrink:   s.cfg.MaxShrink,
+		MustContain: s.cfg.MustContain,
+	}
+}
+
+// parseSource loads one source through the list loader (blocklists.Load:
+// one parse, every guard checked once) and adds its rules. A URL source
+// was loaded ahead (startURLLoads).
 func (b *builder) parseSource(js *jspec, si int, s *sspec) error {
-	var r io.Reader
-	var h hash.Hash = sha256.New()
+	var l *blocklists.Loaded
+	var err error
+	if s.kind == srcURL {
+		l, err = b.urls.take(s)
+	} else {
+		l, err = b.loadRules(js, s)
+	}
+	if l != nil {
+		s.info.Bad = l.Stats.Bad
+		s.info.Skipped += l.Stats.Skipped
+		s.info.Errors = s.lineErrors(l.Stats.Errors)
+		s.info.Hash = l.SHA256
+		// The rules of a local source that failed are indexed too, and
+		// killed by loadSource: Explain shows them as "failed".
+		b.addRules(js, si, s, l.Rules)
+	}
+	if err != nil {
+		var rej *blocklists.RejectedError
+		if errors.As(err, &rej) {
+			return withLineErrors(err, s.info.Errors)
+		}
+		return err
+	}
+	if s.info.Bad > 0 {
+		b.log.Warn("list source has bad lines", "jurisdiction", js.j.ID, "source", s.info.Name,
+			"bad", s.info.Bad, "first", s.info.Errors[0].Error())
+	}
+	return nil
+}
+
+// maxParallelLoads bounds the URL sources loaded at a time, downloads and
+// their loaded rules waiting for the build: a reload with several silent
+// list servers takes about one lists.deadline per maxParallelLoads of them,
+// not one per server.
+const maxParallelLoads = 4
+
+// urlLoads loads the URL sources of a build in parallel, ahead of the
+// build, which takes their results in source order: at most
+// maxParallelLoads are downloading or waiting to be taken.
+type urlLoads struct {
+	results map[*sspec]chan loadResult
+	slots   chan struct{} // one per load started and not yet taken
+	done    chan struct{} // closed by stop: start no more
+	wg      sync.WaitGroup
+}
+
+type loadResult struct {
+	l   *blocklists.Loaded
+	err error
+}
+
+// startURLLoads starts loading the URL sources, in source order.
+func (b *builder) startURLLoads() *urlLoads {
+	u := &urlLoads{results: map[*sspec]chan loadResult{}, slots: make(chan struct{}, maxParallelLoads), done: make(chan struct{})}
+	type job struct {
+		js *jspec
+		s  *sspec
+	}
+	var jobs []job
+	for _, js := range b.specs {
+		for _, s := range js.srcs {
+			if s.kind == srcURL {
+				u.results[s] = make(chan loadResult, 1)
+				jobs = append(jobs, job{js, s})
+			}
+		}
+	}
+	if len(jobs) == 0 {
+		return u
+	}
+	u.wg.Add(1)
+	go func() {
+		defer u.wg.Done()
+		for _, jb := range jobs {
+			select {
+			case u.slots <- struct{}{}:
+			case <-u.done:
+				return
+			}
+			if err := b.ctx.Err(); err != nil { // the build is being abandoned
+				u.results[jb.s] <- loadResult{nil, err}
+				continue
+			}
+			u.wg.Add(1)
+			go func() {
+				defer u.wg.Done()
+				l, err := b.loadRules(jb.js, jb.s)
+				u.results[jb.s] <- loadResult{l, err}
+			}()
+		}
+	}()
+	return u
+}
+
+// take waits for the load of s and frees its slot.
+func (u *urlLoads) take(s *sspec) (*blocklists.Loaded, error) {
+	r := <-u.results[s]
+	<-u.slots
+	return r.l, r.err
+}
+
+// stop starts no more loads and waits for those under way (the build's
+// context ends them when it is cancelled): none outlives Build.
+func (u *urlLoads) stop() {
+	close(u.done)
+	u.wg.Wait()
+}
+
+// loadRules reads a source and has the list loader parse and guard it. A
+// nil Loaded with a nil error is a URL source deliberately not read
+// (ErrNotChecked). A local source's Loaded comes with its error, if it was
+// read; a URL source's only when it was accepted.
+func (b *builder) loadRules(js *jspec, s *sspec) (*blocklists.Loaded, error) {
+	g := s.guards()
+	// The baseline of max_shrink: the entries of the source in the policy
+	// being replaced; a URL source's downloader knows its last good copy
+	// better (also across restarts), and that takes precedence.
+	baseline := blocklists.NoBaseline
+	if prev := b.previousSource(js.j.ID, &s.info); prev != nil {
+		baseline = prev.Entries
+	}
 	switch s.kind {
 	case srcText:
-		r = bytes.NewReader(s.text)
+		return loadList(bytes.NewReader(s.text), s.opts, g, baseline)
 	case srcPath:
 		data, err := readLocal(b.ctx, s.info.Origin, b.localTimeout)
 		if err != nil {
-			return err
+			return nil, err
 		}
-		r = bytes.NewReader(data)
-	case srcURL:
-		if b.opts.Fetch == nil {
-			return errors.New("url sources need the downloader")
-		}
-		data, err := b.opts.Fetch(b.ctx, js.j.ID, s.cfg)
-		if errors.Is(err, ErrNotChecked) {
-			return nil // no rules, no guards: nothing was read
-		}
-		if err != nil {
-			return err
-		}
-		r = bytes.NewReader(data)
+		return loadList(bytes.NewReader(data), s.opts, g, baseline)
 	case srcTransfer:
 		if b.opts.Transfer == nil {
-			return errors.New("transfer sources need the zone transfer client")
+			return nil, errors.New("transfer sources need the zone transfer client")
 		}
 		rc, st, err := b.opts.Transfer(b.ctx, js.j.ID, s.cfg)
 		s.info.Transfer = st
 		if err != nil {
-			return err
+			return nil, err
 		}
 		defer rc.Close()
-		r = rc
+		return loadList(rc, s.opts, g, baseline)
 	}
-	r = io.TeeReader(r, h)
-
-	must := make([]string, 0, len(s.cfg.MustContain))
-	for _, m := range s.cfg.MustContain {
-		c, err := blocklists.Canonical(m)
-		if err != nil {
-			return fmt.Errorf("must_contain %q: %v", m, err)
+	if b.opts.Fetch == nil {
+		return nil, errors.New("url sources need the downloader")
+	}
+	var last *blocklists.Loaded
+	err := b.opts.Fetch(b.ctx, js.j.ID, s.cfg, func(body []byte, copyBaseline int) (int, error) {
+		if copyBaseline < 0 {
+			copyBaseline = baseline
 		}
-		must = append(must, c)
+		l, err := loadList(bytes.NewReader(body), s.opts, g, copyBaseline)
+		last = l
+		if err != nil {
+			return 0, err
+		}
+		return l.Stats.Rules, nil
+	})
+	if errors.Is(err, ErrNotChecked) {
+		return nil, nil
 	}
-	found := make([]bool, len(must))
+	if err != nil {
+		// The downloader's error names the URL and the guard or the
+		// first bad line; no body of the source is used.
+		return nil, err
+	}
+	return last, nil
+}
+
+// addRules adds the rules of a loaded source to the index, with the
+// per-entry actions and line numbers of a shipped source.
+func (b *builder) addRules(js *jspec, si int, s *sspec, rs *blocklists.Rules) {
 	jur := uint16(js.j.idx)
 	n := 0
-	stats, err := blocklists.Parse(r, s.opts, func(rule blocklists.Rule) {
+	rs.Each(func(rule blocklists.Rule) {
 		act := rule.Action
 		line := rule.Line
 		if k := line - 1; k >= 0 && k < len(s.actions) && s.actions[k] != actionNone {
@@ -777,48 +929,8 @@ func (b *builder) parseSource(js *jspec, si int, s *sspec) error {
 		}
 		s.acc.add(b.ruleDigest(rule.Name, rule.Kind, act, addrs))
 		n++
-		for i, m := range must {
-			if !found[i] && act != blocklists.Allow && covers(rule.Name, rule.Kind, m) {
-				found[i] = true
-			}
-		}
 	})
 	s.info.Entries = n
-	s.info.Bad = stats.Bad
-	s.info.Skipped += stats.Skipped
-	s.info.Errors = s.lineErrors(stats.Errors)
-	s.info.Hash = hex.EncodeToString(h.Sum(nil))
-	if err != nil {
-		return withLineErrors(err, s.info.Errors)
-	}
-	if s.info.Bad > 0 {
-		b.log.Warn("list source has bad lines", "jurisdiction", js.j.ID, "source", s.info.Name,
-			"bad", s.info.Bad, "first", s.info.Errors[0].Error())
-	}
-	if pin := strings.ToLower(strings.TrimSpace(s.cfg.SHA256)); pin != "" && pin != s.info.Hash {
-		return fmt.Errorf("sha256 %s does not match the pinned %s", s.info.Hash, pin)
-	}
-	if n == 0 && s.kind != srcText && !s.cfg.AllowEmpty {
-		// A list file truncated to 0 bytes (or a download of an empty
-		// body) would silently stop the jurisdiction's blocking.
-		return errors.New("no entries (an empty list is rejected unless the source sets allow_empty: true)")
-	}
-	if s.cfg.MinEntries > 0 && n < s.cfg.MinEntries {
-		return fmt.Errorf("%d entries, fewer than min_entries %d", n, s.cfg.MinEntries)
-	}
-	if s.cfg.MaxShrink > 0 && s.cfg.MaxShrink < 1 {
-		if prev := b.previousSource(js.j.ID, &s.info); prev != nil && prev.Entries > 0 {
-			if float64(n) < float64(prev.Entries)*(1-s.cfg.MaxShrink) {
-				return fmt.Errorf("%d entries, shrunk from %d by more than max_shrink %g", n, prev.Entries, s.cfg.MaxShrink)
-			}
-		}
-	}
-	for i, m := range must {
-		if !found[i] {
-			return fmt.Errorf("must_contain %s: not blocked by this source", m)
-		}
-	}
-	return nil
 }
 
 // lineErrors keeps the first bad lines, with shipped line numbers mapped to
@@ -862,18 +974,6 @@ func withLineErrors(err error, lines []blocklists.LineError) error {
 		sb.WriteString(l.Error())
 	}
 	return fmt.Errorf("%w (%s)", err, sb.String())
-}
-
-// covers reports whether a block rule (name, kind) covers the canonical
-// name q.
-func covers(name string, kind blocklists.Kind, q string) bool {
-	switch kind {
-	case blocklists.Exact:
-		return q == name
-	case blocklists.Below:
-		return len(q) > len(name) && strings.HasSuffix(q, name) && q[len(q)-len(name)-1] == '.'
-	}
-	return q == name || (len(q) > len(name) && strings.HasSuffix(q, name) && q[len(q)-len(name)-1] == '.')
 }
 
 // previousSource finds the source with the same name and origin in the

@@ -515,14 +515,16 @@ func TestBuildErrors(t *testing.T) {
 	}
 }
 
-// fetcher serves URL sources from a map; a missing URL fails.
+// fetcher serves URL sources from a map, as a downloader without a last
+// good copy: a missing URL fails, and so does a body accept refuses.
 type fetcher map[string]string
 
-func (f fetcher) fetch(_ context.Context, _ string, src config.Source) ([]byte, error) {
+func (f fetcher) fetch(_ context.Context, _ string, src config.Source, accept func([]byte, int) (int, error)) error {
 	if s, ok := f[src.URL]; ok {
-		return []byte(s), nil
+		_, err := accept([]byte(s), blocklists.NoBaseline)
+		return err
 	}
-	return nil, errors.New("connection refused")
+	return errors.New("connection refused")
 }
 
 func TestOnLoadFailure(t *testing.T) {
@@ -616,7 +618,7 @@ func TestGuards(t *testing.T) {
 	tests := []struct {
 		name    string
 		src     config.Source
-		fetch   func(context.Context, string, config.Source) ([]byte, error)
+		fetch   func(context.Context, string, config.Source, func([]byte, int) (int, error)) error
 		wantErr string
 	}{
 		{name: "min_entries met", src: config.Source{MinEntries: 4}, fetch: full},

@@ -24,14 +24,15 @@ func (e *Encrypted) acceptDoT(l *tlsListener) {
 		}
 		tc := c.(*tls.Conn)
 		e.mu.Lock()
-		if e.closing.Load() {
+		if e.closing.Load() || l.draining.Load() {
 			e.mu.Unlock()
 			_ = tc.Close()
 			<-l.slots
 			continue
 		}
-		e.conns[tc] = struct{}{}
+		e.conns[tc] = l
 		e.wg.Add(1)
+		l.conns.Add(1)
 		e.mu.Unlock()
 		go e.serveDoT(tc, l)
 	}
@@ -39,15 +40,16 @@ func (e *Encrypted) acceptDoT(l *tlsListener) {
 
 // serveDoT serves one DoT connection (RFC 7858 over RFC 7766): queries are
 // read as they come (pipelining), each answered as soon as it is resolved
-// (out of order), until the client closes, stays idle for dot.idle_timeout
-// or the server shuts down. A query the wire fast path answers (a block, a
-// cache hit) is answered by the reading goroutine with the connection's
-// buffers, and its answer waits in the writer until the reader has nothing
-// more to read without waiting: the answers to a burst of pipelined queries
-// leave in one TLS record. Any other query gets a goroutine of its own, at
-// most dotPipeline at a time.
+// (out of order), until the client closes, stays idle for dot.idle_timeout,
+// the server shuts down or a reload drops the listener. A query the wire
+// fast path answers (a block, a cache hit) is answered by the reading
+// goroutine with the connection's buffers, and its answer waits in the
+// writer until the reader has nothing more to read without waiting: the
+// answers to a burst of pipelined queries leave in one TLS record. Any
+// other query gets a goroutine of its own, at most dotPipeline at a time.
 func (e *Encrypted) serveDoT(c *tls.Conn, l *tlsListener) {
 	defer e.wg.Done()
+	defer l.conns.Done()
 	s := e.s
 	dw := newStreamWriter(c, func() { _ = c.SetReadDeadline(time.Now()) })
 	var cwg sync.WaitGroup
@@ -66,7 +68,8 @@ func (e *Encrypted) serveDoT(c *tls.Conn, l *tlsListener) {
 	br := bufio.NewReaderSize(c, streamReadBuf)
 	w := newStreamWorker()
 	var lenBuf [2]byte
-	for !e.closing.Load() {
+	stop := func() bool { return e.closing.Load() || l.draining.Load() }
+	for !stop() {
 		if br.Buffered() < 2 {
 			dw.flush(idle) // the next read may wait: send what is ready
 		}
@@ -75,7 +78,7 @@ func (e *Encrypted) serveDoT(c *tls.Conn, l *tlsListener) {
 			idle = rt.Config.DoT.IdleTimeout
 		}
 		_ = c.SetReadDeadline(time.Now().Add(idle))
-		if e.closing.Load() { // Shutdown may have set its deadline before ours
+		if stop() { // Shutdown or a reload may have set its deadline before ours
 			return
 		}
 		if _, err := io.ReadFull(br, lenBuf[:]); err != nil {
