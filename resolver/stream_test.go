@@ -2,15 +2,10 @@ package resolver_test
 
 import (
 	"bytes"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/binary"
 	"io"
-	"math/big"
 	"net"
 	"net/http"
 	"sync"
@@ -21,46 +16,17 @@ import (
 	"github.com/miekg/dns"
 
 	"github.com/jurisdns/jurisdns/config"
+	"github.com/jurisdns/jurisdns/internal/testtool"
 	"github.com/jurisdns/jurisdns/resolver/resolvertest"
 )
-
-// testCert returns a self-signed certificate for 127.0.0.1 and
-// resolver.test, and a pool that trusts it.
-func testCert(t testing.TB) (*tls.Certificate, *x509.CertPool) {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1),
-		Subject:      pkix.Name{CommonName: "resolver.test"},
-		DNSNames:     []string{"resolver.test"},
-		IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1)},
-		NotBefore:    time.Now().Add(-time.Hour),
-		NotAfter:     time.Now().Add(time.Hour),
-		KeyUsage:     x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	leaf, err := x509.ParseCertificate(der)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pool := x509.NewCertPool()
-	pool.AddCert(leaf)
-	return &tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key, Leaf: leaf}, pool
-}
 
 // startEncrypted is start with DoT and DoH served too; the returned pool
 // trusts the server's certificate.
 func startEncrypted(t testing.TB, upstreams []string, mutate func(*config.Config)) (*harness, *x509.CertPool) {
 	t.Helper()
-	cert, pool := testCert(t)
-	return startWith(t, upstreams, mutate, cert), pool
+	ca := testtool.NewCA("resolver test CA")
+	leaf := ca.Issue(testtool.Leaf{DNSNames: []string{"resolver.test"}, IPs: []net.IP{net.IPv4(127, 0, 0, 1)}})
+	return startWith(t, upstreams, mutate, &leaf.TLS), ca.Pool
 }
 
 // streamClient is one client connection of a stream transport (TCP or
