@@ -30,6 +30,7 @@ import (
 	"github.com/jurisdns/jurisdns/policy"
 	"github.com/jurisdns/jurisdns/resolver"
 	"github.com/jurisdns/jurisdns/rpzout"
+	"github.com/jurisdns/jurisdns/spec"
 	"github.com/jurisdns/jurisdns/status"
 	"github.com/jurisdns/jurisdns/upstream"
 	"github.com/jurisdns/jurisdns/zones"
@@ -140,7 +141,7 @@ func NewLogger(cfg *config.Config, w *os.File) *slog.Logger {
 	var level slog.Level
 	_ = level.UnmarshalText([]byte(cfg.Log.Level))
 	ho := &slog.HandlerOptions{Level: level}
-	if cfg.Log.Format == "json" {
+	if cfg.Log.Format == spec.LogJSON {
 		return slog.New(slog.NewJSONHandler(w, ho))
 	}
 	return slog.New(slog.NewTextHandler(w, ho))
@@ -178,7 +179,7 @@ func New(opts Options) (*App, error) {
 			a.closeAudit()
 			return nil, fmt.Errorf("audit.query_log: %w", err)
 		}
-		a.qlog = newQueryLogSink(l, cfg.Audit.ClientPrivacy, a.metrics, a.now)
+		a.qlog = newQueryLogSink(l, string(cfg.Audit.ClientPrivacy), a.metrics, a.now)
 	}
 	if cfg.Dnstap.Enabled() {
 		a.tap = newDnstapSink(cfg.Dnstap, a.log, a.metrics)
@@ -200,7 +201,7 @@ func New(opts Options) (*App, error) {
 			}
 			return nil
 		},
-		Now: a.now, Privacy: cfg.Audit.ClientPrivacy, Version: Version, NotCurrent: a.NotCurrentDetail,
+		Now: a.now, Privacy: string(cfg.Audit.ClientPrivacy), Version: Version, NotCurrent: a.NotCurrentDetail,
 		Audit: a.auditState,
 	})
 	a.server = resolver.NewServer(resolver.ServerOptions{
@@ -903,7 +904,7 @@ func (a *App) auditor(cfg *config.Config) policy.Auditor {
 	if a.audit == nil {
 		return nil
 	}
-	return &auditSink{w: a.audit, privacy: cfg.Audit.ClientPrivacy, salt: privacySalt(cfg.Audit.ClientPrivacy), m: a.metrics}
+	return &auditSink{w: a.audit, privacy: string(cfg.Audit.ClientPrivacy), salt: privacySalt(string(cfg.Audit.ClientPrivacy)), m: a.metrics}
 }
 
 type auditSink struct {
@@ -941,18 +942,11 @@ type observer struct {
 	st *status.Status
 }
 
+// Answered counts an answer: the resolver, the metrics and the status page
+// share one transport enum (spec.Transport).
 func (o observer) Answered(p resolver.Proto, qtype uint16, rcode int) {
-	mp, sp := metrics.ProtoUDP, status.UDP
-	switch p {
-	case resolver.TCP:
-		mp, sp = metrics.ProtoTCP, status.TCP
-	case resolver.DoT:
-		mp, sp = metrics.ProtoDoT, status.DoT
-	case resolver.DoH:
-		mp, sp = metrics.ProtoDoH, status.DoH
-	}
-	o.m.QueryAnswered(mp, qtype, rcode)
-	o.st.Answered(sp)
+	o.m.QueryAnswered(p, qtype, rcode)
+	o.st.Answered(p)
 }
 func (o observer) CacheHit()             { o.m.CacheHit() }
 func (o observer) CacheMiss()            { o.m.CacheMiss() }

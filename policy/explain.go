@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/jurisdns/jurisdns/blocklists"
+	"github.com/jurisdns/jurisdns/spec"
 )
 
 // Explanation is the whole resolution of one name for one client, as
@@ -63,16 +64,16 @@ type Explanation struct {
 
 // ExplainJurisdiction is one of the client's jurisdictions.
 type ExplainJurisdiction struct {
-	ID            string `json:"id"`
-	Title         string `json:"title"`
-	Tier          string `json:"tier"`
-	Mode          string `json:"mode"`
-	Action        string `json:"action"`
-	EDE           uint16 `json:"ede"`
-	Status        string `json:"status"`
-	Loaded        bool   `json:"loaded"`
-	OnLoadFailure string `json:"on_load_failure"`
-	Entries       int    `json:"entries"`
+	ID            string             `json:"id"`
+	Title         string             `json:"title"`
+	Tier          spec.Tier          `json:"tier"`
+	Mode          spec.Mode          `json:"mode"`
+	Action        spec.Action        `json:"action"`
+	EDE           uint16             `json:"ede"`
+	Status        string             `json:"status"`
+	Loaded        bool               `json:"loaded"`
+	OnLoadFailure spec.OnLoadFailure `json:"on_load_failure"`
+	Entries       int                `json:"entries"`
 }
 
 // ExplainMatch is one rule that covers the name.
@@ -146,9 +147,9 @@ func (p *Policy) Explain(qname string, client netip.Addr, now time.Time) Explana
 	}
 	for _, j := range cs.Jurisdictions {
 		e.Jurisdictions = append(e.Jurisdictions, ExplainJurisdiction{
-			ID: j.ID, Title: j.Title, Tier: j.Tier.String(), Mode: j.Mode.String(),
-			Action: j.Action.String(), EDE: j.EDE, Status: j.Status(now), Loaded: j.Loaded,
-			OnLoadFailure: j.OnLoadFailure.String(), Entries: j.Entries,
+			ID: j.ID, Title: j.Title, Tier: j.Tier.Spec(), Mode: j.Mode.Spec(),
+			Action: j.Action.Spec(), EDE: j.EDE, Status: j.Status(now), Loaded: j.Loaded,
+			OnLoadFailure: j.OnLoadFailure.Spec(), Entries: j.Entries,
 		})
 	}
 

@@ -25,6 +25,7 @@ import (
 	"time"
 
 	"github.com/jurisdns/jurisdns/blocklists"
+	"github.com/jurisdns/jurisdns/spec"
 )
 
 // DefaultTTL is the block TTL of a jurisdiction that sets none: short, so
@@ -61,17 +62,16 @@ func (t Tier) String() string {
 // MarshalText encodes the tier by name (for JSON).
 func (t Tier) MarshalText() ([]byte, error) { return []byte(t.String()), nil }
 
-// ParseTier parses "mandated", "local" or "advisory".
-func ParseTier(s string) (Tier, error) {
-	switch s {
-	case "advisory":
-		return TierAdvisory, nil
-	case "local":
-		return TierLocal, nil
-	case "mandated":
-		return TierMandated, nil
+// tierOf is the tier of a configured tier (spec.Validate checked it); ""
+// is TierLocal, the default.
+func tierOf(t spec.Tier) Tier {
+	switch t {
+	case spec.TierMandated:
+		return TierMandated
+	case spec.TierAdvisory:
+		return TierAdvisory
 	}
-	return 0, fmt.Errorf("unknown tier %q (want mandated, local or advisory)", s)
+	return TierLocal
 }
 
 // Mode says whether a jurisdiction blocks or only reports.
@@ -99,15 +99,12 @@ func (m Mode) String() string {
 // MarshalText encodes the mode by name (for JSON).
 func (m Mode) MarshalText() ([]byte, error) { return []byte(m.String()), nil }
 
-// ParseMode parses "enforce" or "report".
-func ParseMode(s string) (Mode, error) {
-	switch s {
-	case "enforce":
-		return ModeEnforce, nil
-	case "report":
-		return ModeReport, nil
+// modeOf is the mode of a configured mode; "" is ModeEnforce.
+func modeOf(m spec.Mode) Mode {
+	if m == spec.ModeReport {
+		return ModeReport
 	}
-	return 0, fmt.Errorf("unknown mode %q (want enforce or report)", s)
+	return ModeEnforce
 }
 
 // Action is the answer a blocked client gets.
@@ -142,15 +139,14 @@ func (a Action) String() string {
 // MarshalText encodes the action by name (for JSON).
 func (a Action) MarshalText() ([]byte, error) { return []byte(a.String()), nil }
 
-// ParseAction parses an action name: nxdomain, nodata, null, ip, refused or
-// drop.
-func ParseAction(s string) (Action, error) {
+// actionOf is the action of a configured action; "" is ActionNXDomain.
+func actionOf(a spec.Action) Action {
 	for i, n := range actionNames {
-		if s == n {
-			return Action(i), nil
+		if string(a) == n {
+			return Action(i)
 		}
 	}
-	return 0, fmt.Errorf("unknown action %q (want nxdomain, nodata, null, ip, refused or drop)", s)
+	return ActionNXDomain
 }
 
 // OnLoadFailure says what happens to a jurisdiction whose source fails to
@@ -184,15 +180,29 @@ func (o OnLoadFailure) String() string {
 // MarshalText encodes the policy by name (for JSON).
 func (o OnLoadFailure) MarshalText() ([]byte, error) { return []byte(o.String()), nil }
 
-// ParseOnLoadFailure parses last_known_good, fail_closed or fail_open.
-func ParseOnLoadFailure(s string) (OnLoadFailure, error) {
+// onLoadFailureOf is the policy of a configured on_load_failure; "" is
+// LastKnownGood.
+func onLoadFailureOf(o spec.OnLoadFailure) OnLoadFailure {
 	for i, n := range onLoadFailureNames {
-		if s == n {
-			return OnLoadFailure(i), nil
+		if string(o) == n {
+			return OnLoadFailure(i)
 		}
 	}
-	return 0, fmt.Errorf("unknown on_load_failure %q (want last_known_good, fail_closed or fail_open)", s)
+	return LastKnownGood
 }
+
+// Spec is the tier in the vocabulary of the configuration (the views of
+// a jurisdiction, Explain's and the status page's, name it so).
+func (t Tier) Spec() spec.Tier { return spec.Tier(t.String()) }
+
+// Spec is the mode in the vocabulary of the configuration.
+func (m Mode) Spec() spec.Mode { return spec.Mode(m.String()) }
+
+// Spec is the action in the vocabulary of the configuration.
+func (a Action) Spec() spec.Action { return spec.Action(a.String()) }
+
+// Spec is the load-failure policy in the vocabulary of the configuration.
+func (o OnLoadFailure) Spec() spec.OnLoadFailure { return spec.OnLoadFailure(o.String()) }
 
 // Jurisdiction is one resolved jurisdiction: shipped data with the user's
 // overrides applied, or a jurisdiction defined by the user. It is read-only

@@ -9,6 +9,7 @@ import (
 	"github.com/jurisdns/jurisdns/config"
 	"github.com/jurisdns/jurisdns/resolver"
 	"github.com/jurisdns/jurisdns/resolver/resolvertest"
+	"github.com/jurisdns/jurisdns/spec"
 )
 
 // TestFastBlockMatchesSlowPath checks that blocked answers written by the
@@ -18,7 +19,7 @@ func TestFastBlockMatchesSlowPath(t *testing.T) {
 	h, roots := startEncrypted(t, []string{up.Addr()}, func(c *config.Config) {
 		c.DefaultJurisdictions = []string{"us-gov", "bypass", "acme-null", "acme-ip", "acme-nodata", "acme-refused", "acme-below"}
 		mk := func(id, action string, sink []string, names ...string) config.Jurisdiction {
-			return config.Jurisdiction{ID: id, Title: id, Tier: "local", Action: action, Sinkhole: sink, EDE: ptr(15),
+			return config.Jurisdiction{ID: id, Title: id, Tier: "local", Action: spec.Action(action), Sinkhole: sink, EDE: ptr(15),
 				Sources: []config.Source{{Name: id + "-list", Inline: names}}}
 		}
 		below := mk("acme-below", "", nil, "*.below.example")

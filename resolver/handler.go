@@ -12,31 +12,20 @@ import (
 	"github.com/miekg/dns"
 
 	"github.com/jurisdns/jurisdns/policy"
+	"github.com/jurisdns/jurisdns/spec"
 )
 
-// Proto is the transport a query arrived on.
-type Proto uint8
+// Proto is the transport a query arrived on: spec.Transport, the one
+// transport enum the metrics and the status page count by too.
+type Proto = spec.Transport
 
 // The transports.
 const (
-	UDP Proto = iota
-	TCP
-	DoT // DNS over TLS (RFC 7858)
-	DoH // DNS over HTTPS (RFC 8484)
+	UDP = spec.TransportUDP
+	TCP = spec.TransportTCP
+	DoT = spec.TransportDoT // DNS over TLS (RFC 7858)
+	DoH = spec.TransportDoH // DNS over HTTPS (RFC 8484)
 )
-
-// String returns "udp", "tcp", "dot" or "doh".
-func (p Proto) String() string {
-	switch p {
-	case TCP:
-		return "tcp"
-	case DoT:
-		return "dot"
-	case DoH:
-		return "doh"
-	}
-	return "udp"
-}
 
 // Request is one client query after the edge checks. Handlers must not
 // modify Msg; they build a new message for the reply.

@@ -12,9 +12,9 @@ import (
 
 	"golang.org/x/sync/singleflight"
 
-	"github.com/jurisdns/jurisdns/config"
 	"github.com/jurisdns/jurisdns/policy"
 	"github.com/jurisdns/jurisdns/ratelimit"
+	"github.com/jurisdns/jurisdns/spec"
 	"github.com/jurisdns/jurisdns/zones"
 )
 
@@ -33,7 +33,7 @@ import (
 // closed. Server.Shutdown closes the current runtime.
 type Runtime struct {
 	// Config the runtime was built from.
-	Config *config.Config
+	Config *spec.Config
 	// Policy is the compiled jurisdictions, lists and client mapping.
 	Policy *policy.Policy
 	// HealthName is answered with TXT "ok" before the policy (see classify).
@@ -169,7 +169,7 @@ func (rt *Runtime) Closed() <-chan struct{} { return rt.life.closed }
 // NewRuntime builds the runtime for cfg and pol, forwarding through up
 // (named by upstreams, for logs and the cache-survival rule). The runtime
 // owns up: closing it closes up when up is an io.Closer.
-func (s *Server) NewRuntime(cfg *config.Config, pol *policy.Policy, up Exchanger, upstreams []string) (*Runtime, error) {
+func (s *Server) NewRuntime(cfg *spec.Config, pol *policy.Policy, up Exchanger, upstreams []string) (*Runtime, error) {
 	return s.assemble(cfg, pol, newPart("", up, upstreams), nil, nil, "", encryptedParts{})
 }
 
@@ -182,7 +182,7 @@ type encryptedParts struct {
 
 // assemble builds a runtime from its parts, taking over the references to
 // up and forwards: on error it releases them.
-func (s *Server) assemble(cfg *config.Config, pol *policy.Policy, up *part, forwards map[string]*part, tbl *zones.Table, zkey string, enc encryptedParts) (rt *Runtime, err error) {
+func (s *Server) assemble(cfg *spec.Config, pol *policy.Policy, up *part, forwards map[string]*part, tbl *zones.Table, zkey string, enc encryptedParts) (rt *Runtime, err error) {
 	rt = &Runtime{
 		Zones:          tbl,
 		zonesKey:       zkey,
@@ -195,7 +195,7 @@ func (s *Server) assemble(cfg *config.Config, pol *policy.Policy, up *part, forw
 		HealthName:     strings.ToLower(cfg.Server.HealthName),
 		QueryTimeout:   cfg.Upstreams.Timeout,
 		TCPIdleTimeout: cfg.Server.TCPIdleTimeout,
-		AccessDrop:     cfg.Access.Action == "drop",
+		AccessDrop:     cfg.Access.Action == spec.AccessDrop,
 		Upstreams:      up.names,
 		prefetch:       cfg.Cache.Prefetch && s.cache != nil,
 		life:           lifecycle{closed: make(chan struct{})},
@@ -257,8 +257,8 @@ func (rt *Runtime) allowed(addr netip.Addr) bool { return rt.acl.Contains(addr) 
 // rateLimiter gives rt the per-client limiter of rl: the current runtime's
 // when the settings did not change (a reload must not reset every bucket),
 // else a new one; nil when limiting is off.
-func (s *Server) rateLimiter(rt *Runtime, rl config.RateLimit) error {
-	rt.limitTruncate = rl.Action == "truncate"
+func (s *Server) rateLimiter(rt *Runtime, rl spec.RateLimit) error {
+	rt.limitTruncate = rl.Action == spec.RateLimitTruncate
 	if rl.QPS <= 0 {
 		return nil
 	}

@@ -334,6 +334,8 @@ type worker struct {
 	// passed every check and only its answer was not cached: missUDP can
 	// resolve it with the runtime fast checked it with.
 	missUp Exchanger
+	// hit is the cache entry fast loads every lookup into.
+	hit entry
 }
 
 func (s *Server) serveUDP(c *net.UDPConn) {
@@ -538,7 +540,7 @@ func (s *Server) fastAnswer(w *worker, rt *Runtime, pkt []byte, addr netip.AddrP
 		}
 		w.ev = policy.Event{} // keep nothing alive
 	case linkForward:
-		e := s.cache.get(name, q.qtype, q.do, q.flags&flagCD != 0)
+		e := s.cache.load(&w.hit, name, q.qtype, q.do, q.flags&flagCD != 0)
 		if e == nil || !e.fresh(now) {
 			w.missUp = rt.forwardTo(r.fwd)
 			return nil, false

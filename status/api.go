@@ -12,6 +12,7 @@ import (
 	"github.com/jurisdns/jurisdns/audit"
 	"github.com/jurisdns/jurisdns/blocklists"
 	"github.com/jurisdns/jurisdns/policy"
+	"github.com/jurisdns/jurisdns/spec"
 )
 
 // Page is the JSON of GET /api/status.
@@ -102,12 +103,12 @@ type Jurisdiction struct {
 	// Status is policy.Jurisdiction.Status: "active", "report",
 	// "inactive until 2026-03-01", "expired 2025-04-28" or "not loaded
 	// (fail_closed)"; State its category (StateActive, ...).
-	Status string `json:"status"`
-	State  string `json:"state"`
-	Tier   string `json:"tier"`
-	Mode   string `json:"mode"`
-	Action string `json:"action"`
-	EDE    uint16 `json:"ede"`
+	Status string      `json:"status"`
+	State  string      `json:"state"`
+	Tier   spec.Tier   `json:"tier"`
+	Mode   spec.Mode   `json:"mode"`
+	Action spec.Action `json:"action"`
+	EDE    uint16      `json:"ede"`
 	// TTL of the blocked answers, in seconds.
 	TTL int `json:"ttl"`
 	// Sinkhole are the addresses answered for action ip.
@@ -127,14 +128,14 @@ type Jurisdiction struct {
 	ListChanged time.Time `json:"list_changed,omitzero"`
 	// InUse: a client entry or the default set applies it; Clients names
 	// them ("default" for the default set).
-	InUse         bool     `json:"in_use"`
-	Clients       []string `json:"clients,omitempty"`
-	Shipped       bool     `json:"shipped"`
-	Overridden    bool     `json:"overridden,omitempty"`
-	Loaded        bool     `json:"loaded"`
-	LoadError     string   `json:"load_error,omitempty"`
-	OnLoadFailure string   `json:"on_load_failure"`
-	Sources       []Source `json:"sources"`
+	InUse         bool               `json:"in_use"`
+	Clients       []string           `json:"clients,omitempty"`
+	Shipped       bool               `json:"shipped"`
+	Overridden    bool               `json:"overridden,omitempty"`
+	Loaded        bool               `json:"loaded"`
+	LoadError     string             `json:"load_error,omitempty"`
+	OnLoadFailure spec.OnLoadFailure `json:"on_load_failure"`
+	Sources       []Source           `json:"sources"`
 	// FailedSources are the sources that failed to load or to refresh
 	// (Source.Error set).
 	FailedSources []string `json:"failed_sources,omitempty"`
@@ -285,9 +286,9 @@ func jurisdictionOf(j *policy.Jurisdiction, now time.Time, ls listState) Jurisdi
 		Organisation:  j.Organisation,
 		Status:        j.Status(now),
 		State:         stateOf(j, now),
-		Tier:          j.Tier.String(),
-		Mode:          j.Mode.String(),
-		Action:        j.Action.String(),
+		Tier:          j.Tier.Spec(),
+		Mode:          j.Mode.Spec(),
+		Action:        j.Action.Spec(),
 		EDE:           j.EDE,
 		TTL:           int(j.TTL / time.Second),
 		Entries:       j.Entries,
@@ -298,7 +299,7 @@ func jurisdictionOf(j *policy.Jurisdiction, now time.Time, ls listState) Jurisdi
 		Overridden:    j.Overridden,
 		Loaded:        j.Loaded,
 		LoadError:     j.LoadError,
-		OnLoadFailure: j.OnLoadFailure.String(),
+		OnLoadFailure: j.OnLoadFailure.Spec(),
 		Sources:       []Source{},
 	}
 	for _, a := range j.Sinkhole {
