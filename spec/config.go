@@ -100,8 +100,9 @@ type Upstreams struct {
 type Cache struct {
 	// Size is the maximum number of cached answers; 0 turns caching off.
 	Size int `mapstructure:"size"`
-	// MaxBytes bounds the memory of the cached answers (their wire bytes
-	// and bookkeeping); the least recently used are evicted beyond it.
+	// MaxBytes is the exact bound on the bytes of the stored answers
+	// (record header, wire bytes, TTL offsets, name); eviction beyond it
+	// approximates least-recently-used (CLOCK).
 	MaxBytes int64 `mapstructure:"max_bytes"`
 	// MinTTL and MaxTTL clamp the TTL an answer is cached for.
 	MinTTL time.Duration `mapstructure:"min_ttl"`
