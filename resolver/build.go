@@ -64,7 +64,7 @@ type BuildOptions struct {
 
 // Build assembles the runtime of cfg: the default upstream group and one
 // per conditional forward, the policy (o.Policy), the local zones, the rate
-// limiter and the handler chain. It does not install it: Swap does.
+// limiter and the forwarder. It does not install it: Swap does.
 //
 // Parts whose configuration did not change are taken over from the current
 // runtime instead of being built again: an upstream group with the same

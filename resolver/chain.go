@@ -18,7 +18,7 @@ type Exchanger interface {
 	Exchange(ctx context.Context, m *dns.Msg) (*dns.Msg, error)
 }
 
-// forwarder is the cache-and-forward end of the chain: a fresh cached
+// forwarder is the cache-and-forward link of the engine: a fresh cached
 // answer is served from the cache; otherwise identical concurrent misses
 // share one upstream query (singleflight), the answer is cached, and when
 // every upstream fails an expired entry within serve_stale is served with

@@ -453,16 +453,34 @@ func (e *Encrypted) Shutdown(ctx context.Context) error {
 }
 
 // answerStream answers one query that arrived over an encrypted stream
-// transport: the client's rate limit (limited reports a query over it),
-// then the engine's full path, as for TCP; the reply is padded (RFC 8467).
-// nil means no answer. The caller holds a begin.
-func (s *Server) answerStream(pkt []byte, client netip.AddrPort, proto Proto) (out []byte, limited bool) {
-	if rt := s.rt.Load(); rt.limiter != nil && !rt.limiter.Allow(client.Addr().Unmap()) {
-		s.obs.RateLimited()
+// transport with rt, the runtime it loaded: the client's rate limit
+// (limited reports a query over it), then the wire fast path with w's
+// buffers (the answer lives in w.out until w's next query), then the
+// engine's full path as for TCP; the reply is padded (RFC 8467). nil means
+// no answer. The caller holds a begin.
+func (s *Server) answerStream(w *worker, rt *Runtime, pkt []byte, client netip.AddrPort, proto Proto) (out []byte, limited bool) {
+	if s.streamLimited(rt, client) {
 		return nil, true
 	}
-	return padReply(s.streamAnswer(pkt, client, proto)), false // within the in-flight budget shared with UDP and TCP
+	if out, ok := s.fastAnswer(w, rt, pkt, client, proto); ok {
+		return out, false
+	}
+	return s.streamAnswer(rt, pkt, client, proto), false // within the in-flight budget shared with UDP and TCP
 }
+
+// streamLimited reports, and counts, a DoT or DoH query over its client's
+// rate limit.
+func (s *Server) streamLimited(rt *Runtime, client netip.AddrPort) bool {
+	if rt.limiter != nil && !rt.limiter.Allow(client.Addr().Unmap()) {
+		s.obs.RateLimited()
+		return true
+	}
+	return false
+}
+
+// streamWorkers are the fast path's buffers of DoH requests, each handled
+// in its own goroutine by net/http.
+var streamWorkers = sync.Pool{New: func() any { return newStreamWorker() }}
 
 // remoteAddrPort is the client address of a connection.
 func remoteAddrPort(c net.Conn) netip.AddrPort {

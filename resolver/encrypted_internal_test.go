@@ -132,7 +132,7 @@ func FuzzEncryptedReply(f *testing.F) {
 	s := newInProcess(f)
 	client := netip.MustParseAddrPort("127.0.0.1:5353")
 	f.Fuzz(func(t *testing.T, pkt []byte) {
-		out, _ := s.answerStream(append([]byte(nil), pkt...), client, DoH)
+		out, _ := s.answerStream(newStreamWorker(), s.Runtime(), append([]byte(nil), pkt...), client, DoH)
 		_ = minTTL(pkt)
 		_ = padReply(pkt)
 		if len(out) < hdrLen {
