@@ -30,6 +30,7 @@ import (
 	"github.com/jurisdns/jurisdns/policy"
 	"github.com/jurisdns/jurisdns/resolver"
 	"github.com/jurisdns/jurisdns/rpzout"
+	"github.com/jurisdns/jurisdns/spec"
 	"github.com/jurisdns/jurisdns/status"
 	"github.com/jurisdns/jurisdns/upstream"
 	"github.com/jurisdns/jurisdns/zones"
@@ -77,7 +78,7 @@ type App struct {
 	now     func() time.Time
 	metrics *metrics.Metrics
 	server  *resolver.Server
-	enc     *resolver.Encrypted // DoT and DoH; nil when neither is configured
+	enc     *resolver.Encrypted // DoT and DoH (no listener when neither is configured)
 	admin   *admin.Server
 	audit   *audit.Writer
 	qlog    *queryLogSink
@@ -140,7 +141,7 @@ func NewLogger(cfg *config.Config, w *os.File) *slog.Logger {
 	var level slog.Level
 	_ = level.UnmarshalText([]byte(cfg.Log.Level))
 	ho := &slog.HandlerOptions{Level: level}
-	if cfg.Log.Format == "json" {
+	if cfg.Log.Format == spec.LogJSON {
 		return slog.New(slog.NewJSONHandler(w, ho))
 	}
 	return slog.New(slog.NewTextHandler(w, ho))
@@ -178,7 +179,7 @@ func New(opts Options) (*App, error) {
 			a.closeAudit()
 			return nil, fmt.Errorf("audit.query_log: %w", err)
 		}
-		a.qlog = newQueryLogSink(l, cfg.Audit.ClientPrivacy, a.metrics, a.now)
+		a.qlog = newQueryLogSink(l, string(cfg.Audit.ClientPrivacy), a.metrics, a.now)
 	}
 	if cfg.Dnstap.Enabled() {
 		a.tap = newDnstapSink(cfg.Dnstap, a.log, a.metrics)
@@ -200,7 +201,7 @@ func New(opts Options) (*App, error) {
 			}
 			return nil
 		},
-		Now: a.now, Privacy: cfg.Audit.ClientPrivacy, Version: Version, NotCurrent: a.NotCurrentDetail,
+		Now: a.now, Privacy: string(cfg.Audit.ClientPrivacy), Version: Version, NotCurrent: a.NotCurrentDetail,
 		Audit: a.auditState,
 	})
 	a.server = resolver.NewServer(resolver.ServerOptions{
@@ -319,7 +320,7 @@ func (a *App) buildOptions(ctx context.Context, cfg *config.Config, pol func(con
 	cert, certErr := a.certificate(ctx, cfg, a.server.Runtime())
 	var ddr []zones.DDREndpoint
 	if certErr == nil {
-		ddr = a.ddrEndpoints(cfg)
+		ddr = a.ddrEndpoints(ctx, cfg)
 	}
 	return resolver.BuildOptions{
 		Policy:      pol,
@@ -536,7 +537,7 @@ func (a *App) Start() error {
 	go func() { defer a.rpzWG.Done(); a.watchRPZDates(ctx) }()
 	attrs := []any{"listen", a.server.Addrs(), "upstreams", rt.Upstreams, "config", rt.Config.Source,
 		"policy", shortHash(rt.Policy.Hash()), "version", Version}
-	if a.enc != nil {
+	if rt.Config.Encrypted() {
 		attrs = append(attrs, "dot", a.enc.DoTAddrs(), "doh", a.enc.DoHAddrs(), "ddr", rt.Config.DDR)
 	}
 	if a.admin != nil {
@@ -622,8 +623,18 @@ func (a *App) rebuild(ctx context.Context, cfg *config.Config, trigger string, s
 	// memory limit is lifted meanwhile: it was set for one policy.
 	defer debug.SetGCPercent(debug.SetGCPercent(25))
 	a.memory.lift()
+	// A reload binds the DoT and DoH addresses it adds first: DDR answers
+	// name their ports, and one that cannot be bound fails the reload.
+	var listeners *resolver.ListenerChange
+	if trigger == "reload" {
+		var err error
+		if ctx, listeners, err = a.prepareListeners(ctx, cfg); err != nil {
+			return err
+		}
+	}
 	rt, err := a.build(ctx, cfg)
 	if err != nil {
+		listeners.Abort()
 		return err
 	}
 	err = localSourceErrors(cfg, rt.Policy)
@@ -631,6 +642,7 @@ func (a *App) rebuild(ctx context.Context, cfg *config.Config, trigger string, s
 		err = ctx.Err() // shutting down: do not swap a half-refreshed policy
 	}
 	if err != nil {
+		listeners.Abort()
 		a.forgetPending()
 		if rt != nil {
 			_ = rt.Close() // never installed; the parts it took over stay open
@@ -645,6 +657,9 @@ func (a *App) rebuild(ctx context.Context, cfg *config.Config, trigger string, s
 	}
 	// Swap retires the old runtime: closed once its queries are done.
 	old := a.server.Swap(rt)
+	// The listeners change once the runtime whose certificate and DDR
+	// answers go with them is in place.
+	a.commitListeners(cfg, listeners)
 	a.syncFeeds()
 	if !slices.Equal(rt.Upstreams, old.Upstreams) {
 		a.server.Cache().Purge()
@@ -891,7 +906,7 @@ func (a *App) auditor(cfg *config.Config) policy.Auditor {
 	if a.audit == nil {
 		return nil
 	}
-	return &auditSink{w: a.audit, privacy: cfg.Audit.ClientPrivacy, salt: privacySalt(cfg.Audit.ClientPrivacy), m: a.metrics}
+	return &auditSink{w: a.audit, privacy: string(cfg.Audit.ClientPrivacy), salt: privacySalt(string(cfg.Audit.ClientPrivacy)), m: a.metrics}
 }
 
 type auditSink struct {
@@ -908,7 +923,7 @@ func (s *auditSink) PolicyEvent(ev *policy.Event) {
 		Name:         strings.Clone(ev.Name), // ev's strings are valid only during the call
 		Type:         dns.TypeToString[ev.Qtype],
 		Jurisdiction: ev.Jurisdiction.ID,
-		Tier:         ev.Jurisdiction.Tier.String(),
+		Tier:         string(ev.Jurisdiction.Tier.Spec()),
 		Instrument:   ev.Instrument,
 		Rule:         strings.Clone(ev.Rule),
 		Source:       ev.Source,
@@ -929,18 +944,11 @@ type observer struct {
 	st *status.Status
 }
 
+// Answered counts an answer: the resolver, the metrics and the status page
+// share one transport enum (spec.Transport).
 func (o observer) Answered(p resolver.Proto, qtype uint16, rcode int) {
-	mp, sp := metrics.ProtoUDP, status.UDP
-	switch p {
-	case resolver.TCP:
-		mp, sp = metrics.ProtoTCP, status.TCP
-	case resolver.DoT:
-		mp, sp = metrics.ProtoDoT, status.DoT
-	case resolver.DoH:
-		mp, sp = metrics.ProtoDoH, status.DoH
-	}
-	o.m.QueryAnswered(mp, qtype, rcode)
-	o.st.Answered(sp)
+	o.m.QueryAnswered(p, qtype, rcode)
+	o.st.Answered(p)
 }
 func (o observer) CacheHit()             { o.m.CacheHit() }
 func (o observer) CacheMiss()            { o.m.CacheMiss() }

@@ -16,11 +16,9 @@ import (
 	"github.com/jurisdns/jurisdns/zones"
 )
 
-// listenEncrypted binds dot.listen and doh.listen; nil when neither is set.
+// listenEncrypted binds dot.listen and doh.listen (none when neither is
+// set: a reload may add them).
 func (a *App) listenEncrypted(cfg *config.Config) (*resolver.Encrypted, error) {
-	if !cfg.Encrypted() {
-		return nil, nil
-	}
 	return a.server.ListenEncrypted(resolver.EncryptedOptions{
 		DoT:            cfg.DoT.Listen,
 		DoH:            cfg.DoH.Listen,
@@ -58,11 +56,46 @@ func loadCertificate(cfg *config.Config, now time.Time) (*tls.Certificate, error
 	return resolver.LoadCertificate(path(cfg.TLS.CertFile), path(cfg.TLS.KeyFile), now)
 }
 
-// ddrEndpoints describes the bound DoT and DoH listeners for DDR; nil when
-// ddr is off or nothing encrypted is served.
-func (a *App) ddrEndpoints(cfg *config.Config) []zones.DDREndpoint {
+// listenersKey is the context key of the ListenerChange a reload prepared:
+// the runtime it builds designates the listeners of the change with DDR.
+type listenersKey struct{}
+
+// prepareListeners binds the DoT and DoH addresses of cfg that are not
+// served yet (a reload): an address that cannot be bound fails the reload
+// before anything changed. The change is applied by commitListeners once
+// the new runtime is in place, or dropped by its Abort.
+func (a *App) prepareListeners(ctx context.Context, cfg *config.Config) (context.Context, *resolver.ListenerChange, error) {
+	if a.enc == nil {
+		return ctx, nil, nil
+	}
+	ch, err := a.enc.Prepare(cfg.DoT.Listen, cfg.DoH.Listen)
+	if err != nil {
+		return ctx, nil, err
+	}
+	return context.WithValue(ctx, listenersKey{}, ch), ch, nil
+}
+
+// commitListeners applies ch (a nil ch is none): new listeners are served,
+// dropped ones close once their connections have drained, within
+// server.shutdown_timeout.
+func (a *App) commitListeners(cfg *config.Config, ch *resolver.ListenerChange) {
+	grace := cfg.Server.ShutdownTimeout
+	if grace <= 0 {
+		grace = 5 * time.Second
+	}
+	ch.Commit(grace)
+}
+
+// ddrEndpoints describes the bound DoT and DoH listeners for DDR (those of
+// the change a reload prepared, when ctx carries one); nil when ddr is off
+// or nothing encrypted is served.
+func (a *App) ddrEndpoints(ctx context.Context, cfg *config.Config) []zones.DDREndpoint {
 	if !cfg.DDR || a.enc == nil {
 		return nil
+	}
+	dot, doh := a.enc.DoTAddrs(), a.enc.DoHAddrs()
+	if ch, ok := ctx.Value(listenersKey{}).(*resolver.ListenerChange); ok {
+		dot, doh = ch.DoTAddrs(), ch.DoHAddrs()
 	}
 	var eps []zones.DDREndpoint
 	add := func(alpn, path string, addrs []string) {
@@ -85,8 +118,8 @@ func (a *App) ddrEndpoints(cfg *config.Config) []zones.DDREndpoint {
 			}
 		}
 	}
-	add("dot", "", a.enc.DoTAddrs())
-	add("h2", cfg.DoH.Path, a.enc.DoHAddrs())
+	add("dot", "", dot)
+	add("h2", cfg.DoH.Path, doh)
 	return eps
 }
 

@@ -3,19 +3,12 @@ package app_test
 import (
 	"bytes"
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/base64"
 	"encoding/binary"
 	"encoding/json"
-	"encoding/pem"
 	"fmt"
 	"io"
-	"math/big"
 	"net"
 	"net/http"
 	"os"
@@ -33,107 +26,25 @@ import (
 
 	"github.com/jurisdns/jurisdns/app"
 	"github.com/jurisdns/jurisdns/config"
+	"github.com/jurisdns/jurisdns/internal/testtool"
 )
 
 // testServerName is the DNS name in every test certificate: the target of
 // the DDR records.
 const testServerName = "dns.test.jurisdns.example"
 
-// testCA is a certificate authority made for one test, the office's
-// internal CA.
-type testCA struct {
-	cert *x509.Certificate
-	key  *ecdsa.PrivateKey
-	pool *x509.CertPool
-	pem  []byte
-}
-
-func newTestCA(t testing.TB) *testCA {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber:          big.NewInt(1),
-		Subject:               pkix.Name{CommonName: "jurisdns test CA"},
-		NotBefore:             time.Now().Add(-time.Hour),
-		NotAfter:              time.Now().Add(365 * 24 * time.Hour),
-		IsCA:                  true,
-		BasicConstraintsValid: true,
-		KeyUsage:              x509.KeyUsageCertSign,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, err := x509.ParseCertificate(der)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pool := x509.NewCertPool()
-	pool.AddCert(cert)
-	return &testCA{cert: cert, key: key, pool: pool, pem: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})}
-}
-
-// leaf is what a test certificate says.
-type leaf struct {
-	serial    int64
-	dnsNames  []string
-	ips       []string
-	notBefore time.Time
-	notAfter  time.Time
-}
-
-// issue returns the PEM certificate (leaf then CA) and key of l.
-func (ca *testCA) issue(t testing.TB, l leaf) (certPEM, keyPEM []byte) {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if l.serial == 0 {
-		l.serial = 2
-	}
-	if l.notBefore.IsZero() {
-		l.notBefore = time.Now().Add(-time.Hour)
-	}
-	if l.notAfter.IsZero() {
-		l.notAfter = time.Now().Add(90 * 24 * time.Hour)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(l.serial),
-		Subject:      pkix.Name{CommonName: "jurisdns"},
-		DNSNames:     l.dnsNames,
-		NotBefore:    l.notBefore,
-		NotAfter:     l.notAfter,
-		KeyUsage:     x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-	}
-	for _, ip := range l.ips {
-		tmpl.IPAddresses = append(tmpl.IPAddresses, net.ParseIP(ip))
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, &key.PublicKey, ca.key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kder, err := x509.MarshalPKCS8PrivateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	certPEM = append(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), ca.pem...)
-	return certPEM, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kder})
-}
-
 // goodLeaf covers the loopback resolver addresses.
-var goodLeaf = leaf{dnsNames: []string{testServerName}, ips: []string{"127.0.0.1", "::1"}}
+var goodLeaf = testtool.Leaf{DNSNames: []string{testServerName}, IPs: []net.IP{net.IPv4(127, 0, 0, 1), net.IPv6loopback}}
+
+// newTestCA is a CA made for one test, the office's internal CA.
+func newTestCA() *testtool.CA { return testtool.NewCA("jurisdns test CA") }
 
 // writePair writes cert.pem and key.pem of l into the env's directory.
-func (e *env) writePair(ca *testCA, l leaf) {
+func (e *env) writePair(ca *testtool.CA, l testtool.Leaf) {
 	e.t.Helper()
-	c, k := ca.issue(e.t, l)
-	writeAtomic(e.t, filepath.Join(e.dir, "cert.pem"), c)
-	writeAtomic(e.t, filepath.Join(e.dir, "key.pem"), k)
+	iss := ca.Issue(l)
+	writeAtomic(e.t, filepath.Join(e.dir, "cert.pem"), iss.CertPEM)
+	writeAtomic(e.t, filepath.Join(e.dir, "key.pem"), iss.KeyPEM)
 }
 
 // writeAtomic replaces path with b the way an ACME client does: write a
@@ -159,17 +70,17 @@ ddr: true
 
 // startEncrypted starts an App serving DoT and DoH with a certificate of a
 // new test CA, plus the configuration rest.
-func startEncrypted(t *testing.T, rest string) (*env, *testCA) {
+func startEncrypted(t *testing.T, rest string) (*env, *testtool.CA) {
 	t.Helper()
 	return startEncryptedWith(t, encryptedConfig+rest)
 }
 
 // startEncryptedWith is startEncrypted with the whole configuration below
 // the base given.
-func startEncryptedWith(t *testing.T, cfg string) (*env, *testCA) {
+func startEncryptedWith(t *testing.T, cfg string) (*env, *testtool.CA) {
 	t.Helper()
 	e := newEnv(t, nil)
-	ca := newTestCA(t)
+	ca := newTestCA()
 	e.writePair(ca, goodLeaf)
 	e.config(cfg)
 	e.start()
@@ -188,24 +99,24 @@ func (e *env) dohURL() string {
 
 // dotClient is a DoT client that trusts ca, from the local address src ("" for
 // any).
-func dotClient(ca *testCA, src string) *dns.Client {
+func dotClient(ca *testtool.CA, src string) *dns.Client {
 	d := &net.Dialer{Timeout: 5 * time.Second}
 	if src != "" {
 		d.LocalAddr = &net.TCPAddr{IP: net.ParseIP(src)}
 	}
 	return &dns.Client{Net: "tcp-tls", Timeout: 5 * time.Second, Dialer: d,
-		TLSConfig: &tls.Config{RootCAs: ca.pool, ServerName: testServerName}}
+		TLSConfig: &tls.Config{RootCAs: ca.Pool, ServerName: testServerName}}
 }
 
 // dohClient is an HTTP client that trusts ca, over HTTP/2 unless h1, from
 // the local address src ("" for any).
-func dohClient(ca *testCA, h1 bool, src string) *http.Client {
+func dohClient(ca *testtool.CA, h1 bool, src string) *http.Client {
 	d := &net.Dialer{Timeout: 5 * time.Second}
 	if src != "" {
 		d.LocalAddr = &net.TCPAddr{IP: net.ParseIP(src)}
 	}
 	tr := &http.Transport{Proxy: nil, DialContext: d.DialContext, ForceAttemptHTTP2: !h1,
-		TLSClientConfig: &tls.Config{RootCAs: ca.pool, ServerName: testServerName}}
+		TLSClientConfig: &tls.Config{RootCAs: ca.Pool, ServerName: testServerName}}
 	if h1 {
 		tr.TLSNextProto = map[string]func(string, *tls.Conn) http.RoundTripper{}
 	}
@@ -388,11 +299,11 @@ func TestDoTPipelining(t *testing.T) {
 		m.Answer = []dns.RR{rr}
 		_ = w.WriteMsg(m)
 	}))
-	ca := newTestCA(t)
+	ca := newTestCA()
 	e.writePair(ca, goodLeaf)
 	e.config(encryptedConfig)
 	e.start()
-	c, err := tls.Dial("tcp", e.dotAddr(), &tls.Config{RootCAs: ca.pool, ServerName: testServerName, NextProtos: []string{"dot"}})
+	c, err := tls.Dial("tcp", e.dotAddr(), &tls.Config{RootCAs: ca.Pool, ServerName: testServerName, NextProtos: []string{"dot"}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -613,7 +524,7 @@ dot: {listen: ["127.0.0.1:0"], max_connections: 2, idle_timeout: 300ms}
 	start := time.Now()
 	_ = silent.SetReadDeadline(time.Now().Add(waitLimit))
 	// Meanwhile a second connection is served...
-	good, err := tls.Dial("tcp", e.dotAddr(), &tls.Config{RootCAs: ca.pool, ServerName: testServerName})
+	good, err := tls.Dial("tcp", e.dotAddr(), &tls.Config{RootCAs: ca.Pool, ServerName: testServerName})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -662,7 +573,7 @@ func TestCertificateReloadUnderLoad(t *testing.T) {
 	e, ca := startEncrypted(t, "")
 	serial := func() int64 {
 		t.Helper()
-		c, err := tls.Dial("tcp", e.dotAddr(), &tls.Config{RootCAs: ca.pool, ServerName: testServerName})
+		c, err := tls.Dial("tcp", e.dotAddr(), &tls.Config{RootCAs: ca.Pool, ServerName: testServerName})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -729,7 +640,7 @@ func TestCertificateReloadUnderLoad(t *testing.T) {
 	waitAnswered(50)
 	notAfter := time.Now().Add(100 * 24 * time.Hour).Truncate(time.Second)
 	for i := range 3 {
-		e.writePair(ca, leaf{serial: int64(10 + i), dnsNames: goodLeaf.dnsNames, ips: goodLeaf.ips, notAfter: notAfter.Add(time.Duration(i) * time.Hour)})
+		e.writePair(ca, testtool.Leaf{Serial: int64(10 + i), DNSNames: goodLeaf.DNSNames, IPs: goodLeaf.IPs, NotAfter: notAfter.Add(time.Duration(i) * time.Hour)})
 		if err := e.app.Reload(context.Background()); err != nil {
 			t.Fatalf("reload %d: %v", i, err)
 		}
@@ -737,7 +648,7 @@ func TestCertificateReloadUnderLoad(t *testing.T) {
 	}
 	// A key that does not match the certificate: the reload fails, the
 	// previous pair stays.
-	c, _ := ca.issue(t, leaf{serial: 99, dnsNames: goodLeaf.dnsNames, ips: goodLeaf.ips})
+	c := ca.Issue(testtool.Leaf{Serial: 99, DNSNames: goodLeaf.DNSNames, IPs: goodLeaf.IPs}).CertPEM
 	writeAtomic(t, filepath.Join(e.dir, "cert.pem"), c)
 	if err := e.app.Reload(context.Background()); err == nil {
 		t.Error("reload with a mismatched pair succeeded")
@@ -761,8 +672,8 @@ func TestCertificateReloadUnderLoad(t *testing.T) {
 // warns when DDR is on and the certificate does not list the resolver's
 // address, and fails without a DNS name for the DDR target.
 func TestCertificateErrors(t *testing.T) {
-	ca := newTestCA(t)
-	other := newTestCA(t)
+	ca := newTestCA()
+	other := newTestCA()
 	tests := []struct {
 		name     string
 		setup    func(e *env)
@@ -770,30 +681,30 @@ func TestCertificateErrors(t *testing.T) {
 		wantWarn string
 	}{
 		{name: "expired", setup: func(e *env) {
-			e.writePair(ca, leaf{dnsNames: goodLeaf.dnsNames, ips: goodLeaf.ips, notBefore: time.Now().Add(-48 * time.Hour), notAfter: time.Now().Add(-time.Hour)})
+			e.writePair(ca, testtool.Leaf{DNSNames: goodLeaf.DNSNames, IPs: goodLeaf.IPs, NotBefore: time.Now().Add(-48 * time.Hour), NotAfter: time.Now().Add(-time.Hour)})
 		}, wantErr: "the certificate expired on"},
 		{name: "not_yet_valid", setup: func(e *env) {
-			e.writePair(ca, leaf{dnsNames: goodLeaf.dnsNames, ips: goodLeaf.ips, notBefore: time.Now().Add(time.Hour)})
+			e.writePair(ca, testtool.Leaf{DNSNames: goodLeaf.DNSNames, IPs: goodLeaf.IPs, NotBefore: time.Now().Add(time.Hour)})
 		}, wantErr: "is not valid before"},
 		{name: "unreadable_cert", setup: func(e *env) {}, wantErr: "tls.cert_file: open "},
 		{name: "unreadable_key", setup: func(e *env) {
-			c, _ := ca.issue(t, goodLeaf)
+			c := ca.Issue(goodLeaf).CertPEM
 			e.write("cert.pem", string(c))
 		}, wantErr: "tls.key_file: open "},
 		{name: "mismatched", setup: func(e *env) {
-			c, _ := ca.issue(t, goodLeaf)
-			_, k := other.issue(t, goodLeaf)
+			c := ca.Issue(goodLeaf).CertPEM
+			k := other.Issue(goodLeaf).KeyPEM
 			e.write("cert.pem", string(c))
 			e.write("key.pem", string(k))
 		}, wantErr: "private key does not match public key"},
 		{name: "no_dns_name", setup: func(e *env) {
-			e.writePair(ca, leaf{ips: goodLeaf.ips})
+			e.writePair(ca, testtool.Leaf{IPs: goodLeaf.IPs})
 		}, wantErr: "ddr: the certificate of tls.cert_file lists no DNS name"},
 		{name: "expires_soon", setup: func(e *env) {
-			e.writePair(ca, leaf{dnsNames: goodLeaf.dnsNames, ips: goodLeaf.ips, notAfter: time.Now().Add(50 * time.Hour)})
+			e.writePair(ca, testtool.Leaf{DNSNames: goodLeaf.DNSNames, IPs: goodLeaf.IPs, NotAfter: time.Now().Add(50 * time.Hour)})
 		}, wantWarn: "in 2 days: renew it and reload"},
 		{name: "ip_not_covered", setup: func(e *env) {
-			e.writePair(ca, leaf{dnsNames: goodLeaf.dnsNames, ips: []string{"192.0.2.53"}})
+			e.writePair(ca, testtool.Leaf{DNSNames: goodLeaf.DNSNames, IPs: []net.IP{net.ParseIP("192.0.2.53")}})
 		}, wantWarn: "does not list 127.0.0.1 (listen[0]) as an IP address"},
 	}
 	for _, tc := range tests {
@@ -834,13 +745,14 @@ func TestCertificateErrors(t *testing.T) {
 type h2Flood struct {
 	c      *tls.Conn
 	fr     *http2.Framer
-	hdrs   []byte        // the HPACK block of a POST to /dns-query
+	post   []byte        // the HPACK block of a POST to /dns-query
 	closed chan struct{} // closed when the server ends the connection
+	goAway atomic.Int64  // the error code of the server's GOAWAY, -1 before one
 }
 
-func newH2Flood(t *testing.T, addr string, ca *testCA) *h2Flood {
+func newH2Flood(t *testing.T, addr string, ca *testtool.CA) *h2Flood {
 	t.Helper()
-	c, err := tls.Dial("tcp", addr, &tls.Config{RootCAs: ca.pool, ServerName: testServerName, NextProtos: []string{"h2"}})
+	c, err := tls.Dial("tcp", addr, &tls.Config{RootCAs: ca.Pool, ServerName: testServerName, NextProtos: []string{"h2"}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -852,74 +764,181 @@ func newH2Flood(t *testing.T, addr string, ca *testCA) *h2Flood {
 		t.Fatal(err)
 	}
 	f := &h2Flood{c: c, fr: http2.NewFramer(c, c), closed: make(chan struct{})}
+	f.goAway.Store(-1)
 	if err := f.fr.WriteSettings(); err != nil {
 		t.Fatal(err)
 	}
-	var hb bytes.Buffer
-	enc := hpack.NewEncoder(&hb)
-	for _, h := range [][2]string{{":method", "POST"}, {":scheme", "https"}, {":authority", testServerName},
-		{":path", "/dns-query"}, {"content-type", "application/dns-message"}} {
-		_ = enc.WriteField(hpack.HeaderField{Name: h[0], Value: h[1]})
-	}
-	f.hdrs = hb.Bytes()
+	f.post = hpackBlock("POST", "/dns-query", "content-type", "application/dns-message")
 	go func() { // read and drop what the server sends, until it closes
 		defer close(f.closed)
 		for {
-			if _, err := f.fr.ReadFrame(); err != nil {
+			fr, err := f.fr.ReadFrame()
+			if err != nil {
 				return
+			}
+			if ga, ok := fr.(*http2.GoAwayFrame); ok {
+				f.goAway.Store(int64(ga.ErrCode))
 			}
 		}
 	}()
 	return f
 }
 
+// hpackBlock is the HPACK block of a request to the DoH listener, with the
+// extra header fields kv (name, value, ...). Each block is encoded by a
+// new encoder: it refers to no entry of an earlier one.
+func hpackBlock(method, path string, kv ...string) []byte {
+	var hb bytes.Buffer
+	enc := hpack.NewEncoder(&hb)
+	fields := append([]string{":method", method, ":scheme", "https", ":authority", testServerName, ":path", path}, kv...)
+	for i := 0; i+1 < len(fields); i += 2 {
+		_ = enc.WriteField(hpack.HeaderField{Name: fields[i], Value: fields[i+1]})
+	}
+	return hb.Bytes()
+}
+
 // open starts stream id: request headers, no body yet.
 func (f *h2Flood) open(id uint32) error {
-	return f.fr.WriteHeaders(http2.HeadersFrameParam{StreamID: id, BlockFragment: f.hdrs, EndHeaders: true})
+	return f.fr.WriteHeaders(http2.HeadersFrameParam{StreamID: id, BlockFragment: f.post, EndHeaders: true})
+}
+
+// waitClosed reports whether the server ended the connection within
+// waitLimit.
+func (f *h2Flood) waitClosed() bool {
+	select {
+	case <-f.closed:
+		return true
+	case <-time.After(waitLimit):
+		return false
+	}
 }
 
 // TestDoHStreamLimits: a client that opens far more HTTP/2 streams than
 // doh.max_streams and never sends their bodies holds at most max_streams
-// handlers; a client that opens and resets streams as fast as it can (rapid
-// reset, CVE-2023-44487) does not make goroutines grow with the flood; other
-// clients are answered throughout.
+// handlers, and the streams beyond are refused and counted; a client that
+// sends queries and resets their streams at once, as fast as it can (rapid
+// reset, CVE-2023-44487), holds at most max_streams handlers, is
+// disconnected with ENHANCE_YOUR_CALM and counted; a normal client is
+// answered throughout, on a connection it had before the floods and on a
+// new one.
 func TestDoHStreamLimits(t *testing.T) {
-	e, ca := startEncryptedWith(t, strings.Replace(encryptedConfig, "path: /dns-query", "path: /dns-query, max_streams: 50", 1))
+	// Queries for slow.example wait until the test ends: their handlers
+	// stay busy after the client reset their streams, which is what makes
+	// a rapid reset flood costly.
+	release := make(chan struct{})
+	e := newEnv(t, dns.HandlerFunc(func(w dns.ResponseWriter, r *dns.Msg) {
+		if strings.HasPrefix(strings.ToLower(r.Question[0].Name), "slow.") {
+			select {
+			case <-release:
+			case <-time.After(waitLimit):
+			}
+		}
+		m := new(dns.Msg)
+		m.SetReply(r)
+		rr, _ := dns.NewRR(r.Question[0].Name + " 300 IN A 192.0.2.1")
+		m.Answer = []dns.RR{rr}
+		_ = w.WriteMsg(m)
+	}))
+	defer close(release)
+	ca := newTestCA()
+	e.writePair(ca, goodLeaf)
+	e.config(strings.Replace(encryptedConfig, "path: /dns-query", "path: /dns-query, max_streams: 50", 1))
+	e.start()
 	_, dohAddrs := e.app.EncryptedAddrs()
-	base := runtime.NumGoroutine()
-
-	// Streams left open: the handlers wait for bodies that never come.
-	hold := newH2Flood(t, dohAddrs[0], ca)
-	for i := range 1000 {
-		if hold.open(uint32(2*i+1)) != nil {
-			break
+	normal := dohClient(ca, false, "")
+	answered := func(what string) {
+		t.Helper()
+		res := doh(t, normal, e.dohURL(), http.MethodPost, "application/dns-message", packQuery(t, "www.example.org", dns.TypeA))
+		if res.status != http.StatusOK || res.msg == nil || res.msg.Rcode != dns.RcodeSuccess {
+			t.Errorf("%s: status %d", what, res.status)
 		}
 	}
-	time.Sleep(200 * time.Millisecond) // let the server start what it will
+	answered("before the floods")
+	base := runtime.NumGoroutine()
+
+	// Streams left open: the handlers wait for bodies that never come;
+	// the streams over the limit are refused.
+	hold := newH2Flood(t, dohAddrs[0], ca)
+	for i := range 1000 {
+		if err := hold.open(uint32(2*i + 1)); err != nil {
+			t.Fatalf("stream %d: %v", i, err)
+		}
+	}
+	if got := e.waitMetric("dropped_total", 950, "reason=doh_h2_stream"); got < 950 {
+		t.Errorf("1000 open streams with doh.max_streams 50: dropped_total{reason=doh_h2_stream} = %v, want 950", got)
+	}
 	if grown := runtime.NumGoroutine() - base; grown > 50+60 {
 		t.Errorf("1000 open streams with doh.max_streams 50: goroutines grew by %d", grown)
 	}
 
-	// Rapid reset on a second connection.
+	// Rapid reset on a second connection: each query is sent whole and
+	// its stream reset at once. The first 50 keep their handlers busy; the
+	// server queues the next ones and ends the connection when 4×50 wait.
 	flood := newH2Flood(t, dohAddrs[0], ca)
+	get := hpackBlock("GET", "/dns-query?dns="+base64.RawURLEncoding.EncodeToString(packQuery(t, "slow.example", dns.TypeA)))
 	peak, sent := 0, 0
 	for i := range 5000 {
 		id := uint32(2*i + 1)
-		if flood.open(id) != nil || flood.fr.WriteRSTStream(id, http2.ErrCodeCancel) != nil {
-			break // the server ended the connection: fine
+		if flood.fr.WriteHeaders(http2.HeadersFrameParam{StreamID: id, BlockFragment: get, EndHeaders: true, EndStream: true}) != nil ||
+			flood.fr.WriteRSTStream(id, http2.ErrCodeCancel) != nil {
+			break // the server ended the connection (most writes are buffered before it reads them)
 		}
 		sent++
-		if i%100 == 0 {
+		if i%50 == 0 {
 			peak = max(peak, runtime.NumGoroutine()-base)
 		}
 	}
-	t.Logf("rapid reset: %d streams opened and reset; goroutines grew by at most %d", sent, peak)
+	if !flood.waitClosed() {
+		t.Fatalf("rapid reset: %d streams sent and reset, the connection is still open", sent)
+	}
+	t.Logf("rapid reset: %d streams written and reset; goroutines grew by at most %d", sent, peak)
+	if code := http2.ErrCode(flood.goAway.Load()); code != http2.ErrCodeEnhanceYourCalm {
+		t.Errorf("rapid reset: GOAWAY %v, want ENHANCE_YOUR_CALM", code)
+	}
 	if peak > 2*(50+60) {
 		t.Errorf("goroutines grew by %d during a flood of %d reset streams", peak, sent)
 	}
-	res := doh(t, dohClient(ca, false, ""), e.dohURL(), http.MethodPost, "application/dns-message", packQuery(t, "www.example.org", dns.TypeA))
-	if res.status != http.StatusOK || res.msg == nil || res.msg.Rcode != dns.RcodeSuccess {
-		t.Errorf("during the floods: status %d", res.status)
+	if got := e.waitMetric("dropped_total", 1, "reason=doh_rapid_reset"); got != 1 {
+		t.Errorf("dropped_total{reason=doh_rapid_reset} = %v, want 1", got)
+	}
+	answered("after the floods, on the connection opened before")
+	normal = dohClient(ca, false, "")
+	answered("after the floods, on a new connection")
+}
+
+// TestDoHProtocolErrorsCounted: an HTTP/2 client that breaks the protocol
+// has its connection ended with GOAWAY PROTOCOL_ERROR and is counted by
+// kind: request headers on a server-initiated (even) stream ID as
+// doh_h2_connection, a malformed frame (a window update of 0 for the
+// connection) as doh_h2_frame.
+func TestDoHProtocolErrorsCounted(t *testing.T) {
+	e, ca := startEncrypted(t, "")
+	_, dohAddrs := e.app.EncryptedAddrs()
+	for _, tc := range []struct {
+		reason string
+		send   func(f *h2Flood) error
+	}{
+		{"doh_h2_connection", func(f *h2Flood) error {
+			return f.fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 2, BlockFragment: f.post, EndHeaders: true})
+		}},
+		{"doh_h2_frame", func(f *h2Flood) error {
+			f.fr.AllowIllegalWrites = true
+			return f.fr.WriteWindowUpdate(0, 0)
+		}},
+	} {
+		f := newH2Flood(t, dohAddrs[0], ca)
+		if err := tc.send(f); err != nil {
+			t.Fatalf("%s: %v", tc.reason, err)
+		}
+		if !f.waitClosed() {
+			t.Fatalf("%s: the connection is still open", tc.reason)
+		}
+		if code := http2.ErrCode(f.goAway.Load()); code != http2.ErrCodeProtocol {
+			t.Errorf("%s: GOAWAY %v, want PROTOCOL_ERROR", tc.reason, code)
+		}
+		if got := e.waitMetric("dropped_total", 1, "reason="+tc.reason); got != 1 {
+			t.Errorf("dropped_total{reason=%s} = %v, want 1", tc.reason, got)
+		}
 	}
 }
 

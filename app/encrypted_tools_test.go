@@ -33,10 +33,10 @@ func runTool(t *testing.T, bin string, args ...string) string {
 }
 
 // writeCA writes the test CA's certificate for the tools.
-func (e *env) writeCA(ca *testCA) string {
+func (e *env) writeCA(ca *testtool.CA) string {
 	e.t.Helper()
-	p := filepath.Join(e.dir, "ca.pem")
-	if err := os.WriteFile(p, ca.pem, 0o644); err != nil {
+	p := filepath.Join(e.dir, "ca.PEM")
+	if err := os.WriteFile(p, ca.PEM, 0o644); err != nil {
 		e.t.Fatal(err)
 	}
 	return p
@@ -122,7 +122,7 @@ func TestCurlDoH(t *testing.T) {
 		}
 		return m
 	}))
-	ca := newTestCA(t)
+	ca := newTestCA()
 	e.writePair(ca, goodLeaf)
 	e.config(encryptedConfig)
 	e.start()
@@ -138,5 +138,37 @@ func TestCurlDoH(t *testing.T) {
 	}
 	if got := e.metric("queries_total", "proto=doh"); got < 1 {
 		t.Errorf("queries_total{proto=doh} = %v", got)
+	}
+}
+
+// TestKdigReloadedListener: a DoT address added by a reload serves kdig
+// +tls (the banned name's NXDOMAIN with its EDE), and DDR over port 53 names
+// it; after a reload that removes it, kdig cannot connect.
+func TestKdigReloadedListener(t *testing.T) {
+	kdig := testtool.Need(t, "kdig", "knot-dnsutils")
+	e, ca := startEncrypted(t, "")
+	caFile := e.writeCA(ca)
+	if err := e.reloadEncrypted(`["127.0.0.1:0", "127.0.0.2:0"]`, `["127.0.0.1:0"]`); err != nil {
+		t.Fatal(err)
+	}
+	dots, _ := e.app.EncryptedAddrs()
+	host, port, _ := net.SplitHostPort(dots[1])
+	args := []string{"@" + host, "-p", port, "+tls", "+tls-ca=" + caFile, "+tls-hostname=" + testServerName}
+	out := runTool(t, kdig, append(args, "chat.deepseek.com", "A")...)
+	if !strings.Contains(out, "status: NXDOMAIN") || !strings.Contains(out, "deepseek") {
+		t.Errorf("kdig +tls to the added %s: want NXDOMAIN with the EDE text, got\n%s", dots[1], out)
+	}
+	dnsHost, dnsPort, _ := net.SplitHostPort(e.dns)
+	out = runTool(t, kdig, "@"+dnsHost, "-p", dnsPort, "_dns.resolver.arpa", "SVCB")
+	if !strings.Contains(strings.ReplaceAll(out, `"`, ""), "alpn=dot port="+port) {
+		t.Errorf("_dns.resolver.arpa SVCB does not name the added port %s:\n%s", port, out)
+	}
+	if err := e.reloadEncrypted(`["127.0.0.1:0"]`, `["127.0.0.1:0"]`); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if out, err := exec.CommandContext(ctx, kdig, append(args, "+retry=0", "www.example.org", "A")...).CombinedOutput(); err == nil && strings.Contains(string(out), "status: NOERROR") {
+		t.Errorf("kdig +tls to the removed %s was answered:\n%s", dots[1], out)
 	}
 }

@@ -278,6 +278,7 @@ func (e *env) queryFrom(src, network, name string, qtype uint16) *dns.Msg {
 func (e *env) get(path string) (int, string) {
 	e.t.Helper()
 	c := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{Proxy: nil}}
+	defer c.CloseIdleConnections() // a test that counts goroutines polls metrics
 	resp, err := c.Get(e.admin + path)
 	if err != nil {
 		e.t.Fatalf("GET %s: %v", path, err)

@@ -183,7 +183,7 @@ func slicesAnyTXT(rrs []dns.RR, prefix string) bool {
 func TestRPZOutUnbound(t *testing.T) {
 	bin := testtool.Need(t, "unbound", "unbound")
 	e := newEnv(t, nil)
-	jport, uport := freeLoopbackPort(t), freeLoopbackPort(t)
+	jport, uport := testtool.FreePort(t), testtool.FreePort(t)
 	jaddr := fmt.Sprintf("127.0.0.1:%d", jport)
 	uaddr := fmt.Sprintf("127.0.0.1:%d", uport)
 	rest := func(extra ...string) string {
@@ -299,7 +299,7 @@ func TestRPZOutKnotSecondary(t *testing.T) {
 		names[i] = fmt.Sprintf("n%04d.bulk.example", i)
 	}
 	e := newEnv(t, nil)
-	jport, kport := freeLoopbackPort(t), freeLoopbackPort(t)
+	jport, kport := testtool.FreePort(t), testtool.FreePort(t)
 	jaddr := fmt.Sprintf("127.0.0.1:%d", jport)
 	kaddr := fmt.Sprintf("127.0.0.1:%d", kport)
 	rest := func(extra ...string) string {

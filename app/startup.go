@@ -70,8 +70,8 @@ func (a *App) fromCacheAtStartup(cfg *config.Config, st *startupRun, f *download
 func onLoadFailureOf(cfg *config.Config, j string) string {
 	olf := ""
 	for _, jc := range cfg.Jurisdictions {
-		if strings.TrimSpace(jc.ID) == j {
-			olf = strings.ToLower(strings.TrimSpace(jc.OnLoadFailure))
+		if jc.ID == j {
+			olf = string(jc.OnLoadFailure)
 		}
 	}
 	if olf == "" {

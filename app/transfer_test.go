@@ -65,26 +65,6 @@ func (l *lockedBuffer) String() string {
 	return l.b.String()
 }
 
-// freeLoopbackPort returns a port of 127.0.0.1 free for UDP and TCP now.
-func freeLoopbackPort(t *testing.T) int {
-	t.Helper()
-	for range 20 {
-		pc, err := net.ListenPacket("udp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		port := pc.LocalAddr().(*net.UDPAddr).Port
-		ln, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port))
-		_ = pc.Close()
-		if err == nil {
-			_ = ln.Close()
-			return port
-		}
-	}
-	t.Fatal("no free port")
-	return 0
-}
-
 // startKnotPrimary runs knotd in the foreground with rpz.test, requiring
 // the TSIG key feed-key. for transfers and sending NOTIFY (signed) to
 // notifyAddr. Everything it writes is under dir.
@@ -267,8 +247,8 @@ func rcode2s(c int) string { return dns.RcodeToString[c] }
 // the primary is gone restarts from the cached copy.
 func TestTransferFromKnot(t *testing.T) {
 	kdir := t.TempDir()
-	jport := freeLoopbackPort(t)
-	kport := freeLoopbackPort(t)
+	jport := testtool.FreePort(t)
+	kport := testtool.FreePort(t)
 	jaddr := fmt.Sprintf("127.0.0.1:%d", jport)
 	k := startKnotPrimary(t, kdir, kport, jaddr)
 	cache := t.TempDir()
@@ -399,7 +379,7 @@ func TestTransferFromKnot(t *testing.T) {
 // TestTransferTSIGFromKnot: knot refuses a transfer without the key and one
 // signed with a wrong secret; jurisdns gets nothing from either.
 func TestTransferTSIGFromKnot(t *testing.T) {
-	kport := freeLoopbackPort(t)
+	kport := testtool.FreePort(t)
 	k := startKnotPrimary(t, t.TempDir(), kport, "127.0.0.1:9")
 	primary := netip.MustParseAddrPort(k.addr)
 	for _, tc := range []struct {
@@ -430,7 +410,7 @@ func TestTransferTSIGFromKnot(t *testing.T) {
 // there is no cached copy: the jurisdiction fails closed (SERVFAIL). When
 // knotd comes up, its NOTIFY brings the zone and the names are blocked.
 func TestTransferPrimaryLate(t *testing.T) {
-	jport, kport := freeLoopbackPort(t), freeLoopbackPort(t)
+	jport, kport := testtool.FreePort(t), testtool.FreePort(t)
 	jaddr := fmt.Sprintf("127.0.0.1:%d", jport)
 	kaddr := fmt.Sprintf("127.0.0.1:%d", kport)
 	testtool.Need(t, "knotd", "knot")

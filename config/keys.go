@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/jurisdns/jurisdns/spec"
 )
 
 //go:embed default.yaml
@@ -37,7 +39,8 @@ type KeyInfo struct {
 	// Env is the environment variable that sets it ("JURISDNS_CACHE_MAX_TTL").
 	Env string
 	// Type is the Go type of the field ("time.Duration", "[]string",
-	// "[]config.Client").
+	// "[]config.Client"); an enum of spec is "string", the kind it is
+	// written as.
 	Type string
 	// Doc is the first paragraph of the key's comment in the embedded
 	// default, on one line.
@@ -74,7 +77,7 @@ var leaves = sync.OnceValue(func() []leaf {
 				KeyInfo: KeyInfo{
 					Key:  key,
 					Env:  EnvName(key),
-					Type: f.Type.String(),
+					Type: typeName(f.Type),
 					Doc:  firstParagraph(commentOf(&doc, key)),
 				},
 				typ: f.Type,
@@ -98,36 +101,31 @@ func Keys() []KeyInfo {
 	return out
 }
 
+// typeName is the type of a key as Keys shows it: a list of objects by its
+// name in this package ("[]config.Client", an alias of spec's), an enum of
+// spec by the kind it is written as ("string"; Validate names its values),
+// any other type by its Go name.
+func typeName(t reflect.Type) string {
+	switch {
+	case t.Kind() == reflect.Slice && t.Elem().Kind() == reflect.Struct:
+		return "[]config." + t.Elem().Name()
+	case t.Kind() == reflect.String:
+		return "string"
+	}
+	return t.String()
+}
+
 // EnvName returns the environment variable of a key path:
 // EnvName("access.rate_limit.qps") is "JURISDNS_ACCESS_RATE_LIMIT_QPS".
 func EnvName(key string) string {
 	return EnvPrefix + strings.ToUpper(strings.ReplaceAll(key, ".", "_"))
 }
 
-// tagName is the key of a struct field: its mapstructure tag, or "" when the
-// field is not configurable.
-func tagName(f reflect.StructField) string {
-	if !f.IsExported() {
-		return ""
-	}
-	name, _, _ := strings.Cut(f.Tag.Get("mapstructure"), ",")
-	if name == "-" {
-		return ""
-	}
-	return name
-}
-
-// fieldsByKey maps the keys of a struct type to its fields.
-func fieldsByKey(t reflect.Type) map[string]reflect.StructField {
-	m := make(map[string]reflect.StructField, t.NumField())
-	for i := range t.NumField() {
-		f := t.Field(i)
-		if name := tagName(f); name != "" {
-			m[name] = f
-		}
-	}
-	return m
-}
+// tagName and fieldsByKey are spec's: the keys of a struct type.
+var (
+	tagName     = spec.KeyName
+	fieldsByKey = spec.FieldsByKey
+)
 
 // lookupKey finds the value node of a dotted key path in a YAML document,
 // and the key node that names it. Both are nil when the path is absent.

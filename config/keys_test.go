@@ -85,7 +85,7 @@ func envSamples(t reflect.Type) (in [2]string, out [2]any, ok bool) {
 	case t == durationType:
 		return [2]string{"7s", "1h2m"}, [2]any{7 * time.Second, time.Hour + 2*time.Minute}, true
 	case t.Kind() == reflect.String:
-		return [2]string{"a", "b c"}, [2]any{"a", "b c"}, true
+		return [2]string{"a", "b c"}, [2]any{reflect.ValueOf("a").Convert(t).Interface(), reflect.ValueOf("b c").Convert(t).Interface()}, true
 	case t.Kind() == reflect.Bool:
 		return [2]string{"true", "false"}, [2]any{true, false}, true
 	case t.Kind() == reflect.Int:

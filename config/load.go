@@ -12,7 +12,8 @@ import (
 
 	"github.com/spf13/pflag"
 	"github.com/spf13/viper"
-	"gopkg.in/yaml.v3"
+
+	"github.com/jurisdns/jurisdns/spec"
 )
 
 // LoadOptions says where Load reads the configuration from.
@@ -89,7 +90,7 @@ func Load(opts LoadOptions) (*Config, error) {
 		if err != nil {
 			errs = append(errs, fmt.Errorf("reading configuration: %w", err))
 		} else {
-			m, ferrs := parseDocument(path, data)
+			m, ferrs := spec.ParseYAML(path, data, configType)
 			errs = append(errs, ferrs...)
 			if len(ferrs) == 0 {
 				if err := v.MergeConfigMap(m); err != nil {
@@ -109,6 +110,10 @@ func Load(opts LoadOptions) (*Config, error) {
 	}
 
 	var cfg Config
+	// The enums of spec (tier, mode, format, ...) are strings: their text
+	// is decoded as is, and Validate checks it against the same list their
+	// UnmarshalText accepts, so that a bad value is reported with every
+	// other problem of the file, not alone.
 	if err := v.UnmarshalExact(&cfg); err != nil {
 		// Unreachable when the decoder above is right: it checked every key
 		// and value already.
@@ -119,9 +124,12 @@ func Load(opts LoadOptions) (*Config, error) {
 	return &cfg, nil
 }
 
+// configType is the type a configuration document is checked against.
+var configType = reflect.TypeFor[Config]()
+
 // parsedDefault is the embedded default, decoded once.
 var parsedDefault = sync.OnceValues(func() (map[string]any, error) {
-	m, errs := parseDocument(DefaultSource, defaultYAML)
+	m, errs := spec.ParseYAML(DefaultSource, defaultYAML, configType)
 	if len(errs) > 0 {
 		return nil, fmt.Errorf("config: the embedded default is broken: %w", errors.Join(errs...))
 	}
@@ -194,7 +202,7 @@ func applyEnv(v *viper.Viper, vars map[string]string) ([]error, []EnvNotice) {
 		if !ok {
 			n := EnvNotice{Name: name, ServiceLink: isServiceLink(name, vars[name])}
 			if !n.ServiceLink {
-				if best := nearest(name, lowerAll(names)); best != "" {
+				if best := spec.Nearest(name, lowerAll(names)); best != "" {
 					n.DidYouMean = strings.ToUpper(best)
 				}
 			}
@@ -223,17 +231,9 @@ func envValue(name string, l leaf, s string) (any, []error) {
 		}), nil
 	}
 	if t.Kind() == reflect.Slice {
-		var doc yaml.Node
-		if err := yaml.Unmarshal([]byte(s), &doc); err != nil {
-			return nil, []error{fmt.Errorf("%s: %s: %s", name, l.Key, strings.TrimPrefix(err.Error(), "yaml: "))}
-		}
-		d := &decoder{src: name}
-		if doc.Kind == 0 || len(doc.Content) == 0 {
-			return emptySlice(t), nil
-		}
-		val, ok := d.value(doc.Content[0], t, l.Key)
-		if len(d.errs) > 0 {
-			return nil, d.errs
+		val, ok, errs := spec.ParseYAMLValue(name, l.Key, s, t)
+		if len(errs) > 0 {
+			return nil, errs
 		}
 		if !ok {
 			return emptySlice(t), nil
@@ -243,7 +243,7 @@ func envValue(name string, l leaf, s string) (any, []error) {
 	if t.Kind() == reflect.String {
 		return s, nil
 	}
-	val, err := parseScalar(t, strings.TrimSpace(s))
+	val, err := spec.ParseScalar(t, strings.TrimSpace(s))
 	if err != nil {
 		return nil, []error{fmt.Errorf("%s: %s: %w", name, l.Key, err)}
 	}

@@ -3,7 +3,6 @@ package conformance
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -433,26 +432,4 @@ func mixCase(name string, seed int) string {
 		}
 	}
 	return string(b)
-}
-
-// freePort returns a port that was free on 127.0.0.1 for both UDP and TCP
-// a moment ago.
-func freePort() (int, error) {
-	var lastErr error
-	for range 20 {
-		pc, err := net.ListenPacket("udp", "127.0.0.1:0")
-		if err != nil {
-			return 0, err
-		}
-		port := pc.LocalAddr().(*net.UDPAddr).Port
-		ln, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port))
-		_ = pc.Close()
-		if err != nil {
-			lastErr = err
-			continue
-		}
-		_ = ln.Close()
-		return port, nil
-	}
-	return 0, errors.Join(errors.New("no free port on 127.0.0.1"), lastErr)
 }

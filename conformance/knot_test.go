@@ -69,10 +69,7 @@ func startKnot(t *testing.T) *knot {
 				t.Fatal(err)
 			}
 		}
-		port, err := freePort()
-		if err != nil {
-			t.Fatal(err)
-		}
+		port := testtool.FreePort(t)
 		conf := filepath.Join(dir, "knot.conf")
 		f, err := os.Create(conf)
 		if err != nil {

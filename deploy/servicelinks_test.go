@@ -129,7 +129,7 @@ func TestServiceLinkVariables(t *testing.T) {
 	t.Cleanup(lists.Close)
 	cfgPath := localConfig(t, jc, ms, dir, lists.URL)
 
-	dnsAddr, adminAddr := freeAddr(t, "udp"), freeAddr(t, "tcp")
+	dnsAddr, adminAddr := testtool.FreeAddr(t), testtool.FreeAddr(t)
 	env := []string{"PATH=" + os.Getenv("PATH"), "HOME=" + dir}
 	env = append(env, imageEnv(t)...)
 	for _, e := range jc.c.Env {
@@ -280,29 +280,4 @@ func localConfig(t *testing.T, jc jurisdnsContainer, ms []manifest, dir, listURL
 		t.Fatal(err)
 	}
 	return p
-}
-
-// freeAddr is a 127.0.0.1 address with a port free now: for "udp", free
-// for both UDP and TCP (jurisdns listens on both at a DNS address).
-func freeAddr(t *testing.T, network string) string {
-	t.Helper()
-	for range 50 {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		addr := l.Addr().String()
-		if network != "udp" {
-			l.Close()
-			return addr
-		}
-		c, err := net.ListenPacket("udp", addr)
-		l.Close()
-		if err == nil {
-			c.Close()
-			return addr
-		}
-	}
-	t.Fatal("no port free for both UDP and TCP on 127.0.0.1")
-	return ""
 }

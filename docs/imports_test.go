@@ -16,10 +16,6 @@ import (
 
 const module = "github.com/jurisdns/jurisdns/"
 
-// configExceptions are the packages below app that still import config
-// (architecture.md, "Known gaps"): to be removed by the typed vocabulary.
-var configExceptions = []string{"policy", "resolver"}
-
 // apart is the layer of test helpers and of the packages outside the
 // program ("—" in the table).
 const apart = -1
@@ -137,9 +133,9 @@ func imports(t *testing.T) map[string][]string {
 }
 
 // TestImportRules enforces the import rules of architecture.md: imports
-// point to lower layers only, nothing below app imports config (but the
-// known exceptions), nothing imports app but the CLI, nothing imports the
-// CLI.
+// point to lower layers only, nothing below app imports config (the parts
+// take the typed vocabulary, spec), nothing imports app but the CLI,
+// nothing imports the CLI.
 func TestImportRules(t *testing.T) {
 	layer, declared := table(t)
 	deps := imports(t)
@@ -149,7 +145,6 @@ func TestImportRules(t *testing.T) {
 		pkgs = append(pkgs, p)
 	}
 	sort.Strings(pkgs)
-	stillNeeded := map[string]bool{}
 	for _, p := range pkgs {
 		lp, placed := layer[p]
 		if !placed {
@@ -157,11 +152,7 @@ func TestImportRules(t *testing.T) {
 		}
 		for _, d := range deps[p] {
 			if d == "config" && p != "app" && p != "cmd/jurisdns" {
-				if slices.Contains(configExceptions, p) {
-					stillNeeded[p] = true
-				} else {
-					t.Errorf("%s imports config: only app and cmd/jurisdns may (the rest takes plain or typed values)", p)
-				}
+				t.Errorf("%s imports config: only app and cmd/jurisdns may (the rest takes spec's types or plain values)", p)
 			}
 			if d == "app" && p != "cmd/jurisdns" {
 				t.Errorf("%s imports app: only cmd/jurisdns may", p)
@@ -178,11 +169,6 @@ func TestImportRules(t *testing.T) {
 			case ld >= lp:
 				t.Errorf("%s (layer %d) imports %s (layer %d): imports must point to a lower layer", p, lp, d, ld)
 			}
-		}
-	}
-	for _, p := range configExceptions {
-		if !stillNeeded[p] {
-			t.Errorf("%s no longer imports config: remove it from the known exceptions here and in architecture.md", p)
 		}
 	}
 	for p := range layer {

@@ -28,6 +28,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/jurisdns/jurisdns/spec"
 )
 
 // Namespace is the prefix of every metric of the resolver.
@@ -47,28 +49,18 @@ const (
 	maxReasonChildren        = 64
 )
 
-// Proto is the transport a query arrived on.
-type Proto uint8
+// Proto is the transport a query arrived on: spec.Transport, whose String
+// is the label value ("udp", "tcp", "dot", "doh", or "other").
+type Proto = spec.Transport
 
 // Transports of client queries.
 const (
-	ProtoUDP Proto = iota
-	ProtoTCP
-	ProtoDoT // DNS over TLS
-	ProtoDoH // DNS over HTTPS
-	numProtos
+	ProtoUDP  = spec.TransportUDP
+	ProtoTCP  = spec.TransportTCP
+	ProtoDoT  = spec.TransportDoT // DNS over TLS
+	ProtoDoH  = spec.TransportDoH // DNS over HTTPS
+	numProtos = spec.NumTransports
 )
-
-var protoNames = [numProtos]string{"udp", "tcp", "dot", "doh"}
-
-// String returns the label value of p: "udp", "tcp", "dot", "doh", or
-// "other".
-func (p Proto) String() string {
-	if p < numProtos {
-		return protoNames[p]
-	}
-	return OtherLabel
-}
 
 // qtypeNames are the pre-created qtype label values; index 0 is "other".
 var qtypeNames = [...]string{
@@ -174,7 +166,7 @@ func New() *Metrics {
 	for p := range numProtos {
 		for q := range numQtypes {
 			for r := range numRcodes {
-				m.queries[p][q][r] = m.queriesVec.WithLabelValues(protoNames[p], qtypeNames[q], rcodeNames[r])
+				m.queries[p][q][r] = m.queriesVec.WithLabelValues(p.String(), qtypeNames[q], rcodeNames[r])
 			}
 		}
 	}

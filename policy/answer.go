@@ -29,14 +29,7 @@ func BlockAnswer(serial uint32, q *dns.Msg, v *Verdict) *dns.Msg {
 		if apex == "" || !strings.HasSuffix(qname, apex+".") {
 			apex = strings.TrimSuffix(qname, ".")
 		}
-		m.Ns = []dns.RR{&dns.SOA{
-			Hdr:     dns.RR_Header{Name: dns.Fqdn(apex), Rrtype: dns.TypeSOA, Class: dns.ClassINET, Ttl: ttl},
-			Ns:      j.ID + ".policy.jurisdns.",
-			Mbox:    "hostmaster.jurisdns.invalid.",
-			Serial:  serial,
-			Refresh: 3600, Retry: 600, Expire: 86400,
-			Minttl: ttl,
-		}}
+		m.Ns = []dns.RR{BlockSOA(j, dns.Fqdn(apex), serial)}
 	}
 	addrs := func(ips []net.IP) {
 		for _, ip := range ips {
@@ -71,4 +64,23 @@ func BlockAnswer(serial uint32, q *dns.Msg, v *Verdict) *dns.Msg {
 		soa()
 	}
 	return m
+}
+
+// BlockSOA is the SOA record of jurisdiction j's block answers (NXDOMAIN,
+// NODATA) with owner name owner, the apex of the synthesized policy zone:
+// primary "<id>.policy.jurisdns.", mailbox "hostmaster.jurisdns.invalid.",
+// the policy's serial, and the block TTL as TTL and minimum (RFC 2308: the
+// client caches the block that long). It is the one definition of that
+// record: BlockAnswer uses it, and the server's wire fast path copies it
+// packed, once per policy.
+func BlockSOA(j *Jurisdiction, owner string, serial uint32) *dns.SOA {
+	ttl := uint32(j.TTL.Seconds())
+	return &dns.SOA{
+		Hdr:     dns.RR_Header{Name: owner, Rrtype: dns.TypeSOA, Class: dns.ClassINET, Ttl: ttl},
+		Ns:      j.ID + ".policy.jurisdns.",
+		Mbox:    "hostmaster.jurisdns.invalid.",
+		Serial:  serial,
+		Refresh: 3600, Retry: 600, Expire: 86400,
+		Minttl: ttl,
+	}
 }

@@ -13,7 +13,7 @@ import (
 // rcode, the records, the synthesized SOA at the rule's apex with the
 // block TTL as minimum, no AD, no AA and no OPT (the server adds EDNS).
 func TestBlockAnswer(t *testing.T) {
-	j := &Jurisdiction{ID: "corp", TTL: 90 * time.Second}
+	j := &Jurisdiction{Description: Description{ID: "corp"}, TTL: 90 * time.Second}
 	v4, v6 := netip.MustParseAddr("192.0.2.7"), netip.MustParseAddr("2001:db8::7")
 	soa := "deepseek.com.\t90\tIN\tSOA\tcorp.policy.jurisdns. hostmaster.jurisdns.invalid. 42 3600 600 86400 90"
 	tests := []struct {

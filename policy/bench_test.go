@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/jurisdns/jurisdns/config"
+	"github.com/jurisdns/jurisdns/spec"
 )
 
 // writeList writes n distinct names to dir/name, one per line.
@@ -76,7 +77,7 @@ func BenchmarkMatch(b *testing.B) {
 			id := fmt.Sprintf("j%d", i)
 			ids = append(ids, id)
 			writeList(b, dir, id+".txt", 1000*(i+1))
-			j := config.Jurisdiction{ID: id, Tier: tiers[i%3],
+			j := config.Jurisdiction{ID: id, Tier: spec.Tier(tiers[i%3]),
 				Sources: []config.Source{{Name: id, Path: id + ".txt"}},
 				Allow:   []string{fmt.Sprintf("h%07d.zone%d.example", i, i)}}
 			if i == 9 {

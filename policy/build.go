@@ -15,8 +15,8 @@ import (
 	"time"
 
 	"github.com/jurisdns/jurisdns/blocklists"
-	"github.com/jurisdns/jurisdns/config"
 	"github.com/jurisdns/jurisdns/download"
+	"github.com/jurisdns/jurisdns/spec"
 )
 
 // BuildOptions are the inputs of Build besides the configuration.
@@ -34,13 +34,13 @@ type BuildOptions struct {
 	// several goroutines at once (URL sources are loaded in parallel, at
 	// most maxParallelLoads at a time). Nil makes every URL source fail
 	// with "url sources need the downloader".
-	Fetch func(ctx context.Context, jurisdiction string, src config.Source, accept func(body []byte, baseline int) (entries int, err error)) error
+	Fetch func(ctx context.Context, jurisdiction string, src spec.Source, accept func(body []byte, baseline int) (entries int, err error)) error
 	// Transfer returns the zone file of a transfer source (an RPZ zone
 	// pulled from its primaries, or its cached copy), read as it is parsed
 	// and then closed, and the state of the transfer for
 	// SourceInfo.Transfer. Nil makes every transfer source fail with
 	// "transfer sources need the zone transfer client".
-	Transfer func(ctx context.Context, jurisdiction string, src config.Source) (io.ReadCloser, *TransferState, error)
+	Transfer func(ctx context.Context, jurisdiction string, src spec.Source) (io.ReadCloser, *TransferState, error)
 	// Previous is the policy being replaced. A source that fails under
 	// on_load_failure last_known_good keeps its rules from Previous, and
 	// the max_shrink guard compares against it (a URL source: when its
@@ -113,7 +113,7 @@ type sspec struct {
 	kind    sourceKind
 	info    SourceInfo
 	opts    blocklists.ParseOptions
-	cfg     config.Source
+	cfg     spec.Source
 	text    []byte
 	lineMap []int               // parse line-1 → reported line (shipped entries)
 	actions []blocklists.Action // parse line-1 → action override (shipped entries)
@@ -170,6 +170,12 @@ func (b *builder) errorf(format string, args ...any) {
 // at once (errors.Join), each with its configuration key path, and
 // file:line for list errors.
 //
+// cfg has passed spec.Validate: Build converts its values (tier, mode,
+// action, format, ...) and does not check them again. What it reports is
+// what only the merge and the load can tell: an override that leaves action
+// ip without a sinkhole, a reference to no jurisdiction, a source that
+// fails to load.
+//
 // Config.DefaultJurisdictions nil means ShippedDefaults(); an empty non-nil
 // list means no jurisdiction for unmatched clients. A shipped jurisdiction
 // that no client uses (and the configuration does not override) is loaded,
@@ -181,9 +187,9 @@ func (b *builder) errorf(format string, args ...any) {
 // (sha256, allow_empty, min_entries, max_shrink, must_contain: checked by
 // the list loader, blocklists.Load, once per body) is handled by its
 // jurisdiction's on_load_failure.
-func Build(ctx context.Context, cfg *config.Config, opts BuildOptions) (*Policy, error) {
+func Build(ctx context.Context, cfg *spec.Config, opts BuildOptions) (*Policy, error) {
 	if cfg == nil {
-		cfg = &config.Config{}
+		cfg = &spec.Config{}
 	}
 	log := opts.Logger
 	if log == nil {
@@ -218,6 +224,7 @@ func Build(ctx context.Context, cfg *config.Config, opts BuildOptions) (*Policy,
 			j.Contact, j.Organisation = cfg.StructuredErrors.Contact, cfg.StructuredErrors.Organisation
 			js.sdeKey = "structured_errors"
 		}
+		j.LinkTitles = j.linkTitles()
 		b.check(js)
 	}
 
@@ -289,17 +296,17 @@ func Build(ctx context.Context, cfg *config.Config, opts BuildOptions) (*Policy,
 // addShipped turns a shipped file into a jurisdiction spec.
 func (b *builder) addShipped(f *shippedFile) {
 	j := &Jurisdiction{
-		ID:        f.ID,
-		Title:     f.Title,
-		Authority: f.Authority,
-		Notes:     strings.TrimSpace(f.Notes),
-		LeavesOut: f.LeavesOut,
-		Shipped:   true,
-		Default:   f.Default,
-		Loaded:    true,
-		TTL:       DefaultTTL,
-		Tier:      TierLocal,
-		cites:     map[citeKey]int{},
+		Description: Description{
+			ID:        f.ID,
+			Notes:     strings.TrimSpace(f.Notes),
+			LeavesOut: f.LeavesOut,
+		},
+		Shipped: true,
+		Default: f.Default,
+		Loaded:  true,
+		TTL:     DefaultTTL,
+		Tier:    TierLocal,
+		cites:   map[citeKey]int{},
 	}
 	for _, in := range f.Instruments {
 		x := Instrument{Name: in.Name, Issuer: in.Issuer, Scope: strings.TrimSpace(in.Scope)}
@@ -324,15 +331,12 @@ func (b *builder) addShipped(f *shippedFile) {
 		j.Instrument = j.Instruments[0].Name
 	}
 	js := &jspec{j: j, key: f.file}
-	b.setAttrs(js, f.file, attrs{
-		effective: f.Effective, expires: f.Expires, tier: f.Tier, mode: f.Mode, action: f.Action,
-		sinkhole: f.Sinkhole, ede: f.EDE, ttl: f.TTL, onLoadFailure: f.OnLoadFailure,
-	})
+	b.setAttrs(js, &f.JurisdictionAttrs)
 	for i, src := range f.Sources {
 		key := fmt.Sprintf("%s sources[%d]", f.file, i)
 		s := &sspec{key: key, kind: srcText}
-		s.info = SourceInfo{Name: src.Name, Origin: "shipped"}
-		b.sourceFormat(s, key, src.Format, src.Match)
+		s.info = SourceInfo{SourceState: SourceState{Name: src.Name, Origin: "shipped"}}
+		s.setFormat(src.Format, src.Match)
 		s.opts.Source = f.file
 		var text bytes.Buffer
 		for _, e := range src.Entries {
@@ -342,25 +346,17 @@ func (b *builder) addShipped(f *shippedFile) {
 			}
 			text.WriteString(strings.TrimSpace(e.Rule))
 			text.WriteByte('\n')
-			s.lineMap = append(s.lineMap, e.line)
-			j.cites[citeKey{uint16(i), e.line}] = e.instr
-			act := actionNone
-			if e.Action != "" {
-				a, err := entryAction(e.Action)
-				if err != nil {
-					b.errorf("%s:%d: %v", f.file, e.line, err)
-				}
-				act = a
-			}
-			s.actions = append(s.actions, act)
+			s.lineMap = append(s.lineMap, e.Line)
+			j.cites[citeKey{uint16(i), e.Line}] = f.instrOf[e.Cite]
+			s.actions = append(s.actions, entryAction(e.Action))
 		}
 		s.text = text.Bytes()
 		js.srcs = append(js.srcs, s)
 	}
 	for k, e := range f.Allow {
 		// Allow rules carry 1 + their index in Jurisdiction.Allow as line.
-		j.cites[citeKey{srcAllow, k + 1}] = e.instr
-		js.allow = append(js.allow, aspec{name: e.Rule, origin: f.file, line: e.line, key: fmt.Sprintf("%s:%d", f.file, e.line)})
+		j.cites[citeKey{srcAllow, k + 1}] = f.instrOf[e.Cite]
+		js.allow = append(js.allow, aspec{name: e.Rule, origin: f.file, line: e.Line, key: fmt.Sprintf("%s:%d", f.file, e.Line)})
 	}
 	b.appendSpec(js)
 }
@@ -372,138 +368,87 @@ func (b *builder) appendSpec(js *jspec) {
 	b.byID[js.j.ID] = js
 }
 
-// entryAction parses the per-entry action of a shipped entry.
-func entryAction(s string) (blocklists.Action, error) {
-	switch s {
-	case "nxdomain":
-		return blocklists.NXDomain, nil
-	case "nodata":
-		return blocklists.NoData, nil
-	case "drop":
-		return blocklists.Drop, nil
-	case "allow", "passthru":
-		return blocklists.Allow, nil
+// entryAction is the rule action of a shipped entry's action (decoded by
+// its UnmarshalText); "" is actionNone, the jurisdiction's answer.
+func entryAction(a spec.EntryAction) blocklists.Action {
+	switch a {
+	case spec.EntryNXDomain:
+		return blocklists.NXDomain
+	case spec.EntryNoData:
+		return blocklists.NoData
+	case spec.EntryDrop:
+		return blocklists.Drop
+	case spec.EntryAllow, spec.EntryPassthru:
+		return blocklists.Allow
 	}
-	return actionNone, fmt.Errorf("unknown entry action %q (want nxdomain, nodata, drop or allow)", s)
+	return actionNone
 }
 
-// attrs are the overridable attributes, as written.
-type attrs struct {
-	effective, expires, tier, mode, action, ttl, onLoadFailure string
-	sinkhole                                                   []string
-	ede                                                        *int
-	ttlDur                                                     time.Duration // from config, 0 = unset
-}
-
-// setAttrs applies the attributes that are set.
-func (b *builder) setAttrs(js *jspec, key string, a attrs) {
+// setAttrs applies the attributes that are set ("", nil and 0 are unset).
+func (b *builder) setAttrs(js *jspec, a *spec.JurisdictionAttrs) {
+	// Every value was checked where it was read (spec.Validate for the
+	// configuration, ShippedJurisdiction.Validate and the enums'
+	// UnmarshalText for the shipped files, by the same rules): set ones are
+	// converted, not checked again.
 	j := js.j
-	if a.effective != "" {
-		t, err := parseDate(a.effective)
-		if err != nil {
-			b.errorf("%s.effective: %v", key, err)
-		}
-		j.Effective = t
+	if a.Title != "" {
+		j.Title = a.Title
 	}
-	if a.expires != "" {
-		t, err := parseDate(a.expires)
-		if err != nil {
-			b.errorf("%s.expires: %v", key, err)
-		}
-		j.Expires = t
+	if a.Authority != "" {
+		j.Authority = a.Authority
 	}
-	if a.tier != "" {
-		t, err := ParseTier(a.tier)
-		if err != nil {
-			b.errorf("%s.tier: %v", key, err)
-		} else {
-			j.Tier = t
-		}
+	if a.Effective != "" {
+		j.Effective, _ = parseDate(a.Effective)
 	}
-	if a.mode != "" {
-		m, err := ParseMode(a.mode)
-		if err != nil {
-			b.errorf("%s.mode: %v", key, err)
-		}
-		j.Mode = m
+	if a.Expires != "" {
+		j.Expires, _ = parseDate(a.Expires)
 	}
-	if a.action != "" {
-		act, err := ParseAction(a.action)
-		if err != nil {
-			b.errorf("%s.action: %v", key, err)
-		}
-		j.Action = act
+	if a.Tier != "" {
+		j.Tier = tierOf(a.Tier)
 	}
-	if a.sinkhole != nil {
+	if a.Mode != "" {
+		j.Mode = modeOf(a.Mode)
+	}
+	if a.Action != "" {
+		j.Action = actionOf(a.Action)
+	}
+	if a.Sinkhole != nil {
 		j.Sinkhole = nil
-		for i, s := range a.sinkhole {
-			ad, err := netip.ParseAddr(strings.TrimSpace(s))
-			if err != nil || ad.Zone() != "" {
-				b.errorf("%s.sinkhole[%d]: bad address %q", key, i, s)
-				continue
+		for _, s := range a.Sinkhole {
+			if ad, err := netip.ParseAddr(s); err == nil {
+				j.Sinkhole = append(j.Sinkhole, ad.Unmap())
 			}
-			j.Sinkhole = append(j.Sinkhole, ad.Unmap())
 		}
 	}
-	if a.ede != nil {
-		if *a.ede < 0 || *a.ede > 0xFFFF {
-			b.errorf("%s.ede: %d is not a 16-bit code", key, *a.ede)
-		} else {
-			j.EDE = uint16(*a.ede)
-			js.edeSet = true
-		}
+	if a.EDE != nil {
+		j.EDE = uint16(*a.EDE)
+		js.edeSet = true
 	}
-	if a.ttl != "" {
-		d, err := time.ParseDuration(a.ttl)
-		if err != nil {
-			b.errorf("%s.ttl: %v", key, err)
-		} else {
-			a.ttlDur = d
-		}
+	if a.TTL > 0 {
+		j.TTL = a.TTL
 	}
-	if a.ttlDur < 0 {
-		b.errorf("%s.ttl: negative", key)
-	} else if a.ttlDur > 0 {
-		j.TTL = a.ttlDur
-	}
-	if a.onLoadFailure != "" {
-		o, err := ParseOnLoadFailure(a.onLoadFailure)
-		if err != nil {
-			b.errorf("%s.on_load_failure: %v", key, err)
-		}
-		j.OnLoadFailure = o
+	if a.OnLoadFailure != "" {
+		j.OnLoadFailure = onLoadFailureOf(a.OnLoadFailure)
 	}
 }
 
 // addUser applies cfg.Jurisdictions[i]: an override of a shipped (or
 // earlier) jurisdiction with the same id, or a new jurisdiction.
-func (b *builder) addUser(i int, u *config.Jurisdiction) {
+func (b *builder) addUser(i int, u *spec.Jurisdiction) {
+	// spec.Validate checked the id (spec.CheckID, the rule of the shipped
+	// ids too) and that no other entry uses it.
 	key := fmt.Sprintf("jurisdictions[%d]", i)
-	id := strings.TrimSpace(u.ID)
-	if err := validID(id); err != nil {
-		b.errorf("%s.id: %v", key, err)
-		return
-	}
-	if prev, dup := b.userKey[id]; dup {
-		b.errorf("%s.id: duplicate id %q (also %s)", key, id, prev)
-		return
-	}
+	id := u.ID
 	b.userKey[id] = key
 	js, ok := b.byID[id]
 	if ok {
 		js.j.Overridden = true
 	} else {
-		j := &Jurisdiction{ID: id, Title: id, Tier: TierLocal, TTL: DefaultTTL, Loaded: true}
+		j := &Jurisdiction{Description: Description{ID: id, Title: id}, Tier: TierLocal, TTL: DefaultTTL, Loaded: true}
 		js = &jspec{j: j, key: key}
 		b.appendSpec(js)
 	}
 	j := js.j
-	if u.Title != "" {
-		j.Title = u.Title
-	}
-	if u.Authority != "" {
-		j.Authority = u.Authority
-	}
 	// A configured instrument or links replace the shipped provenance as a
 	// whole: the EDE text then names the configured instrument.
 	if u.Instrument != "" {
@@ -520,10 +465,8 @@ func (b *builder) addUser(i int, u *config.Jurisdiction) {
 	if u.Organisation != "" {
 		j.Organisation = u.Organisation
 	}
-	b.setAttrs(js, key, attrs{
-		effective: u.Effective, expires: u.Expires, tier: u.Tier, mode: u.Mode, action: u.Action,
-		sinkhole: u.Sinkhole, ede: u.EDE, ttlDur: u.TTL, onLoadFailure: u.OnLoadFailure,
-	})
+	a := u.Attrs()
+	b.setAttrs(js, &a)
 	for k := range u.Sources {
 		b.addUserSource(js, fmt.Sprintf("%s.sources[%d]", key, k), &u.Sources[k])
 	}
@@ -535,11 +478,11 @@ func (b *builder) addUser(i int, u *config.Jurisdiction) {
 	}
 }
 
-func (b *builder) addUserSource(js *jspec, key string, src *config.Source) {
+func (b *builder) addUserSource(js *jspec, key string, src *spec.Source) {
 	s := &sspec{key: key, cfg: *src}
-	n := 0
-	if src.Path != "" {
-		n++
+	// spec.Validate made it exactly one of path, url, inline and transfer.
+	switch {
+	case src.Path != "":
 		s.kind = srcPath
 		p := src.Path
 		if !filepath.IsAbs(p) && b.opts.BaseDir != "" {
@@ -548,41 +491,31 @@ func (b *builder) addUserSource(js *jspec, key string, src *config.Source) {
 		s.info.Origin = p
 		s.info.key = p
 		s.info.Name = filepath.Base(src.Path)
-	}
-	if src.URL != "" {
-		n++
+	case src.URL != "":
 		s.kind = srcURL
 		// Shown everywhere (status, readyz, logs, EDE text, `lists`):
 		// never with the URL's credentials or query string.
 		s.info.Origin = download.RedactURL(src.URL)
 		s.info.key = src.URL
 		s.info.Name = s.info.Origin
-	}
-	if len(src.Inline) > 0 {
-		n++
+	case src.Transfer != nil:
+		s.kind = srcTransfer
+		s.info.Origin = TransferOrigin(src.Transfer.Zone)
+		s.info.Name = src.Transfer.Zone
+	default:
 		s.kind = srcText
 		s.info.Origin = "inline"
 		s.info.Name = "inline"
 		s.text = []byte(strings.Join(src.Inline, "\n") + "\n")
-	}
-	if t := src.Transfer; t != nil {
-		n++
-		s.kind = srcTransfer
-		s.info.Origin = TransferOrigin(t.Zone)
-		s.info.Name = t.Zone
-	}
-	if n != 1 {
-		b.errorf("%s: needs exactly one of path, url, inline and transfer (has %d)", key, n)
-		return
 	}
 	if src.Name != "" {
 		s.info.Name = src.Name
 	}
 	format := src.Format
 	if s.kind == srcTransfer {
-		format = string(blocklists.FormatRPZ)
+		format = spec.FormatRPZ
 	}
-	b.sourceFormat(s, key, format, src.Match)
+	s.setFormat(format, src.Match)
 	if s.kind == srcTransfer {
 		s.opts.Origin = src.Transfer.Zone
 	}
@@ -590,35 +523,33 @@ func (b *builder) addUserSource(js *jspec, key string, src *config.Source) {
 	if s.kind == srcText {
 		s.opts.Source = key + ".inline"
 	}
-	if src.SHA256 != "" && s.kind == srcText {
-		b.errorf("%s.sha256: only for path and url sources", key)
-	}
 	js.srcs = append(js.srcs, s)
 }
 
-// sourceFormat sets the format and match of a source.
-func (b *builder) sourceFormat(s *sspec, key, format, match string) {
-	f := blocklists.Format(strings.ToLower(strings.TrimSpace(format)))
-	switch f {
-	case "":
-		f = blocklists.FormatDomains
-	case blocklists.FormatDomains, blocklists.FormatHosts, blocklists.FormatAdblock,
-		blocklists.FormatWildcard, blocklists.FormatRPZ:
-	default:
-		b.errorf("%s.format: unknown format %q (want domains, hosts, adblock, wildcard or rpz)", key, format)
+// setFormat sets the format and match of a source (checked where they
+// were decoded; "" is domains and suffix).
+func (s *sspec) setFormat(format spec.Format, match spec.Match) {
+	s.opts = SourceParseOptions(format, match)
+	s.info.Format = s.opts.Format
+	s.info.Match = string(spec.MatchSuffix)
+	if s.opts.Match == blocklists.Exact {
+		s.info.Match = string(spec.MatchExact)
 	}
-	s.opts.Format = f
-	s.info.Format = f
-	switch strings.ToLower(strings.TrimSpace(match)) {
-	case "", "suffix":
-		s.opts.Match = blocklists.Suffix
-		s.info.Match = "suffix"
-	case "exact":
-		s.opts.Match = blocklists.Exact
-		s.info.Match = "exact"
-	default:
-		b.errorf("%s.match: unknown match %q (want suffix or exact)", key, match)
+}
+
+// SourceParseOptions are the parse options of a list source of the
+// configuration: its format (blocklists.Format holds the names of
+// spec.Format) and what a plain entry blocks. The policy and the
+// downloader's guards (app) parse a list with the same options.
+func SourceParseOptions(format spec.Format, match spec.Match) blocklists.ParseOptions {
+	o := blocklists.ParseOptions{Format: blocklists.Format(format), Match: blocklists.Suffix}
+	if format == "" {
+		o.Format = blocklists.FormatDomains
 	}
+	if match == spec.MatchExact {
+		o.Match = blocklists.Exact
+	}
+	return o
 }
 
 // check validates a merged jurisdiction and fills the defaults that
@@ -1061,20 +992,4 @@ func (b *builder) addAllow(js *jspec, ai int) {
 	}
 	js.acc.add(b.ruleDigest(c, kind, blocklists.Allow, nil))
 	j.Allow = append(j.Allow, AllowEntry{Name: a.name, Origin: a.origin, Line: a.line})
-}
-
-// validID accepts lower-case ids of letters, digits, '-', '_' and '.'.
-func validID(id string) error {
-	if id == "" {
-		return errors.New("empty id")
-	}
-	if len(id) > 64 {
-		return fmt.Errorf("id %q longer than 64 bytes", id)
-	}
-	for _, c := range id {
-		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-' || c == '_' || c == '.') {
-			return fmt.Errorf("id %q: only a-z, 0-9, '-', '_' and '.' are allowed", id)
-		}
-	}
-	return nil
 }

@@ -7,7 +7,7 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/jurisdns/jurisdns/config"
+	"github.com/jurisdns/jurisdns/spec"
 )
 
 // ClientSet is the jurisdictions that apply to one client entry (or to
@@ -123,39 +123,8 @@ func (p *Policy) DefaultClientSet() *ClientSet { return p.def }
 // DefaultJurisdictions returns the ids of the default set.
 func (p *Policy) DefaultJurisdictions() []string { return p.defaults }
 
-// parseSubnet parses a prefix or a bare address (a host prefix); an
-// IPv4-mapped IPv6 prefix of /96 or longer becomes the IPv4 prefix.
-func parseSubnet(s string) (netip.Prefix, error) {
-	s = strings.TrimSpace(s)
-	var p netip.Prefix
-	if strings.Contains(s, "/") {
-		var err error
-		p, err = netip.ParsePrefix(s)
-		if err != nil {
-			return p, err
-		}
-	} else {
-		a, err := netip.ParseAddr(s)
-		if err != nil {
-			return p, err
-		}
-		if a.Zone() != "" {
-			return p, fmt.Errorf("%q: zones are not allowed", s)
-		}
-		p = netip.PrefixFrom(a, a.BitLen())
-	}
-	if p.Addr().Is4In6() {
-		if p.Bits() < 96 {
-			return p, fmt.Errorf("%q: an IPv4-mapped prefix must be /96 or longer", s)
-		}
-		p = netip.PrefixFrom(p.Addr().Unmap(), p.Bits()-96)
-	}
-	return p.Masked(), nil
-}
-
 // resolveClients builds the client sets and the prefix tables.
-func (b *builder) resolveClients(cfg *config.Config, p *Policy) {
-	seen := map[netip.Prefix]string{}
+func (b *builder) resolveClients(cfg *spec.Config, p *Policy) {
 	for i, c := range cfg.Clients {
 		key := fmt.Sprintf("clients[%d]", i)
 		name := strings.TrimSpace(c.Name)
@@ -163,21 +132,13 @@ func (b *builder) resolveClients(cfg *config.Config, p *Policy) {
 			name = key
 		}
 		cs := b.clientSet(p, name, key+".jurisdictions", c.Jurisdictions)
-		if len(c.Subnets) == 0 {
-			b.errorf("%s.subnets: no subnets", key)
-		}
-		for k, s := range c.Subnets {
-			skey := fmt.Sprintf("%s.subnets[%d]", key, k)
-			pf, err := parseSubnet(s)
+		// spec.Validate checked the subnets (spec.ParseSubnet, no two
+		// alike): they are converted, not checked again.
+		for _, s := range c.Subnets {
+			pf, err := spec.ParseSubnet(s)
 			if err != nil {
-				b.errorf("%s: %v", skey, err)
 				continue
 			}
-			if other, dup := seen[pf]; dup {
-				b.errorf("%s: %s is also %s", skey, pf, other)
-				continue
-			}
-			seen[pf] = skey
 			cs.Subnets = append(cs.Subnets, pf)
 			if pf.Addr().Is4() {
 				p.v4.add(pf, cs)

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/jurisdns/jurisdns/blocklists"
+	"github.com/jurisdns/jurisdns/spec"
 )
 
 // Explanation is the whole resolution of one name for one client, as
@@ -39,16 +40,16 @@ type Explanation struct {
 	// Decision is "none", "block" or "fail_closed".
 	Decision string `json:"decision"`
 	// The named jurisdiction and rule (when Decision is not "none").
-	Jurisdiction string `json:"jurisdiction,omitempty"`
-	Tier         string `json:"tier,omitempty"`
-	Instrument   string `json:"instrument,omitempty"`
+	Jurisdiction string    `json:"jurisdiction,omitempty"`
+	Tier         spec.Tier `json:"tier,omitempty"`
+	Instrument   string    `json:"instrument,omitempty"`
 	// InstrumentInfo is the deciding instrument in full (issuer, date,
 	// scope, links) when the jurisdiction has instruments.
 	InstrumentInfo *Instrument `json:"instrument_info,omitempty"`
 	Rule           string      `json:"rule,omitempty"`
 	Source         string      `json:"source,omitempty"`
 	Line           int         `json:"line,omitempty"`
-	Action         string      `json:"action,omitempty"`
+	Action         spec.Action `json:"action,omitempty"`
 	Addrs          []string    `json:"addrs,omitempty"`
 	EDE            *uint16     `json:"ede,omitempty"`
 	EDEText        string      `json:"ede_text,omitempty"`
@@ -63,23 +64,20 @@ type Explanation struct {
 
 // ExplainJurisdiction is one of the client's jurisdictions.
 type ExplainJurisdiction struct {
-	ID            string `json:"id"`
-	Title         string `json:"title"`
-	Tier          string `json:"tier"`
-	Mode          string `json:"mode"`
-	Action        string `json:"action"`
-	EDE           uint16 `json:"ede"`
-	Status        string `json:"status"`
-	Loaded        bool   `json:"loaded"`
-	OnLoadFailure string `json:"on_load_failure"`
-	Entries       int    `json:"entries"`
+	ID    string `json:"id"`
+	Title string `json:"title"`
+	Terms
+	Status        string             `json:"status"`
+	Loaded        bool               `json:"loaded"`
+	OnLoadFailure spec.OnLoadFailure `json:"on_load_failure"`
+	Entries       int                `json:"entries"`
 }
 
 // ExplainMatch is one rule that covers the name.
 type ExplainMatch struct {
-	Jurisdiction string `json:"jurisdiction"`
-	Tier         string `json:"tier"`
-	Mode         string `json:"mode"`
+	Jurisdiction string    `json:"jurisdiction"`
+	Tier         spec.Tier `json:"tier"`
+	Mode         spec.Mode `json:"mode"`
 	// Status of the jurisdiction at the query time (see
 	// Jurisdiction.Status).
 	Status string `json:"status"`
@@ -146,9 +144,8 @@ func (p *Policy) Explain(qname string, client netip.Addr, now time.Time) Explana
 	}
 	for _, j := range cs.Jurisdictions {
 		e.Jurisdictions = append(e.Jurisdictions, ExplainJurisdiction{
-			ID: j.ID, Title: j.Title, Tier: j.Tier.String(), Mode: j.Mode.String(),
-			Action: j.Action.String(), EDE: j.EDE, Status: j.Status(now), Loaded: j.Loaded,
-			OnLoadFailure: j.OnLoadFailure.String(), Entries: j.Entries,
+			ID: j.ID, Title: j.Title, Terms: j.Terms(), Status: j.Status(now), Loaded: j.Loaded,
+			OnLoadFailure: j.OnLoadFailure.Spec(), Entries: j.Entries,
 		})
 	}
 
@@ -201,7 +198,7 @@ func (p *Policy) Explain(qname string, client netip.Addr, now time.Time) Explana
 	if v.Decision != DecisionNone {
 		j := v.Jurisdiction
 		e.Jurisdiction = j.ID
-		e.Tier = j.Tier.String()
+		e.Tier = j.Tier.Spec()
 		e.Instrument = j.Instrument
 		if v.Instrument != nil {
 			e.Instrument = v.Instrument.Name
@@ -215,7 +212,7 @@ func (p *Policy) Explain(qname string, client netip.Addr, now time.Time) Explana
 		e.Rule = v.RuleText()
 		e.Source = v.Source
 		e.Line = v.Line
-		e.Action = v.Action.String()
+		e.Action = v.Action.Spec()
 		for _, a := range v.Addrs {
 			e.Addrs = append(e.Addrs, a.String())
 		}
@@ -232,8 +229,8 @@ func (p *Policy) explainMatch(h blocklists.Hit, m ruleMeta, now time.Time, outco
 	j := p.jurs[m.jur]
 	x := ExplainMatch{
 		Jurisdiction: j.ID,
-		Tier:         j.Tier.String(),
-		Mode:         j.Mode.String(),
+		Tier:         j.Tier.Spec(),
+		Mode:         j.Mode.Spec(),
 		Status:       j.Status(now),
 		Rule:         ruleText(h.Name, h.Kind),
 		Kind:         KindString(h.Kind),

@@ -11,12 +11,12 @@ import (
 	"strings"
 
 	"github.com/jurisdns/jurisdns/blocklists"
-	"github.com/jurisdns/jurisdns/config"
+	"github.com/jurisdns/jurisdns/spec"
 )
 
 // parseDate parses effective/expires dates: 2006-01-02 (midnight UTC) or
 // RFC 3339.
-var parseDate = config.ParseDate
+var parseDate = spec.ParseDate
 
 // digest is an order-independent fingerprint of a multiset of rules: the
 // sum, word by word, of each rule's SHA-256. Rule order and line numbers

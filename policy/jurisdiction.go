@@ -22,9 +22,11 @@ package policy
 import (
 	"fmt"
 	"net/netip"
+	"slices"
 	"time"
 
 	"github.com/jurisdns/jurisdns/blocklists"
+	"github.com/jurisdns/jurisdns/spec"
 )
 
 // DefaultTTL is the block TTL of a jurisdiction that sets none: short, so
@@ -45,15 +47,13 @@ const (
 	TierMandated
 )
 
-// String returns "advisory", "local" or "mandated".
+// tierNames are the tiers' names: spec's, the one vocabulary.
+var tierNames = [...]spec.Tier{TierAdvisory: spec.TierAdvisory, TierLocal: spec.TierLocal, TierMandated: spec.TierMandated}
+
+// String returns "advisory", "local" or "mandated" (spec's names).
 func (t Tier) String() string {
-	switch t {
-	case TierAdvisory:
-		return "advisory"
-	case TierLocal:
-		return "local"
-	case TierMandated:
-		return "mandated"
+	if n := t.Spec(); n != "" {
+		return string(n)
 	}
 	return "tier(" + itoa(int(t)) + ")"
 }
@@ -61,17 +61,13 @@ func (t Tier) String() string {
 // MarshalText encodes the tier by name (for JSON).
 func (t Tier) MarshalText() ([]byte, error) { return []byte(t.String()), nil }
 
-// ParseTier parses "mandated", "local" or "advisory".
-func ParseTier(s string) (Tier, error) {
-	switch s {
-	case "advisory":
-		return TierAdvisory, nil
-	case "local":
-		return TierLocal, nil
-	case "mandated":
-		return TierMandated, nil
+// tierOf is the tier of a configured tier (spec.Validate checked it); ""
+// is TierLocal, the default.
+func tierOf(t spec.Tier) Tier {
+	if i := slices.Index(tierNames[:], t); i > 0 { // entry 0 is "", no tier
+		return Tier(i)
 	}
-	return 0, fmt.Errorf("unknown tier %q (want mandated, local or advisory)", s)
+	return TierLocal
 }
 
 // Mode says whether a jurisdiction blocks or only reports.
@@ -85,13 +81,13 @@ const (
 	ModeReport
 )
 
-// String returns "enforce" or "report".
+// modeNames are the modes' names: spec's.
+var modeNames = [...]spec.Mode{ModeEnforce: spec.ModeEnforce, ModeReport: spec.ModeReport}
+
+// String returns "enforce" or "report" (spec's names).
 func (m Mode) String() string {
-	switch m {
-	case ModeEnforce:
-		return "enforce"
-	case ModeReport:
-		return "report"
+	if n := m.Spec(); n != "" {
+		return string(n)
 	}
 	return "mode(" + itoa(int(m)) + ")"
 }
@@ -99,15 +95,12 @@ func (m Mode) String() string {
 // MarshalText encodes the mode by name (for JSON).
 func (m Mode) MarshalText() ([]byte, error) { return []byte(m.String()), nil }
 
-// ParseMode parses "enforce" or "report".
-func ParseMode(s string) (Mode, error) {
-	switch s {
-	case "enforce":
-		return ModeEnforce, nil
-	case "report":
-		return ModeReport, nil
+// modeOf is the mode of a configured mode; "" is ModeEnforce.
+func modeOf(m spec.Mode) Mode {
+	if m == spec.ModeReport {
+		return ModeReport
 	}
-	return 0, fmt.Errorf("unknown mode %q (want enforce or report)", s)
+	return ModeEnforce
 }
 
 // Action is the answer a blocked client gets.
@@ -129,12 +122,16 @@ const (
 	ActionDrop
 )
 
-var actionNames = [...]string{"nxdomain", "nodata", "null", "ip", "refused", "drop"}
+// actionNames are the actions' names: spec's.
+var actionNames = [...]spec.Action{
+	ActionNXDomain: spec.ActionNXDomain, ActionNoData: spec.ActionNoData, ActionNull: spec.ActionNull,
+	ActionIP: spec.ActionIP, ActionRefused: spec.ActionRefused, ActionDrop: spec.ActionDrop,
+}
 
 // String returns the configuration name of the action ("nxdomain", …).
 func (a Action) String() string {
-	if int(a) < len(actionNames) {
-		return actionNames[a]
+	if n := a.Spec(); n != "" {
+		return string(n)
 	}
 	return "action(" + itoa(int(a)) + ")"
 }
@@ -142,15 +139,12 @@ func (a Action) String() string {
 // MarshalText encodes the action by name (for JSON).
 func (a Action) MarshalText() ([]byte, error) { return []byte(a.String()), nil }
 
-// ParseAction parses an action name: nxdomain, nodata, null, ip, refused or
-// drop.
-func ParseAction(s string) (Action, error) {
-	for i, n := range actionNames {
-		if s == n {
-			return Action(i), nil
-		}
+// actionOf is the action of a configured action; "" is ActionNXDomain.
+func actionOf(a spec.Action) Action {
+	if i := slices.Index(actionNames[:], a); i >= 0 {
+		return Action(i)
 	}
-	return 0, fmt.Errorf("unknown action %q (want nxdomain, nodata, null, ip, refused or drop)", s)
+	return ActionNXDomain
 }
 
 // OnLoadFailure says what happens to a jurisdiction whose source fails to
@@ -171,12 +165,13 @@ const (
 	FailOpen
 )
 
-var onLoadFailureNames = [...]string{"last_known_good", "fail_closed", "fail_open"}
+// onLoadFailureNames are the policies' names: spec's.
+var onLoadFailureNames = [...]spec.OnLoadFailure{LastKnownGood: spec.LastKnownGood, FailClosed: spec.FailClosed, FailOpen: spec.FailOpen}
 
 // String returns "last_known_good", "fail_closed" or "fail_open".
 func (o OnLoadFailure) String() string {
-	if int(o) < len(onLoadFailureNames) {
-		return onLoadFailureNames[o]
+	if n := o.Spec(); n != "" {
+		return string(n)
 	}
 	return "on_load_failure(" + itoa(int(o)) + ")"
 }
@@ -184,38 +179,44 @@ func (o OnLoadFailure) String() string {
 // MarshalText encodes the policy by name (for JSON).
 func (o OnLoadFailure) MarshalText() ([]byte, error) { return []byte(o.String()), nil }
 
-// ParseOnLoadFailure parses last_known_good, fail_closed or fail_open.
-func ParseOnLoadFailure(s string) (OnLoadFailure, error) {
-	for i, n := range onLoadFailureNames {
-		if s == n {
-			return OnLoadFailure(i), nil
-		}
+// onLoadFailureOf is the policy of a configured on_load_failure; "" is
+// LastKnownGood.
+func onLoadFailureOf(o spec.OnLoadFailure) OnLoadFailure {
+	if i := slices.Index(onLoadFailureNames[:], o); i >= 0 {
+		return OnLoadFailure(i)
 	}
-	return 0, fmt.Errorf("unknown on_load_failure %q (want last_known_good, fail_closed or fail_open)", s)
+	return LastKnownGood
+}
+
+// Spec is the tier in the vocabulary of the configuration (the views of
+// a jurisdiction, Explain's and the status page's, name it so); "" for a
+// value that is not a tier.
+func (t Tier) Spec() spec.Tier { return nameOf(tierNames[:], t) }
+
+// Spec is the mode in the vocabulary of the configuration.
+func (m Mode) Spec() spec.Mode { return nameOf(modeNames[:], m) }
+
+// Spec is the action in the vocabulary of the configuration.
+func (a Action) Spec() spec.Action { return nameOf(actionNames[:], a) }
+
+// Spec is the load-failure policy in the vocabulary of the configuration.
+func (o OnLoadFailure) Spec() spec.OnLoadFailure { return nameOf(onLoadFailureNames[:], o) }
+
+// nameOf is names[v], "" when v is out of range.
+func nameOf[N ~string, V ~uint8](names []N, v V) N {
+	if int(v) < len(names) {
+		return names[v]
+	}
+	return ""
 }
 
 // Jurisdiction is one resolved jurisdiction: shipped data with the user's
 // overrides applied, or a jurisdiction defined by the user. It is read-only
 // once Build returns.
 type Jurisdiction struct {
-	ID        string `json:"id"`
-	Title     string `json:"title"`
-	Authority string `json:"authority,omitempty"`
-	// Instrument names the jurisdiction's primary instrument (the first of
-	// Instruments for a shipped one, the configured text otherwise); Links
-	// are every source URL, flattened.
-	Instrument string   `json:"instrument,omitempty"`
-	Links      []string `json:"links,omitempty"`
-	// Instruments are the instruments behind a shipped jurisdiction, the
-	// primary one first, each with its public links. A configuration that
-	// sets instrument or links for the jurisdiction replaces them (nil).
-	Instruments []Instrument `json:"instruments,omitempty"`
-	// NameSources are the public sources of the hostnames (who owns a
-	// name), apart from the instruments that ban the service.
-	NameSources []Link `json:"name_sources,omitempty"`
-	Notes       string `json:"notes,omitempty"`
-	// LeavesOut says what the jurisdiction deliberately does not block.
-	LeavesOut []string `json:"leaves_out,omitempty"`
+	// Description says what the jurisdiction is and who stands behind it;
+	// the status page shows it as it is (status.Jurisdiction embeds it).
+	Description
 	// Effective and Expires bound the jurisdiction: it is active in
 	// [Effective, Expires). A zero time is unbounded.
 	Effective time.Time `json:"effective,omitzero"`
@@ -232,8 +233,6 @@ type Jurisdiction struct {
 	Sources       []SourceInfo  `json:"sources"`
 	Allow         []AllowEntry  `json:"allow,omitempty"`
 	OnLoadFailure OnLoadFailure `json:"on_load_failure"`
-	Contact       string        `json:"contact,omitempty"`
-	Organisation  string        `json:"organisation,omitempty"`
 	// Shipped is set for jurisdictions that ship with jurisdns (possibly
 	// overridden: see Overridden); Default for those the shipped defaults
 	// enable.
@@ -264,6 +263,80 @@ type Jurisdiction struct {
 	// cites maps a shipped rule (source index, line in its file) to the
 	// index in Instruments of the instrument it cites.
 	cites map[citeKey]int
+}
+
+// Description is what a jurisdiction is, in words and links: its id and
+// title, who issued it and under which instruments, whom to ask. It is the
+// one spelling of these fields: Jurisdiction and the status page's
+// jurisdiction (status.Jurisdiction) embed it, so a descriptive field added
+// here reaches both (and the JSON of GET /api/status and `jurisdns lists
+// --json`, in this order) without being copied.
+type Description struct {
+	ID        string `json:"id"`
+	Title     string `json:"title"`
+	Authority string `json:"authority,omitempty"`
+	// Instrument names the jurisdiction's primary instrument (the first of
+	// Instruments for a shipped one, the configured text otherwise); Links
+	// are every source URL, flattened.
+	Instrument string   `json:"instrument,omitempty"`
+	Links      []string `json:"links,omitempty"`
+	// LinkTitles[i] is the short title of Links[i] ("Home Affairs: PSPF
+	// Direction 001-2025") from the instruments and name sources, "" when
+	// it has none; nil when no link has a title.
+	LinkTitles []string `json:"link_titles,omitempty"`
+	// Instruments are the instruments behind a shipped jurisdiction, the
+	// primary one first, each with its public links. A configuration that
+	// sets instrument or links for the jurisdiction replaces them (nil).
+	Instruments []Instrument `json:"instruments,omitempty"`
+	// NameSources are the public sources of the hostnames (who owns a
+	// name), apart from the instruments that ban the service.
+	NameSources []Link `json:"name_sources,omitempty"`
+	// LeavesOut says what the jurisdiction deliberately does not block.
+	LeavesOut []string `json:"leaves_out,omitempty"`
+	Notes     string   `json:"notes,omitempty"`
+	// Contact and Organisation say who answers for the jurisdiction's
+	// blocks (a local policy's IT desk): the structured DNS error of its
+	// block answers names them.
+	Contact      string `json:"contact,omitempty"`
+	Organisation string `json:"organisation,omitempty"`
+}
+
+// linkTitles returns the titles of d.Links from its instruments and name
+// sources (nil when none has a title).
+func (d *Description) linkTitles() []string {
+	titles := map[string]string{}
+	for _, in := range d.Instruments {
+		for _, l := range in.Links {
+			titles[l.URL] = l.Title
+		}
+	}
+	for _, l := range d.NameSources {
+		titles[l.URL] = l.Title
+	}
+	if len(titles) == 0 {
+		return nil
+	}
+	out := make([]string, len(d.Links))
+	for i, u := range d.Links {
+		out[i] = titles[u]
+	}
+	return out
+}
+
+// Terms is how a jurisdiction blocks, in the vocabulary of the
+// configuration: its tier, mode, action and EDE code. The views of a
+// jurisdiction (Explain's ExplainJurisdiction, the status page's
+// status.Jurisdiction) embed it.
+type Terms struct {
+	Tier   spec.Tier   `json:"tier"`
+	Mode   spec.Mode   `json:"mode"`
+	Action spec.Action `json:"action"`
+	EDE    uint16      `json:"ede"`
+}
+
+// Terms returns j's terms.
+func (j *Jurisdiction) Terms() Terms {
+	return Terms{Tier: j.Tier.Spec(), Mode: j.Mode.Spec(), Action: j.Action.Spec(), EDE: j.EDE}
 }
 
 type citeKey struct {
@@ -319,6 +392,25 @@ func (j *Jurisdiction) instrumentFor(src uint16, line int, now time.Time) *Instr
 
 // SourceInfo describes one loaded source of a jurisdiction.
 type SourceInfo struct {
+	// SourceState is what the status page shows of the source as it is
+	// (status.Source embeds it).
+	SourceState
+	// Errors holds the first bad lines (file:line: reason).
+	Errors []blocklists.LineError `json:"errors,omitempty"`
+	// Err says why the source failed (Stale: its last known good rules
+	// were kept).
+	Err string `json:"error,omitempty"`
+	// Transfer is the state of a source pulled by zone transfer.
+	Transfer *TransferState `json:"transfer,omitempty"`
+
+	// key identifies the source across reloads: Origin unredacted.
+	key string
+}
+
+// SourceState is what a source is and how its last load went: the one
+// spelling of these fields, which SourceInfo and the status page's source
+// (status.Source) embed.
+type SourceState struct {
 	Name string `json:"name"`
 	// Origin is "shipped", "inline", the file path or the URL (with its
 	// credentials and query string redacted, see download.RedactURL).
@@ -331,19 +423,11 @@ type SourceInfo struct {
 	Entries int `json:"entries"`
 	Bad     int `json:"bad"`
 	Skipped int `json:"skipped"`
-	// Errors holds the first bad lines (file:line: reason).
-	Errors []blocklists.LineError `json:"errors,omitempty"`
 	// Hash is the hex SHA-256 of the source's bytes as loaded.
 	Hash string `json:"hash,omitempty"`
 	// Stale is set when the source failed and its last known good rules
-	// were kept; Err says why it failed.
-	Stale bool   `json:"stale,omitempty"`
-	Err   string `json:"error,omitempty"`
-	// Transfer is the state of a source pulled by zone transfer.
-	Transfer *TransferState `json:"transfer,omitempty"`
-
-	// key identifies the source across reloads: Origin unredacted.
-	key string
+	// were kept (SourceInfo.Err says why it failed).
+	Stale bool `json:"stale,omitempty"`
 }
 
 // AllowEntry is one entry of a jurisdiction's allow list.

@@ -174,21 +174,29 @@ func (v *Verdict) ReportedJurisdictions() []*Jurisdiction {
 // Match decides qname (any case, trailing dot optional) for a client set
 // (nil means the default set) at now. It does not allocate.
 func (p *Policy) Match(qname string, cs *ClientSet, now time.Time) Verdict {
+	var v Verdict
+	p.MatchInto(&v, qname, cs, now)
+	return v
+}
+
+// MatchInto is Match writing the verdict into *v (overwritten whole),
+// which spares a hot path the copy of the returned Verdict.
+func (p *Policy) MatchInto(v *Verdict, qname string, cs *ClientSet, now time.Time) {
 	if cs == nil {
 		cs = p.def
 	}
-	var v Verdict
+	*v = Verdict{}
 	for _, j := range cs.failClosed {
 		if j.failedClosed(now) {
 			v.Decision = DecisionFailClosed
 			v.Jurisdiction = j
-			return v
+			return
 		}
 	}
 	var buf [hitBufSize]blocklists.Hit
 	hits := p.lookup(qname, buf[:0])
 	if len(hits) == 0 {
-		return v
+		return
 	}
 	var mbuf [hitBufSize]ruleMeta
 	e := p.newEval(hits, mbuf[:0], cs, now)
@@ -196,7 +204,7 @@ func (p *Policy) Match(qname string, cs *ClientSet, now time.Time) Verdict {
 	for i := range e.hits {
 		switch st := e.classify(i); st.outcome {
 		case outReport:
-			p.addReported(&v, e.hits[i], e.metas[i])
+			p.addReported(v, e.hits[i], e.metas[i])
 		case outBlock:
 			if best < 0 || e.better(i, best) {
 				best = i
@@ -205,10 +213,9 @@ func (p *Policy) Match(qname string, cs *ClientSet, now time.Time) Verdict {
 	}
 	if best >= 0 {
 		m := e.metas[best]
-		p.fill(&v, e.hits[best], m)
+		p.fill(v, e.hits[best], m)
 		v.Instrument = v.Jurisdiction.instrumentFor(m.src, int(m.line), now)
 	}
-	return v
 }
 
 // addReported lists a report-mode match once per jurisdiction, with the

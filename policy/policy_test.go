@@ -18,12 +18,13 @@ import (
 	"github.com/jurisdns/jurisdns/blocklists"
 	"github.com/jurisdns/jurisdns/blocklists/shipped"
 	"github.com/jurisdns/jurisdns/config"
+	"github.com/jurisdns/jurisdns/spec"
 )
 
 // jd builds a user jurisdiction with one inline source of block entries
 // (none when block is nil) and allow entries.
 func jd(id, tier string, block []string, allow ...string) config.Jurisdiction {
-	j := config.Jurisdiction{ID: id, Tier: tier, Allow: allow}
+	j := config.Jurisdiction{ID: id, Tier: spec.Tier(tier), Allow: allow}
 	if block != nil {
 		j.Sources = []config.Source{{Name: id + "-list", Inline: block}}
 	}
@@ -47,7 +48,7 @@ func effective(s string) func(*config.Jurisdiction) {
 
 func source(format string, lines ...string) func(*config.Jurisdiction) {
 	return func(j *config.Jurisdiction) {
-		j.Sources = []config.Source{{Name: j.ID + "-" + format, Format: format, Inline: lines}}
+		j.Sources = []config.Source{{Name: j.ID + "-" + format, Format: spec.Format(format), Inline: lines}}
 	}
 }
 
@@ -299,7 +300,7 @@ func TestClientSets(t *testing.T) {
 			{Name: "lab", Subnets: []string{"10.1.0.0/16", "2001:db8:1::/48"}, Jurisdictions: []string{"narrow", "wide"}},
 			{Name: "v6-site", Subnets: []string{"2001:db8::/32"}, Jurisdictions: []string{"v6"}},
 			{Name: "mapped", Subnets: []string{"::ffff:192.168.0.0/112"}, Jurisdictions: []string{"mapped"}},
-			{Name: "one-host", Subnets: []string{"10.1.2.3"}, Jurisdictions: []string{"host"}},
+			{Name: "one-host", Subnets: []string{"10.1.2.3/32"}, Jurisdictions: []string{"host"}},
 		},
 		DefaultJurisdictions: []string{"bypass"},
 	}
@@ -495,22 +496,37 @@ func TestBuildErrors(t *testing.T) {
 		t.Fatal("no error")
 	}
 	wants := []string{
-		`jurisdictions[0].tier: unknown tier "supreme"`,
 		`jurisdictions[1]: action ip needs sinkhole addresses`,
-		`jurisdictions[2].sources[0]: needs exactly one of path, url, inline and transfer`,
 		`jurisdictions[3].sources[0]: url sources need the downloader`,
 		`jurisdictions[4].allow[0]: bad allow entry "bad..name"`,
 		`jurisdictions[5].sources[0]: open `,
 		`jurisdictions[6]: effective 2026-01-01 is not before expires 2025-01-01`,
-		`jurisdictions[7].id: duplicate id "t1" (also jurisdictions[0])`,
-		`jurisdictions[8].sources[0].format: unknown format "csv"`,
-		`clients[1].subnets[0]: `,
 		`clients[1].jurisdictions[0]: unknown jurisdiction "xx"`,
 		`default_jurisdictions[1]: unknown jurisdiction "nope"`,
 	}
 	for _, w := range wants {
 		if !strings.Contains(err.Error(), w) {
 			t.Errorf("missing %q in:\n%v", w, err)
+		}
+	}
+	// The values of the vocabulary are checked once, by spec.Validate, not
+	// again by Build: the enum is converted, the duplicate is not looked
+	// for.
+	for _, no := range []string{"unknown tier", "duplicate id", ".format: unknown format"} {
+		if strings.Contains(err.Error(), no) {
+			t.Errorf("Build checked %q again:\n%v", no, err)
+		}
+	}
+	verr := cfg.Validate()
+	for _, w := range []string{
+		`jurisdictions[0].tier: "supreme" is not one of mandated, local, advisory`,
+		`jurisdictions[7].id: "t1" is already used by jurisdictions[0]`,
+		`jurisdictions[8].sources[0].format: "csv" is not one of domains, hosts, adblock, wildcard, rpz`,
+		`clients[1].subnets[0]: "10.0.0.0/33" is not a CIDR prefix`,
+		`jurisdictions[2].sources[0]: has path and inline: exactly one of path, url, inline or transfer is allowed`,
+	} {
+		if verr == nil || !strings.Contains(verr.Error(), w) {
+			t.Errorf("Validate: missing %q in:\n%v", w, verr)
 		}
 	}
 }
@@ -532,7 +548,7 @@ func TestOnLoadFailure(t *testing.T) {
 	urlJur := func(olf string) *config.Config {
 		return &config.Config{
 			Jurisdictions: []config.Jurisdiction{{
-				ID: "remote", Tier: "mandated", OnLoadFailure: olf,
+				ID: "remote", Tier: "mandated", OnLoadFailure: spec.OnLoadFailure(olf),
 				Sources: []config.Source{{Name: "ai", URL: url}},
 			}},
 			Clients: []config.Client{
@@ -803,23 +819,23 @@ func TestEDEText(t *testing.T) {
 	}{
 		{
 			name: "instrument and rule",
-			j:    Jurisdiction{ID: "au-gov", Instrument: "PSPF Direction 001-2025"},
+			j:    Jurisdiction{Description: Description{ID: "au-gov", Instrument: "PSPF Direction 001-2025"}},
 			v:    Verdict{Decision: DecisionBlock, Rule: "deepseek.com", Source: "deepseek-core"},
 			want: "au-gov: PSPF Direction 001-2025; rule deepseek.com (deepseek-core)",
 		},
 		{
 			name: "title when there is no instrument, below rule",
-			j:    Jurisdiction{ID: "acme", Title: "ACME policy"},
+			j:    Jurisdiction{Description: Description{ID: "acme", Title: "ACME policy"}},
 			v:    Verdict{Decision: DecisionBlock, Rule: "x.example", Kind: blocklists.Below, Source: "inline"},
 			want: "acme: ACME policy; rule *.x.example (inline)",
 		},
 		{
 			name: "cut at 200 bytes on a rune boundary",
-			j:    Jurisdiction{ID: "x", Instrument: long},
+			j:    Jurisdiction{Description: Description{ID: "x", Instrument: long}},
 			v:    Verdict{Decision: DecisionBlock, Rule: "r", Source: "s"},
 			want: "x: " + strings.Repeat("é", 98),
 		},
-		{name: "no decision", j: Jurisdiction{ID: "x"}, v: Verdict{}, want: ""},
+		{name: "no decision", j: Jurisdiction{Description: Description{ID: "x"}}, v: Verdict{}, want: ""},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -966,7 +982,7 @@ func FuzzStructuredEDEText(f *testing.F) {
 		if len(org) > 32 {
 			org = org[:32]
 		}
-		j := &Jurisdiction{ID: "x", Instrument: instr, Contact: "mailto:it@acme.example", Organisation: org, EDE: 15}
+		j := &Jurisdiction{Description: Description{ID: "x", Instrument: instr, Contact: "mailto:it@acme.example", Organisation: org}, EDE: 15}
 		j.sde = structuredPrefix(j)
 		if len(j.sde) > maxSDEPrefix {
 			return // rejected by Build

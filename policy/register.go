@@ -8,14 +8,14 @@ import (
 	"strings"
 	"time"
 
-	"github.com/jurisdns/jurisdns/config"
+	"github.com/jurisdns/jurisdns/spec"
 )
 
 // RegisterStatuses returns the status (Jurisdiction.Status) of every
 // shipped jurisdiction at t, by id. A register written at one date is stale
 // at another when these differ.
 func RegisterStatuses(t time.Time) (map[string]string, error) {
-	p, err := Build(context.Background(), &config.Config{DefaultJurisdictions: []string{}}, BuildOptions{})
+	p, err := Build(context.Background(), &spec.Config{DefaultJurisdictions: []string{}}, BuildOptions{})
 	if err != nil {
 		return nil, err
 	}
@@ -35,7 +35,7 @@ func WriteRegister(w io.Writer, asOf time.Time) error {
 	if err != nil {
 		return err
 	}
-	p, err := Build(context.Background(), &config.Config{DefaultJurisdictions: []string{}}, BuildOptions{})
+	p, err := Build(context.Background(), &spec.Config{DefaultJurisdictions: []string{}}, BuildOptions{})
 	if err != nil {
 		return err
 	}
@@ -103,7 +103,7 @@ func writeJurisdiction(b *bytes.Buffer, f *shippedFile, j *Jurisdiction, asOf ti
 		for _, e := range s.Entries {
 			var note []string
 			if e.Action != "" {
-				note = append(note, "answer "+e.Action)
+				note = append(note, "answer "+string(e.Action))
 			}
 			if e.Unconfirmed {
 				note = append(note, "UNCONFIRMED: recorded, not loaded")

@@ -1,123 +1,24 @@
 package policy
 
 import (
-	"bytes"
 	"errors"
-	"fmt"
 	"io/fs"
-	"net/url"
-	"path"
 	"sort"
-	"strings"
 	"sync"
 
-	"gopkg.in/yaml.v3"
-
 	"github.com/jurisdns/jurisdns/blocklists/shipped"
+	"github.com/jurisdns/jurisdns/spec"
 )
 
-// shippedFile is the schema of one blocklists/shipped/<id>.yaml file. It is
-// documented for readers of the data in docs/jurisdictions.md (generated from
-// this data; see WriteRegister).
+// shippedFile is one parsed blocklists/shipped/<id>.yaml: its data (the
+// schema is spec's, documented for readers in docs/jurisdictions.md,
+// generated from this data; see WriteRegister) and what parseShippedFile
+// learnt checking it.
 type shippedFile struct {
-	ID            string              `yaml:"id"`
-	Title         string              `yaml:"title"`
-	Authority     string              `yaml:"authority"`
-	Instruments   []shippedInstrument `yaml:"instruments"`
-	NameSources   []shippedLink       `yaml:"name_sources"`
-	Effective     string              `yaml:"effective"`
-	Expires       string              `yaml:"expires"`
-	Tier          string              `yaml:"tier"`
-	Mode          string              `yaml:"mode"`
-	Action        string              `yaml:"action"`
-	Sinkhole      []string            `yaml:"sinkhole"`
-	EDE           *int                `yaml:"ede"`
-	TTL           string              `yaml:"ttl"`
-	OnLoadFailure string              `yaml:"on_load_failure"`
-	Default       bool                `yaml:"default"`
-	Notes         string              `yaml:"notes"`
-	LeavesOut     []string            `yaml:"leaves_out"`
-	Sources       []shippedSource     `yaml:"sources"`
-	Allow         []shippedEntry      `yaml:"allow"`
+	spec.ShippedJurisdiction
 
-	file string // "shipped/<id>.yaml"
-}
-
-// shippedInstrument is one legal or policy instrument behind a
-// jurisdiction.
-type shippedInstrument struct {
-	Name     string        `yaml:"name"`
-	Issuer   string        `yaml:"issuer"`
-	Date     string        `yaml:"date"`
-	Repealed string        `yaml:"repealed"`
-	Scope    string        `yaml:"scope"`
-	Links    []shippedLink `yaml:"links"`
-
-	line int
-}
-
-// shippedLink is a public source: an https URL and a short title
-// ("Home Affairs: PSPF Direction 001-2025").
-type shippedLink struct {
-	URL   string `yaml:"url"`
-	Title string `yaml:"title"`
-
-	line int
-}
-
-type shippedSource struct {
-	Name    string         `yaml:"name"`
-	Format  string         `yaml:"format"`
-	Match   string         `yaml:"match"`
-	Entries []shippedEntry `yaml:"entries"`
-}
-
-type shippedEntry struct {
-	Rule        string `yaml:"rule"`
-	Cite        string `yaml:"cite"`
-	Names       string `yaml:"names"`
-	Action      string `yaml:"action"`
-	Collateral  string `yaml:"collateral"`
-	Unconfirmed bool   `yaml:"unconfirmed"`
-
-	line  int // line of the entry in its file
-	instr int // index of the instrument whose link the entry cites
-}
-
-// UnmarshalYAML decodes an entry and remembers its line in the file.
-func (e *shippedEntry) UnmarshalYAML(n *yaml.Node) error {
-	type plain shippedEntry
-	var p plain
-	if err := n.Decode(&p); err != nil {
-		return err
-	}
-	*e = shippedEntry(p)
-	e.line = n.Line
-	return nil
-}
-
-// UnmarshalYAML decodes an instrument and remembers its line.
-func (in *shippedInstrument) UnmarshalYAML(n *yaml.Node) error {
-	type plain shippedInstrument
-	var p plain
-	if err := n.Decode(&p); err != nil {
-		return err
-	}
-	*in = shippedInstrument(p)
-	in.line = n.Line
-	return nil
-}
-
-// UnmarshalYAML decodes a link and remembers its line.
-func (l *shippedLink) UnmarshalYAML(n *yaml.Node) error {
-	type plain shippedLink
-	var p plain
-	if err := n.Decode(&p); err != nil {
-		return err
-	}
-	*l = shippedLink(p)
-	l.line = n.Line
-	return nil
+	file    string         // "shipped/<id>.yaml"
+	instrOf map[string]int // link URL -> index of the instrument it belongs to
 }
 
 var (
@@ -166,126 +67,19 @@ func parseShippedFS(fsys fs.FS) ([]*shippedFile, error) {
 
 func parseShippedFile(name string, b []byte) (*shippedFile, error) {
 	f := &shippedFile{file: "shipped/" + name}
-	dec := yaml.NewDecoder(bytes.NewReader(b))
-	dec.KnownFields(true)
-	if err := dec.Decode(f); err != nil {
-		return nil, fmt.Errorf("%s: %w", f.file, err)
+	// The decoder of the configuration: unknown keys, values of the wrong
+	// kind and unknown enum values are errors with file:line.
+	if err := spec.DecodeYAML(f.file, b, &f.ShippedJurisdiction); err != nil {
+		return nil, err
 	}
-	var errs []error
-	bad := func(format string, args ...any) {
-		errs = append(errs, fmt.Errorf("%s: "+format, append([]any{f.file}, args...)...))
+	// Checked by the rules of the vocabulary: the id rule and the
+	// attributes of a configured jurisdiction, the provenance of every
+	// entry.
+	if err := f.Validate(f.file); err != nil {
+		return nil, err
 	}
-	badLine := func(line int, format string, args ...any) {
-		errs = append(errs, fmt.Errorf("%s:%d: "+format, append([]any{f.file, line}, args...)...))
-	}
-	if want := strings.TrimSuffix(path.Base(name), ".yaml"); f.ID != want {
-		bad("id %q does not match the file name (want %q)", f.ID, want)
-	}
-	if f.Title == "" || f.Tier == "" {
-		bad("title and tier are required")
-	}
-	if len(f.Instruments) == 0 {
-		bad("instruments: at least one instrument is required")
-	}
-	// A government instrument has a date; the operator's own policy (tier
-	// local) may have none.
-	needDate := f.Tier == "mandated" || f.Tier == "advisory"
-	if f.Tier == "advisory" && f.Mode != "report" {
-		bad("mode: an advisory jurisdiction ships in mode report (an operator may enforce it in their configuration)")
-	}
-	instrOf := map[string]int{} // link URL -> instrument index
-	seen := map[string]string{}
-	checkLink := func(key string, l shippedLink) {
-		if err := checkHTTPS(l.URL); err != nil {
-			badLine(l.line, "%s.url: %v", key, err)
-		}
-		if strings.TrimSpace(l.Title) == "" {
-			badLine(l.line, "%s.title: a link needs a short title (publisher: document)", key)
-		}
-		if other, dup := seen[l.URL]; dup {
-			badLine(l.line, "%s.url: %s is also %s", key, l.URL, other)
-		}
-		seen[l.URL] = key
-	}
-	for i, in := range f.Instruments {
-		key := fmt.Sprintf("instruments[%d]", i)
-		if strings.TrimSpace(in.Name) == "" || strings.TrimSpace(in.Issuer) == "" || strings.TrimSpace(in.Scope) == "" {
-			badLine(in.line, "%s: name, issuer and scope are required", key)
-		}
-		switch {
-		case in.Date == "" && needDate:
-			badLine(in.line, "%s.date: required for a %s jurisdiction", key, f.Tier)
-		case in.Date != "":
-			if _, err := parseDate(in.Date); err != nil {
-				badLine(in.line, "%s.date: %v", key, err)
-			}
-		}
-		if in.Repealed != "" {
-			r, err := parseDate(in.Repealed)
-			if err != nil {
-				badLine(in.line, "%s.repealed: %v", key, err)
-			} else if d, err := parseDate(in.Date); err == nil && in.Date != "" && !d.Before(r) {
-				badLine(in.line, "%s.repealed: %s is not after date %s", key, in.Repealed, in.Date)
-			}
-		}
-		if len(in.Links) == 0 {
-			badLine(in.line, "%s.links: at least one public link is required", key)
-		}
-		for k, l := range in.Links {
-			checkLink(fmt.Sprintf("%s.links[%d]", key, k), l)
-			instrOf[l.URL] = i
-		}
-	}
-	names := map[string]bool{}
-	for k, l := range f.NameSources {
-		checkLink(fmt.Sprintf("name_sources[%d]", k), l)
-		names[l.URL] = true
-	}
-	checkEntry := func(key string, e *shippedEntry) {
-		if strings.TrimSpace(e.Rule) == "" {
-			badLine(e.line, "%s: entry without a rule", key)
-		}
-		if strings.TrimSpace(e.Cite) == "" {
-			badLine(e.line, "%s.cite: entry %q cites no source", key, e.Rule)
-		} else if i, ok := instrOf[e.Cite]; ok {
-			e.instr = i
-		} else {
-			badLine(e.line, "%s.cite: %q is not a link of any instrument of %s", key, e.Cite, f.ID)
-		}
-		if e.Names != "" && !names[e.Names] && !isInstrLink(instrOf, e.Names) {
-			badLine(e.line, "%s.names: %q is not listed in name_sources or an instrument's links", key, e.Names)
-		}
-	}
-	for i := range f.Sources {
-		s := &f.Sources[i]
-		if s.Name == "" {
-			bad("sources[%d]: no name", i)
-		}
-		for k := range s.Entries {
-			checkEntry(fmt.Sprintf("sources[%d].entries[%d]", i, k), &s.Entries[k])
-		}
-	}
-	for k := range f.Allow {
-		checkEntry(fmt.Sprintf("allow[%d]", k), &f.Allow[k])
-	}
-	return f, errors.Join(errs...)
-}
-
-func isInstrLink(instrOf map[string]int, u string) bool {
-	_, ok := instrOf[u]
-	return ok
-}
-
-// checkHTTPS accepts an absolute https URL with a host.
-func checkHTTPS(s string) error {
-	u, err := url.Parse(s)
-	switch {
-	case err != nil:
-		return err
-	case u.Scheme != "https" || u.Host == "":
-		return fmt.Errorf("%q is not an absolute https URL", s)
-	}
-	return nil
+	f.instrOf = f.InstrumentOf()
+	return f, nil
 }
 
 // ShippedDefaults returns the ids of the shipped jurisdictions that the

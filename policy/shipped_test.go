@@ -13,6 +13,7 @@ import (
 
 	"github.com/jurisdns/jurisdns/blocklists/shipped"
 	"github.com/jurisdns/jurisdns/config"
+	"github.com/jurisdns/jurisdns/spec"
 )
 
 // wantDefaults are the jurisdictions the default configuration enables
@@ -64,12 +65,12 @@ func TestShippedFiles(t *testing.T) {
 			for _, e := range s.Entries {
 				entries++
 				if strings.TrimSpace(e.Cite) == "" {
-					t.Errorf("%s:%d: %q has no citation", f.file, e.line, e.Rule)
+					t.Errorf("%s:%d: %q has no citation", f.file, e.Line, e.Rule)
 				}
 				if f.Default && e.Unconfirmed {
-					t.Errorf("%s:%d: default jurisdiction enforces unconfirmed entry %q", f.file, e.line, e.Rule)
+					t.Errorf("%s:%d: default jurisdiction enforces unconfirmed entry %q", f.file, e.Line, e.Rule)
 				}
-				if e.line == 0 {
+				if e.Line == 0 {
 					t.Errorf("%s: entry %q has no line", f.file, e.Rule)
 				}
 			}
@@ -132,8 +133,26 @@ func TestShippedFileChecks(t *testing.T) {
 			wantErr: "shipped/x.yaml: mode: an advisory jurisdiction ships in mode report"},
 		{name: "no instruments", file: "x.yaml", content: "id: x\ntitle: T\ntier: local\n", wantErr: "instruments: at least one instrument is required"},
 		{name: "id does not match file", file: "y.yaml", content: head, wantErr: `id "x" does not match the file name`},
-		{name: "unknown field", file: "x.yaml", content: head + "colour: red\n", wantErr: "field colour not found"},
+		// The shipped files are read by the configuration's decoder: an
+		// unknown key, a value of the wrong kind or an unknown enum value
+		// is an error with file:line and key path.
+		{name: "unknown field", file: "x.yaml", content: head + "colour: red\n", wantErr: `shipped/x.yaml:13: unknown key "colour"`},
+		{name: "misspelt field", file: "x.yaml", content: head + "leaves_outt: []\n", wantErr: `shipped/x.yaml:13: unknown key "leaves_outt" (did you mean "leaves_out"?)`},
+		{name: "unknown tier", file: "x.yaml", content: strings.Replace(head, "tier: mandated", "tier: national", 1),
+			wantErr: `shipped/x.yaml:3: tier: "national" is not one of mandated, local, advisory`},
+		{name: "bad ttl", file: "x.yaml", content: head + "ttl: 60\n", wantErr: `shipped/x.yaml:13: ttl: "60" is not a duration`},
+		{name: "unknown entry action", file: "x.yaml", content: head + entry + "        cite: https://gov.example/direction-1\n        action: servfail\n",
+			wantErr: `shipped/x.yaml:18: sources[0].entries[0].action: "servfail" is not one of nxdomain, nodata, drop, allow, passthru`},
+		{name: "unknown format", file: "x.yaml", content: head + "sources:\n  - name: s\n    format: csv\n",
+			wantErr: `shipped/x.yaml:15: sources[0].format: "csv" is not one of domains, hosts, adblock, wildcard, rpz`},
+		{name: "id rule of the configuration", file: "x_y.yaml", content: strings.Replace(head, "id: x", "id: x_y", 1),
+			wantErr: `shipped/x_y.yaml: id: "x_y" is not a jurisdiction id (lower-case letters, digits and '-', at most 63)`},
 		{name: "source without name", file: "x.yaml", content: head + "sources:\n  - entries: []\n", wantErr: "sources[0]: no name"},
+		// The keys shared with a configured jurisdiction
+		// (spec.JurisdictionAttrs, squashed) are the file's own, and
+		// checked by the same rules.
+		{name: "misspelt shared key", file: "x.yaml", content: head + "authorty: A\n", wantErr: `shipped/x.yaml:13: unknown key "authorty" (did you mean "authority"?)`},
+		{name: "action ip without sinkhole", file: "x.yaml", content: head + "action: ip\n", wantErr: "shipped/x.yaml: sinkhole: action ip needs at least one sinkhole address"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -152,17 +171,33 @@ func TestShippedFileChecks(t *testing.T) {
 }
 
 // TestShippedDatesChecked: a shipped file whose expires is not after its
-// effective is rejected with its file name, like a configured one.
+// effective is rejected with its file name, by the rule of a configured
+// jurisdiction (spec's); so are its other attributes.
 func TestShippedDatesChecked(t *testing.T) {
-	f, err := parseShippedFile("x.yaml", []byte("id: x\ntitle: T\ntier: local\neffective: \"2026-12-04\"\nexpires: \"2025-12-04\"\n"+
-		"instruments:\n  - name: P\n    issuer: O\n    scope: S\n    links:\n      - url: https://o.example/p\n        title: \"O: P\"\n"))
+	const instr = "instruments:\n  - name: P\n    issuer: O\n    scope: S\n    links:\n      - url: https://o.example/p\n        title: \"O: P\"\n"
+	for _, tc := range []struct{ attrs, want string }{
+		{"effective: \"2026-12-04\"\nexpires: \"2025-12-04\"\n", "shipped/x.yaml: expires: 2025-12-04 is not after effective (2026-12-04)"},
+		{"effective: 4 Dec 2026\n", `shipped/x.yaml: effective: "4 Dec 2026" is not a date`},
+		{"sinkhole: [sink.example]\n", `shipped/x.yaml: sinkhole[0]: "sink.example" is not an IP address`},
+		{"ede: 70000\n", "shipped/x.yaml: ede: 70000 is not an EDE code (0 to 65535)"},
+		{"ttl: -1m\n", "shipped/x.yaml: ttl: -1m0s is negative"},
+	} {
+		_, err := parseShippedFile("x.yaml", []byte("id: x\ntitle: T\ntier: local\n"+tc.attrs+instr))
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%q: error %v, want %q", tc.attrs, err, tc.want)
+		}
+	}
+	// The merged jurisdiction is checked again where only the merge can
+	// tell: an override's effective after the shipped expires.
+	f, err := parseShippedFile("x.yaml", []byte("id: x\ntitle: T\ntier: local\nexpires: \"2025-12-04\"\n"+instr))
 	if err != nil {
 		t.Fatal(err)
 	}
 	b := &builder{byID: map[string]*jspec{}, userKey: map[string]string{}}
 	b.addShipped(f)
+	b.addUser(0, &spec.Jurisdiction{ID: "x", Effective: "2026-12-04"})
 	b.check(b.specs[0])
-	if err := errors.Join(b.errs...); err == nil || !strings.Contains(err.Error(), "shipped/x.yaml: effective 2026-12-04 is not before expires 2025-12-04") {
+	if err := errors.Join(b.errs...); err == nil || !strings.Contains(err.Error(), "jurisdictions[0]: effective 2026-12-04 is not before expires 2025-12-04") {
 		t.Fatalf("error %v", err)
 	}
 }
@@ -349,7 +384,7 @@ func TestBypass(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			cfg := &config.Config{DefaultJurisdictions: []string{"bypass"}}
 			if tc.action != "" {
-				cfg.Jurisdictions = []config.Jurisdiction{{ID: "bypass", Action: tc.action}}
+				cfg.Jurisdictions = []config.Jurisdiction{{ID: "bypass", Action: spec.Action(tc.action)}}
 			}
 			p := build(t, cfg, BuildOptions{})
 			v := p.Match(tc.qname, nil, testNow)
@@ -416,7 +451,7 @@ func TestShippedCitesListedLinks(t *testing.T) {
 		}
 		for _, e := range entries {
 			if !strings.HasPrefix(e.Cite, "https://") || !links[e.Cite] {
-				t.Errorf("%s:%d: %s cites %q, not an https link of its instruments", f.file, e.line, e.Rule, e.Cite)
+				t.Errorf("%s:%d: %s cites %q, not an https link of its instruments", f.file, e.Line, e.Rule, e.Cite)
 			}
 		}
 	}

@@ -8,6 +8,7 @@ import (
 
 	"github.com/jurisdns/jurisdns/config"
 	"github.com/jurisdns/jurisdns/resolver/resolvertest"
+	"github.com/jurisdns/jurisdns/spec"
 )
 
 // send queries name from src and returns the reply, or nil on no reply.
@@ -29,7 +30,7 @@ func TestAccessControl(t *testing.T) {
 		t.Run(action, func(t *testing.T) {
 			h := start(t, []string{up.Addr()}, func(c *config.Config) {
 				c.Access.Allow = []string{"127.0.0.1/32", "::1/128"}
-				c.Access.Action = action
+				c.Access.Action = spec.AccessAction(action)
 			})
 			for _, n := range nets {
 				if r := send(t, "127.0.0.1", h.addr, n, "ok.example."); r == nil || r.Rcode != dns.RcodeSuccess {
@@ -61,7 +62,7 @@ func TestRateLimit(t *testing.T) {
 	for _, action := range []string{"drop", "truncate"} {
 		t.Run(action, func(t *testing.T) {
 			h := start(t, []string{up.Addr()}, func(c *config.Config) {
-				c.Access.RateLimit = config.RateLimit{QPS: 1, Burst: 3, IPv4Prefix: 32, IPv6Prefix: 64, Exempt: []string{"127.0.0.9/32"}, Action: action}
+				c.Access.RateLimit = config.RateLimit{QPS: 1, Burst: 3, IPv4Prefix: 32, IPv6Prefix: 64, Exempt: []string{"127.0.0.9/32"}, Action: spec.RateLimitAction(action)}
 			})
 			answered, limited := 0, 0
 			for i := 0; i < 6; i++ {

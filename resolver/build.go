@@ -16,8 +16,8 @@ import (
 
 	"github.com/miekg/dns"
 
-	"github.com/jurisdns/jurisdns/config"
 	"github.com/jurisdns/jurisdns/policy"
+	"github.com/jurisdns/jurisdns/spec"
 	"github.com/jurisdns/jurisdns/upstream"
 	"github.com/jurisdns/jurisdns/zones"
 )
@@ -64,7 +64,7 @@ type BuildOptions struct {
 
 // Build assembles the runtime of cfg: the default upstream group and one
 // per conditional forward, the policy (o.Policy), the local zones, the rate
-// limiter and the handler chain. It does not install it: Swap does.
+// limiter and the forwarder. It does not install it: Swap does.
 //
 // Parts whose configuration did not change are taken over from the current
 // runtime instead of being built again: an upstream group with the same
@@ -75,7 +75,7 @@ type BuildOptions struct {
 //
 // Every problem is reported, joined, with its key path. On error nothing
 // built is left open and the current runtime is untouched.
-func (s *Server) Build(ctx context.Context, cfg *config.Config, o BuildOptions) (*Runtime, error) {
+func (s *Server) Build(ctx context.Context, cfg *spec.Config, o BuildOptions) (*Runtime, error) {
 	prev := s.rt.Load()
 	b := &builder{cfg: cfg, o: o, built: map[string]*part{}}
 	if prev != nil {
@@ -151,7 +151,7 @@ func (s *Server) Build(ctx context.Context, cfg *config.Config, o BuildOptions) 
 // builder holds the upstream groups of one Build: those taken over from
 // the current runtime and those built anew.
 type builder struct {
-	cfg   *config.Config
+	cfg   *spec.Config
 	o     BuildOptions
 	prev  []*part          // the current runtime's groups
 	built map[string]*part // groups built by this Build, by key
@@ -193,7 +193,7 @@ func (b *builder) group(servers []string, key, list string) (*part, error) {
 		return nil, errors.Join(errs...)
 	}
 	g, err := upstream.NewGroup(ups, upstream.GroupOptions{
-		Strategy:   u.Strategy,
+		Strategy:   string(u.Strategy),
 		Timeout:    u.Timeout,
 		TryTimeout: u.TryTimeout,
 		Now:        b.o.Now,

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/miekg/dns"
@@ -24,7 +25,7 @@ type deadlineExchanger interface {
 	ExchangeBy(ctx context.Context, m *dns.Msg, deadline time.Time) (*dns.Msg, error)
 }
 
-// forwarder is the cache-and-forward end of the chain: a fresh cached
+// forwarder is the cache-and-forward link of the engine: a fresh cached
 // answer is served from the cache; otherwise identical concurrent misses
 // share one upstream query (singleflight), the answer is cached, and when
 // every upstream fails an expired entry within serve_stale is served with
@@ -162,25 +163,18 @@ func upstreamErr(err error) error {
 }
 
 // maybePrefetch refreshes a popular entry shortly before it expires: when
-// less than a tenth of its lifetime is left and it was hit at least twice.
-// At most one refresh per entry runs at a time. The refresh runs in rt (it
-// keeps rt from being closed until it is over); a retired runtime starts
-// none.
+// less than a tenth of its lifetime is left and it was hit at least twice
+// (an earlier lookup found it, see entry.claimPrefetch). At most one
+// refresh per entry runs at a time. The refresh runs in rt (it keeps rt
+// from being closed until it is over); a retired runtime starts none.
 func (rt *Runtime) maybePrefetch(e *entry, now time.Time) {
-	hits := e.hits.Add(1)
-	if !rt.prefetch || hits < 2 {
+	if !rt.prefetch || !e.claimPrefetch(now) {
 		return
 	}
-	left := int64(e.ttl) - int64(e.age(now))
-	if left*10 > int64(e.ttl) || e.ttl < 10 {
-		return
-	}
-	if !e.prefetching.CompareAndSwap(false, true) {
-		return
-	}
-	req := &Request{Name: e.name, Qtype: e.qtype, DO: e.flags&keyDO != 0, CD: e.flags&keyCD != 0}
+	// e.name may be the caller's buffer: the refresh outlives the call.
+	req := &Request{Name: strings.Clone(e.name), Qtype: e.qtype, DO: e.flags&keyDO != 0, CD: e.flags&keyCD != 0}
 	if !rt.enter() {
-		e.prefetching.Store(false)
+		e.endPrefetch()
 		return
 	}
 	go func() {

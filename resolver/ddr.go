@@ -1,7 +1,6 @@
 package resolver
 
 import (
-	"context"
 	"crypto/tls"
 	"errors"
 	"strings"
@@ -39,21 +38,6 @@ func DDRTarget(cert *tls.Certificate) (string, error) {
 		return "", errors.New("ddr: the first DNS name of the certificate of tls.cert_file, " + target + ", is not a host name")
 	}
 	return target, nil
-}
-
-// ddr answers _dns.resolver.arpa with the resolver's encrypted endpoints
-// (RFC 9462) when it designates them, before the policy: the bypass
-// jurisdiction's NODATA for that name only stops clients from upgrading to
-// someone else's resolver.
-func (rt *Runtime) ddr(next Handler) Handler {
-	return HandlerFunc(func(ctx context.Context, req *Request) (*dns.Msg, error) {
-		if rt.specials.DDR(req.Name) {
-			if m := rt.specials.Answer(req.Msg); m != nil {
-				return m, nil
-			}
-		}
-		return next.Resolve(ctx, req)
-	})
 }
 
 // certificate returns the certificate DoT and DoH present to a new

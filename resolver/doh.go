@@ -86,7 +86,11 @@ func (e *Encrypted) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "shutting down", http.StatusServiceUnavailable)
 		return
 	}
-	out, limited := s.answerStream(pkt, client, DoH)
+	// The query's snapshot: the current one once the query is read.
+	rt = s.rt.Load()
+	sw := streamWorkers.Get().(*worker)
+	defer streamWorkers.Put(sw) // after the answer is written: it lives in sw
+	out, limited := s.answerStream(sw, rt, pkt, client, DoH)
 	s.qwg.Done()
 	switch {
 	case limited:
@@ -149,10 +153,48 @@ const paddingBlock = 468
 // 7830) to a multiple of paddingBlock bytes, so that the size of an
 // encrypted answer says less about the name. Only a reply with an OPT
 // record as its last record (the engine puts it there when the client sent
-// EDNS) is padded; anything else is returned unchanged.
+// EDNS) is padded; anything else is returned unchanged. msg is not
+// written to (see appendPadding).
 func padReply(msg []byte) []byte {
-	if len(msg) < hdrLen {
+	rdOff, pad, ok := padding(msg)
+	if !ok {
 		return msg
+	}
+	out := make([]byte, len(msg), len(msg)+4+pad)
+	copy(out, msg)
+	return appendPadOption(out, rdOff, pad)
+}
+
+// appendPadding is padReply in place: it pads msg itself, appending to it
+// (so msg's array is reused when it has room), and returns the padded
+// message. The fast path pads its answers with it.
+func appendPadding(msg []byte) []byte {
+	rdOff, pad, ok := padding(msg)
+	if !ok {
+		return msg
+	}
+	return appendPadOption(msg, rdOff, pad)
+}
+
+// appendPadOption appends a Padding option of pad zero bytes to msg, whose
+// last record is the OPT with RDATA at rdOff, and fixes the RDLENGTH.
+func appendPadOption(msg []byte, rdOff, pad int) []byte {
+	binary.BigEndian.PutUint16(msg[rdOff-2:], binary.BigEndian.Uint16(msg[rdOff-2:])+uint16(4+pad))
+	msg = binary.BigEndian.AppendUint16(msg, 12) // option code: Padding
+	msg = binary.BigEndian.AppendUint16(msg, uint16(pad))
+	return append(msg, zeroPad[:pad]...)
+}
+
+// zeroPad is the padding's content.
+var zeroPad [paddingBlock]byte
+
+// padding finds where the reply msg is padded: the RDATA offset of its
+// OPT record, which must be its last record, and the length of the
+// padding that makes msg a multiple of paddingBlock bytes. ok is false when
+// msg is not to be padded.
+func padding(msg []byte) (rdOff, pad int, ok bool) {
+	if len(msg) < hdrLen {
+		return 0, 0, false
 	}
 	var total int
 	for i := 4; i < hdrLen; i += 2 {
@@ -161,13 +203,13 @@ func padReply(msg []byte) []byte {
 	qd := int(binary.BigEndian.Uint16(msg[4:]))
 	ar := int(binary.BigEndian.Uint16(msg[10:]))
 	if ar == 0 {
-		return msg
+		return 0, 0, false
 	}
 	off := hdrLen
 	for range qd {
 		end, err := skipName(msg, off)
 		if err != nil || end+4 > len(msg) {
-			return msg
+			return 0, 0, false
 		}
 		off = end + 4
 	}
@@ -175,21 +217,16 @@ func padReply(msg []byte) []byte {
 	for range total - qd {
 		rr, err := readRR(msg, off)
 		if err != nil {
-			return msg
+			return 0, 0, false
 		}
 		last, off = rr, rr.end
 	}
 	if last.typ != typeOPT || last.end != len(msg) {
-		return msg
+		return 0, 0, false
 	}
-	pad := (paddingBlock - (len(msg)+4)%paddingBlock) % paddingBlock
+	pad = (paddingBlock - (len(msg)+4)%paddingBlock) % paddingBlock
 	if len(msg)+4+pad > maxDoHBody || last.rdLen+4+pad > 0xFFFF {
-		return msg
+		return 0, 0, false
 	}
-	out := make([]byte, len(msg), len(msg)+4+pad)
-	copy(out, msg)
-	binary.BigEndian.PutUint16(out[last.rdOff-2:], uint16(last.rdLen+4+pad))
-	out = binary.BigEndian.AppendUint16(out, 12) // option code: Padding
-	out = binary.BigEndian.AppendUint16(out, uint16(pad))
-	return append(out, make([]byte, pad)...)
+	return last.rdOff, pad, true
 }

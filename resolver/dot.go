@@ -1,6 +1,7 @@
 package resolver
 
 import (
+	"bufio"
 	"crypto/tls"
 	"encoding/binary"
 	"io"
@@ -23,14 +24,15 @@ func (e *Encrypted) acceptDoT(l *tlsListener) {
 		}
 		tc := c.(*tls.Conn)
 		e.mu.Lock()
-		if e.closing.Load() {
+		if e.closing.Load() || l.draining.Load() {
 			e.mu.Unlock()
 			_ = tc.Close()
 			<-l.slots
 			continue
 		}
-		e.conns[tc] = struct{}{}
+		e.conns[tc] = l
 		e.wg.Add(1)
+		l.conns.Add(1)
 		e.mu.Unlock()
 		go e.serveDoT(tc, l)
 	}
@@ -38,15 +40,23 @@ func (e *Encrypted) acceptDoT(l *tlsListener) {
 
 // serveDoT serves one DoT connection (RFC 7858 over RFC 7766): queries are
 // read as they come (pipelining), each answered as soon as it is resolved
-// (out of order), until the client closes, stays idle for dot.idle_timeout
-// or the server shuts down.
+// (out of order), until the client closes, stays idle for dot.idle_timeout,
+// the server shuts down or a reload drops the listener. A query the wire
+// fast path answers (a block, a cache hit) is answered by the reading
+// goroutine with the connection's buffers, and its answer waits in the
+// writer until the reader has nothing more to read without waiting: the
+// answers to a burst of pipelined queries leave in one TLS record. Any
+// other query gets a goroutine of its own, at most dotPipeline at a time.
 func (e *Encrypted) serveDoT(c *tls.Conn, l *tlsListener) {
 	defer e.wg.Done()
+	defer l.conns.Done()
 	s := e.s
-	w := &dotWriter{c: c}
+	dw := newStreamWriter(c, func() { _ = c.SetReadDeadline(time.Now()) })
 	var cwg sync.WaitGroup
 	pending := make(chan struct{}, dotPipeline)
+	idle := 10 * time.Second
 	defer func() {
+		dw.flush(idle)
 		cwg.Wait()
 		_ = c.Close()
 		e.mu.Lock()
@@ -55,87 +65,61 @@ func (e *Encrypted) serveDoT(c *tls.Conn, l *tlsListener) {
 		<-l.slots
 	}()
 	client := remoteAddrPort(c)
+	br := bufio.NewReaderSize(c, streamReadBuf)
+	w := newStreamWorker()
 	var lenBuf [2]byte
-	for !e.closing.Load() {
-		idle := 10 * time.Second
+	stop := func() bool { return e.closing.Load() || l.draining.Load() }
+	for !stop() {
+		if br.Buffered() < 2 {
+			dw.flush(idle) // the next read may wait: send what is ready
+		}
+		idle = 10 * time.Second
 		if rt := s.rt.Load(); rt.Config.DoT.IdleTimeout > 0 {
 			idle = rt.Config.DoT.IdleTimeout
 		}
 		_ = c.SetReadDeadline(time.Now().Add(idle))
-		if e.closing.Load() { // Shutdown may have set its deadline before ours
+		if stop() { // Shutdown or a reload may have set its deadline before ours
 			return
 		}
-		if _, err := io.ReadFull(c, lenBuf[:]); err != nil {
+		if _, err := io.ReadFull(br, lenBuf[:]); err != nil {
 			return
 		}
 		n := int(binary.BigEndian.Uint16(lenBuf[:]))
 		if n == 0 {
 			return
 		}
-		pkt := make([]byte, n)
-		if _, err := io.ReadFull(c, pkt); err != nil {
+		if br.Buffered() < n {
+			dw.flush(idle)
+		}
+		pkt := w.readBuf(n)
+		if _, err := io.ReadFull(br, pkt); err != nil {
 			return
 		}
+		rt := s.rt.Load() // the query's one load of the snapshot
+		if s.streamLimited(rt, client) {
+			continue // dropped
+		}
+		if out, ok := s.fastAnswer(w, rt, pkt, client, DoT); ok {
+			if dw.queue(out) >= streamFlushBytes {
+				dw.flush(idle)
+			}
+			continue
+		}
+		pkt = append([]byte(nil), pkt...) // the goroutine's own copy
 		pending <- struct{}{}
 		if !s.begin() {
+			<-pending
 			return
 		}
 		cwg.Add(1)
+		idle := idle // the reader changes its own
 		go func() {
 			defer func() { <-pending; s.qwg.Done(); cwg.Done() }()
-			out, _ := s.answerStream(pkt, client, DoT)
+			out := s.streamAnswer(rt, pkt, client, DoT)
 			if out == nil {
-				return // dropped (rate limit, access or policy drop)
+				return // dropped (access or policy drop)
 			}
-			w.write(out, idle)
+			dw.write(out, idle)
 		}()
 	}
-}
-
-// dotWriter writes the answers of one DoT connection. Answers that are ready
-// while a write is in progress are sent together by the writer of the moment
-// in one TLS record: a pipelining client gets its answers in as few records
-// and segments as possible (some clients read one record per wake-up).
-type dotWriter struct {
-	c       *tls.Conn
-	mu      sync.Mutex
-	buf     []byte // framed answers waiting for the next write
-	spare   []byte // the buffer of the previous write, for reuse
-	writing bool   // a goroutine is writing; it will send buf too
-	failed  bool
-}
-
-// write queues answer out and, unless another goroutine is writing, writes
-// everything queued until nothing is left.
-func (w *dotWriter) write(out []byte, idle time.Duration) {
-	w.mu.Lock()
-	if w.failed {
-		w.mu.Unlock()
-		return
-	}
-	w.buf = binary.BigEndian.AppendUint16(w.buf, uint16(len(out)))
-	w.buf = append(w.buf, out...)
-	if w.writing {
-		w.mu.Unlock()
-		return
-	}
-	w.writing = true
-	for len(w.buf) > 0 && !w.failed {
-		b := w.buf
-		w.buf, w.spare = w.spare[:0], nil
-		w.mu.Unlock()
-		_ = w.c.SetWriteDeadline(time.Now().Add(idle))
-		_, err := w.c.Write(b)
-		w.mu.Lock()
-		w.spare = b[:0]
-		if err != nil {
-			// The client is gone or stuck: drop what is queued and wake
-			// the reader, which closes the connection.
-			w.failed = true
-			w.buf = nil
-			_ = w.c.SetReadDeadline(time.Now())
-		}
-	}
-	w.writing = false
-	w.mu.Unlock()
 }

@@ -1,7 +1,11 @@
 package resolver
 
 import (
+	"context"
+	"net"
 	"net/netip"
+	"slices"
+	"strings"
 	"testing"
 
 	"github.com/miekg/dns"
@@ -128,7 +132,7 @@ func FuzzEncryptedReply(f *testing.F) {
 	s := newInProcess(f)
 	client := netip.MustParseAddrPort("127.0.0.1:5353")
 	f.Fuzz(func(t *testing.T, pkt []byte) {
-		out, _ := s.answerStream(append([]byte(nil), pkt...), client, DoH)
+		out, _ := s.answerStream(newStreamWorker(), s.Runtime(), append([]byte(nil), pkt...), client, DoH)
 		_ = minTTL(pkt)
 		_ = padReply(pkt)
 		if len(out) < hdrLen {
@@ -143,4 +147,92 @@ func FuzzEncryptedReply(f *testing.F) {
 			t.Fatalf("reply with EDNS of %d bytes is not padded", len(out))
 		}
 	})
+}
+
+// TestHTTP2DropReason: the error types net/http's HTTP/2 server reports map
+// onto the four dropped_total reasons, unknown ones included.
+func TestHTTP2DropReason(t *testing.T) {
+	for typ, want := range map[string]string{
+		"conn_ENHANCE_YOUR_CALM_too_many_early_resets": "doh_rapid_reset",
+		"conn_PROTOCOL_ERROR_headers_even":             "doh_h2_connection",
+		"conn_FLOW_CONTROL_ERROR_bad_flow":             "doh_h2_connection",
+		"stream_REFUSED_STREAM_over_max_streams_race":  "doh_h2_stream",
+		"stream_PROTOCOL_ERROR_over_max_streams":       "doh_h2_stream",
+		"frame_windowupdate_zero_inc_stream":           "doh_h2_frame",
+		"something_new":                                "doh_h2_frame",
+	} {
+		if got := http2DropReason(typ); got != want {
+			t.Errorf("http2DropReason(%q) = %q, want %q", typ, got, want)
+		}
+	}
+}
+
+// unusedAddr returns a TCP address on host that nothing listens on.
+func unusedAddr(t *testing.T, host string) string {
+	t.Helper()
+	l, err := net.Listen("tcp", host+":0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+// TestPrepareAllOrNothing: a change with an address that cannot be bound
+// fails naming its key and lets go of the addresses it bound before; an
+// address still served by the other transport is refused with what to do;
+// a change that is aborted leaves the served listeners as they were.
+func TestPrepareAllOrNothing(t *testing.T) {
+	fixed := unusedAddr(t, "127.0.0.1")
+	e, err := NewServer(ServerOptions{}).ListenEncrypted(EncryptedOptions{DoT: []string{"127.0.0.1:0", fixed}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = e.Shutdown(context.Background()) }()
+	before := e.DoTAddrs()
+
+	held, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer held.Close()
+	free := unusedAddr(t, "127.0.0.3")
+	_, err = e.Prepare([]string{"127.0.0.1:0", fixed, free}, []string{held.Addr().String()})
+	if err == nil || !strings.HasPrefix(err.Error(), "doh.listen[0]: listen tcp "+held.Addr().String()) {
+		t.Fatalf("Prepare with a held address: %v, want an error naming doh.listen[0]", err)
+	}
+	if l, err := net.Listen("tcp", free); err != nil {
+		t.Errorf("%s, bound by the failed Prepare, is still in use: %v", free, err)
+	} else {
+		l.Close()
+	}
+
+	_, err = e.Prepare([]string{"127.0.0.1:0"}, []string{fixed})
+	if want := "doh.listen[0]: " + fixed + " is still served by dot.listen"; err == nil || !strings.HasPrefix(err.Error(), want) {
+		t.Errorf("Prepare moving an address from dot to doh: %v, want %q...", err, want)
+	}
+
+	ch, err := e.Prepare([]string{fixed, free}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := ch.DoTAddrs(); len(got) != 2 || got[0] != fixed || got[1] != free {
+		t.Errorf("change serves %v, want [%s %s]", got, fixed, free)
+	}
+	ch.Abort()
+	if got := e.DoTAddrs(); !slices.Equal(got, before) {
+		t.Errorf("after Abort: %v, want %v", got, before)
+	}
+	for _, a := range before {
+		if c, err := net.Dial("tcp", a); err != nil {
+			t.Errorf("after Abort, %s: %v", a, err)
+		} else {
+			c.Close()
+		}
+	}
+	if l, err := net.Listen("tcp", free); err != nil {
+		t.Errorf("after Abort, %s is still in use: %v", free, err)
+	} else {
+		l.Close()
+	}
 }

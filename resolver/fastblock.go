@@ -14,9 +14,12 @@ import (
 // blockAnswer (policy.BlockAnswer and the EDE) + finish produce
 // (TestFastBlockMatchesSlowPath checks it), so it emulates miekg/dns name
 // compression: names are compressed only against identical
-// (case-sensitive) suffixes already written. Anything
-// unusual returns ok=false and the slow path answers.
-func fastBlock(out, pkt []byte, q *question, canon string, v *policy.Verdict, serial uint32) ([]byte, bool) {
+// (case-sensitive) suffixes already written. soa is the jurisdiction's SOA
+// record packed for the snapshot (blockSOA); without it an answer that needs
+// the SOA is left to the slow path. Over a stream transport (stream) the answer is not fitted
+// to the client's UDP size. Anything unusual returns ok=false and the slow
+// path answers.
+func fastBlock(out, pkt []byte, q *question, canon string, v *policy.Verdict, soa []byte, stream bool) ([]byte, bool) {
 	j := v.Jurisdiction
 	// The synthesized SOA's names end in jurisdns. and invalid.: a query
 	// name ending the same way would compress against them.
@@ -26,19 +29,19 @@ func fastBlock(out, pkt []byte, q *question, canon string, v *policy.Verdict, se
 	ttl := uint32(j.TTL.Seconds())
 	rcode := dns.RcodeSuccess
 	var addrs int // number of A/AAAA records
-	soa := false
+	withSOA := false
 	switch v.Action {
 	case policy.ActionDrop:
 		return nil, false
 	case policy.ActionRefused:
 		rcode = dns.RcodeRefused
 	case policy.ActionNoData:
-		soa = true
+		withSOA = true
 	case policy.ActionNull:
 		if q.qtype == dns.TypeA || q.qtype == dns.TypeAAAA {
 			addrs = 1
 		} else {
-			soa = true
+			withSOA = true
 		}
 	case policy.ActionIP:
 		for _, a := range v.Addrs {
@@ -46,19 +49,22 @@ func fastBlock(out, pkt []byte, q *question, canon string, v *policy.Verdict, se
 				addrs++
 			}
 		}
-		soa = addrs == 0
+		withSOA = addrs == 0
 	case policy.ActionNXDomain:
 		rcode = dns.RcodeNameError
-		soa = true
+		withSOA = true
 	default:
 		return nil, false
 	}
 
+	if withSOA && soa == nil {
+		return nil, false
+	}
 	out = out[:0]
 	out = binary.BigEndian.AppendUint16(out, q.id)
 	out = binary.BigEndian.AppendUint16(out, flagQR|flagRA|q.flags&(flagRD|flagCD)|uint16(rcode))
 	var ns, ar uint16
-	if soa {
+	if withSOA {
 		ns = 1
 	}
 	if q.edns {
@@ -96,7 +102,7 @@ func fastBlock(out, pkt []byte, q *question, canon string, v *policy.Verdict, se
 		}
 	}
 
-	if soa {
+	if withSOA {
 		// Owner: the apex of the synthesized policy zone (the matched
 		// rule, lower case), compressed against the question as sent.
 		apex := canon
@@ -105,19 +111,7 @@ func fastBlock(out, pkt []byte, q *question, canon string, v *policy.Verdict, se
 			apex = canon[len(canon)-len(v.Rule)-1:]
 		}
 		out = appendCompressed(out, pkt, q, canon, apex)
-		out = binary.BigEndian.AppendUint16(out, dns.TypeSOA)
-		out = append(out, 0, 1)
-		out = binary.BigEndian.AppendUint32(out, ttl)
-		rdStart := len(out)
-		out = append(out, 0, 0)
-		out = appendLabels(out, j.ID+".policy.jurisdns.")
-		out = appendLabels(out, "hostmaster.jurisdns.invalid.")
-		out = binary.BigEndian.AppendUint32(out, serial)
-		out = binary.BigEndian.AppendUint32(out, 3600)
-		out = binary.BigEndian.AppendUint32(out, 600)
-		out = binary.BigEndian.AppendUint32(out, 86400)
-		out = binary.BigEndian.AppendUint32(out, ttl)
-		binary.BigEndian.PutUint16(out[rdStart:], uint16(len(out)-rdStart-2))
+		out = append(out, soa...)
 	}
 
 	if q.edns {
@@ -134,9 +128,12 @@ func fastBlock(out, pkt []byte, q *question, canon string, v *policy.Verdict, se
 		binary.BigEndian.PutUint16(out[rdStart:], uint16(len(out)-rdStart-2))
 		binary.BigEndian.PutUint16(out[rdStart+4:], uint16(len(out)-rdStart-6))
 	}
-	limit := 512
-	if q.edns {
-		limit = int(max(min(q.udpSize, maxUDPSize), 512))
+	limit := dns.MaxMsgSize
+	if !stream {
+		limit = 512
+		if q.edns {
+			limit = int(max(min(q.udpSize, maxUDPSize), 512))
+		}
 	}
 	if len(out) > limit {
 		return nil, false
@@ -144,21 +141,44 @@ func fastBlock(out, pkt []byte, q *question, canon string, v *policy.Verdict, se
 	return out, true
 }
 
-// appendLabels writes a presentation name of plain labels uncompressed.
-func appendLabels(out []byte, name string) []byte {
-	for len(name) > 0 && name != "." {
-		i := strings.IndexByte(name, '.')
-		if i < 0 {
-			i = len(name)
+// blockSOA is one jurisdiction's block SOA record (policy.BlockSOA) as the
+// fast path writes it after the owner name: type, class, TTL, RDLENGTH and
+// RDATA, the names uncompressed (fastBlock leaves to the full path every
+// query name they could be compressed against). It is packed once per
+// snapshot, when the runtime is assembled.
+type blockSOA struct {
+	j    *policy.Jurisdiction
+	tail []byte
+}
+
+// blockSOAs packs the block SOA records of every jurisdiction of pol; a
+// jurisdiction whose record does not pack is left out (its blocks take the
+// full path).
+func blockSOAs(pol *policy.Policy, serial uint32) []blockSOA {
+	js := pol.Jurisdictions()
+	out := make([]blockSOA, 0, len(js))
+	buf := make([]byte, 512)
+	for _, j := range js {
+		n, err := dns.PackRR(policy.BlockSOA(j, ".", serial), buf, 0, nil, false)
+		if err != nil {
+			continue
 		}
-		out = append(out, byte(i))
-		out = append(out, name[:i]...)
-		if i == len(name) {
-			break
-		}
-		name = name[i+1:]
+		out = append(out, blockSOA{j: j, tail: append([]byte(nil), buf[1:n]...)}) // after the root owner
 	}
-	return append(out, 0)
+	return out
+}
+
+// soaTail returns the packed block SOA record of jurisdiction j, nil when
+// j is not one of the snapshot's. A linear scan: a policy has a few dozen
+// jurisdictions at most, and comparing pointers is cheaper than hashing
+// one.
+func (rt *Runtime) soaTail(j *policy.Jurisdiction) []byte {
+	for i := range rt.blockSOAs {
+		if rt.blockSOAs[i].j == j {
+			return rt.blockSOAs[i].tail
+		}
+	}
+	return nil
 }
 
 // appendCompressed writes name (a lower-case suffix of canon) the way

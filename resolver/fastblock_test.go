@@ -1,44 +1,25 @@
 package resolver_test
 
 import (
-	"net"
 	"testing"
 	"time"
 
 	"github.com/miekg/dns"
 
 	"github.com/jurisdns/jurisdns/config"
+	"github.com/jurisdns/jurisdns/resolver"
 	"github.com/jurisdns/jurisdns/resolver/resolvertest"
+	"github.com/jurisdns/jurisdns/spec"
 )
 
-// tcpRaw sends m over TCP (always the slow path) and returns the raw reply.
-func tcpRaw(t *testing.T, addr string, m *dns.Msg) []byte {
-	t.Helper()
-	c, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	_ = c.SetDeadline(time.Now().Add(5 * time.Second))
-	co := &dns.Conn{Conn: c}
-	if err := co.WriteMsg(m); err != nil {
-		t.Fatal(err)
-	}
-	b, err := co.ReadMsgHeader(nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
-}
-
 // TestFastBlockMatchesSlowPath checks that blocked answers written by the
-// UDP fast path are byte-for-byte those of the full path (over TCP).
+// fast path of every transport are byte-for-byte those of the full path.
 func TestFastBlockMatchesSlowPath(t *testing.T) {
 	up := resolvertest.StartUpstream(t, resolvertest.Echo())
-	h := start(t, []string{up.Addr()}, func(c *config.Config) {
+	h, roots := startEncrypted(t, []string{up.Addr()}, func(c *config.Config) {
 		c.DefaultJurisdictions = []string{"us-gov", "bypass", "acme-null", "acme-ip", "acme-nodata", "acme-refused", "acme-below"}
 		mk := func(id, action string, sink []string, names ...string) config.Jurisdiction {
-			return config.Jurisdiction{ID: id, Title: id, Tier: "local", Action: action, Sinkhole: sink, EDE: ptr(15),
+			return config.Jurisdiction{ID: id, Title: id, Tier: "local", Action: spec.Action(action), Sinkhole: sink, EDE: ptr(15),
 				Sources: []config.Source{{Name: id + "-list", Inline: names}}}
 		}
 		below := mk("acme-below", "", nil, "*.below.example")
@@ -64,6 +45,7 @@ func TestFastBlockMatchesSlowPath(t *testing.T) {
 		{name: "edns_do_512", f: func(m *dns.Msg) { m.SetEdns0(512, true) }},
 		{name: "cd_nord", f: func(m *dns.Msg) { m.CheckingDisabled = true; m.RecursionDesired = false; m.SetEdns0(4096, false) }},
 	}
+	streams := newStreamClients(t, h, roots)
 	for _, name := range names {
 		for _, qt := range types {
 			for _, o := range opts {
@@ -73,7 +55,8 @@ func TestFastBlockMatchesSlowPath(t *testing.T) {
 				o.f(m)
 				wire, _ := m.Pack()
 				fast := rawExchange(t, h.addr, wire, 3*time.Second)
-				sameAnswer(t, name+" "+dns.TypeToString[qt]+" "+o.name+": fast path", fast, tcpRaw(t, h.addr, m))
+				sameAnswer(t, name+" "+dns.TypeToString[qt]+" "+o.name+": fast path", fast, h.srv.SlowAnswer(wire, slowClient, resolver.UDP))
+				streams.same(t, wire)
 			}
 		}
 	}

@@ -26,6 +26,12 @@ func (stubUpstream) Exchange(_ context.Context, m *dns.Msg) (*dns.Msg, error) {
 
 func newInProcess(tb testing.TB) *Server {
 	tb.Helper()
+	return newInProcessAt(tb, nil)
+}
+
+// newInProcessAt is newInProcess with the clock now (nil: time.Now).
+func newInProcessAt(tb testing.TB, now func() time.Time) *Server {
+	tb.Helper()
 	cfg, err := config.Load(config.LoadOptions{Env: []string{}})
 	if err != nil {
 		tb.Fatal(err)
@@ -34,7 +40,7 @@ func newInProcess(tb testing.TB) *Server {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	s := NewServer(ServerOptions{Cache: NewCache(CacheOptions{Size: 1000, MaxTTL: time.Hour, ServfailTTL: time.Second, ServeStale: time.Hour})})
+	s := NewServer(ServerOptions{Cache: NewCache(CacheOptions{Size: 1000, MaxTTL: time.Hour, ServfailTTL: time.Second, ServeStale: time.Hour}), Now: now})
 	rt, err := s.NewRuntime(cfg, pol, stubUpstream{}, []string{"stub"})
 	if err != nil {
 		tb.Fatal(err)

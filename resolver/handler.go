@@ -1,6 +1,8 @@
 // Package resolver is the jurisdns DNS server: listeners, edge checks,
-// the handler chain (special names, policy, cache, forward) and the
-// immutable runtime snapshot that a reload swaps atomically.
+// the engine (classify: which link answers a query; the health name, DDR,
+// policy, special names, local zones, cache and forward), the wire fast path
+// that answers blocks and cache hits on every transport without a dns.Msg,
+// and the immutable runtime snapshot that a reload swaps atomically.
 package resolver
 
 import (
@@ -10,31 +12,20 @@ import (
 	"github.com/miekg/dns"
 
 	"github.com/jurisdns/jurisdns/policy"
+	"github.com/jurisdns/jurisdns/spec"
 )
 
-// Proto is the transport a query arrived on.
-type Proto uint8
+// Proto is the transport a query arrived on: spec.Transport, the one
+// transport enum the metrics and the status page count by too.
+type Proto = spec.Transport
 
 // The transports.
 const (
-	UDP Proto = iota
-	TCP
-	DoT // DNS over TLS (RFC 7858)
-	DoH // DNS over HTTPS (RFC 8484)
+	UDP = spec.TransportUDP
+	TCP = spec.TransportTCP
+	DoT = spec.TransportDoT // DNS over TLS (RFC 7858)
+	DoH = spec.TransportDoH // DNS over HTTPS (RFC 8484)
 )
-
-// String returns "udp", "tcp", "dot" or "doh".
-func (p Proto) String() string {
-	switch p {
-	case TCP:
-		return "tcp"
-	case DoT:
-		return "dot"
-	case DoH:
-		return "doh"
-	}
-	return "udp"
-}
 
 // Request is one client query after the edge checks. Handlers must not
 // modify Msg; they build a new message for the reply.
@@ -55,14 +46,14 @@ type Request struct {
 	EDNS bool
 	// Clients is the client's jurisdiction set in the runtime's policy.
 	Clients *policy.ClientSet
-	// Cached and Blocked are set by the chain for the query log: answered
+	// Cached and Blocked are set by the engine for the query log: answered
 	// from the cache, answered by policy.
 	Cached, Blocked bool
 	// Wire is the query as received (for dnstap; nil when the server has no
 	// query logger).
 	Wire []byte
 	// Policy is the policy hit the query log and dnstap report, set by the
-	// chain when the server has a query logger (see QueryEvent.Policy).
+	// engine when the server has a query logger (see QueryEvent.Policy).
 	Policy *policy.Event
 
 	// up is the upstreams for Name, once the zone lookup found them (nil:
@@ -76,26 +67,6 @@ type Request struct {
 // becomes SERVFAIL, with the EDE of an *EDEError when it carries one.
 type Handler interface {
 	Resolve(ctx context.Context, req *Request) (*dns.Msg, error)
-}
-
-// HandlerFunc adapts a function to Handler.
-type HandlerFunc func(ctx context.Context, req *Request) (*dns.Msg, error)
-
-// Resolve calls f.
-func (f HandlerFunc) Resolve(ctx context.Context, req *Request) (*dns.Msg, error) {
-	return f(ctx, req)
-}
-
-// Middleware wraps the next handler of the chain.
-type Middleware func(next Handler) Handler
-
-// Chain returns mws[0](mws[1](…(h))): the first middleware sees the query
-// first.
-func Chain(h Handler, mws ...Middleware) Handler {
-	for i := len(mws) - 1; i >= 0; i-- {
-		h = mws[i](h)
-	}
-	return h
 }
 
 // EDEError is an error that carries an RFC 8914 Extended DNS Error for the

@@ -1,7 +1,6 @@
 package resolver
 
 import (
-	"context"
 	"net/netip"
 	"strings"
 	"time"
@@ -10,53 +9,6 @@ import (
 
 	"github.com/jurisdns/jurisdns/policy"
 )
-
-// health answers the health name with TXT "ok" without touching the rest of
-// the chain, for probes that have no HTTP.
-func (s *Server) health(rt *Runtime) Middleware {
-	return func(next Handler) Handler {
-		return HandlerFunc(func(ctx context.Context, req *Request) (*dns.Msg, error) {
-			if rt.HealthName == "" || req.Name != rt.HealthName {
-				return next.Resolve(ctx, req)
-			}
-			m := new(dns.Msg)
-			m.SetReply(req.Msg)
-			if req.Qtype == dns.TypeTXT || req.Qtype == dns.TypeANY {
-				m.Answer = []dns.RR{&dns.TXT{Hdr: dns.RR_Header{Name: req.Name, Rrtype: dns.TypeTXT, Class: dns.ClassINET}, Txt: []string{"ok"}}}
-			}
-			return m, nil
-		})
-	}
-}
-
-// policyMiddleware applies the jurisdictions of the client: a blocked name
-// gets the jurisdiction's block answer and never reaches the cache or an
-// upstream; a forwarded answer whose CNAME chain reaches a blocked name is
-// replaced by the block answer for that name. Report-mode hits are logged
-// and counted but change nothing.
-func (s *Server) policyMiddleware(rt *Runtime) Middleware {
-	return func(next Handler) Handler {
-		return HandlerFunc(func(ctx context.Context, req *Request) (*dns.Msg, error) {
-			now := s.now()
-			v := rt.Policy.Match(req.Name, req.Clients, now)
-			s.reportHits(rt, req, req.Name, &v)
-			switch v.Decision {
-			case policy.DecisionFailClosed:
-				s.policyEvent(rt, req, req.Name, &v, v.Jurisdiction, "fail_closed", "enforce")
-				return nil, &EDEError{Code: dns.ExtendedErrorCodeNotReady, Text: string(v.AppendEDEText(nil))}
-			case policy.DecisionBlock:
-				req.Blocked = true
-				s.policyEvent(rt, req, req.Name, &v, v.Jurisdiction, v.Action.String(), "enforce")
-				return blockAnswer(rt.serial, req.Msg, req.EDNS, &v), nil
-			}
-			resp, err := next.Resolve(ctx, req)
-			if err != nil || resp == nil {
-				return resp, err
-			}
-			return s.cnamePolicy(rt, req, resp, now)
-		})
-	}
-}
 
 // cnamePolicy applies the client's jurisdictions to the CNAME and DNAME
 // targets of a forwarded answer: a chain that reaches a blocked name is
@@ -146,22 +98,4 @@ func blockAnswer(serial uint32, q *dns.Msg, edns bool, v *policy.Verdict) *dns.M
 		addEDE(m, code, string(v.AppendEDEText(nil)))
 	}
 	return m
-}
-
-// minimalANY answers qtype ANY with the single synthesized HINFO record of
-// RFC 8482 §4.2 instead of forwarding it: ANY answers are the favourite
-// tool of reflection attacks, and no client needs them.
-func minimalANY(next Handler) Handler {
-	return HandlerFunc(func(ctx context.Context, req *Request) (*dns.Msg, error) {
-		if req.Qtype != dns.TypeANY {
-			return next.Resolve(ctx, req)
-		}
-		m := new(dns.Msg)
-		m.SetReply(req.Msg)
-		m.Answer = []dns.RR{&dns.HINFO{
-			Hdr: dns.RR_Header{Name: req.Msg.Question[0].Name, Rrtype: dns.TypeHINFO, Class: dns.ClassINET, Ttl: 3600},
-			Cpu: "RFC8482",
-		}}
-		return m, nil
-	})
 }

@@ -11,6 +11,7 @@ import (
 
 	"github.com/jurisdns/jurisdns/config"
 	"github.com/jurisdns/jurisdns/resolver/resolvertest"
+	"github.com/jurisdns/jurisdns/spec"
 )
 
 // queryFrom sends a query from a chosen loopback source address.
@@ -173,7 +174,7 @@ func TestPolicyActions(t *testing.T) {
 	h := start(t, []string{up.Addr()}, func(c *config.Config) {
 		c.DefaultJurisdictions = []string{"acme-null", "acme-ip", "acme-nodata", "acme-refused", "acme-drop", "us-gov", "bypass"}
 		mk := func(id, action string, names ...string) config.Jurisdiction {
-			return config.Jurisdiction{ID: id, Title: id, Instrument: "ACME policy " + id, Tier: "local", Action: action, EDE: ptr(15), TTL: 30 * time.Second,
+			return config.Jurisdiction{ID: id, Title: id, Instrument: "ACME policy " + id, Tier: "local", Action: spec.Action(action), EDE: ptr(15), TTL: 30 * time.Second,
 				Sinkhole: func() []string {
 					if action == "ip" {
 						return []string{"192.0.2.80", "2001:db8::80"}

@@ -1,7 +1,6 @@
 package resolver
 
 import (
-	"context"
 	"crypto/tls"
 	"fmt"
 	"net/netip"
@@ -11,12 +10,11 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/miekg/dns"
 	"golang.org/x/sync/singleflight"
 
-	"github.com/jurisdns/jurisdns/config"
 	"github.com/jurisdns/jurisdns/policy"
 	"github.com/jurisdns/jurisdns/ratelimit"
+	"github.com/jurisdns/jurisdns/spec"
 	"github.com/jurisdns/jurisdns/zones"
 )
 
@@ -35,12 +33,10 @@ import (
 // closed. Server.Shutdown closes the current runtime.
 type Runtime struct {
 	// Config the runtime was built from.
-	Config *config.Config
+	Config *spec.Config
 	// Policy is the compiled jurisdictions, lists and client mapping.
 	Policy *policy.Policy
-	// Chain resolves queries that pass the edge checks.
-	Chain Handler
-	// HealthName is answered with TXT "ok" without touching the chain.
+	// HealthName is answered with TXT "ok" before the policy (see classify).
 	HealthName string
 	// QueryTimeout bounds the resolution of one query.
 	QueryTimeout time.Duration
@@ -64,6 +60,9 @@ type Runtime struct {
 	cert *tls.Certificate
 
 	serial uint32
+	// blockSOAs are the SOA records of the block answers, precomputed
+	// for the fast path (see blockSOA).
+	blockSOAs []blockSOA
 	// maxInflight, maxInflightPerClient and maxTCPPerClient are the
 	// server.* bounds (read per query, so a reload changes them).
 	maxInflight          int
@@ -170,7 +169,7 @@ func (rt *Runtime) Closed() <-chan struct{} { return rt.life.closed }
 // NewRuntime builds the runtime for cfg and pol, forwarding through up
 // (named by upstreams, for logs and the cache-survival rule). The runtime
 // owns up: closing it closes up when up is an io.Closer.
-func (s *Server) NewRuntime(cfg *config.Config, pol *policy.Policy, up Exchanger, upstreams []string) (*Runtime, error) {
+func (s *Server) NewRuntime(cfg *spec.Config, pol *policy.Policy, up Exchanger, upstreams []string) (*Runtime, error) {
 	return s.assemble(cfg, pol, newPart("", up, upstreams), nil, nil, "", encryptedParts{})
 }
 
@@ -183,7 +182,7 @@ type encryptedParts struct {
 
 // assemble builds a runtime from its parts, taking over the references to
 // up and forwards: on error it releases them.
-func (s *Server) assemble(cfg *config.Config, pol *policy.Policy, up *part, forwards map[string]*part, tbl *zones.Table, zkey string, enc encryptedParts) (rt *Runtime, err error) {
+func (s *Server) assemble(cfg *spec.Config, pol *policy.Policy, up *part, forwards map[string]*part, tbl *zones.Table, zkey string, enc encryptedParts) (rt *Runtime, err error) {
 	rt = &Runtime{
 		Zones:          tbl,
 		zonesKey:       zkey,
@@ -196,7 +195,7 @@ func (s *Server) assemble(cfg *config.Config, pol *policy.Policy, up *part, forw
 		HealthName:     strings.ToLower(cfg.Server.HealthName),
 		QueryTimeout:   cfg.Upstreams.Timeout,
 		TCPIdleTimeout: cfg.Server.TCPIdleTimeout,
-		AccessDrop:     cfg.Access.Action == "drop",
+		AccessDrop:     cfg.Access.Action == spec.AccessDrop,
 		Upstreams:      up.names,
 		prefetch:       cfg.Cache.Prefetch && s.cache != nil,
 		life:           lifecycle{closed: make(chan struct{})},
@@ -218,6 +217,7 @@ func (s *Server) assemble(cfg *config.Config, pol *policy.Policy, up *part, forw
 		rt.specials = zones.NewSpecials(tbl, zones.SpecialOptions{ForwardSingleLabel: !cfg.Server.BlockSingleLabel, DDR: ddr})
 	}
 	rt.serial = pol.Serial()
+	rt.blockSOAs = blockSOAs(pol, rt.serial)
 	if rt.HealthName != "" && !strings.HasSuffix(rt.HealthName, ".") {
 		rt.HealthName += "."
 	}
@@ -239,12 +239,6 @@ func (s *Server) assemble(cfg *config.Config, pol *policy.Policy, up *part, forw
 		return nil, err
 	}
 	rt.fwd = &forwarder{rt: rt, cache: s.cache, obs: s.obs, now: s.now, sf: new(singleflight.Group), stale: cfg.Cache.ServeStale, prefetch: rt.prefetch}
-	// Policy comes before the special names so that a policy rule on a
-	// special name (the bypass bundle's _dns.resolver.arpa) keeps its EDE;
-	// DDR comes before policy: that rule is for a resolver without
-	// encrypted endpoints. refuseTransfers stays last before the
-	// forwarder: links that serve zones over AXFR/IXFR go before it.
-	rt.Chain = Chain(rt.fwd, s.health(rt), rt.ddr, s.policyMiddleware(rt), rt.specialNames, minimalANY, rt.localZones, refuseTransfers)
 	return rt, nil
 }
 
@@ -263,8 +257,8 @@ func (rt *Runtime) allowed(addr netip.Addr) bool { return rt.acl.Contains(addr) 
 // rateLimiter gives rt the per-client limiter of rl: the current runtime's
 // when the settings did not change (a reload must not reset every bucket),
 // else a new one; nil when limiting is off.
-func (s *Server) rateLimiter(rt *Runtime, rl config.RateLimit) error {
-	rt.limitTruncate = rl.Action == "truncate"
+func (s *Server) rateLimiter(rt *Runtime, rl spec.RateLimit) error {
+	rt.limitTruncate = rl.Action == spec.RateLimitTruncate
 	if rl.QPS <= 0 {
 		return nil
 	}
@@ -282,37 +276,6 @@ func (s *Server) rateLimiter(rt *Runtime, rl config.RateLimit) error {
 	}
 	rt.limiter = lim
 	return nil
-}
-
-// special reports whether a query is answered by the special-names link
-// (RFC 6761/6303/9462); such queries never take the fast path.
-func (rt *Runtime) special(name string, qtype uint16) bool { return rt.specials.Covers(name, qtype) }
-
-// specialNames answers special-use names locally, never forwarding them:
-// localhost, invalid, local, RFC 6303 reverse zones not covered by a
-// configured zone, single-label names (by option), resolver.arpa.
-func (rt *Runtime) specialNames(next Handler) Handler {
-	return HandlerFunc(func(ctx context.Context, req *Request) (*dns.Msg, error) {
-		if m := rt.specials.Answer(req.Msg); m != nil {
-			return m, nil
-		}
-		return next.Resolve(ctx, req)
-	})
-}
-
-// localZones answers names inside a local zone authoritatively (AA=1) and
-// notes for the forwarder which upstreams serve any other name (a
-// conditional forward, else the default upstreams): one zone lookup per
-// query.
-func (rt *Runtime) localZones(next Handler) Handler {
-	return HandlerFunc(func(ctx context.Context, req *Request) (*dns.Msg, error) {
-		z, f := rt.Zones.Find(req.Name)
-		if z != nil {
-			return z.Answer(req.Msg), nil
-		}
-		req.up = rt.forwardTo(f)
-		return next.Resolve(ctx, req)
-	})
 }
 
 // forwardTo returns the upstreams for a name that zones.Table.Find placed

@@ -345,12 +345,17 @@ type worker struct {
 	// qev is reused for the query log event of every fast-path answer
 	// (see QueryLogger: the event is valid only during the call).
 	qev QueryEvent
+	// v is the policy's verdict of the query (classify writes it; cleared
+	// after a query it matched, so that it keeps no policy alive).
+	v policy.Verdict
 	// missUp is set by fast, to the upstreams of the name, when the query
 	// passed every check and only its answer was not cached: missUDP can
 	// resolve it with the runtime fast checked it with.
 	missUp Exchanger
 	// snd writes the slow path's answers of a listener loop's socket.
 	snd *udpSender
+	// hit is the cache entry fast loads every lookup into.
+	hit entry
 }
 
 func (s *Server) serveUDP(c *net.UDPConn, snd *udpSender) {
@@ -504,12 +509,23 @@ func overloadReply(pkt []byte) []byte {
 	return out
 }
 
-// fast answers cache hits and returns ok=false for everything else. It
-// must give byte-for-byte the answer the slow path would give.
+// fast answers a UDP query on the wire fast path (see fastAnswer).
 func (s *Server) fast(w *worker, rt *Runtime, pkt []byte, addr netip.AddrPort) ([]byte, bool) {
+	return s.fastAnswer(w, rt, pkt, addr, UDP)
+}
+
+// fastAnswer answers, without a dns.Msg, the queries whose link (classify)
+// it can write byte for byte as the full path would: blocks and fresh
+// cache hits. It returns ok=false for everything else, and then sets
+// w.missUp when the query is a plain cache miss for the forwarder (the UDP
+// miss path resolves it with rt). The reply is fitted to the transport:
+// over UDP an answer too big for the client goes to the full path (which
+// truncates it); over DoT and DoH it is padded (RFC 8467). It lives in
+// w.out until w's next query.
+func (s *Server) fastAnswer(w *worker, rt *Runtime, pkt []byte, addr netip.AddrPort, proto Proto) ([]byte, bool) {
 	w.missUp = nil
 	q, canon, ok := parseQuery(pkt, w.name)
-	if !ok || q.qclass != dns.ClassINET || q.ednsVer != 0 || s.cache == nil || localOnly(q.qtype) {
+	if !ok || q.qclass != dns.ClassINET || q.ednsVer != 0 || s.cache == nil || localOnly(q.qtype) || s.xfrType(q.qtype) {
 		return nil, false
 	}
 	w.name = canon[:0]
@@ -518,56 +534,62 @@ func (s *Server) fast(w *worker, rt *Runtime, pkt []byte, addr netip.AddrPort) (
 		return nil, false
 	}
 	name := unsafe.String(unsafe.SliceData(canon), len(canon))
-	if name == rt.HealthName || rt.specials.DDR(name) {
-		return nil, false
-	}
 	now := s.now()
 	cs := rt.Policy.ClientSet(client)
-	if v := rt.Policy.Match(name, cs, now); v.Decision != policy.DecisionNone || v.NReported > 0 {
-		if v.Decision != policy.DecisionBlock || v.NReported > 0 {
-			return nil, false
-		}
-		out, ok := fastBlock(w.out, pkt, &q, name, &v, rt.serial)
-		if !ok {
+	v := &w.v
+	r := rt.classify(name, q.qtype, cs, now, v)
+	if v.Decision != policy.DecisionNone || v.NReported > 0 {
+		// The verdict refers to the policy's data: keep none of it in w.
+		defer func() { *v = policy.Verdict{} }()
+	}
+	if v.NReported > 0 { // report-mode hits: their events are the full path's
+		return nil, false
+	}
+	var out []byte
+	switch r.link {
+	case linkBlock:
+		if out, ok = fastBlock(w.out, pkt, &q, name, v, rt.soaTail(v.Jurisdiction), proto != UDP); !ok {
 			return nil, false
 		}
 		w.out = out[:0]
 		if s.audit != nil || s.qlog != nil {
-			s.fastPolicyEvent(w, rt, now, client, name, q.qtype, &v)
+			s.fastPolicyEvent(w, rt, now, client, name, q.qtype, v)
 		}
-		s.obs.Answered(UDP, q.qtype, int(binary.BigEndian.Uint16(out[2:])&0xF))
+		rcode := int(binary.BigEndian.Uint16(out[2:]) & 0xF)
+		s.obs.Answered(proto, q.qtype, rcode)
 		if s.qlog != nil {
-			w.qev = QueryEvent{Time: now, Client: client, Port: addr.Port(), Proto: UDP, Name: string(canon), Qtype: q.qtype,
-				Rcode: int(binary.BigEndian.Uint16(out[2:]) & 0xF), Blocked: true, Query: pkt, Response: out, Policy: &w.ev}
+			w.qev = QueryEvent{Time: now, Client: client, Port: addr.Port(), Proto: proto, Name: string(canon), Qtype: q.qtype,
+				Rcode: rcode, Blocked: true, Query: pkt, Response: out, Policy: &w.ev}
 			s.qlog.Query(&w.qev)
 			w.qev = QueryEvent{}
 		}
 		w.ev = policy.Event{} // keep nothing alive
-		return out, true
-	}
-	if rt.special(name, q.qtype) {
-		return nil, false
-	}
-	e := s.cache.get(name, q.qtype, q.do, q.flags&flagCD != 0)
-	if e == nil || !e.fresh(now) {
-		if z, f := rt.Zones.Find(name); z == nil && q.qtype != dns.TypeANY && !s.xfrType(q.qtype) {
-			w.missUp = rt.forwardTo(f)
+	case linkForward:
+		e := s.cache.load(&w.hit, name, q.qtype, q.do, q.flags&flagCD != 0)
+		if e == nil || !e.fresh(now) {
+			w.missUp = rt.forwardTo(r.fwd)
+			return nil, false
 		}
+		if cnameListed(rt, e, cs, now) || (proto == UDP && !fitsUDP(e, &q)) {
+			return nil, false
+		}
+		out = e.appendReply(w.out, pkt, &q, now, 0, false)
+		w.out = out[:0]
+		rt.maybePrefetch(e, now)
+		s.obs.CacheHit()
+		s.obs.Answered(proto, q.qtype, e.rcode)
+		if s.qlog != nil {
+			w.qev = QueryEvent{Time: now, Client: client, Port: addr.Port(), Proto: proto, Name: e.name, Qtype: q.qtype, Rcode: e.rcode, Cached: true,
+				Query: pkt, Response: out}
+			s.qlog.Query(&w.qev)
+			w.qev = QueryEvent{}
+		}
+	default:
 		return nil, false
 	}
-	if cnameListed(rt, e, cs, now) || !fitsUDP(e, &q) {
-		return nil, false
-	}
-	out := e.appendReply(w.out, pkt, &q, now, 0, false)
-	w.out = out[:0]
-	rt.maybePrefetch(e, now)
-	s.obs.CacheHit()
-	s.obs.Answered(UDP, q.qtype, e.rcode)
-	if s.qlog != nil {
-		w.qev = QueryEvent{Time: now, Client: client, Port: addr.Port(), Proto: UDP, Name: e.name, Qtype: q.qtype, Rcode: e.rcode, Cached: true,
-			Query: pkt, Response: out}
-		s.qlog.Query(&w.qev)
-		w.qev = QueryEvent{}
+	if proto == DoT || proto == DoH {
+		out = appendPadding(out)
+		w.out = out[:0]
 	}
 	return out, true
 }
@@ -598,7 +620,7 @@ func (s *Server) slow(pkt []byte, client netip.AddrPort, proto Proto) []byte {
 	return s.resolve(rt, pkt, client, proto)
 }
 
-// resolve parses a query fully, applies the edge checks and runs the chain
+// resolve parses a query fully, applies the edge checks and runs the engine
 // of rt, which the caller has entered. It returns the packed reply, or nil
 // to send nothing.
 func (s *Server) resolve(rt *Runtime, pkt []byte, client netip.AddrPort, proto Proto) []byte {
@@ -666,11 +688,11 @@ func (s *Server) resolve(rt *Runtime, pkt []byte, client netip.AddrPort, proto P
 	ctx, cancel := context.WithTimeout(context.Background(), rt.QueryTimeout)
 	defer cancel()
 	start := time.Now()
-	resp, err := rt.Chain.Resolve(ctx, req)
+	resp, err := s.engine(ctx, rt, req)
 	return s.reply(m, req, resp, err, start)
 }
 
-// reply packs the chain's answer (or its error, as SERVFAIL with the EDE the
+// reply packs the engine's answer (or its error, as SERVFAIL with the EDE the
 // error carries) to query m, counts and logs it. It returns nil to send
 // nothing (policy action drop).
 func (s *Server) reply(m *dns.Msg, req *Request, resp *dns.Msg, err error, start time.Time) []byte {
@@ -738,9 +760,9 @@ func (s *Server) formErr(pkt []byte, proto Proto) []byte {
 	return out
 }
 
-// finish turns the chain's answer into the reply for query m: the client's
+// finish turns the engine's answer into the reply for query m: the client's
 // ID and question (case kept), reply header hygiene, EDNS mirrored with our
-// size and the chain's EDE options, and the size fitted to the client.
+// size and the engine's EDE options, and the size fitted to the client.
 func (s *Server) finish(m *dns.Msg, req *Request, resp *dns.Msg, proto Proto) []byte {
 	resp.Id = m.Id
 	resp.Response = true
@@ -764,7 +786,7 @@ func (s *Server) finish(m *dns.Msg, req *Request, resp *dns.Msg, proto Proto) []
 	if resp.AuthenticatedData && !(m.AuthenticatedData || (clientOpt != nil && clientOpt.Do())) {
 		resp.AuthenticatedData = false
 	}
-	// Collect EDE options the chain attached, drop every OPT.
+	// Collect EDE options the engine attached, drop every OPT.
 	var ede []dns.EDNS0
 	extra := resp.Extra[:0]
 	for _, rr := range resp.Extra {

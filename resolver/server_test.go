@@ -2,7 +2,12 @@ package resolver_test
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"fmt"
 	"net"
+	"net/http"
+	"net/netip"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -23,11 +28,20 @@ type harness struct {
 	srv   *resolver.Server
 	clock *testclock.Clock
 	cfg   *config.Config
+	// dot and doh are the DoT and DoH addresses (startEncrypted only).
+	dot, doh string
 }
 
 // start runs a jurisdns server on 127.0.0.1:0 forwarding to upstreams, with
 // the embedded default configuration changed by mutate.
 func start(t testing.TB, upstreams []string, mutate func(*config.Config)) *harness {
+	t.Helper()
+	return startWith(t, upstreams, mutate, nil)
+}
+
+// startWith is start; with a certificate it also serves DoT and DoH on
+// 127.0.0.1:0 (see startEncrypted).
+func startWith(t testing.TB, upstreams []string, mutate func(*config.Config), cert *tls.Certificate) *harness {
 	t.Helper()
 	cfg, err := config.Load(config.LoadOptions{Env: []string{}})
 	if err != nil {
@@ -56,8 +70,9 @@ func start(t testing.TB, upstreams []string, mutate func(*config.Config)) *harne
 		Policy: func(ctx context.Context, _ *policy.Policy) (*policy.Policy, error) {
 			return policy.Build(ctx, cfg, policy.BuildOptions{BaseDir: listDir})
 		},
-		BaseDir: filepath.Join("..", "testdata", "zones"),
-		Now:     h.clock.Now,
+		BaseDir:     filepath.Join("..", "testdata", "zones"),
+		Now:         h.clock.Now,
+		Certificate: cert,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -68,9 +83,24 @@ func start(t testing.TB, upstreams []string, mutate func(*config.Config)) *harne
 	}
 	h.srv.Serve()
 	h.addr = h.srv.Addrs()[0]
+	var enc *resolver.Encrypted
+	if cert != nil {
+		enc, err = h.srv.ListenEncrypted(resolver.EncryptedOptions{DoT: []string{"127.0.0.1:0"}, DoH: []string{"127.0.0.1:0"},
+			DoTMaxConns: 100, DoHMaxConns: 100})
+		if err != nil {
+			t.Fatal(err)
+		}
+		enc.Serve()
+		h.dot, h.doh = enc.DoTAddrs()[0], enc.DoHAddrs()[0]
+	}
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
+		if enc != nil {
+			if err := enc.Shutdown(ctx); err != nil {
+				t.Errorf("encrypted shutdown: %v", err)
+			}
+		}
 		if err := h.srv.Shutdown(ctx); err != nil {
 			t.Errorf("shutdown: %v", err)
 		}
@@ -426,8 +456,9 @@ func TestMalformedQueries(t *testing.T) {
 }
 
 // TestFastPathMatchesSlowPath checks that a cache miss answered by the UDP
-// miss path and a cache hit answered by the UDP fast path are byte for byte
-// the answers the full path gives over TCP.
+// miss path and a cache hit answered by the fast path of every transport
+// (UDP, TCP, DoT, DoH) are byte for byte the answers the full path gives
+// over that transport (padded for DoT and DoH).
 func TestFastPathMatchesSlowPath(t *testing.T) {
 	up := resolvertest.StartUpstream(t, resolvertest.Func(func(r *dns.Msg) *dns.Msg {
 		m := new(dns.Msg)
@@ -437,12 +468,19 @@ func TestFastPathMatchesSlowPath(t *testing.T) {
 			rr, _ := dns.NewRR(s)
 			m.Answer = append(m.Answer, rr)
 		}
+		if strings.Contains(strings.ToLower(q), "big") { // over 512 bytes: truncated over UDP only
+			for i := range 40 {
+				rr, _ := dns.NewRR(fmt.Sprintf("www.target.example. 300 IN A 192.0.2.%d", 10+i))
+				m.Answer = append(m.Answer, rr)
+			}
+		}
 		ns, _ := dns.NewRR("target.example. 300 IN NS ns1.target.example.")
 		m.Ns = []dns.RR{ns}
 		m.AuthenticatedData = true
 		return m
 	}))
-	h := start(t, []string{up.Addr()}, nil)
+	h, roots := startEncrypted(t, []string{up.Addr()}, nil)
+	streams := newStreamClients(t, h, roots)
 	tests := []struct {
 		name string
 		opts func(*dns.Msg)
@@ -453,35 +491,62 @@ func TestFastPathMatchesSlowPath(t *testing.T) {
 		{name: "cd", opts: func(m *dns.Msg) { m.CheckingDisabled = true }},
 		{name: "ad", opts: func(m *dns.Msg) { m.AuthenticatedData = true }},
 		{name: "no_rd", opts: func(m *dns.Msg) { m.RecursionDesired = false }},
+		{name: "big", opts: func(m *dns.Msg) { m.SetEdns0(1232, true) }},
+		{name: "big_plain", opts: func(*dns.Msg) {}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			// A cache miss over UDP (missUDP writes it from the new
 			// entry) against the slow path's answer a moment later
-			// over TCP (from that entry).
+			// (from that entry).
 			mm := new(dns.Msg)
 			mm.SetQuestion("Miss-"+tc.name+".Example.", dns.TypeA)
 			tc.opts(mm)
 			mm.Id = 4242
 			wire, _ := mm.Pack()
-			sameAnswer(t, "miss path", rawExchange(t, h.addr, wire, 3*time.Second), tcpRaw(t, h.addr, mm))
+			sameAnswer(t, "miss path", rawExchange(t, h.addr, wire, 3*time.Second), h.srv.SlowAnswer(wire, slowClient, resolver.UDP))
 
 			m := new(dns.Msg)
-			m.SetQuestion("Fast.Example.", dns.TypeA)
+			m.SetQuestion("Fast-"+tc.name+".Example.", dns.TypeA)
 			tc.opts(m)
 			m.Id = 99
 			wire, _ = m.Pack()
-			resolvertest.Query(t, h.addr, "tcp", "fast.example.", dns.TypeA, func(q *dns.Msg) { *q = *m.Copy() }) // warm
+			resolvertest.Query(t, h.addr, "tcp", "fast-"+tc.name+".example.", dns.TypeA, func(q *dns.Msg) { *q = *m.Copy() }) // warm
 			h.clock.Add(7 * time.Second)
 			fast := rawExchange(t, h.addr, wire, 3*time.Second)
-			sameAnswer(t, "fast path", fast, tcpRaw(t, h.addr, m))
+			sameAnswer(t, "fast path", fast, h.srv.SlowAnswer(wire, slowClient, resolver.UDP))
 			r := new(dns.Msg)
 			_ = r.Unpack(fast)
-			if ttl := r.Answer[0].Header().Ttl; ttl > 293 {
-				t.Errorf("ttl %d did not count down", ttl)
+			if len(r.Answer) > 0 && r.Answer[0].Header().Ttl > 293 {
+				t.Errorf("ttl %d did not count down", r.Answer[0].Header().Ttl)
 			}
+			streams.same(t, wire)
 		})
 	}
+}
+
+// slowClient is the client address the slow path's reference answers are
+// computed for (the answers do not depend on the port).
+var slowClient = netip.MustParseAddrPort("127.0.0.1:5353")
+
+// streamClients are one connection of each stream transport to a server.
+type streamClients struct {
+	h        *harness
+	tcp, dot *streamClient
+	doh      *http.Client
+}
+
+func newStreamClients(t *testing.T, h *harness, roots *x509.CertPool) *streamClients {
+	return &streamClients{h: h, tcp: dialStream(t, "tcp", h.addr, nil), dot: dialStream(t, "dot", h.dot, roots), doh: dohClient(roots)}
+}
+
+// same fails the test when the answer to the raw query wire over TCP, DoT
+// or DoH differs in any byte from the slow path's over that transport.
+func (sc *streamClients) same(t *testing.T, wire []byte) {
+	t.Helper()
+	sameAnswer(t, "tcp", sc.tcp.exchange(t, wire), sc.h.srv.SlowAnswer(wire, slowClient, resolver.TCP))
+	sameAnswer(t, "dot", sc.dot.exchange(t, wire), sc.h.srv.SlowAnswer(wire, slowClient, resolver.DoT))
+	sameAnswer(t, "doh", dohExchange(t, sc.doh, sc.h.doh, wire), sc.h.srv.SlowAnswer(wire, slowClient, resolver.DoH))
 }
 
 // sameAnswer fails the test when got (an answer of the path named what)

@@ -13,6 +13,7 @@ import (
 
 	"github.com/jurisdns/jurisdns/config"
 	"github.com/jurisdns/jurisdns/policy"
+	"github.com/jurisdns/jurisdns/spec"
 	"github.com/jurisdns/jurisdns/transfer"
 )
 
@@ -30,7 +31,7 @@ func buildPolicy(t *testing.T, js ...config.Jurisdiction) *policy.Policy {
 }
 
 func inline(id, action string, sinkhole []string, entries ...string) config.Jurisdiction {
-	return config.Jurisdiction{ID: id, Title: id + " title", Instrument: id + " instrument", Action: action, Sinkhole: sinkhole,
+	return config.Jurisdiction{ID: id, Title: id + " title", Instrument: id + " instrument", Action: spec.Action(action), Sinkhole: sinkhole,
 		Links:   []string{"https://example.org/" + id},
 		Sources: []config.Source{{Name: "l", Inline: entries}}, Allow: []string{"ok." + strings.TrimPrefix(entries[0], "*.")}}
 }

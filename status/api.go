@@ -12,6 +12,7 @@ import (
 	"github.com/jurisdns/jurisdns/audit"
 	"github.com/jurisdns/jurisdns/blocklists"
 	"github.com/jurisdns/jurisdns/policy"
+	"github.com/jurisdns/jurisdns/spec"
 )
 
 // Page is the JSON of GET /api/status.
@@ -81,33 +82,16 @@ const (
 
 // Jurisdiction is one jurisdiction on the page.
 type Jurisdiction struct {
-	ID         string   `json:"id"`
-	Title      string   `json:"title"`
-	Authority  string   `json:"authority,omitempty"`
-	Instrument string   `json:"instrument,omitempty"`
-	Links      []string `json:"links,omitempty"`
-	// LinkTitles[i] is the short title of Links[i] ("Home Affairs: PSPF
-	// Direction 001-2025"), "" when it has none.
-	LinkTitles []string `json:"link_titles,omitempty"`
-	// Instruments are a shipped jurisdiction's instruments (issuer, date,
-	// scope, titled links); NameSources the sources of its hostnames;
-	// LeavesOut what it deliberately does not block.
-	Instruments []policy.Instrument `json:"instruments,omitempty"`
-	NameSources []policy.Link       `json:"name_sources,omitempty"`
-	LeavesOut   []string            `json:"leaves_out,omitempty"`
-	Notes       string              `json:"notes,omitempty"`
-	// Contact and Organisation say who answers for a local policy.
-	Contact      string `json:"contact,omitempty"`
-	Organisation string `json:"organisation,omitempty"`
+	// Description is the policy's (id, title, authority, instruments and
+	// links, contact, ...), shown as it is.
+	policy.Description
 	// Status is policy.Jurisdiction.Status: "active", "report",
 	// "inactive until 2026-03-01", "expired 2025-04-28" or "not loaded
 	// (fail_closed)"; State its category (StateActive, ...).
 	Status string `json:"status"`
 	State  string `json:"state"`
-	Tier   string `json:"tier"`
-	Mode   string `json:"mode"`
-	Action string `json:"action"`
-	EDE    uint16 `json:"ede"`
+	// Terms are the tier, mode, action and EDE code.
+	policy.Terms
 	// TTL of the blocked answers, in seconds.
 	TTL int `json:"ttl"`
 	// Sinkhole are the addresses answered for action ip.
@@ -127,14 +111,14 @@ type Jurisdiction struct {
 	ListChanged time.Time `json:"list_changed,omitzero"`
 	// InUse: a client entry or the default set applies it; Clients names
 	// them ("default" for the default set).
-	InUse         bool     `json:"in_use"`
-	Clients       []string `json:"clients,omitempty"`
-	Shipped       bool     `json:"shipped"`
-	Overridden    bool     `json:"overridden,omitempty"`
-	Loaded        bool     `json:"loaded"`
-	LoadError     string   `json:"load_error,omitempty"`
-	OnLoadFailure string   `json:"on_load_failure"`
-	Sources       []Source `json:"sources"`
+	InUse         bool               `json:"in_use"`
+	Clients       []string           `json:"clients,omitempty"`
+	Shipped       bool               `json:"shipped"`
+	Overridden    bool               `json:"overridden,omitempty"`
+	Loaded        bool               `json:"loaded"`
+	LoadError     string             `json:"load_error,omitempty"`
+	OnLoadFailure spec.OnLoadFailure `json:"on_load_failure"`
+	Sources       []Source           `json:"sources"`
 	// FailedSources are the sources that failed to load or to refresh
 	// (Source.Error set).
 	FailedSources []string `json:"failed_sources,omitempty"`
@@ -142,16 +126,10 @@ type Jurisdiction struct {
 
 // Source is one list source of a jurisdiction.
 type Source struct {
-	Name    string `json:"name"`
-	Origin  string `json:"origin"`
-	Format  string `json:"format"`
-	Match   string `json:"match"`
-	Entries int    `json:"entries"`
-	Bad     int    `json:"bad"`
-	Skipped int    `json:"skipped"`
-	Hash    string `json:"hash,omitempty"`
-	// Stale: the source failed and its last known good rules are kept.
-	Stale bool   `json:"stale,omitempty"`
+	// SourceState is the policy's (name, origin, format, match, counts,
+	// hash; Stale: the source failed and its last known good rules are
+	// kept).
+	policy.SourceState
 	Error string `json:"error,omitempty"`
 	// BadLines are the first rejected lines (file:line: reason).
 	BadLines []string `json:"bad_lines,omitempty"`
@@ -271,24 +249,10 @@ func fillPolicy(p *Page, pol *policy.Policy, now time.Time, lists map[string]lis
 
 func jurisdictionOf(j *policy.Jurisdiction, now time.Time, ls listState) Jurisdiction {
 	out := Jurisdiction{
-		ID:            j.ID,
-		Title:         j.Title,
-		Authority:     j.Authority,
-		Instrument:    j.Instrument,
-		Links:         j.Links,
-		LinkTitles:    linkTitles(j),
-		Instruments:   j.Instruments,
-		NameSources:   j.NameSources,
-		LeavesOut:     j.LeavesOut,
-		Notes:         j.Notes,
-		Contact:       j.Contact,
-		Organisation:  j.Organisation,
+		Description:   j.Description,
 		Status:        j.Status(now),
 		State:         stateOf(j, now),
-		Tier:          j.Tier.String(),
-		Mode:          j.Mode.String(),
-		Action:        j.Action.String(),
-		EDE:           j.EDE,
+		Terms:         j.Terms(),
 		TTL:           int(j.TTL / time.Second),
 		Entries:       j.Entries,
 		Hash:          j.Hash,
@@ -298,7 +262,7 @@ func jurisdictionOf(j *policy.Jurisdiction, now time.Time, ls listState) Jurisdi
 		Overridden:    j.Overridden,
 		Loaded:        j.Loaded,
 		LoadError:     j.LoadError,
-		OnLoadFailure: j.OnLoadFailure.String(),
+		OnLoadFailure: j.OnLoadFailure.Spec(),
 		Sources:       []Source{},
 	}
 	for _, a := range j.Sinkhole {
@@ -314,11 +278,7 @@ func jurisdictionOf(j *policy.Jurisdiction, now time.Time, ls listState) Jurisdi
 		out.Expires = policy.FormatDate(j.Expires)
 	}
 	for _, si := range j.Sources {
-		src := Source{
-			Name: si.Name, Origin: si.Origin, Format: string(si.Format), Match: si.Match,
-			Entries: si.Entries, Bad: si.Bad, Skipped: si.Skipped, Hash: si.Hash, Stale: si.Stale, Error: si.Err,
-			Transfer: si.Transfer,
-		}
+		src := Source{SourceState: si.SourceState, Error: si.Err, Transfer: si.Transfer}
 		for i := range si.Errors {
 			src.BadLines = append(src.BadLines, si.Errors[i].Error())
 		}
@@ -435,25 +395,3 @@ func explainQuery(name, client, qtype string) (netip.Addr, uint16, error) {
 }
 
 func itoa(n int) string { return strconv.Itoa(n) }
-
-// linkTitles returns the titles of j.Links from its instruments and name
-// sources (nil when none has a title).
-func linkTitles(j *policy.Jurisdiction) []string {
-	titles := map[string]string{}
-	for _, in := range j.Instruments {
-		for _, l := range in.Links {
-			titles[l.URL] = l.Title
-		}
-	}
-	for _, l := range j.NameSources {
-		titles[l.URL] = l.Title
-	}
-	if len(titles) == 0 {
-		return nil
-	}
-	out := make([]string, len(j.Links))
-	for i, u := range j.Links {
-		out[i] = titles[u]
-	}
-	return out
-}

@@ -93,7 +93,7 @@ func TestAPIStatus(t *testing.T) {
 		if tc.status != "" && (j.Status != tc.status || j.State != tc.state) {
 			t.Errorf("%s: status %q state %q, want %q %q", tc.id, j.Status, j.State, tc.status, tc.state)
 		}
-		if j.Tier != tc.tier || (tc.inUse && (j.Effective != tc.effective || j.Expires != tc.expires)) || j.InUse != tc.inUse {
+		if string(j.Tier) != tc.tier || (tc.inUse && (j.Effective != tc.effective || j.Expires != tc.expires)) || j.InUse != tc.inUse {
 			t.Errorf("%s: tier %s effective %q expires %q in_use %v", tc.id, j.Tier, j.Effective, j.Expires, j.InUse)
 		}
 		if strings.Join(j.Clients, ",") != strings.Join(tc.clients, ",") {

@@ -1,16 +1,21 @@
 package status
 
-import "sync/atomic"
+import (
+	"sync/atomic"
 
-// Transport is the client transport a query arrived on.
-type Transport uint8
+	"github.com/jurisdns/jurisdns/spec"
+)
+
+// Transport is the client transport a query arrived on: spec.Transport,
+// the one transport enum of the resolver and the metrics too.
+type Transport = spec.Transport
 
 // The transports counted in Queries.
 const (
-	UDP Transport = iota
-	TCP
-	DoT // DNS over TLS
-	DoH // DNS over HTTPS
+	UDP = spec.TransportUDP
+	TCP = spec.TransportTCP
+	DoT = spec.TransportDoT // DNS over TLS
+	DoH = spec.TransportDoH // DNS over HTTPS
 )
 
 // Queries counts the queries answered since this process started, per

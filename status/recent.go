@@ -9,6 +9,7 @@ import (
 
 	"github.com/jurisdns/jurisdns/audit"
 	"github.com/jurisdns/jurisdns/policy"
+	"github.com/jurisdns/jurisdns/spec"
 )
 
 // DefaultRecent is how many enforcement records the page keeps by default.
@@ -23,16 +24,16 @@ type Record struct {
 	Time time.Time `json:"time"`
 	// Client is audit.ClientString of the client address: the address, its
 	// /24 or /56, a keyed hash, or "" (privacy none).
-	Client       string `json:"client"`
-	Name         string `json:"name"`
-	Type         string `json:"type"`
-	Jurisdiction string `json:"jurisdiction"`
-	Tier         string `json:"tier"`
-	Instrument   string `json:"instrument,omitempty"`
-	Rule         string `json:"rule,omitempty"`
-	Source       string `json:"source,omitempty"`
-	Line         int    `json:"line,omitempty"`
-	Action       string `json:"action"`
+	Client       string    `json:"client"`
+	Name         string    `json:"name"`
+	Type         string    `json:"type"`
+	Jurisdiction string    `json:"jurisdiction"`
+	Tier         spec.Tier `json:"tier"`
+	Instrument   string    `json:"instrument,omitempty"`
+	Rule         string    `json:"rule,omitempty"`
+	Source       string    `json:"source,omitempty"`
+	Line         int       `json:"line,omitempty"`
+	Action       string    `json:"action"`
 	// Mode is "enforce" (the client got the block answer) or "report"
 	// (logged only).
 	Mode       string `json:"mode"`
@@ -118,7 +119,7 @@ func (r *recentRing) record(sl *slot) Record {
 		Name:         string(sl.name),
 		Type:         typ,
 		Jurisdiction: sl.j.ID,
-		Tier:         sl.j.Tier.String(),
+		Tier:         sl.j.Tier.Spec(),
 		Instrument:   sl.instrument,
 		Rule:         string(sl.rule),
 		Source:       sl.source,

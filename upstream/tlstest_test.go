@@ -3,18 +3,12 @@ package upstream_test
 // Test PKI and loopback DoT/DoH servers for the encrypted upstream tests.
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/base64"
 	"encoding/binary"
 	"errors"
 	"io"
 	"log"
-	"math/big"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -25,91 +19,33 @@ import (
 
 	"github.com/miekg/dns"
 
+	"github.com/jurisdns/jurisdns/internal/testtool"
 	"github.com/jurisdns/jurisdns/upstream"
 )
 
-// testCA is a certificate authority made up for the tests.
-type testCA struct {
-	cert *x509.Certificate
-	key  *ecdsa.PrivateKey
-	pool *x509.CertPool // trusts only this CA
-}
-
-var serial atomic.Int64
-
-func newCA(cn string) *testCA {
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		panic(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber:          big.NewInt(serial.Add(1)),
-		Subject:               pkix.Name{CommonName: cn},
-		NotBefore:             time.Now().Add(-time.Hour),
-		NotAfter:              time.Now().Add(24 * time.Hour),
-		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature,
-		BasicConstraintsValid: true,
-		IsCA:                  true,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		panic(err)
-	}
-	cert, err := x509.ParseCertificate(der)
-	if err != nil {
-		panic(err)
-	}
-	pool := x509.NewCertPool()
-	pool.AddCert(cert)
-	return &testCA{cert: cert, key: key, pool: pool}
-}
-
-// leaf issues a server certificate for names and ips.
-func (ca *testCA) leaf(names []string, ips ...net.IP) tls.Certificate {
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		panic(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(serial.Add(1)),
-		Subject:      pkix.Name{CommonName: "test server"},
-		NotBefore:    time.Now().Add(-time.Hour),
-		NotAfter:     time.Now().Add(24 * time.Hour),
-		KeyUsage:     x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-		DNSNames:     names,
-		IPAddresses:  ips,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, &key.PublicKey, ca.key)
-	if err != nil {
-		panic(err)
-	}
-	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}
-}
-
 // testPKI holds the certificates of the tests, made once.
 type testPKIs struct {
-	ca        *testCA
+	ca        *testtool.CA
 	good      tls.Certificate // dns.test and 127.0.0.1, by ca
 	nameOnly  tls.Certificate // dns.test only, by ca
 	untrusted tls.Certificate // dns.test and 127.0.0.1, by another CA
 }
 
 var testPKI = sync.OnceValue(func() *testPKIs {
-	ca, other := newCA("jurisdns test CA"), newCA("untrusted test CA")
-	lo := net.IPv4(127, 0, 0, 1)
+	ca, other := testtool.NewCA("jurisdns test CA"), testtool.NewCA("untrusted test CA")
+	lo := []net.IP{net.IPv4(127, 0, 0, 1)}
 	return &testPKIs{
 		ca:        ca,
-		good:      ca.leaf([]string{"dns.test"}, lo),
-		nameOnly:  ca.leaf([]string{"dns.test"}),
-		untrusted: other.leaf([]string{"dns.test"}, lo),
+		good:      ca.Issue(testtool.Leaf{DNSNames: []string{"dns.test"}, IPs: lo}).TLS,
+		nameOnly:  ca.Issue(testtool.Leaf{DNSNames: []string{"dns.test"}}).TLS,
+		untrusted: other.Issue(testtool.Leaf{DNSNames: []string{"dns.test"}, IPs: lo}).TLS,
 	}
 })
 
 // trusting returns Options that trust the test CA, with a dial timeout
 // generous enough for a loaded test machine.
 func trusting() upstream.Options {
-	return upstream.Options{RootCAs: testPKI().ca.pool, Timeout: 4 * time.Second}
+	return upstream.Options{RootCAs: testPKI().ca.Pool, Timeout: 4 * time.Second}
 }
 
 func parseWith(t testing.TB, s string, opts upstream.Options) upstream.Upstream {

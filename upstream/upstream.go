@@ -35,6 +35,8 @@ import (
 	"time"
 
 	"github.com/miekg/dns"
+
+	"github.com/jurisdns/jurisdns/spec"
 )
 
 // Upstream sends one query to one server.
@@ -191,10 +193,10 @@ func parseAddrPort(s string, defPort uint16) (netip.AddrPort, error) {
 	return ap, nil
 }
 
-// NoCaseRandomization, as the fragment of a UDP upstream
-// ("udp://192.0.2.53#no-0x20", "192.0.2.53:53#no-0x20"), turns 0x20 off for
-// a server that does not echo the question's case.
-const NoCaseRandomization = "no-0x20"
+// NoCaseRandomization, as the fragment of a UDP upstream, turns 0x20 off
+// for a server that does not echo the question's case: spec's, where the
+// configuration checks it.
+const NoCaseRandomization = spec.NoCaseRandomization
 
 // server is a plain DNS server over UDP (with TCP on truncation) or TCP only.
 type server struct {

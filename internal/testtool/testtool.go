@@ -6,6 +6,10 @@
 // every tool (CI=true, or REQUIRE_TEST_TOOLS=1, both set by .ci/run), in
 // which case it fails. So a developer's machine with only Go runs the suite,
 // and CI never passes by skipping.
+//
+// It also holds what such tests share: the jurisdns binary (BuildJurisdns),
+// a child's output (Output), a loopback port for a program to bind
+// (FreePort) and a certificate authority for TLS servers and clients (CA).
 package testtool
 
 import (

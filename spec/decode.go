@@ -1,16 +1,120 @@
-package config
+package spec
+
+// The YAML decoder of the vocabulary: the user's configuration file and
+// environment values (through package config and viper) and the shipped
+// jurisdictions (DecodeYAML) are read by the same code, with the same
+// errors: an unknown key with the nearest known one, a value of the wrong
+// kind, each with file:line and key path.
 
 import (
+	"encoding"
 	"errors"
 	"fmt"
 	"reflect"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/go-viper/mapstructure/v2"
 	"gopkg.in/yaml.v3"
 )
+
+var (
+	durationType    = reflect.TypeFor[time.Duration]()
+	textUnmarshaler = reflect.TypeFor[encoding.TextUnmarshaler]()
+)
+
+// LineKey is the mapstructure tag of a struct field that receives the line
+// of the YAML mapping the struct was decoded from (an int field; the
+// shipped data's entries, instruments and links cite their lines). It is
+// not a key: a document that writes it gets "unknown key".
+const LineKey = "$line"
+
+// KeyName is the key of a struct field: its mapstructure tag, or "" when
+// the field is not a key.
+func KeyName(f reflect.StructField) string {
+	if !f.IsExported() {
+		return ""
+	}
+	name, _, _ := strings.Cut(f.Tag.Get("mapstructure"), ",")
+	if name == "-" || name == LineKey {
+		return ""
+	}
+	return name
+}
+
+// FieldsByKey maps the keys of a struct type to its fields; the keys of
+// an embedded struct tagged `mapstructure:",squash"` (ShippedJurisdiction's
+// JurisdictionAttrs) are the type's own.
+func FieldsByKey(t reflect.Type) map[string]reflect.StructField {
+	m := make(map[string]reflect.StructField, t.NumField())
+	for i := range t.NumField() {
+		f := t.Field(i)
+		if isSquash(f) {
+			for k, sf := range FieldsByKey(f.Type) {
+				m[k] = sf
+			}
+			continue
+		}
+		if name := KeyName(f); name != "" {
+			m[name] = f
+		}
+	}
+	return m
+}
+
+// isSquash reports whether f is an embedded struct whose keys are its
+// parent's (mapstructure's ",squash").
+func isSquash(f reflect.StructField) bool {
+	if !f.Anonymous || f.Type.Kind() != reflect.Struct {
+		return false
+	}
+	_, opts, _ := strings.Cut(f.Tag.Get("mapstructure"), ",")
+	return slices.Contains(strings.Split(opts, ","), "squash")
+}
+
+// hasLine reports whether struct type t has a LineKey field.
+func hasLine(t reflect.Type) bool {
+	for i := range t.NumField() {
+		if t.Field(i).Tag.Get("mapstructure") == LineKey {
+			return true
+		}
+	}
+	return false
+}
+
+// DecodeYAML decodes a YAML document into out, a pointer to a struct
+// whose fields carry mapstructure tags (the shipped jurisdictions): the
+// checks of ParseYAML, and the enums' UnmarshalText where they are written,
+// then the values set on the struct by mapstructure (the enums through
+// the same UnmarshalText). Every problem is reported at once (errors.Join),
+// each as "src:line: key.path: problem".
+func DecodeYAML(src string, data []byte, out any) error {
+	t := reflect.TypeOf(out)
+	if t.Kind() != reflect.Pointer || t.Elem().Kind() != reflect.Struct {
+		return fmt.Errorf("DecodeYAML: %T is not a pointer to a struct", out)
+	}
+	m, errs := parseYAML(&decoder{src: src, lines: true, enums: true}, data, t.Elem())
+	if len(errs) > 0 {
+		return errors.Join(errs...)
+	}
+	dec, err := mapstructure.NewDecoder(&mapstructure.DecoderConfig{
+		DecodeHook:  mapstructure.TextUnmarshallerHookFunc(),
+		ErrorUnused: true,
+		Result:      out,
+	})
+	if err != nil {
+		return err
+	}
+	if err := dec.Decode(m); err != nil {
+		// Unreachable when ParseYAML is right: it checked every key and
+		// value against the type already.
+		return fmt.Errorf("%s: %w", src, err)
+	}
+	return nil
+}
 
 // maxNodes bounds the YAML nodes one decode visits, aliases included, so a
 // document of nested aliases cannot blow up.
@@ -24,6 +128,10 @@ const maxNodes = 1 << 20
 type decoder struct {
 	src   string // file name or environment variable
 	lines bool   // whether to add :line after src
+	// enums checks the text of the enums (UnmarshalText) where it is
+	// written. Off for the configuration, whose Validate reports a bad enum
+	// with every other problem of the file.
+	enums bool
 	nodes int
 	errs  []error
 }
@@ -44,9 +152,16 @@ func (d *decoder) errorf(n *yaml.Node, path, format string, args ...any) {
 	d.errs = append(d.errs, errors.New(b.String()))
 }
 
-// parseDocument parses a whole YAML file into a map for viper.
-func parseDocument(src string, data []byte) (map[string]any, []error) {
-	d := &decoder{src: src, lines: true}
+// ParseYAML parses a whole YAML document as struct type t into the plain
+// values of its keys (the map viper merges, or DecodeYAML sets on the
+// struct), checking every key and value against t.
+func ParseYAML(src string, data []byte, t reflect.Type) (map[string]any, []error) {
+	return parseYAML(&decoder{src: src, lines: true}, data, t)
+}
+
+// parseYAML parses a whole document with d.
+func parseYAML(d *decoder, data []byte, t reflect.Type) (map[string]any, []error) {
+	src := d.src
 	var doc yaml.Node
 	if err := yaml.Unmarshal(data, &doc); err != nil {
 		return nil, []error{yamlError(src, err)}
@@ -58,7 +173,7 @@ func parseDocument(src string, data []byte) (map[string]any, []error) {
 	if isNull(root) {
 		return map[string]any{}, nil
 	}
-	v, ok := d.value(root, reflect.TypeFor[Config](), "")
+	v, ok := d.value(root, t, "")
 	if len(d.errs) > 0 {
 		return nil, d.errs
 	}
@@ -136,13 +251,20 @@ func (d *decoder) value(n *yaml.Node, t reflect.Type, path string) (v any, ok bo
 		if isNull(n) {
 			return "", true
 		}
+		if d.enums && reflect.PointerTo(t).Implements(textUnmarshaler) {
+			u := reflect.New(t).Interface().(encoding.TextUnmarshaler)
+			if err := u.UnmarshalText([]byte(n.Value)); err != nil {
+				d.errorf(n, path, "%v", err)
+				return nil, false
+			}
+		}
 		return n.Value, true
 	}
 	if isNull(n) {
 		d.errorf(n, path, "missing value")
 		return nil, false
 	}
-	v, err := parseScalar(t, n.Value)
+	v, err := ParseScalar(t, n.Value)
 	if err != nil {
 		d.errorf(n, path, "%v", err)
 		return nil, false
@@ -152,7 +274,7 @@ func (d *decoder) value(n *yaml.Node, t reflect.Type, path string) (v any, ok bo
 
 // mapping decodes a YAML mapping as struct type t.
 func (d *decoder) mapping(n *yaml.Node, t reflect.Type, path string) map[string]any {
-	fields := fieldsByKey(t)
+	fields := FieldsByKey(t)
 	out := make(map[string]any, len(n.Content)/2)
 	seen := make(map[string]int, len(n.Content)/2)
 	for i := 0; i+1 < len(n.Content); i += 2 {
@@ -179,6 +301,9 @@ func (d *decoder) mapping(n *yaml.Node, t reflect.Type, path string) map[string]
 		if v, ok := d.value(vn, f.Type, key); ok {
 			out[k.Value] = v
 		}
+	}
+	if hasLine(t) {
+		out[LineKey] = n.Line
 	}
 	return out
 }
@@ -211,8 +336,8 @@ func (d *decoder) sequence(n *yaml.Node, t reflect.Type, path string) any {
 	return out
 }
 
-// parseScalar parses the text of a number, boolean or duration of type t.
-func parseScalar(t reflect.Type, s string) (any, error) {
+// ParseScalar parses the text of a number, boolean or duration of type t.
+func ParseScalar(t reflect.Type, s string) (any, error) {
 	switch {
 	case t == durationType:
 		v, err := time.ParseDuration(s)
@@ -244,7 +369,7 @@ func parseScalar(t reflect.Type, s string) (any, error) {
 		}
 		return v, nil
 	}
-	return nil, fmt.Errorf("unsupported type %s", t) // a new field type: extend parseScalar
+	return nil, fmt.Errorf("unsupported type %s", t) // a new field type: extend ParseScalar
 }
 
 // kindName names the kind of a YAML node for error messages.
@@ -274,15 +399,15 @@ func suggestKey(path, key string, fields map[string]reflect.StructField) string 
 	for name := range fields {
 		names = append(names, name)
 	}
-	if best := nearest(key, names); best != "" {
+	if best := Nearest(key, names); best != "" {
 		return fmt.Sprintf(" (did you mean %q?)", join(path, best))
 	}
 	return ""
 }
 
-// nearest returns the candidate closest to s by edit distance, if it is
+// Nearest returns the candidate closest to s by edit distance, if it is
 // close enough to be a typo, else "".
-func nearest(s string, candidates []string) string {
+func Nearest(s string, candidates []string) string {
 	s = strings.ToLower(s)
 	best, bestDist := "", 3 // a typo is at most 2 edits away
 	if len(s) <= 4 {
@@ -316,4 +441,23 @@ func editDistance(a, b string) int {
 		prev, cur = cur, prev
 	}
 	return prev[len(b)]
+}
+
+// ParseYAMLValue parses the YAML (or JSON) flow value of one key, of type
+// t, written in the environment variable src: a list of objects such as
+// JURISDNS_CLIENTS. ok is false when the text is empty or null.
+func ParseYAMLValue(src, key, text string, t reflect.Type) (v any, ok bool, errs []error) {
+	var doc yaml.Node
+	if err := yaml.Unmarshal([]byte(text), &doc); err != nil {
+		return nil, false, []error{fmt.Errorf("%s: %s: %s", src, key, strings.TrimPrefix(err.Error(), "yaml: "))}
+	}
+	if doc.Kind == 0 || len(doc.Content) == 0 {
+		return nil, false, nil
+	}
+	d := &decoder{src: src}
+	v, ok = d.value(doc.Content[0], t, key)
+	if len(d.errs) > 0 {
+		return nil, false, d.errs
+	}
+	return v, ok, nil
 }

@@ -1,4 +1,4 @@
-package config
+package spec
 
 import (
 	"encoding/base64"
@@ -58,7 +58,7 @@ func (c *Config) validateTransfers(p *problems) {
 				continue
 			}
 			path := fmt.Sprintf("jurisdictions[%d].sources[%d]", i, k)
-			if f := strings.ToLower(src.Format); f != "" && f != "rpz" {
+			if f := src.Format; f != "" && f != FormatRPZ {
 				p.add(path+".format", "a transfer source is an RPZ zone: leave format out or set rpz")
 			}
 			if err := checkDomain(t.Zone); err != nil {

@@ -1,4 +1,4 @@
-package config
+package spec
 
 import (
 	"errors"
@@ -70,8 +70,8 @@ func (c *Config) Validate() error {
 	c.validateAudit(&p)
 	c.validateEncrypted(&p)
 	c.validateDnstap(&p)
-	checkOneOf(&p, "log.level", c.Log.Level, "debug", "info", "warn", "error")
-	checkOneOf(&p, "log.format", c.Log.Format, "text", "json")
+	checkEnum(&p, "log.level", c.Log.Level, true, LogLevels)
+	checkEnum(&p, "log.format", c.Log.Format, true, LogFormats)
 	return errors.Join(p...)
 }
 
@@ -97,7 +97,7 @@ func (c *Config) validateListen(p *problems) {
 func (c *Config) validateUpstreams(p *problems) {
 	u := c.Upstreams
 	checkServers(p, "upstreams.servers", u.Servers)
-	checkOneOf(p, "upstreams.strategy", u.Strategy, "failover", "random", "parallel")
+	checkEnum(p, "upstreams.strategy", u.Strategy, true, Strategies)
 	checkPositive(p, "upstreams.timeout", u.Timeout)
 	checkPositive(p, "upstreams.try_timeout", u.TryTimeout)
 	if u.Timeout > 0 && u.TryTimeout > u.Timeout {
@@ -165,7 +165,7 @@ func (c *Config) validateAccess(p *problems) {
 		p.add("access.allow", "is empty, so no client may query (0.0.0.0/0 and ::/0 admit every client)")
 	}
 	checkPrefixes(p, "access.allow", a.Allow)
-	checkOneOf(p, "access.action", a.Action, "refuse", "drop")
+	checkEnum(p, "access.action", a.Action, true, AccessActions)
 	r := a.RateLimit
 	if math.IsNaN(r.QPS) || math.IsInf(r.QPS, 0) || r.QPS < 0 {
 		p.add("access.rate_limit.qps", "%v is not a rate (0 or more queries per second)", r.QPS)
@@ -180,7 +180,7 @@ func (c *Config) validateAccess(p *problems) {
 		p.add("access.rate_limit.ipv6_prefix", "%d is not a prefix length between 0 and 128", r.IPv6Prefix)
 	}
 	checkPrefixes(p, "access.rate_limit.exempt", r.Exempt)
-	checkOneOf(p, "access.rate_limit.action", r.Action, "drop", "truncate")
+	checkEnum(p, "access.rate_limit.action", r.Action, true, RateLimitActions)
 }
 
 func (c *Config) validateClients(p *problems) {
@@ -201,7 +201,7 @@ func (c *Config) validateClients(p *problems) {
 		}
 		for j, s := range cl.Subnets {
 			sp := fmt.Sprintf("%s.subnets[%d]", path, j)
-			pfx, err := parsePrefix(s)
+			pfx, err := ParseSubnet(s)
 			if err != nil {
 				p.add(sp, "%v", err)
 				continue
@@ -224,7 +224,7 @@ func (c *Config) validateClients(p *problems) {
 func (j *Jurisdiction) validate(p *problems, path string) {
 	if j.ID == "" {
 		p.add(path+".id", "is required")
-	} else if err := checkID(j.ID); err != nil {
+	} else if err := CheckID(j.ID); err != nil {
 		p.add(path+".id", "%v", err)
 	}
 	for i, l := range j.Links {
@@ -233,43 +233,9 @@ func (j *Jurisdiction) validate(p *problems, path string) {
 			p.add(fmt.Sprintf("%s.links[%d]", path, i), "%q is not an http(s) URL", l)
 		}
 	}
-	var eff, exp time.Time
-	var effOK, expOK bool
-	if j.Effective != "" {
-		var err error
-		if eff, err = ParseDate(j.Effective); err != nil {
-			p.add(path+".effective", "%v", err)
-		} else {
-			effOK = true
-		}
-	}
-	if j.Expires != "" {
-		var err error
-		if exp, err = ParseDate(j.Expires); err != nil {
-			p.add(path+".expires", "%v", err)
-		} else {
-			expOK = true
-		}
-	}
-	if effOK && expOK && !eff.Before(exp) {
-		p.add(path+".expires", "%s is not after effective (%s)", j.Expires, j.Effective)
-	}
+	a := j.Attrs()
+	a.validate(p, path)
 	validateSDE(p, path, j.Contact, j.Organisation)
-	checkOneOf(p, path+".tier", j.Tier, "", "mandated", "local", "advisory")
-	checkOneOf(p, path+".mode", j.Mode, "", "enforce", "report")
-	checkOneOf(p, path+".action", j.Action, "", "nxdomain", "nodata", "null", "ip", "refused", "drop")
-	if j.Action == "ip" && len(j.Sinkhole) == 0 {
-		p.add(path+".sinkhole", "action ip needs at least one sinkhole address")
-	}
-	for i, s := range j.Sinkhole {
-		if a, err := netip.ParseAddr(s); err != nil || a.Zone() != "" {
-			p.add(fmt.Sprintf("%s.sinkhole[%d]", path, i), "%q is not an IP address", s)
-		}
-	}
-	if j.EDE != nil && (*j.EDE < 0 || *j.EDE > 65535) {
-		p.add(path+".ede", "%d is not an EDE code (0 to 65535)", *j.EDE)
-	}
-	checkTTL(p, path+".ttl", j.TTL)
 	names := make(map[string]int)
 	for i := range j.Sources {
 		sp := fmt.Sprintf("%s.sources[%d]", path, i)
@@ -289,7 +255,65 @@ func (j *Jurisdiction) validate(p *problems, path string) {
 			p.add(fmt.Sprintf("%s.allow[%d]", path, i), "%v", err)
 		}
 	}
-	checkOneOf(p, path+".on_load_failure", j.OnLoadFailure, "", "last_known_good", "fail_closed", "fail_open")
+	checkEnum(p, path+".on_load_failure", j.OnLoadFailure, false, OnLoadFailures)
+}
+
+// validate checks the attributes (not the id) by the rules of every
+// jurisdiction, shipped or configured: the dates, the enums (a shipped
+// file's were checked where they were decoded, a configuration's are
+// checked here), the sinkhole of action ip, the EDE code and the TTL. An
+// empty path makes the keys top-level ("ttl"). on_load_failure is left to
+// the caller: a configuration reports it after the sources, as it always
+// has.
+func (a *JurisdictionAttrs) validate(p *problems, path string) {
+	validateDates(p, path, a.Effective, a.Expires)
+	checkEnum(p, join(path, "tier"), a.Tier, false, Tiers)
+	checkEnum(p, join(path, "mode"), a.Mode, false, Modes)
+	checkEnum(p, join(path, "action"), a.Action, false, Actions)
+	if a.Action == ActionIP && len(a.Sinkhole) == 0 {
+		p.add(join(path, "sinkhole"), "action ip needs at least one sinkhole address")
+	}
+	validateAnswer(p, path, a.Sinkhole, a.EDE, a.TTL)
+}
+
+// validateDates checks effective and expires: dates, the first before the
+// second.
+func validateDates(p *problems, path, effective, expires string) {
+	var eff, exp time.Time
+	var effOK, expOK bool
+	if effective != "" {
+		var err error
+		if eff, err = ParseDate(effective); err != nil {
+			p.add(join(path, "effective"), "%v", err)
+		} else {
+			effOK = true
+		}
+	}
+	if expires != "" {
+		var err error
+		if exp, err = ParseDate(expires); err != nil {
+			p.add(join(path, "expires"), "%v", err)
+		} else {
+			expOK = true
+		}
+	}
+	if effOK && expOK && !eff.Before(exp) {
+		p.add(join(path, "expires"), "%s is not after effective (%s)", expires, effective)
+	}
+}
+
+// validateAnswer checks what a block answers: the sinkhole addresses, the
+// EDE code and the TTL.
+func validateAnswer(p *problems, path string, sinkhole []string, ede *int, ttl time.Duration) {
+	for i, s := range sinkhole {
+		if a, err := netip.ParseAddr(s); err != nil || a.Zone() != "" {
+			p.add(fmt.Sprintf("%s[%d]", join(path, "sinkhole"), i), "%q is not an IP address", s)
+		}
+	}
+	if ede != nil && (*ede < 0 || *ede > 65535) {
+		p.add(join(path, "ede"), "%d is not an EDE code (0 to 65535)", *ede)
+	}
+	checkTTL(p, join(path, "ttl"), ttl)
 }
 
 // validate checks one list source.
@@ -332,10 +356,13 @@ func (s *Source) validate(p *problems, path string) {
 			p.add(path+".url", "scheme %q is not https", u.Scheme)
 		}
 	}
-	checkOneOf(p, path+".format", s.Format, "", "domains", "hosts", "adblock", "wildcard", "rpz")
-	checkOneOf(p, path+".match", s.Match, "", "suffix", "exact")
-	if s.SHA256 != "" && !isHex(s.SHA256, 64) {
+	checkEnum(p, path+".format", s.Format, false, Formats)
+	checkEnum(p, path+".match", s.Match, false, Matches)
+	switch {
+	case s.SHA256 != "" && !isHex(s.SHA256, 64):
 		p.add(path+".sha256", "%q is not 64 hex digits", s.SHA256)
+	case s.SHA256 != "" && len(s.Inline) > 0:
+		p.add(path+".sha256", "only for path and url sources")
 	}
 	if s.MinEntries < 0 {
 		p.add(path+".min_entries", "%d is negative", s.MinEntries)
@@ -394,7 +421,7 @@ func (c *Config) validateZones(p *problems) {
 
 func (c *Config) validateAudit(p *problems) {
 	a := c.Audit
-	checkOneOf(p, "audit.client_privacy", a.ClientPrivacy, "full", "truncate", "hash", "none")
+	checkEnum(p, "audit.client_privacy", a.ClientPrivacy, true, ClientPrivacies)
 	if a.MaxSize < 0 {
 		p.add("audit.max_size", "%d is negative", a.MaxSize)
 	}
@@ -468,7 +495,7 @@ func validateIDs(p *problems, path string, ids []string) {
 	seen := make(map[string]int)
 	for i, id := range ids {
 		ip := fmt.Sprintf("%s[%d]", path, i)
-		if err := checkID(id); err != nil {
+		if err := CheckID(id); err != nil {
 			p.add(ip, "%v", err)
 			continue
 		}
@@ -480,8 +507,9 @@ func validateIDs(p *problems, path string, ids []string) {
 	}
 }
 
-// checkID checks the syntax of a jurisdiction ID.
-func checkID(id string) error {
+// CheckID checks the syntax of a jurisdiction ID, configured or shipped:
+// lower-case letters, digits and '-', not starting with '-', at most 63.
+func CheckID(id string) error {
 	if len(id) > 63 || !idPattern.MatchString(id) {
 		return fmt.Errorf("%q is not a jurisdiction id (lower-case letters, digits and '-', at most 63)", id)
 	}
@@ -495,6 +523,22 @@ func checkPrefixes(p *problems, path string, list []string) {
 			p.add(fmt.Sprintf("%s[%d]", path, i), "%v", err)
 		}
 	}
+}
+
+// ParseSubnet parses a client subnet: a CIDR prefix with no host bits set
+// (parsePrefix); an IPv4-mapped IPv6 prefix of /96 or longer is the IPv4
+// prefix it maps, as a mapped client address is the IPv4 address.
+func ParseSubnet(s string) (netip.Prefix, error) {
+	pfx, err := parsePrefix(s)
+	if err != nil {
+		return netip.Prefix{}, err
+	}
+	// A mapped prefix shorter than /96 has host bits set (the ffff of
+	// bits 80-95): parsePrefix rejected it.
+	if pfx.Addr().Is4In6() {
+		pfx = netip.PrefixFrom(pfx.Addr().Unmap(), pfx.Bits()-96)
+	}
+	return pfx, nil
 }
 
 // parsePrefix parses a CIDR prefix with no host bits set.
@@ -559,9 +603,10 @@ func checkServers(p *problems, path string, list []string) {
 	}
 }
 
-// noCaseRandomization is the option of a UDP upstream that turns 0x20 off
-// (upstream.NoCaseRandomization; config does not import the DNS side).
-const noCaseRandomization = "no-0x20"
+// NoCaseRandomization, as the fragment of a UDP upstream
+// ("udp://192.0.2.53#no-0x20", "192.0.2.53:53#no-0x20"), turns 0x20 off for
+// a server that does not echo the question's case (upstream reads it).
+const NoCaseRandomization = "no-0x20"
 
 // checkUpstream checks the syntax of an upstream server: IP[:port][#no-0x20],
 // udp://IP[:port][#no-0x20], tcp://IP[:port], tls://host[:port][#servername]
@@ -570,8 +615,8 @@ func checkUpstream(s string) error {
 	scheme, _, isURL := strings.Cut(s, "://")
 	if !isURL {
 		addr, frag, hasFrag := strings.Cut(s, "#")
-		if hasFrag && frag != noCaseRandomization {
-			return fmt.Errorf("%q: unknown option %q (a UDP upstream takes #%s)", s, frag, noCaseRandomization)
+		if hasFrag && frag != NoCaseRandomization {
+			return fmt.Errorf("%q: unknown option %q (a UDP upstream takes #%s)", s, frag, NoCaseRandomization)
 		}
 		s := addr
 		if _, err := netip.ParseAddr(s); err == nil {
@@ -608,8 +653,8 @@ func checkUpstream(s string) error {
 		if u.User != nil || (u.Path != "" && u.Path != "/") || u.RawQuery != "" {
 			return fmt.Errorf("%q: only %s://IP[:port] is allowed", s, scheme)
 		}
-		if u.Fragment != "" && (u.Fragment != noCaseRandomization || strings.EqualFold(scheme, "tcp")) {
-			return fmt.Errorf("%q: unknown option %q (only udp:// takes #%s)", s, u.Fragment, noCaseRandomization)
+		if u.Fragment != "" && (u.Fragment != NoCaseRandomization || strings.EqualFold(scheme, "tcp")) {
+			return fmt.Errorf("%q: unknown option %q (only udp:// takes #%s)", s, u.Fragment, NoCaseRandomization)
 		}
 	case "tls":
 		if ipErr != nil {
@@ -715,8 +760,7 @@ func validateSDE(p *problems, path, contact, org string) {
 
 // shownURL is a list URL as a validation error shows it: its credentials
 // and query string, which commonly carry secrets, replaced by "REDACTED"
-// (the rule of download.RedactURL; config, beside download in layer 1,
-// does not import it).
+// (the rule of download.RedactURL; spec, the leaf, does not import it).
 func shownURL(u url.URL) string {
 	if u.User != nil {
 		u.User = url.User("REDACTED")
