@@ -45,7 +45,7 @@ type udpMux struct {
 
 	mu     sync.Mutex
 	socks  [muxSockets]*muxSock // nil until first used
-	next   int                  // the slot the next query tries first
+	next   int                  // the slot the next query goes to
 	closed bool
 }
 
@@ -72,9 +72,9 @@ const (
 	muxReadBuffer = 1 << 20
 )
 
-// ErrBusy means every socket to the server already had its most queries in
-// flight (see udpMux). The query was not sent; it says nothing about the
-// server's health.
+// ErrBusy means the server already had its most queries in flight (4096,
+// see udpMux). The query was not sent; it says nothing about the server's
+// health.
 var ErrBusy = errors.New("too many queries in flight to the server")
 
 // udpOpen, udpIdle and udpInflight count, across every server, the UDP
