@@ -1,0 +1,235 @@
+package upstream_test
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/miekg/dns"
+
+	"github.com/jurisdns/jurisdns/internal/testtool"
+	"github.com/jurisdns/jurisdns/resolver/resolvertest"
+	"github.com/jurisdns/jurisdns/upstream"
+)
+
+// stressAnswer answers q<i>.<anything> A with the address that encodes i,
+// after a random pause of up to maxDelay (the miekg server runs each query
+// in a goroutine of its own: the replies come out of order).
+func stressAnswer(maxDelay time.Duration) dns.HandlerFunc {
+	return resolvertest.Func(func(r *dns.Msg) *dns.Msg {
+		if maxDelay > 0 {
+			time.Sleep(rand.N(maxDelay))
+		}
+		name := r.Question[0].Name
+		label, _, _ := strings.Cut(name, ".")
+		i, err := strconv.Atoi(strings.TrimPrefix(strings.ToLower(label), "q"))
+		if err != nil {
+			return nil // dropped: the query times out and the test fails
+		}
+		m := new(dns.Msg)
+		m.SetReply(r)
+		m.Answer = append(m.Answer, &dns.A{
+			Hdr: dns.RR_Header{Name: name, Rrtype: dns.TypeA, Class: dns.ClassINET, Ttl: 60},
+			A:   net.IPv4(10, byte(i>>16), byte(i>>8), byte(i)),
+		})
+		return m
+	})
+}
+
+// stressCheck sends query i and reports what is wrong with its answer.
+func stressCheck(u upstream.Upstream, i int, timeout time.Duration) error {
+	name := "q" + strconv.Itoa(i) + ".stress.example."
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	m := new(dns.Msg)
+	m.SetQuestion(name, dns.TypeA)
+	m.Id = uint16(i)
+	resp, err := u.Exchange(ctx, m)
+	if err != nil {
+		return err
+	}
+	want := net.IPv4(10, byte(i>>16), byte(i>>8), byte(i))
+	if resp.Id != m.Id || resp.Rcode != dns.RcodeSuccess || len(resp.Answer) != 1 {
+		return fmt.Errorf("%s: wrong reply %v", name, resp)
+	}
+	a, ok := resp.Answer[0].(*dns.A)
+	if !ok || a.Hdr.Name != name || !a.A.Equal(want) {
+		return fmt.Errorf("%s: answer %v, want %s", name, resp.Answer[0], want)
+	}
+	return nil
+}
+
+// TestMuxStressRotation drives many socket rotations (each socket takes
+// MuxMaxUses queries, so a slot gets a new socket every few milliseconds
+// here) under concurrent load, with replies out of order and late, against
+// a real server on loopback: every query must get its own answer, none may
+// fail. Queries that give up early (a short deadline) are mixed in: their
+// abandonment must not disturb the others.
+func TestMuxStressRotation(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name     string
+		maxDelay time.Duration
+		quitters bool // every 7th query gives up after 1ms
+	}{
+		{"fast", 0, false},
+		{"delayed", 3 * time.Millisecond, false},
+		{"quitters", 3 * time.Millisecond, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			srv := resolvertest.StartUpstream(t, stressAnswer(tc.maxDelay))
+			u := mustParse(t, "udp://"+srv.Addr())
+			const workers, perWorker = 48, 250 // ~47 rotations per slot
+			if testing.Short() {
+				t.Skip("stress")
+			}
+			var (
+				wg       sync.WaitGroup
+				failures atomic.Int64
+				mu       sync.Mutex
+				first    []error
+			)
+			for w := range workers {
+				wg.Go(func() {
+					for j := range perWorker {
+						i := w*perWorker + j
+						if tc.quitters && i%7 == 0 {
+							_ = stressCheck(u, i, time.Millisecond)
+							continue
+						}
+						if err := stressCheck(u, i, 5*time.Second); err != nil {
+							failures.Add(1)
+							mu.Lock()
+							if len(first) < 5 {
+								first = append(first, err)
+							}
+							mu.Unlock()
+						}
+					}
+				})
+			}
+			wg.Wait()
+			if n := failures.Load(); n > 0 {
+				t.Errorf("%d of %d queries failed; first: %v", n, workers*perWorker, first)
+			}
+		})
+	}
+}
+
+// startKnotWildcard runs knotd (Debian's knot, the benchmark's upstream) on
+// 127.0.0.1 serving stress.example with a wildcard A record, and returns
+// its address once it answers. knotd is killed in t.Cleanup.
+func startKnotWildcard(t *testing.T) string {
+	t.Helper()
+	bin := testtool.Need(t, "knotd", "knot")
+	dir := t.TempDir()
+	for _, d := range []string{"run", "db"} {
+		if err := os.MkdirAll(filepath.Join(dir, d), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	zone := "$ORIGIN stress.example.\n$TTL 60\n" +
+		"@ SOA ns hostmaster 1 3600 600 86400 60\n@ NS ns\nns A 127.0.0.1\n* A 10.0.0.1\n"
+	if err := os.WriteFile(filepath.Join(dir, "stress.zone"), []byte(zone), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for range 3 {
+		port := testtool.FreePort(t)
+		conf := fmt.Sprintf("server:\n    rundir: %q\n    listen: 127.0.0.1@%d\n    udp-workers: 1\n    tcp-workers: 1\n    background-workers: 1\n"+
+			"database:\n    storage: %q\nlog:\n  - target: stderr\n    any: warning\n"+
+			"template:\n  - id: default\n    storage: %q\n    journal-content: none\n    zonefile-sync: -1\n"+
+			"zone:\n  - domain: stress.example\n    file: stress.zone\n",
+			filepath.Join(dir, "run"), port, filepath.Join(dir, "db"), dir)
+		confFile := filepath.Join(dir, "knot.conf")
+		if err := os.WriteFile(confFile, []byte(conf), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		var logs testtool.Output
+		cmd := exec.Command(bin, "-c", confFile)
+		cmd.Stdout, cmd.Stderr = &logs, &logs
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		exited := make(chan struct{})
+		go func() { _ = cmd.Wait(); close(exited) }()
+		addr := fmt.Sprintf("127.0.0.1:%d", port)
+		c := &dns.Client{Timeout: 200 * time.Millisecond}
+		m := new(dns.Msg)
+		m.SetQuestion("ready.stress.example.", dns.TypeA)
+		for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+			select {
+			case <-exited:
+			default:
+				if r, _, err := c.Exchange(m, addr); err == nil && r.Rcode == dns.RcodeSuccess && len(r.Answer) == 1 {
+					t.Cleanup(func() { _ = cmd.Process.Kill(); <-exited })
+					return addr
+				}
+				continue
+			}
+			break
+		}
+		_ = cmd.Process.Kill()
+		<-exited
+		t.Logf("knotd on port %d did not come up; log:\n%s", port, logs.String())
+	}
+	t.Fatal("knotd did not come up")
+	return ""
+}
+
+// TestMuxStressKnot is TestMuxStressRotation's load against knotd, the
+// benchmark's upstream: every one of many concurrent queries, over dozens of
+// socket rotations, gets its own answer (the wildcard's, owned by the name
+// as asked).
+func TestMuxStressKnot(t *testing.T) {
+	t.Parallel()
+	if testing.Short() {
+		t.Skip("stress")
+	}
+	u := mustParse(t, "udp://"+startKnotWildcard(t))
+	const workers, perWorker = 48, 250
+	var (
+		wg       sync.WaitGroup
+		failures atomic.Int64
+		mu       sync.Mutex
+		first    []error
+	)
+	for w := range workers {
+		wg.Go(func() {
+			for j := range perWorker {
+				i := w*perWorker + j
+				name := "Q" + strconv.Itoa(i) + ".stress.example."
+				m := new(dns.Msg)
+				m.SetQuestion(name, dns.TypeA)
+				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+				resp, err := u.Exchange(ctx, m)
+				cancel()
+				if err == nil && (resp.Rcode != dns.RcodeSuccess || len(resp.Answer) != 1 || resp.Answer[0].Header().Name != name) {
+					err = fmt.Errorf("%s: wrong reply %v", name, resp)
+				}
+				if err != nil {
+					failures.Add(1)
+					mu.Lock()
+					if len(first) < 5 {
+						first = append(first, err)
+					}
+					mu.Unlock()
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if n := failures.Load(); n > 0 {
+		t.Errorf("%d of %d queries failed; first: %v", n, workers*perWorker, first)
+	}
+}
