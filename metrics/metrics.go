@@ -293,7 +293,7 @@ func New() *Metrics {
 	m.auditDropped = m.counter("audit_dropped_total", "Enforcement log records dropped because the writer fell behind.")
 	m.buildInfo = m.gaugeVec("build_info", "Always 1; labels give the build version and Go version.", "version", "goversion")
 	upstreamDropped := m.counterVec("upstream_replies_dropped_total",
-		"Replies from plain UDP/TCP upstreams read and thrown away, by reason: id (no query waits for that ID: forged, duplicate or late), question, case (0x20 caught a reply that matched only case-insensitively), source (not from the server's address and port), malformed.", "reason")
+		"Replies from plain UDP/TCP upstreams read and thrown away, by reason: id (no query waits for that ID: forged, duplicate or late), question, case (0x20 caught a reply that matched only case-insensitively), source (not from the server's address and port), malformed, overflow (dropped by the kernel before it was read: a UDP socket's receive buffer was full; its query times out).", "reason")
 	m.upstreamDropped = newChildCache(maxReasonChildren, OtherLabel, func(k string) prometheus.Counter {
 		return upstreamDropped.WithLabelValues(k)
 	})

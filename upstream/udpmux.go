@@ -161,6 +161,7 @@ func (m *udpMux) open(now time.Time) (*muxSock, error) {
 		return nil, err
 	}
 	_ = c.SetReadBuffer(muxReadBuffer) // best effort: capped by the kernel
+	countOverflows(c)
 	udpOpen.Add(1)
 	udpIdle.Add(1)
 	s := &muxSock{mux: m, c: c, pending: make(map[uint16]*pendingQuery), born: now}

@@ -6,19 +6,57 @@ import (
 	"encoding/binary"
 	"net/netip"
 	"sync"
+	"syscall"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
 
 // muxBatchBufs holds what one recvmmsg of a socket's reader needs: muxBatch
-// headers, their buffers of udpBuf bytes and the senders' addresses. They
-// are pooled: a socket lives for muxMaxUses queries only.
+// headers, their buffers of udpBuf bytes, the senders' addresses and room
+// for the SO_RXQ_OVFL control message. They are pooled: a socket lives for
+// muxMaxUses queries only.
 type muxBatchBufs struct {
 	hdr  [muxBatch]unix.Mmsghdr
 	iov  [muxBatch]unix.Iovec
 	name [muxBatch]unix.RawSockaddrAny
+	oob  [muxBatch][oobLen]byte
 	buf  [muxBatch][udpBuf]byte
+}
+
+// oobLen is the room for one control message with a uint32 (the socket's
+// count of datagrams dropped so far, SO_RXQ_OVFL, which the kernel attaches
+// to every datagram once there was a drop): unix.CmsgSpace(4), 24 bytes on
+// 64-bit Linux, 16 on 32-bit.
+const oobLen = 24
+
+// countOverflows asks the kernel to attach to each datagram read from c the
+// number of datagrams the socket dropped so far because its receive buffer
+// was full (SO_RXQ_OVFL): see muxSock.read. Best effort.
+func countOverflows(c interface {
+	SyscallConn() (syscall.RawConn, error)
+}) {
+	rc, err := c.SyscallConn()
+	if err != nil {
+		return
+	}
+	_ = rc.Control(func(fd uintptr) {
+		_ = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RXQ_OVFL, 1)
+	})
+}
+
+// overflowCount returns the SO_RXQ_OVFL count in the control message oob,
+// if it carries one.
+func overflowCount(oob []byte) (uint32, bool) {
+	h := unix.CmsgLen(0)
+	if len(oob) < unix.CmsgLen(4) {
+		return 0, false
+	}
+	c := (*unix.Cmsghdr)(unsafe.Pointer(&oob[0]))
+	if c.Level != unix.SOL_SOCKET || c.Type != unix.SO_RXQ_OVFL || int(c.Len) < unix.CmsgLen(4) {
+		return 0, false
+	}
+	return *(*uint32)(unsafe.Pointer(&oob[h])), true
 }
 
 var muxBatchPool = sync.Pool{New: func() any {
@@ -29,12 +67,16 @@ var muxBatchPool = sync.Pool{New: func() any {
 		b.hdr[i].Hdr.Iov = &b.iov[i]
 		b.hdr[i].Hdr.SetIovlen(1)
 		b.hdr[i].Hdr.Name = (*byte)(unsafe.Pointer(&b.name[i]))
+		b.hdr[i].Hdr.Control = &b.oob[i][0]
 	}
 	return b
 }}
 
 // read reads the socket's replies until it is closed, up to muxBatch per
-// recvmmsg(2), and dispatches them.
+// recvmmsg(2), and dispatches them. Replies the kernel dropped because the
+// socket's receive buffer was full are counted as dropped ("overflow") when
+// the next datagram tells how many there were (SO_RXQ_OVFL, set by open):
+// their queries time out, and a rise in that count says why.
 func (s *muxSock) read() {
 	rc, err := s.c.SyscallConn()
 	if err != nil {
@@ -44,12 +86,14 @@ func (s *muxSock) read() {
 	b := muxBatchPool.Get().(*muxBatchBufs)
 	defer muxBatchPool.Put(b)
 	var (
-		n     int
-		errno unix.Errno
+		n        int
+		errno    unix.Errno
+		overflow uint32 // the socket's drops counted so far
 	)
 	recv := func(fd uintptr) bool {
 		for i := range b.hdr {
 			b.hdr[i].Hdr.Namelen = uint32(unsafe.Sizeof(b.name[i]))
+			b.hdr[i].Hdr.SetControllen(oobLen)
 			b.hdr[i].Hdr.Flags = 0
 			b.hdr[i].Len = 0
 		}
@@ -75,6 +119,12 @@ func (s *muxSock) read() {
 			continue
 		}
 		for i := 0; i < n; i++ {
+			if d, ok := overflowCount(b.oob[i][:b.hdr[i].Hdr.Controllen]); ok && d != overflow {
+				for range d - overflow { // uint32: wraps around with the kernel's
+					s.dropped("overflow")
+				}
+				overflow = d
+			}
 			if ap, ok := sockaddrAddrPort(&b.name[i]); !ok || !s.fromServer(ap) {
 				s.dropped("source")
 				continue

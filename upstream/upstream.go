@@ -70,7 +70,10 @@ type Options struct {
 	// is waiting: a forgery, a duplicate or a late reply), "question" (the
 	// question differs in name, type or class), "case" (the name matches
 	// only case-insensitively: 0x20 caught it), "source" (not from the
-	// server's address and port) or "malformed". It must be cheap and safe
+	// server's address and port), "malformed" or "overflow" (a UDP reply
+	// the kernel dropped unread because the socket's receive buffer was
+	// full, counted on Linux when the socket's next datagram is read; its
+	// query times out). It must be cheap and safe
 	// for concurrent use (a metric); it is called from a socket's reader.
 	OnDrop func(reason string)
 }
