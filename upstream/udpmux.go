@@ -40,6 +40,7 @@ import (
 type udpMux struct {
 	raddr    netip.AddrPort // the server, unmapped
 	onDrop   func(reason string)
+	rcvbuf   int          // the receive buffer asked for each socket; 0: muxReadBuffer (tests set less)
 	inflight atomic.Int64 // queries in flight on every socket of the server
 	sender   muxSender
 
@@ -102,6 +103,10 @@ type muxSock struct {
 	born    time.Time
 	retired bool // takes no new query; closed when pending empties
 	closed  bool
+
+	// overflows is how many of the datagrams the kernel dropped because
+	// the receive buffer was full were counted (see overflowed).
+	overflows atomic.Uint32
 }
 
 // pendingQuery is a query in flight on a muxSock: what its reply must
@@ -160,7 +165,11 @@ func (m *udpMux) open(now time.Time) (*muxSock, error) {
 	if err != nil {
 		return nil, err
 	}
-	_ = c.SetReadBuffer(muxReadBuffer) // best effort: capped by the kernel
+	rcvbuf := m.rcvbuf
+	if rcvbuf == 0 {
+		rcvbuf = muxReadBuffer
+	}
+	_ = c.SetReadBuffer(rcvbuf) // best effort: capped by the kernel
 	countOverflows(c)
 	udpOpen.Add(1)
 	udpIdle.Add(1)
@@ -256,6 +265,9 @@ func (s *muxSock) closeLocked() {
 		return
 	}
 	s.closed = true
+	if d, ok := socketDrops(s.c); ok {
+		s.overflowed(d) // the drops no later datagram reported
+	}
 	_ = s.c.Close()
 	udpOpen.Add(-1)
 	udpIdle.Add(-1)
@@ -265,6 +277,26 @@ func (s *muxSock) closeLocked() {
 func (s *muxSock) dropped(reason string) {
 	if f := s.mux.onDrop; f != nil {
 		f(reason)
+	}
+}
+
+// overflowed counts as dropped ("overflow") the replies the kernel dropped
+// unread because the socket's receive buffer was full, given their total
+// so far, d (from the socket's reader, SO_RXQ_OVFL, or from closeLocked,
+// SO_MEMINFO): each drop is counted once, whoever sees it first. The
+// kernel's count is a uint32 that wraps around.
+func (s *muxSock) overflowed(d uint32) {
+	for {
+		seen := s.overflows.Load()
+		if int32(d-seen) <= 0 {
+			return
+		}
+		if s.overflows.CompareAndSwap(seen, d) {
+			for range d - seen {
+				s.dropped("overflow")
+			}
+			return
+		}
 	}
 }
 

@@ -4,6 +4,7 @@ package upstream
 
 import (
 	"encoding/binary"
+	"net"
 	"net/netip"
 	"sync"
 	"syscall"
@@ -45,6 +46,28 @@ func countOverflows(c interface {
 	})
 }
 
+// socketDrops returns the number of datagrams c's socket dropped so far
+// (SK_MEMINFO_DROPS of SO_MEMINFO): the count SO_RXQ_OVFL reports only
+// with the next datagram read.
+func socketDrops(c *net.UDPConn) (uint32, bool) {
+	rc, err := c.SyscallConn()
+	if err != nil {
+		return 0, false
+	}
+	const skMeminfoDrops, skMeminfoVars = 8, 9 // linux/sock_diag.h
+	var (
+		info [skMeminfoVars]uint32
+		ok   bool
+	)
+	_ = rc.Control(func(fd uintptr) {
+		l := uint32(unsafe.Sizeof(info))
+		_, _, e := unix.Syscall6(unix.SYS_GETSOCKOPT, fd, unix.SOL_SOCKET, unix.SO_MEMINFO,
+			uintptr(unsafe.Pointer(&info[0])), uintptr(unsafe.Pointer(&l)), 0)
+		ok = e == 0 && l > skMeminfoDrops*4
+	})
+	return info[skMeminfoDrops], ok
+}
+
 // overflowCount returns the SO_RXQ_OVFL count in the control message oob,
 // if it carries one.
 func overflowCount(oob []byte) (uint32, bool) {
@@ -75,8 +98,9 @@ var muxBatchPool = sync.Pool{New: func() any {
 // read reads the socket's replies until it is closed, up to muxBatch per
 // recvmmsg(2), and dispatches them. Replies the kernel dropped because the
 // socket's receive buffer was full are counted as dropped ("overflow") when
-// the next datagram tells how many there were (SO_RXQ_OVFL, set by open):
-// their queries time out, and a rise in that count says why.
+// the next datagram tells how many there were (SO_RXQ_OVFL, set by open),
+// or else when the socket is closed (closeLocked): their queries time out,
+// and a rise in that count says why.
 func (s *muxSock) read() {
 	rc, err := s.c.SyscallConn()
 	if err != nil {
@@ -86,9 +110,8 @@ func (s *muxSock) read() {
 	b := muxBatchPool.Get().(*muxBatchBufs)
 	defer muxBatchPool.Put(b)
 	var (
-		n        int
-		errno    unix.Errno
-		overflow uint32 // the socket's drops counted so far
+		n     int
+		errno unix.Errno
 	)
 	recv := func(fd uintptr) bool {
 		for i := range b.hdr {
@@ -119,11 +142,8 @@ func (s *muxSock) read() {
 			continue
 		}
 		for i := 0; i < n; i++ {
-			if d, ok := overflowCount(b.oob[i][:b.hdr[i].Hdr.Controllen]); ok && d != overflow {
-				for range d - overflow { // uint32: wraps around with the kernel's
-					s.dropped("overflow")
-				}
-				overflow = d
+			if d, ok := overflowCount(b.oob[i][:b.hdr[i].Hdr.Controllen]); ok {
+				s.overflowed(d)
 			}
 			if ap, ok := sockaddrAddrPort(&b.name[i]); !ok || !s.fromServer(ap) {
 				s.dropped("source")

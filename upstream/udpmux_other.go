@@ -2,6 +2,8 @@
 
 package upstream
 
+import "net"
+
 // read reads the socket's replies until it is closed, one per read
 // (recvmmsg is Linux-only), and dispatches them.
 func (s *muxSock) read() { s.readPlain() }
@@ -11,3 +13,6 @@ func (s *muxSock) writeBatch(batch []queuedQuery) { s.writePlain(batch) }
 
 // countOverflows does nothing: SO_RXQ_OVFL is Linux-only.
 func countOverflows(any) {}
+
+// socketDrops reports nothing: SO_MEMINFO is Linux-only.
+func socketDrops(*net.UDPConn) (uint32, bool) { return 0, false }

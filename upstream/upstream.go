@@ -72,8 +72,8 @@ type Options struct {
 	// only case-insensitively: 0x20 caught it), "source" (not from the
 	// server's address and port), "malformed" or "overflow" (a UDP reply
 	// the kernel dropped unread because the socket's receive buffer was
-	// full, counted on Linux when the socket's next datagram is read; its
-	// query times out). It must be cheap and safe
+	// full, counted on Linux when the socket's next datagram is read or
+	// when it is closed; its query times out). It must be cheap and safe
 	// for concurrent use (a metric); it is called from a socket's reader.
 	OnDrop func(reason string)
 }
