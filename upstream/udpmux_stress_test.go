@@ -233,3 +233,53 @@ func TestMuxStressKnot(t *testing.T) {
 		t.Errorf("%d of %d queries failed; first: %v", n, workers*perWorker, first)
 	}
 }
+
+// TestMuxStressGroup is the same load through a Group of two servers with
+// each strategy: with parallel, every query goes to both and the loser's
+// is abandoned (its late reply dropped) while its socket rotates; no query
+// may fail.
+func TestMuxStressGroup(t *testing.T) {
+	t.Parallel()
+	if testing.Short() {
+		t.Skip("stress")
+	}
+	for _, strategy := range []string{upstream.StrategyParallel, upstream.StrategyRandom, upstream.StrategyFailover} {
+		t.Run(strategy, func(t *testing.T) {
+			t.Parallel()
+			var ups []upstream.Upstream
+			for range 2 {
+				srv := resolvertest.StartUpstream(t, stressAnswer(2*time.Millisecond))
+				ups = append(ups, mustParse(t, "udp://"+srv.Addr()))
+			}
+			g, err := upstream.NewGroup(ups, upstream.GroupOptions{Strategy: strategy, Timeout: 5 * time.Second, TryTimeout: 4 * time.Second})
+			if err != nil {
+				t.Fatal(err)
+			}
+			const workers, perWorker = 32, 200
+			var (
+				wg       sync.WaitGroup
+				failures atomic.Int64
+				mu       sync.Mutex
+				first    []error
+			)
+			for w := range workers {
+				wg.Go(func() {
+					for j := range perWorker {
+						if err := stressCheck(g, w*perWorker+j, 5*time.Second); err != nil {
+							failures.Add(1)
+							mu.Lock()
+							if len(first) < 5 {
+								first = append(first, err)
+							}
+							mu.Unlock()
+						}
+					}
+				})
+			}
+			wg.Wait()
+			if n := failures.Load(); n > 0 {
+				t.Errorf("%d of %d queries failed; first: %v", n, workers*perWorker, first)
+			}
+		})
+	}
+}
