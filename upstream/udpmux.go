@@ -98,7 +98,7 @@ type muxSock struct {
 	c   *net.UDPConn
 
 	mu      sync.Mutex
-	pending map[uint16]*pendingQuery
+	pending idTable
 	uses    int
 	born    time.Time
 	retired bool // takes no new query; closed when pending empties
@@ -109,12 +109,70 @@ type muxSock struct {
 	overflows atomic.Uint32
 }
 
+// idTable holds the queries in flight on one socket by ID: a fixed table
+// of idSlots slots, open addressing with linear probing from the ID's low
+// bits (IDs are random: they spread evenly), a deleted entry left as a
+// tombstone. A socket takes at most muxMaxUses queries in its life, so the
+// live entries and tombstones together never fill more than a quarter of
+// the table and no lookup runs far: cheaper than a map (no hashing, no
+// growth) on the path of every query and reply.
+type idTable struct {
+	slot [idSlots]*pendingQuery
+	n    int // live entries
+}
+
+// idSlots is the size of an idTable: a power of two, at least 4 times
+// muxMaxUses.
+const idSlots = 4 * muxMaxUses
+
+// removedQuery marks a slot of an idTable whose query is gone.
+var removedQuery = new(pendingQuery)
+
+// get returns the query in flight with ID id, or nil.
+func (t *idTable) get(id uint16) *pendingQuery {
+	for i := int(id) & (idSlots - 1); ; i = (i + 1) & (idSlots - 1) {
+		p := t.slot[i]
+		if p == nil {
+			return nil
+		}
+		if p != removedQuery && p.q.id == id {
+			return p
+		}
+	}
+}
+
+// put adds p, whose ID is not in t, in the first free or removed slot from
+// its ID on.
+func (t *idTable) put(p *pendingQuery) {
+	for i := int(p.q.id) & (idSlots - 1); ; i = (i + 1) & (idSlots - 1) {
+		if q := t.slot[i]; q == nil || q == removedQuery {
+			t.slot[i] = p
+			t.n++
+			return
+		}
+	}
+}
+
+// remove takes p out of t and reports whether it was there.
+func (t *idTable) remove(p *pendingQuery) bool {
+	for i := int(p.q.id) & (idSlots - 1); ; i = (i + 1) & (idSlots - 1) {
+		switch t.slot[i] {
+		case nil:
+			return false
+		case p:
+			t.slot[i] = removedQuery
+			t.n--
+			return true
+		}
+	}
+}
+
 // pendingQuery is a query in flight on a muxSock: what its reply must
 // match, and where the reply goes.
 type pendingQuery struct {
 	q sentQuery
 	// done receives the reply, or the error that ended the query, once: from
-	// whoever removed the query from its socket's pending map.
+	// whoever removed the query from its socket's table (pending).
 	done chan muxResult
 	// mismatched counts the replies with this query's ID that did not match
 	// it (under the socket's mu).
@@ -173,7 +231,7 @@ func (m *udpMux) open(now time.Time) (*muxSock, error) {
 	countOverflows(c)
 	udpOpen.Add(1)
 	udpIdle.Add(1)
-	s := &muxSock{mux: m, c: c, pending: make(map[uint16]*pendingQuery), born: now}
+	s := &muxSock{mux: m, c: c, born: now}
 	go s.read()
 	return s, nil
 }
@@ -205,16 +263,16 @@ func (s *muxSock) add(q *sentQuery, wire []byte) *pendingQuery {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	id := binary.BigEndian.Uint16(wire)
-	for s.pending[id] != nil {
+	for s.pending.get(id) != nil {
 		randomID(wire)
 		id = binary.BigEndian.Uint16(wire)
 	}
 	q.id = id
 	p := &pendingQuery{q: *q, done: make(chan muxResult, 1)}
-	if len(s.pending) == 0 {
+	if s.pending.n == 0 {
 		udpIdle.Add(-1)
 	}
-	s.pending[id] = p
+	s.pending.put(p)
 	s.uses++
 	s.mux.inflight.Add(1)
 	udpInflight.Add(1)
@@ -224,13 +282,12 @@ func (s *muxSock) add(q *sentQuery, wire []byte) *pendingQuery {
 // remove takes p out of s if it is still in flight there and reports
 // whether it was; the caller then owns delivering p's result. Under s.mu.
 func (s *muxSock) remove(p *pendingQuery) bool {
-	if s.pending[p.q.id] != p {
+	if !s.pending.remove(p) {
 		return false
 	}
-	delete(s.pending, p.q.id)
 	s.mux.inflight.Add(-1)
 	udpInflight.Add(-1)
-	if len(s.pending) == 0 {
+	if s.pending.n == 0 {
 		udpIdle.Add(1)
 		if s.retired {
 			s.closeLocked()
@@ -253,7 +310,7 @@ func (s *muxSock) retire() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.retired = true
-	if len(s.pending) == 0 {
+	if s.pending.n == 0 {
 		s.closeLocked()
 	}
 }
@@ -317,7 +374,7 @@ func (s *muxSock) dispatch(b []byte, trunc bool) {
 	}
 	id := binary.BigEndian.Uint16(b)
 	s.mu.Lock()
-	p := s.pending[id]
+	p := s.pending.get(id)
 	s.mu.Unlock()
 	if p == nil {
 		s.dropped("id") // forged, duplicate or late
@@ -339,7 +396,7 @@ func (s *muxSock) dispatch(b []byte, trunc bool) {
 	}
 	s.mu.Lock()
 	if err != nil {
-		if s.pending[id] == p {
+		if s.pending.get(id) == p {
 			p.mismatched++
 		}
 		s.mu.Unlock()
@@ -366,8 +423,10 @@ func (s *muxSock) dispatch(b []byte, trunc bool) {
 func (s *muxSock) fail(err error) {
 	s.mu.Lock()
 	var failed []*pendingQuery
-	for _, p := range s.pending {
-		failed = append(failed, p)
+	for _, p := range s.pending.slot {
+		if p != nil && p != removedQuery {
+			failed = append(failed, p)
+		}
 	}
 	for _, p := range failed {
 		s.remove(p)

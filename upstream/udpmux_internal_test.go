@@ -205,3 +205,41 @@ func TestMuxWriteFails(t *testing.T) {
 	}
 	m.close()
 }
+
+// TestIDTable: IDs that share their low bits (one probe chain) are found,
+// removed and re-added independently; a removed entry no longer answers, and
+// does not hide the entries after it.
+func TestIDTable(t *testing.T) {
+	var tab idTable
+	mk := func(id uint16) *pendingQuery { return &pendingQuery{q: sentQuery{id: id}} }
+	a, b, c := mk(7), mk(7+idSlots), mk(7+2*idSlots) // one chain
+	d := mk(8)                                       // where the chain spills over
+	for _, p := range []*pendingQuery{a, b, c, d} {
+		tab.put(p)
+	}
+	if tab.n != 4 {
+		t.Fatalf("n = %d, want 4", tab.n)
+	}
+	for _, p := range []*pendingQuery{a, b, c, d} {
+		if got := tab.get(p.q.id); got != p {
+			t.Fatalf("get(%d) = %v", p.q.id, got)
+		}
+	}
+	if !tab.remove(b) || tab.remove(b) {
+		t.Fatal("remove(b): want true once, then false")
+	}
+	if tab.get(b.q.id) != nil || tab.get(c.q.id) != c || tab.get(d.q.id) != d {
+		t.Fatal("after removing b: b still found, or c or d lost")
+	}
+	if tab.remove(mk(c.q.id)) {
+		t.Fatal("removed another query with c's ID")
+	}
+	b2 := mk(b.q.id)
+	tab.put(b2)
+	if tab.get(b.q.id) != b2 || tab.n != 4 {
+		t.Fatalf("re-added ID: get = %v, n = %d", tab.get(b.q.id), tab.n)
+	}
+	if tab.get(9) != nil || tab.get(7+3*idSlots) != nil {
+		t.Fatal("found an ID never added")
+	}
+}

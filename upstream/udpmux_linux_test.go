@@ -43,7 +43,7 @@ func TestMuxCountsOverflow(t *testing.T) {
 	defer c.Close()        // ends the reader
 	_ = c.SetReadBuffer(1) // the kernel's least: a few datagrams
 	countOverflows(c)
-	s := &muxSock{mux: m, c: c, pending: map[uint16]*pendingQuery{}, born: time.Now()}
+	s := &muxSock{mux: m, c: c, born: time.Now()}
 	// With nothing reading yet, most of these are dropped by the kernel.
 	const burst = 200
 	reply := make([]byte, 200)
