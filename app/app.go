@@ -706,6 +706,8 @@ func (a *App) publish(rt, _ *resolver.Runtime) {
 	a.metrics.CacheSource(a.server.Cache().Len, a.server.Cache().Bytes)
 	a.metrics.ServerSource(a.server.InFlight, a.server.TCPConnections)
 	a.metrics.UpstreamSocketSource(upstream.UDPSockets)
+	a.metrics.UpstreamInflightSource(upstream.UDPInflight)
+	a.metrics.AnswerQueueSource(resolver.QueuedAnswers)
 	a.metrics.SetRateLimitState(func() metrics.RateLimitState {
 		st := a.server.RateLimitStats()
 		return metrics.RateLimitState{Clients: st.Tracked, Evicted: st.Evicted}

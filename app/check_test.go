@@ -50,7 +50,7 @@ func TestBuildPolicyProgress(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg.Jurisdictions = []config.Jurisdiction{{ID: "remote", Title: "Remote", Sources: []config.Source{{Name: "slow", URL: srv.URL + "/list.txt"}}}}
+	cfg.Jurisdictions = []config.Jurisdiction{{JurisdictionAttrs: config.JurisdictionAttrs{ID: "remote", Title: "Remote"}, Sources: []config.Source{{Name: "slow", URL: srv.URL + "/list.txt"}}}}
 	var notes syncBuf
 	pol, err := app.BuildPolicyWith(context.Background(), cfg, app.PolicyOptions{
 		Notes: &notes, ProgressEvery: 200 * time.Millisecond, HTTPClient: srv.Client(), DownloadBackoff: noBackoff,

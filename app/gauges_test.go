@@ -26,8 +26,8 @@ func TestCacheAndServerGauges(t *testing.T) {
 	if got := e.metric("cache_bytes"); got <= 0 {
 		t.Errorf("jurisdns_cache_bytes = %v", got)
 	}
-	// The pooled upstream socket of those misses is open and idle (the
-	// gauges count every server of the process: at least this one).
+	// The upstream sockets of those misses are open and idle (the gauges
+	// count every server of the process: at least this one).
 	if got := e.metric("upstream_udp_sockets_idle"); got < 1 {
 		t.Errorf("jurisdns_upstream_udp_sockets_idle = %v after 5 misses, want ≥ 1", got)
 	}
@@ -35,7 +35,7 @@ func TestCacheAndServerGauges(t *testing.T) {
 		t.Errorf("jurisdns_upstream_udp_sockets = %v after 5 misses, want ≥ 1", got)
 	}
 	code, body := e.get("/metrics")
-	for _, name := range []string{"jurisdns_queries_inflight", "jurisdns_tcp_connections"} {
+	for _, name := range []string{"jurisdns_queries_inflight", "jurisdns_tcp_connections", "jurisdns_upstream_udp_inflight", "jurisdns_udp_answers_queued"} {
 		if code != 200 || !strings.Contains(body, "\n"+name+" ") {
 			t.Errorf("/metrics has no %s", name)
 		}

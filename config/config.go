@@ -12,29 +12,30 @@ import "github.com/jurisdns/jurisdns/spec"
 
 // The configuration types, from spec (see there).
 type (
-	Config           = spec.Config
-	Upstreams        = spec.Upstreams
-	Cache            = spec.Cache
-	Server           = spec.Server
-	Access           = spec.Access
-	RateLimit        = spec.RateLimit
-	Client           = spec.Client
-	Jurisdiction     = spec.Jurisdiction
-	StructuredErrors = spec.StructuredErrors
-	Source           = spec.Source
-	Transfer         = spec.Transfer
-	TSIGKey          = spec.TSIGKey
-	RPZOut           = spec.RPZOut
-	Lists            = spec.Lists
-	Zone             = spec.Zone
-	AdminAuth        = spec.AdminAuth
-	Audit            = spec.Audit
-	Log              = spec.Log
-	TLS              = spec.TLS
-	DoT              = spec.DoT
-	DoH              = spec.DoH
-	Dnstap           = spec.Dnstap
-	EnvNotice        = spec.EnvNotice
+	Config            = spec.Config
+	Upstreams         = spec.Upstreams
+	Cache             = spec.Cache
+	Server            = spec.Server
+	Access            = spec.Access
+	RateLimit         = spec.RateLimit
+	Client            = spec.Client
+	Jurisdiction      = spec.Jurisdiction
+	JurisdictionAttrs = spec.JurisdictionAttrs
+	StructuredErrors  = spec.StructuredErrors
+	Source            = spec.Source
+	Transfer          = spec.Transfer
+	TSIGKey           = spec.TSIGKey
+	RPZOut            = spec.RPZOut
+	Lists             = spec.Lists
+	Zone              = spec.Zone
+	AdminAuth         = spec.AdminAuth
+	Audit             = spec.Audit
+	Log               = spec.Log
+	TLS               = spec.TLS
+	DoT               = spec.DoT
+	DoH               = spec.DoH
+	Dnstap            = spec.Dnstap
+	EnvNotice         = spec.EnvNotice
 )
 
 // ParseDate, TSIGKeyName and ServerAddr are spec's.

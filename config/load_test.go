@@ -110,23 +110,25 @@ func TestLoadFullFixture(t *testing.T) {
 	ede15, ede0 := 15, 0
 	want := []Jurisdiction{
 		{
-			ID:            "acme-staff",
-			Title:         "ACME staff policy on DeepSeek",
-			Authority:     "ACME Pty Ltd",
-			Instrument:    "ACME IT policy 7.2",
-			Links:         []string{"https://intranet.acme.example/policy/7.2", "http://old.acme.example/p"},
-			Effective:     "2025-03-01",
-			Expires:       "2026-03-01T00:00:00+10:00",
-			Tier:          "local",
-			Mode:          "enforce",
-			Action:        "ip",
-			Sinkhole:      []string{"192.0.2.80", "2001:db8::80"},
-			EDE:           &ede15,
-			TTL:           time.Minute,
-			OnLoadFailure: "fail_closed",
-			Contact:       "it-help@acme.example",
-			Organisation:  "ACME",
-			Allow:         []string{"docs.deepseek.com", "*.status.deepseek.com"},
+			JurisdictionAttrs: JurisdictionAttrs{
+				ID:            "acme-staff",
+				Title:         "ACME staff policy on DeepSeek",
+				Authority:     "ACME Pty Ltd",
+				Effective:     "2025-03-01",
+				Expires:       "2026-03-01T00:00:00+10:00",
+				Tier:          "local",
+				Mode:          "enforce",
+				Action:        "ip",
+				Sinkhole:      []string{"192.0.2.80", "2001:db8::80"},
+				EDE:           &ede15,
+				TTL:           time.Minute,
+				OnLoadFailure: "fail_closed",
+			},
+			Instrument:   "ACME IT policy 7.2",
+			Links:        []string{"https://intranet.acme.example/policy/7.2", "http://old.acme.example/p"},
+			Contact:      "it-help@acme.example",
+			Organisation: "ACME",
+			Allow:        []string{"docs.deepseek.com", "*.status.deepseek.com"},
 			Sources: []Source{
 				{Name: "deepseek-core", Path: "lists/deepseek.txt"},
 				{Name: "extra", Inline: []string{"deepseek.ai", "chat.deepseek.example"}, Format: "domains", Match: "exact"},
@@ -137,7 +139,7 @@ func TestLoadFullFixture(t *testing.T) {
 				},
 			},
 		},
-		{ID: "au-gov", Mode: "report", EDE: &ede0},
+		{JurisdictionAttrs: JurisdictionAttrs{ID: "au-gov", Mode: "report", EDE: &ede0}},
 	}
 	if !reflect.DeepEqual(cfg.Jurisdictions, want) {
 		t.Errorf("jurisdictions:\n got %+v\nwant %+v", cfg.Jurisdictions, want)
@@ -322,8 +324,10 @@ func TestLoadEnv(t *testing.T) {
 			check: func(t *testing.T, c *Config) {
 				wantEq(t, c.Zones, []Zone{{Name: "corp.example.", Forward: []string{"10.0.0.10:53"}}})
 				ede := 15
-				wantEq(t, c.Jurisdictions, []Jurisdiction{{ID: "acme", EDE: &ede, TTL: 30 * time.Second,
-					Sources: []Source{{Name: "x", Inline: []string{"deepseek.com"}}}}})
+				wantEq(t, c.Jurisdictions, []Jurisdiction{{
+					JurisdictionAttrs: JurisdictionAttrs{ID: "acme", EDE: &ede, TTL: 30 * time.Second},
+					Sources:           []Source{{Name: "x", Inline: []string{"deepseek.com"}}},
+				}})
 			},
 		},
 		{

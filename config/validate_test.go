@@ -137,7 +137,7 @@ func TestValidateCases(t *testing.T) {
 		{
 			name: "jurisdiction_override_with_id_only",
 			change: func(c *Config) {
-				c.Jurisdictions = []Jurisdiction{{ID: "au-gov"}}
+				c.Jurisdictions = []Jurisdiction{{JurisdictionAttrs: JurisdictionAttrs{ID: "au-gov"}}}
 			},
 		},
 		{
@@ -145,11 +145,11 @@ func TestValidateCases(t *testing.T) {
 			change: func(c *Config) {
 				c.StructuredErrors = StructuredErrors{Organisation: "ACME IT"}
 				c.Jurisdictions = []Jurisdiction{
-					{ID: "a", Contact: "ftp://acme.example/x"},
-					{ID: "b", Contact: "it@acme.example", Organisation: strings.Repeat("o", 33)},
-					{ID: "c", Contact: "https://" + strings.Repeat("h", 64) + ".example/"},
-					{ID: "d", Contact: "tel:+61-2-5550-0000", Organisation: "ACME\nIT"},
-					{ID: "e", Contact: "mailto:it@acme.example"},
+					{JurisdictionAttrs: JurisdictionAttrs{ID: "a"}, Contact: "ftp://acme.example/x"},
+					{JurisdictionAttrs: JurisdictionAttrs{ID: "b"}, Contact: "it@acme.example", Organisation: strings.Repeat("o", 33)},
+					{JurisdictionAttrs: JurisdictionAttrs{ID: "c"}, Contact: "https://" + strings.Repeat("h", 64) + ".example/"},
+					{JurisdictionAttrs: JurisdictionAttrs{ID: "d"}, Contact: "tel:+61-2-5550-0000", Organisation: "ACME\nIT"},
+					{JurisdictionAttrs: JurisdictionAttrs{ID: "e"}, Contact: "mailto:it@acme.example"},
 				}
 			},
 			want: []string{
@@ -164,9 +164,9 @@ func TestValidateCases(t *testing.T) {
 			name: "jurisdiction_dates_and_ede",
 			change: func(c *Config) {
 				c.Jurisdictions = []Jurisdiction{
-					{ID: "a", Effective: "2025-01-01", Expires: "2025-01-01T00:00:00Z", EDE: intp(-1)},
-					{ID: "b", Effective: "2025-01-01T10:00:00+10:00", Expires: "2025-01-01", EDE: intp(65535)},
-					{ID: strings.Repeat("x", 64)},
+					{JurisdictionAttrs: JurisdictionAttrs{ID: "a", Effective: "2025-01-01", Expires: "2025-01-01T00:00:00Z", EDE: intp(-1)}},
+					{JurisdictionAttrs: JurisdictionAttrs{ID: "b", Effective: "2025-01-01T10:00:00+10:00", Expires: "2025-01-01", EDE: intp(65535)}},
+					{JurisdictionAttrs: JurisdictionAttrs{ID: strings.Repeat("x", 64)}},
 					{},
 				}
 			},
@@ -181,15 +181,18 @@ func TestValidateCases(t *testing.T) {
 		{
 			name: "sources",
 			change: func(c *Config) {
-				c.Jurisdictions = []Jurisdiction{{ID: "a", Sources: []Source{
-					{Name: "ok-https", URL: "https://lists.example/x", SHA256: strings.Repeat("ab", 32)},
-					{Name: "all-three", Path: "p", URL: "https://lists.example/x", Inline: []string{"x.example"}},
-					{Name: "shrink", Inline: []string{"x"}, MaxShrink: math.NaN(), MinEntries: -1, Refresh: -time.Second},
-					{Name: "sha", Path: "p", SHA256: strings.Repeat("g", 64), MustContain: []string{"not a name"}},
-					{Name: "nohost", URL: "https:///x"},
-					{Name: "secret-http", URL: "http://u:s3cret@lists.example/x?key=s3cret"},
-					{Name: "bad", URL: "https://u:s3cret@lists.example:port/x"},
-				}}}
+				c.Jurisdictions = []Jurisdiction{{
+					JurisdictionAttrs: JurisdictionAttrs{ID: "a"},
+					Sources: []Source{
+						{Name: "ok-https", URL: "https://lists.example/x", SHA256: strings.Repeat("ab", 32)},
+						{Name: "all-three", Path: "p", URL: "https://lists.example/x", Inline: []string{"x.example"}},
+						{Name: "shrink", Inline: []string{"x"}, MaxShrink: math.NaN(), MinEntries: -1, Refresh: -time.Second},
+						{Name: "sha", Path: "p", SHA256: strings.Repeat("g", 64), MustContain: []string{"not a name"}},
+						{Name: "nohost", URL: "https:///x"},
+						{Name: "secret-http", URL: "http://u:s3cret@lists.example/x?key=s3cret"},
+						{Name: "bad", URL: "https://u:s3cret@lists.example:port/x"},
+					},
+				}}
 			},
 			want: []string{
 				"jurisdictions[0].sources[1]: has path and url and inline: exactly one of path, url, inline or transfer is allowed",
@@ -211,12 +214,15 @@ func TestValidateCases(t *testing.T) {
 					{Name: "K", Algorithm: "md5", Secret: "not base64!", SecretFile: "/x"},
 					{Name: "j."},
 				}
-				c.Jurisdictions = []Jurisdiction{{ID: "a", Sources: []Source{
-					{Name: "ok", Transfer: &Transfer{Zone: "rpz.example.", Primaries: []string{"192.0.2.1", "192.0.2.2:5300"}, TSIGKey: "K."}},
-					{Name: "bad", Format: "hosts", Transfer: &Transfer{Zone: "bad zone", Primaries: []string{"ns.example:53"}, TSIGKey: "nope."}},
-					{Name: "none", Transfer: &Transfer{Zone: "rpz.example."}},
-					{Name: "two", Path: "p", Transfer: &Transfer{Zone: "rpz.example.", Primaries: []string{"192.0.2.1"}}},
-				}}}
+				c.Jurisdictions = []Jurisdiction{{
+					JurisdictionAttrs: JurisdictionAttrs{ID: "a"},
+					Sources: []Source{
+						{Name: "ok", Transfer: &Transfer{Zone: "rpz.example.", Primaries: []string{"192.0.2.1", "192.0.2.2:5300"}, TSIGKey: "K."}},
+						{Name: "bad", Format: "hosts", Transfer: &Transfer{Zone: "bad zone", Primaries: []string{"ns.example:53"}, TSIGKey: "nope."}},
+						{Name: "none", Transfer: &Transfer{Zone: "rpz.example."}},
+						{Name: "two", Path: "p", Transfer: &Transfer{Zone: "rpz.example.", Primaries: []string{"192.0.2.1"}}},
+					},
+				}}
 				c.RPZOut = RPZOut{ZoneSuffix: "rpz.jurisdns.", Allow: []string{"10.0.0.0/8", "nope"}, TSIGKey: "x.", Notify: []string{"192.0.2.1:0"}, Journal: -1}
 			},
 			want: []string{

@@ -123,6 +123,8 @@ type Metrics struct {
 	cacheSet                                           atomic.Int64 // SetCacheSize without a source
 	serverSource                                       atomic.Pointer[serverSource]
 	socketSource                                       atomic.Pointer[func() (open, idle int64)]
+	upstreamInflight                                   atomic.Pointer[func() int64]
+	answersQueued                                      atomic.Pointer[func() int64]
 
 	upstreamDuration *childCache[string, prometheus.Observer]
 	upstreamErrors   *childCache[upstreamErrKey, prometheus.Counter]
@@ -205,7 +207,7 @@ func New() *Metrics {
 			return 0
 		}), "tcp_connections")
 	m.register(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: Namespace, Name: "upstream_udp_sockets",
-		Help: "Pooled UDP sockets to upstream servers, open (in use or idle; in use bounded by server.max_inflight)."},
+		Help: "UDP sockets to upstream servers, open (a few per server, each with many queries in flight, plus those retiring until their last query is over)."},
 		func() float64 {
 			if src := m.socketSource.Load(); src != nil {
 				open, _ := (*src)()
@@ -214,7 +216,7 @@ func New() *Metrics {
 			return 0
 		}), "upstream_udp_sockets")
 	m.register(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: Namespace, Name: "upstream_udp_sockets_idle",
-		Help: "Pooled UDP sockets to upstream servers waiting for a query (at most 256 per server)."},
+		Help: "UDP sockets to upstream servers with no query in flight."},
 		func() float64 {
 			if src := m.socketSource.Load(); src != nil {
 				_, idle := (*src)()
@@ -222,6 +224,22 @@ func New() *Metrics {
 			}
 			return 0
 		}), "upstream_udp_sockets_idle")
+	m.register(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: Namespace, Name: "upstream_udp_inflight",
+		Help: "Queries in flight on UDP sockets to upstream servers (at most 4096 per server; beyond, a query goes to the next upstream)."},
+		func() float64 {
+			if src := m.upstreamInflight.Load(); src != nil {
+				return float64((*src)())
+			}
+			return 0
+		}), "upstream_udp_inflight")
+	m.register(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: Namespace, Name: "udp_answers_queued",
+		Help: "Slow-path UDP answers queued to be written in a batch (at most 1024 per listener socket; beyond, a worker writes its own)."},
+		func() float64 {
+			if src := m.answersQueued.Load(); src != nil {
+				return float64((*src)())
+			}
+			return 0
+		}), "udp_answers_queued")
 	m.register(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: Namespace, Name: "cache_bytes",
 		Help: "Memory accounted to the cached answers (bounded by cache.max_bytes)."},
 		func() float64 {
@@ -275,7 +293,7 @@ func New() *Metrics {
 	m.auditDropped = m.counter("audit_dropped_total", "Enforcement log records dropped because the writer fell behind.")
 	m.buildInfo = m.gaugeVec("build_info", "Always 1; labels give the build version and Go version.", "version", "goversion")
 	upstreamDropped := m.counterVec("upstream_replies_dropped_total",
-		"Replies from plain UDP/TCP upstreams read and thrown away, by reason: id (no query waits for that ID: forged, duplicate or late), question, case (0x20 caught a reply that matched only case-insensitively), malformed.", "reason")
+		"Replies from plain UDP/TCP upstreams read and thrown away, by reason: id (no query waits for that ID: forged, duplicate or late), question, case (0x20 caught a reply that matched only case-insensitively), source (not from the server's address and port), malformed.", "reason")
 	m.upstreamDropped = newChildCache(maxReasonChildren, OtherLabel, func(k string) prometheus.Counter {
 		return upstreamDropped.WithLabelValues(k)
 	})
@@ -470,6 +488,24 @@ func (m *Metrics) UpstreamSocketSource(f func() (open, idle int64)) {
 		return
 	}
 	m.socketSource.Store(&f)
+}
+
+// UpstreamInflightSource makes jurisdns_upstream_udp_inflight read f
+// (upstream.UDPInflight) at every scrape.
+func (m *Metrics) UpstreamInflightSource(f func() int64) {
+	if m == nil {
+		return
+	}
+	m.upstreamInflight.Store(&f)
+}
+
+// AnswerQueueSource makes jurisdns_udp_answers_queued read f
+// (resolver.QueuedAnswers) at every scrape.
+func (m *Metrics) AnswerQueueSource(f func() int64) {
+	if m == nil {
+		return
+	}
+	m.answersQueued.Store(&f)
 }
 
 // CacheSource makes jurisdns_cache_entries and jurisdns_cache_bytes read

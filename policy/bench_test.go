@@ -77,9 +77,11 @@ func BenchmarkMatch(b *testing.B) {
 			id := fmt.Sprintf("j%d", i)
 			ids = append(ids, id)
 			writeList(b, dir, id+".txt", 1000*(i+1))
-			j := config.Jurisdiction{ID: id, Tier: spec.Tier(tiers[i%3]),
-				Sources: []config.Source{{Name: id, Path: id + ".txt"}},
-				Allow:   []string{fmt.Sprintf("h%07d.zone%d.example", i, i)}}
+			j := config.Jurisdiction{
+				JurisdictionAttrs: config.JurisdictionAttrs{ID: id, Tier: spec.Tier(tiers[i%3])},
+				Sources:           []config.Source{{Name: id, Path: id + ".txt"}},
+				Allow:             []string{fmt.Sprintf("h%07d.zone%d.example", i, i)},
+			}
 			if i == 9 {
 				j.Mode = "report"
 			}
@@ -93,7 +95,7 @@ func BenchmarkMatch(b *testing.B) {
 		dir := b.TempDir()
 		writeList(b, dir, "big.txt", 1_000_000)
 		cfg := &config.Config{
-			Jurisdictions: []config.Jurisdiction{{ID: "big", Tier: "local", Sources: []config.Source{{Name: "big", Path: "big.txt"}}}},
+			Jurisdictions: []config.Jurisdiction{{JurisdictionAttrs: config.JurisdictionAttrs{ID: "big", Tier: "local"}, Sources: []config.Source{{Name: "big", Path: "big.txt"}}}},
 			Clients:       []config.Client{{Name: "c", Subnets: []string{"10.0.0.0/8"}, Jurisdictions: []string{"big", "us-gov", "bypass"}}},
 		}
 		p := build(b, cfg, BuildOptions{BaseDir: dir})
@@ -105,7 +107,7 @@ func BenchmarkMatch(b *testing.B) {
 // returns it with the live heap it added, in MB.
 func heapAfterBuild(tb testing.TB, dir string) (*Policy, float64) {
 	cfg := &config.Config{
-		Jurisdictions: []config.Jurisdiction{{ID: "big", Tier: "local", Sources: []config.Source{{Name: "big", Path: "big.txt"}}}},
+		Jurisdictions: []config.Jurisdiction{{JurisdictionAttrs: config.JurisdictionAttrs{ID: "big", Tier: "local"}, Sources: []config.Source{{Name: "big", Path: "big.txt"}}}},
 	}
 	var before, after runtime.MemStats
 	runtime.GC()

@@ -465,8 +465,7 @@ func (b *builder) addUser(i int, u *spec.Jurisdiction) {
 	if u.Organisation != "" {
 		j.Organisation = u.Organisation
 	}
-	a := u.Attrs()
-	b.setAttrs(js, &a)
+	b.setAttrs(js, &u.JurisdictionAttrs)
 	for k := range u.Sources {
 		b.addUserSource(js, fmt.Sprintf("%s.sources[%d]", key, k), &u.Sources[k])
 	}

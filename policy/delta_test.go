@@ -20,8 +20,12 @@ func deltaConfig() *config.Config {
 	return &config.Config{
 		DefaultJurisdictions: []string{"feed", "other"},
 		Jurisdictions: []config.Jurisdiction{
-			{ID: "feed", Allow: []string{"ok.example"}, Sources: []config.Source{{Name: "rpz",
-				Transfer: &config.Transfer{Zone: "rpz.test.", Primaries: []string{"127.0.0.1:53"}}}}},
+			{
+				JurisdictionAttrs: config.JurisdictionAttrs{ID: "feed"},
+				Allow:             []string{"ok.example"},
+				Sources: []config.Source{{Name: "rpz",
+					Transfer: &config.Transfer{Zone: "rpz.test.", Primaries: []string{"127.0.0.1:53"}}}},
+			},
 			jd("other", "", []string{"other.example"}),
 		},
 	}

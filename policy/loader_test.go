@@ -114,7 +114,7 @@ func TestURLListParsedOnceGuardedOnce(t *testing.T) {
 				src.SHA256, ds.SHA256 = hexSHA256(good), hexSHA256(good)
 			}
 			cfg := &config.Config{
-				Jurisdictions:        []config.Jurisdiction{{ID: "remote", Sources: []config.Source{src}}},
+				Jurisdictions:        []config.Jurisdiction{{JurisdictionAttrs: config.JurisdictionAttrs{ID: "remote"}, Sources: []config.Source{src}}},
 				DefaultJurisdictions: []string{"remote"},
 			}
 			opts := BuildOptions{Fetch: func(ctx context.Context, _ string, _ config.Source, accept func([]byte, int) (int, error)) error {
@@ -176,7 +176,7 @@ func urlSources(n int) *config.Config {
 		srcs = append(srcs, config.Source{Name: fmt.Sprintf("u%d", i), URL: fmt.Sprintf("https://lists.example/u%d.txt", i)})
 	}
 	return &config.Config{
-		Jurisdictions:        []config.Jurisdiction{{ID: "remote", OnLoadFailure: "fail_open", Sources: srcs}},
+		Jurisdictions:        []config.Jurisdiction{{JurisdictionAttrs: config.JurisdictionAttrs{ID: "remote", OnLoadFailure: "fail_open"}, Sources: srcs}},
 		DefaultJurisdictions: []string{"remote"},
 	}
 }

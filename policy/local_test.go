@@ -17,7 +17,8 @@ import (
 func localCfg(path string, src config.Source) *config.Config {
 	src.Name, src.Path = "local", path
 	return &config.Config{Jurisdictions: []config.Jurisdiction{{
-		ID: "g", OnLoadFailure: "fail_open", Sources: []config.Source{src},
+		JurisdictionAttrs: config.JurisdictionAttrs{ID: "g", OnLoadFailure: "fail_open"},
+		Sources:           []config.Source{src},
 	}}, DefaultJurisdictions: []string{"g"}, Lists: config.Lists{Timeout: time.Second}}
 }
 

@@ -24,7 +24,7 @@ import (
 // jd builds a user jurisdiction with one inline source of block entries
 // (none when block is nil) and allow entries.
 func jd(id, tier string, block []string, allow ...string) config.Jurisdiction {
-	j := config.Jurisdiction{ID: id, Tier: spec.Tier(tier), Allow: allow}
+	j := config.Jurisdiction{JurisdictionAttrs: config.JurisdictionAttrs{ID: id, Tier: spec.Tier(tier)}, Allow: allow}
 	if block != nil {
 		j.Sources = []config.Source{{Name: id + "-list", Inline: block}}
 	}
@@ -356,14 +356,16 @@ func TestOverrideShipped(t *testing.T) {
 	ede := 3
 	p := build(t, &config.Config{
 		Jurisdictions: []config.Jurisdiction{{
-			ID:       "au-gov",
-			Mode:     "report",
-			Action:   "ip",
-			Sinkhole: []string{"192.0.2.10", "2001:db8::10"},
-			EDE:      &ede,
-			TTL:      5 * time.Minute,
-			Sources:  []config.Source{{Name: "extra", Inline: []string{"# more", "deepseek.example"}}},
-			Allow:    []string{"api.deepseek.com"},
+			JurisdictionAttrs: config.JurisdictionAttrs{
+				ID:       "au-gov",
+				Mode:     "report",
+				Action:   "ip",
+				Sinkhole: []string{"192.0.2.10", "2001:db8::10"},
+				EDE:      &ede,
+				TTL:      5 * time.Minute,
+			},
+			Sources: []config.Source{{Name: "extra", Inline: []string{"# more", "deepseek.example"}}},
+			Allow:   []string{"api.deepseek.com"},
 		}},
 		DefaultJurisdictions: []string{"au-gov"},
 	}, BuildOptions{})
@@ -389,9 +391,11 @@ func TestOverrideShipped(t *testing.T) {
 	// Enforcing again, the same override: sinkhole answer, extra source, allow.
 	p = build(t, &config.Config{
 		Jurisdictions: []config.Jurisdiction{
-			{ID: "au-gov", Action: "ip", Sinkhole: []string{"192.0.2.10"}, EDE: &ede,
-				Sources: []config.Source{{Name: "extra", Inline: []string{"# more", "deepseek.example"}}},
-				Allow:   []string{"api.deepseek.com"}},
+			{
+				JurisdictionAttrs: config.JurisdictionAttrs{ID: "au-gov", Action: "ip", Sinkhole: []string{"192.0.2.10"}, EDE: &ede},
+				Sources:           []config.Source{{Name: "extra", Inline: []string{"# more", "deepseek.example"}}},
+				Allow:             []string{"api.deepseek.com"},
+			},
 		},
 		DefaultJurisdictions: []string{"au-gov"},
 	}, BuildOptions{})
@@ -430,8 +434,8 @@ func TestUserFileSource(t *testing.T) {
 	writeFile(t, dir, "lists/junk.txt", "bad..one\nok.example\nbad..two\n")
 	cfg := &config.Config{
 		Jurisdictions: []config.Jurisdiction{{
-			ID: "acme", Title: "ACME staff policy", Tier: "local",
-			Sources: []config.Source{{Name: "deepseek-core", Path: "lists/acme.txt", Match: "suffix"}},
+			JurisdictionAttrs: config.JurisdictionAttrs{ID: "acme", Title: "ACME staff policy", Tier: "local"},
+			Sources:           []config.Source{{Name: "deepseek-core", Path: "lists/acme.txt", Match: "suffix"}},
 		}},
 		DefaultJurisdictions: []string{"acme"},
 	}
@@ -475,15 +479,15 @@ func TestUserFileSource(t *testing.T) {
 func TestBuildErrors(t *testing.T) {
 	cfg := &config.Config{
 		Jurisdictions: []config.Jurisdiction{
-			{ID: "t1", Tier: "supreme"},
-			{ID: "t2", Action: "ip"},
-			{ID: "t3", Sources: []config.Source{{Path: "a.txt", Inline: []string{"x.example"}}}},
-			{ID: "t4", Sources: []config.Source{{URL: "https://lists.example/x.txt"}}},
-			{ID: "t5", Allow: []string{"bad..name"}},
-			{ID: "t6", Sources: []config.Source{{Path: "missing.txt"}}},
-			{ID: "t7", Effective: "2026-01-01", Expires: "2025-01-01"},
-			{ID: "t1"},
-			{ID: "t8", Sources: []config.Source{{Inline: []string{"x.example"}, Format: "csv"}}},
+			{JurisdictionAttrs: config.JurisdictionAttrs{ID: "t1", Tier: "supreme"}},
+			{JurisdictionAttrs: config.JurisdictionAttrs{ID: "t2", Action: "ip"}},
+			{JurisdictionAttrs: config.JurisdictionAttrs{ID: "t3"}, Sources: []config.Source{{Path: "a.txt", Inline: []string{"x.example"}}}},
+			{JurisdictionAttrs: config.JurisdictionAttrs{ID: "t4"}, Sources: []config.Source{{URL: "https://lists.example/x.txt"}}},
+			{JurisdictionAttrs: config.JurisdictionAttrs{ID: "t5"}, Allow: []string{"bad..name"}},
+			{JurisdictionAttrs: config.JurisdictionAttrs{ID: "t6"}, Sources: []config.Source{{Path: "missing.txt"}}},
+			{JurisdictionAttrs: config.JurisdictionAttrs{ID: "t7", Effective: "2026-01-01", Expires: "2025-01-01"}},
+			{JurisdictionAttrs: config.JurisdictionAttrs{ID: "t1"}},
+			{JurisdictionAttrs: config.JurisdictionAttrs{ID: "t8"}, Sources: []config.Source{{Inline: []string{"x.example"}, Format: "csv"}}},
 		},
 		Clients: []config.Client{
 			{Name: "a", Subnets: []string{"10.0.0.0/8"}, Jurisdictions: []string{"t1"}},
@@ -548,8 +552,8 @@ func TestOnLoadFailure(t *testing.T) {
 	urlJur := func(olf string) *config.Config {
 		return &config.Config{
 			Jurisdictions: []config.Jurisdiction{{
-				ID: "remote", Tier: "mandated", OnLoadFailure: spec.OnLoadFailure(olf),
-				Sources: []config.Source{{Name: "ai", URL: url}},
+				JurisdictionAttrs: config.JurisdictionAttrs{ID: "remote", Tier: "mandated", OnLoadFailure: spec.OnLoadFailure(olf)},
+				Sources:           []config.Source{{Name: "ai", URL: url}},
 			}},
 			Clients: []config.Client{
 				{Name: "remote-clients", Subnets: []string{"10.0.0.0/8"}, Jurisdictions: []string{"remote", "au-gov"}},
@@ -625,7 +629,8 @@ func TestGuards(t *testing.T) {
 	cfg := func(src config.Source) *config.Config {
 		src.URL = url
 		return &config.Config{Jurisdictions: []config.Jurisdiction{{
-			ID: "g", OnLoadFailure: "fail_open", Sources: []config.Source{src},
+			JurisdictionAttrs: config.JurisdictionAttrs{ID: "g", OnLoadFailure: "fail_open"},
+			Sources:           []config.Source{src},
 		}}, DefaultJurisdictions: []string{"g"}}
 	}
 	full := fetcher{url: "a.example\nb.example\nc.example\nd.example\n"}.fetch
@@ -691,9 +696,12 @@ func TestFailedSourceLiftsNothing(t *testing.T) {
 	p := build(t, &config.Config{
 		Jurisdictions: []config.Jurisdiction{
 			jd("loc", "local", example),
-			{ID: "m", Tier: "mandated", OnLoadFailure: "fail_open", Sources: []config.Source{{
-				Name: "exceptions", Format: "adblock", Inline: []string{"@@||example.com^"}, MinEntries: 2,
-			}}},
+			{
+				JurisdictionAttrs: config.JurisdictionAttrs{ID: "m", Tier: "mandated", OnLoadFailure: "fail_open"},
+				Sources: []config.Source{{
+					Name: "exceptions", Format: "adblock", Inline: []string{"@@||example.com^"}, MinEntries: 2,
+				}},
+			},
 		},
 		DefaultJurisdictions: []string{"loc", "m"},
 	}, BuildOptions{})
@@ -966,7 +974,7 @@ func TestStructuredEDEText(t *testing.T) {
 		!strings.Contains(err.Error(), "structured_errors: contact and organisation take 16") || strings.Count(err.Error(), "structured_errors") != 1 {
 		t.Errorf("too long once escaped: %v", err)
 	}
-	_, err := Build(context.Background(), &config.Config{Jurisdictions: []config.Jurisdiction{{ID: "x", Organisation: "ACME"}}}, BuildOptions{})
+	_, err := Build(context.Background(), &config.Config{Jurisdictions: []config.Jurisdiction{{JurisdictionAttrs: config.JurisdictionAttrs{ID: "x"}, Organisation: "ACME"}}}, BuildOptions{})
 	if err == nil || !strings.Contains(err.Error(), "jurisdictions[0].organisation: needs a contact") {
 		t.Errorf("organisation without contact: %v", err)
 	}

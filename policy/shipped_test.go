@@ -195,7 +195,7 @@ func TestShippedDatesChecked(t *testing.T) {
 	}
 	b := &builder{byID: map[string]*jspec{}, userKey: map[string]string{}}
 	b.addShipped(f)
-	b.addUser(0, &spec.Jurisdiction{ID: "x", Effective: "2026-12-04"})
+	b.addUser(0, &spec.Jurisdiction{JurisdictionAttrs: spec.JurisdictionAttrs{ID: "x", Effective: "2026-12-04"}})
 	b.check(b.specs[0])
 	if err := errors.Join(b.errs...); err == nil || !strings.Contains(err.Error(), "jurisdictions[0]: effective 2026-12-04 is not before expires 2025-12-04") {
 		t.Fatalf("error %v", err)
@@ -326,7 +326,7 @@ func TestKRAppstoreDates(t *testing.T) {
 		t.Fatalf("shipped kr-appstore: default %v, mode %s, tier %s, EDE %d; want an advisory in report mode", j.Default, j.Mode, j.Tier, j.EDE)
 	}
 	p := build(t, &config.Config{DefaultJurisdictions: []string{"kr-appstore"},
-		Jurisdictions: []config.Jurisdiction{{ID: "kr-appstore", Mode: "enforce"}}}, BuildOptions{})
+		Jurisdictions: []config.Jurisdiction{{JurisdictionAttrs: config.JurisdictionAttrs{ID: "kr-appstore", Mode: "enforce"}}}}, BuildOptions{})
 	j := p.Lookup("kr-appstore")
 	const from, until = "2025-02-15T18:00:00+09:00", "2025-04-28T00:00:00+09:00"
 	tests := []struct {
@@ -384,7 +384,7 @@ func TestBypass(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			cfg := &config.Config{DefaultJurisdictions: []string{"bypass"}}
 			if tc.action != "" {
-				cfg.Jurisdictions = []config.Jurisdiction{{ID: "bypass", Action: spec.Action(tc.action)}}
+				cfg.Jurisdictions = []config.Jurisdiction{{JurisdictionAttrs: config.JurisdictionAttrs{ID: "bypass", Action: spec.Action(tc.action)}}}
 			}
 			p := build(t, cfg, BuildOptions{})
 			v := p.Match(tc.qname, nil, testNow)

@@ -59,13 +59,13 @@ func newUDPBatch() *udpBatch {
 // to batchSize queries, and one their answers. It returns false at once if
 // the socket cannot be used that way (the caller then runs the plain loop),
 // true when the server shuts down.
-func (s *Server) serveUDPBatch(c *net.UDPConn) bool {
+func (s *Server) serveUDPBatch(c *net.UDPConn, snd *udpSender) bool {
 	rc, err := c.SyscallConn()
 	if err != nil {
 		return false
 	}
 	b := newUDPBatch()
-	w := &worker{out: make([]byte, 0, 4096), name: make([]byte, 0, 256)}
+	w := &worker{out: make([]byte, 0, 4096), name: make([]byte, 0, 256), snd: snd}
 	recv := func(fd uintptr) bool {
 		for i := range b.in {
 			b.in[i].Hdr.Namelen = uint32(unsafe.Sizeof(b.inName[i]))

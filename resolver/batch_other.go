@@ -6,4 +6,4 @@ import "net"
 
 // serveUDPBatch is Linux-only (recvmmsg/sendmmsg); elsewhere the plain
 // loop serves.
-func (s *Server) serveUDPBatch(*net.UDPConn) bool { return false }
+func (s *Server) serveUDPBatch(*net.UDPConn, *udpSender) bool { return false }

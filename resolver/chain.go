@@ -18,6 +18,13 @@ type Exchanger interface {
 	Exchange(ctx context.Context, m *dns.Msg) (*dns.Msg, error)
 }
 
+// deadlineExchanger is an Exchanger that takes the query's deadline beside
+// its context (upstream.Group.ExchangeBy): a flight then needs no context
+// and timer of its own.
+type deadlineExchanger interface {
+	ExchangeBy(ctx context.Context, m *dns.Msg, deadline time.Time) (*dns.Msg, error)
+}
+
 // forwarder is the cache-and-forward link of the engine: a fresh cached
 // answer is served from the cache; otherwise identical concurrent misses
 // share one upstream query (singleflight), the answer is cached, and when
@@ -98,13 +105,21 @@ func (f *forwarder) fetch(ctx context.Context, req *Request) (*entry, *dns.Msg, 
 		if base.Done() != nil {
 			base = context.WithoutCancel(base)
 		}
-		fctx, cancel := context.WithTimeout(base, f.rt.QueryTimeout)
-		defer cancel()
 		up := req.up // set by localZones or missUDP
 		if up == nil {
 			up = f.rt.upstreamFor(req.Name)
 		}
-		resp, err := up.Exchange(fctx, m)
+		var (
+			resp *dns.Msg
+			err  error
+		)
+		if dx, ok := up.(deadlineExchanger); ok {
+			resp, err = dx.ExchangeBy(base, m, time.Now().Add(f.rt.QueryTimeout))
+		} else {
+			fctx, cancel := context.WithTimeout(base, f.rt.QueryTimeout)
+			resp, err = up.Exchange(fctx, m)
+			cancel()
+		}
 		if err != nil {
 			return nil, upstreamErr(err)
 		}

@@ -19,8 +19,10 @@ func TestFastBlockMatchesSlowPath(t *testing.T) {
 	h, roots := startEncrypted(t, []string{up.Addr()}, func(c *config.Config) {
 		c.DefaultJurisdictions = []string{"us-gov", "bypass", "acme-null", "acme-ip", "acme-nodata", "acme-refused", "acme-below"}
 		mk := func(id, action string, sink []string, names ...string) config.Jurisdiction {
-			return config.Jurisdiction{ID: id, Title: id, Tier: "local", Action: spec.Action(action), Sinkhole: sink, EDE: ptr(15),
-				Sources: []config.Source{{Name: id + "-list", Inline: names}}}
+			return config.Jurisdiction{
+				JurisdictionAttrs: config.JurisdictionAttrs{ID: id, Title: id, Tier: "local", Action: spec.Action(action), Sinkhole: sink, EDE: ptr(15)},
+				Sources:           []config.Source{{Name: id + "-list", Inline: names}},
+			}
 		}
 		below := mk("acme-below", "", nil, "*.below.example")
 		below.Sources[0].Format = "wildcard"

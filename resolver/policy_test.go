@@ -120,7 +120,7 @@ func TestPolicyPerClientSubnet(t *testing.T) {
 			{Name: "report-floor", Subnets: []string{"127.0.0.4/32"}, Jurisdictions: []string{"ca-gov"}},
 			{Name: "expired", Subnets: []string{"127.0.0.5/32"}, Jurisdictions: []string{"kr-appstore"}},
 		}
-		c.Jurisdictions = []config.Jurisdiction{{ID: "ca-gov", Mode: "report"}}
+		c.Jurisdictions = []config.Jurisdiction{{JurisdictionAttrs: config.JurisdictionAttrs{ID: "ca-gov", Mode: "report"}}}
 	})
 	tests := []struct {
 		name      string
@@ -174,14 +174,24 @@ func TestPolicyActions(t *testing.T) {
 	h := start(t, []string{up.Addr()}, func(c *config.Config) {
 		c.DefaultJurisdictions = []string{"acme-null", "acme-ip", "acme-nodata", "acme-refused", "acme-drop", "us-gov", "bypass"}
 		mk := func(id, action string, names ...string) config.Jurisdiction {
-			return config.Jurisdiction{ID: id, Title: id, Instrument: "ACME policy " + id, Tier: "local", Action: spec.Action(action), EDE: ptr(15), TTL: 30 * time.Second,
-				Sinkhole: func() []string {
-					if action == "ip" {
-						return []string{"192.0.2.80", "2001:db8::80"}
-					}
-					return nil
-				}(),
-				Sources: []config.Source{{Name: id + "-list", Inline: names}}}
+			return config.Jurisdiction{
+				JurisdictionAttrs: config.JurisdictionAttrs{
+					ID:     id,
+					Title:  id,
+					Tier:   "local",
+					Action: spec.Action(action),
+					EDE:    ptr(15),
+					TTL:    30 * time.Second,
+					Sinkhole: func() []string {
+						if action == "ip" {
+							return []string{"192.0.2.80", "2001:db8::80"}
+						}
+						return nil
+					}(),
+				},
+				Instrument: "ACME policy " + id,
+				Sources:    []config.Source{{Name: id + "-list", Inline: names}},
+			}
 		}
 		c.Jurisdictions = []config.Jurisdiction{
 			mk("acme-null", "null", "null.example"),

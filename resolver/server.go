@@ -54,6 +54,8 @@ type Server struct {
 	jobs    chan udpJob    // slow-path UDP queries for idle workers
 	quit    chan struct{}  // closed by Shutdown: idle workers exit
 	wg      sync.WaitGroup // listener loops
+	senders []*udpSender   // of the UDP listener sockets, started by Serve
+	sendq   chan struct{}  // closed by Shutdown once the queries are over: the senders write what is left and stop
 	qwg     sync.WaitGroup // in-flight slow-path queries
 	closing atomic.Bool
 
@@ -95,6 +97,7 @@ func NewServer(opts ServerOptions) *Server {
 		qlog:      opts.QueryLogger,
 		jobs:      make(chan udpJob),
 		quit:      make(chan struct{}),
+		sendq:     make(chan struct{}),
 		conns:     map[*tcpConn]struct{}{},
 		perClient: map[netip.Addr]int{},
 	}
@@ -232,8 +235,11 @@ func (s *Server) Serve() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for _, c := range s.udp {
+		snd := newUDPSender(c)
+		s.senders = append(s.senders, snd)
+		go snd.run(s.sendq)
 		s.wg.Add(1)
-		go s.serveUDP(c)
+		go s.serveUDP(c, snd)
 	}
 	for _, l := range s.tcp {
 		s.wg.Add(1)
@@ -269,6 +275,18 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	case <-done:
 	case <-ctx.Done():
 		err = ctx.Err()
+	}
+	// The answers of the queries that are over go out before the sockets
+	// close; a query still running after that writes its own.
+	s.mu.Lock()
+	senders := s.senders
+	if len(senders) > 0 {
+		close(s.sendq)
+		s.senders = nil
+	}
+	s.mu.Unlock()
+	for _, snd := range senders {
+		<-snd.done
 	}
 	s.closeListeners()
 	s.mu.Lock()
@@ -334,6 +352,8 @@ type worker struct {
 	// passed every check and only its answer was not cached: missUDP can
 	// resolve it with the runtime fast checked it with.
 	missUp Exchanger
+	// snd writes the slow path's answers of a listener loop's socket.
+	snd *udpSender
 	// hit is the cache entry fast loads every lookup into.
 	hit entry
 	// batchNow, when set, is the time fastAnswer answers at instead of
@@ -352,12 +372,12 @@ func (w *worker) now(s *Server) time.Time {
 	return s.now()
 }
 
-func (s *Server) serveUDP(c *net.UDPConn) {
+func (s *Server) serveUDP(c *net.UDPConn, snd *udpSender) {
 	defer s.wg.Done()
-	if s.serveUDPBatch(c) {
+	if s.serveUDPBatch(c, snd) {
 		return
 	}
-	w := &worker{in: make([]byte, 65535), out: make([]byte, 0, 4096), name: make([]byte, 0, 256)}
+	w := &worker{in: make([]byte, 65535), out: make([]byte, 0, 4096), name: make([]byte, 0, 256), snd: snd}
 	for {
 		n, addr, err := c.ReadFromUDPAddrPort(w.in)
 		if err != nil {
@@ -417,7 +437,7 @@ func (s *Server) handleUDP(w *worker, c *net.UDPConn, pkt []byte, addr netip.Add
 		s.budget.release(client)
 		return nil, true
 	}
-	j := udpJob{pkt: append([]byte(nil), pkt...), addr: addr, c: c, rt: rt, up: w.missUp}
+	j := udpJob{pkt: append([]byte(nil), pkt...), addr: addr, c: c, snd: w.snd, rt: rt, up: w.missUp}
 	if !rt.enter() { // rt was retired since the load: take its successor
 		if j.rt, j.up = s.acquire(), nil; j.rt == nil {
 			s.budget.release(client)
@@ -438,6 +458,7 @@ type udpJob struct {
 	pkt  []byte
 	addr netip.AddrPort
 	c    *net.UDPConn
+	snd  *udpSender // writes the answer; nil: the worker writes it to c
 	// rt is the runtime the query uses, entered (the worker leaves it).
 	rt *Runtime
 	// up is set when fast found the query missable with rt: the upstreams
@@ -465,7 +486,11 @@ func (s *Server) udpWorker(j udpJob) {
 			out = s.resolve(j.rt, j.pkt, j.addr, UDP)
 		}
 		if out != nil {
-			_, _ = j.c.WriteToUDPAddrPort(out, j.addr)
+			if j.snd != nil {
+				j.snd.send(out, j.addr)
+			} else {
+				_, _ = j.c.WriteToUDPAddrPort(out, j.addr)
+			}
 		}
 		j.rt.leave()
 		s.budget.release(j.addr.Addr())

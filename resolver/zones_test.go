@@ -21,8 +21,10 @@ func TestLocalZonesForwardsAndSpecialNames(t *testing.T) {
 			{Name: "ad.corp.example.", Forward: []string{ad.Addr()}},
 			{Name: "10.in-addr.arpa.", Forward: []string{ad.Addr()}},
 		}
-		c.Jurisdictions = []config.Jurisdiction{{ID: "acme", Title: "acme", Tier: "local", EDE: ptr(15),
-			Sources: []config.Source{{Name: "acme", Inline: []string{"blocked.ad.corp.example"}}}}}
+		c.Jurisdictions = []config.Jurisdiction{{
+			JurisdictionAttrs: config.JurisdictionAttrs{ID: "acme", Title: "acme", Tier: "local", EDE: ptr(15)},
+			Sources:           []config.Source{{Name: "acme", Inline: []string{"blocked.ad.corp.example"}}},
+		}}
 		c.DefaultJurisdictions = []string{"us-gov", "acme"}
 	})
 	tests := []struct {

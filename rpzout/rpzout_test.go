@@ -31,9 +31,13 @@ func buildPolicy(t *testing.T, js ...config.Jurisdiction) *policy.Policy {
 }
 
 func inline(id, action string, sinkhole []string, entries ...string) config.Jurisdiction {
-	return config.Jurisdiction{ID: id, Title: id + " title", Instrument: id + " instrument", Action: spec.Action(action), Sinkhole: sinkhole,
-		Links:   []string{"https://example.org/" + id},
-		Sources: []config.Source{{Name: "l", Inline: entries}}, Allow: []string{"ok." + strings.TrimPrefix(entries[0], "*.")}}
+	return config.Jurisdiction{
+		JurisdictionAttrs: config.JurisdictionAttrs{ID: id, Title: id + " title", Action: spec.Action(action), Sinkhole: sinkhole},
+		Instrument:        id + " instrument",
+		Links:             []string{"https://example.org/" + id},
+		Sources:           []config.Source{{Name: "l", Inline: entries}},
+		Allow:             []string{"ok." + strings.TrimPrefix(entries[0], "*.")},
+	}
 }
 
 // xfr runs q through Serve over TCP and returns every record of the

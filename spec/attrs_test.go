@@ -2,60 +2,79 @@ package spec
 
 import (
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 )
 
-// TestJurisdictionAttrsMapped: every field of JurisdictionAttrs is a field
-// of Jurisdiction with the same key and type, and Attrs copies it, so a key
-// added to JurisdictionAttrs cannot be forgotten in the configuration.
-func TestJurisdictionAttrsMapped(t *testing.T) {
-	at := reflect.TypeFor[JurisdictionAttrs]()
-	jt := reflect.TypeFor[Jurisdiction]()
-	var j Jurisdiction
-	jv := reflect.ValueOf(&j).Elem()
-	for i := range at.NumField() {
-		f := at.Field(i)
-		g, ok := jt.FieldByName(f.Name)
-		if !ok || g.Type != f.Type || g.Tag.Get("mapstructure") != f.Tag.Get("mapstructure") {
-			t.Errorf("Jurisdiction has no field %s of type %v with key %q", f.Name, f.Type, f.Tag.Get("mapstructure"))
+// keysOf lists the keys of struct type t in field order, descending into
+// squashed embedded structs as mapstructure does, so that a key written
+// twice (an own field beside an embedded one) shows up twice.
+func keysOf(t reflect.Type) []string {
+	var keys []string
+	for i := range t.NumField() {
+		f := t.Field(i)
+		if isSquash(f) {
+			keys = append(keys, keysOf(f.Type)...)
 			continue
 		}
-		// A distinct non-zero value per field.
-		v := jv.FieldByIndex(g.Index)
-		switch v.Kind() {
-		case reflect.String:
-			v.SetString(f.Name)
-		case reflect.Int64:
-			v.SetInt(int64(i+1) * int64(time.Second))
-		case reflect.Slice:
-			v.Set(reflect.ValueOf([]string{f.Name}))
-		case reflect.Pointer:
-			n := i + 1
-			v.Set(reflect.ValueOf(&n))
-		default:
-			t.Fatalf("field %s: kind %v not covered by the test", f.Name, v.Kind())
+		if f.Anonymous {
+			keys = append(keys, "<embedded "+f.Name+" without squash>")
+			continue
+		}
+		if name := KeyName(f); name != "" {
+			keys = append(keys, name)
 		}
 	}
-	got := reflect.ValueOf(j.Attrs())
-	for i := range at.NumField() {
-		want := jv.FieldByName(at.Field(i).Name)
-		if !reflect.DeepEqual(got.Field(i).Interface(), want.Interface()) {
-			t.Errorf("Attrs().%s = %v, want %v", at.Field(i).Name, got.Field(i), want)
+	return keys
+}
+
+// TestJurisdictionKeysSquashed: the configured and the shipped jurisdiction
+// both have the keys of JurisdictionAttrs at their own level (embedded and
+// squashed, not a nested mapping), each key once.
+func TestJurisdictionKeysSquashed(t *testing.T) {
+	attrs := FieldsByKey(reflect.TypeFor[JurisdictionAttrs]())
+	for _, typ := range []reflect.Type{reflect.TypeFor[Jurisdiction](), reflect.TypeFor[ShippedJurisdiction]()} {
+		keys := FieldsByKey(typ)
+		for k := range attrs {
+			if f, ok := keys[k]; !ok || f.Type != attrs[k].Type {
+				t.Errorf("%v: key %q is not JurisdictionAttrs' own", typ, k)
+			}
+		}
+		if _, ok := keys[""]; ok {
+			t.Errorf(`%v: the embedded struct is a key ""`, typ)
+		}
+		seen := make(map[string]bool)
+		for _, k := range keysOf(typ) {
+			if seen[k] || strings.HasPrefix(k, "<") {
+				t.Errorf("%v: key %s", typ, k)
+			}
+			seen[k] = true
 		}
 	}
 }
 
-// TestShippedKeysSquashed: the keys of JurisdictionAttrs are keys of a
-// shipped file's top level, not of a nested mapping.
-func TestShippedKeysSquashed(t *testing.T) {
-	keys := FieldsByKey(reflect.TypeFor[ShippedJurisdiction]())
-	for k := range FieldsByKey(reflect.TypeFor[JurisdictionAttrs]()) {
-		if _, ok := keys[k]; !ok {
-			t.Errorf("key %q is not a key of a shipped jurisdiction", k)
-		}
+// TestDecodeConfiguredJurisdiction: a configured jurisdiction's YAML sets
+// the embedded attributes and its own keys, and a misspelt attribute is
+// reported at its line with the nearest key.
+func TestDecodeConfiguredJurisdiction(t *testing.T) {
+	t.Parallel()
+	const doc = "id: acme\ntier: local\nmode: report\nttl: 30s\nede: 15\ninstrument: IT policy\nallow: [ok.example]\n"
+	var j Jurisdiction
+	if err := DecodeYAML("c.yaml", []byte(doc), &j); err != nil {
+		t.Fatal(err)
 	}
-	if _, ok := keys[""]; ok {
-		t.Error(`the embedded struct is a key ""`)
+	ede := 15
+	want := Jurisdiction{
+		JurisdictionAttrs: JurisdictionAttrs{ID: "acme", Tier: TierLocal, Mode: ModeReport, TTL: 30 * time.Second, EDE: &ede},
+		Instrument:        "IT policy",
+		Allow:             []string{"ok.example"},
+	}
+	if !reflect.DeepEqual(j, want) {
+		t.Errorf("got %+v\nwant %+v", j, want)
+	}
+	err := DecodeYAML("c.yaml", []byte("id: acme\ntierr: local\n"), &Jurisdiction{})
+	if err == nil || !strings.Contains(err.Error(), `c.yaml:2: unknown key "tierr"`) || !strings.Contains(err.Error(), `"tier"`) {
+		t.Errorf("misspelt tier: %v", err)
 	}
 }

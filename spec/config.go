@@ -194,43 +194,22 @@ type Client struct {
 // Jurisdiction defines a jurisdiction, or overrides a shipped one with the
 // same ID: set fields replace the shipped values, Sources and Allow are added
 // to the shipped ones. Its id and the attributes it may override are the
-// keys of JurisdictionAttrs (Attrs returns them), which a shipped file has
-// too.
+// embedded JurisdictionAttrs (squashed: their keys are the jurisdiction's
+// own, jurisdictions[0].tier), which a shipped file has too.
 type Jurisdiction struct {
-	// ID matches [a-z0-9][a-z0-9-]*; the ID of a shipped jurisdiction makes
-	// this entry an override of it.
-	ID string `mapstructure:"id"`
-	// Title, Authority and Instrument say what the ban is, who issued it
-	// and under which legal instrument.
-	Title      string `mapstructure:"title"`
-	Authority  string `mapstructure:"authority"`
+	// JurisdictionAttrs are the id and the attributes shared with a
+	// shipped jurisdiction; the ID of a shipped jurisdiction makes this
+	// entry an override of it.
+	JurisdictionAttrs `mapstructure:",squash"`
+	// Instrument names the legal instrument of the ban.
 	Instrument string `mapstructure:"instrument"`
 	// Links are http(s) URLs of the instrument and related documents.
 	Links []string `mapstructure:"links"`
-	// Effective and Expires are dates (2006-01-02) or RFC 3339 times; the
-	// jurisdiction is active in [Effective, Expires).
-	Effective string `mapstructure:"effective"`
-	Expires   string `mapstructure:"expires"`
-	// Tier is mandated, local or advisory.
-	Tier Tier `mapstructure:"tier"`
-	// Mode is enforce or report.
-	Mode Mode `mapstructure:"mode"`
-	// Action is nxdomain (default), nodata, null, ip, refused or drop.
-	Action Action `mapstructure:"action"`
-	// Sinkhole lists the addresses answered for action ip.
-	Sinkhole []string `mapstructure:"sinkhole"`
-	// EDE is the RFC 8914 code: 16 (Censored) for an external legal
-	// requirement, 15 (Blocked) for the operator's own policy.
-	EDE *int `mapstructure:"ede"`
-	// TTL of block answers.
-	TTL time.Duration `mapstructure:"ttl"`
 	// Sources of the list.
 	Sources []Source `mapstructure:"sources"`
 	// Allow entries lift this jurisdiction's own blocks (and blocks of lower
 	// tiers).
 	Allow []string `mapstructure:"allow"`
-	// OnLoadFailure is last_known_good (default), fail_closed or fail_open.
-	OnLoadFailure OnLoadFailure `mapstructure:"on_load_failure"`
 	// Contact (a mailto:, tel:, sips: or https: URI) and Organisation make
 	// this jurisdiction's EDE text the JSON of
 	// draft-ietf-dnsop-structured-dns-error; they replace
@@ -241,10 +220,10 @@ type Jurisdiction struct {
 
 // JurisdictionAttrs are the keys a jurisdiction has wherever it is
 // written: its id and the attributes a configured Jurisdiction may override
-// on a shipped one. ShippedJurisdiction embeds them (squashed: the keys are
-// the jurisdiction's own); Jurisdiction.Attrs gives a configured
-// jurisdiction's. One validation (the id aside: its rules differ in the
-// messages) and one conversion in policy serve both.
+// on a shipped one. ShippedJurisdiction and Jurisdiction embed them
+// (squashed: the keys are the jurisdiction's own). One validation (the id
+// aside: its rules differ in the messages) and one conversion in policy
+// serve both.
 type JurisdictionAttrs struct {
 	// ID matches [a-z0-9][a-z0-9-]* (CheckID).
 	ID string `mapstructure:"id"`
@@ -270,18 +249,6 @@ type JurisdictionAttrs struct {
 	TTL time.Duration `mapstructure:"ttl"`
 	// OnLoadFailure is last_known_good (default), fail_closed or fail_open.
 	OnLoadFailure OnLoadFailure `mapstructure:"on_load_failure"`
-}
-
-// Attrs returns the configured jurisdiction's JurisdictionAttrs. (Its
-// fields are Jurisdiction's own, not an embedded JurisdictionAttrs, so that
-// the composite literals of a Jurisdiction throughout the tests keep
-// working; this is the one place that maps them.)
-func (j *Jurisdiction) Attrs() JurisdictionAttrs {
-	return JurisdictionAttrs{
-		ID: j.ID, Title: j.Title, Authority: j.Authority, Effective: j.Effective, Expires: j.Expires,
-		Tier: j.Tier, Mode: j.Mode, Action: j.Action, Sinkhole: j.Sinkhole, EDE: j.EDE, TTL: j.TTL,
-		OnLoadFailure: j.OnLoadFailure,
-	}
 }
 
 // StructuredErrors holds the operator's details for the JSON of

@@ -76,7 +76,7 @@ func TestTransportString(t *testing.T) {
 
 func TestValidateEnumBuiltInGo(t *testing.T) {
 	t.Parallel()
-	c := &Config{Jurisdictions: []Jurisdiction{{ID: "x", Tier: "supreme", Sources: []Source{{Name: "s", Inline: []string{"a.example"}, Match: "prefix"}}}}}
+	c := &Config{Jurisdictions: []Jurisdiction{{JurisdictionAttrs: JurisdictionAttrs{ID: "x", Tier: "supreme"}, Sources: []Source{{Name: "s", Inline: []string{"a.example"}, Match: "prefix"}}}}}
 	err := c.Validate()
 	for _, want := range []string{
 		`jurisdictions[0].tier: "supreme" is not one of mandated, local, advisory`,

@@ -233,8 +233,7 @@ func (j *Jurisdiction) validate(p *problems, path string) {
 			p.add(fmt.Sprintf("%s.links[%d]", path, i), "%q is not an http(s) URL", l)
 		}
 	}
-	a := j.Attrs()
-	a.validate(p, path)
+	j.JurisdictionAttrs.validate(p, path)
 	validateSDE(p, path, j.Contact, j.Organisation)
 	names := make(map[string]int)
 	for i := range j.Sources {

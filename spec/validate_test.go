@@ -91,10 +91,13 @@ func TestCheckDomain(t *testing.T) {
 // and Validate says so (policy.Build no longer checks it again).
 func TestValidateSHA256OnInline(t *testing.T) {
 	t.Parallel()
-	c := &Config{Jurisdictions: []Jurisdiction{{ID: "x", Sources: []Source{
-		{Name: "a", Inline: []string{"a.example"}, SHA256: strings.Repeat("0", 64)},
-		{Name: "b", Path: "b.txt", SHA256: strings.Repeat("0", 64)},
-	}}}}
+	c := &Config{Jurisdictions: []Jurisdiction{{
+		JurisdictionAttrs: JurisdictionAttrs{ID: "x"},
+		Sources: []Source{
+			{Name: "a", Inline: []string{"a.example"}, SHA256: strings.Repeat("0", 64)},
+			{Name: "b", Path: "b.txt", SHA256: strings.Repeat("0", 64)},
+		},
+	}}}
 	err := c.Validate()
 	if err == nil || !strings.Contains(err.Error(), "jurisdictions[0].sources[0].sha256: only for path and url sources") {
 		t.Errorf("Validate: %v", err)

@@ -185,7 +185,7 @@ func memCase(t *testing.T, c string) {
 	dir := t.TempDir()
 	jur := func(src config.Source) *config.Config {
 		return &config.Config{DefaultJurisdictions: []string{"mem"}, Jurisdictions: []config.Jurisdiction{
-			{ID: "mem", Sources: []config.Source{src}}}}
+			{JurisdictionAttrs: config.JurisdictionAttrs{ID: "mem"}, Sources: []config.Source{src}}}}
 	}
 	ctx := context.Background()
 	probe := memName(n/2) + "."

@@ -220,6 +220,30 @@ func TestOverallTimeoutBoundsExchange(t *testing.T) {
 	}
 }
 
+// TestExchangeByDeadline: the deadline given to ExchangeBy bounds the
+// exchange as a context's would, tries included, without a context
+// deadline.
+func TestExchangeByDeadline(t *testing.T) {
+	t.Parallel()
+	var srvs []*resolvertest.Upstream
+	for range 3 {
+		srvs = append(srvs, resolvertest.StartUpstream(t, resolvertest.Drop()))
+	}
+	g := newGroup(t, upstream.GroupOptions{Timeout: 10 * time.Second, TryTimeout: 5 * time.Second}, srvs...)
+	start := time.Now()
+	_, err := g.ExchangeBy(context.Background(), question("by.example.", dns.TypeA), start.Add(300*time.Millisecond))
+	if el := time.Since(start); el < 300*time.Millisecond || el > 2*time.Second {
+		t.Errorf("ExchangeBy returned after %v, want about 300ms", el)
+	}
+	var ue *upstream.Error
+	if !errors.As(err, &ue) || ue.Code != upstream.EDENoReachableAuthority || !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("err = %v, want *upstream.Error code 22, a timeout", err)
+	}
+	if n := srvs[1].Queries(); n != 0 {
+		t.Errorf("second upstream got %d queries after the deadline", n)
+	}
+}
+
 // closedAddr returns a 127.0.0.1 address where nothing listens.
 func closedAddr(t *testing.T) string {
 	t.Helper()

@@ -7,11 +7,13 @@
 // size and the client's DO bit; over TLS and HTTPS the query is also padded
 // to a multiple of 128 octets (EDNS(0) Padding, RFC 8467). Client EDNS
 // options (ECS, cookies, padding, ...) are never forwarded. A reply is accepted only if it comes from the
-// server, has the ID and the question (compared case-insensitively) of the
-// query (RFC 5452).
+// server, has the ID and the question of the query (RFC 5452): over UDP the
+// name in the random mixed case it was sent in (0x20, unless #no-0x20),
+// otherwise compared case-insensitively.
 //
-// Transports: UDP with TCP fallback (pooled sockets, each with its own random
-// source port and a limited number of uses: see udpPool), TCP, DNS over TLS (RFC 7858: pooled,
+// Transports: UDP with TCP fallback (a few sockets per server, each with its
+// own random source port and a limited number of uses, many queries in
+// flight on each: see udpMux), TCP, DNS over TLS (RFC 7858: pooled,
 // pipelined connections) and DNS over HTTPS (RFC 8484: HTTP/2, ID 0 on the
 // wire). Encrypted upstreams always verify the server's certificate; see
 // Parse.
@@ -30,8 +32,6 @@ import (
 	"net/netip"
 	"os"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/miekg/dns"
@@ -69,8 +69,9 @@ type Options struct {
 	// upstream read and threw away: reason is "id" (no query with that ID
 	// is waiting: a forgery, a duplicate or a late reply), "question" (the
 	// question differs in name, type or class), "case" (the name matches
-	// only case-insensitively: 0x20 caught it) or "malformed". It must be
-	// cheap and safe for concurrent use (a metric).
+	// only case-insensitively: 0x20 caught it), "source" (not from the
+	// server's address and port) or "malformed". It must be cheap and safe
+	// for concurrent use (a metric); it is called from a socket's reader.
 	OnDrop func(reason string)
 }
 
@@ -157,8 +158,9 @@ func Parse(s string, opts Options) (Upstream, error) {
 	if err != nil {
 		return nil, fmt.Errorf("upstream %q: %w", s, err)
 	}
+	ap = netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
 	u := &server{addr: ap.String(), tcpOnly: tcpOnly, caseRandom: !tcpOnly && !noCase, timeout: timeout, onDrop: opts.OnDrop}
-	u.pool.raddr = net.UDPAddrFromAddrPort(ap)
+	u.mux.raddr, u.mux.onDrop = ap, opts.OnDrop
 	if u.tcpOnly {
 		u.name = "tcp://" + u.addr
 	} else {
@@ -203,7 +205,7 @@ type server struct {
 	tcpOnly    bool
 	caseRandom bool // 0x20: mixed-case query names, answers checked case-exactly
 	timeout    time.Duration
-	pool       udpPool
+	mux        udpMux
 	onDrop     func(reason string)
 }
 
@@ -220,10 +222,10 @@ func (u *server) dropped(err error) {
 	u.onDrop("malformed")
 }
 
-// Close closes the pooled UDP sockets. Exchange keeps working afterwards,
-// with a new socket per query.
+// Close closes the UDP sockets, each once its queries in flight are over.
+// Exchange keeps working afterwards, with a new socket per query.
 func (u *server) Close() error {
-	u.pool.close()
+	u.mux.close()
 	return nil
 }
 
@@ -232,22 +234,27 @@ var _ Upstream = (*server)(nil)
 func (u *server) String() string { return u.name }
 
 // udpBuf is the size of the buffer a UDP reply is read into: the size
-// advertised upstream with room to spare. A datagram that fills it is
-// bigger than we asked for and is retried over TCP (readUDP), so a query in
-// flight holds 4 KB, not a 64 KB buffer.
+// advertised upstream with room to spare. A datagram bigger than that is
+// bigger than we asked for and is retried over TCP (see muxSock.dispatch).
 const udpBuf = 4096
-
-var bufPool = sync.Pool{New: func() any { b := make([]byte, udpBuf); return &b }}
 
 // Exchange implements Upstream.
 func (u *server) Exchange(ctx context.Context, m *dns.Msg) (*dns.Msg, error) {
+	return u.exchangeBy(ctx, m, time.Now().Add(u.timeout))
+}
+
+var _ deadlineExchanger = (*server)(nil)
+
+// exchangeBy is Exchange bounded by deadline as well as by ctx (ctx's own
+// deadline, if earlier, wins). No context is derived: the deadline goes on
+// the socket.
+func (u *server) exchangeBy(ctx context.Context, m *dns.Msg, deadline time.Time) (*dns.Msg, error) {
 	if len(m.Question) != 1 {
 		return nil, fmt.Errorf("%s: %w", u.name, ErrBadRequest)
 	}
-	ctx, cancel := withDefaultTimeout(ctx, u.timeout)
-	defer cancel()
-	bp := bufPool.Get().(*[]byte)
-	defer bufPool.Put(bp)
+	if dl, ok := ctx.Deadline(); ok && dl.Before(deadline) {
+		deadline = dl
+	}
 	out, err := appendQuery(make([]byte, 0, 12+256+4+11), m)
 	if err != nil {
 		return nil, fmt.Errorf("%s: packing query: %w", u.name, err)
@@ -264,14 +271,17 @@ func (u *server) Exchange(ctx context.Context, m *dns.Msg) (*dns.Msg, error) {
 	}
 	var resp *dns.Msg
 	if u.tcpOnly {
-		resp, err = u.exchangeTCP(ctx, q, out)
+		resp, err = u.exchangeTCP(ctx, deadline, q, out)
 	} else {
-		resp, err = u.exchangeUDP(ctx, q, out, *bp)
+		resp, err = u.exchangeUDP(ctx, deadline, &q, out)
 		if err == nil && resp.Truncated {
-			// A truncated reply: ask again over TCP with a new ID (RFC 7766).
+			// A truncated reply: ask again over TCP with a new ID (RFC 7766),
+			// in a copy (out may still be queued to be written: see
+			// muxSender).
+			out = append([]byte(nil), out...)
 			randomID(out)
 			q.id = binary.BigEndian.Uint16(out)
-			resp, err = u.exchangeTCP(ctx, q, out)
+			resp, err = u.exchangeTCP(ctx, deadline, q, out)
 		}
 	}
 	if err != nil {
@@ -419,183 +429,26 @@ func withDefaultTimeout(ctx context.Context, d time.Duration) (context.Context, 
 
 // watch makes blocked I/O on c return as soon as ctx is done (miekg and the
 // net package honour only deadlines, not cancellation). Call the returned
-// stop when the I/O is over.
+// stop when the I/O is over. A context that cannot be cancelled costs
+// nothing.
 func watch(ctx context.Context, c net.Conn) (stop func() bool) {
+	if ctx.Done() == nil {
+		return func() bool { return true }
+	}
 	return context.AfterFunc(ctx, func() { _ = c.SetDeadline(time.Unix(1, 0)) })
-}
-
-// exchangeUDP sends wire over a pooled UDP socket (see udpPool) and reads
-// until a matching reply arrives or ctx is done. A reply with the wrong ID
-// or question is ignored and reading goes on: a spoofed or stale datagram
-// must not kill the real answer that may still come.
-func (u *server) exchangeUDP(ctx context.Context, q sentQuery, wire, buf []byte) (*dns.Msg, error) {
-	pc, err := u.pool.get()
-	if err != nil {
-		return nil, u.ioErr(ctx, "udp dial", err)
-	}
-	resp, clean, err := u.roundTripUDP(ctx, pc.c, q, wire, buf)
-	// Only a socket that just completed a clean exchange goes back: after
-	// an error or a timeout a late reply may still arrive on it.
-	u.pool.put(pc, clean)
-	return resp, err
-}
-
-// roundTripUDP sends wire on c and reads until a reply matches q or ctx is
-// done. clean reports that the exchange succeeded and ctx's watch did not
-// fire (it may otherwise still be changing the socket's deadline), so the
-// socket may be reused.
-func (u *server) roundTripUDP(ctx context.Context, c *net.UDPConn, q sentQuery, wire, buf []byte) (resp *dns.Msg, clean bool, err error) {
-	deadline, _ := ctx.Deadline()
-	if err := c.SetDeadline(deadline); err != nil {
-		return nil, false, fmt.Errorf("%s: set deadline: %w", u.name, err)
-	}
-	stop := watch(ctx, c)
-	resp, err = u.readUDP(ctx, c, q, wire, buf)
-	return resp, stop() && err == nil, err
-}
-
-func (u *server) readUDP(ctx context.Context, c *net.UDPConn, q sentQuery, wire, buf []byte) (*dns.Msg, error) {
-	if _, err := c.Write(wire); err != nil {
-		return nil, u.ioErr(ctx, "udp write", err)
-	}
-	mismatched := 0
-	for {
-		n, err := c.Read(buf)
-		if err != nil {
-			err = u.ioErr(ctx, "udp read", err)
-			if mismatched > 0 {
-				err = fmt.Errorf("%w (ignored %d non-matching replies)", err, mismatched)
-			}
-			return nil, err
-		}
-		if n == len(buf) {
-			// Larger than udpSize asked for, and cut by the kernel:
-			// Exchange asks again over TCP, if what was read is the
-			// start of a reply to this query (a forger must not be able
-			// to push queries to TCP either).
-			if err := matchHead(q, buf[:n]); err != nil {
-				mismatched++
-				u.dropped(err)
-				continue
-			}
-			return &dns.Msg{MsgHdr: dns.MsgHdr{Id: q.id, Response: true, Truncated: true}}, nil
-		}
-		resp, err := match(q, buf[:n])
-		if err != nil {
-			mismatched++
-			u.dropped(err)
-			continue
-		}
-		return resp, nil
-	}
-}
-
-// udpPool keeps connected UDP sockets to one server for reuse: opening,
-// connecting and closing a socket per query costs more CPU than the query
-// itself. Source-port randomization (RFC 5452 §9.2) is kept in a weaker,
-// moving form: every socket gets a random ephemeral port from the kernel,
-// serves at most udpMaxUses queries, one at a time, and lives at most
-// udpMaxAge, so a spoofer has to hit a port that changes every few dozen
-// queries as well as the random 16-bit ID and the question. A connected
-// socket only receives datagrams from the server's address. Sockets are
-// used by one query at a time; one that saw an error or a timeout is closed.
-type udpPool struct {
-	raddr *net.UDPAddr
-
-	mu     sync.Mutex
-	idle   []*pooledUDP
-	closed bool
-}
-
-type pooledUDP struct {
-	c    *net.UDPConn
-	uses int
-	born time.Time
-}
-
-const (
-	udpMaxUses = 64
-	udpMaxAge  = 10 * time.Second
-	udpMaxIdle = 256
-)
-
-// udpOpen and udpIdle count the pooled UDP sockets of every server: open
-// (in use or idle) and idle. In use they are bounded by the queries in
-// flight (server.max_inflight), idle by udpMaxIdle per server.
-var udpOpen, udpIdle atomic.Int64
-
-// UDPSockets returns the pooled UDP sockets to upstream servers that are
-// open (in use or idle) and, of those, idle, across every server.
-func UDPSockets() (open, idle int64) { return udpOpen.Load(), udpIdle.Load() }
-
-func (pc *pooledUDP) close() {
-	_ = pc.c.Close()
-	udpOpen.Add(-1)
-}
-
-func (p *udpPool) get() (*pooledUDP, error) {
-	p.mu.Lock()
-	for n := len(p.idle); n > 0; n = len(p.idle) {
-		pc := p.idle[n-1] // the most recently used: its buffers are warm
-		p.idle[n-1] = nil
-		p.idle = p.idle[:n-1]
-		udpIdle.Add(-1)
-		if time.Since(pc.born) < udpMaxAge {
-			p.mu.Unlock()
-			pc.uses++
-			return pc, nil
-		}
-		pc.close()
-	}
-	p.mu.Unlock()
-	c, err := net.DialUDP("udp", nil, p.raddr)
-	if err != nil {
-		return nil, err
-	}
-	udpOpen.Add(1)
-	return &pooledUDP{c: c, uses: 1, born: time.Now()}, nil
-}
-
-// put returns pc to the pool when reuse is true and it has uses left;
-// otherwise it closes it.
-func (p *udpPool) put(pc *pooledUDP, reuse bool) {
-	if reuse && pc.uses < udpMaxUses {
-		p.mu.Lock()
-		if !p.closed && len(p.idle) < udpMaxIdle {
-			p.idle = append(p.idle, pc)
-			udpIdle.Add(1)
-			p.mu.Unlock()
-			return
-		}
-		p.mu.Unlock()
-	}
-	pc.close()
-}
-
-// close closes the idle sockets; sockets in use are closed when put back.
-func (p *udpPool) close() {
-	p.mu.Lock()
-	idle := p.idle
-	p.idle, p.closed = nil, true
-	udpIdle.Add(-int64(len(idle)))
-	p.mu.Unlock()
-	for _, pc := range idle {
-		pc.close()
-	}
 }
 
 // exchangeTCP sends wire over a new TCP connection and reads one reply.
 // A connection per query is simple and good enough for TC fallback and for
 // tcp:// upstreams with modest load; reusing connections (RFC 7766
 // pipelining) is a later optimisation.
-func (u *server) exchangeTCP(ctx context.Context, q sentQuery, wire []byte) (*dns.Msg, error) {
-	var d net.Dialer
+func (u *server) exchangeTCP(ctx context.Context, deadline time.Time, q sentQuery, wire []byte) (*dns.Msg, error) {
+	d := net.Dialer{Deadline: deadline}
 	c, err := d.DialContext(ctx, "tcp", u.addr)
 	if err != nil {
 		return nil, u.ioErr(ctx, "tcp dial", err)
 	}
 	defer c.Close()
-	deadline, _ := ctx.Deadline()
 	if err := c.SetDeadline(deadline); err != nil {
 		return nil, fmt.Errorf("%s: set deadline: %w", u.name, err)
 	}
@@ -634,7 +487,7 @@ func ioErr(ctx context.Context, name, op string, err error) error {
 	if cerr := ctx.Err(); cerr != nil {
 		return fmt.Errorf("%s: %s: %w", name, op, cerr)
 	}
-	if errors.Is(err, os.ErrDeadlineExceeded) {
+	if ne := net.Error(nil); errors.Is(err, os.ErrDeadlineExceeded) || errors.As(err, &ne) && ne.Timeout() {
 		// The socket deadline is ctx's deadline; its timer may fire just
 		// before ctx's own.
 		return fmt.Errorf("%s: %s: %w", name, op, context.DeadlineExceeded)

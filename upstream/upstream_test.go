@@ -212,14 +212,15 @@ func TestExchangeRejectsMismatch(t *testing.T) {
 		up      string // scheme prefix
 		handler dns.Handler
 		wantErr error
+		drop    string // the reason the reply is counted under
 	}{
-		{name: "udp_wrong_question", handler: resolvertest.WrongQuestion(h), wantErr: context.DeadlineExceeded},
-		{name: "udp_wrong_id", handler: resolvertest.WrongID(h), wantErr: context.DeadlineExceeded},
+		{name: "udp_wrong_question", handler: resolvertest.WrongQuestion(h), wantErr: context.DeadlineExceeded, drop: "question"},
+		{name: "udp_wrong_id", handler: resolvertest.WrongID(h), wantErr: context.DeadlineExceeded, drop: "id"},
 		{name: "udp_other_type", handler: resolvertest.Func(func(r *dns.Msg) *dns.Msg {
 			m := new(dns.Msg).SetReply(r)
 			m.Question[0].Qtype = dns.TypeAAAA
 			return m
-		}), wantErr: context.DeadlineExceeded},
+		}), wantErr: context.DeadlineExceeded, drop: "question"},
 		{name: "tcp_wrong_question", up: "tcp://", handler: resolvertest.WrongQuestion(h), wantErr: upstream.ErrMismatch},
 		{name: "tcp_wrong_id", up: "tcp://", handler: resolvertest.WrongID(h), wantErr: upstream.ErrMismatch},
 	}
@@ -227,13 +228,25 @@ func TestExchangeRejectsMismatch(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			srv := resolvertest.StartUpstream(t, tc.handler)
-			u := mustParse(t, tc.up+srv.Addr())
+			var mu sync.Mutex
+			drops := map[string]int{}
+			u, err := upstream.Parse(tc.up+srv.Addr(), upstream.Options{OnDrop: func(r string) { mu.Lock(); drops[r]++; mu.Unlock() }})
+			if err != nil {
+				t.Fatal(err)
+			}
 			resp, err := exchange(t, u, 300*time.Millisecond, question("q.example.", dns.TypeA))
 			if !errors.Is(err, tc.wantErr) {
 				t.Fatalf("got %v, %v; want error %v", resp, err, tc.wantErr)
 			}
-			if tc.up == "" && !strings.Contains(err.Error(), "ignored 1 non-matching") {
+			// A reply with the query's ID but another question is one the
+			// query saw; one with another ID belongs to no query.
+			if tc.drop == "question" && !strings.Contains(err.Error(), "ignored 1 non-matching") {
 				t.Errorf("error %q does not say that a reply was ignored", err)
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			if tc.drop != "" && (drops[tc.drop] != 1 || len(drops) != 1) {
+				t.Errorf("drops %v, want %s=1", drops, tc.drop)
 			}
 		})
 	}
