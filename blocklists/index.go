@@ -430,31 +430,73 @@ func (ix *Index) Lookup(qname string, buf []Hit) []Hit {
 	}
 	q := qname[:n]
 	labels := 1 + strings.Count(q, ".")
+	// The label suffixes to probe are gathered first and probed together
+	// (probeAll): their first slots are random reads into a table of
+	// megabytes, which the CPU overlaps when they do not wait on each
+	// other.
+	var ps [lookupBatch]probeAt
+	np := 0
 	h, k := ix.seed, 0
 	for i := n - 1; i >= 0; i-- {
 		c := q[i]
 		if c == '.' {
 			k++
 			if ix.labelMask&(1<<min(k, 63)) != 0 {
-				buf = ix.probe(h, q[i+1:], labels-k, buf)
+				if np == len(ps) {
+					buf = ix.probeAll(q, ps[:np], buf)
+					np = 0
+				}
+				ps[np] = probeAt{f: mix(h), start: i + 1, depth: labels - k}
+				np++
 			}
 		}
 		h = (h ^ uint64(lower[c])) * fnvPrime
 	}
 	if ix.labelMask&(1<<min(labels, 63)) != 0 {
-		buf = ix.probe(h, q, 0, buf)
+		if np == len(ps) {
+			buf = ix.probeAll(q, ps[:np], buf)
+			np = 0
+		}
+		ps[np] = probeAt{f: mix(h), start: 0, depth: 0}
+		np++
+	}
+	return ix.probeAll(q, ps[:np], buf)
+}
+
+// lookupBatch is the number of label suffixes Lookup probes together.
+const lookupBatch = 8
+
+// probeAt is a label suffix of a Lookup query to probe: q[start:], its
+// mixed hash f, its depth, and v, the fingerprint in its first slot.
+type probeAt struct {
+	f     uint64
+	start int
+	depth int
+	v     uint16
+}
+
+// probeAll probes the suffixes ps of q in order and appends their hits.
+// It first reads the first slot of every suffix, in a loop whose reads do
+// not depend on each other, so that their cache misses overlap; the
+// probes then start from those values.
+func (ix *Index) probeAll(q string, ps []probeAt, buf []Hit) []Hit {
+	fps := ix.fps
+	for j := range ps {
+		ps[j].v = fps[slotOf(ps[j].f, len(fps))]
+	}
+	for j := range ps {
+		buf = ix.probe(ps[j].f, ps[j].v, q[ps[j].start:], ps[j].depth, buf)
 	}
 	return buf
 }
 
-// probe looks up the name whose (unmixed) hash is h and appends the hits of
-// its rules that apply at depth.
-func (ix *Index) probe(h uint64, name string, depth int, buf []Hit) []Hit {
-	f := mix(h)
+// probe looks up the name whose mixed hash is f, v being the fingerprint
+// in its first slot, and appends the hits of its rules that apply at
+// depth.
+func (ix *Index) probe(f uint64, v uint16, name string, depth int, buf []Hit) []Hit {
 	fp := fingerprint(f)
 	fps := ix.fps
 	for s := slotOf(f, len(fps)); ; {
-		v := fps[s]
 		if v&^1 == fp {
 			off := ix.offs[s]
 			c, p := ix.record(off)
@@ -467,6 +509,7 @@ func (ix *Index) probe(h uint64, name string, depth int, buf []Hit) []Hit {
 		if s++; s == len(fps) {
 			s = 0
 		}
+		v = fps[s]
 	}
 }
 

@@ -469,3 +469,34 @@ func TestIndexConcurrent(t *testing.T) {
 		}
 	}
 }
+
+// TestIndexLookupDeepNames checks names with more label suffixes to probe
+// than Lookup probes together (lookupBatch): every suffix of a 20-label
+// name is a rule, of one kind or another, and the hits of every query
+// deeper than that still come complete and in order.
+func TestIndexLookupDeepNames(t *testing.T) {
+	r := rand.New(rand.NewPCG(19, 23))
+	labels := make([]string, 20)
+	for i := range labels {
+		labels[i] = fmt.Sprintf("l%d", i)
+	}
+	var rules []testRule
+	for i := range labels {
+		rules = append(rules, testRule{name: strings.Join(labels[i:], "."), kind: Kind(i % 3), tag: uint32(i)})
+	}
+	ix, ref := buildIndex(rules), newNaive(rules)
+	for depth := 1; depth <= 4*lookupBatch; depth++ {
+		parts := make([]string, depth)
+		for i := range parts {
+			parts[i] = labels[max(len(labels)-depth+i, 0)]
+			if i < depth-len(labels) {
+				parts[i] = fmt.Sprintf("x%d", i)
+			}
+		}
+		q := randomCase(r, strings.Join(parts, "."))
+		got, want := hitStrings(ix.Lookup(q, nil)), ref.lookup(q)
+		if len(want) == 0 || !slices.Equal(got, want) {
+			t.Fatalf("Lookup(%q) = %q, want %q", q, got, want)
+		}
+	}
+}

@@ -108,6 +108,7 @@ func (s *Server) serveUDPBatch(c *net.UDPConn, snd *udpSender) bool {
 		}
 		b.nout = 0
 		stop := false
+		w.batchNow = s.now() // one clock read for the whole batch
 		for i := 0; i < b.received; i++ {
 			addr, ok := sockaddrAddrPort(&b.inName[i])
 			if !ok {

@@ -356,6 +356,20 @@ type worker struct {
 	snd *udpSender
 	// hit is the cache entry fast loads every lookup into.
 	hit entry
+	// batchNow, when set, is the time fastAnswer answers at instead of
+	// reading the clock: the batched UDP loop reads it once per
+	// recvmmsg batch (the queries of one batch arrived together), which
+	// saves a clock read per query. Zero elsewhere.
+	batchNow time.Time
+}
+
+// now is the time a query handled by w is answered at: w's batch time,
+// else the server's clock.
+func (w *worker) now(s *Server) time.Time {
+	if !w.batchNow.IsZero() {
+		return w.batchNow
+	}
+	return s.now()
 }
 
 func (s *Server) serveUDP(c *net.UDPConn, snd *udpSender) {
@@ -534,7 +548,7 @@ func (s *Server) fastAnswer(w *worker, rt *Runtime, pkt []byte, addr netip.AddrP
 		return nil, false
 	}
 	name := unsafe.String(unsafe.SliceData(canon), len(canon))
-	now := s.now()
+	now := w.now(s)
 	cs := rt.Policy.ClientSet(client)
 	v := &w.v
 	r := rt.classify(name, q.qtype, cs, now, v)
