@@ -512,7 +512,7 @@ func sourceName(src config.Source) string {
 	case src.Path != "":
 		return filepath.Base(src.Path)
 	case src.URL != "":
-		return download.RedactURL(src.URL)
+		return spec.RedactURL(src.URL)
 	}
 	return "inline"
 }

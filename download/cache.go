@@ -10,6 +10,8 @@ import (
 	"os"
 	"path/filepath"
 	"time"
+
+	"github.com/jurisdns/jurisdns/spec"
 )
 
 // The cache directory holds, per source, "<key>.json" (the metadata sidecar)
@@ -83,7 +85,7 @@ func (f *Fetcher) Cached(src Source) (Result, bool) {
 	key := cacheKey(src)
 	unlock := f.lock(key)
 	defer unlock()
-	c, _ := f.previous(src, key, f.log.With("source", src.Name, "url", RedactURL(u.String())))
+	c, _ := f.previous(src, key, f.log.With("source", src.Name, "url", spec.RedactURL(u.String())))
 	if c == nil {
 		return Result{}, false
 	}
@@ -123,7 +125,7 @@ func (f *Fetcher) previous(src Source, key string, log *slog.Logger) (c *cached,
 func (f *Fetcher) readCache(src Source, key string) (*cached, error) {
 	fail := func(format string, args ...any) (*cached, error) {
 		return nil, fmt.Errorf("download: cache of source %q (%s) in %s: %s",
-			src.Name, RedactURL(src.URL), f.dir, fmt.Sprintf(format, args...))
+			src.Name, spec.RedactURL(src.URL), f.dir, fmt.Sprintf(format, args...))
 	}
 	raw, err := os.ReadFile(f.metaPath(key))
 	if errors.Is(err, fs.ErrNotExist) {
@@ -139,7 +141,7 @@ func (f *Fetcher) readCache(src Source, key string) (*cached, error) {
 	switch {
 	case m.Version != metaVersion:
 		return fail("metadata version %d, want %d", m.Version, metaVersion)
-	case m.Name != src.Name || (m.URL != RedactURL(src.URL) && m.URL != oldRedact(src.URL)):
+	case m.Name != src.Name || (m.URL != spec.RedactURL(src.URL) && m.URL != oldRedact(src.URL)):
 		return fail("metadata is for source %q (%s)", m.Name, m.URL)
 	case !isHexSHA256(m.SHA256):
 		return fail("metadata has a malformed sha256 %q", m.SHA256)

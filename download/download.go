@@ -33,6 +33,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/jurisdns/jurisdns/spec"
 )
 
 // Defaults applied to a zero field of a [Source].
@@ -319,7 +321,7 @@ func checkRedirect(next func(*http.Request, []*http.Request) error) func(*http.R
 	return func(req *http.Request, via []*http.Request) error {
 		allowHTTP, _ := req.Context().Value(allowHTTPKey{}).(bool)
 		if err := checkScheme(req.URL, allowHTTP); err != nil {
-			return fmt.Errorf("%w to %s: %v", errRedirect, RedactURL(req.URL.String()), err)
+			return fmt.Errorf("%w to %s: %v", errRedirect, spec.RedactURL(req.URL.String()), err)
 		}
 		if next != nil {
 			return next(req, via)
@@ -357,10 +359,10 @@ func (s Source) Validate() error {
 
 func (s Source) check() (*url.URL, error) {
 	if s.Name == "" {
-		return nil, fmt.Errorf("download: source with URL %q has no name", RedactURL(s.URL))
+		return nil, fmt.Errorf("download: source with URL %q has no name", spec.RedactURL(s.URL))
 	}
 	fail := func(format string, args ...any) error {
-		return fmt.Errorf("download: source %q (%s): %s", s.Name, RedactURL(s.URL), fmt.Sprintf(format, args...))
+		return fmt.Errorf("download: source %q (%s): %s", s.Name, spec.RedactURL(s.URL), fmt.Sprintf(format, args...))
 	}
 	u, err := url.Parse(s.URL)
 	if err != nil {
@@ -444,7 +446,7 @@ func (f *Fetcher) Fetch(ctx context.Context, src Source, accept Accept) (Result,
 	src = src.withDefaults()
 	u, err := src.check()
 	if err == nil && accept == nil {
-		err = fmt.Errorf("download: source %q (%s): no Accept function", src.Name, RedactURL(u.String()))
+		err = fmt.Errorf("download: source %q (%s): no Accept function", src.Name, spec.RedactURL(u.String()))
 	}
 	if err != nil {
 		f.count(src.Name, func(s *SourceStats) { s.Fetches++; s.Errors++ })
@@ -453,7 +455,7 @@ func (f *Fetcher) Fetch(ctx context.Context, src Source, accept Accept) (Result,
 	key := cacheKey(src)
 	unlock := f.lock(key)
 	defer unlock()
-	log := f.log.With("source", src.Name, "url", RedactURL(u.String()))
+	log := f.log.With("source", src.Name, "url", spec.RedactURL(u.String()))
 
 	prev, baseline := f.previous(src, key, log)
 	res, ferr := f.update(ctx, src, u, key, prev, baseline, accept, log)
@@ -547,7 +549,7 @@ func (f *Fetcher) update(ctx context.Context, src Source, u *url.URL, key string
 	m := meta{
 		Version:      metaVersion,
 		Name:         src.Name,
-		URL:          RedactURL(u.String()),
+		URL:          spec.RedactURL(u.String()),
 		ETag:         resp.etag,
 		LastModified: resp.lastModified,
 		SHA256:       sum,
@@ -574,7 +576,7 @@ func (f *Fetcher) update(ctx context.Context, src Source, u *url.URL, key string
 func checkBody(src Source, u *url.URL, body []byte, accept Accept, baseline int) (int, error) {
 	entries, err := accept(body, baseline)
 	if err != nil {
-		return 0, &RejectedError{Source: src.Name, URL: RedactURL(u.String()), Reason: err.Error(), Err: err}
+		return 0, &RejectedError{Source: src.Name, URL: spec.RedactURL(u.String()), Reason: err.Error(), Err: err}
 	}
 	return entries, nil
 }
@@ -609,9 +611,9 @@ func (f *Fetcher) download(ctx context.Context, src Source, u *url.URL, prev *ca
 	start := time.Now()
 	dctx, cancel := context.WithTimeout(ctx, src.Deadline)
 	defer cancel()
-	p := progress{f: f, p: Progress{Source: src.Name, URL: RedactURL(u.String()), Attempts: attempts, Deadline: src.Deadline, Total: -1}, start: start}
+	p := progress{f: f, p: Progress{Source: src.Name, URL: spec.RedactURL(u.String()), Attempts: attempts, Deadline: src.Deadline, Total: -1}, start: start}
 	fail := func(i int, err error) (*response, error) {
-		err = fmt.Errorf("download: source %q (%s): attempt %d of %d: %w", src.Name, RedactURL(u.String()), i, attempts, err)
+		err = fmt.Errorf("download: source %q (%s): attempt %d of %d: %w", src.Name, spec.RedactURL(u.String()), i, attempts, err)
 		p.done(err)
 		return nil, err
 	}
@@ -775,7 +777,7 @@ func (f *Fetcher) get(ctx context.Context, src Source, u *url.URL, prev *cached,
 		// (and only the password masked): show it redacted.
 		var ue *url.Error
 		if errors.As(err, &ue) {
-			ue.URL = RedactURL(ue.URL)
+			ue.URL = spec.RedactURL(ue.URL)
 		}
 		return nil, err
 	}

@@ -15,7 +15,6 @@ import (
 	"time"
 
 	"github.com/jurisdns/jurisdns/blocklists"
-	"github.com/jurisdns/jurisdns/download"
 	"github.com/jurisdns/jurisdns/spec"
 )
 
@@ -494,7 +493,7 @@ func (b *builder) addUserSource(js *jspec, key string, src *spec.Source) {
 		s.kind = srcURL
 		// Shown everywhere (status, readyz, logs, EDE text, `lists`):
 		// never with the URL's credentials or query string.
-		s.info.Origin = download.RedactURL(src.URL)
+		s.info.Origin = spec.RedactURL(src.URL)
 		s.info.key = src.URL
 		s.info.Name = s.info.Origin
 	case src.Transfer != nil:

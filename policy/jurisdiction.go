@@ -413,7 +413,7 @@ type SourceInfo struct {
 type SourceState struct {
 	Name string `json:"name"`
 	// Origin is "shipped", "inline", the file path or the URL (with its
-	// credentials and query string redacted, see download.RedactURL).
+	// credentials and query string redacted, see spec.RedactURL).
 	Origin string            `json:"origin"`
 	Format blocklists.Format `json:"format"`
 	Match  string            `json:"match"`

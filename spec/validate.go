@@ -346,11 +346,11 @@ func (s *Source) validate(p *problems, path string) {
 		case err != nil:
 			p.add(path+".url", "is not a URL") // the parse error would show it whole
 		case u.Host == "":
-			p.add(path+".url", "%q is not a URL", shownURL(*u))
+			p.add(path+".url", "%q is not a URL", redacted(*u))
 		case u.Scheme == "https":
 		case u.Scheme == "http" && s.AllowHTTP:
 		case u.Scheme == "http":
-			p.add(path+".url", "%q is plain http; use https, or set allow_http: true", shownURL(*u))
+			p.add(path+".url", "%q is plain http; use https, or set allow_http: true", redacted(*u))
 		default:
 			p.add(path+".url", "scheme %q is not https", u.Scheme)
 		}
@@ -755,18 +755,4 @@ func validateSDE(p *problems, path, contact, org string) {
 	if strings.ContainsFunc(contact+org, func(r rune) bool { return r < 0x20 || r == 0x7f }) {
 		p.add(path, "contact and organisation must not hold control characters")
 	}
-}
-
-// shownURL is a list URL as a validation error shows it: its credentials
-// and query string, which commonly carry secrets, replaced by "REDACTED"
-// (the rule of download.RedactURL; spec, the leaf, does not import it).
-func shownURL(u url.URL) string {
-	if u.User != nil {
-		u.User = url.User("REDACTED")
-	}
-	if u.RawQuery != "" || u.ForceQuery {
-		u.RawQuery, u.ForceQuery = "REDACTED", false
-	}
-	u.Fragment, u.RawFragment = "", ""
-	return u.String()
 }

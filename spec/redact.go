@@ -1,4 +1,4 @@
-package download
+package spec
 
 import "net/url"
 
@@ -15,6 +15,12 @@ func RedactURL(raw string) string {
 	if u.User == nil && u.RawQuery == "" && !u.ForceQuery && u.Fragment == "" {
 		return raw
 	}
+	return redacted(*u)
+}
+
+// redacted is u with its credentials and query string replaced by
+// "REDACTED" and its fragment dropped.
+func redacted(u url.URL) string {
 	if u.User != nil {
 		u.User = url.User("REDACTED")
 	}
