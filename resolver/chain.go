@@ -3,12 +3,11 @@ package resolver
 import (
 	"context"
 	"errors"
-	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/miekg/dns"
-	"golang.org/x/sync/singleflight"
 
 	"github.com/jurisdns/jurisdns/upstream"
 )
@@ -27,7 +26,7 @@ type deadlineExchanger interface {
 
 // forwarder is the cache-and-forward link of the engine: a fresh cached
 // answer is served from the cache; otherwise identical concurrent misses
-// share one upstream query (singleflight), the answer is cached, and when
+// share one upstream query (a flight), the answer is cached, and when
 // every upstream fails an expired entry within serve_stale is served with
 // EDE 3 (RFC 8767). It belongs to one runtime and holds no reference to the
 // server: the cache, the observer and the clock are handed to it.
@@ -36,7 +35,7 @@ type forwarder struct {
 	cache    *Cache
 	obs      Observer
 	now      func() time.Time
-	sf       *singleflight.Group
+	flights  flights
 	stale    time.Duration
 	prefetch bool
 }
@@ -85,60 +84,161 @@ func (f *forwarder) answer(req *Request, old, fresh *entry, m *dns.Msg, err erro
 // caches the answer. It returns the new cache entry, or, for an answer that
 // is not cacheable, the caller's own copy of the message.
 func (f *forwarder) fetch(ctx context.Context, req *Request) (*entry, *dns.Msg, error) {
-	key := req.Name + "/" + strconv.Itoa(int(req.Qtype))
+	key := flightKey{name: req.Name, qtype: req.Qtype}
 	if req.DO {
-		key += "/do"
+		key.flags |= keyDO
 	}
 	if req.CD {
-		key += "/cd"
+		key.flags |= keyCD
 	}
-	// Do runs the flight in the first caller's goroutine (a long-lived
-	// worker, see udpWorker), bounded by the query timeout like the
-	// callers themselves.
-	v, err, _ := f.sf.Do(key, func() (any, error) {
-		m := new(dns.Msg)
-		m.SetQuestion(req.Name, req.Qtype)
-		m.CheckingDisabled = req.CD
-		m.SetEdns0(maxUDPSize, req.DO)
-		// The flight must not die with the first caller's context.
-		base := ctx
-		if base.Done() != nil {
-			base = context.WithoutCancel(base)
-		}
-		up := req.up // set by localZones or missUDP
-		if up == nil {
-			up = f.rt.upstreamFor(req.Name)
-		}
-		var (
-			resp *dns.Msg
-			err  error
-		)
-		if dx, ok := up.(deadlineExchanger); ok {
-			resp, err = dx.ExchangeBy(base, m, time.Now().Add(f.rt.QueryTimeout))
-		} else {
-			fctx, cancel := context.WithTimeout(base, f.rt.QueryTimeout)
-			resp, err = up.Exchange(fctx, m)
-			cancel()
-		}
-		if err != nil {
-			return nil, upstreamErr(err)
-		}
-		resp.Authoritative = false // only local zones answer with AA
-		scrub(resp, req.Name)
-		// A cacheable answer is served from its entry, so the miss gets
-		// exactly what later hits get (clamped TTLs, RFC 2308 SOA TTL).
-		if e := f.cache.put(req, resp, f.now()); e != nil {
-			return e, nil
-		}
-		return resp, nil
-	})
+	fl, leader := f.flights.join(key)
+	shared := true
+	if leader {
+		// The flight runs in the first caller's goroutine (a long-lived
+		// worker, see udpWorker), bounded by the query timeout like the
+		// callers themselves.
+		shared = f.fly(ctx, req, key, fl)
+	} else {
+		fl.wg.Wait()
+	}
+	if fl.err != nil {
+		return nil, nil, fl.err
+	}
+	if fl.e != nil {
+		return fl.e, nil, nil
+	}
+	if !shared {
+		// Nobody else holds the message: no copy needed.
+		return nil, fl.m, nil
+	}
+	return nil, fl.m.Copy(), nil
+}
+
+// fly asks the upstreams for the flight fl and caches the answer; it
+// reports whether other callers joined the flight (and so share its
+// result). A panic leaves the joined callers an error, not a nil result.
+func (f *forwarder) fly(ctx context.Context, req *Request, key flightKey, fl *flight) (shared bool) {
+	fl.err = errFlightAborted
+	defer func() { shared = f.flights.land(key, fl) }()
+	m := fl.query(req)
+	// The flight must not die with the first caller's context.
+	base := ctx
+	if base.Done() != nil {
+		base = context.WithoutCancel(base)
+	}
+	up := req.up // set by localZones or missUDP
+	if up == nil {
+		up = f.rt.upstreamFor(req.Name)
+	}
+	var (
+		resp *dns.Msg
+		err  error
+	)
+	if dx, ok := up.(deadlineExchanger); ok {
+		resp, err = dx.ExchangeBy(base, m, time.Now().Add(f.rt.QueryTimeout))
+	} else {
+		fctx, cancel := context.WithTimeout(base, f.rt.QueryTimeout)
+		resp, err = up.Exchange(fctx, m)
+		cancel()
+	}
 	if err != nil {
-		return nil, nil, err
+		fl.err = upstreamErr(err)
+		return
 	}
-	if e, ok := v.(*entry); ok {
-		return e, nil, nil
+	fl.err = nil
+	resp.Authoritative = false // only local zones answer with AA
+	scrub(resp, req.Name)
+	// A cacheable answer is served from its entry, so the miss gets
+	// exactly what later hits get (clamped TTLs, RFC 2308 SOA TTL).
+	if fl.e = f.cache.put(req, resp, f.now()); fl.e == nil {
+		fl.m = resp
 	}
-	return nil, v.(*dns.Msg).Copy(), nil
+	return
+}
+
+// errFlightAborted is what the callers joined to a flight get when its
+// leader panicked before it landed.
+var errFlightAborted = errors.New("resolver: upstream query aborted")
+
+// flightKey names a flight: the question and the DO and CD bits (keyDO,
+// keyCD), as the cache keys its entries.
+type flightKey struct {
+	name  string
+	qtype uint16
+	flags uint8
+}
+
+// flight is one upstream query in flight and its result, shared by the
+// callers that asked the same question meanwhile (singleflight without
+// the key string, the closure and the interface boxing a miss paid). The
+// query to the upstreams is built inside it: one allocation for both.
+type flight struct {
+	wg   sync.WaitGroup // done when the flight has landed
+	dups int            // callers that joined the leader; under flights.mu
+	e    *entry         // the new cache entry, or
+	m    *dns.Msg       // the uncacheable answer, or
+	err  error          // the failure
+
+	msg   dns.Msg
+	qs    [1]dns.Question
+	extra [1]dns.RR
+	opt   dns.OPT
+}
+
+// query builds in fl the query sent upstream for req: the question, RD,
+// CD as the client asked, and an OPT with our UDP size and the client's DO
+// bit (what SetQuestion and SetEdns0 build, without their allocations).
+func (fl *flight) query(req *Request) *dns.Msg {
+	m := &fl.msg
+	m.Id = dns.Id()
+	m.RecursionDesired = true
+	m.CheckingDisabled = req.CD
+	fl.qs[0] = dns.Question{Name: req.Name, Qtype: req.Qtype, Qclass: dns.ClassINET}
+	m.Question = fl.qs[:]
+	fl.opt.Hdr = dns.RR_Header{Name: ".", Rrtype: dns.TypeOPT}
+	fl.opt.SetUDPSize(maxUDPSize)
+	if req.DO {
+		fl.opt.SetDo()
+	}
+	fl.extra[0] = &fl.opt
+	m.Extra = fl.extra[:]
+	return m
+}
+
+// flights is the table of the flights in the air (see flight).
+type flights struct {
+	mu sync.Mutex
+	m  map[flightKey]*flight
+}
+
+// join returns the flight for key and true if the caller is its leader
+// (it must fly it and land it), or the flight in the air and false.
+func (t *flights) join(key flightKey) (*flight, bool) {
+	t.mu.Lock()
+	if fl, ok := t.m[key]; ok {
+		fl.dups++
+		t.mu.Unlock()
+		return fl, false
+	}
+	if t.m == nil {
+		t.m = make(map[flightKey]*flight)
+	}
+	fl := &flight{}
+	fl.wg.Add(1)
+	t.m[key] = fl
+	t.mu.Unlock()
+	return fl, true
+}
+
+// land takes fl out of the table and releases the callers that joined it;
+// it reports whether there were any.
+func (t *flights) land(key flightKey, fl *flight) bool {
+	t.mu.Lock()
+	delete(t.m, key)
+	shared := fl.dups > 0
+	t.mu.Unlock()
+	fl.wg.Done()
+	return shared
 }
 
 // upstreamErr maps an upstream failure to a SERVFAIL with EDE 22 (no

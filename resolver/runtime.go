@@ -10,8 +10,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"golang.org/x/sync/singleflight"
-
 	"github.com/jurisdns/jurisdns/policy"
 	"github.com/jurisdns/jurisdns/ratelimit"
 	"github.com/jurisdns/jurisdns/spec"
@@ -238,7 +236,7 @@ func (s *Server) assemble(cfg *spec.Config, pol *policy.Policy, up *part, forwar
 	if err := s.rateLimiter(rt, cfg.Access.RateLimit); err != nil {
 		return nil, err
 	}
-	rt.fwd = &forwarder{rt: rt, cache: s.cache, obs: s.obs, now: s.now, sf: new(singleflight.Group), stale: cfg.Cache.ServeStale, prefetch: rt.prefetch}
+	rt.fwd = &forwarder{rt: rt, cache: s.cache, obs: s.obs, now: s.now, stale: cfg.Cache.ServeStale, prefetch: rt.prefetch}
 	return rt, nil
 }
 
