@@ -39,7 +39,10 @@ func (s *Server) missUDP(w *worker, pkt []byte, addr netip.AddrPort, rt *Runtime
 		up:      up,
 	}
 	start := time.Now()
-	now := s.now()
+	now := start
+	if !s.wallClock {
+		now = s.now()
+	}
 	old := s.cache.get(req.Name, req.Qtype, req.DO, req.CD)
 	if old != nil && old.fresh(now) {
 		// Cached since fast looked: the slow path answers it as a hit.
@@ -48,7 +51,13 @@ func (s *Server) missUDP(w *worker, pkt []byte, addr netip.AddrPort, rt *Runtime
 	s.obs.CacheMiss()
 	// fetch bounds the upstream work by the query timeout.
 	fresh, m, err := rt.fwd.fetch(context.Background(), req)
-	now = s.now()
+	if err == nil && fresh != nil && fresh.stored.After(now) {
+		// The entry was stored when its flight landed, just now: its
+		// clock reading is the answer's (one read fewer per miss).
+		now = fresh.stored
+	} else {
+		now = s.now()
+	}
 	if err == nil && fresh != nil && fitsUDP(fresh, &q) && !cnameListed(rt, fresh, req.Clients, now) {
 		out := fresh.appendReply(w.out, pkt, &q, now, 0, false)
 		w.out = out[:0]

@@ -43,9 +43,12 @@ type Server struct {
 	cache *Cache
 	log   *slog.Logger
 	now   func() time.Time
-	obs   Observer
-	audit policy.Auditor
-	qlog  QueryLogger
+	// wallClock is set when now is time.Now: a time.Now read for a
+	// duration then doubles as the clock's reading.
+	wallClock bool
+	obs       Observer
+	audit     policy.Auditor
+	qlog      QueryLogger
 
 	notify NotifyFunc // NOTIFY handler (xfr.go)
 	xfr    XfrFunc    // zone transfer handler of the stream transports (xfr.go)
@@ -106,6 +109,7 @@ func NewServer(opts ServerOptions) *Server {
 	}
 	if s.now == nil {
 		s.now = time.Now
+		s.wallClock = true
 	}
 	if s.obs == nil {
 		s.obs = nopObserver{}
