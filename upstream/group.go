@@ -104,6 +104,9 @@ type Group struct {
 	opts   GroupOptions
 	randMu sync.Mutex
 	log    *slog.Logger
+	// wallClock is set when opts.Now is time.Now: one reading then serves
+	// as both the deadline clock's and the health clock's.
+	wallClock bool
 }
 
 // Group satisfies Upstream so that it can stand wherever one server can.
@@ -138,14 +141,15 @@ func NewGroup(ups []Upstream, opts GroupOptions) (*Group, error) {
 	if opts.TryTimeout <= 0 {
 		opts.TryTimeout = defaultTryTimeout
 	}
-	if opts.Now == nil {
+	wallClock := opts.Now == nil
+	if wallClock {
 		opts.Now = time.Now
 	}
 	log := opts.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	g := &Group{opts: opts, log: log}
+	g := &Group{opts: opts, log: log, wallClock: wallClock}
 	for i, u := range ups {
 		if u == nil {
 			return nil, fmt.Errorf("upstream: group: upstream %d is nil", i)
@@ -205,7 +209,8 @@ func (g *Group) exchangeBy(ctx context.Context, m *dns.Msg, deadline time.Time) 
 // need to cancel passes it here instead of deriving a context for it, and
 // the tries of plain upstreams then cost no context or timer at all.
 func (g *Group) ExchangeBy(ctx context.Context, m *dns.Msg, deadline time.Time) (*dns.Msg, error) {
-	dl := time.Now().Add(g.opts.Timeout)
+	start := time.Now()
+	dl := start.Add(g.opts.Timeout)
 	if deadline.Before(dl) {
 		dl = deadline
 	}
@@ -213,10 +218,13 @@ func (g *Group) ExchangeBy(ctx context.Context, m *dns.Msg, deadline time.Time) 
 		dl = cdl
 	}
 
-	healthy, down := g.order()
+	healthy, down := g.order(g.clock(start))
 	var (
 		fallback *dns.Msg
 		errs     []error
+		// clk is a clock reading for the next deadline check (start,
+		// for the first), or zero to read the clock.
+		clk = start
 	)
 	// tryAll returns a good reply, or nil after trying every one of ups.
 	tryAll := func(ups []*member) *dns.Msg {
@@ -224,7 +232,7 @@ func (g *Group) ExchangeBy(ctx context.Context, m *dns.Msg, deadline time.Time) 
 		if g.opts.Strategy == StrategyParallel {
 			width = 2
 		}
-		for len(ups) > 0 && !expired(ctx, dl) {
+		for len(ups) > 0 && !expiredAt(ctx, dl, &clk) {
 			n := min(width, len(ups))
 			resp, bad, es := g.race(ctx, dl, ups[:n], m)
 			errs = append(errs, es...)
@@ -269,10 +277,29 @@ func (g *Group) ExchangeBy(ctx context.Context, m *dns.Msg, deadline time.Time) 
 // order returns the upstreams to try for one query: the healthy ones (and
 // one whose recovery probe this query claimed) in strategy order, and the
 // down ones, for a last resort.
-func (g *Group) order() (healthy, down []*member) {
-	now := g.opts.Now()
+//
+// now is the reading of the group's clock. When every member is usable and
+// the strategy keeps their order, healthy is g.ups itself (capped: the
+// callers only read it), with no allocation.
+func (g *Group) order(now time.Time) (healthy, down []*member) {
+	i := 0
+	if g.opts.Strategy != StrategyRandom {
+		for i < len(g.ups) && g.ups[i].usable(now) {
+			i++
+		}
+		if i == len(g.ups) {
+			return g.ups[:i:i], nil
+		}
+	}
 	healthy = make([]*member, 0, len(g.ups))
-	for _, m := range g.ups {
+	healthy = append(healthy, g.ups[:i]...)
+	if i < len(g.ups) && g.opts.Strategy != StrategyRandom {
+		// g.ups[i] was found not usable above; it is not asked twice
+		// (usable may claim a recovery probe).
+		down = append(down, g.ups[i])
+		i++
+	}
+	for _, m := range g.ups[i:] {
 		if m.usable(now) {
 			healthy = append(healthy, m)
 		} else {
@@ -405,8 +432,9 @@ func (g *Group) race(ctx context.Context, dl time.Time, ups []*member, m *dns.Ms
 // upstream takes the try's deadline as an argument; the others get it in a
 // context of their own.
 func (g *Group) try(ctx context.Context, dl time.Time, mb *member, m *dns.Msg) tryResult {
-	start := g.opts.Now()
-	tryDL := time.Now().Add(g.opts.TryTimeout)
+	wall := time.Now()
+	start := g.clock(wall)
+	tryDL := wall.Add(g.opts.TryTimeout)
 	if dl.Before(tryDL) {
 		tryDL = dl
 	}
@@ -442,6 +470,27 @@ func (g *Group) try(ctx context.Context, dl time.Time, mb *member, m *dns.Msg) t
 // passed (dl is never later than ctx's deadline).
 func expired(ctx context.Context, dl time.Time) bool {
 	return ctx.Err() != nil || !time.Now().Before(dl)
+}
+
+// expiredAt is expired with the clock reading *now if it is not zero (it
+// is then used up: zeroed for the next call), saving a read of the clock
+// taken just before.
+func expiredAt(ctx context.Context, dl time.Time, now *time.Time) bool {
+	t := *now
+	if t.IsZero() {
+		return expired(ctx, dl)
+	}
+	*now = time.Time{}
+	return ctx.Err() != nil || !t.Before(dl)
+}
+
+// clock returns the group's clock (Options.Now) reading: wall itself, a
+// time.Now reading just taken, when the clock is time.Now.
+func (g *Group) clock(wall time.Time) time.Time {
+	if g.wallClock {
+		return wall
+	}
+	return g.opts.Now()
 }
 
 func isBadRcode(rcode int) bool {
