@@ -200,7 +200,7 @@ func (g *Group) Exchange(ctx context.Context, m *dns.Msg) (*dns.Msg, error) {
 
 var _ deadlineExchanger = (*Group)(nil)
 
-func (g *Group) exchangeBy(ctx context.Context, m *dns.Msg, deadline time.Time) (*dns.Msg, error) {
+func (g *Group) exchangeBy(ctx context.Context, m *dns.Msg, _, deadline time.Time) (*dns.Msg, error) {
 	return g.ExchangeBy(ctx, m, deadline)
 }
 
@@ -377,7 +377,8 @@ func (m *member) release() {
 // a cache miss's CPU and 40% of its allocations).
 type deadlineExchanger interface {
 	// exchangeBy is Exchange bounded by deadline as well as by ctx.
-	exchangeBy(ctx context.Context, m *dns.Msg, deadline time.Time) (*dns.Msg, error)
+	// now is a time.Now reading the caller took just before.
+	exchangeBy(ctx context.Context, m *dns.Msg, now, deadline time.Time) (*dns.Msg, error)
 }
 
 type tryResult struct {
@@ -443,7 +444,7 @@ func (g *Group) try(ctx context.Context, dl time.Time, mb *member, m *dns.Msg) t
 		err  error
 	)
 	if te, ok := mb.up.(deadlineExchanger); ok {
-		resp, err = te.exchangeBy(ctx, m, tryDL)
+		resp, err = te.exchangeBy(ctx, m, wall, tryDL)
 	} else {
 		tctx, cancel := context.WithDeadline(ctx, tryDL)
 		resp, err = mb.up.Exchange(tctx, m)

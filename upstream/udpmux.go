@@ -187,9 +187,9 @@ type muxResult struct {
 // start registers q on the next socket in turn (a new one if that one is
 // worn: see muxSock.worn), with a random ID no other query in flight there
 // has (written into wire and q), and returns the socket and the query's
-// entry. The caller writes wire and then waits.
-func (m *udpMux) start(q *sentQuery, wire []byte) (*muxSock, *pendingQuery, error) {
-	now := time.Now()
+// entry. The caller writes wire and then waits. now is a time.Now reading
+// just taken (for the sockets' age).
+func (m *udpMux) start(q *sentQuery, wire []byte, now time.Time) (*muxSock, *pendingQuery, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.inflight.Load() >= muxMaxInflight {
@@ -472,8 +472,8 @@ var timerPool = sync.Pool{New: func() any {
 // exchangeUDP sends wire over one of the server's multiplexed sockets and
 // waits for the reply the socket's reader hands over, for deadline, or for
 // ctx to be cancelled.
-func (u *server) exchangeUDP(ctx context.Context, deadline time.Time, q *sentQuery, wire []byte) (*dns.Msg, error) {
-	s, p, err := u.mux.start(q, wire)
+func (u *server) exchangeUDP(ctx context.Context, now, deadline time.Time, q *sentQuery, wire []byte) (*dns.Msg, error) {
+	s, p, err := u.mux.start(q, wire, now)
 	if err != nil {
 		if errors.Is(err, ErrBusy) {
 			return nil, fmt.Errorf("%s: %w", u.name, err)
@@ -487,7 +487,7 @@ func (u *server) exchangeUDP(ctx context.Context, deadline time.Time, q *sentQue
 		}
 	}
 	t := timerPool.Get().(*time.Timer)
-	t.Reset(time.Until(deadline))
+	t.Reset(deadline.Sub(now)) // now was read microseconds ago
 	defer func() { t.Stop(); timerPool.Put(t) }()
 	var cause error
 	select {

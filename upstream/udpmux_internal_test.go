@@ -53,7 +53,7 @@ func TestUDPMuxCounted(t *testing.T) {
 	ids := map[*muxSock]map[uint16]bool{}
 	for {
 		q, wire := testQuery()
-		s, p, err := m.start(q, wire)
+		s, p, err := m.start(q, wire, time.Now())
 		if errors.Is(err, ErrBusy) {
 			break
 		}
@@ -101,7 +101,7 @@ func TestUDPMuxCounted(t *testing.T) {
 	old.uses, old.born = 0, time.Now().Add(-muxMaxAge) // worn by age only
 	m.mu.Unlock()
 	q, wire := testQuery()
-	s, p, err := m.start(q, wire)
+	s, p, err := m.start(q, wire, time.Now())
 	if err != nil || s == old || !old.closed {
 		t.Fatalf("start on an old socket: %v, new %v, old closed %v", err, s != old, old.closed)
 	}
@@ -112,7 +112,7 @@ func TestUDPMuxCounted(t *testing.T) {
 	check("closed", 0, 0, 0)
 	// After close a query gets a socket of its own, closed after it.
 	q, wire = testQuery()
-	s, p, err = m.start(q, wire)
+	s, p, err = m.start(q, wire, time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -187,7 +187,7 @@ func TestMuxWriteFails(t *testing.T) {
 	t.Parallel()
 	m := &udpMux{raddr: silentServer(t)}
 	q, wire := testQuery()
-	s, p, err := m.start(q, wire)
+	s, p, err := m.start(q, wire, time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -142,7 +142,7 @@ func TestMuxBurstAccounted(t *testing.T) {
 				wg.Go(func() {
 					m := new(dns.Msg)
 					m.SetQuestion(fmt.Sprintf("b%d.burst.example.", i), dns.TypeA)
-					if _, err := u.exchangeBy(context.Background(), m, time.Now().Add(1500*time.Millisecond)); err != nil {
+					if _, err := u.exchangeBy(context.Background(), m, time.Now(), time.Now().Add(1500*time.Millisecond)); err != nil {
 						failures.Add(1)
 					}
 				})

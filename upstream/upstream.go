@@ -243,15 +243,16 @@ const udpBuf = 4096
 
 // Exchange implements Upstream.
 func (u *server) Exchange(ctx context.Context, m *dns.Msg) (*dns.Msg, error) {
-	return u.exchangeBy(ctx, m, time.Now().Add(u.timeout))
+	now := time.Now()
+	return u.exchangeBy(ctx, m, now, now.Add(u.timeout))
 }
 
 var _ deadlineExchanger = (*server)(nil)
 
 // exchangeBy is Exchange bounded by deadline as well as by ctx (ctx's own
 // deadline, if earlier, wins). No context is derived: the deadline goes on
-// the socket.
-func (u *server) exchangeBy(ctx context.Context, m *dns.Msg, deadline time.Time) (*dns.Msg, error) {
+// the socket. now is a time.Now reading the caller took just before.
+func (u *server) exchangeBy(ctx context.Context, m *dns.Msg, now, deadline time.Time) (*dns.Msg, error) {
 	if len(m.Question) != 1 {
 		return nil, fmt.Errorf("%s: %w", u.name, ErrBadRequest)
 	}
@@ -268,7 +269,13 @@ func (u *server) exchangeBy(ctx context.Context, m *dns.Msg, deadline time.Time)
 		// byte for byte. The name as the client wrote it is kept to be put
 		// back into the reply before it is unpacked.
 		qlen := len(out) - 12 - optLen
-		q.orig = append(make([]byte, 0, qlen), out[12:12+qlen]...)
+		if free := out[len(out):cap(out)]; len(free) >= qlen {
+			// Behind the query in its own buffer (nothing appends to
+			// it): one allocation fewer.
+			q.orig = append(free[:0:qlen], out[12:12+qlen]...)
+		} else {
+			q.orig = append(make([]byte, 0, qlen), out[12:12+qlen]...)
+		}
 		randomizeCase(out[12 : 12+qlen-4])
 		q.sent = out[12 : 12+qlen]
 	}
@@ -276,7 +283,7 @@ func (u *server) exchangeBy(ctx context.Context, m *dns.Msg, deadline time.Time)
 	if u.tcpOnly {
 		resp, err = u.exchangeTCP(ctx, deadline, q, out)
 	} else {
-		resp, err = u.exchangeUDP(ctx, deadline, &q, out)
+		resp, err = u.exchangeUDP(ctx, now, deadline, &q, out)
 		if err == nil && resp.Truncated {
 			// A truncated reply: ask again over TCP with a new ID (RFC 7766),
 			// in a copy (out may still be queued to be written: see

@@ -99,6 +99,31 @@ func TestParse(t *testing.T) {
 	})
 }
 
+// TestExchangeCaseRestoredAnyLength: the client's case comes back for a
+// short name (whose copy for the check lives behind the query in its
+// buffer) and for a long one (which has a buffer of its own).
+func TestExchangeCaseRestoredAnyLength(t *testing.T) {
+	t.Parallel()
+	srv := resolvertest.StartUpstream(t, resolvertest.Answer("@ 60 IN A 192.0.2.10"))
+	u := mustParse(t, srv.Addr())
+	label := strings.Repeat("AbCdEfGhIj", 6) // 60 letters
+	for _, name := range []string{"MiXeD.Example.", label + "." + label + "." + label + ".Example."} {
+		m := question(name, dns.TypeA)
+		for range 3 {
+			resp, err := exchange(t, u, 2*time.Second, m)
+			if err != nil {
+				t.Fatalf("%d-byte name: %v", len(name), err)
+			}
+			if len(resp.Answer) != 1 || resp.Question[0].Name != name || resp.Answer[0].Header().Name != name {
+				t.Fatalf("%d-byte name: reply %v; want the client's case", len(name), resp)
+			}
+			if got := srv.Last().Question[0].Name; !strings.EqualFold(got, name) {
+				t.Fatalf("%d-byte name went out as %q", len(name), got)
+			}
+		}
+	}
+}
+
 func TestExchangeForwardingFidelity(t *testing.T) {
 	t.Parallel()
 	srv := resolvertest.StartUpstream(t, resolvertest.Answer("@ 60 IN A 192.0.2.10"))
