@@ -171,9 +171,12 @@ func (t *idTable) remove(p *pendingQuery) bool {
 // match, and where the reply goes.
 type pendingQuery struct {
 	q sentQuery
-	// done receives the reply, or the error that ended the query, once: from
-	// whoever removed the query from its socket's table (pending).
-	done chan muxResult
+	// done is signalled once result holds the reply, or the error that
+	// ended the query: by whoever removed the query from its socket's table
+	// (pending), see finish. (An empty element: the channel is one
+	// allocation, a channel of muxResult two.)
+	done   chan struct{}
+	result muxResult
 	// mismatched counts the replies with this query's ID that did not match
 	// it (under the socket's mu).
 	mismatched int
@@ -182,6 +185,13 @@ type pendingQuery struct {
 type muxResult struct {
 	resp *dns.Msg
 	err  error
+}
+
+// finish hands p's waiter its result r. Only whoever removed p from its
+// socket's table calls it, once.
+func (p *pendingQuery) finish(r muxResult) {
+	p.result = r
+	p.done <- struct{}{}
 }
 
 // start registers q on the next socket in turn (a new one if that one is
@@ -268,7 +278,7 @@ func (s *muxSock) add(q *sentQuery, wire []byte) *pendingQuery {
 		id = binary.BigEndian.Uint16(wire)
 	}
 	q.id = id
-	p := &pendingQuery{q: *q, done: make(chan muxResult, 1)}
+	p := &pendingQuery{q: *q, done: make(chan struct{}, 1)}
 	if s.pending.n == 0 {
 		udpIdle.Add(-1)
 	}
@@ -414,7 +424,7 @@ func (s *muxSock) dispatch(b []byte, trunc bool) {
 		s.dropped("id") // its query gave up meanwhile: late
 		return
 	}
-	p.done <- muxResult{resp: resp}
+	p.finish(muxResult{resp: resp})
 }
 
 // fail ends every query in flight on s with err: the kernel reported an
@@ -433,7 +443,7 @@ func (s *muxSock) fail(err error) {
 	}
 	s.mu.Unlock()
 	for _, p := range failed {
-		p.done <- muxResult{err: err}
+		p.finish(muxResult{err: err})
 	}
 }
 
@@ -491,7 +501,8 @@ func (u *server) exchangeUDP(ctx context.Context, now, deadline time.Time, q *se
 	defer func() { t.Stop(); timerPool.Put(t) }()
 	var cause error
 	select {
-	case r := <-p.done:
+	case <-p.done:
+		r := p.result
 		if r.err != nil {
 			return nil, u.ioErr(ctx, "udp read", r.err)
 		}

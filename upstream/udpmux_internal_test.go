@@ -194,8 +194,8 @@ func TestMuxWriteFails(t *testing.T) {
 	_ = s.c.Close()
 	s.writeBatch([]queuedQuery{{s: s, p: p, wire: wire}})
 	select {
-	case r := <-p.done:
-		if !errors.Is(r.err, net.ErrClosed) {
+	case <-p.done:
+		if r := p.result; !errors.Is(r.err, net.ErrClosed) {
 			t.Fatalf("err = %v, want net.ErrClosed", r.err)
 		}
 	default:

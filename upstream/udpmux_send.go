@@ -86,7 +86,7 @@ func (s *muxSock) failWrite(p *pendingQuery, err error) {
 	ok := s.remove(p)
 	s.mu.Unlock()
 	if ok {
-		p.done <- muxResult{err: err}
+		p.finish(muxResult{err: err})
 	}
 }
 
