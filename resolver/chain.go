@@ -135,7 +135,11 @@ func (f *forwarder) fly(ctx context.Context, req *Request, key flightKey, fl *fl
 		err  error
 	)
 	if dx, ok := up.(deadlineExchanger); ok {
-		resp, err = dx.ExchangeBy(base, m, time.Now().Add(f.rt.QueryTimeout))
+		wall := req.wall
+		if wall.IsZero() {
+			wall = time.Now()
+		}
+		resp, err = dx.ExchangeBy(base, m, wall.Add(f.rt.QueryTimeout))
 	} else {
 		fctx, cancel := context.WithTimeout(base, f.rt.QueryTimeout)
 		resp, err = up.Exchange(fctx, m)

@@ -8,6 +8,7 @@ package resolver
 import (
 	"context"
 	"net/netip"
+	"time"
 
 	"github.com/miekg/dns"
 
@@ -59,6 +60,9 @@ type Request struct {
 	// up is the upstreams for Name, once the zone lookup found them (nil:
 	// not looked up yet).
 	up Exchanger
+	// wall is a time.Now reading taken as the query was taken up (zero:
+	// none); a flight's deadline is counted from it (one clock read fewer).
+	wall time.Time
 }
 
 // Handler answers a query. A nil error means the returned message is the

@@ -39,6 +39,7 @@ func (s *Server) missUDP(w *worker, pkt []byte, addr netip.AddrPort, rt *Runtime
 		up:      up,
 	}
 	start := time.Now()
+	req.wall = start
 	now := start
 	if !s.wallClock {
 		now = s.now()
