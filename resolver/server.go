@@ -499,6 +499,14 @@ func (s *Server) udpWorker(j udpJob) {
 		j.rt.leave()
 		s.budget.release(j.addr.Addr())
 		s.qwg.Done()
+		// A job already waiting is taken without touching the idle
+		// timer (a Reset and a select on its channel cost a timer-heap
+		// update each).
+		select {
+		case j = <-s.jobs:
+			continue
+		default:
+		}
 		idle.Reset(workerIdle)
 		select {
 		case j = <-s.jobs:
