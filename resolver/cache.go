@@ -451,7 +451,8 @@ func (e *entry) claimPrefetch(now time.Time) bool {
 }
 
 // endPrefetch clears the mark of claimPrefetch when the refresh could not
-// be started.
+// be started or stored no new answer; once a new answer replaced the
+// record it does nothing.
 func (e *entry) endPrefetch() {
 	s := e.shard
 	if s == nil {
