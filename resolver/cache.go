@@ -188,7 +188,10 @@ func NewCache(opts CacheOptions) *Cache {
 	}
 	opts.MaxBytes = max(opts.MaxBytes, minCacheBytes)
 	n := maxShards
-	for n > 1 && opts.MaxBytes/int64(n) < maxChunk {
+	// Fewer shards for a small budget (each holds a chunk at least) and
+	// for fewer entries than shards (each holds one at least): the cache
+	// never holds more than Size entries.
+	for n > 1 && (opts.MaxBytes/int64(n) < maxChunk || opts.Size < n) {
 		n /= 2
 	}
 	c := &Cache{shards: make([]cacheShard, n), seed: maphash.MakeSeed(), opts: opts, onEvict: opts.OnEvict, epoch: time.Now()}
@@ -251,9 +254,11 @@ func (c *Cache) Len() int {
 	return int(n)
 }
 
-// Purge drops every entry and gives the arenas back to the runtime.
-// Positions keep growing, so an entry held from before the purge never
-// matches a new record.
+// Purge drops every entry and gives the arenas back to the runtime. An
+// entry held from before the purge names an offset a new record may take;
+// the one thing done with such an entry is the prefetch claim (claimPrefetch,
+// endPrefetch), which then at worst sets or clears the refresh mark of that
+// new record.
 func (c *Cache) Purge() {
 	if c == nil {
 		return
@@ -451,7 +456,8 @@ func (e *entry) claimPrefetch(now time.Time) bool {
 }
 
 // endPrefetch clears the mark of claimPrefetch when the refresh could not
-// be started.
+// be started or stored no new answer; once a new answer replaced the
+// record it does nothing.
 func (e *entry) endPrefetch() {
 	s := e.shard
 	if s == nil {

@@ -91,7 +91,7 @@ func TestCacheBounds(t *testing.T) {
 	for _, tc := range []struct {
 		size     int
 		maxBytes int64
-	}{{50, 4096}, {100000, 100 << 10}, {64, 1 << 20}, {100000, 1 << 20}} {
+	}{{50, 4096}, {100000, 100 << 10}, {64, 1 << 20}, {100000, 1 << 20}, {5, 1 << 20}} {
 		t.Run(fmt.Sprintf("%d/%d", tc.size, tc.maxBytes), func(t *testing.T) {
 			evicted := 0
 			c := NewCache(CacheOptions{Size: tc.size, MaxBytes: tc.maxBytes, OnEvict: func() { evicted++ }})

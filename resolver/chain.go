@@ -281,10 +281,17 @@ func (rt *Runtime) maybePrefetch(e *entry, now time.Time) {
 		e.endPrefetch()
 		return
 	}
+	// mark is the claimed record (e itself may be the caller's reused
+	// entry): a refresh that stores no new answer (the upstreams failed,
+	// the answer is not cacheable) clears the claim, or the entry would
+	// never be refreshed again. After a new answer is stored the mark no
+	// longer names the indexed record, and ending it does nothing.
+	mark := entry{shard: e.shard, key: e.key, pos: e.pos}
 	go func() {
 		defer rt.leave()
 		ctx, cancel := context.WithTimeout(context.Background(), rt.QueryTimeout)
 		defer cancel()
 		_, _, _ = rt.fwd.fetch(ctx, req)
+		mark.endPrefetch()
 	}()
 }

@@ -616,3 +616,30 @@ func TestPrefetchRefreshesPopularEntries(t *testing.T) {
 		t.Errorf("upstream queries = %d after the old expiry, want 2", up.Queries())
 	}
 }
+
+// TestPrefetchRetriedAfterFailedRefresh: a refresh that stores no new
+// answer (here the upstream answers SERVFAIL, with cache.servfail_ttl 0 so
+// that it is not cached) leaves the entry refreshable: the next hit within
+// its last tenth tries again.
+func TestPrefetchRetriedAfterFailedRefresh(t *testing.T) {
+	up := resolvertest.StartUpstream(t, resolvertest.Sequence(
+		resolvertest.Answer("@ 100 IN A 192.0.2.1"),
+		resolvertest.Rcode(dns.RcodeServerFailure),
+		resolvertest.Answer("@ 100 IN A 192.0.2.1"),
+	))
+	h := start(t, []string{up.Addr()}, func(c *config.Config) { c.Cache.Prefetch, c.Cache.ServfailTTL = true, 0 })
+	for i := 0; i < 3; i++ { // a miss, then two hits: popular
+		resolvertest.Query(t, h.addr, "udp", "retry.example.", dns.TypeA)
+	}
+	h.clock.Add(95 * time.Second) // within the last tenth
+	for want := int64(2); want <= 3; want++ {
+		deadline := time.Now().Add(5 * time.Second)
+		for up.Queries() < want && time.Now().Before(deadline) {
+			resolvertest.Query(t, h.addr, "udp", "retry.example.", dns.TypeA)
+			time.Sleep(20 * time.Millisecond) // waiting for the background refresh, not for a TTL
+		}
+		if up.Queries() != want {
+			t.Fatalf("upstream queries = %d, want %d (refresh %d)", up.Queries(), want, want-1)
+		}
+	}
+}

@@ -146,9 +146,15 @@ func (s *Server) serveConn(c *tcpConn) {
 	var cwg sync.WaitGroup
 	slots := make(chan struct{}, tcpPipeline)
 	defer func() {
+		// The queries still being answered are written before the
+		// connection closes: a client may half-close after its last query
+		// (RFC 7766 §6.2.4 lets it) and still read every answer. The wait
+		// is bounded: each answer by the query timeout, each write by the
+		// idle timeout (a write that fails closes the connection), and
+		// Shutdown closes every connection.
+		cwg.Wait()
 		sw.flush(time.Duration(idle.Load()))
 		_ = c.Close()
-		cwg.Wait()
 		s.mu.Lock()
 		s.forget(c)
 		s.mu.Unlock()

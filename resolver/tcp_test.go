@@ -161,3 +161,59 @@ func closedByServer(c net.Conn, d time.Duration) bool {
 	ne, ok := err.(net.Error)
 	return !ok || !ne.Timeout()
 }
+
+// TestTCPHalfCloseGetsEveryAnswer: a client that sends its pipelined
+// queries and half-closes the connection (shutdown SHUT_WR) still reads an
+// answer to each, those of the slow path (here: waiting for a slow
+// upstream) included, before the server closes.
+func TestTCPHalfCloseGetsEveryAnswer(t *testing.T) {
+	up := resolvertest.StartUpstream(t, resolvertest.Func(func(r *dns.Msg) *dns.Msg {
+		time.Sleep(100 * time.Millisecond)
+		m := new(dns.Msg)
+		m.SetReply(r)
+		m.Answer = append(m.Answer, &dns.A{Hdr: dns.RR_Header{Name: r.Question[0].Name, Rrtype: dns.TypeA, Class: dns.ClassINET, Ttl: 60}, A: net.IPv4(192, 0, 2, 1)})
+		return m
+	}))
+	h := start(t, []string{up.Addr()}, nil)
+	c, err := net.Dial("tcp", h.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	const n = 5
+	var frames []byte
+	for i := 0; i < n; i++ {
+		m := new(dns.Msg)
+		m.SetQuestion("half"+string(rune('a'+i))+".example.", dns.TypeA)
+		m.Id = uint16(2000 + i)
+		b, _ := m.Pack()
+		frames = binary.BigEndian.AppendUint16(frames, uint16(len(b)))
+		frames = append(frames, b...)
+	}
+	if _, err := c.Write(frames); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.(*net.TCPConn).CloseWrite(); err != nil {
+		t.Fatal(err)
+	}
+	_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	seen := map[uint16]bool{}
+	for len(seen) < n {
+		var l [2]byte
+		if _, err := io.ReadFull(c, l[:]); err != nil {
+			t.Fatalf("after %d of %d answers: %v", len(seen), n, err)
+		}
+		b := make([]byte, binary.BigEndian.Uint16(l[:]))
+		if _, err := io.ReadFull(c, b); err != nil {
+			t.Fatal(err)
+		}
+		r := new(dns.Msg)
+		if err := r.Unpack(b); err != nil {
+			t.Fatal(err)
+		}
+		if r.Rcode != dns.RcodeSuccess || len(r.Answer) != 1 || seen[r.Id] {
+			t.Fatalf("answer %v", r)
+		}
+		seen[r.Id] = true
+	}
+}

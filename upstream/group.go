@@ -456,9 +456,10 @@ func (g *Group) try(ctx context.Context, dl time.Time, mb *member, m *dns.Msg) t
 	switch {
 	case err == nil:
 		g.result(mb, nil)
-	case expired(ctx, dl) || errors.Is(err, ErrBusy):
+	case expired(ctx, dl) || errors.Is(err, ErrBusy) || errors.Is(err, errSocketShared):
 		// Cut short by the caller, the overall deadline or a won race,
-		// or not sent (too many in flight): not the upstream's fault.
+		// not sent (too many in flight), or failed by an ICMP error
+		// already counted for another query: no verdict on the upstream.
 		mb.release()
 	default:
 		g.log.Debug("upstream try failed", "upstream", mb.up.String(), "err", err)

@@ -427,9 +427,16 @@ func (s *muxSock) dispatch(b []byte, trunc bool) {
 	p.finish(muxResult{resp: resp})
 }
 
+// errSocketShared marks the failure of a query ended with the others of its
+// socket by one ICMP error (see fail): the error counts once against the
+// server's health, for the first of them; the others go on to the next
+// server without a verdict, as ErrBusy does.
+var errSocketShared = errors.New("the socket's error, counted for another query")
+
 // fail ends every query in flight on s with err: the kernel reported an
 // ICMP error (port unreachable) for the socket, which is connected to the
-// one server all of them were sent to.
+// one server all of them were sent to. One ICMP message (a spoofed one
+// too) is one failure of the server, not one per query in flight.
 func (s *muxSock) fail(err error) {
 	s.mu.Lock()
 	var failed []*pendingQuery
@@ -442,8 +449,12 @@ func (s *muxSock) fail(err error) {
 		s.remove(p)
 	}
 	s.mu.Unlock()
-	for _, p := range failed {
-		p.finish(muxResult{err: err})
+	for i, p := range failed {
+		if i == 0 {
+			p.finish(muxResult{err: err})
+		} else {
+			p.finish(muxResult{err: fmt.Errorf("%w: %w", errSocketShared, err)})
+		}
 	}
 }
 

@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/netip"
+	"syscall"
 	"testing"
 	"time"
 
@@ -267,5 +268,58 @@ func BenchmarkIDTable(b *testing.B) {
 				t.remove(o)
 			}
 		}
+	}
+}
+
+// TestICMPCountsOnce: one ICMP error on a multiplexed socket ends all of
+// its queries, but counts once against the server's health (it counted
+// once per query in flight: up to 256 failures, the longest backoff, from
+// one message an off-path sender could spoof).
+func TestICMPCountsOnce(t *testing.T) {
+	t.Parallel()
+	u, err := Parse(silentServer(t).String(), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	g, err := NewGroup([]Upstream{u}, GroupOptions{TryTimeout: 10 * time.Second, Timeout: 10 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer g.Close()
+	const n = 20
+	errs := make(chan error, n)
+	for i := range n {
+		go func() {
+			m := new(dns.Msg).SetQuestion("icmp"+string(rune('a'+i))+".example.", dns.TypeA)
+			_, err := g.Exchange(context.Background(), m)
+			errs <- err
+		}()
+	}
+	mux := &u.(*server).mux
+	for deadline := time.Now().Add(5 * time.Second); mux.inflight.Load() < n; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d queries in flight, want %d", mux.inflight.Load(), n)
+		}
+	}
+	mux.mu.Lock()
+	socks := mux.socks
+	mux.mu.Unlock()
+	failed := 0
+	for _, s := range socks {
+		if s != nil {
+			s.fail(syscall.ECONNREFUSED) // what the reader does on the kernel's report
+			failed++
+		}
+	}
+	for range n {
+		if err := <-errs; !errors.Is(err, syscall.ECONNREFUSED) {
+			t.Fatalf("err = %v, want ECONNREFUSED", err)
+		}
+	}
+	g.ups[0].mu.Lock()
+	fails := g.ups[0].fails
+	g.ups[0].mu.Unlock()
+	if fails < 1 || fails > failed {
+		t.Errorf("%d failures counted for %d ICMP errors on %d queries", fails, failed, n)
 	}
 }
