@@ -24,36 +24,20 @@ func TestTCPPipelining(t *testing.T) {
 	}
 	defer c.Close()
 	const n = 200
-	var frames []byte
-	for i := 0; i < n; i++ {
-		m := new(dns.Msg)
-		name := "p" + string(rune('a'+i%26)) + ".example."
+	names := make([]string, n)
+	for i := range names {
+		names[i] = "p" + string(rune('a'+i%26)) + ".example."
 		if i%3 == 0 {
-			name = "chat.deepseek.com."
+			names[i] = "chat.deepseek.com."
 		}
-		m.SetQuestion(name, dns.TypeA)
-		m.Id = uint16(1000 + i)
-		b, _ := m.Pack()
-		frames = binary.BigEndian.AppendUint16(frames, uint16(len(b)))
-		frames = append(frames, b...)
 	}
-	if _, err := c.Write(frames); err != nil {
-		t.Fatal(err)
-	}
+	writeQueries(t, c, 1000, names)
 	_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
 	seen := map[uint16]bool{}
 	for len(seen) < n {
-		var l [2]byte
-		if _, err := io.ReadFull(c, l[:]); err != nil {
+		r, err := readAnswer(c)
+		if err != nil {
 			t.Fatalf("after %d replies: %v", len(seen), err)
-		}
-		b := make([]byte, binary.BigEndian.Uint16(l[:]))
-		if _, err := io.ReadFull(c, b); err != nil {
-			t.Fatal(err)
-		}
-		r := new(dns.Msg)
-		if err := r.Unpack(b); err != nil {
-			t.Fatal(err)
 		}
 		if seen[r.Id] || r.Id < 1000 || r.Id >= 1000+n {
 			t.Fatalf("unexpected reply id %d", r.Id)
@@ -181,11 +165,37 @@ func TestTCPHalfCloseGetsEveryAnswer(t *testing.T) {
 	}
 	defer c.Close()
 	const n = 5
+	names := make([]string, n)
+	for i := range names {
+		names[i] = "half" + string(rune('a'+i)) + ".example."
+	}
+	writeQueries(t, c, 2000, names)
+	if err := c.(*net.TCPConn).CloseWrite(); err != nil {
+		t.Fatal(err)
+	}
+	_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	seen := map[uint16]bool{}
+	for len(seen) < n {
+		r, err := readAnswer(c)
+		if err != nil {
+			t.Fatalf("after %d of %d answers: %v", len(seen), n, err)
+		}
+		if r.Rcode != dns.RcodeSuccess || len(r.Answer) != 1 || seen[r.Id] {
+			t.Fatalf("answer %v", r)
+		}
+		seen[r.Id] = true
+	}
+}
+
+// writeQueries writes A queries for names on c in one write, framed for a
+// stream (RFC 1035 §4.2.2), with the IDs id0, id0+1, ...
+func writeQueries(t *testing.T, c net.Conn, id0 uint16, names []string) {
+	t.Helper()
 	var frames []byte
-	for i := 0; i < n; i++ {
+	for i, name := range names {
 		m := new(dns.Msg)
-		m.SetQuestion("half"+string(rune('a'+i))+".example.", dns.TypeA)
-		m.Id = uint16(2000 + i)
+		m.SetQuestion(name, dns.TypeA)
+		m.Id = id0 + uint16(i)
 		b, _ := m.Pack()
 		frames = binary.BigEndian.AppendUint16(frames, uint16(len(b)))
 		frames = append(frames, b...)
@@ -193,27 +203,18 @@ func TestTCPHalfCloseGetsEveryAnswer(t *testing.T) {
 	if _, err := c.Write(frames); err != nil {
 		t.Fatal(err)
 	}
-	if err := c.(*net.TCPConn).CloseWrite(); err != nil {
-		t.Fatal(err)
+}
+
+// readAnswer reads one framed message from c.
+func readAnswer(c net.Conn) (*dns.Msg, error) {
+	var l [2]byte
+	if _, err := io.ReadFull(c, l[:]); err != nil {
+		return nil, err
 	}
-	_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
-	seen := map[uint16]bool{}
-	for len(seen) < n {
-		var l [2]byte
-		if _, err := io.ReadFull(c, l[:]); err != nil {
-			t.Fatalf("after %d of %d answers: %v", len(seen), n, err)
-		}
-		b := make([]byte, binary.BigEndian.Uint16(l[:]))
-		if _, err := io.ReadFull(c, b); err != nil {
-			t.Fatal(err)
-		}
-		r := new(dns.Msg)
-		if err := r.Unpack(b); err != nil {
-			t.Fatal(err)
-		}
-		if r.Rcode != dns.RcodeSuccess || len(r.Answer) != 1 || seen[r.Id] {
-			t.Fatalf("answer %v", r)
-		}
-		seen[r.Id] = true
+	b := make([]byte, binary.BigEndian.Uint16(l[:]))
+	if _, err := io.ReadFull(c, b); err != nil {
+		return nil, err
 	}
+	r := new(dns.Msg)
+	return r, r.Unpack(b)
 }
