@@ -96,9 +96,7 @@ func TestMuxStressRotation(t *testing.T) {
 			}
 			var (
 				wg       sync.WaitGroup
-				failures atomic.Int64
-				mu       sync.Mutex
-				first    []error
+				failures stressFailures
 			)
 			for w := range workers {
 				wg.Go(func() {
@@ -109,20 +107,13 @@ func TestMuxStressRotation(t *testing.T) {
 							continue
 						}
 						if err := stressCheck(u, i, 5*time.Second); err != nil {
-							failures.Add(1)
-							mu.Lock()
-							if len(first) < 5 {
-								first = append(first, err)
-							}
-							mu.Unlock()
+							failures.add(err)
 						}
 					}
 				})
 			}
 			wg.Wait()
-			if n := failures.Load(); n > 0 {
-				t.Errorf("%d of %d queries failed; first: %v", n, workers*perWorker, first)
-			}
+			failures.check(t, workers*perWorker)
 		})
 	}
 }
@@ -200,9 +191,7 @@ func TestMuxStressKnot(t *testing.T) {
 	const workers, perWorker = 48, 250
 	var (
 		wg       sync.WaitGroup
-		failures atomic.Int64
-		mu       sync.Mutex
-		first    []error
+		failures stressFailures
 	)
 	for w := range workers {
 		wg.Go(func() {
@@ -218,20 +207,13 @@ func TestMuxStressKnot(t *testing.T) {
 					err = fmt.Errorf("%s: wrong reply %v", name, resp)
 				}
 				if err != nil {
-					failures.Add(1)
-					mu.Lock()
-					if len(first) < 5 {
-						first = append(first, err)
-					}
-					mu.Unlock()
+					failures.add(err)
 				}
 			}
 		})
 	}
 	wg.Wait()
-	if n := failures.Load(); n > 0 {
-		t.Errorf("%d of %d queries failed; first: %v", n, workers*perWorker, first)
-	}
+	failures.check(t, workers*perWorker)
 }
 
 // TestMuxStressGroup is the same load through a Group of two servers with
@@ -258,28 +240,44 @@ func TestMuxStressGroup(t *testing.T) {
 			const workers, perWorker = 32, 200
 			var (
 				wg       sync.WaitGroup
-				failures atomic.Int64
-				mu       sync.Mutex
-				first    []error
+				failures stressFailures
 			)
 			for w := range workers {
 				wg.Go(func() {
 					for j := range perWorker {
 						if err := stressCheck(g, w*perWorker+j, 5*time.Second); err != nil {
-							failures.Add(1)
-							mu.Lock()
-							if len(first) < 5 {
-								first = append(first, err)
-							}
-							mu.Unlock()
+							failures.add(err)
 						}
 					}
 				})
 			}
 			wg.Wait()
-			if n := failures.Load(); n > 0 {
-				t.Errorf("%d of %d queries failed; first: %v", n, workers*perWorker, first)
-			}
+			failures.check(t, workers*perWorker)
 		})
+	}
+}
+
+// stressFailures counts the failed queries of a stress test and keeps the
+// first few errors for the report.
+type stressFailures struct {
+	n     atomic.Int64
+	mu    sync.Mutex
+	first []error
+}
+
+func (f *stressFailures) add(err error) {
+	f.n.Add(1)
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if len(f.first) < 5 {
+		f.first = append(f.first, err)
+	}
+}
+
+// check fails t when any of total queries failed.
+func (f *stressFailures) check(t *testing.T, total int) {
+	t.Helper()
+	if n := f.n.Load(); n > 0 {
+		t.Errorf("%d of %d queries failed; first: %v", n, total, f.first)
 	}
 }
