@@ -54,16 +54,7 @@ func cpuTime() time.Duration {
 // a fresh name each time. cpu-ns/op is the process's CPU per query (the
 // reflector's included), steadier than ns/op on a shared machine.
 func BenchmarkGroupUDPParallel(b *testing.B) {
-	addr := startReflector(b)
-	u, err := upstream.Parse(addr, upstream.Options{})
-	if err != nil {
-		b.Fatal(err)
-	}
-	g, err := upstream.NewGroup([]upstream.Upstream{u}, upstream.GroupOptions{})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer g.Close()
+	g := reflectorGroup(b)
 	var seq atomic.Int64
 	b.ReportAllocs()
 	b.SetParallelism(16)
@@ -88,16 +79,7 @@ func BenchmarkGroupUDPParallel(b *testing.B) {
 // BenchmarkGroupUDPSerial is BenchmarkGroupUDPParallel one query at a time:
 // ns/op is the round trip.
 func BenchmarkGroupUDPSerial(b *testing.B) {
-	addr := startReflector(b)
-	u, err := upstream.Parse(addr, upstream.Options{})
-	if err != nil {
-		b.Fatal(err)
-	}
-	g, err := upstream.NewGroup([]upstream.Upstream{u}, upstream.GroupOptions{})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer g.Close()
+	g := reflectorGroup(b)
 	b.ReportAllocs()
 	cpu0 := cpuTime()
 	n := 0
@@ -113,4 +95,20 @@ func BenchmarkGroupUDPSerial(b *testing.B) {
 		cancel()
 	}
 	b.ReportMetric(float64(cpuTime()-cpu0)/float64(n), "cpu-ns/op")
+}
+
+// reflectorGroup is a Group of one udp:// upstream, a reflector in the
+// process, closed when b ends.
+func reflectorGroup(b *testing.B) *upstream.Group {
+	b.Helper()
+	u, err := upstream.Parse(startReflector(b), upstream.Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	g, err := upstream.NewGroup([]upstream.Upstream{u}, upstream.GroupOptions{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = g.Close() })
+	return g
 }
