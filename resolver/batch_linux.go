@@ -3,13 +3,13 @@
 package resolver
 
 import (
-	"encoding/binary"
 	"errors"
 	"net"
-	"net/netip"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/jurisdns/jurisdns/internal/sockaddr"
 )
 
 // batchSize is the number of datagrams one recvmmsg/sendmmsg moves.
@@ -110,7 +110,7 @@ func (s *Server) serveUDPBatch(c *net.UDPConn, snd *udpSender) bool {
 		stop := false
 		w.batchNow = s.now() // one clock read for the whole batch
 		for i := 0; i < b.received; i++ {
-			addr, ok := sockaddrAddrPort(&b.inName[i])
+			addr, ok := sockaddr.AddrPort(&b.inName[i])
 			if !ok {
 				continue
 			}
@@ -146,19 +146,4 @@ func (s *Server) serveUDPBatch(c *net.UDPConn, snd *udpSender) bool {
 			return true
 		}
 	}
-}
-
-// sockaddrAddrPort converts a kernel socket address to a netip.AddrPort.
-func sockaddrAddrPort(sa *unix.RawSockaddrAny) (netip.AddrPort, bool) {
-	switch sa.Addr.Family {
-	case unix.AF_INET:
-		p := (*unix.RawSockaddrInet4)(unsafe.Pointer(sa))
-		port := binary.BigEndian.Uint16((*[2]byte)(unsafe.Pointer(&p.Port))[:])
-		return netip.AddrPortFrom(netip.AddrFrom4(p.Addr), port), true
-	case unix.AF_INET6:
-		p := (*unix.RawSockaddrInet6)(unsafe.Pointer(sa))
-		port := binary.BigEndian.Uint16((*[2]byte)(unsafe.Pointer(&p.Port))[:])
-		return netip.AddrPortFrom(netip.AddrFrom16(p.Addr), port), true
-	}
-	return netip.AddrPort{}, false
 }

@@ -3,14 +3,14 @@
 package upstream
 
 import (
-	"encoding/binary"
 	"net"
-	"net/netip"
 	"sync"
 	"syscall"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/jurisdns/jurisdns/internal/sockaddr"
 )
 
 // muxBatchBufs holds what one recvmmsg of a socket's reader needs: muxBatch
@@ -145,7 +145,7 @@ func (s *muxSock) read() {
 			if d, ok := overflowCount(b.oob[i][:b.hdr[i].Hdr.Controllen]); ok {
 				s.overflowed(d)
 			}
-			if ap, ok := sockaddrAddrPort(&b.name[i]); !ok || !s.fromServer(ap) {
+			if ap, ok := sockaddr.AddrPort(&b.name[i]); !ok || !s.fromServer(ap) {
 				s.dropped("source")
 				continue
 			}
@@ -153,21 +153,6 @@ func (s *muxSock) read() {
 			s.dispatch(b.buf[i][:h.Len], h.Hdr.Flags&unix.MSG_TRUNC != 0)
 		}
 	}
-}
-
-// sockaddrAddrPort converts a kernel socket address to a netip.AddrPort.
-func sockaddrAddrPort(sa *unix.RawSockaddrAny) (netip.AddrPort, bool) {
-	switch sa.Addr.Family {
-	case unix.AF_INET:
-		p := (*unix.RawSockaddrInet4)(unsafe.Pointer(sa))
-		port := binary.BigEndian.Uint16((*[2]byte)(unsafe.Pointer(&p.Port))[:])
-		return netip.AddrPortFrom(netip.AddrFrom4(p.Addr), port), true
-	case unix.AF_INET6:
-		p := (*unix.RawSockaddrInet6)(unsafe.Pointer(sa))
-		port := binary.BigEndian.Uint16((*[2]byte)(unsafe.Pointer(&p.Port))[:])
-		return netip.AddrPortFrom(netip.AddrFrom16(p.Addr), port), true
-	}
-	return netip.AddrPort{}, false
 }
 
 // muxWriteBufs holds what one sendmmsg of a server's sender needs.
