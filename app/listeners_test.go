@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/miekg/dns"
+
+	"github.com/jurisdns/jurisdns/internal/testtool"
 )
 
 // listenersConfig is the encrypted part of a configuration with the DoT
@@ -91,17 +93,6 @@ func askDoT(co *dns.Conn) error {
 	return nil
 }
 
-// unusedAddr returns a TCP address on host that nothing listens on.
-func unusedAddr(t *testing.T, host string) string {
-	t.Helper()
-	l, err := net.Listen("tcp", host+":0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
-}
-
 // TestEncryptedListenersReload: a reload adds and removes DoT and DoH
 // addresses. An added address is served (and named by DDR); a removed one
 // stops accepting and its connections close once drained; the connections
@@ -175,7 +166,7 @@ func TestEncryptedListenersReload(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer held.Close()
-	free := unusedAddr(t, "127.0.0.3")
+	free := testtool.FreeAddrOn(t, "127.0.0.3")
 	err = e.reloadEncrypted(`["127.0.0.1:0", "127.0.0.2:0", "`+free+`"]`, `["127.0.0.1:0", "`+held.Addr().String()+`"]`)
 	if err == nil || !strings.Contains(err.Error(), "doh.listen[1]") || !strings.Contains(err.Error(), "address already in use") {
 		t.Fatalf("reload with a DoH address in use: %v, want an error naming doh.listen[1]", err)

@@ -9,6 +9,8 @@ import (
 	"testing"
 
 	"github.com/miekg/dns"
+
+	"github.com/jurisdns/jurisdns/internal/testtool"
 )
 
 // replyOf packs a reply to a query for name with the given records, and an
@@ -167,23 +169,12 @@ func TestHTTP2DropReason(t *testing.T) {
 	}
 }
 
-// unusedAddr returns a TCP address on host that nothing listens on.
-func unusedAddr(t *testing.T, host string) string {
-	t.Helper()
-	l, err := net.Listen("tcp", host+":0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
-}
-
 // TestPrepareAllOrNothing: a change with an address that cannot be bound
 // fails naming its key and lets go of the addresses it bound before; an
 // address still served by the other transport is refused with what to do;
 // a change that is aborted leaves the served listeners as they were.
 func TestPrepareAllOrNothing(t *testing.T) {
-	fixed := unusedAddr(t, "127.0.0.1")
+	fixed := testtool.FreeAddrOn(t, "127.0.0.1")
 	e, err := NewServer(ServerOptions{}).ListenEncrypted(EncryptedOptions{DoT: []string{"127.0.0.1:0", fixed}})
 	if err != nil {
 		t.Fatal(err)
@@ -196,7 +187,7 @@ func TestPrepareAllOrNothing(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer held.Close()
-	free := unusedAddr(t, "127.0.0.3")
+	free := testtool.FreeAddrOn(t, "127.0.0.3")
 	_, err = e.Prepare([]string{"127.0.0.1:0", fixed, free}, []string{held.Addr().String()})
 	if err == nil || !strings.HasPrefix(err.Error(), "doh.listen[0]: listen tcp "+held.Addr().String()) {
 		t.Fatalf("Prepare with a held address: %v, want an error naming doh.listen[0]", err)

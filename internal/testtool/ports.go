@@ -48,7 +48,15 @@ func FreePort(t testing.TB) int {
 // FreeAddr is FreePort as "127.0.0.1:port".
 func FreeAddr(t testing.TB) string {
 	t.Helper()
-	return net.JoinHostPort("127.0.0.1", strconv.Itoa(FreePort(t)))
+	return FreeAddrOn(t, "127.0.0.1")
+}
+
+// FreeAddrOn is FreePort on another loopback address of 127/8, as
+// "host:port" (a port free on 127.0.0.1, and on no wildcard listener, is
+// free on host too).
+func FreeAddrOn(t testing.TB, host string) string {
+	t.Helper()
+	return net.JoinHostPort(host, strconv.Itoa(FreePort(t)))
 }
 
 // ephemeralLow is the first port of the kernel's ephemeral range (Linux's
