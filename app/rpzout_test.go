@@ -370,11 +370,3 @@ zone:
 		t.Errorf("knotd reports a TSIG problem:\n%s", k.logs.String())
 	}
 }
-
-func lastLines(s string, n int) string {
-	l := strings.Split(strings.TrimSpace(s), "\n")
-	if len(l) > n {
-		l = l[len(l)-n:]
-	}
-	return strings.Join(l, "\n")
-}

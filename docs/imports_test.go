@@ -20,13 +20,6 @@ const module = "github.com/jurisdns/jurisdns/"
 // program ("—" in the table).
 const apart = -1
 
-// layers reads the table of architecture.md: package → layer.
-func layers(t *testing.T) map[string]int {
-	t.Helper()
-	out, _ := table(t)
-	return out
-}
-
 // table reads the table of architecture.md: package → layer, and, for a
 // row of one package of the program, the packages its "imports" column
 // names.

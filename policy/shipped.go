@@ -98,16 +98,3 @@ func ShippedDefaults() []string {
 	}
 	return ids
 }
-
-// ShippedIDs returns the ids of every shipped jurisdiction, in id order.
-func ShippedIDs() []string {
-	files, err := loadShipped()
-	if err != nil {
-		return nil
-	}
-	ids := make([]string, len(files))
-	for i, f := range files {
-		ids[i] = f.ID
-	}
-	return ids
-}
