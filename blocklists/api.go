@@ -12,7 +12,11 @@
 // ParseOptions and IndexBuilder calls.
 package blocklists
 
-import "net/netip"
+import (
+	"net/netip"
+
+	"github.com/jurisdns/jurisdns/spec"
+)
 
 // Kind says which names a rule covers.
 type Kind uint8
@@ -48,16 +52,16 @@ const (
 	LocalData
 )
 
-// Format names a list format.
-type Format string
+// Format names a list format: the configuration's enum (spec.Format).
+type Format = spec.Format
 
 // The list formats.
 const (
-	FormatDomains  Format = "domains"
-	FormatHosts    Format = "hosts"
-	FormatAdblock  Format = "adblock"
-	FormatWildcard Format = "wildcard"
-	FormatRPZ      Format = "rpz"
+	FormatDomains  = spec.FormatDomains
+	FormatHosts    = spec.FormatHosts
+	FormatAdblock  = spec.FormatAdblock
+	FormatWildcard = spec.FormatWildcard
+	FormatRPZ      = spec.FormatRPZ
 )
 
 // Rule is one parsed list entry.

@@ -540,7 +540,7 @@ func (s *sspec) setFormat(format spec.Format, match spec.Match) {
 // spec.Format) and what a plain entry blocks. The policy and the
 // downloader's guards (app) parse a list with the same options.
 func SourceParseOptions(format spec.Format, match spec.Match) blocklists.ParseOptions {
-	o := blocklists.ParseOptions{Format: blocklists.Format(format), Match: blocklists.Suffix}
+	o := blocklists.ParseOptions{Format: format, Match: blocklists.Suffix}
 	if format == "" {
 		o.Format = blocklists.FormatDomains
 	}

@@ -77,7 +77,7 @@ var OnLoadFailures = []OnLoadFailure{LastKnownGood, FailClosed, FailOpen}
 // Format is the format of a list source.
 type Format string
 
-// The list formats (blocklists.Format holds the same names).
+// The list formats (blocklists.Format is this type).
 const (
 	FormatDomains  Format = "domains"
 	FormatHosts    Format = "hosts"
