@@ -133,6 +133,7 @@ func TestParseFormats(t *testing.T) {
 		{name: "rpz absolute names under SOA owner", format: FormatRPZ, input: "rpz.example. SOA ns. hm. 1 2 3 4 5\nx.example.rpz.example. CNAME rpz-drop.\n", want: "exact drop x.example"},
 		{name: "rpz unterminated parenthesis", format: FormatRPZ, input: "x.example CNAME .\n@ SOA ns. hm. ( 1 2\n", want: "exact nxdomain x.example", bad: 1},
 		{name: "rpz record without owner", format: FormatRPZ, input: "  CNAME .\nx.example CNAME .\n", want: "exact nxdomain x.example", bad: 1},
+		{name: "rpz blank owner the zone parser sees", format: FormatRPZ, input: "\r A 192.0.2.1\n( ) A 192.0.2.1\n(\n) A 192.0.2.1\nx.example CNAME .\n", want: "exact nxdomain x.example", bad: 3},
 		{name: "rpz local data split by another owner", format: FormatRPZ, input: "a.example A 192.0.2.1\nb.example CNAME .\na.example A 192.0.2.2\n",
 			want: "exact localdata a.example 192.0.2.1; exact nxdomain b.example; exact localdata a.example 192.0.2.2"},
 		{name: "rpz relative $ORIGIN", format: FormatRPZ, input: "$ORIGIN rpz.example.\n$ORIGIN Sub\nx CNAME .\n$ORIGIN @\ny CNAME .\n", want: "exact nxdomain x.sub; exact nxdomain y.sub"},

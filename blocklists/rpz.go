@@ -194,7 +194,7 @@ func (r *rpzParser) relative(owner string) (string, bool) {
 	switch a := r.apex; {
 	case owner == a:
 		return "", true
-	case a == ".":
+	case a == "." && strings.HasSuffix(owner, "."):
 		return owner[:len(owner)-1], true
 	case len(owner) > len(a) && strings.HasSuffix(owner, a) && owner[len(owner)-len(a)-1] == '.':
 		return owner[:len(owner)-len(a)-1], true
@@ -250,6 +250,12 @@ func (r *rpzParser) record() {
 		}
 	}
 	hdr := rr.Header()
+	if hdr.Name == "" {
+		// The zone parser's own blank owner ("\r A …", "( ) A …"): it has
+		// no previous record, and ours is not the one meant.
+		bad("record without an owner name")
+		return
+	}
 	r.prevOwner = hdr.Name
 	if hdr.Class != dns.ClassINET {
 		bad("class " + dns.Class(hdr.Class).String() + " in an RPZ zone")
