@@ -1,0 +1,688 @@
+package resolver
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"reflect"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/miekg/dns"
+)
+
+// msgPathEntry is what a miss builds today from the reply b: unpack, AA
+// cleared, scrub, newEntry. unpacked is false when miekg cannot unpack b.
+func msgPathEntry(c *Cache, req *Request, b []byte, now time.Time) (e *entry, unpacked bool) {
+	m := new(dns.Msg)
+	if err := m.Unpack(b); err != nil {
+		return nil, false
+	}
+	m.Authoritative = false
+	scrub(m, req.Name)
+	return c.newEntry(req, m, now), true
+}
+
+// checkTTLOffsets reports whether e.ttls names the TTL of every record of
+// e.msg, in order, and e.qEnd the end of its question.
+func checkTTLOffsets(e *entry) error {
+	msg := e.msg
+	if len(msg) < hdrLen {
+		return errors.New("short message")
+	}
+	off, err := skipName(msg, hdrLen)
+	if err != nil || off+4 != e.qEnd {
+		return fmt.Errorf("question ends at %d, qEnd %d", off+4, e.qEnd)
+	}
+	n := int(binary.BigEndian.Uint16(msg[6:])) + int(binary.BigEndian.Uint16(msg[8:])) + int(binary.BigEndian.Uint16(msg[10:]))
+	if len(e.ttls) != 2*n {
+		return fmt.Errorf("%d TTL offsets for %d records", len(e.ttls)/2, n)
+	}
+	off = e.qEnd
+	for i := 0; i < n; i++ {
+		rr, err := readRR(msg, off)
+		if err != nil {
+			return fmt.Errorf("record %d: %v", i, err)
+		}
+		if got := int(binary.BigEndian.Uint16(e.ttls[2*i:])); got != rr.ttlOff {
+			return fmt.Errorf("record %d: TTL offset %d, want %d", i, got, rr.ttlOff)
+		}
+		off = rr.end
+	}
+	if off != len(msg) {
+		return fmt.Errorf("records end at %d of %d", off, len(msg))
+	}
+	return nil
+}
+
+// sameRRs compares two sections record by record: type, owner (case
+// folded), class, TTL and rdata (dns.IsDuplicate folds the names in it).
+func sameRRs(sec string, got, want []dns.RR) error {
+	if len(got) != len(want) {
+		return fmt.Errorf("%s: %d records, want %d:\n%v\n%v", sec, len(got), len(want), got, want)
+	}
+	for i := range got {
+		g, w := got[i], want[i]
+		gh, wh := g.Header(), w.Header()
+		if gh.Rrtype == dns.TypeOPT && wh.Rrtype == dns.TypeOPT { // IsDuplicate does not compare OPTs
+			if g.String() != w.String() || gh.Class != wh.Class || gh.Ttl != wh.Ttl {
+				return fmt.Errorf("%s %d: %v, want %v", sec, i, g, w)
+			}
+			continue
+		}
+		if reflect.TypeOf(g) != reflect.TypeOf(w) || !strings.EqualFold(gh.Name, wh.Name) || gh.Rrtype != wh.Rrtype ||
+			gh.Class != wh.Class || gh.Ttl != wh.Ttl || !dns.IsDuplicate(g, w) {
+			return fmt.Errorf("%s %d: %v, want %v", sec, i, g, w)
+		}
+	}
+	return nil
+}
+
+// sameMsgs compares two packed messages once unpacked: the header whole,
+// the question and the records with names compared case-insensitively.
+func sameMsgs(got, want []byte) error {
+	var g, w dns.Msg
+	if err := g.Unpack(got); err != nil {
+		return fmt.Errorf("unpack: %v", err)
+	}
+	if err := w.Unpack(want); err != nil {
+		return fmt.Errorf("unpack the Msg path's: %v", err)
+	}
+	// ID, flags (AA, AD, the rcode …) and counts, bit for bit.
+	if !bytes.Equal(got[:hdrLen], want[:hdrLen]) {
+		return fmt.Errorf("header %x (%+v), want %x (%+v)", got[:hdrLen], g.MsgHdr, want[:hdrLen], w.MsgHdr)
+	}
+	if len(g.Question) != len(w.Question) {
+		return fmt.Errorf("%d questions, want %d", len(g.Question), len(w.Question))
+	}
+	for i := range g.Question {
+		gq, wq := g.Question[i], w.Question[i]
+		if !strings.EqualFold(gq.Name, wq.Name) || gq.Qtype != wq.Qtype || gq.Qclass != wq.Qclass {
+			return fmt.Errorf("question %v, want %v", gq, wq)
+		}
+	}
+	return errors.Join(sameRRs("answer", g.Answer, w.Answer), sameRRs("authority", g.Ns, w.Ns), sameRRs("additional", g.Extra, w.Extra))
+}
+
+// diffEntries compares the wire path's entry with the Msg path's, field by
+// field, and the replies both give a client query (with an OPT and in
+// mixed case) some seconds later.
+func diffEntries(got, want *entry, req *Request, now time.Time) error {
+	switch {
+	case got.name != want.name || got.qtype != want.qtype || got.flags != want.flags:
+		return fmt.Errorf("key %q/%d/%d, want %q/%d/%d", got.name, got.qtype, got.flags, want.name, want.qtype, want.flags)
+	case got.rcode != want.rcode || got.ttl != want.ttl || !got.stored.Equal(want.stored):
+		return fmt.Errorf("rcode %d ttl %d stored %v, want %d %d %v", got.rcode, got.ttl, got.stored, want.rcode, want.ttl, want.stored)
+	case got.qEnd != want.qEnd:
+		return fmt.Errorf("qEnd %d, want %d", got.qEnd, want.qEnd)
+	case !slices.Equal(got.cnames, want.cnames) && len(got.cnames)+len(want.cnames) > 0:
+		return fmt.Errorf("cnames %q, want %q", got.cnames, want.cnames)
+	}
+	if string(got.msg[hdrLen:got.qEnd-4]) != strings.ToLower(string(got.msg[hdrLen:got.qEnd-4])) {
+		return fmt.Errorf("question not lower-cased: %q", got.msg[hdrLen:got.qEnd])
+	}
+	if err := checkTTLOffsets(got); err != nil {
+		return fmt.Errorf("wire entry: %v", err)
+	}
+	if err := sameMsgs(got.msg, want.msg); err != nil {
+		return err
+	}
+	// The client's view.
+	cq := new(dns.Msg)
+	cq.SetQuestion(mixCase(req.Name), req.Qtype)
+	cq.Id = 0xbeef
+	cq.SetEdns0(1232, req.DO)
+	cq.CheckingDisabled = req.CD
+	cq.AuthenticatedData = true
+	query, err := cq.Pack()
+	if err != nil {
+		return err
+	}
+	var nb [256]byte
+	q, _, ok := parseQuery(query, nb[:0])
+	if !ok {
+		return errors.New("test query does not parse")
+	}
+	later := now.Add(7 * time.Second)
+	if err := sameMsgs(got.appendReply(nil, query, &q, later, 30, false), want.appendReply(nil, query, &q, later, 30, false)); err != nil {
+		return fmt.Errorf("reply: %v", err)
+	}
+	if err := sameMsgs(got.appendReply(nil, query, &q, later, 30, true), want.appendReply(nil, query, &q, later, 30, true)); err != nil {
+		return fmt.Errorf("stale reply: %v", err)
+	}
+	return nil
+}
+
+// mixCase is name in alternating case, as a 0x20 upstream query has it.
+func mixCase(name string) string {
+	b := []byte(name)
+	for i, c := range b {
+		if i%2 == 0 && c >= 'a' && c <= 'z' {
+			b[i] = c - 'a' + 'A'
+		}
+	}
+	return string(b)
+}
+
+func rrHdr(name string, t uint16, ttl uint32) dns.RR_Header {
+	return dns.RR_Header{Name: name, Rrtype: t, Class: dns.ClassINET, Ttl: ttl}
+}
+
+// wireCase is one upstream reply, built for a question name in the 0x20
+// case the query went out with (q is that name, lower-cased).
+type wireCase struct {
+	name  string
+	qtype uint16
+	do    bool
+	// build returns the reply to the question qn (mixed case) of type qt.
+	build func(qn string) *dns.Msg
+	// pack packs it (nil: with compression and an OPT of 1232 bytes).
+	pack func(m *dns.Msg) []byte
+	// accept is whether the wire path must take it.
+	accept bool
+	// msgNil is whether the Msg path finds it not cacheable.
+	msgNil bool
+	opts   CacheOptions
+}
+
+func baseReply(qn string, qt uint16, rcode int) *dns.Msg {
+	m := new(dns.Msg)
+	m.SetQuestion(qn, qt)
+	m.Id = 0x4242
+	m.Response = true
+	m.RecursionDesired = true
+	m.RecursionAvailable = true
+	m.Rcode = rcode
+	return m
+}
+
+func packWith(compress, opt, do bool) func(m *dns.Msg) []byte {
+	return func(m *dns.Msg) []byte {
+		m = m.Copy()
+		m.Compress = compress
+		if opt {
+			m.SetEdns0(1232, do)
+		}
+		b, err := m.Pack()
+		if err != nil {
+			panic(err)
+		}
+		return b
+	}
+}
+
+// patched packs the reply compressed with an OPT, then lets f change the
+// bytes.
+func patched(f func(b []byte) []byte) func(m *dns.Msg) []byte {
+	return func(m *dns.Msg) []byte { return f(packWith(true, true, false)(m)) }
+}
+
+func soaRR(owner string, ttl, minimum uint32) *dns.SOA {
+	if owner == "." {
+		return &dns.SOA{Hdr: rrHdr(owner, dns.TypeSOA, ttl), Ns: "a.root-servers.net.", Mbox: "nstld.verisign-grs.com.", Serial: 2026120600, Refresh: 1800, Retry: 900, Expire: 604800, Minttl: minimum}
+	}
+	return &dns.SOA{Hdr: rrHdr(owner, dns.TypeSOA, ttl), Ns: "ns1." + owner, Mbox: "hostmaster." + owner, Serial: 2026120601, Refresh: 7200, Retry: 900, Expire: 1209600, Minttl: minimum}
+}
+
+func aRR(owner string, ttl uint32, last byte) *dns.A {
+	return &dns.A{Hdr: rrHdr(owner, dns.TypeA, ttl), A: []byte{192, 0, 2, last}}
+}
+
+var stdWireOpts = CacheOptions{Size: 1000, ServfailTTL: 5 * time.Second}
+
+func wireCases() []wireCase {
+	rrsig := func(owner, signer string, covered uint16) *dns.RRSIG {
+		return &dns.RRSIG{Hdr: rrHdr(owner, dns.TypeRRSIG, 300), TypeCovered: covered, Algorithm: 13, Labels: 3, OrigTtl: 300,
+			Expiration: 1800000000, Inception: 1700000000, KeyTag: 12345, SignerName: signer, Signature: "dGhpcyBpcyBub3QgYSByZWFsIHNpZ25hdHVyZSBhdCBhbGwgYnV0IGl0IGlzIGxvbmc="}
+	}
+	return []wireCase{
+		{name: "A uncompressed no OPT", qtype: dns.TypeA, accept: true, opts: stdWireOpts, pack: packWith(false, false, false),
+			build: func(qn string) *dns.Msg {
+				m := baseReply(qn, dns.TypeA, dns.RcodeSuccess)
+				m.Answer = []dns.RR{aRR(qn, 300, 1)}
+				return m
+			}},
+		{name: "A compressed OPT", qtype: dns.TypeA, accept: true, opts: stdWireOpts,
+			build: func(qn string) *dns.Msg {
+				m := baseReply(qn, dns.TypeA, dns.RcodeSuccess)
+				m.Answer = []dns.RR{aRR(qn, 300, 1), aRR(qn, 100, 2), aRR(qn, 200, 3)}
+				return m
+			}},
+		{name: "AA and Z set", qtype: dns.TypeA, accept: true, opts: stdWireOpts,
+			build: func(qn string) *dns.Msg {
+				m := baseReply(qn, dns.TypeA, dns.RcodeSuccess)
+				m.Authoritative, m.Zero = true, true
+				m.Answer = []dns.RR{aRR(strings.ToLower(qn), 300, 1)}
+				return m
+			}},
+		{name: "CNAME chain", qtype: dns.TypeA, accept: true, opts: stdWireOpts,
+			build: func(qn string) *dns.Msg {
+				m := baseReply(qn, dns.TypeA, dns.RcodeSuccess)
+				m.Answer = []dns.RR{
+					&dns.CNAME{Hdr: rrHdr(qn, dns.TypeCNAME, 3600), Target: "Edge.CDN.example.net."},
+					&dns.CNAME{Hdr: rrHdr("edge.cdn.example.net.", dns.TypeCNAME, 60), Target: "a1.edge.cdn.example.net."},
+					aRR("a1.edge.cdn.example.net.", 20, 7),
+				}
+				return m
+			}},
+		{name: "CNAME chain uncompressed", qtype: dns.TypeA, accept: true, opts: stdWireOpts, pack: packWith(false, true, false),
+			build: func(qn string) *dns.Msg {
+				m := baseReply(qn, dns.TypeA, dns.RcodeSuccess)
+				m.Answer = []dns.RR{
+					&dns.CNAME{Hdr: rrHdr(qn, dns.TypeCNAME, 3600), Target: "edge.example.net."},
+					aRR("edge.example.net.", 20, 7),
+				}
+				return m
+			}},
+		{name: "DNAME", qtype: dns.TypeA, accept: true, opts: stdWireOpts,
+			build: func(qn string) *dns.Msg {
+				m := baseReply(qn, dns.TypeA, dns.RcodeSuccess)
+				m.Answer = []dns.RR{
+					&dns.DNAME{Hdr: rrHdr("example.com.", dns.TypeDNAME, 3600), Target: "example.org."},
+					&dns.CNAME{Hdr: rrHdr(qn, dns.TypeCNAME, 3600), Target: "www.example.org."},
+					aRR("www.example.org.", 20, 7),
+				}
+				return m
+			}},
+		{name: "DO with RRSIG and AD", qtype: dns.TypeA, do: true, accept: true, opts: stdWireOpts, pack: packWith(true, true, true),
+			build: func(qn string) *dns.Msg {
+				m := baseReply(qn, dns.TypeA, dns.RcodeSuccess)
+				m.AuthenticatedData = true
+				m.Answer = []dns.RR{aRR(qn, 300, 1), rrsig(qn, "example.com.", dns.TypeA)}
+				return m
+			}},
+		{name: "AAAA", qtype: dns.TypeAAAA, accept: true, opts: stdWireOpts,
+			build: func(qn string) *dns.Msg {
+				m := baseReply(qn, dns.TypeAAAA, dns.RcodeSuccess)
+				m.Answer = []dns.RR{&dns.AAAA{Hdr: rrHdr(qn, dns.TypeAAAA, 300), AAAA: make([]byte, 16)}}
+				return m
+			}},
+		{name: "MX NS PTR", qtype: dns.TypeMX, accept: true, opts: stdWireOpts,
+			build: func(qn string) *dns.Msg {
+				m := baseReply(qn, dns.TypeMX, dns.RcodeSuccess)
+				m.Answer = []dns.RR{
+					&dns.MX{Hdr: rrHdr(qn, dns.TypeMX, 300), Preference: 10, Mx: "mail." + qn},
+					&dns.NS{Hdr: rrHdr(qn, dns.TypeNS, 300), Ns: "ns1.example.net."},
+					&dns.PTR{Hdr: rrHdr(qn, dns.TypePTR, 300), Ptr: "ns1.example.net."},
+				}
+				return m
+			}},
+		{name: "DS DNSKEY", qtype: dns.TypeDNSKEY, do: true, accept: true, opts: stdWireOpts, pack: packWith(true, true, true),
+			build: func(qn string) *dns.Msg {
+				m := baseReply(qn, dns.TypeDNSKEY, dns.RcodeSuccess)
+				m.Answer = []dns.RR{
+					&dns.DNSKEY{Hdr: rrHdr(qn, dns.TypeDNSKEY, 300), Flags: 257, Protocol: 3, Algorithm: 13, PublicKey: "AwEAAag="},
+					&dns.DS{Hdr: rrHdr(qn, dns.TypeDS, 300), KeyTag: 1, Algorithm: 13, DigestType: 2, Digest: "00ff"},
+					rrsig(qn, qn, dns.TypeDNSKEY),
+				}
+				return m
+			}},
+		{name: "SOA answer", qtype: dns.TypeSOA, accept: true, opts: stdWireOpts,
+			build: func(qn string) *dns.Msg {
+				m := baseReply(qn, dns.TypeSOA, dns.RcodeSuccess)
+				m.Answer = []dns.RR{soaRR(qn, 300, 60)}
+				return m
+			}},
+		{name: "clamped", qtype: dns.TypeA, accept: true, opts: CacheOptions{Size: 1000, MinTTL: time.Minute, MaxTTL: time.Hour},
+			build: func(qn string) *dns.Msg {
+				m := baseReply(qn, dns.TypeA, dns.RcodeSuccess)
+				m.Answer = []dns.RR{aRR(qn, 10, 1), aRR(qn, 86400, 2)}
+				return m
+			}},
+		{name: "CNAME then NODATA SOA", qtype: dns.TypeA, accept: true, opts: CacheOptions{Size: 1000, MaxTTL: 1000 * time.Second},
+			build: func(qn string) *dns.Msg {
+				m := baseReply(qn, dns.TypeA, dns.RcodeSuccess)
+				m.Answer = []dns.RR{&dns.CNAME{Hdr: rrHdr(qn, dns.TypeCNAME, 3600), Target: "x.example.org."}}
+				m.Ns = []dns.RR{soaRR("example.org.", 7200, 300)}
+				return m
+			}},
+		{name: "NXDOMAIN SOA above", qtype: dns.TypeA, accept: true, opts: stdWireOpts,
+			build: func(qn string) *dns.Msg {
+				m := baseReply(qn, dns.TypeA, dns.RcodeNameError)
+				m.Ns = []dns.RR{soaRR("example.com.", 3600, 300)}
+				return m
+			}},
+		{name: "NXDOMAIN SOA at the root", qtype: dns.TypeA, accept: true, opts: stdWireOpts,
+			build: func(qn string) *dns.Msg {
+				m := baseReply(qn, dns.TypeA, dns.RcodeNameError)
+				m.Ns = []dns.RR{soaRR(".", 100, 86400)}
+				return m
+			}},
+		{name: "NODATA SOA at the name uncompressed", qtype: dns.TypeAAAA, accept: true, opts: stdWireOpts, pack: packWith(false, true, false),
+			build: func(qn string) *dns.Msg {
+				m := baseReply(qn, dns.TypeAAAA, dns.RcodeSuccess)
+				m.Ns = []dns.RR{soaRR(qn, 60, 3600)}
+				return m
+			}},
+		{name: "NXDOMAIN after CNAME, SOA of the target", qtype: dns.TypeA, accept: true, opts: CacheOptions{Size: 1000, MinTTL: 10 * time.Second, MaxTTL: 100 * time.Second},
+			build: func(qn string) *dns.Msg {
+				m := baseReply(qn, dns.TypeA, dns.RcodeNameError)
+				m.Answer = []dns.RR{&dns.CNAME{Hdr: rrHdr(qn, dns.TypeCNAME, 5), Target: "gone.Example.ORG."}}
+				m.Ns = []dns.RR{soaRR("example.org.", 3600, 3600)}
+				return m
+			}},
+		{name: "negative max", qtype: dns.TypeA, accept: true, opts: CacheOptions{Size: 1000, NegativeMaxTTL: 600 * time.Second},
+			build: func(qn string) *dns.Msg {
+				m := baseReply(qn, dns.TypeA, dns.RcodeNameError)
+				m.Ns = []dns.RR{soaRR("com.", 86400, 86400)}
+				return m
+			}},
+		{name: "SERVFAIL with EDE", qtype: dns.TypeA, accept: true, opts: stdWireOpts,
+			pack: func(m *dns.Msg) []byte {
+				m = m.Copy()
+				m.SetEdns0(1232, false)
+				o := m.IsEdns0()
+				o.Option = append(o.Option, &dns.EDNS0_EDE{InfoCode: dns.ExtendedErrorCodeNoReachableAuthority, ExtraText: "timeout"}, &dns.EDNS0_PADDING{Padding: make([]byte, 8)})
+				b, _ := m.Pack()
+				return b
+			},
+			build: func(qn string) *dns.Msg { return baseReply(qn, dns.TypeA, dns.RcodeServerFailure) }},
+
+		// Declined: the Msg path caches nothing.
+		{name: "SERVFAIL not cached", qtype: dns.TypeA, msgNil: true, opts: CacheOptions{Size: 1000},
+			build: func(qn string) *dns.Msg { return baseReply(qn, dns.TypeA, dns.RcodeServerFailure) }},
+		{name: "NXDOMAIN unrelated SOA", qtype: dns.TypeA, msgNil: true, opts: stdWireOpts,
+			build: func(qn string) *dns.Msg {
+				m := baseReply(qn, dns.TypeA, dns.RcodeNameError)
+				m.Ns = []dns.RR{soaRR("evil.example.", 3600, 300)}
+				return m
+			}},
+		{name: "NXDOMAIN SOA below the name", qtype: dns.TypeA, msgNil: true, opts: stdWireOpts,
+			build: func(qn string) *dns.Msg {
+				m := baseReply(qn, dns.TypeA, dns.RcodeNameError)
+				m.Ns = []dns.RR{soaRR("sub."+qn, 3600, 300)}
+				return m
+			}},
+		{name: "NODATA without SOA", qtype: dns.TypeA, msgNil: true, opts: stdWireOpts,
+			build: func(qn string) *dns.Msg { return baseReply(qn, dns.TypeA, dns.RcodeSuccess) }},
+		{name: "lifetime 0", qtype: dns.TypeA, msgNil: true, opts: stdWireOpts,
+			build: func(qn string) *dns.Msg {
+				m := baseReply(qn, dns.TypeA, dns.RcodeSuccess)
+				m.Answer = []dns.RR{aRR(qn, 0, 1)}
+				return m
+			}},
+		{name: "TC", qtype: dns.TypeA, msgNil: true, opts: stdWireOpts,
+			build: func(qn string) *dns.Msg {
+				m := baseReply(qn, dns.TypeA, dns.RcodeSuccess)
+				m.Truncated = true
+				m.Answer = []dns.RR{aRR(qn, 300, 1)}
+				return m
+			}},
+		{name: "REFUSED", qtype: dns.TypeA, msgNil: true, opts: stdWireOpts,
+			build: func(qn string) *dns.Msg { return baseReply(qn, dns.TypeA, dns.RcodeRefused) }},
+		{name: "extended rcode", qtype: dns.TypeA, msgNil: true, opts: stdWireOpts,
+			pack: func(m *dns.Msg) []byte {
+				b := packWith(true, true, false)(m)
+				b[len(b)-6] = 1 // the OPT's extended rcode: BADVERS
+				return b
+			},
+			build: func(qn string) *dns.Msg {
+				m := baseReply(qn, dns.TypeA, dns.RcodeSuccess)
+				m.Answer = []dns.RR{aRR(qn, 300, 1)}
+				return m
+			}},
+
+		// Declined: the Msg path caches something the wire path does not
+		// check.
+		{name: "TXT", qtype: dns.TypeTXT, opts: stdWireOpts,
+			build: func(qn string) *dns.Msg {
+				m := baseReply(qn, dns.TypeTXT, dns.RcodeSuccess)
+				m.Answer = []dns.RR{&dns.TXT{Hdr: rrHdr(qn, dns.TypeTXT, 300), Txt: []string{"v=spf1 -all"}}}
+				return m
+			}},
+		{name: "NS in authority and glue", qtype: dns.TypeA, opts: stdWireOpts,
+			build: func(qn string) *dns.Msg {
+				m := baseReply(qn, dns.TypeA, dns.RcodeSuccess)
+				m.Answer = []dns.RR{aRR(qn, 300, 1)}
+				m.Ns = []dns.RR{&dns.NS{Hdr: rrHdr("example.com.", dns.TypeNS, 300), Ns: "ns1.example.com."}}
+				m.Extra = []dns.RR{aRR("ns1.example.com.", 300, 53)}
+				return m
+			}},
+		{name: "positive, unrelated SOA", qtype: dns.TypeA, opts: stdWireOpts,
+			build: func(qn string) *dns.Msg {
+				m := baseReply(qn, dns.TypeA, dns.RcodeSuccess)
+				m.Answer = []dns.RR{aRR(qn, 300, 1)}
+				m.Ns = []dns.RR{soaRR("evil.example.", 3600, 300)}
+				return m
+			}},
+		{name: "trailing garbage", qtype: dns.TypeA, opts: stdWireOpts,
+			pack: patched(func(b []byte) []byte { return append(b, 0xde, 0xad) }),
+			build: func(qn string) *dns.Msg {
+				m := baseReply(qn, dns.TypeA, dns.RcodeSuccess)
+				m.Answer = []dns.RR{aRR(qn, 300, 1)}
+				return m
+			}},
+		{name: "CNAME to the root", qtype: dns.TypeA, accept: true, opts: stdWireOpts, pack: packWith(true, false, false),
+			build: func(qn string) *dns.Msg {
+				m := baseReply(qn, dns.TypeA, dns.RcodeSuccess)
+				m.Answer = []dns.RR{&dns.CNAME{Hdr: rrHdr(qn, dns.TypeCNAME, 300), Target: "."}}
+				return m
+			}},
+	}
+}
+
+// wireReq is the request the reply answers.
+func wireReq(name string, qtype uint16, do bool) *Request {
+	return &Request{Name: name, Qtype: qtype, DO: do}
+}
+
+func TestPutWireMatchesMsgPath(t *testing.T) {
+	now := time.Now()
+	for _, tc := range wireCases() {
+		for _, name := range []string{"www.example.com.", "a.b.c.example.com."} {
+			t.Run(tc.name+"/"+name, func(t *testing.T) {
+				pack := tc.pack
+				if pack == nil {
+					pack = packWith(true, true, tc.do)
+				}
+				b := pack(tc.build(mixCase(name)))
+				orig := bytes.Clone(b)
+				req := wireReq(name, tc.qtype, tc.do)
+				c := NewCache(tc.opts)
+				want, unpacked := msgPathEntry(c, req, bytes.Clone(b), now)
+				if !unpacked {
+					t.Fatal("the Msg path cannot unpack the reply")
+				}
+				if (want == nil) != tc.msgNil {
+					t.Fatalf("Msg path entry %v, want nil %v", want != nil, tc.msgNil)
+				}
+				got, ok := c.putWire(req, b, now)
+				if !bytes.Equal(b, orig) {
+					t.Fatal("putWire changed the reply")
+				}
+				if ok != tc.accept {
+					t.Fatalf("putWire ok %v, want %v", ok, tc.accept)
+				}
+				if !ok {
+					if c.Len() != 0 {
+						t.Fatal("declined but stored")
+					}
+					return
+				}
+				if err := diffEntries(got, want, req, now); err != nil {
+					t.Fatal(err)
+				}
+				// Stored, and read back the same.
+				back := c.get(name, tc.qtype, tc.do, false)
+				if back == nil {
+					t.Fatal("not stored")
+				}
+				if err := diffEntries(back, want, req, now); err != nil {
+					t.Fatalf("stored entry: %v", err)
+				}
+			})
+		}
+	}
+}
+
+// TestPutWireDeclinesBadPointers: pointers the wire path must not follow
+// (forward, into the header, to a byte that is not a label start, a loop)
+// are declined whatever miekg makes of them.
+func TestPutWireDeclinesBadPointers(t *testing.T) {
+	now := time.Now()
+	name := "www.example.com."
+	m := baseReply(mixCase(name), dns.TypeA, dns.RcodeSuccess)
+	m.Answer = []dns.RR{aRR(mixCase(name), 300, 1)}
+	base := packWith(true, false, false)(m)
+	// The answer's owner is a pointer to the question (c0 0c) at qEnd.
+	qEnd := hdrLen + len(name) + 1 + 4
+	if base[qEnd] != 0xC0 || base[qEnd+1] != hdrLen {
+		t.Fatalf("unexpected packing %x", base)
+	}
+	c := NewCache(stdWireOpts)
+	req := wireReq(name, dns.TypeA, false)
+	if _, ok := c.newEntryWire(req, base, now); !ok {
+		t.Fatal("the unpatched reply is declined")
+	}
+	for _, tc := range []struct {
+		name string
+		ptr  uint16
+	}{
+		{"to itself", uint16(qEnd)},
+		{"forward", uint16(qEnd + 2)},
+		{"into the header", 2},
+		{"into a label", hdrLen + 1},
+		{"to the question's type", uint16(qEnd - 4)},
+		{"beyond the end", 0x3FFF},
+	} {
+		b := bytes.Clone(base)
+		binary.BigEndian.PutUint16(b[qEnd:], 0xC000|tc.ptr)
+		if _, ok := c.newEntryWire(req, b, now); ok {
+			t.Errorf("%s: accepted", tc.name)
+		}
+	}
+	// A label start is fine: "example.com." at 12+4.
+	b := bytes.Clone(base)
+	binary.BigEndian.PutUint16(b[qEnd:], 0xC000|(hdrLen+4))
+	if _, ok := c.newEntryWire(req, b, now); !ok {
+		t.Error("pointer to a label start declined")
+	}
+}
+
+// TestPutWireQuestionMismatch: the question is checked again.
+func TestPutWireQuestionMismatch(t *testing.T) {
+	now := time.Now()
+	m := baseReply("WwW.example.com.", dns.TypeA, dns.RcodeSuccess)
+	m.Answer = []dns.RR{aRR("www.example.com.", 300, 1)}
+	b := packWith(true, true, false)(m)
+	c := NewCache(stdWireOpts)
+	for _, req := range []*Request{
+		wireReq("ww.example.com.", dns.TypeA, false),
+		wireReq("www.example.co.", dns.TypeA, false),
+		wireReq("www.example.com", dns.TypeA, false),
+		wireReq("www.example.com.", dns.TypeAAAA, false),
+		wireReq("www.Example.com.", dns.TypeA, false),
+	} {
+		if _, ok := c.newEntryWire(req, b, now); ok {
+			t.Errorf("%s/%d accepted", req.Name, req.Qtype)
+		}
+	}
+	if _, ok := c.newEntryWire(wireReq("www.example.com.", dns.TypeA, false), b, now); !ok {
+		t.Error("the matching request is declined")
+	}
+}
+
+// fuzzName is the question of FuzzPutWire's replies, in the case the query
+// went out with.
+const fuzzName = "wWw.ExaMple.cOm."
+
+// fuzzReply is the reply FuzzPutWire builds: a fixed ID and question, the
+// flags (QR forced) and the counts from the first 8 bytes of data, then the
+// rest of data as the records.
+func fuzzReply(data []byte) []byte {
+	var h [8]byte
+	copy(h[:], data)
+	b := []byte{0x12, 0x34, h[0] | 0x80, h[1], 0, 1, h[2], h[3], h[4], h[5], h[6], h[7]}
+	for _, l := range strings.Split(strings.TrimSuffix(fuzzName, "."), ".") {
+		b = append(b, byte(len(l)))
+		b = append(b, l...)
+	}
+	b = append(b, 0, 0, byte(dns.TypeA), 0, 1)
+	return append(b, data[min(len(data), 8):]...)
+}
+
+// fuzzSeed turns a reply to fuzzName/A into FuzzPutWire's input.
+func fuzzSeed(b []byte) []byte {
+	qEnd := hdrLen + len(fuzzName) + 1 + 4
+	return append(append(bytes.Clone(b[2:4]), b[6:12]...), b[qEnd:]...)
+}
+
+// FuzzPutWire: for any reply, the wire path declines or builds the entry the
+// Msg path builds (which then must have unpacked the reply and cached it).
+func FuzzPutWire(f *testing.F) {
+	for _, tc := range wireCases() {
+		if tc.qtype != dns.TypeA {
+			continue
+		}
+		pack := tc.pack
+		if pack == nil {
+			pack = packWith(true, true, tc.do)
+		}
+		f.Add(fuzzSeed(pack(tc.build(fuzzName))))
+	}
+	caches := []*Cache{
+		NewCache(CacheOptions{Size: 100, ServfailTTL: 3 * time.Second}),
+		NewCache(CacheOptions{Size: 100, MinTTL: 30 * time.Second, MaxTTL: time.Hour, NegativeMaxTTL: 10 * time.Minute}),
+	}
+	now := time.Now()
+	f.Fuzz(func(t *testing.T, data []byte) {
+		b := fuzzReply(data)
+		orig := bytes.Clone(b)
+		for i, c := range caches {
+			req := wireReq(strings.ToLower(fuzzName), dns.TypeA, i == 1)
+			got, ok := c.newEntryWire(req, b, now)
+			if !bytes.Equal(b, orig) {
+				t.Fatal("newEntryWire changed the reply")
+			}
+			if !ok {
+				continue
+			}
+			want, unpacked := msgPathEntry(c, req, bytes.Clone(b), now)
+			if !unpacked || want == nil {
+				t.Fatalf("cache %d: accepted a reply the Msg path does not cache (unpacked %v)", i, unpacked)
+			}
+			if err := diffEntries(got, want, req, now); err != nil {
+				t.Fatalf("cache %d: %v", i, err)
+			}
+		}
+	})
+}
+
+// BenchmarkPutWire compares storing a typical miss's answer (one A record,
+// compressed, 0x20 question, an OPT) from its bytes with the Msg path
+// (unpack, scrub, put).
+func BenchmarkPutWire(b *testing.B) {
+	name := "www.example.com."
+	m := baseReply(mixCase(name), dns.TypeA, dns.RcodeSuccess)
+	m.Answer = []dns.RR{aRR(mixCase(name), 300, 1)}
+	reply := packWith(true, true, false)(m)
+	req := wireReq(name, dns.TypeA, false)
+	now := time.Now()
+	b.Run("wire", func(b *testing.B) {
+		c := NewCache(CacheOptions{Size: 1000})
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, ok := c.putWire(req, reply, now); !ok {
+				b.Fatal("declined")
+			}
+		}
+	})
+	b.Run("msg", func(b *testing.B) {
+		c := NewCache(CacheOptions{Size: 1000})
+		b.ReportAllocs()
+		for b.Loop() {
+			m := new(dns.Msg)
+			if err := m.Unpack(reply); err != nil {
+				b.Fatal(err)
+			}
+			m.Authoritative = false
+			scrub(m, req.Name)
+			if c.put(req, m, now) == nil {
+				b.Fatal("not cached")
+			}
+		}
+	})
+}
