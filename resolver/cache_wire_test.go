@@ -177,6 +177,7 @@ type wireCase struct {
 	name  string
 	qtype uint16
 	do    bool
+	cd    bool
 	// build returns the reply to the question qn (mixed case) of type qt.
 	build func(qn string) *dns.Msg
 	// pack packs it (nil: with compression and an OPT of 1232 bytes).
@@ -294,7 +295,7 @@ func wireCases() []wireCase {
 				m.Answer = []dns.RR{aRR(qn, 300, 1), rrsig(qn, "example.com.", dns.TypeA)}
 				return m
 			}},
-		{name: "AAAA", qtype: dns.TypeAAAA, accept: true, opts: stdWireOpts,
+		{name: "AAAA CD", qtype: dns.TypeAAAA, cd: true, accept: true, opts: stdWireOpts,
 			build: func(qn string) *dns.Msg {
 				m := baseReply(qn, dns.TypeAAAA, dns.RcodeSuccess)
 				m.Answer = []dns.RR{&dns.AAAA{Hdr: rrHdr(qn, dns.TypeAAAA, 300), AAAA: make([]byte, 16)}}
@@ -427,6 +428,18 @@ func wireCases() []wireCase {
 
 		// Declined: the Msg path caches something the wire path does not
 		// check.
+		{name: "17 CNAMEs", qtype: dns.TypeA, opts: stdWireOpts,
+			build: func(qn string) *dns.Msg {
+				m := baseReply(qn, dns.TypeA, dns.RcodeSuccess)
+				owner := qn
+				for i := range 17 {
+					target := fmt.Sprintf("c%d.example.net.", i)
+					m.Answer = append(m.Answer, &dns.CNAME{Hdr: rrHdr(owner, dns.TypeCNAME, 300), Target: target})
+					owner = target
+				}
+				m.Answer = append(m.Answer, aRR(owner, 300, 1))
+				return m
+			}},
 		{name: "TXT", qtype: dns.TypeTXT, opts: stdWireOpts,
 			build: func(qn string) *dns.Msg {
 				m := baseReply(qn, dns.TypeTXT, dns.RcodeSuccess)
@@ -481,6 +494,7 @@ func TestPutWireMatchesMsgPath(t *testing.T) {
 				b := pack(tc.build(mixCase(name)))
 				orig := bytes.Clone(b)
 				req := wireReq(name, tc.qtype, tc.do)
+				req.CD = tc.cd
 				c := NewCache(tc.opts)
 				want, unpacked := msgPathEntry(c, req, bytes.Clone(b), now)
 				if !unpacked {
@@ -506,7 +520,7 @@ func TestPutWireMatchesMsgPath(t *testing.T) {
 					t.Fatal(err)
 				}
 				// Stored, and read back the same.
-				back := c.get(name, tc.qtype, tc.do, false)
+				back := c.get(name, tc.qtype, tc.do, tc.cd)
 				if back == nil {
 					t.Fatal("not stored")
 				}
@@ -582,6 +596,10 @@ func TestPutWireQuestionMismatch(t *testing.T) {
 	}
 	if _, ok := c.newEntryWire(wireReq("www.example.com.", dns.TypeA, false), b, now); !ok {
 		t.Error("the matching request is declined")
+	}
+	var none *Cache
+	if e, ok := none.putWire(wireReq("www.example.com.", dns.TypeA, false), b, now); ok || e != nil {
+		t.Error("a nil cache took the reply")
 	}
 }
 
