@@ -607,34 +607,31 @@ func TestPutWireQuestionMismatch(t *testing.T) {
 // went out with.
 const fuzzName = "wWw.ExaMple.cOm."
 
-// fuzzReply is the reply FuzzPutWire builds: a fixed ID and question, the
-// flags (QR forced) and the counts from the first 8 bytes of data, then the
-// rest of data as the records.
-func fuzzReply(data []byte) []byte {
-	var h [8]byte
+// fuzzReply is the reply FuzzPutWire builds: a fixed ID and question name,
+// the flags (QR forced), the counts and the question type from the first 10
+// bytes of data, then the rest of data as the records.
+func fuzzReply(data []byte) (b []byte, qtype uint16) {
+	var h [10]byte
 	copy(h[:], data)
-	b := []byte{0x12, 0x34, h[0] | 0x80, h[1], 0, 1, h[2], h[3], h[4], h[5], h[6], h[7]}
+	b = []byte{0x12, 0x34, h[0] | 0x80, h[1], 0, 1, h[2], h[3], h[4], h[5], h[6], h[7]}
 	for _, l := range strings.Split(strings.TrimSuffix(fuzzName, "."), ".") {
 		b = append(b, byte(len(l)))
 		b = append(b, l...)
 	}
-	b = append(b, 0, 0, byte(dns.TypeA), 0, 1)
-	return append(b, data[min(len(data), 8):]...)
+	b = append(b, 0, h[8], h[9], 0, 1)
+	return append(b, data[min(len(data), 10):]...), binary.BigEndian.Uint16(h[8:])
 }
 
-// fuzzSeed turns a reply to fuzzName/A into FuzzPutWire's input.
+// fuzzSeed turns a reply to fuzzName into FuzzPutWire's input.
 func fuzzSeed(b []byte) []byte {
 	qEnd := hdrLen + len(fuzzName) + 1 + 4
-	return append(append(bytes.Clone(b[2:4]), b[6:12]...), b[qEnd:]...)
+	return append(append(append(bytes.Clone(b[2:4]), b[6:12]...), b[qEnd-4:qEnd-2]...), b[qEnd:]...)
 }
 
 // FuzzPutWire: for any reply, the wire path declines or builds the entry the
 // Msg path builds (which then must have unpacked the reply and cached it).
 func FuzzPutWire(f *testing.F) {
 	for _, tc := range wireCases() {
-		if tc.qtype != dns.TypeA {
-			continue
-		}
 		pack := tc.pack
 		if pack == nil {
 			pack = packWith(true, true, tc.do)
@@ -647,10 +644,10 @@ func FuzzPutWire(f *testing.F) {
 	}
 	now := time.Now()
 	f.Fuzz(func(t *testing.T, data []byte) {
-		b := fuzzReply(data)
+		b, qtype := fuzzReply(data)
 		orig := bytes.Clone(b)
 		for i, c := range caches {
-			req := wireReq(strings.ToLower(fuzzName), dns.TypeA, i == 1)
+			req := wireReq(strings.ToLower(fuzzName), qtype, i == 1)
 			got, ok := c.newEntryWire(req, b, now)
 			if !bytes.Equal(b, orig) {
 				t.Fatal("newEntryWire changed the reply")
