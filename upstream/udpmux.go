@@ -180,6 +180,11 @@ type pendingQuery struct {
 	// mismatched counts the replies with this query's ID that did not match
 	// it (under the socket's mu).
 	mismatched int
+	// async, when set, takes the reply instead of a waiter: the query was
+	// started with Group.StartUDP (done is nil then).
+	async *Async
+	// sock is the socket the query is in flight on (set by add).
+	sock *muxSock
 }
 
 type muxResult struct {
@@ -190,6 +195,10 @@ type muxResult struct {
 // finish hands p's waiter its result r. Only whoever removed p from its
 // socket's table calls it, once.
 func (p *pendingQuery) finish(r muxResult) {
+	if p.async != nil {
+		p.async.finish(nil, r.err)
+		return
+	}
 	p.result = r
 	p.done <- struct{}{}
 }
@@ -200,6 +209,12 @@ func (p *pendingQuery) finish(r muxResult) {
 // entry. The caller writes wire and then waits. now is a time.Now reading
 // just taken (for the sockets' age).
 func (m *udpMux) start(q *sentQuery, wire []byte, now time.Time) (*muxSock, *pendingQuery, error) {
+	return m.startWith(q, wire, now, nil)
+}
+
+// startWith is start with the entry p the caller made (an Async's, whose
+// reply goes to its handler), or a new one when p is nil.
+func (m *udpMux) startWith(q *sentQuery, wire []byte, now time.Time, p *pendingQuery) (*muxSock, *pendingQuery, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.inflight.Load() >= muxMaxInflight {
@@ -218,7 +233,7 @@ func (m *udpMux) start(q *sentQuery, wire []byte, now time.Time) (*muxSock, *pen
 		}
 		s, m.socks[i] = ns, ns
 	}
-	p := s.add(q, wire) // s is current, so not closed
+	p = s.add(q, wire, p) // s is current, so not closed
 	if m.closed {
 		// After Close a socket serves the one query it was opened for.
 		m.socks[i] = nil
@@ -268,8 +283,9 @@ func (s *muxSock) worn(now time.Time) bool {
 	return s.uses >= muxMaxUses || now.Sub(s.born) >= muxMaxAge
 }
 
-// add registers q on s with a fresh random ID. s must not be retired.
-func (s *muxSock) add(q *sentQuery, wire []byte) *pendingQuery {
+// add registers q on s with a fresh random ID, in p (a new entry with a
+// channel to wait on when p is nil). s must not be retired.
+func (s *muxSock) add(q *sentQuery, wire []byte, p *pendingQuery) *pendingQuery {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	id := binary.BigEndian.Uint16(wire)
@@ -278,7 +294,11 @@ func (s *muxSock) add(q *sentQuery, wire []byte) *pendingQuery {
 		id = binary.BigEndian.Uint16(wire)
 	}
 	q.id = id
-	p := &pendingQuery{q: *q, done: make(chan struct{}, 1)}
+	if p == nil {
+		p = &pendingQuery{done: make(chan struct{}, 1)}
+	}
+	p.q = *q
+	p.sock = s
 	if s.pending.n == 0 {
 		udpIdle.Add(-1)
 	}
@@ -388,6 +408,10 @@ func (s *muxSock) dispatch(b []byte, trunc bool) {
 	s.mu.Unlock()
 	if p == nil {
 		s.dropped("id") // forged, duplicate or late
+		return
+	}
+	if p.async != nil {
+		s.dispatchAsync(p, b, trunc)
 		return
 	}
 	var (
