@@ -27,7 +27,8 @@ import (
 // reading until its last query is answered or gives up, and is closed.
 //
 // One goroutine per socket reads the replies (recvmmsg on Linux, a batch
-// per system call) and hands each to the query waiting for it: the reply
+// per system call) and hands each to the query waiting for it, or, for a
+// query started with Group.StartUDP, to its handler (see Async): the reply
 // must come from the server's address and port, carry the ID of a query in
 // flight on that socket and repeat its question (0x20 case included: see
 // match). Anything else is dropped and counted (Options.OnDrop); a
