@@ -31,15 +31,13 @@ type AsyncHandler interface {
 type Async struct {
 	H AsyncHandler
 
-	g      *Group
-	mb     *member
-	start  time.Time // the group's clock at the start, for Observe
-	dl     time.Time // the exchange's deadline (the caller's, or the group's Timeout)
-	tryDL  time.Time // the try's: dl or the group's TryTimeout, whichever is earlier
-	timer  *time.Timer
-	p      pendingQuery
-	buf    [asyncQueryLen]byte
-	expire func() // a.timeout, bound once
+	g     *Group
+	mb    *member
+	start time.Time // the group's clock at the start, for Observe
+	dl    time.Time // the exchange's deadline (the caller's, or the group's Timeout)
+	tryDL time.Time // the try's: dl or the group's TryTimeout, whichever is earlier
+	p     pendingQuery
+	buf   [asyncQueryLen]byte
 }
 
 // asyncQueryLen holds the longest query StartUDP writes: header, a 255-byte
@@ -156,16 +154,8 @@ func (u *server) startUDP(a *Async, question []byte, cd, do bool, now time.Time)
 	if err != nil {
 		return false
 	}
-	if a.expire == nil {
-		a.expire = a.timeout
-	}
-	// The timer is set and taken (finish) under the socket's lock: an ICMP
-	// error may end the query (fail) before this line.
-	s.mu.Lock()
-	if s.pending.get(p.q.id) == p {
-		a.timer = time.AfterFunc(a.tryDL.Sub(now), a.expire)
-	}
-	s.mu.Unlock()
+	u.mux.asyncN.Add(1) // finish takes it off
+	u.mux.armSweep()
 	if !u.mux.sender.send(s, p, b) {
 		if _, err := s.c.Write(b); err != nil {
 			s.failWrite(p, err)
@@ -200,37 +190,67 @@ func lowerASCII(b []byte) {
 	}
 }
 
-// timeout ends a's query at its try's deadline, if it is still in flight.
-func (a *Async) timeout() {
-	s := a.p.sock
-	if s == nil {
+// sweepEvery is how often the queries started with StartUDP are checked
+// for their try's deadline, while any is in flight: a try ends up to this
+// much after its deadline.
+const sweepEvery = 10 * time.Millisecond
+
+// armSweep makes sure a sweep is due.
+func (m *udpMux) armSweep() {
+	if m.sweepOn.Swap(true) {
 		return
 	}
-	s.mu.Lock()
-	ok := s.remove(&a.p)
-	n := a.p.mismatched
-	s.mu.Unlock()
-	if !ok {
-		return
+	m.mu.Lock()
+	if m.sweepT == nil {
+		m.sweepT = time.AfterFunc(sweepEvery, m.sweep)
+	} else {
+		m.sweepT.Reset(sweepEvery)
 	}
-	err := fmt.Errorf("%s: udp read: %w", a.mb.up.String(), context.DeadlineExceeded)
-	if n > 0 {
-		err = fmt.Errorf("%w (ignored %d non-matching replies)", err, n)
+	m.mu.Unlock()
+}
+
+// sweep ends the StartUDP queries past their try's deadline, then arms
+// the next sweep if any is left in flight.
+func (m *udpMux) sweep() {
+	now := time.Now()
+	m.liveMu.Lock()
+	socks := append([]*muxSock(nil), m.live...)
+	m.liveMu.Unlock()
+	type late struct {
+		a          *Async
+		mismatched int
 	}
-	a.finish(nil, err)
+	var expired []late
+	for _, s := range socks {
+		s.mu.Lock()
+		n := len(expired)
+		for _, p := range s.pending.slot {
+			if p != nil && p != removedQuery && p.async != nil && !now.Before(p.async.tryDL) {
+				expired = append(expired, late{p.async, p.mismatched})
+			}
+		}
+		for _, x := range expired[n:] {
+			s.remove(&x.a.p)
+		}
+		s.mu.Unlock()
+	}
+	for _, x := range expired {
+		err := fmt.Errorf("%s: udp read: %w", x.a.mb.up.String(), context.DeadlineExceeded)
+		if x.mismatched > 0 {
+			err = fmt.Errorf("%w (ignored %d non-matching replies)", err, x.mismatched)
+		}
+		x.a.finish(nil, err)
+	}
+	m.sweepOn.Store(false)
+	if m.asyncN.Load() > 0 {
+		m.armSweep()
+	}
 }
 
 // finish records the try's outcome (Observe, health) and hands it to a.H.
 // Only whoever took a's query out of its socket's table calls it, once.
 func (a *Async) finish(reply []byte, err error) {
-	s := a.p.sock
-	s.mu.Lock()
-	t := a.timer
-	a.timer = nil
-	s.mu.Unlock()
-	if t != nil {
-		t.Stop() // a no-op when it is the timer that fired
-	}
+	a.p.sock.mux.asyncN.Add(-1)
 	g, mb := a.g, a.mb
 	if g.opts.Observe != nil {
 		g.opts.Observe(mb.up.String(), g.opts.Now().Sub(a.start), err)

@@ -49,6 +49,16 @@ type udpMux struct {
 	socks  [muxSockets]*muxSock // nil until first used
 	next   int                  // the slot the next query goes to
 	closed bool
+
+	// The timeouts of the queries started with Group.StartUDP: one sweep
+	// of the open sockets every sweepEvery while any is in flight (asyncN),
+	// not a timer per query. live is every open socket, retiring ones
+	// included (lock order: mu, a socket's mu, liveMu).
+	asyncN  atomic.Int64
+	sweepOn atomic.Bool
+	sweepT  *time.Timer // under mu
+	liveMu  sync.Mutex
+	live    []*muxSock
 }
 
 const (
@@ -258,6 +268,9 @@ func (m *udpMux) open(now time.Time) (*muxSock, error) {
 	udpOpen.Add(1)
 	udpIdle.Add(1)
 	s := &muxSock{mux: m, c: c, born: now}
+	m.liveMu.Lock()
+	m.live = append(m.live, s)
+	m.liveMu.Unlock()
 	go s.read()
 	return s, nil
 }
@@ -359,6 +372,17 @@ func (s *muxSock) closeLocked() {
 	_ = s.c.Close()
 	udpOpen.Add(-1)
 	udpIdle.Add(-1)
+	m := s.mux
+	m.liveMu.Lock()
+	for i, x := range m.live {
+		if x == s {
+			last := len(m.live) - 1
+			m.live[i], m.live[last] = m.live[last], nil
+			m.live = m.live[:last]
+			break
+		}
+	}
+	m.liveMu.Unlock()
 }
 
 // dropped counts a reply read and thrown away.
