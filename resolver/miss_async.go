@@ -63,7 +63,6 @@ type asyncMiss struct {
 	key   flightKey
 	fl    *flight
 	start time.Time
-	name  [256]byte
 }
 
 // handover is what an asyncMiss gives the worker that finishes its query:
@@ -91,11 +90,12 @@ func (s *Server) startMiss(j *udpJob) bool {
 	if !ok || j.snd == nil || s.cache == nil {
 		return false
 	}
-	m := &asyncMiss{s: s, j: *j}
-	q, canon, ok := parseQuery(j.pkt, m.name[:0])
+	var name [256]byte
+	q, canon, ok := parseQuery(j.pkt, name[:0])
 	if !ok {
 		return false
 	}
+	m := &asyncMiss{s: s, j: *j}
 	rt := j.rt
 	client := j.addr.Addr().Unmap()
 	m.q = q
