@@ -34,9 +34,10 @@ import (
 //     answer, the offsets of its TTLs, the name and the CNAME/DNAME targets,
 //     padded to 8 bytes. A record never crosses a chunk; the rest of a
 //     chunk too small for the next record is a padding record.
-//   - The index is a Go map from the key's 64-bit hash (of the name, the
-//     type and the flags) to the record's offset in the ring: integers
-//     only, so the GC does not look inside it. The name, type and flags
+//   - The index maps the key's 64-bit hash (of the name, the type and the
+//     flags) to the record's offset in the ring: integers only, in an
+//     open-addressing table of the shard's own (hashIndex), so the GC does
+//     not look inside it. The name, type and flags
 //     stored in the record are compared on every lookup, so a hash
 //     collision is a miss, never a wrong answer.
 //   - Positions only grow (a record at position p lives at p modulo the ring
@@ -55,8 +56,8 @@ import (
 // reaches each one, so a small cache stays small) add up to at most its
 // share of MaxBytes (rounded down to whole chunks, whose size is a power of
 // two), and a shard holds at most its share of Size entries.
-// The index and the shards' fixed fields are outside MaxBytes (about 40
-// bytes per entry in the map, bounded by Size). A MaxBytes under 1 MiB
+// The index and the shards' fixed fields are outside MaxBytes (16 bytes a
+// slot, two to four slots per entry of Size, allocated at the start). A MaxBytes under 1 MiB
 // gets fewer shards, each at least 64 KiB. An answer whose record is larger
 // than a chunk (64 KiB, less for a MaxBytes under 64 KiB) is not cached.
 //
@@ -88,7 +89,7 @@ type cacheShard struct {
 	mu sync.Mutex
 	// index maps a key to the offset of its record in the ring: offsets
 	// of the records between head and tail are distinct.
-	index map[uint64]uint64
+	index hashIndex
 	// chunks is the ring: len(chunks) chunks of chunk bytes, each
 	// allocated when the tail first reaches it.
 	chunks     [][]byte
@@ -204,7 +205,7 @@ func NewCache(opts CacheOptions) *Cache {
 	per := max(opts.Size/n, 1)
 	for i := range c.shards {
 		s := &c.shards[i]
-		s.index = make(map[uint64]uint64)
+		s.index = newHashIndex(per)
 		s.chunks = make([][]byte, chunks)
 		s.chunk = chunk
 		s.shift = uint(bits.TrailingZeros(uint(chunk)))
@@ -266,7 +267,7 @@ func (c *Cache) Purge() {
 	for i := range c.shards {
 		s := &c.shards[i]
 		s.mu.Lock()
-		clear(s.index)
+		s.index.clear()
 		clear(s.chunks)
 		s.head = s.tail
 		s.entries.Store(0)
@@ -284,9 +285,9 @@ func (c *Cache) store(k cacheKey, e *entry) {
 	stored := int64(e.stored.Sub(c.epoch))
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if old, ok := s.index[k.h]; ok {
+	if old, ok := s.index.get(k.h); ok {
 		// The old record stays in the ring, dead, until the head reaches it.
-		delete(s.index, k.h)
+		s.index.del(k.h)
 		s.entries.Add(-1)
 		s.live.Add(-int64(recordLen(s.at(old, recHdr))))
 	}
@@ -300,7 +301,7 @@ func (c *Cache) store(k cacheKey, e *entry) {
 	off := s.off(s.alloc(c, size, &moves))
 	e.marshal(s.at(off, size), k, stored)
 	s.tail += uint64(size)
-	s.index[k.h] = off
+	s.index.set(k.h, off)
 	s.entries.Add(1)
 	s.live.Add(int64(size))
 	e.shard, e.key, e.pos = s, k, off
@@ -357,7 +358,7 @@ func (s *cacheShard) evict(c *Cache, moves *int) {
 	}
 	hdr = s.at(head, recHdr)
 	k := recordKey(hdr)
-	if off, ok := s.index[k.h]; !ok || off != head {
+	if off, ok := s.index.get(k.h); !ok || off != head {
 		s.head += uint64(size) // replaced: dead
 		return
 	}
@@ -369,12 +370,12 @@ func (s *cacheShard) evict(c *Cache, moves *int) {
 		// handles the overlap when they are the same bytes.
 		tail := s.off(s.tail)
 		copy(s.at(tail, size), s.at(head, size))
-		s.index[k.h] = tail
+		s.index.set(k.h, tail)
 		s.head += uint64(size)
 		s.tail += uint64(size)
 		return
 	}
-	delete(s.index, k.h)
+	s.index.del(k.h)
 	s.entries.Add(-1)
 	s.live.Add(-int64(size))
 	s.head += uint64(size)
@@ -404,7 +405,7 @@ func (c *Cache) lookup(dst *entry, name string, qtype uint16, do, cd bool) *entr
 	k := c.key(name, qtype, do, cd)
 	s := c.shard(k)
 	s.mu.Lock()
-	pos, ok := s.index[k.h]
+	pos, ok := s.index.get(k.h)
 	if !ok {
 		s.mu.Unlock()
 		return nil
@@ -444,7 +445,7 @@ func (e *entry) claimPrefetch(now time.Time) bool {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if pos, ok := s.index[e.key.h]; !ok || pos != e.pos {
+	if pos, ok := s.index.get(e.key.h); !ok || pos != e.pos {
 		return false // replaced, moved or evicted since
 	}
 	hdr := s.at(e.pos, recHdr)
@@ -465,7 +466,7 @@ func (e *entry) endPrefetch() {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if pos, ok := s.index[e.key.h]; ok && pos == e.pos {
+	if pos, ok := s.index.get(e.key.h); ok && pos == e.pos {
 		s.at(e.pos, recHdr)[recState] &^= statePrefetching
 	}
 }

@@ -34,7 +34,7 @@ func checkCache(t *testing.T, c *Cache) {
 				t.Fatalf("shard %d: record of %d bytes at %d (chunk %d)", i, size, pos, s.chunk)
 			}
 			if hdr[recKind] == kindEntry {
-				if p, ok := s.index[recordKey(s.at(s.off(pos), recHdr)).h]; ok && p == s.off(pos) {
+				if p, ok := s.index.get(recordKey(s.at(s.off(pos), recHdr)).h); ok && p == s.off(pos) {
 					live += int64(size)
 					n++
 					var e entry
@@ -47,8 +47,8 @@ func checkCache(t *testing.T, c *Cache) {
 			}
 			pos += uint64(size)
 		}
-		if n != int64(len(s.index)) || n != s.entries.Load() || live != s.live.Load() {
-			t.Fatalf("shard %d: %d live records of %d bytes; index %d, counted %d entries of %d bytes", i, n, live, len(s.index), s.entries.Load(), s.live.Load())
+		if n != int64(s.index.len()) || n != s.entries.Load() || live != s.live.Load() {
+			t.Fatalf("shard %d: %d live records of %d bytes; index %d, counted %d entries of %d bytes", i, n, live, s.index.len(), s.entries.Load(), s.live.Load())
 		}
 		if n > int64(s.maxEntries) {
 			t.Fatalf("shard %d: %d entries over its bound %d", i, n, s.maxEntries)

@@ -92,15 +92,25 @@ func (f *forwarder) fetch(ctx context.Context, req *Request) (*entry, *dns.Msg, 
 		key.flags |= keyCD
 	}
 	fl, leader := f.flights.join(key)
-	shared := true
 	if leader {
 		// The flight runs in the first caller's goroutine (a long-lived
 		// worker, see udpWorker), bounded by the query timeout like the
 		// callers themselves.
-		shared = f.fly(ctx, req, key, fl)
-	} else {
-		fl.wg.Wait()
+		return f.flyLed(ctx, req, key, fl)
 	}
+	fl.wg.Wait()
+	return fl.result(true)
+}
+
+// flyLed flies fl, a flight the caller leads (from join, or from lead for
+// an asyncMiss whose try failed), and returns its result as fetch does.
+func (f *forwarder) flyLed(ctx context.Context, req *Request, key flightKey, fl *flight) (*entry, *dns.Msg, error) {
+	return fl.result(f.fly(ctx, req, key, fl))
+}
+
+// result is the landed flight's outcome for one caller: the entry, the
+// message (a copy when others share it) or the error.
+func (fl *flight) result(shared bool) (*entry, *dns.Msg, error) {
 	if fl.err != nil {
 		return nil, nil, fl.err
 	}
@@ -134,7 +144,9 @@ func (f *forwarder) fly(ctx context.Context, req *Request, key flightKey, fl *fl
 		resp *dns.Msg
 		err  error
 	)
-	if dx, ok := up.(deadlineExchanger); ok {
+	if ax, ok := up.(afterExchanger); ok && req.after != nil {
+		resp, err = ax.ExchangeAfter(base, m, req.after.a, req.after.bad, req.after.err)
+	} else if dx, ok := up.(deadlineExchanger); ok {
 		wall := req.wall
 		if wall.IsZero() {
 			wall = time.Now()
@@ -232,6 +244,23 @@ func (t *flights) join(key flightKey) (*flight, bool) {
 	t.m[key] = fl
 	t.mu.Unlock()
 	return fl, true
+}
+
+// lead returns a new flight for key that the caller leads, or nil when
+// one is already in the air (the caller then joins it as usual).
+func (t *flights) lead(key flightKey) *flight {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if _, ok := t.m[key]; ok {
+		return nil
+	}
+	if t.m == nil {
+		t.m = make(map[flightKey]*flight)
+	}
+	fl := &flight{}
+	fl.wg.Add(1)
+	t.m[key] = fl
+	return fl
 }
 
 // land takes fl out of the table and releases the callers that joined it;

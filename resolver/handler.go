@@ -63,6 +63,10 @@ type Request struct {
 	// wall is a time.Now reading taken as the query was taken up (zero:
 	// none); a flight's deadline is counted from it (one clock read fewer).
 	wall time.Time
+	// after is set for a query whose first upstream try went out without
+	// a worker (asyncMiss) and gave no usable reply: the flight goes on
+	// from it (upstream.Group.ExchangeAfter) instead of starting over.
+	after *afterTry
 }
 
 // Handler answers a query. A nil error means the returned message is the

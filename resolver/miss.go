@@ -21,8 +21,22 @@ import (
 // client) is finished as on the slow path, from the same upstream answer. It
 // returns the reply, or nil to send nothing.
 func (s *Server) missUDP(w *worker, pkt []byte, addr netip.AddrPort, rt *Runtime, up Exchanger) []byte {
+	return s.missUDPFrom(w, pkt, addr, rt, up, nil)
+}
+
+// missUDPFrom is missUDP for a query an asyncMiss handed over (h not nil):
+// with the flight it leads still to fly (its try did not give a usable
+// answer: ExchangeBy asks again, with the failover and the TCP retry), or
+// with the flight landed and its result (an answer the fast finish does
+// not write: uncacheable, too big, a CNAME to a listed name).
+func (s *Server) missUDPFrom(w *worker, pkt []byte, addr netip.AddrPort, rt *Runtime, up Exchanger, h *handover) []byte {
 	q, canon, ok := parseQuery(pkt, w.name)
 	if !ok {
+		if h != nil && h.fl != nil {
+			// Never here (startMiss parsed the same packet), but a
+			// led flight must land whatever happens.
+			rt.fwd.flights.land(h.key, h.fl)
+		}
 		return s.resolve(rt, pkt, addr, UDP)
 	}
 	w.name = canon[:0]
@@ -44,14 +58,30 @@ func (s *Server) missUDP(w *worker, pkt []byte, addr netip.AddrPort, rt *Runtime
 	if !s.wallClock {
 		now = s.now()
 	}
-	old := s.cache.get(req.Name, req.Qtype, req.DO, req.CD)
-	if old != nil && old.fresh(now) {
-		// Cached since fast looked: the slow path answers it as a hit.
-		return s.resolve(rt, pkt, addr, UDP)
+	if h != nil && !h.wall.IsZero() {
+		start, req.wall = h.wall, h.wall // the query's time is its start's
 	}
-	s.obs.CacheMiss()
-	// fetch bounds the upstream work by the query timeout.
-	fresh, m, err := rt.fwd.fetch(context.Background(), req)
+	old := s.cache.get(req.Name, req.Qtype, req.DO, req.CD)
+	var (
+		fresh *entry
+		m     *dns.Msg
+		err   error
+	)
+	switch {
+	case h == nil:
+		if old != nil && old.fresh(now) {
+			// Cached since fast looked: the slow path answers it as a hit.
+			return s.resolve(rt, pkt, addr, UDP)
+		}
+		s.obs.CacheMiss()
+		// fetch bounds the upstream work by the query timeout.
+		fresh, m, err = rt.fwd.fetch(context.Background(), req)
+	case h.fl != nil:
+		req.after = h.after
+		fresh, m, err = rt.fwd.flyLed(context.Background(), req, h.key, h.fl)
+	default:
+		fresh, m, err = h.e, h.m, h.err
+	}
 	if err == nil && fresh != nil && fresh.stored.After(now) {
 		// The entry was stored when its flight landed, just now: its
 		// clock reading is the answer's (one read fewer per miss).

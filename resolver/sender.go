@@ -6,6 +6,7 @@ import (
 	"runtime"
 	"sync"
 	"sync/atomic"
+	"time"
 )
 
 // udpSender writes the answers of the slow-path UDP workers of one listener
@@ -60,26 +61,55 @@ func newUDPSender(c *net.UDPConn) *udpSender {
 // send writes out to addr: queued for the sender, or at once. out may be
 // reused as soon as send returns.
 func (sn *udpSender) send(out []byte, addr netip.AddrPort) {
-	if len(out) > 0 && len(out) <= answerBufSize && addr.Addr().Zone() == "" {
-		sn.mu.Lock()
-		if !sn.stopped && len(sn.q) < maxQueuedAnswers {
-			b := answerBufs.Get().(*[]byte)
-			*b = append((*b)[:0], out...)
-			sn.q = append(sn.q, queuedAnswer{b: b, addr: addr})
-			first := len(sn.q) == 1
-			sn.mu.Unlock()
-			queuedAnswers.Add(1)
-			if first {
-				select {
-				case sn.kick <- struct{}{}:
-				default:
-				}
-			}
+	if len(out) > 0 && len(out) <= answerBufSize {
+		b := answerBufs.Get().(*[]byte)
+		*b = append((*b)[:0], out...)
+		if sn.enqueue(b, addr) {
 			return
 		}
-		sn.mu.Unlock()
+		answerBufs.Put(b)
 	}
 	_, _ = sn.c.WriteToUDPAddrPort(out, addr)
+}
+
+// sendReply writes the cached answer e to the client query pkt (see
+// entry.appendReply) to addr, written straight into a queue buffer.
+func (sn *udpSender) sendReply(e *entry, pkt []byte, q *question, now time.Time, addr netip.AddrPort) {
+	b := answerBufs.Get().(*[]byte)
+	out := e.appendReply((*b)[:0], pkt, q, now, 0, false)
+	if cap(out) == cap(*b) { // it fit: out is in *b
+		*b = out
+		if sn.enqueue(b, addr) {
+			return
+		}
+	}
+	_, _ = sn.c.WriteToUDPAddrPort(out, addr)
+	answerBufs.Put(b)
+}
+
+// enqueue queues the answer in b (from answerBufs; the sender puts it back
+// once written) for addr, or reports false when the queue is full, the
+// sender has stopped or addr has a zone.
+func (sn *udpSender) enqueue(b *[]byte, addr netip.AddrPort) bool {
+	if addr.Addr().Zone() != "" {
+		return false
+	}
+	sn.mu.Lock()
+	if sn.stopped || len(sn.q) >= maxQueuedAnswers {
+		sn.mu.Unlock()
+		return false
+	}
+	sn.q = append(sn.q, queuedAnswer{b: b, addr: addr})
+	first := len(sn.q) == 1
+	sn.mu.Unlock()
+	queuedAnswers.Add(1)
+	if first {
+		select {
+		case sn.kick <- struct{}{}:
+		default:
+		}
+	}
+	return true
 }
 
 // run writes the queued answers until stop, then the last of them.

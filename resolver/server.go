@@ -449,6 +449,9 @@ func (s *Server) handleUDP(w *worker, c *net.UDPConn, pkt []byte, addr netip.Add
 			return nil, false
 		}
 	}
+	if j.up != nil && s.startMiss(&j) {
+		return nil, false // in flight upstream: its reply finishes it
+	}
 	select {
 	case s.jobs <- j: // an idle worker took it
 	default:
@@ -468,6 +471,8 @@ type udpJob struct {
 	// up is set when fast found the query missable with rt: the upstreams
 	// of its name.
 	up Exchanger
+	// h is set when an asyncMiss hands the query over (see handover).
+	h *handover
 }
 
 // workerIdle is how long a slow-path worker waits for another query before
@@ -485,7 +490,7 @@ func (s *Server) udpWorker(j udpJob) {
 	for {
 		var out []byte
 		if j.up != nil {
-			out = s.missUDP(w, j.pkt, j.addr, j.rt, j.up)
+			out = s.missUDPFrom(w, j.pkt, j.addr, j.rt, j.up, j.h)
 		} else {
 			out = s.resolve(j.rt, j.pkt, j.addr, UDP)
 		}

@@ -214,18 +214,45 @@ func (g *Group) ExchangeBy(ctx context.Context, m *dns.Msg, deadline time.Time) 
 	if deadline.Before(dl) {
 		dl = deadline
 	}
+	healthy, down := g.order(g.clock(start))
+	return g.exchange(ctx, m, start, dl, healthy, down, nil, nil)
+}
+
+// ExchangeAfter is ExchangeBy for a query whose first try went out with
+// StartUDP (a) and gave no usable reply: bad is the SERVFAIL or REFUSED
+// reply it got (nil if none), tryErr the error that ended it (nil if it
+// got a reply). The upstreams are asked in the strategy's order as
+// ExchangeBy asks them, each once, so the one a asked is not asked again;
+// the deadline is the one StartUDP had. A truncated reply is not a reason
+// to call it: ExchangeBy's own UDP try does the TCP retry.
+func (g *Group) ExchangeAfter(ctx context.Context, m *dns.Msg, a *Async, bad *dns.Msg, tryErr error) (*dns.Msg, error) {
+	start := time.Now()
+	healthy, down := g.order(g.clock(start))
+	without := func(ms []*member) []*member {
+		for i, mb := range ms {
+			if mb == a.mb {
+				return append(append(make([]*member, 0, len(ms)-1), ms[:i]...), ms[i+1:]...)
+			}
+		}
+		return ms
+	}
+	var errs []error
+	if tryErr != nil {
+		errs = []error{tryErr}
+	}
+	return g.exchange(ctx, m, start, a.dl, without(healthy), without(down), bad, errs)
+}
+
+// exchange asks healthy, then, if none of them answered at all, down, by
+// the deadline dl (or ctx's), as ExchangeBy describes; fallback and errs
+// are what earlier tries got. start is a time.Now reading.
+func (g *Group) exchange(ctx context.Context, m *dns.Msg, start, dl time.Time, healthy, down []*member, fallback *dns.Msg, errs []error) (*dns.Msg, error) {
 	if cdl, ok := ctx.Deadline(); ok && cdl.Before(dl) {
 		dl = cdl
 	}
-
-	healthy, down := g.order(g.clock(start))
-	var (
-		fallback *dns.Msg
-		errs     []error
-		// clk is a clock reading for the next deadline check (start,
-		// for the first), or zero to read the clock.
-		clk = start
-	)
+	// clk is a clock reading for the next deadline check (start, for the
+	// first), or zero to read the clock.
+	clk := start
 	// tryAll returns a good reply, or nil after trying every one of ups.
 	tryAll := func(ups []*member) *dns.Msg {
 		width := 1

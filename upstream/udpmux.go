@@ -27,7 +27,8 @@ import (
 // reading until its last query is answered or gives up, and is closed.
 //
 // One goroutine per socket reads the replies (recvmmsg on Linux, a batch
-// per system call) and hands each to the query waiting for it: the reply
+// per system call) and hands each to the query waiting for it, or, for a
+// query started with Group.StartUDP, to its handler (see Async): the reply
 // must come from the server's address and port, carry the ID of a query in
 // flight on that socket and repeat its question (0x20 case included: see
 // match). Anything else is dropped and counted (Options.OnDrop); a
@@ -48,6 +49,16 @@ type udpMux struct {
 	socks  [muxSockets]*muxSock // nil until first used
 	next   int                  // the slot the next query goes to
 	closed bool
+
+	// The timeouts of the queries started with Group.StartUDP: one sweep
+	// of the open sockets every sweepEvery while any is in flight (asyncN),
+	// not a timer per query. live is every open socket, retiring ones
+	// included (lock order: mu, a socket's mu, liveMu).
+	asyncN  atomic.Int64
+	sweepOn atomic.Bool
+	sweepT  *time.Timer // under mu
+	liveMu  sync.Mutex
+	live    []*muxSock
 }
 
 const (
@@ -180,6 +191,11 @@ type pendingQuery struct {
 	// mismatched counts the replies with this query's ID that did not match
 	// it (under the socket's mu).
 	mismatched int
+	// async, when set, takes the reply instead of a waiter: the query was
+	// started with Group.StartUDP (done is nil then).
+	async *Async
+	// sock is the socket the query is in flight on (set by add).
+	sock *muxSock
 }
 
 type muxResult struct {
@@ -190,6 +206,10 @@ type muxResult struct {
 // finish hands p's waiter its result r. Only whoever removed p from its
 // socket's table calls it, once.
 func (p *pendingQuery) finish(r muxResult) {
+	if p.async != nil {
+		p.async.finish(nil, r.err)
+		return
+	}
 	p.result = r
 	p.done <- struct{}{}
 }
@@ -200,6 +220,12 @@ func (p *pendingQuery) finish(r muxResult) {
 // entry. The caller writes wire and then waits. now is a time.Now reading
 // just taken (for the sockets' age).
 func (m *udpMux) start(q *sentQuery, wire []byte, now time.Time) (*muxSock, *pendingQuery, error) {
+	return m.startWith(q, wire, now, nil)
+}
+
+// startWith is start with the entry p the caller made (an Async's, whose
+// reply goes to its handler), or a new one when p is nil.
+func (m *udpMux) startWith(q *sentQuery, wire []byte, now time.Time, p *pendingQuery) (*muxSock, *pendingQuery, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.inflight.Load() >= muxMaxInflight {
@@ -218,7 +244,7 @@ func (m *udpMux) start(q *sentQuery, wire []byte, now time.Time) (*muxSock, *pen
 		}
 		s, m.socks[i] = ns, ns
 	}
-	p := s.add(q, wire) // s is current, so not closed
+	p = s.add(q, wire, p) // s is current, so not closed
 	if m.closed {
 		// After Close a socket serves the one query it was opened for.
 		m.socks[i] = nil
@@ -242,6 +268,9 @@ func (m *udpMux) open(now time.Time) (*muxSock, error) {
 	udpOpen.Add(1)
 	udpIdle.Add(1)
 	s := &muxSock{mux: m, c: c, born: now}
+	m.liveMu.Lock()
+	m.live = append(m.live, s)
+	m.liveMu.Unlock()
 	go s.read()
 	return s, nil
 }
@@ -268,8 +297,9 @@ func (s *muxSock) worn(now time.Time) bool {
 	return s.uses >= muxMaxUses || now.Sub(s.born) >= muxMaxAge
 }
 
-// add registers q on s with a fresh random ID. s must not be retired.
-func (s *muxSock) add(q *sentQuery, wire []byte) *pendingQuery {
+// add registers q on s with a fresh random ID, in p (a new entry with a
+// channel to wait on when p is nil). s must not be retired.
+func (s *muxSock) add(q *sentQuery, wire []byte, p *pendingQuery) *pendingQuery {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	id := binary.BigEndian.Uint16(wire)
@@ -278,7 +308,11 @@ func (s *muxSock) add(q *sentQuery, wire []byte) *pendingQuery {
 		id = binary.BigEndian.Uint16(wire)
 	}
 	q.id = id
-	p := &pendingQuery{q: *q, done: make(chan struct{}, 1)}
+	if p == nil {
+		p = &pendingQuery{done: make(chan struct{}, 1)}
+	}
+	p.q = *q
+	p.sock = s
 	if s.pending.n == 0 {
 		udpIdle.Add(-1)
 	}
@@ -338,6 +372,17 @@ func (s *muxSock) closeLocked() {
 	_ = s.c.Close()
 	udpOpen.Add(-1)
 	udpIdle.Add(-1)
+	m := s.mux
+	m.liveMu.Lock()
+	for i, x := range m.live {
+		if x == s {
+			last := len(m.live) - 1
+			m.live[i], m.live[last] = m.live[last], nil
+			m.live = m.live[:last]
+			break
+		}
+	}
+	m.liveMu.Unlock()
 }
 
 // dropped counts a reply read and thrown away.
@@ -388,6 +433,10 @@ func (s *muxSock) dispatch(b []byte, trunc bool) {
 	s.mu.Unlock()
 	if p == nil {
 		s.dropped("id") // forged, duplicate or late
+		return
+	}
+	if p.async != nil {
+		s.dispatchAsync(p, b, trunc)
 		return
 	}
 	var (

@@ -327,6 +327,9 @@ type sentQuery struct {
 	// is unpacked: names the server compressed into the question come out as
 	// the client wrote them, as they did before 0x20.
 	sent, orig []byte
+	// caseless (queries of Group.StartUDP to a server without 0x20): the
+	// reply's question name may differ from sent in case.
+	caseless bool
 }
 
 // optLen is the length of the OPT record appendQuery ends a query with.

@@ -1,0 +1,265 @@
+package resolver
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+	"strings"
+	"time"
+
+	"github.com/miekg/dns"
+
+	"github.com/jurisdns/jurisdns/upstream"
+)
+
+// asyncStarter is an Exchanger that can send a UDP query without a
+// goroutine waiting for it (upstream.Group.StartUDP).
+type asyncStarter interface {
+	StartUDP(a *upstream.Async, question []byte, cd, do bool, deadline time.Time) bool
+}
+
+var _ asyncStarter = (*upstream.Group)(nil)
+
+// afterExchanger goes on with a query after its StartUDP try
+// (upstream.Group.ExchangeAfter).
+type afterExchanger interface {
+	ExchangeAfter(ctx context.Context, m *dns.Msg, a *upstream.Async, bad *dns.Msg, tryErr error) (*dns.Msg, error)
+}
+
+var _ afterExchanger = (*upstream.Group)(nil)
+
+// afterTry is what a StartUDP try that gave no usable reply leaves the
+// worker that goes on with the query: the try, its SERVFAIL or REFUSED
+// reply (bad) or its error.
+type afterTry struct {
+	a   *upstream.Async
+	bad *dns.Msg
+	err error
+}
+
+// asyncMiss is a UDP cache miss in flight upstream with no goroutine parked
+// on it, the way a DNS proxy forwards: the read loop that took the query
+// starts the upstream try (startMiss), and the upstream socket's reader,
+// when the reply comes, stores it in the cache and queues the client's
+// answer in the listener's sender (UDPDone). Whatever that common case does
+// not cover goes to a slow-path worker (a handover): a try that gave no
+// usable reply (timeout, error, SERVFAIL or REFUSED, TC) is asked again by
+// the worker through the upstreams' full strategy, and an answer the
+// finish does not write (uncacheable, too big for the client, a CNAME to a
+// listed name) is written by the worker from the landed flight.
+//
+// The miss leads its flight from the start: identical queries that arrive
+// meanwhile, on any transport, join it and wait, as they wait for a
+// worker's. The query keeps its runtime entered, its budget slot and its
+// place in the server's in-flight count until it is answered or handed
+// over.
+type asyncMiss struct {
+	a     upstream.Async
+	s     *Server
+	j     udpJob
+	q     question
+	req   Request
+	key   flightKey
+	fl    *flight
+	start time.Time
+}
+
+// handover is what an asyncMiss gives the worker that finishes its query:
+// the flight it leads, still to fly (fl set), or the landed flight's result
+// (e or m).
+type handover struct {
+	key flightKey
+	fl  *flight
+	e   *entry
+	m   *dns.Msg
+	err error // the landed flight's failure
+	// after goes with fl: how the try that led to the handover ended.
+	after *afterTry
+	wall  time.Time // when the query was taken up
+}
+
+// startMiss starts the upstream try of the missable UDP query j (fast
+// classified it; handleUDP entered its runtime and took its budget slot)
+// and reports true, or reports false, having changed nothing, when the
+// query must go to a worker as before: the upstreams cannot start a query
+// that way (see upstream.Group.StartUDP), the listener has no sender, the
+// server no cache, or an identical query is already in flight.
+func (s *Server) startMiss(j *udpJob) bool {
+	st, ok := j.up.(asyncStarter)
+	if !ok || j.snd == nil || s.cache == nil {
+		return false
+	}
+	var name [256]byte
+	q, canon, ok := parseQuery(j.pkt, name[:0])
+	if !ok {
+		return false
+	}
+	m := &asyncMiss{s: s, j: *j}
+	rt := j.rt
+	client := j.addr.Addr().Unmap()
+	m.q = q
+	m.req = Request{
+		Client:  netip.AddrPortFrom(client, j.addr.Port()),
+		Proto:   UDP,
+		Name:    string(canon),
+		Qtype:   q.qtype,
+		DO:      q.do,
+		CD:      q.flags&flagCD != 0,
+		EDNS:    q.edns,
+		Clients: rt.Policy.ClientSet(client),
+		up:      j.up,
+	}
+	m.start = time.Now()
+	m.req.wall = m.start
+	m.key = flightKey{name: m.req.Name, qtype: q.qtype}
+	if m.req.DO {
+		m.key.flags |= keyDO
+	}
+	if m.req.CD {
+		m.key.flags |= keyCD
+	}
+	if m.fl = rt.fwd.flights.lead(m.key); m.fl == nil {
+		return false
+	}
+	m.a.H = m
+	s.obs.CacheMiss()
+	if !st.StartUDP(&m.a, j.pkt[hdrLen:q.qEnd], m.req.CD, m.req.DO, m.start.Add(rt.QueryTimeout)) {
+		// Not sent: the worker flies the flight this query leads.
+		m.handOver(&handover{key: m.key, fl: m.fl})
+	}
+	return true
+}
+
+// UDPDone finishes the miss with its upstream try's outcome (see
+// upstream.AsyncHandler: it runs in the socket's reader and must not
+// block).
+func (m *asyncMiss) UDPDone(reply []byte, err error) {
+	switch {
+	case errors.Is(err, upstream.ErrCut), err == nil && len(reply) >= hdrLen && reply[2]&0x02 != 0:
+		// Truncated: ExchangeBy asks again, and then over TCP.
+		m.handOver(&handover{key: m.key, fl: m.fl})
+		return
+	case err != nil:
+		// The next upstream, if any, as ExchangeBy goes on.
+		m.handOver(&handover{key: m.key, fl: m.fl, after: &afterTry{a: &m.a, err: err}})
+		return
+	}
+	switch reply[3] & 0xF {
+	case dns.RcodeSuccess, dns.RcodeNameError:
+	case dns.RcodeServerFailure, dns.RcodeRefused:
+		// The next upstream may do better; this reply is the answer if
+		// none does, as in ExchangeBy.
+		bad, perr := replyMsg(&m.req, reply)
+		if perr != nil {
+			m.handOver(&handover{key: m.key, fl: m.fl})
+			return
+		}
+		m.handOver(&handover{key: m.key, fl: m.fl, after: &afterTry{a: &m.a, bad: bad}})
+		return
+	}
+	if h := m.finish(reply); h != nil {
+		m.handOver(h)
+		return
+	}
+	m.done()
+}
+
+// finish stores the reply and queues the client's answer, or returns what
+// a worker needs to do it. A panic (a bug) lands the flight with an error
+// and hands the query over: the reader goes on, nobody waits forever.
+func (m *asyncMiss) finish(reply []byte) (h *handover) {
+	s, rt := m.s, m.j.rt
+	landed := false
+	defer func() {
+		if r := recover(); r != nil {
+			s.log.Error("resolver: panic finishing an upstream reply", "panic", fmt.Sprint(r), "name", m.req.Name)
+			if !landed {
+				m.fl.err = errFlightAborted
+				rt.fwd.flights.land(m.key, m.fl)
+			}
+			h = &handover{key: m.key, wall: m.start, err: errFlightAborted}
+		}
+	}()
+	e, msg, err := s.storeReply(&m.req, reply)
+	if err != nil {
+		// A reply that does not parse: asked again by the worker.
+		return &handover{key: m.key, fl: m.fl}
+	}
+	fl := m.fl
+	fl.err, fl.e, fl.m = nil, e, msg
+	rt.fwd.flights.land(m.key, fl)
+	landed = true
+	if e == nil {
+		return &handover{key: m.key, m: msg}
+	}
+	now := e.stored
+	if !fitsUDP(e, &m.q) || cnameListed(rt, e, m.req.Clients, now) {
+		return &handover{key: m.key, e: e}
+	}
+	m.j.snd.sendReply(e, m.j.pkt, &m.q, now, m.j.addr)
+	s.obs.Answered(UDP, m.q.qtype, e.rcode)
+	if s.qlog != nil {
+		out := e.appendReply(nil, m.j.pkt, &m.q, now, 0, false)
+		s.qlog.Query(&QueryEvent{Time: now, Client: m.req.Client.Addr(), Port: m.j.addr.Port(), Proto: UDP, Name: m.req.Name,
+			Qtype: m.req.Qtype, Rcode: e.rcode, Duration: time.Since(m.start), Query: m.j.pkt, Response: out})
+	}
+	return nil
+}
+
+// storeReply caches an upstream reply for req as fly does (AA cleared,
+// scrubbed, stored) and returns the new entry, or the message when it is
+// not cacheable, or the error when it does not parse.
+func (s *Server) storeReply(req *Request, reply []byte) (*entry, *dns.Msg, error) {
+	msg, err := replyMsg(req, reply)
+	if err != nil {
+		return nil, nil, err
+	}
+	msg.Authoritative = false
+	scrub(msg, req.Name)
+	if e := s.cache.put(req, msg, s.now()); e != nil {
+		return e, nil, nil
+	}
+	return nil, msg, nil
+}
+
+// replyMsg unpacks an upstream reply to req as the upstream package's
+// ExchangeBy returns it: the question and the records owned by the
+// question's name (written in the query's 0x20 case) with req's name.
+func replyMsg(req *Request, reply []byte) (*dns.Msg, error) {
+	msg := new(dns.Msg)
+	if err := msg.Unpack(reply); err != nil {
+		return nil, fmt.Errorf("unpacking reply: %w", err)
+	}
+	// The question as the client asked it (the reply's is in 0x20 case).
+	msg.Question[0].Name = req.Name
+	for _, sec := range [][]dns.RR{msg.Answer, msg.Ns, msg.Extra} {
+		for _, rr := range sec {
+			if h := rr.Header(); h.Name != req.Name && strings.EqualFold(h.Name, req.Name) {
+				h.Name = req.Name // written in the query's 0x20 case
+			}
+		}
+	}
+	return msg, nil
+}
+
+// handOver gives the query to a slow-path worker with h (see handover).
+func (m *asyncMiss) handOver(h *handover) {
+	if h.wall.IsZero() {
+		h.wall = m.start
+	}
+	j := m.j
+	j.h = h
+	select {
+	case m.s.jobs <- j:
+	default:
+		go m.s.udpWorker(j)
+	}
+}
+
+// done ends the query: what the worker does after writing an answer.
+func (m *asyncMiss) done() {
+	m.j.rt.leave()
+	m.s.budget.release(m.j.addr.Addr())
+	m.s.qwg.Done()
+}
