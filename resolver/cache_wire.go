@@ -503,6 +503,9 @@ func (c *Cache) newEntryWire(req *Request, b []byte, now time.Time) (e *entry, o
 			return nil, false // not reached: checked above
 		}
 		binary.BigEndian.PutUint16(ttls[2*j:], uint16(rr.ttlOff))
+		if isName(msg, off, req.Name) {
+			lowerLabels(msg, off)
+		}
 		switch {
 		case !negative:
 			binary.BigEndian.PutUint32(msg[rr.ttlOff:], c.clamp(binary.BigEndian.Uint32(msg[rr.ttlOff:])))
@@ -541,6 +544,54 @@ func (c *Cache) newEntryWire(req *Request, b []byte, now time.Time) (e *entry, o
 		e.flags |= keyCD
 	}
 	return e, true
+}
+
+// isName reports whether the checked name at off in msg is name (plain,
+// lower case) but for case.
+func isName(msg []byte, off int, name string) bool {
+	i := 0
+	for {
+		c := int(msg[off])
+		if c == 0 {
+			return i == len(name) || (i == 0 && name == ".")
+		}
+		if c&0xC0 == 0xC0 {
+			off = int(binary.BigEndian.Uint16(msg[off:]) & 0x3FFF)
+			continue
+		}
+		if i+c+1 > len(name) {
+			return false
+		}
+		for _, x := range msg[off+1 : off+1+c] {
+			if x >= 'A' && x <= 'Z' {
+				x += 'a' - 'A'
+			}
+			if name[i] != x {
+				return false
+			}
+			i++
+		}
+		if name[i] != '.' {
+			return false
+		}
+		i++
+		off += 1 + c
+	}
+}
+
+// lowerLabels lower-cases the labels written at off (up to the end or a
+// pointer): an owner that is the question's name, written in the 0x20
+// case of the upstream query by a server that does not compress, is
+// stored as the client asked it (the Msg path writes it as req.Name).
+func lowerLabels(msg []byte, off int) {
+	for c := int(msg[off]); c != 0 && c&0xC0 == 0; c = int(msg[off]) {
+		for j := off + 1; j <= off+c; j++ {
+			if x := msg[j]; x >= 'A' && x <= 'Z' {
+				msg[j] = x + 'a' - 'A'
+			}
+		}
+		off += 1 + c
+	}
 }
 
 // The rcodes newEntry caches.

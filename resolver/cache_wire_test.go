@@ -124,6 +124,14 @@ func diffEntries(got, want *entry, req *Request, now time.Time) error {
 	if string(got.msg[hdrLen:got.qEnd-4]) != strings.ToLower(string(got.msg[hdrLen:got.qEnd-4])) {
 		return fmt.Errorf("question not lower-cased: %q", got.msg[hdrLen:got.qEnd])
 	}
+	var gm dns.Msg
+	if err := gm.Unpack(got.msg); err == nil {
+		for _, rr := range slices.Concat(gm.Answer, gm.Ns, gm.Extra) {
+			if h := rr.Header(); strings.EqualFold(h.Name, req.Name) && h.Name != req.Name {
+				return fmt.Errorf("owner %q left in the upstream query's case", h.Name)
+			}
+		}
+	}
 	if err := checkTTLOffsets(got); err != nil {
 		return fmt.Errorf("wire entry: %v", err)
 	}
