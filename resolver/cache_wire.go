@@ -582,7 +582,7 @@ func isName(msg []byte, off int, name string) bool {
 // lowerLabels lower-cases the labels written at off (up to the end or a
 // pointer): an owner that is the question's name, written in the 0x20
 // case of the upstream query by a server that does not compress, is
-// stored as the client asked it (the Msg path writes it as req.Name).
+// stored as the client asked it, as replyMsg (miss_async.go) writes it.
 func lowerLabels(msg []byte, off int) {
 	for c := int(msg[off]); c != 0 && c&0xC0 == 0; c = int(msg[off]) {
 		for j := off + 1; j <= off+c; j++ {

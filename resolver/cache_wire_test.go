@@ -26,6 +26,18 @@ func msgPathEntry(c *Cache, req *Request, b []byte, now time.Time) (e *entry, un
 	return c.newEntry(req, m, now), true
 }
 
+// asyncPathEntry is what the asynchronous miss path builds from b
+// (storeReply: replyMsg, AA cleared, scrub, newEntry); b must unpack.
+func asyncPathEntry(c *Cache, req *Request, b []byte, now time.Time) *entry {
+	m, err := replyMsg(req, b)
+	if err != nil {
+		panic(err)
+	}
+	m.Authoritative = false
+	scrub(m, req.Name)
+	return c.newEntry(req, m, now)
+}
+
 // checkTTLOffsets reports whether e.ttls names the TTL of every record of
 // e.msg, in order, and e.qEnd the end of its question.
 func checkTTLOffsets(e *entry) error {
@@ -527,6 +539,9 @@ func TestPutWireMatchesMsgPath(t *testing.T) {
 				if err := diffEntries(got, want, req, now); err != nil {
 					t.Fatal(err)
 				}
+				if err := diffEntries(got, asyncPathEntry(c, req, bytes.Clone(b), now), req, now); err != nil {
+					t.Fatalf("against storeReply's entry: %v", err)
+				}
 				// Stored, and read back the same.
 				back := c.get(name, tc.qtype, tc.do, tc.cd)
 				if back == nil {
@@ -669,6 +684,9 @@ func FuzzPutWire(f *testing.F) {
 			}
 			if err := diffEntries(got, want, req, now); err != nil {
 				t.Fatalf("cache %d: %v", i, err)
+			}
+			if err := diffEntries(got, asyncPathEntry(c, req, bytes.Clone(b), now), req, now); err != nil {
+				t.Fatalf("cache %d, against storeReply's entry: %v", i, err)
 			}
 		}
 	})
