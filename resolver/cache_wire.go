@@ -43,6 +43,8 @@ const (
 	typeDS     = 43
 	typeRRSIG  = 46
 	typeDNSKEY = 48
+	typeSVCB   = 64
+	typeHTTPS  = 65
 )
 
 // maxWireReply is the largest reply the wire path takes. Larger ones (TCP,
@@ -233,11 +235,78 @@ func (s *wireScan) record(off int) (rr rrInfo, ok bool) {
 		}
 		_, ok := s.name(rr.rdOff+18, rr.end)
 		return rr, ok
+	case typeSVCB, typeHTTPS:
+		// Priority, the target, the parameters.
+		if rr.rdLen < 3 {
+			return rr, false
+		}
+		next, ok := s.name(rr.rdOff+2, rr.end)
+		return rr, ok && svcParams(b[next:rr.end])
 	case typeDS, typeDNSKEY:
 		// Three fixed fields (4 bytes), then the digest or key: the rest.
 		return rr, rr.rdLen >= 4
 	}
 	return rr, false
+}
+
+// svcParams reports whether the SvcParams of an SVCB/HTTPS record hold only
+// keys 1-6 (alpn, no-default-alpn, port, ipv4hint, ech, ipv6hint) in
+// strictly increasing order, each with a value miekg both unpacks and packs
+// again as it was (it rejects an empty alpn-id and a v4-mapped ipv6hint; it
+// sorts the mandatory key's list, so key 0 is declined).
+func svcParams(p []byte) bool {
+	prev := -1
+	for len(p) > 0 {
+		if len(p) < 4 {
+			return false
+		}
+		key := int(binary.BigEndian.Uint16(p))
+		n := int(binary.BigEndian.Uint16(p[2:]))
+		if 4+n > len(p) || key <= prev {
+			return false
+		}
+		prev = key
+		v := p[4 : 4+n]
+		switch key {
+		case 1: // alpn: non-empty length-prefixed ids
+			if n == 0 {
+				return false
+			}
+			for len(v) > 0 {
+				l := int(v[0])
+				if l == 0 || 1+l > len(v) {
+					return false
+				}
+				v = v[1+l:]
+			}
+		case 2: // no-default-alpn
+			if n != 0 {
+				return false
+			}
+		case 3: // port
+			if n != 2 {
+				return false
+			}
+		case 4: // ipv4hint
+			if n == 0 || n%4 != 0 {
+				return false
+			}
+		case 5: // ech
+		case 6: // ipv6hint
+			if n == 0 || n%16 != 0 {
+				return false
+			}
+			for ; len(v) > 0; v = v[16:] {
+				if string(v[:10]) == "\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00" && v[10] == 0xff && v[11] == 0xff {
+					return false // net.IP.To4 takes it for IPv4
+				}
+			}
+		default:
+			return false
+		}
+		p = p[4+n:]
+	}
+	return true
 }
 
 // optRecord checks the OPT record at off: the root owner, no extended rcode
@@ -296,7 +365,8 @@ func (c *Cache) putWire(req *Request, b []byte, now time.Time) (e *entry, ok boo
 // whenever that path would not cache b or would fail to unpack it, and
 // whenever b has a shape it does not check: TC, an rcode other than
 // NOERROR/NXDOMAIN/SERVFAIL, a record type other than A, AAAA, NS, CNAME,
-// DNAME, PTR, MX, SOA, RRSIG, DS and DNSKEY, an authority section other
+// DNAME, PTR, MX, SOA, RRSIG, DS, DNSKEY, SVCB and HTTPS (SvcParams: see
+// svcParams), an authority section other
 // than one SOA that scrub keeps, an additional section other than one
 // plain OPT (cut from the entry), counts that do not match the records,
 // trailing bytes, a reply over maxWireReply bytes, a compression pointer to anything but a label of an
