@@ -100,8 +100,9 @@ func (s *wireScan) name(off, end int) (next int, ok bool) {
 			next = p + 2
 			ptrs := 0
 			for q := int(binary.BigEndian.Uint16(b[p:]) & 0x3FFF); ; {
-				// q is a label start or, after the first pointer, a byte
-				// of a checked name: a label, a pointer or the end.
+				// q must start a label of a checked name, at every hop:
+				// what follows it (labels, then the end or a pointer) was
+				// checked with it.
 				if ptrs++; ptrs > maxPointers || !s.isStart(q) {
 					return 0, false
 				}
@@ -360,18 +361,21 @@ func (c *Cache) putWire(req *Request, b []byte, now time.Time) (e *entry, ok boo
 // newEntryWire builds the entry put would store for the reply b to req,
 // from b's bytes: ok true means the entry is the one of unpacking b,
 // clearing AA, scrub(m, req.Name) and newEntry (its message equal once
-// unpacked, names compared case-insensitively; its rcode, lifetime,
-// flags, CNAME targets and question end the same). It declines (ok false)
-// whenever that path would not cache b or would fail to unpack it, and
-// whenever b has a shape it does not check: TC, an rcode other than
-// NOERROR/NXDOMAIN/SERVFAIL, a record type other than A, AAAA, NS, CNAME,
-// DNAME, PTR, MX, SOA, RRSIG, DS, DNSKEY, SVCB and HTTPS (SvcParams: see
-// svcParams), an authority section other
-// than one SOA that scrub keeps, an additional section other than one
-// plain OPT (cut from the entry), counts that do not match the records,
-// trailing bytes, a reply over maxWireReply bytes, a compression pointer to anything but a label of an
-// earlier name, more than maxWireTargets CNAME/DNAME records, and names
-// that miekg escapes where the entry needs their text.
+// unpacked, names compared case-insensitively; its rcode, lifetime, flags,
+// CNAME targets and question end the same). The question, and owners that
+// are the question's name, are stored in lower case (not in the upstream
+// query's 0x20 case); other names keep the upstream's case.
+//
+// It declines (ok false) whenever that path would not cache b or would fail
+// to unpack it, and whenever b has a shape it does not check: TC; an rcode
+// other than NOERROR/NXDOMAIN/SERVFAIL; a record type other than A, AAAA,
+// NS, CNAME, DNAME, PTR, MX, SOA, RRSIG, DS, DNSKEY, SVCB and HTTPS (their
+// SvcParams as svcParams says); an authority section other than one SOA
+// that scrub keeps; an additional section other than one plain OPT (cut
+// from the entry); counts that do not match the records; trailing bytes; a
+// reply over maxWireReply bytes; a compression pointer to anything but a
+// label of an earlier name; more than maxWireTargets CNAME/DNAME records;
+// names that miekg escapes where the entry needs their text.
 //
 // b must hold a reply (QR) whose ID and question the caller matched to the
 // query; its question name is checked again here (equal to req.Name but for
