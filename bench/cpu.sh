@@ -1,19 +1,24 @@
 #!/usr/bin/env bash
 # bench/cpu.sh — server CPU per answered query of jurisdns builds, side by
-# side: UDP cache hits and blocked names driven by bench/blast, the server
-# pinned to SERVER_CPU, the builds run one after the other in every round.
+# side: UDP cache hits, blocked names and cache misses driven by
+# bench/blast, the server pinned to SERVER_CPU, the builds run one after
+# the other in every round.
 #
 #   bench/cpu.sh                          # the working tree's build, ROUNDS rounds
 #   bench/cpu.sh /tmp/old /tmp/new        # two jurisdns binaries, alternately
 #   ROUNDS=5 SECONDS_PER_RUN=5 bench/cpu.sh /tmp/old /tmp/new
+#   WORKLOADS=miss bench/cpu.sh /tmp/old /tmp/new
 #
 # On a shared machine q/s says more about the neighbours than about the
 # server; CPU seconds per answer (the server's user+system time from
 # /proc/PID/stat over the answers bench/blast counted) says less. Each
 # round starts every build afresh with the same list (LIST_SIZE names,
 # bench/gen, suffix match) and the default cache, warms the cache from knot
-# (the upstream, as in bench/run.sh), then runs the hit and the blocked
-# queries for SECONDS_PER_RUN each. It prints one "cpu" line per build,
+# (the upstream, as in bench/run.sh), then runs each of WORKLOADS (hit,
+# blocked, miss: default all three) for SECONDS_PER_RUN. The miss queries
+# are MISS_SIZE unique names of knot's zone, the same for every build (each
+# starts with an empty cache): MISS_SIZE must exceed what a run sends, or
+# the names come round again as hits. It prints one "cpu" line per build,
 # round and workload, then the mean of each build and workload. Every
 # process it starts is stopped on exit; every query goes to 127.0.0.1. It
 # takes bench/run.sh's lock: one of them at a time.
@@ -30,7 +35,12 @@ JURISDNS_ADMIN_PORT=${JURISDNS_ADMIN_PORT:-5380}
 BLAST_SOCKETS=${BLAST_SOCKETS:-4}
 BLAST_OUTSTANDING=${BLAST_OUTSTANDING:-64}
 SEED=${SEED:-20250801}
-for v in ROUNDS SECONDS_PER_RUN LIST_SIZE BLAST_SOCKETS BLAST_OUTSTANDING; do
+WORKLOADS=${WORKLOADS:-hit blocked miss}
+MISS_SIZE=${MISS_SIZE:-1000000}
+for w in $WORKLOADS; do
+	[[ $w == hit || $w == blocked || $w == miss ]] || { echo "cpu.sh: WORKLOADS: unknown workload '$w' (hit, blocked, miss)" >&2; exit 2; }
+done
+for v in ROUNDS SECONDS_PER_RUN LIST_SIZE BLAST_SOCKETS BLAST_OUTSTANDING MISS_SIZE; do
 	[[ ${!v} =~ ^[1-9][0-9]*$ ]] || { echo "cpu.sh: $v must be a whole number ≥ 1, not '${!v}'" >&2; exit 2; }
 done
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -66,7 +76,7 @@ for b in "${builds[@]}"; do
 done
 
 DATA=$WORK/data
-"$BIN/gen" -out "$DATA" -list "$LIST_SIZE" -miss 10 -miss-p99 10 -seed "$SEED" >/dev/null
+"$BIN/gen" -out "$DATA" -list "$LIST_SIZE" -miss "$MISS_SIZE" -miss-p99 10 -seed "$SEED" >/dev/null
 # shellcheck disable=SC1091
 source "$DATA/probe.txt" # ready_name, hit_name, zone
 
@@ -128,9 +138,11 @@ for ((r = 1; r <= ROUNDS; r++)); do
 		# Warm: every hit name once from knot, at a pace knot keeps up with.
 		taskset -c "$CLIENT_CPU" "$BIN/blast" -server "127.0.0.1:$JURISDNS_PORT" -queries "$DATA/q-hit.txt" \
 			-duration 2s -sockets 1 -outstanding 8 >/dev/null
-		for w in hit blocked; do
+		for w in $WORKLOADS; do
+			f=$DATA/q-$w.txt
+			[[ $w == miss ]] && f=$DATA/q-miss-1.txt
 			c0=$(ticks "$pid")
-			line=$(taskset -c "$CLIENT_CPU" "$BIN/blast" -server "127.0.0.1:$JURISDNS_PORT" -queries "$DATA/q-$w.txt" \
+			line=$(taskset -c "$CLIENT_CPU" "$BIN/blast" -server "127.0.0.1:$JURISDNS_PORT" -queries "$f" \
 				-duration "${SECONDS_PER_RUN}s" -sockets "$BLAST_SOCKETS" -outstanding "$BLAST_OUTSTANDING" 2>&1 | grep '^blast ' | tail -n 1)
 			c1=$(ticks "$pid")
 			awk -v b="$b" -v r="$r" -v w="$w" -v c=$((c1 - c0)) -v t="$TCK" -v a="$(field "$line" answered)" -v l="$(field "$line" lost)" \

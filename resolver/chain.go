@@ -195,29 +195,48 @@ type flight struct {
 	m    *dns.Msg       // the uncacheable answer, or
 	err  error          // the failure
 
+	// q is where fly builds the query sent upstream: in the same
+	// allocation as the flight for join's flights (flightWithQuery), made
+	// by query for lead's, whose first try has a query of its own.
+	q *flightQuery
+}
+
+// flightQuery is the query of a flight, built without SetQuestion's and
+// SetEdns0's allocations.
+type flightQuery struct {
 	msg   dns.Msg
 	qs    [1]dns.Question
 	extra [1]dns.RR
 	opt   dns.OPT
 }
 
+// flightWithQuery is a flight and its query in one allocation.
+type flightWithQuery struct {
+	flight
+	q flightQuery
+}
+
 // query builds in fl the query sent upstream for req: the question, RD,
 // CD as the client asked, and an OPT with our UDP size and the client's DO
 // bit (what SetQuestion and SetEdns0 build, without their allocations).
 func (fl *flight) query(req *Request) *dns.Msg {
-	m := &fl.msg
+	if fl.q == nil {
+		fl.q = new(flightQuery)
+	}
+	q := fl.q
+	m := &q.msg
 	m.Id = dns.Id()
 	m.RecursionDesired = true
 	m.CheckingDisabled = req.CD
-	fl.qs[0] = dns.Question{Name: req.Name, Qtype: req.Qtype, Qclass: dns.ClassINET}
-	m.Question = fl.qs[:]
-	fl.opt.Hdr = dns.RR_Header{Name: ".", Rrtype: dns.TypeOPT}
-	fl.opt.SetUDPSize(maxUDPSize)
+	q.qs[0] = dns.Question{Name: req.Name, Qtype: req.Qtype, Qclass: dns.ClassINET}
+	m.Question = q.qs[:]
+	q.opt.Hdr = dns.RR_Header{Name: ".", Rrtype: dns.TypeOPT}
+	q.opt.SetUDPSize(maxUDPSize)
 	if req.DO {
-		fl.opt.SetDo()
+		q.opt.SetDo()
 	}
-	fl.extra[0] = &fl.opt
-	m.Extra = fl.extra[:]
+	q.extra[0] = &q.opt
+	m.Extra = q.extra[:]
 	return m
 }
 
@@ -239,7 +258,9 @@ func (t *flights) join(key flightKey) (*flight, bool) {
 	if t.m == nil {
 		t.m = make(map[flightKey]*flight)
 	}
-	fl := &flight{}
+	fq := &flightWithQuery{}
+	fl := &fq.flight
+	fl.q = &fq.q
 	fl.wg.Add(1)
 	t.m[key] = fl
 	t.mu.Unlock()
