@@ -407,7 +407,9 @@ transport() {
 # ---- data and upstream --------------------------------------------------------
 generate() {
 	log "generating data: list $LIST_SIZE names, $MISS_SIZE miss names (seed $SEED)"
-	"$BIN/gen" -out "$DATA" -list "$LIST_SIZE" -miss "$MISS_SIZE" -miss-files "$REPEAT" -seed "$SEED"
+	# The dnsperf miss runs use q-miss-1..REPEAT, the bench/blast ones the
+	# next REPEAT files: every name is new to every peer.
+	"$BIN/gen" -out "$DATA" -list "$LIST_SIZE" -miss "$MISS_SIZE" -miss-files $((BLAST ? 2 * REPEAT : REPEAT)) -seed "$SEED"
 	ready_name="" added_name="" hit_name="" zone=""
 	# shellcheck disable=SC1091
 	source "$DATA/probe.txt" # sets ready_name, added_name, hit_name, zone
@@ -738,10 +740,13 @@ heap_profile() {
 	log "$p: heap after $run (MiB: in use | stacks | cache (entries) | limit | top): $mem | $top"
 }
 
-# blast_run PEER WORKLOAD REP (WORKLOAD hit_blast or blocked_blast): the
-# hit or blocked queries from bench/blast, pinned to CLIENT_CPU.
+# blast_run PEER WORKLOAD REP (WORKLOAD hit_blast, blocked_blast or
+# miss_blast): the hit, blocked or miss queries from bench/blast, pinned to
+# CLIENT_CPU. The miss names are a file of their own per repetition, more
+# names than a run sends: each goes upstream.
 blast_run() {
 	local p=$1 w=$2 rep=$3 f=$DATA/q-${2%_blast}.txt run=$1-$2 pid rc=0
+	[[ $w == miss_blast ]] && f=$DATA/q-miss-$((REPEAT + rep)).txt
 	((REPEAT == 1)) || run+="-$rep"
 	settle "$run"
 	local t0 c0 t1 c1 q cpu rss us line
@@ -896,7 +901,7 @@ bench_all() {
 		tap=1
 	fi
 	for ((rep = 1; rep <= REPEAT; rep++)); do
-		for w in hit $( ((BLAST)) && echo hit_blast) blocked $( ((BLAST)) && echo blocked_blast) miss; do
+		for w in hit $( ((BLAST)) && echo hit_blast) blocked $( ((BLAST)) && echo blocked_blast) miss $( ((BLAST)) && echo miss_blast); do
 			log "$w, $([[ $w == *_blast ]] && echo "$BLAST_SECONDS" || echo "$BENCH_SECONDS")s per peer$( ((REPEAT == 1)) || echo ", round $rep of $REPEAT")"
 			for p in "${ACTIVE[@]}"; do
 				if [[ $w == *_blast ]]; then
@@ -1116,7 +1121,7 @@ result_lines() {
 		for w in hit blocked miss; do
 			lines+=("bench server=$p workload=$w qps=${R[$p.$w]:-} lost=${R[$p.${w}_lost]:-} p99_ms=${R[$p.p99_$w]:-} rss_mb=${R[$p.${w}_rss]:-} cpu_us=${R[$p.${w}_us]:-}")
 		done
-		for w in hit_blast blocked_blast; do
+		for w in hit_blast blocked_blast miss_blast; do
 			[[ -n ${R[$p.$w]:-} ]] || continue
 			lines+=("bench server=$p workload=$w qps=${R[$p.$w]:-} lost=${R[$p.${w}_lost]:-} rss_mb=${R[$p.${w}_rss]:-} cpu_us=${R[$p.${w}_us]:-}")
 		done
@@ -1198,31 +1203,35 @@ report() {
 		done
 		if ((BLAST)); then
 			echo
-			echo "The hit and blocked workloads with bench/blast (batched closed loop, sendmmsg/recvmmsg, $BLAST_SOCKETS sockets × $BLAST_OUTSTANDING in flight, on cpu $CLIENT_CPU), where one dnsperf is the limit:"
+			echo "The workloads again with bench/blast (batched closed loop, sendmmsg/recvmmsg, $BLAST_SOCKETS sockets × $BLAST_OUTSTANDING in flight, on cpu $CLIENT_CPU), where one dnsperf is the limit (hit, blocked) or spreads the queries thin (miss: fewer per system call):"
 			echo
-			echo "| peer | hit q/s | blocked q/s | hit q/CPU-s | blocked q/CPU-s | server CPU % (hit, blocked) | µs CPU per answer (hit, blocked) | lost (hit, blocked) |"
-			echo "|---|--:|--:|--:|--:|---|---|---|"
+			echo "| peer | hit q/s | blocked q/s | miss q/s | hit q/CPU-s | blocked q/CPU-s | miss q/CPU-s | server CPU % (hit, blocked, miss) | µs CPU per answer (hit, blocked, miss) | lost (hit, blocked, miss) |"
+			echo "|---|--:|--:|--:|--:|--:|--:|---|---|---|"
 			for p in $PEERS; do
 				[[ -z ${R[$p.skip]:-} ]] || continue
-				printf '| %s | %s | %s | %s | %s | %s, %s | %s, %s | %s, %s |\n' "$p" \
-					"$(fmt_qps "${R[$p.hit_blast]:-}")" "$(fmt_qps "${R[$p.blocked_blast]:-}")" \
+				printf '| %s | %s | %s | %s | %s | %s | %s | %s, %s, %s | %s, %s, %s | %s, %s, %s |\n' "$p" \
+					"$(fmt_qps "${R[$p.hit_blast]:-}")" "$(fmt_qps "${R[$p.blocked_blast]:-}")" "$(fmt_qps "${R[$p.miss_blast]:-}")" \
 					"$(per_cpu "${R[$p.hit_blast]:-}" "${R[$p.hit_blast_cpu]:-}")" "$(per_cpu "${R[$p.blocked_blast]:-}" "${R[$p.blocked_blast_cpu]:-}")" \
-					"${R[$p.hit_blast_cpu]:-?}" "${R[$p.blocked_blast_cpu]:-?}" "${R[$p.hit_blast_us]:-?}" "${R[$p.blocked_blast_us]:-?}" \
-					"${R[$p.hit_blast_lost]:-?}" "${R[$p.blocked_blast_lost]:-?}"
+					"$(per_cpu "${R[$p.miss_blast]:-}" "${R[$p.miss_blast_cpu]:-}")" \
+					"${R[$p.hit_blast_cpu]:-?}" "${R[$p.blocked_blast_cpu]:-?}" "${R[$p.miss_blast_cpu]:-?}" \
+					"${R[$p.hit_blast_us]:-?}" "${R[$p.blocked_blast_us]:-?}" "${R[$p.miss_blast_us]:-?}" \
+					"${R[$p.hit_blast_lost]:-?}" "${R[$p.blocked_blast_lost]:-?}" "${R[$p.miss_blast_lost]:-?}"
 			done
 		fi
 		echo
 		echo "Memory: the server's VmRSS (MiB) when ready, right after each throughput run in the order they ran, and its peak (VmHWM) at the end:"
 		echo
-		echo "| peer | ready | after hit | $( ((BLAST)) && echo "after hit (blast) | ")after blocked | $( ((BLAST)) && echo "after blocked (blast) | ")after miss | peak |"
-		echo "|---|--:|--:|--:|$( ((BLAST)) && echo "--:|--:|")--:|--:|"
+		echo "| peer | ready | after hit | $( ((BLAST)) && echo "after hit (blast) | ")after blocked | $( ((BLAST)) && echo "after blocked (blast) | ")after miss | $( ((BLAST)) && echo "after miss (blast) | ")peak |"
+		echo "|---|--:|--:|--:|$( ((BLAST)) && echo "--:|--:|--:|")--:|--:|"
 		for p in $PEERS; do
 			[[ -z ${R[$p.skip]:-} ]] || continue
 			printf '| %s | %s | %s | ' "$p" "${R[$p.rss_ready]:-–}" "${R[$p.hit_rss]:-–}"
 			((BLAST)) && printf '%s | ' "${R[$p.hit_blast_rss]:-–}"
 			printf '%s | ' "${R[$p.blocked_rss]:-–}"
 			((BLAST)) && printf '%s | ' "${R[$p.blocked_blast_rss]:-–}"
-			printf '%s | %s |\n' "${R[$p.miss_rss]:-–}" "${R[$p.rss_peak]:-–}"
+			printf '%s | ' "${R[$p.miss_rss]:-–}"
+			((BLAST)) && printf '%s | ' "${R[$p.miss_blast_rss]:-–}"
+			printf '%s |\n' "${R[$p.rss_peak]:-–}"
 		done
 		if [[ $ENCRYPTED == 1 ]]; then
 			echo
@@ -1243,7 +1252,7 @@ report() {
 			echo
 			echo "| after | RSS | heap in use | stacks | cache (entries) | memory limit | largest live allocation sites (pprof, flat) |"
 			echo "|---|--:|--:|--:|--:|--:|---|"
-			for w in hit hit_blast blocked blocked_blast miss; do
+			for w in hit hit_blast blocked blocked_blast miss miss_blast; do
 				[[ -n ${R[jurisdns.heap_$w]:-} ]] || continue
 				echo "| $w | ${R[jurisdns.${w}_rss]:-?} | ${R[jurisdns.heap_$w]} |"
 			done
