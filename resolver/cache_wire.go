@@ -577,8 +577,12 @@ func (c *Cache) newEntryWire(req *Request, b []byte, now time.Time) (e *entry, o
 			return nil, false // not reached: checked above
 		}
 		binary.BigEndian.PutUint16(ttls[2*j:], uint16(rr.ttlOff))
-		if isName(msg, off, req.Name) {
-			lowerLabels(msg, off)
+		if isName(msg, off, req.Name) && !atQuestion(msg, off) {
+			// An owner that is the question's name but not the question's
+			// bytes (a server that does not compress): a reply patches
+			// only the question with the client's case, where the Msg
+			// path's packing points the owner at it. Unpacked instead.
+			return nil, false
 		}
 		switch {
 		case !negative:
@@ -653,19 +657,15 @@ func isName(msg []byte, off int, name string) bool {
 	}
 }
 
-// lowerLabels lower-cases the labels written at off (up to the end or a
-// pointer): an owner that is the question's name, written in the 0x20
-// case of the upstream query by a server that does not compress, is
-// stored as the client asked it, as replyMsg (miss_async.go) writes it.
-func lowerLabels(msg []byte, off int) {
-	for c := int(msg[off]); c != 0 && c&0xC0 == 0; c = int(msg[off]) {
-		for j := off + 1; j <= off+c; j++ {
-			if x := msg[j]; x >= 'A' && x <= 'Z' {
-				msg[j] = x + 'a' - 'A'
-			}
-		}
-		off += 1 + c
+// atQuestion reports whether the name at off is the question's name by
+// pointers alone (a pointer to it, or to such a pointer): its letters are
+// the ones a reply writes in the client's case. Pointers were checked to
+// go backwards, so the chain ends.
+func atQuestion(msg []byte, off int) bool {
+	for msg[off]&0xC0 == 0xC0 {
+		off = int(binary.BigEndian.Uint16(msg[off:]) & 0x3FFF)
 	}
+	return off == hdrLen
 }
 
 // The rcodes newEntry caches.

@@ -208,9 +208,14 @@ func (m *asyncMiss) finish(reply []byte) (h *handover) {
 }
 
 // storeReply caches an upstream reply for req as fly does (AA cleared,
-// scrubbed, stored) and returns the new entry, or the message when it is
-// not cacheable, or the error when it does not parse.
+// scrubbed, stored: Cache.putWire, or unpacked and Cache.put) and returns
+// the new entry, or the message when it is not cacheable, or the error when
+// it does not parse.
 func (s *Server) storeReply(req *Request, reply []byte) (*entry, *dns.Msg, error) {
+	// The common shapes straight from the bytes; anything else unpacked.
+	if e, ok := s.cache.putWire(req, reply, s.now()); ok {
+		return e, nil, nil
+	}
 	msg, err := replyMsg(req, reply)
 	if err != nil {
 		return nil, nil, err

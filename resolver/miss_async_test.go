@@ -90,22 +90,26 @@ func TestMissUncacheable(t *testing.T) {
 	}
 }
 
-// TestMissOwnerCase: an upstream that does not compress writes the answer's
-// owner in the query's 0x20 case; the client gets it in its own case.
+// TestMissOwnerCase: the answer's owner, the question's name in the
+// upstream query's 0x20 case, written out again (a server that does not
+// compress: the Msg path) or pointing at the question (putWire), reaches
+// the client in its own case, on the miss and on the hit.
 func TestMissOwnerCase(t *testing.T) {
-	up := resolvertest.StartUpstream(t, resolvertest.Func(func(r *dns.Msg) *dns.Msg {
-		m := new(dns.Msg).SetReply(r)
-		m.Compress = false
-		a, _ := dns.NewRR(r.Question[0].Name + " 300 IN A 192.0.2.9")
-		m.Answer = append(m.Answer, a)
-		return m
-	}))
-	h := start(t, []string{up.Addr()}, nil)
-	const name = "Owner-Case.Example."
-	for i := range 2 { // the miss, then the hit
-		r := resolvertest.Query(t, h.addr, "udp", name, dns.TypeA)
-		if len(r.Answer) != 1 || r.Answer[0].Header().Name != name {
-			t.Fatalf("query %d: %v; want the owner %q", i+1, r, name)
+	for _, compress := range []bool{false, true} {
+		up := resolvertest.StartUpstream(t, resolvertest.Func(func(r *dns.Msg) *dns.Msg {
+			m := new(dns.Msg).SetReply(r)
+			m.Compress = compress
+			a, _ := dns.NewRR(r.Question[0].Name + " 300 IN A 192.0.2.9")
+			m.Answer = append(m.Answer, a)
+			return m
+		}))
+		h := start(t, []string{up.Addr()}, nil)
+		const name = "Owner-Case.Example."
+		for i := range 2 { // the miss, then the hit
+			r := resolvertest.Query(t, h.addr, "udp", name, dns.TypeA)
+			if len(r.Answer) != 1 || r.Answer[0].Header().Name != name {
+				t.Fatalf("compress %v, query %d: %v; want the owner %q", compress, i+1, r, name)
+			}
 		}
 	}
 }
