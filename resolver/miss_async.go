@@ -188,9 +188,14 @@ func (m *asyncMiss) finish(reply []byte) (h *handover) {
 	}
 	fl := m.fl
 	fl.err, fl.e, fl.m = nil, e, msg
-	rt.fwd.flights.land(m.key, fl)
+	shared := rt.fwd.flights.land(m.key, fl)
 	landed = true
 	if e == nil {
+		if shared {
+			// The callers that joined copy fl.m (flight.result): the
+			// worker must not change it under them.
+			msg = msg.Copy()
+		}
 		return &handover{key: m.key, m: msg}
 	}
 	now := e.stored

@@ -43,34 +43,38 @@ func TestMissServfailOnly(t *testing.T) {
 }
 
 // TestMissJoinedAcrossTransports: a TCP query for a name whose UDP miss is
-// in flight joins its flight: the upstream is asked once, both answered.
+// in flight joins its flight: the upstream is asked once, both answered,
+// with a cacheable answer and with one that is not (TTL 0: each caller
+// gets its own message; -race checks that no two share one).
 func TestMissJoinedAcrossTransports(t *testing.T) {
-	up := resolvertest.StartUpstream(t, resolvertest.Func(func(r *dns.Msg) *dns.Msg {
-		time.Sleep(300 * time.Millisecond)
-		m := new(dns.Msg).SetReply(r)
-		a, _ := dns.NewRR(r.Question[0].Name + " 300 IN A 192.0.2.7")
-		m.Answer = append(m.Answer, a)
-		return m
-	}))
-	h := start(t, []string{up.Addr()}, func(c *config.Config) { c.Upstreams.TryTimeout = time.Second; c.Upstreams.Timeout = 2 * time.Second })
-	var wg sync.WaitGroup
-	replies := make([]*dns.Msg, 2)
-	for i, n := range []string{"udp", "tcp"} {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			replies[i] = resolvertest.Query(t, h.addr, n, "joined.example.", dns.TypeA)
-		}()
-		time.Sleep(100 * time.Millisecond) // UDP first: it leads
-	}
-	wg.Wait()
-	for i, r := range replies {
-		if r.Rcode != dns.RcodeSuccess || len(r.Answer) != 1 {
-			t.Errorf("reply %d: %v", i, r)
+	for _, ttl := range []string{"300", "0"} {
+		up := resolvertest.StartUpstream(t, resolvertest.Func(func(r *dns.Msg) *dns.Msg {
+			time.Sleep(300 * time.Millisecond)
+			m := new(dns.Msg).SetReply(r)
+			a, _ := dns.NewRR(r.Question[0].Name + " " + ttl + " IN A 192.0.2.7")
+			m.Answer = append(m.Answer, a)
+			return m
+		}))
+		h := start(t, []string{up.Addr()}, func(c *config.Config) { c.Upstreams.TryTimeout = time.Second; c.Upstreams.Timeout = 2 * time.Second })
+		var wg sync.WaitGroup
+		replies := make([]*dns.Msg, 2)
+		for i, n := range []string{"udp", "tcp"} {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				replies[i] = resolvertest.Query(t, h.addr, n, "joined.example.", dns.TypeA)
+			}()
+			time.Sleep(100 * time.Millisecond) // UDP first: it leads
 		}
-	}
-	if n := up.Queries(); n != 1 {
-		t.Errorf("upstream asked %d times, want 1", n)
+		wg.Wait()
+		for i, r := range replies {
+			if r.Rcode != dns.RcodeSuccess || len(r.Answer) != 1 {
+				t.Errorf("TTL %s, reply %d: %v", ttl, i, r)
+			}
+		}
+		if n := up.Queries(); n != 1 {
+			t.Errorf("TTL %s: upstream asked %d times, want 1", ttl, n)
+		}
 	}
 }
 
