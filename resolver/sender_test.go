@@ -11,6 +11,7 @@ import (
 
 	"github.com/miekg/dns"
 
+	"github.com/jurisdns/jurisdns/config"
 	"github.com/jurisdns/jurisdns/resolver"
 	"github.com/jurisdns/jurisdns/resolver/resolvertest"
 )
@@ -24,16 +25,18 @@ func TestSlowPathAnswersAtShutdown(t *testing.T) {
 	var got atomic.Int64
 	release := make(chan struct{})
 	up := resolvertest.StartUpstream(t, resolvertest.Func(func(r *dns.Msg) *dns.Msg {
-		if got.Add(1) == n {
-			close(release)
-		}
+		got.Add(1)
 		<-release
 		m := new(dns.Msg).SetReply(r)
 		m.Answer = []dns.RR{&dns.TXT{Hdr: dns.RR_Header{Name: r.Question[0].Name, Rrtype: dns.TypeTXT, Class: dns.ClassINET, Ttl: 60},
 			Txt: []string{r.Question[0].Name}}}
 		return m
 	}))
-	h := start(t, []string{up.Addr()}, nil)
+	// The upstream holds every query until the shutdown has begun: the
+	// tries must outlast that on a slow (-race) machine.
+	h := start(t, []string{up.Addr()}, func(c *config.Config) {
+		c.Upstreams.TryTimeout, c.Upstreams.Timeout = 3*time.Second, 4*time.Second
+	})
 	c, err := net.Dial("udp", h.addr)
 	if err != nil {
 		t.Fatal(err)
@@ -48,10 +51,14 @@ func TestSlowPathAnswersAtShutdown(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	// Shut down while the upstream holds every query.
+	// Shut down while the upstream holds every query (all of them read:
+	// the queries still unread when the listeners close are not answered).
 	deadline := time.Now().Add(5 * time.Second)
-	for got.Load() < n/2 && time.Now().Before(deadline) {
+	for got.Load() < n && time.Now().Before(deadline) {
 		time.Sleep(time.Millisecond)
+	}
+	if g := got.Load(); g < n {
+		t.Fatalf("the upstream got %d of %d queries", g, n)
 	}
 	done := make(chan error, 1)
 	go func() {
@@ -59,6 +66,8 @@ func TestSlowPathAnswersAtShutdown(t *testing.T) {
 		defer cancel()
 		done <- h.srv.Shutdown(ctx)
 	}()
+	time.Sleep(50 * time.Millisecond) // the shutdown is under way
+	close(release)
 	seen := map[uint16]bool{}
 	buf := make([]byte, 4096)
 	_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
