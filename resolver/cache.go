@@ -57,7 +57,7 @@ import (
 // share of MaxBytes (rounded down to whole chunks, whose size is a power of
 // two), and a shard holds at most its share of Size entries.
 // The index and the shards' fixed fields are outside MaxBytes (16 bytes a
-// slot, two to four slots per entry of Size, allocated at the start). A MaxBytes under 1 MiB
+// slot, 1.6 slots per entry of Size, allocated at the start). A MaxBytes under 1 MiB
 // gets fewer shards, each at least 64 KiB. An answer whose record is larger
 // than a chunk (64 KiB, less for a MaxBytes under 64 KiB) is not cached.
 //

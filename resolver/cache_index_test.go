@@ -19,13 +19,12 @@ func checkIndex(t *testing.T, x *hashIndex, want map[uint64]uint64) {
 		}
 	}
 	n := 0
-	mask := len(x.slots) - 1
 	for i, s := range x.slots {
 		if s.h == 0 {
 			continue
 		}
 		n++
-		for j := x.home(s.h); j != i; j = (j + 1) & mask {
+		for j := x.home(s.h); j != i; j = x.next(j) {
 			if x.slots[j].h == 0 {
 				t.Fatalf("slot %d (hash %#x) is cut off from its home %d by a free slot at %d", i, s.h, x.home(s.h), j)
 			}
@@ -48,7 +47,7 @@ func TestHashIndex(t *testing.T) {
 			if crowd {
 				// Top bits: the home slots 0, 1 and the last two.
 				homes := []uint64{0, 1, uint64(len(x.slots) - 2), uint64(len(x.slots) - 1)}
-				return homes[r.IntN(4)]<<x.shift | uint64(r.IntN(8))
+				return homeBits(&x, homes[r.IntN(4)]) | uint64(r.IntN(8))
 			}
 			return r.Uint64()
 		}
@@ -80,7 +79,7 @@ func FuzzHashIndex(f *testing.F) {
 		x := newHashIndex(8)
 		want := map[uint64]uint64{}
 		for i := 0; i+3 <= len(ops); i += 3 {
-			h := uint64(ops[i+1]&0xF)<<x.shift | uint64(ops[i+2]&3)
+			h := homeBits(&x, uint64(ops[i+1])%uint64(len(x.slots))) | uint64(ops[i+2]&3)
 			if ops[i]&1 == 0 && len(want) < 8 {
 				x.set(h, uint64(i))
 				want[indexHash(h)] = uint64(i)
@@ -91,4 +90,15 @@ func FuzzHashIndex(f *testing.F) {
 		}
 		checkIndex(t, &x, want)
 	})
+}
+
+// homeBits returns top bits of a hash whose home in x is slot i.
+func homeBits(x *hashIndex, i uint64) uint64 {
+	// The smallest top 32 bits t with t*len>>32 == i.
+	n := uint64(len(x.slots))
+	t := (i<<32 + n - 1) / n
+	if x.home(t<<32) != int(i) {
+		panic("homeBits")
+	}
+	return t << 32
 }
