@@ -6,9 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"reflect"
 	"slices"
 	"strings"
@@ -794,64 +791,6 @@ func BenchmarkPutWire(b *testing.B) {
 	})
 }
 
-// startKnotZone runs knotd (the benchmark's upstream) on 127.0.0.1 serving
-// the zone text for origin, and returns its address once it answers the
-// SOA. knotd is killed in t.Cleanup.
-func startKnotZone(t *testing.T, origin, zone string) string {
-	t.Helper()
-	bin := testtool.Need(t, "knotd", "knot")
-	dir := t.TempDir()
-	for _, d := range []string{"run", "db"} {
-		if err := os.MkdirAll(filepath.Join(dir, d), 0o755); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := os.WriteFile(filepath.Join(dir, "z.zone"), []byte(zone), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	for range 3 {
-		port := testtool.FreePort(t)
-		conf := fmt.Sprintf("server:\n    rundir: %q\n    listen: 127.0.0.1@%d\n    udp-workers: 1\n    tcp-workers: 1\n    background-workers: 1\n"+
-			"database:\n    storage: %q\nlog:\n  - target: stderr\n    any: warning\n"+
-			"template:\n  - id: default\n    storage: %q\n    journal-content: none\n    zonefile-sync: -1\n"+
-			"zone:\n  - domain: %s\n    file: z.zone\n",
-			filepath.Join(dir, "run"), port, filepath.Join(dir, "db"), dir, origin)
-		confFile := filepath.Join(dir, "knot.conf")
-		if err := os.WriteFile(confFile, []byte(conf), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		var logs testtool.Output
-		cmd := exec.Command(bin, "-c", confFile)
-		cmd.Stdout, cmd.Stderr = &logs, &logs
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		exited := make(chan struct{})
-		go func() { _ = cmd.Wait(); close(exited) }()
-		addr := fmt.Sprintf("127.0.0.1:%d", port)
-		c := &dns.Client{Timeout: 200 * time.Millisecond}
-		m := new(dns.Msg)
-		m.SetQuestion(origin, dns.TypeSOA)
-		for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
-			select {
-			case <-exited:
-			default:
-				if r, _, err := c.Exchange(m, addr); err == nil && r.Rcode == dns.RcodeSuccess && len(r.Answer) == 1 {
-					t.Cleanup(func() { _ = cmd.Process.Kill(); <-exited })
-					return addr
-				}
-				continue
-			}
-			break
-		}
-		_ = cmd.Process.Kill()
-		<-exited
-		t.Logf("knotd on port %d did not come up; log:\n%s", port, logs.String())
-	}
-	t.Fatal("knotd did not come up")
-	return ""
-}
-
 // TestPutWireKnot feeds the wire path knot's own replies (its compression,
 // its OPT, AA set) to 0x20 queries: the shapes a miss meets are taken, and
 // make the Msg path's entry.
@@ -861,7 +800,7 @@ func TestPutWireKnot(t *testing.T) {
 		"www A 192.0.2.1\nwww A 192.0.2.2\nwww AAAA 2001:db8::1\nwww MX 10 mail\nmail A 192.0.2.25\n" +
 		"alias 60 CNAME www\nout CNAME gone.elsewhere.example.\nchain CNAME alias\n" +
 		"www HTTPS 1 . alpn=h3,h2 ipv4hint=192.0.2.1 ipv6hint=2001:db8::1\n"
-	addr := startKnotZone(t, "wire.example.", zone)
+	addr := testtool.KnotZone(t, "wire.example.", zone)
 	conn, err := net.Dial("udp", addr)
 	if err != nil {
 		t.Fatal(err)

@@ -5,9 +5,6 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -123,59 +120,8 @@ func TestMuxStressRotation(t *testing.T) {
 // its address once it answers. knotd is killed in t.Cleanup.
 func startKnotWildcard(t *testing.T) string {
 	t.Helper()
-	bin := testtool.Need(t, "knotd", "knot")
-	dir := t.TempDir()
-	for _, d := range []string{"run", "db"} {
-		if err := os.MkdirAll(filepath.Join(dir, d), 0o755); err != nil {
-			t.Fatal(err)
-		}
-	}
-	zone := "$ORIGIN stress.example.\n$TTL 60\n" +
-		"@ SOA ns hostmaster 1 3600 600 86400 60\n@ NS ns\nns A 127.0.0.1\n* A 10.0.0.1\n"
-	if err := os.WriteFile(filepath.Join(dir, "stress.zone"), []byte(zone), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	for range 3 {
-		port := testtool.FreePort(t)
-		conf := fmt.Sprintf("server:\n    rundir: %q\n    listen: 127.0.0.1@%d\n    udp-workers: 1\n    tcp-workers: 1\n    background-workers: 1\n"+
-			"database:\n    storage: %q\nlog:\n  - target: stderr\n    any: warning\n"+
-			"template:\n  - id: default\n    storage: %q\n    journal-content: none\n    zonefile-sync: -1\n"+
-			"zone:\n  - domain: stress.example\n    file: stress.zone\n",
-			filepath.Join(dir, "run"), port, filepath.Join(dir, "db"), dir)
-		confFile := filepath.Join(dir, "knot.conf")
-		if err := os.WriteFile(confFile, []byte(conf), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		var logs testtool.Output
-		cmd := exec.Command(bin, "-c", confFile)
-		cmd.Stdout, cmd.Stderr = &logs, &logs
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		exited := make(chan struct{})
-		go func() { _ = cmd.Wait(); close(exited) }()
-		addr := fmt.Sprintf("127.0.0.1:%d", port)
-		c := &dns.Client{Timeout: 200 * time.Millisecond}
-		m := new(dns.Msg)
-		m.SetQuestion("ready.stress.example.", dns.TypeA)
-		for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
-			select {
-			case <-exited:
-			default:
-				if r, _, err := c.Exchange(m, addr); err == nil && r.Rcode == dns.RcodeSuccess && len(r.Answer) == 1 {
-					t.Cleanup(func() { _ = cmd.Process.Kill(); <-exited })
-					return addr
-				}
-				continue
-			}
-			break
-		}
-		_ = cmd.Process.Kill()
-		<-exited
-		t.Logf("knotd on port %d did not come up; log:\n%s", port, logs.String())
-	}
-	t.Fatal("knotd did not come up")
-	return ""
+	return testtool.KnotZone(t, "stress.example.", "$ORIGIN stress.example.\n$TTL 60\n"+
+		"@ SOA ns hostmaster 1 3600 600 86400 60\n@ NS ns\nns A 127.0.0.1\n* A 10.0.0.1\n")
 }
 
 // TestMuxStressKnot is TestMuxStressRotation's load against knotd, the
