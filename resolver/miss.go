@@ -41,17 +41,8 @@ func (s *Server) missUDPFrom(w *worker, pkt []byte, addr netip.AddrPort, rt *Run
 	}
 	w.name = canon[:0]
 	client := addr.Addr().Unmap()
-	req := &Request{
-		Client:  netip.AddrPortFrom(client, addr.Port()),
-		Proto:   UDP,
-		Name:    string(canon),
-		Qtype:   q.qtype,
-		DO:      q.do,
-		CD:      q.flags&flagCD != 0,
-		EDNS:    q.edns,
-		Clients: rt.Policy.ClientSet(client),
-		up:      up,
-	}
+	r := udpRequest(&q, canon, addr, rt, up)
+	req := &r
 	start := time.Now()
 	req.wall = start
 	now := start
@@ -112,6 +103,23 @@ func (s *Server) missUDPFrom(w *worker, pkt []byte, addr netip.AddrPort, rt *Run
 		resp, err = s.cnamePolicy(rt, req, resp, now)
 	}
 	return s.reply(msg, req, resp, err, start)
+}
+
+// udpRequest is the request of a UDP query that fast found missable: q and
+// its canonical name canon (copied), from addr, in rt, to the upstreams up.
+func udpRequest(q *question, canon []byte, addr netip.AddrPort, rt *Runtime, up Exchanger) Request {
+	client := addr.Addr().Unmap()
+	return Request{
+		Client:  netip.AddrPortFrom(client, addr.Port()),
+		Proto:   UDP,
+		Name:    string(canon),
+		Qtype:   q.qtype,
+		DO:      q.do,
+		CD:      q.flags&flagCD != 0,
+		EDNS:    q.edns,
+		Clients: rt.Policy.ClientSet(client),
+		up:      up,
+	}
 }
 
 // fitsUDP reports whether the cached answer e, with the OPT the client gets,

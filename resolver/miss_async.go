@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/netip"
 	"strings"
 	"time"
 
@@ -97,19 +96,8 @@ func (s *Server) startMiss(j *udpJob) bool {
 	}
 	m := &asyncMiss{s: s, j: *j}
 	rt := j.rt
-	client := j.addr.Addr().Unmap()
 	m.q = q
-	m.req = Request{
-		Client:  netip.AddrPortFrom(client, j.addr.Port()),
-		Proto:   UDP,
-		Name:    string(canon),
-		Qtype:   q.qtype,
-		DO:      q.do,
-		CD:      q.flags&flagCD != 0,
-		EDNS:    q.edns,
-		Clients: rt.Policy.ClientSet(client),
-		up:      j.up,
-	}
+	m.req = udpRequest(&q, canon, j.addr, rt, j.up)
 	m.start = time.Now()
 	m.req.wall = m.start
 	m.key = flightKey{name: m.req.Name, qtype: q.qtype}

@@ -270,25 +270,7 @@ func (a *Async) finish(reply []byte, err error) {
 // dispatchAsync hands the datagram b, read for p's ID, to p's Async if it
 // answers p's query, or drops it. It runs in the socket's reader.
 func (s *muxSock) dispatchAsync(p *pendingQuery, b []byte, trunc bool) {
-	err := matchWire(p.q, b)
-	s.mu.Lock()
-	if err != nil {
-		if s.pending.get(p.q.id) == p {
-			p.mismatched++
-		}
-		s.mu.Unlock()
-		var me *mismatchError
-		if errors.As(err, &me) {
-			s.dropped(me.reason)
-		} else {
-			s.dropped("malformed")
-		}
-		return
-	}
-	ok := s.remove(p)
-	s.mu.Unlock()
-	if !ok {
-		s.dropped("id") // its query gave up meanwhile: late
+	if !s.take(p, matchWire(p.q, b)) {
 		return
 	}
 	if trunc {
@@ -319,32 +301,11 @@ func matchWire(q sentQuery, b []byte) error {
 		return nil
 	}
 	n := len(q.sent) - 4
-	if equalFoldWire(got[:n], q.sent[:n]) && bytes.Equal(got[n:], q.sent[n:]) {
+	if equalFoldASCII(got[:n], q.sent[:n]) && bytes.Equal(got[n:], q.sent[n:]) {
 		if q.caseless {
 			return nil
 		}
 		return mismatch("case", "question name %q, sent %q (0x20)", got[:n], q.sent[:n])
 	}
 	return mismatch("question", "question differs from the one sent")
-}
-
-// equalFoldWire compares two wire names byte for byte, ASCII letters in
-// either case (RFC 4343); any other byte must be equal.
-func equalFoldWire(a, b []byte) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		x, y := a[i], b[i]
-		if 'A' <= x && x <= 'Z' {
-			x += 'a' - 'A'
-		}
-		if 'A' <= y && y <= 'Z' {
-			y += 'a' - 'A'
-		}
-		if x != y {
-			return false
-		}
-	}
-	return true
 }

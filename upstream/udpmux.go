@@ -453,9 +453,21 @@ func (s *muxSock) dispatch(b []byte, trunc bool) {
 	} else {
 		resp, err = match(p.q, b)
 	}
+	if s.take(p, err) {
+		p.finish(muxResult{resp: resp})
+	}
+}
+
+// take settles a datagram read for p's ID, given err, the outcome of
+// matching it against p's query: a mismatch is dropped (counted by its
+// reason, and against p while p is in flight) and take reports false;
+// otherwise take takes p out of flight and reports true, or reports false
+// for a query that gave up meanwhile (a late reply, dropped as "id"). The
+// caller then owns delivering p's result.
+func (s *muxSock) take(p *pendingQuery, err error) bool {
 	s.mu.Lock()
 	if err != nil {
-		if s.pending.get(id) == p {
+		if s.pending.get(p.q.id) == p {
 			p.mismatched++
 		}
 		s.mu.Unlock()
@@ -465,15 +477,14 @@ func (s *muxSock) dispatch(b []byte, trunc bool) {
 		} else {
 			s.dropped("malformed")
 		}
-		return
+		return false
 	}
 	ok := s.remove(p)
 	s.mu.Unlock()
 	if !ok {
 		s.dropped("id") // its query gave up meanwhile: late
-		return
 	}
-	p.finish(muxResult{resp: resp})
+	return ok
 }
 
 // errSocketShared marks the failure of a query ended with the others of its

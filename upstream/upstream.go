@@ -586,9 +586,10 @@ func matchReply(id uint16, want dns.Question, b []byte) (*dns.Msg, error) {
 	return resp, nil
 }
 
-// equalFoldASCII compares DNS names case-insensitively; only ASCII letters
-// fold (RFC 4343).
-func equalFoldASCII(a, b string) bool {
+// equalFoldASCII compares DNS names (presentation or wire form)
+// case-insensitively; only ASCII letters fold (RFC 4343), any other byte
+// must be equal.
+func equalFoldASCII[T ~string | ~[]byte](a, b T) bool {
 	if len(a) != len(b) {
 		return false
 	}
