@@ -238,14 +238,10 @@ func TestStartUDPHealth(t *testing.T) {
 	}
 }
 
-// TestExchangeAfterBadReply: a SERVFAIL the try got is the answer when the
-// other upstreams do no better (here: there are none).
-func TestExchangeAfterBadReply(t *testing.T) {
-	t.Parallel()
-	addr := startRaw(t, func(pc *net.UDPConn, pkt []byte, from netip.AddrPort) {
-		_, _ = pc.WriteToUDPAddrPort(reflect(pkt, dns.RcodeServerFailure), from)
-	})
-	g := plainGroup(t, upstream.GroupOptions{}, upstream.Options{}, addr)
+// startServfail starts a query for x.example. on g, whose first upstream
+// answers SERVFAIL, and returns the try and that reply.
+func startServfail(t *testing.T, g *upstream.Group) (*upstream.Async, *dns.Msg) {
+	t.Helper()
 	h := make(chanHandler, 1)
 	a := &upstream.Async{H: h}
 	if !g.StartUDP(a, wireQuestion(t, "x.example.", dns.TypeA), false, false, time.Now().Add(2*time.Second)) {
@@ -256,11 +252,24 @@ func TestExchangeAfterBadReply(t *testing.T) {
 	if r.err != nil || bad.Unpack(r.reply) != nil || bad.Rcode != dns.RcodeServerFailure {
 		t.Fatalf("got %x, %v; want the SERVFAIL", r.reply, r.err)
 	}
+	return a, bad
+}
+
+// TestExchangeAfterBadReply: a SERVFAIL the try got is the answer when the
+// other upstreams do no better (here: there are none).
+func TestExchangeAfterBadReply(t *testing.T) {
+	t.Parallel()
+	addr := startRaw(t, func(pc *net.UDPConn, pkt []byte, from netip.AddrPort) {
+		_, _ = pc.WriteToUDPAddrPort(reflect(pkt, dns.RcodeServerFailure), from)
+	})
+	g := plainGroup(t, upstream.GroupOptions{}, upstream.Options{}, addr)
+	a, bad := startServfail(t, g)
 	resp, err := g.ExchangeAfter(context.Background(), question("x.example.", dns.TypeA), a, bad, nil)
 	if err != nil || resp != bad {
 		t.Fatalf("ExchangeAfter: %v, %v; want the try's SERVFAIL", resp, err)
 	}
 	// The SERVFAIL did not mark the upstream down.
+	h := make(chanHandler, 1)
 	if !g.StartUDP(&upstream.Async{H: h}, wireQuestion(t, "y.example.", dns.TypeA), false, false, time.Now().Add(2*time.Second)) {
 		t.Error("StartUDP declined after a SERVFAIL: the upstream was marked down")
 	}
@@ -307,16 +316,7 @@ func TestExchangeAfterSkipsTried(t *testing.T) {
 		_, _ = pc.WriteToUDPAddrPort(reflect(pkt, dns.RcodeSuccess), from)
 	})
 	g := plainGroup(t, upstream.GroupOptions{}, upstream.Options{}, failing, good)
-	h := make(chanHandler, 1)
-	a := &upstream.Async{H: h}
-	if !g.StartUDP(a, wireQuestion(t, "x.example.", dns.TypeA), false, false, time.Now().Add(2*time.Second)) {
-		t.Fatal("StartUDP declined")
-	}
-	r := h.wait(t)
-	bad := new(dns.Msg)
-	if r.err != nil || bad.Unpack(r.reply) != nil || bad.Rcode != dns.RcodeServerFailure {
-		t.Fatalf("got %x, %v; want the SERVFAIL", r.reply, r.err)
-	}
+	a, bad := startServfail(t, g)
 	resp, err := g.ExchangeAfter(context.Background(), question("x.example.", dns.TypeA), a, bad, nil)
 	if err != nil || resp.Rcode != dns.RcodeSuccess {
 		t.Fatalf("ExchangeAfter: %v, %v; want the second upstream's NOERROR", resp, err)
