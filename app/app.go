@@ -20,6 +20,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/miekg/dns"
+
 	"github.com/jurisdns/jurisdns/admin"
 	"github.com/jurisdns/jurisdns/audit"
 	"github.com/jurisdns/jurisdns/config"
@@ -918,8 +920,8 @@ func (s *auditSink) PolicyEvent(ev *policy.Event) {
 	ok := s.w.Log(audit.Record{
 		Time:         ev.Time,
 		Client:       audit.ClientString(ev.Client, s.privacy, s.salt),
-		Name:         strings.Clone(ev.Name), // ev's strings are valid only during the call
-		Type:         typeString(ev.Qtype),   // TYPE<n> for a type without a name, as the query log and the status page
+		Name:         strings.Clone(ev.Name),      // ev's strings are valid only during the call
+		Type:         dns.Type(ev.Qtype).String(), // TYPE<n> for a type without a name, as the query log and the status page
 		Jurisdiction: ev.Jurisdiction.ID,
 		Tier:         string(ev.Jurisdiction.Tier.Spec()),
 		Instrument:   ev.Instrument,

@@ -54,7 +54,7 @@ func (s *queryLogSink) Query(ev *resolver.QueryEvent) {
 		Time:       ev.Time,
 		Client:     audit.ClientString(ev.Client, s.privacy, s.salt),
 		Name:       ev.Name,
-		Type:       typeString(ev.Qtype),
+		Type:       dns.Type(ev.Qtype).String(), // TYPE<n> for a type without a name
 		Rcode:      rcodeString(ev.Rcode),
 		DurationUS: ev.Duration.Microseconds(),
 		Cached:     ev.Cached,
@@ -75,13 +75,6 @@ func privacySalt(privacy string) []byte {
 	b := make([]byte, 32)
 	_, _ = rand.Read(b)
 	return b
-}
-
-func typeString(t uint16) string {
-	if s, ok := dns.TypeToString[t]; ok {
-		return s
-	}
-	return "TYPE" + strconv.Itoa(int(t))
 }
 
 func rcodeString(r int) string {

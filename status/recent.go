@@ -109,15 +109,11 @@ func (r *recentRing) latest() ([]Record, uint64) {
 
 // record renders a slot as the page shows it.
 func (r *recentRing) record(sl *slot) Record {
-	typ, ok := dns.TypeToString[sl.qtype]
-	if !ok {
-		typ = "TYPE" + itoa(int(sl.qtype))
-	}
 	return Record{
 		Time:         sl.t,
 		Client:       audit.ClientString(sl.client, r.privacy, r.salt),
 		Name:         string(sl.name),
-		Type:         typ,
+		Type:         dns.Type(sl.qtype).String(), // TYPE<n> for a type without a name
 		Jurisdiction: sl.j.ID,
 		Tier:         sl.j.Tier.Spec(),
 		Instrument:   sl.instrument,
