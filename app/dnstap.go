@@ -222,9 +222,11 @@ func (s *dnstapSink) tap(u upstream.Upstream) upstream.Upstream {
 }
 
 // tappedUpstream is an upstream whose exchanges go to dnstap. The messages
-// are those exchanged, packed again: the upstream's own wire form differs in
-// the ID (random per try; the reply shows the query's), the AD bit and, over
-// TLS and HTTPS, the padding.
+// of Exchange are those exchanged, packed again: the upstream's own wire
+// form differs in the ID (random per try; the reply shows the query's), the
+// AD bit, the 0x20 case and, over TLS and HTTPS, the padding. A UDP try of
+// a cache miss started without a worker (upstream.Group.StartUDP) is
+// recorded from its wire bytes (TapUDP), as sent and received.
 type tappedUpstream struct {
 	upstream.Upstream
 	sink   *dnstapSink
@@ -257,6 +259,22 @@ func (u *tappedUpstream) Exchange(ctx context.Context, m *dns.Msg) (*dns.Msg, er
 	w.Log(&ev)
 	return resp, err
 }
+
+// Unwrap implements upstream.UDPTap.
+func (u *tappedUpstream) Unwrap() upstream.Upstream { return u.Upstream }
+
+// TapUDP implements upstream.UDPTap: the query and reply bytes of a
+// StartUDP try (the reply nil when it got none).
+func (u *tappedUpstream) TapUDP(query, reply []byte, queryTime, responseTime time.Time) {
+	w := u.sink.cur.Load()
+	if w == nil || !w.Options().Forwarder {
+		return
+	}
+	w.Log(&dnstap.Event{Forwarder: true, Protocol: u.proto, Server: u.server, QueryTime: queryTime, ResponseTime: responseTime,
+		Query: query, Response: reply})
+}
+
+var _ upstream.UDPTap = (*tappedUpstream)(nil)
 
 // packShared packs m without writing to it: the header and question as
 // they are, every other record shared except an OPT, which is copied.

@@ -25,6 +25,21 @@ type AsyncHandler interface {
 	UDPDone(reply []byte, err error)
 }
 
+// UDPTap is an Upstream that wraps another and records its exchanges (the
+// dnstap sink's forwarder messages). When the wrapped one is a plain UDP
+// upstream, StartUDP sends through it and hands the tap the query and the
+// reply as they went over the wire.
+type UDPTap interface {
+	Upstream
+	// Unwrap returns the wrapped upstream.
+	Unwrap() Upstream
+	// TapUDP records one StartUDP try: the query as sent, the reply (nil
+	// when the try ended without one), when the query went and when the
+	// try ended. Neither slice may be kept after the call. It runs where
+	// AsyncHandler.UDPDone runs, just before it: it must not block.
+	TapUDP(query, reply []byte, queryTime, responseTime time.Time)
+}
+
 // Async is one UDP query started with Group.StartUDP. The caller makes it
 // (it may be a field of the caller's own per-query state: one allocation
 // for both), sets H, and must not reuse it until H.UDPDone was called.
@@ -36,6 +51,9 @@ type Async struct {
 	start time.Time // the group's clock at the start, for Observe
 	dl    time.Time // the exchange's deadline (the caller's, or the group's Timeout)
 	tryDL time.Time // the try's: dl or the group's TryTimeout, whichever is earlier
+	tap   UDPTap    // the member's tap, if it has one
+	wall  time.Time // when the query went (for the tap)
+	qlen  int       // the query's length in buf
 	p     pendingQuery
 	buf   [asyncQueryLen]byte
 }
@@ -55,7 +73,8 @@ var ErrCut = errors.New("reply bigger than advertised, cut short")
 // reports false, having sent nothing and recorded nothing, when the query
 // cannot go this way (the parallel strategy, a first upstream that is down,
 // tcp://, DoT or DoH, too many queries in flight, a question that does not
-// fit); the caller then uses ExchangeBy.
+// fit); the caller then uses ExchangeBy. A member wrapped in a UDPTap goes
+// this way when the upstream it wraps does.
 //
 // question is the question section of the client's query in wire form
 // (name, type, class: an uncompressed name); the query sent has RD, AD, CD
@@ -75,12 +94,17 @@ func (g *Group) StartUDP(a *Async, question []byte, cd, do bool, deadline time.T
 	if mb == nil {
 		return false
 	}
-	u, ok := mb.up.(*server)
+	up := mb.up
+	var tap UDPTap
+	if t, ok := up.(UDPTap); ok {
+		tap, up = t, t.Unwrap()
+	}
+	u, ok := up.(*server)
 	if !ok || u.tcpOnly {
 		return false
 	}
 	wall := time.Now()
-	a.g, a.mb, a.start = g, mb, g.clock(wall)
+	a.g, a.mb, a.start, a.tap, a.wall = g, mb, g.clock(wall), tap, wall
 	a.dl = wall.Add(g.opts.Timeout)
 	if deadline.Before(a.dl) {
 		a.dl = deadline
@@ -148,6 +172,7 @@ func (u *server) startUDP(a *Async, question []byte, cd, do bool, now time.Time)
 	}
 	b = append(b, 0, 0, 41, byte(udpSize>>8), byte(udpSize&0xFF),
 		byte(ttl>>24), byte(ttl>>16), byte(ttl>>8), byte(ttl), 0, 0)
+	a.qlen = len(b)
 	q := sentQuery{sent: b[12 : 12+len(question)], caseless: !u.caseRandom}
 	a.p = pendingQuery{async: a}
 	s, p, err := u.mux.startWith(&q, b, now, &a.p)
@@ -263,6 +288,9 @@ func (a *Async) finish(reply []byte, err error) {
 		// own deadline (not the try's) ran out: no verdict, as in try.
 	default:
 		g.result(mb, err)
+	}
+	if a.tap != nil {
+		a.tap.TapUDP(a.buf[:a.qlen], reply, a.wall, time.Now())
 	}
 	a.H.UDPDone(reply, err)
 }

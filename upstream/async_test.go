@@ -325,3 +325,62 @@ func TestExchangeAfterSkipsTried(t *testing.T) {
 		t.Errorf("the first upstream got %d queries, want 1", n)
 	}
 }
+
+// recordingTap is a UDPTap that keeps what TapUDP was given.
+type recordingTap struct {
+	upstream.Upstream
+	query, reply chan []byte
+}
+
+func (r *recordingTap) Unwrap() upstream.Upstream { return r.Upstream }
+
+func (r *recordingTap) TapUDP(query, reply []byte, queryTime, responseTime time.Time) {
+	if responseTime.Before(queryTime) {
+		panic("responseTime before queryTime")
+	}
+	r.query <- bytes.Clone(query)
+	r.reply <- bytes.Clone(reply)
+}
+
+// TestStartUDPTap: a member wrapped in a UDPTap goes the StartUDP way, and
+// the tap gets the query as the server got it and the reply as it came
+// (nil for a try that timed out).
+func TestStartUDPTap(t *testing.T) {
+	t.Parallel()
+	got := make(chan []byte, 2)
+	addr := startRaw(t, func(pc *net.UDPConn, pkt []byte, from netip.AddrPort) {
+		got <- pkt
+		if !bytes.Contains(bytes.ToLower(pkt), []byte("silent")) {
+			_, _ = pc.WriteToUDPAddrPort(reflect(pkt, dns.RcodeSuccess), from)
+		}
+	})
+	u, err := upstream.Parse(addr, upstream.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tap := &recordingTap{Upstream: u, query: make(chan []byte, 2), reply: make(chan []byte, 2)}
+	g, err := upstream.NewGroup([]upstream.Upstream{tap}, upstream.GroupOptions{TryTimeout: 100 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer g.Close()
+	r := startAsync(t, g, "tapped.example.", false, false, time.Now().Add(2*time.Second)).wait(t)
+	if r.err != nil {
+		t.Fatal(r.err)
+	}
+	sent := <-got
+	if q := <-tap.query; !bytes.Equal(q, sent) {
+		t.Errorf("tapped query %x, the server got %x", q, sent)
+	}
+	if rep := <-tap.reply; !bytes.Equal(rep, r.reply) {
+		t.Errorf("tapped reply %x, the handler got %x", rep, r.reply)
+	}
+	r = startAsync(t, g, "silent.example.", false, false, time.Now().Add(2*time.Second)).wait(t)
+	if r.err == nil {
+		t.Fatal("no timeout")
+	}
+	<-got
+	if q, rep := <-tap.query, <-tap.reply; len(q) == 0 || rep != nil {
+		t.Errorf("after a timeout: tapped query %x, reply %x; want the query and no reply", q, rep)
+	}
+}
