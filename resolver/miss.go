@@ -41,7 +41,7 @@ func (s *Server) missUDPFrom(w *worker, pkt []byte, addr netip.AddrPort, rt *Run
 	}
 	w.name = canon[:0]
 	client := addr.Addr().Unmap()
-	r := udpRequest(&q, canon, addr, rt, up)
+	r := udpRequest(&q, canon, addr, rt.Policy.ClientSet(client), up)
 	req := &r
 	start := time.Now()
 	req.wall = start
@@ -106,18 +106,18 @@ func (s *Server) missUDPFrom(w *worker, pkt []byte, addr netip.AddrPort, rt *Run
 }
 
 // udpRequest is the request of a UDP query that fast found missable: q and
-// its canonical name canon (copied), from addr, in rt, to the upstreams up.
-func udpRequest(q *question, canon []byte, addr netip.AddrPort, rt *Runtime, up Exchanger) Request {
-	client := addr.Addr().Unmap()
+// its canonical name canon (copied), from addr, whose jurisdictions are cs,
+// to the upstreams up.
+func udpRequest(q *question, canon []byte, addr netip.AddrPort, cs *policy.ClientSet, up Exchanger) Request {
 	return Request{
-		Client:  netip.AddrPortFrom(client, addr.Port()),
+		Client:  netip.AddrPortFrom(addr.Addr().Unmap(), addr.Port()),
 		Proto:   UDP,
 		Name:    string(canon),
 		Qtype:   q.qtype,
 		DO:      q.do,
 		CD:      q.flags&flagCD != 0,
 		EDNS:    q.edns,
-		Clients: rt.Policy.ClientSet(client),
+		Clients: cs,
 		up:      up,
 	}
 }

@@ -79,25 +79,23 @@ type handover struct {
 }
 
 // startMiss starts the upstream try of the missable UDP query j (fast
-// classified it; handleUDP entered its runtime and took its budget slot)
+// classified it with w, whose miss fields it reads; handleUDP entered its
+// runtime and took its budget slot)
 // and reports true, or reports false, having changed nothing, when the
 // query must go to a worker as before: the upstreams cannot start a query
 // that way (see upstream.Group.StartUDP), the listener has no sender, the
 // server no cache, or an identical query is already in flight.
-func (s *Server) startMiss(j *udpJob) bool {
+func (s *Server) startMiss(w *worker, j *udpJob) bool {
 	st, ok := j.up.(asyncStarter)
 	if !ok || j.snd == nil || s.cache == nil {
 		return false
 	}
-	var name [256]byte
-	q, canon, ok := parseQuery(j.pkt, name[:0])
-	if !ok {
-		return false
-	}
-	m := &asyncMiss{s: s, j: *j}
+	// fast's reading of the query (j.pkt is a copy of the packet it read).
+	q := w.missQ
+	m := &asyncMiss{s: s, j: *j, q: q}
 	rt := j.rt
-	m.q = q
-	m.req = udpRequest(&q, canon, j.addr, rt, j.up)
+	m.req = udpRequest(&q, w.missName, j.addr, w.missClients, j.up)
+	w.missClients = nil // keep no policy alive in w
 	m.start = time.Now()
 	m.req.wall = m.start
 	m.key = flightKey{name: m.req.Name, qtype: q.qtype}

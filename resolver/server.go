@@ -354,8 +354,13 @@ type worker struct {
 	v policy.Verdict
 	// missUp is set by fast, to the upstreams of the name, when the query
 	// passed every check and only its answer was not cached: missUDP can
-	// resolve it with the runtime fast checked it with.
-	missUp Exchanger
+	// resolve it with the runtime fast checked it with. missQ, missName (in
+	// name's buffer) and missClients are what fast read of that query, for
+	// startMiss, which runs right after it in the same goroutine.
+	missUp      Exchanger
+	missQ       question
+	missName    []byte
+	missClients *policy.ClientSet
 	// snd writes the slow path's answers of a listener loop's socket.
 	snd *udpSender
 	// hit is the cache entry fast loads every lookup into.
@@ -449,7 +454,7 @@ func (s *Server) handleUDP(w *worker, c *net.UDPConn, pkt []byte, addr netip.Add
 			return nil, false
 		}
 	}
-	if j.up != nil && s.startMiss(&j) {
+	if j.up != nil && s.startMiss(w, &j) {
 		return nil, false // in flight upstream: its reply finishes it
 	}
 	select {
@@ -554,7 +559,7 @@ func (s *Server) fast(w *worker, rt *Runtime, pkt []byte, addr netip.AddrPort) (
 // truncates it); over DoT and DoH it is padded (RFC 8467). It lives in
 // w.out until w's next query.
 func (s *Server) fastAnswer(w *worker, rt *Runtime, pkt []byte, addr netip.AddrPort, proto Proto) ([]byte, bool) {
-	w.missUp = nil
+	w.missUp, w.missClients = nil, nil
 	q, canon, ok := parseQuery(pkt, w.name)
 	if !ok || q.qclass != dns.ClassINET || q.ednsVer != 0 || s.cache == nil || localOnly(q.qtype) || s.xfrType(q.qtype) {
 		return nil, false
@@ -599,6 +604,7 @@ func (s *Server) fastAnswer(w *worker, rt *Runtime, pkt []byte, addr netip.AddrP
 		e := s.cache.load(&w.hit, name, q.qtype, q.do, q.flags&flagCD != 0)
 		if e == nil || !e.fresh(now) {
 			w.missUp = rt.forwardTo(r.fwd)
+			w.missQ, w.missName, w.missClients = q, canon, cs
 			return nil, false
 		}
 		if cnameListed(rt, e, cs, now) || (proto == UDP && !fitsUDP(e, &q)) {
