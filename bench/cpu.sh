@@ -44,6 +44,8 @@ for v in ROUNDS SECONDS_PER_RUN LIST_SIZE BLAST_SOCKETS BLAST_OUTSTANDING MISS_S
 	[[ ${!v} =~ ^[1-9][0-9]*$ ]] || { echo "cpu.sh: $v must be a whole number ≥ 1, not '${!v}'" >&2; exit 2; }
 done
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+# shellcheck source=bench/lib.sh
+source "$ROOT/bench/lib.sh"
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/jurisdns-cpu.XXXXXX")
 export PATH="$PATH:/usr/sbin:/sbin"
 command -v knotd >/dev/null || { echo "cpu.sh: knotd missing (Debian package knot)" >&2; exit 2; }
@@ -80,48 +82,14 @@ DATA=$WORK/data
 # shellcheck disable=SC1091
 source "$DATA/probe.txt" # ready_name, hit_name, zone
 
-mkdir -p "$WORK/knot/run" "$WORK/knot/db"
-cat >"$WORK/knot/knot.conf" <<EOF
-server:
-    rundir: "$WORK/knot/run"
-    listen: 127.0.0.1@$KNOT_PORT
-    udp-workers: 1
-    tcp-workers: 1
-    background-workers: 1
-database:
-    storage: "$WORK/knot/db"
-log:
-  - target: stderr
-    any: warning
-template:
-  - id: default
-    storage: "$WORK/knot"
-    journal-content: none
-    zonefile-sync: -1
-zone:
-  - domain: $zone
-    file: "$DATA/zone.db"
-EOF
+mkdir -p "$WORK/knot"
+knot_conf "$WORK/knot" "$KNOT_PORT" "$zone" "$DATA/zone.db" >"$WORK/knot/knot.conf"
 taskset -c "$CLIENT_CPU" knotd -c "$WORK/knot/knot.conf" >"$WORK/knot.log" 2>&1 &
 PIDS+=("$!")
 "$BIN/probe" -server "127.0.0.1:$KNOT_PORT" -name "$hit_name" -rcode NOERROR -timeout 30s >/dev/null ||
 	{ echo "cpu.sh: knot did not start: $(tail -n 3 "$WORK/knot.log")" >&2; exit 1; }
 
-cat >"$WORK/jurisdns.yaml" <<EOF
-listen: ["127.0.0.1:$JURISDNS_PORT"]
-upstreams: {servers: ["127.0.0.1:$KNOT_PORT"], strategy: failover, timeout: 2s}
-cache: {size: 100000}
-access: {allow: [127.0.0.0/8]}
-admin: "127.0.0.1:$JURISDNS_ADMIN_PORT"
-log: {level: warn}
-default_jurisdictions: [bench]
-jurisdictions:
-  - id: bench
-    title: Benchmark list
-    tier: mandated
-    ede: 16
-    sources: [{name: bench-list, path: "$DATA/list.txt", format: domains, match: suffix}]
-EOF
+jurisdns_conf "$JURISDNS_PORT" "$JURISDNS_ADMIN_PORT" "$KNOT_PORT" "$DATA/list.txt" false >"$WORK/jurisdns.yaml"
 
 TCK=$(getconf CLK_TCK)
 ticks() { sed 's/^.*) //' "/proc/$1/stat" | awk '{ print $12 + $13 }'; }

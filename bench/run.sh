@@ -138,6 +138,8 @@ WRITE_BENCHMARKS=${WRITE_BENCHMARKS:-}
 [[ $WRITE_BENCHMARKS == "" || $WRITE_BENCHMARKS == 0 || $WRITE_BENCHMARKS == 1 ]] ||
 	bad_setting "WRITE_BENCHMARKS must be 0, 1 or empty, not '$WRITE_BENCHMARKS'"
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+# shellcheck source=bench/lib.sh
+source "$ROOT/bench/lib.sh"
 RESULTS_DIR=${RESULTS_DIR:-$ROOT/bench/results}
 BENCHMARKS_FILE=${BENCHMARKS_FILE:-$ROOT/BENCHMARKS.md} # where WRITE_BENCHMARKS writes
 WORK=${WORK:-$(mktemp -d "${TMPDIR:-/tmp}/jurisdns-bench.XXXXXX")}
@@ -417,28 +419,8 @@ generate() {
 
 start_knot() {
 	local d=$WORK/knot
-	mkdir -p "$d/run" "$d/db"
-	cat >"$d/knot.conf" <<EOF
-server:
-    rundir: "$d/run"
-    listen: 127.0.0.1@$KNOT_PORT
-    udp-workers: 1
-    tcp-workers: 1
-    background-workers: 1
-database:
-    storage: "$d/db"
-log:
-  - target: stderr
-    any: warning
-template:
-  - id: default
-    storage: "$d"
-    journal-content: none
-    zonefile-sync: -1
-zone:
-  - domain: $zone
-    file: "$DATA/zone.db"
-EOF
+	mkdir -p "$d"
+	knot_conf "$d" "$KNOT_PORT" "$zone" "$DATA/zone.db" >"$d/knot.conf"
 	start "$OUT/knot.log" taskset -c "$KNOT_CPU" knotd -c "$d/knot.conf"
 	KNOT_PID=$LAST
 	"$BIN/probe" -server "127.0.0.1:$KNOT_PORT" -name "$hit_name" -rcode NOERROR -timeout 30s >/dev/null ||
@@ -551,22 +533,8 @@ start_jurisdns() {
 	local d=$WORK/jurisdns
 	mkdir -p "$d"
 	cp "$DATA/list.txt" "$d/list.txt"
-	cat >"$d/jurisdns.yaml" <<EOF
-listen: ["127.0.0.1:$JURISDNS_PORT"]
-upstreams: {servers: ["127.0.0.1:$KNOT_PORT"], strategy: failover, timeout: 2s}
-cache: {size: 100000}
-access: {allow: [127.0.0.0/8]}
-admin: "127.0.0.1:$JURISDNS_ADMIN_PORT"
-admin_pprof: $([[ -n $PROFILE_DIR ]] && echo true || echo false)
-log: {level: warn}
-default_jurisdictions: [bench]
-jurisdictions:
-  - id: bench
-    title: Benchmark list
-    tier: mandated
-    ede: 16
-    sources: [{name: bench-list, path: "$d/list.txt", format: domains, match: suffix}]
-EOF
+	jurisdns_conf "$JURISDNS_PORT" "$JURISDNS_ADMIN_PORT" "$KNOT_PORT" "$d/list.txt" \
+		"$([[ -n $PROFILE_DIR ]] && echo true || echo false)" >"$d/jurisdns.yaml"
 	if [[ $ENCRYPTED == 1 ]]; then
 		cat >>"$d/jurisdns.yaml" <<EOF
 tls: {cert_file: "$WORK/tls/cert.pem", key_file: "$WORK/tls/key.pem"}
