@@ -164,7 +164,7 @@ func (m *asyncMiss) finish(reply []byte) (h *handover) {
 				m.fl.err = errFlightAborted
 				rt.fwd.flights.land(m.key, m.fl)
 			}
-			h = &handover{key: m.key, wall: m.start, err: errFlightAborted}
+			h = &handover{key: m.key, err: errFlightAborted}
 		}
 	}()
 	e, msg, err := s.storeReply(&m.req, reply)
