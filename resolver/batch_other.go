@@ -2,8 +2,8 @@
 
 package resolver
 
-import "net"
+import "github.com/jurisdns/jurisdns/internal/udpsock"
 
 // serveUDPBatch is Linux-only (recvmmsg/sendmmsg); elsewhere the plain
 // loop serves.
-func (s *Server) serveUDPBatch(*net.UDPConn, *udpSender) bool { return false }
+func (s *Server) serveUDPBatch(udpsock.Conn, *udpSender) bool { return false }

@@ -1,12 +1,13 @@
 package resolver
 
 import (
-	"net"
 	"net/netip"
 	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/jurisdns/jurisdns/internal/udpsock"
 )
 
 // udpSender writes the answers of the slow-path UDP workers of one listener
@@ -22,7 +23,7 @@ import (
 // worker writes its answer itself. The answers queued across every sender
 // are jurisdns_udp_answers_queued (QueuedAnswers).
 type udpSender struct {
-	c *net.UDPConn
+	c udpsock.Conn
 
 	mu      sync.Mutex
 	q       []queuedAnswer
@@ -54,7 +55,7 @@ var queuedAnswers atomic.Int64
 // every listener socket's sender (at most 1024 each).
 func QueuedAnswers() int64 { return queuedAnswers.Load() }
 
-func newUDPSender(c *net.UDPConn) *udpSender {
+func newUDPSender(c udpsock.Conn) *udpSender {
 	return &udpSender{c: c, kick: make(chan struct{}, 1), done: make(chan struct{})}
 }
 

@@ -4,24 +4,25 @@ package resolver
 
 import (
 	"encoding/binary"
-	"net"
 	"net/netip"
 	"syscall"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/jurisdns/jurisdns/internal/udpsock"
 )
 
 // batchWriter writes queued answers with sendmmsg(2), batchSize per call.
 type batchWriter struct {
-	c    *net.UDPConn
+	c    udpsock.Conn
 	rc   syscall.RawConn // nil: write one by one
 	hdr  [batchSize]unix.Mmsghdr
 	iov  [batchSize]unix.Iovec
 	name [batchSize]unix.RawSockaddrAny
 }
 
-func newBatchWriter(c *net.UDPConn) *batchWriter {
+func newBatchWriter(c udpsock.Conn) *batchWriter {
 	w := &batchWriter{c: c}
 	if rc, err := c.SyscallConn(); err == nil {
 		w.rc = rc
@@ -55,7 +56,7 @@ func (w *batchWriter) write(batch []queuedAnswer) {
 		sent := 0
 		err := w.rc.Write(func(fd uintptr) bool {
 			for sent < n {
-				r, _, e := unix.Syscall6(unix.SYS_SENDMMSG, fd, uintptr(unsafe.Pointer(&w.hdr[sent])), uintptr(n-sent), unix.MSG_DONTWAIT, 0, 0)
+				r, _, e := unix.RawSyscall6(unix.SYS_SENDMMSG, fd, uintptr(unsafe.Pointer(&w.hdr[sent])), uintptr(n-sent), unix.MSG_DONTWAIT, 0, 0)
 				if e == unix.EAGAIN || e == unix.EWOULDBLOCK {
 					return false // wait until the socket is writable
 				}

@@ -2,12 +2,12 @@
 
 package resolver
 
-import "net"
+import "github.com/jurisdns/jurisdns/internal/udpsock"
 
 // batchWriter writes queued answers one by one (sendmmsg is Linux-only).
-type batchWriter struct{ c *net.UDPConn }
+type batchWriter struct{ c udpsock.Conn }
 
-func newBatchWriter(c *net.UDPConn) *batchWriter { return &batchWriter{c: c} }
+func newBatchWriter(c udpsock.Conn) *batchWriter { return &batchWriter{c: c} }
 
 func (w *batchWriter) write(batch []queuedAnswer) {
 	for _, a := range batch {

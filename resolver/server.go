@@ -21,6 +21,8 @@ import (
 	"github.com/jurisdns/jurisdns/blocklists"
 	"github.com/jurisdns/jurisdns/policy"
 	"github.com/jurisdns/jurisdns/ratelimit"
+
+	"github.com/jurisdns/jurisdns/internal/udpsock"
 )
 
 const (
@@ -63,7 +65,7 @@ type Server struct {
 	closing atomic.Bool
 
 	mu        sync.Mutex
-	udp       []*net.UDPConn
+	udp       []udpsock.Conn
 	tcp       []net.Listener
 	conns     map[*tcpConn]struct{}
 	perClient map[netip.Addr]int // TCP connections per client address
@@ -211,13 +213,13 @@ func (s *Server) listenOne(lc net.ListenConfig, a string, workers int) error {
 		return fmt.Errorf("listen udp %s: %w", a, err)
 	}
 	bound := first.LocalAddr().String()
-	conns := []*net.UDPConn{first.(*net.UDPConn)}
+	conns := []udpsock.Conn{udpsock.Take(first.(*net.UDPConn))}
 	for i := 1; i < workers; i++ {
 		pc, err := lc.ListenPacket(context.Background(), "udp", bound)
 		if err != nil {
 			break // SO_REUSEPORT unavailable: one socket serves all
 		}
-		conns = append(conns, pc.(*net.UDPConn))
+		conns = append(conns, udpsock.Take(pc.(*net.UDPConn)))
 	}
 	l, err := net.Listen("tcp", bound)
 	if err != nil {
@@ -381,7 +383,7 @@ func (w *worker) now(s *Server) time.Time {
 	return s.now()
 }
 
-func (s *Server) serveUDP(c *net.UDPConn, snd *udpSender) {
+func (s *Server) serveUDP(c udpsock.Conn, snd *udpSender) {
 	defer s.wg.Done()
 	if s.serveUDPBatch(c, snd) {
 		return
@@ -408,7 +410,7 @@ func (s *Server) serveUDP(c *net.UDPConn, snd *udpSender) {
 // handleUDP handles one UDP packet: rate limit, fast path, or the slow path
 // in its own goroutine (which writes its own answer). It returns the answer
 // to send now, if any, and stop when the server is shutting down.
-func (s *Server) handleUDP(w *worker, c *net.UDPConn, pkt []byte, addr netip.AddrPort) (out []byte, stop bool) {
+func (s *Server) handleUDP(w *worker, c udpsock.Conn, pkt []byte, addr netip.AddrPort) (out []byte, stop bool) {
 	rt := s.rt.Load() // the query's one load of the snapshot
 	client := addr.Addr().Unmap()
 	// The ACL comes first: an outsider gets REFUSED, or with action drop
@@ -469,7 +471,7 @@ func (s *Server) handleUDP(w *worker, c *net.UDPConn, pkt []byte, addr netip.Add
 type udpJob struct {
 	pkt  []byte
 	addr netip.AddrPort
-	c    *net.UDPConn
+	c    udpsock.Conn
 	snd  *udpSender // writes the answer; nil: the worker writes it to c
 	// rt is the runtime the query uses, entered (the worker leaves it).
 	rt *Runtime

@@ -120,7 +120,7 @@ func (s *muxSock) read() {
 			b.hdr[i].Hdr.Flags = 0
 			b.hdr[i].Len = 0
 		}
-		r, _, e := unix.Syscall6(unix.SYS_RECVMMSG, fd, uintptr(unsafe.Pointer(&b.hdr[0])), muxBatch, unix.MSG_DONTWAIT, 0, 0)
+		r, _, e := unix.RawSyscall6(unix.SYS_RECVMMSG, fd, uintptr(unsafe.Pointer(&b.hdr[0])), muxBatch, unix.MSG_DONTWAIT, 0, 0)
 		if e == unix.EAGAIN || e == unix.EWOULDBLOCK {
 			return false // wait in the poller
 		}
@@ -191,7 +191,7 @@ func (s *muxSock) writeBatch(batch []queuedQuery) {
 		sent := 0
 		err := rc.Write(func(fd uintptr) bool {
 			for sent < n {
-				r, _, e := unix.Syscall6(unix.SYS_SENDMMSG, fd, uintptr(unsafe.Pointer(&b.hdr[sent])), uintptr(n-sent), unix.MSG_DONTWAIT, 0, 0)
+				r, _, e := unix.RawSyscall6(unix.SYS_SENDMMSG, fd, uintptr(unsafe.Pointer(&b.hdr[sent])), uintptr(n-sent), unix.MSG_DONTWAIT, 0, 0)
 				if e == unix.EAGAIN || e == unix.EWOULDBLOCK {
 					return false // wait until the socket is writable
 				}
