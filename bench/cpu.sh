@@ -85,9 +85,11 @@ source "$DATA/probe.txt" # ready_name, hit_name, zone
 mkdir -p "$WORK/knot"
 knot_conf "$WORK/knot" "$KNOT_PORT" "$zone" "$DATA/zone.db" >"$WORK/knot/knot.conf"
 taskset -c "$CLIENT_CPU" knotd -c "$WORK/knot/knot.conf" >"$WORK/knot.log" 2>&1 &
-PIDS+=("$!")
+knot_pid=$!
+PIDS+=("$knot_pid")
 "$BIN/probe" -server "127.0.0.1:$KNOT_PORT" -name "$hit_name" -rcode NOERROR -timeout 30s >/dev/null ||
 	{ echo "cpu.sh: knot did not start: $(tail -n 3 "$WORK/knot.log")" >&2; exit 1; }
+pin_threads "$knot_pid" "$CLIENT_CPU"
 
 jurisdns_conf "$JURISDNS_PORT" "$JURISDNS_ADMIN_PORT" "$KNOT_PORT" "$DATA/list.txt" false >"$WORK/jurisdns.yaml"
 

@@ -31,6 +31,15 @@ zone:
 EOF
 }
 
+# pin_threads PID CPU: every thread of process PID onto CPU. knotd pins
+# each UDP worker thread itself (worker i to CPU i modulo the CPUs online),
+# over the mask taskset gave the process: its first worker then ran on the
+# server's core, beside the server under test, taking that core's time
+# from every peer's miss runs. Call it once knot answers (its workers run).
+pin_threads() {
+	taskset -a -pc "$2" "$1" >/dev/null
+}
+
 # jurisdns_conf PORT ADMIN_PORT UPSTREAM_PORT LIST PPROF: jurisdns's
 # configuration (on stdout): UDP and TCP on 127.0.0.1:PORT, the admin
 # server on ADMIN_PORT (with /debug/pprof when PPROF is true), knot on

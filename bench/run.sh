@@ -425,6 +425,7 @@ start_knot() {
 	KNOT_PID=$LAST
 	"$BIN/probe" -server "127.0.0.1:$KNOT_PORT" -name "$hit_name" -rcode NOERROR -timeout 30s >/dev/null ||
 		die "knot did not start; see $OUT/knot.log (KEEP=1)"
+	pin_threads "$KNOT_PID" "$KNOT_CPU"
 	log "knot serving $zone on 127.0.0.1:$KNOT_PORT (pid $KNOT_PID, cpu $KNOT_CPU)"
 }
 
@@ -970,6 +971,7 @@ EOF
 	start "$OUT/knot-rpz.log" taskset -c "$KNOT_CPU" knotd -c "$d/knot/knot.conf"
 	"$BIN/probe" -server "127.0.0.1:$KNOT_RPZ_PORT" -name "$ready_name.$zone" -rcode NOERROR -timeout 120s >/dev/null ||
 		die "knot (rpz) did not load $zone; see $OUT/knot-rpz.log (KEEP=1)"
+	pin_threads "$LAST" "$KNOT_CPU"
 	cat >"$d/jurisdns/jurisdns.yaml" <<EOF
 listen: ["127.0.0.1:$JURISDNS_RPZ_PORT"]
 upstreams: {servers: ["127.0.0.1:$KNOT_PORT"], strategy: failover, timeout: 2s}
