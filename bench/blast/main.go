@@ -1,6 +1,6 @@
 // Command blast is bench/run.sh's batched DNS load generator: a closed loop
 // over a few UDP sockets that sends with sendmmsg and reads with recvmmsg
-// (golang.org/x/net/ipv4 WriteBatch/ReadBatch), keeping a fixed number of
+// (on Linux, on sockets outside Go's poller: see io_linux.go), keeping a fixed number of
 // queries in flight on each socket. On one core dnsperf tops out near what
 // a fast server answers (it costs about as much CPU per query as the
 // server), so it cannot show a server faster than itself; blast spends far
@@ -34,7 +34,6 @@ import (
 	"time"
 
 	"github.com/miekg/dns"
-	"golang.org/x/net/ipv4"
 )
 
 func main() {
@@ -165,10 +164,13 @@ func run(ctx context.Context, o options) (result, error) {
 		}
 		_ = c.SetReadBuffer(4 << 20)
 		_ = c.SetWriteBuffer(4 << 20)
-		l := &loop{o: o, c: c, pc: ipv4.NewPacketConn(c),
-			rng: rand.New(rand.NewPCG(uint64(i), uint64(start.UnixNano())))}
+		bc, err := newBatchConn(c, o.batch)
+		if err != nil {
+			return result{}, err
+		}
+		l := &loop{o: o, c: bc, rng: rand.New(rand.NewPCG(uint64(i), uint64(start.UnixNano())))}
 		wg.Go(func() {
-			defer c.Close()
+			defer bc.close()
 			r, err := l.run(ctx, stopSend)
 			mu.Lock()
 			defer mu.Unlock()
@@ -192,8 +194,7 @@ func run(ctx context.Context, o options) (result, error) {
 // table of 65536 slots.
 type loop struct {
 	o   options
-	c   *net.UDPConn
-	pc  *ipv4.PacketConn
+	c   batchConn
 	rng *rand.Rand
 
 	sentAt   [65536]time.Time // zero: the ID is free
@@ -206,16 +207,18 @@ type loop struct {
 const sampleEvery = 16 // keep one latency in 16 for the percentiles
 
 func (l *loop) run(ctx context.Context, stopSend time.Time) (result, error) {
-	out := make([]ipv4.Message, l.o.batch)
 	outBufs := make([][]byte, l.o.batch)
 	for i := range outBufs {
 		outBufs[i] = make([]byte, 0, 512)
 	}
-	in := make([]ipv4.Message, l.o.batch)
-	for i := range in {
-		in[i].Buffers = [][]byte{make([]byte, 4096)}
-	}
 	lastExpire := time.Now()
+	var t time.Time // when the batch being read came: read once per batch
+	got := func(b []byte) {
+		if t.IsZero() {
+			t = time.Now()
+		}
+		l.answer(b, t)
+	}
 	for {
 		now := time.Now()
 		sending := now.Before(stopSend) && ctx.Err() == nil
@@ -228,24 +231,21 @@ func (l *loop) run(ctx context.Context, stopSend time.Time) (result, error) {
 		}
 		// Fill the window.
 		n := 0
-		for sending && l.inflight+n < l.o.outstanding && n < len(out) {
+		for sending && l.inflight+n < l.o.outstanding && n < len(outBufs) {
 			id := l.freeID()
 			qi := l.next
 			l.next = (l.next + 1) % len(l.o.queries)
 			b := append(outBufs[n][:0], l.o.queries[qi]...)
 			binary.BigEndian.PutUint16(b, id)
 			outBufs[n] = b
-			out[n].Buffers = [][]byte{b}
 			l.sentAt[id] = now
 			l.query[id] = int32(qi)
 			n++
 		}
-		for sent := 0; sent < n; {
-			k, err := l.pc.WriteBatch(out[sent:n], 0)
-			if err != nil {
+		if n > 0 {
+			if err := l.c.write(outBufs[:n]); err != nil {
 				return l.r, fmt.Errorf("blast: send: %w", err)
 			}
-			sent += k
 		}
 		l.inflight += n
 		l.r.sent += n
@@ -254,20 +254,29 @@ func (l *loop) run(ctx context.Context, stopSend time.Time) (result, error) {
 		if l.inflight >= l.o.outstanding || !sending {
 			wait = time.Millisecond
 		}
-		_ = l.c.SetReadDeadline(now.Add(wait))
-		k, err := l.pc.ReadBatch(in, 0)
-		if err != nil && !errors.Is(err, os.ErrDeadlineExceeded) {
+		t = time.Time{}
+		if err := l.c.read(wait, got); err != nil {
 			return l.r, fmt.Errorf("blast: receive: %w", err)
 		}
-		t := time.Now()
-		for i := 0; i < k; i++ {
-			l.answer(in[i].Buffers[0][:in[i].N], t)
+		if t.IsZero() {
+			t = time.Now()
 		}
 		if t.Sub(lastExpire) > 10*time.Millisecond {
 			l.expire(t)
 			lastExpire = t
 		}
 	}
+}
+
+// batchConn sends and reads the datagrams of one connected UDP socket in
+// batches.
+type batchConn interface {
+	// write sends every datagram of bufs.
+	write(bufs [][]byte) error
+	// read hands got each datagram there is, up to a batch; if there is
+	// none, it waits up to wait for some.
+	read(wait time.Duration, got func(b []byte)) error
+	close() error
 }
 
 // freeID picks a random ID not in flight (the window is at most half of the
