@@ -156,7 +156,6 @@ func (u *server) startUDP(a *Async, question []byte, cd, do bool, now time.Time)
 		flags |= bitCD
 	}
 	b := append(a.buf[:0], 0, 0, byte(flags>>8), byte(flags), 0, 1, 0, 0, 0, 0, 0, 1)
-	randomID(b)
 	b = append(b, question...)
 	name := b[12 : len(b)-4]
 	if end, ok := nameEnd(name); !ok || end != len(name) {
@@ -164,7 +163,9 @@ func (u *server) startUDP(a *Async, question []byte, cd, do bool, now time.Time)
 	}
 	lowerASCII(name)
 	if u.caseRandom {
-		randomizeCase(name)
+		randomIDAndCase(b, name)
+	} else {
+		randomID(b)
 	}
 	var ttl uint32
 	if do {

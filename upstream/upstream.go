@@ -341,13 +341,29 @@ const optLen = 11
 // well as the ID and the source port. The bits come from crypto/rand.
 func randomizeCase(b []byte) {
 	var bits [32]byte // one bit per byte of a name of up to 255 bytes
-	_, _ = rand.Read(bits[:])
+	_, _ = rand.Read(bits[:(min(len(b), 256)+7)/8])
+	setCase(b, &bits)
+}
+
+// randomIDAndCase writes a random ID into the header of the query q and
+// randomizes the case of name (q's question name) as randomizeCase does,
+// with one crypto/rand read for both.
+func randomIDAndCase(q, name []byte) {
+	var r [2 + 32]byte
+	_, _ = rand.Read(r[:2+(min(len(name), 256)+7)/8])
+	q[0], q[1] = r[0], r[1]
+	setCase(name, (*[32]byte)(r[2:]))
+}
+
+// setCase sets the case of each ASCII letter of the wire name at the start
+// of b from its bit in bits (set: upper case).
+func setCase(b []byte, bits *[32]byte) {
 	for i := 0; i < len(b) && i < 256; {
 		l := int(b[i])
 		if l == 0 || l > 63 {
 			return
 		}
-		for j := i + 1; j <= i+l && j < len(b); j++ {
+		for j := i + 1; j <= i+l && j < len(b) && j < 256; j++ {
 			c := b[j] | 0x20
 			if c >= 'a' && c <= 'z' {
 				if bits[j>>3]&(1<<(j&7)) != 0 {
