@@ -284,6 +284,22 @@ func (t *flights) lead(key flightKey) *flight {
 	return fl
 }
 
+// leadWith is lead with the caller's flight fl (zero, or landed unshared
+// and reset): false when one is already in the air for key.
+func (t *flights) leadWith(key flightKey, fl *flight) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if _, ok := t.m[key]; ok {
+		return false
+	}
+	if t.m == nil {
+		t.m = make(map[flightKey]*flight)
+	}
+	fl.wg.Add(1)
+	t.m[key] = fl
+	return true
+}
+
 // land takes fl out of the table and releases the callers that joined it;
 // it reports whether there were any.
 func (t *flights) land(key flightKey, fl *flight) bool {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/miekg/dns"
@@ -62,6 +63,25 @@ type asyncMiss struct {
 	key   flightKey
 	fl    *flight
 	start time.Time
+	// flight is the flight m leads (fl), pkt the room for the query's
+	// copy (j.pkt) when it fits: with m, one allocation, and none once
+	// m is reused (asyncMisses).
+	flight flight
+	pkt    [512]byte
+}
+
+// asyncMisses holds asyncMiss values to reuse: a miss answered by UDPDone
+// whose flight nobody joined is over with nothing left pointing at it (the
+// socket's table let go of its Async before UDPDone, the tap and the sender
+// keep no slice of it, the flight's callers were none). A miss handed over
+// to a worker is left to the garbage collector.
+var asyncMisses = sync.Pool{New: func() any { return new(asyncMiss) }}
+
+// release puts m back in asyncMisses, cleared (it must keep no runtime,
+// client or entry alive there).
+func (m *asyncMiss) release() {
+	*m = asyncMiss{}
+	asyncMisses.Put(m)
 }
 
 // handover is what an asyncMiss gives the worker that finishes its query:
@@ -85,14 +105,16 @@ type handover struct {
 // query must go to a worker as before: the upstreams cannot start a query
 // that way (see upstream.Group.StartUDP), the listener has no sender, the
 // server no cache, or an identical query is already in flight.
-func (s *Server) startMiss(w *worker, j *udpJob) bool {
+func (s *Server) startMiss(w *worker, j *udpJob, pkt []byte) bool {
 	st, ok := j.up.(asyncStarter)
 	if !ok || j.snd == nil || s.cache == nil {
 		return false
 	}
-	// fast's reading of the query (j.pkt is a copy of the packet it read).
+	// fast's reading of the query pkt.
 	q := w.missQ
-	m := &asyncMiss{s: s, j: *j, q: q}
+	m := asyncMisses.Get().(*asyncMiss)
+	m.s, m.j, m.q = s, *j, q
+	m.j.pkt = append(m.pkt[:0], pkt...) // pkt is the read loop's buffer
 	rt := j.rt
 	m.req = udpRequest(&q, w.missName, j.addr, w.missClients, j.up)
 	w.missClients = nil // keep no policy alive in w
@@ -105,12 +127,14 @@ func (s *Server) startMiss(w *worker, j *udpJob) bool {
 	if m.req.CD {
 		m.key.flags |= keyCD
 	}
-	if m.fl = rt.fwd.flights.lead(m.key); m.fl == nil {
+	if !rt.fwd.flights.leadWith(m.key, &m.flight) {
+		m.release()
 		return false
 	}
+	m.fl = &m.flight
 	m.a.H = m
 	s.obs.CacheMiss()
-	if !st.StartUDP(&m.a, j.pkt[hdrLen:q.qEnd], m.req.CD, m.req.DO, m.start.Add(rt.QueryTimeout)) {
+	if !st.StartUDP(&m.a, m.j.pkt[hdrLen:q.qEnd], m.req.CD, m.req.DO, m.start.Add(rt.QueryTimeout)) {
 		// Not sent: the worker flies the flight this query leads.
 		m.handOver(&handover{key: m.key, fl: m.fl})
 	}
@@ -144,17 +168,21 @@ func (m *asyncMiss) UDPDone(reply []byte, err error) {
 		m.handOver(&handover{key: m.key, fl: m.fl, after: &afterTry{a: &m.a, bad: bad}})
 		return
 	}
-	if h := m.finish(reply); h != nil {
+	shared, h := m.finish(reply)
+	if h != nil {
 		m.handOver(h)
 		return
 	}
 	m.done()
+	if !shared {
+		m.release()
+	}
 }
 
 // finish stores the reply and queues the client's answer, or returns what
 // a worker needs to do it. A panic (a bug) lands the flight with an error
 // and hands the query over: the reader goes on, nobody waits forever.
-func (m *asyncMiss) finish(reply []byte) (h *handover) {
+func (m *asyncMiss) finish(reply []byte) (shared bool, h *handover) {
 	s, rt := m.s, m.j.rt
 	landed := false
 	defer func() {
@@ -164,17 +192,17 @@ func (m *asyncMiss) finish(reply []byte) (h *handover) {
 				m.fl.err = errFlightAborted
 				rt.fwd.flights.land(m.key, m.fl)
 			}
-			h = &handover{key: m.key, err: errFlightAborted}
+			shared, h = true, &handover{key: m.key, err: errFlightAborted}
 		}
 	}()
 	e, msg, err := s.storeReply(&m.req, reply)
 	if err != nil {
 		// A reply that does not parse: asked again by the worker.
-		return &handover{key: m.key, fl: m.fl}
+		return true, &handover{key: m.key, fl: m.fl}
 	}
 	fl := m.fl
 	fl.err, fl.e, fl.m = nil, e, msg
-	shared := rt.fwd.flights.land(m.key, fl)
+	shared = rt.fwd.flights.land(m.key, fl)
 	landed = true
 	if e == nil {
 		if shared {
@@ -182,11 +210,11 @@ func (m *asyncMiss) finish(reply []byte) (h *handover) {
 			// worker must not change it under them.
 			msg = msg.Copy()
 		}
-		return &handover{key: m.key, m: msg}
+		return true, &handover{key: m.key, m: msg}
 	}
 	now := e.stored
 	if !fitsUDP(e, &m.q) || cnameListed(rt, e, m.req.Clients, now) {
-		return &handover{key: m.key, e: e}
+		return true, &handover{key: m.key, e: e}
 	}
 	m.j.snd.sendReply(e, m.j.pkt, &m.q, now, m.j.addr)
 	s.obs.Answered(UDP, m.q.qtype, e.rcode)
@@ -195,7 +223,7 @@ func (m *asyncMiss) finish(reply []byte) (h *handover) {
 		s.qlog.Query(&QueryEvent{Time: now, Client: m.req.Client.Addr(), Port: m.j.addr.Port(), Proto: UDP, Name: m.req.Name,
 			Qtype: m.req.Qtype, Rcode: e.rcode, Duration: time.Since(m.start), Query: m.j.pkt, Response: out})
 	}
-	return nil
+	return shared, nil
 }
 
 // storeReply caches an upstream reply for req as fly does (AA cleared,

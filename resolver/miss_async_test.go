@@ -1,6 +1,8 @@
 package resolver_test
 
 import (
+	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -116,4 +118,48 @@ func TestMissOwnerCase(t *testing.T) {
 			}
 		}
 	}
+}
+
+// TestMissReuseKeepsAnswersApart: many distinct misses at once, some with
+// identical queries joining (those misses are not reused), each answered
+// by the upstream with an address of its own name: every client gets its
+// own name's answer, through the reuse of the asyncMiss values (and -race
+// sees no value written while another query still reads it).
+func TestMissReuseKeepsAnswersApart(t *testing.T) {
+	addrOf := func(name string) string {
+		var h uint32
+		for _, c := range []byte(name) {
+			h = h*31 + uint32(c)
+		}
+		return fmt.Sprintf("10.%d.%d.%d", byte(h>>16), byte(h>>8), byte(h))
+	}
+	up := resolvertest.StartUpstream(t, resolvertest.Func(func(r *dns.Msg) *dns.Msg {
+		m := new(dns.Msg).SetReply(r)
+		name := strings.ToLower(r.Question[0].Name)
+		a, _ := dns.NewRR(r.Question[0].Name + " 300 IN A " + addrOf(name))
+		m.Answer = append(m.Answer, a)
+		return m
+	}))
+	h := start(t, []string{up.Addr()}, nil)
+	const clients, each = 16, 40
+	var wg sync.WaitGroup
+	for c := range clients {
+		wg.Go(func() {
+			for i := range each {
+				// Pairs of clients ask the same names: some join a flight.
+				name := fmt.Sprintf("n%d-%d.reuse.example.", c/2, i)
+				r := resolvertest.Query(t, h.addr, "udp", name, dns.TypeA)
+				if r.Rcode != dns.RcodeSuccess || len(r.Answer) != 1 || !strings.EqualFold(r.Question[0].Name, name) {
+					t.Errorf("%s: %v", name, r)
+					return
+				}
+				a, ok := r.Answer[0].(*dns.A)
+				if !ok || !strings.EqualFold(a.Hdr.Name, name) || a.A.String() != addrOf(name) {
+					t.Errorf("%s: answer %v, want %s", name, r.Answer[0], addrOf(name))
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
 }

@@ -448,7 +448,7 @@ func (s *Server) handleUDP(w *worker, c udpsock.Conn, pkt []byte, addr netip.Add
 		s.budget.release(client)
 		return nil, true
 	}
-	j := udpJob{pkt: append([]byte(nil), pkt...), addr: addr, c: c, snd: w.snd, rt: rt, up: w.missUp}
+	j := udpJob{addr: addr, c: c, snd: w.snd, rt: rt, up: w.missUp}
 	if !rt.enter() { // rt was retired since the load: take its successor
 		if j.rt, j.up = s.acquire(), nil; j.rt == nil {
 			s.budget.release(client)
@@ -456,9 +456,10 @@ func (s *Server) handleUDP(w *worker, c udpsock.Conn, pkt []byte, addr netip.Add
 			return nil, false
 		}
 	}
-	if j.up != nil && s.startMiss(w, &j) {
+	if j.up != nil && s.startMiss(w, &j, pkt) {
 		return nil, false // in flight upstream: its reply finishes it
 	}
+	j.pkt = append([]byte(nil), pkt...) // pkt is the read loop's buffer
 	select {
 	case s.jobs <- j: // an idle worker took it
 	default:
