@@ -16,7 +16,7 @@ import (
 // asyncStarter is an Exchanger that can send a UDP query without a
 // goroutine waiting for it (upstream.Group.StartUDP).
 type asyncStarter interface {
-	StartUDP(a *upstream.Async, question []byte, cd, do bool, deadline time.Time) bool
+	StartUDP(a *upstream.Async, question []byte, cd, do bool, now, deadline time.Time) bool
 }
 
 var _ asyncStarter = (*upstream.Group)(nil)
@@ -134,7 +134,7 @@ func (s *Server) startMiss(w *worker, j *udpJob, pkt []byte) bool {
 	m.fl = &m.flight
 	m.a.H = m
 	s.obs.CacheMiss()
-	if !st.StartUDP(&m.a, m.j.pkt[hdrLen:q.qEnd], m.req.CD, m.req.DO, m.start.Add(rt.QueryTimeout)) {
+	if !st.StartUDP(&m.a, m.j.pkt[hdrLen:q.qEnd], m.req.CD, m.req.DO, m.start, m.start.Add(rt.QueryTimeout)) {
 		// Not sent: the worker flies the flight this query leads.
 		m.handOver(&handover{key: m.key, fl: m.fl})
 	}

@@ -85,8 +85,9 @@ var ErrCut = errors.New("reply bigger than advertised, cut short")
 // ExchangeBy (the failover and the TCP retry of a truncated reply are
 // ExchangeBy's).
 //
-// a.H.UDPDone may be called before StartUDP returns.
-func (g *Group) StartUDP(a *Async, question []byte, cd, do bool, deadline time.Time) bool {
+// now is the time of the call (the caller's reading of the clock, saving
+// one). a.H.UDPDone may be called before StartUDP returns.
+func (g *Group) StartUDP(a *Async, question []byte, cd, do bool, now, deadline time.Time) bool {
 	if len(question) < 5 || len(question) > 255+4 {
 		return false
 	}
@@ -103,7 +104,7 @@ func (g *Group) StartUDP(a *Async, question []byte, cd, do bool, deadline time.T
 	if !ok || u.tcpOnly {
 		return false
 	}
-	wall := time.Now()
+	wall := now
 	a.g, a.mb, a.start, a.tap, a.wall = g, mb, g.clock(wall), tap, wall
 	a.dl = wall.Add(g.opts.Timeout)
 	if deadline.Before(a.dl) {

@@ -46,7 +46,7 @@ func startAsync(t *testing.T, g *upstream.Group, name string, cd, do bool, deadl
 	t.Helper()
 	h := make(chanHandler, 1)
 	a := &upstream.Async{H: h}
-	if !g.StartUDP(a, wireQuestion(t, name, dns.TypeA), cd, do, deadline) {
+	if !g.StartUDP(a, wireQuestion(t, name, dns.TypeA), cd, do, time.Now(), deadline) {
 		t.Fatalf("StartUDP(%s) declined", name)
 	}
 	return h
@@ -216,7 +216,7 @@ func TestStartUDPHealth(t *testing.T) {
 	g := plainGroup(t, upstream.GroupOptions{TryTimeout: 100 * time.Millisecond, Observe: o.observe}, upstream.Options{}, silent, good)
 	h := make(chanHandler, 1)
 	a := &upstream.Async{H: h}
-	if !g.StartUDP(a, wireQuestion(t, "x.example.", dns.TypeA), false, false, time.Now().Add(2*time.Second)) {
+	if !g.StartUDP(a, wireQuestion(t, "x.example.", dns.TypeA), false, false, time.Now(), time.Now().Add(2*time.Second)) {
 		t.Fatal("StartUDP declined with every upstream healthy")
 	}
 	r := h.wait(t)
@@ -233,7 +233,7 @@ func TestStartUDPHealth(t *testing.T) {
 	if tries, _ := o.take(); len(tries) != 2 || tries[1] == tries[0] {
 		t.Errorf("tries %v: want the first upstream, then the second", tries)
 	}
-	if g.StartUDP(&upstream.Async{H: h}, wireQuestion(t, "y.example.", dns.TypeA), false, false, time.Now().Add(2*time.Second)) {
+	if g.StartUDP(&upstream.Async{H: h}, wireQuestion(t, "y.example.", dns.TypeA), false, false, time.Now(), time.Now().Add(2*time.Second)) {
 		t.Error("StartUDP started a query on an upstream marked down")
 	}
 }
@@ -244,7 +244,7 @@ func startServfail(t *testing.T, g *upstream.Group) (*upstream.Async, *dns.Msg) 
 	t.Helper()
 	h := make(chanHandler, 1)
 	a := &upstream.Async{H: h}
-	if !g.StartUDP(a, wireQuestion(t, "x.example.", dns.TypeA), false, false, time.Now().Add(2*time.Second)) {
+	if !g.StartUDP(a, wireQuestion(t, "x.example.", dns.TypeA), false, false, time.Now(), time.Now().Add(2*time.Second)) {
 		t.Fatal("StartUDP declined")
 	}
 	r := h.wait(t)
@@ -270,7 +270,7 @@ func TestExchangeAfterBadReply(t *testing.T) {
 	}
 	// The SERVFAIL did not mark the upstream down.
 	h := make(chanHandler, 1)
-	if !g.StartUDP(&upstream.Async{H: h}, wireQuestion(t, "y.example.", dns.TypeA), false, false, time.Now().Add(2*time.Second)) {
+	if !g.StartUDP(&upstream.Async{H: h}, wireQuestion(t, "y.example.", dns.TypeA), false, false, time.Now(), time.Now().Add(2*time.Second)) {
 		t.Error("StartUDP declined after a SERVFAIL: the upstream was marked down")
 	}
 	h.wait(t)
@@ -292,7 +292,7 @@ func TestStartUDPDeclines(t *testing.T) {
 		"compressed": {plainGroup(t, upstream.GroupOptions{}, upstream.Options{}, addr), compressed},
 		"short":      {plainGroup(t, upstream.GroupOptions{}, upstream.Options{}, addr), q[:3]},
 	} {
-		if c.g.StartUDP(&upstream.Async{H: make(chanHandler, 1)}, c.q, false, false, time.Now().Add(time.Second)) {
+		if c.g.StartUDP(&upstream.Async{H: make(chanHandler, 1)}, c.q, false, false, time.Now(), time.Now().Add(time.Second)) {
 			t.Errorf("%s: StartUDP started a query", name)
 		}
 	}

@@ -364,13 +364,10 @@ func setCase(b []byte, bits *[32]byte) {
 			return
 		}
 		for j := i + 1; j <= i+l && j < len(b) && j < 256; j++ {
-			c := b[j] | 0x20
-			if c >= 'a' && c <= 'z' {
-				if bits[j>>3]&(1<<(j&7)) != 0 {
-					b[j] = c &^ 0x20
-				} else {
-					b[j] = c
-				}
+			// The random bit goes in as arithmetic, not a branch: half
+			// of such branches would be mispredicted.
+			if c := b[j] | 0x20; c-'a' < 26 {
+				b[j] = c &^ (bits[j>>3] >> (j & 7) & 1 << 5)
 			}
 		}
 		i += l + 1
