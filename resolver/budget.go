@@ -40,7 +40,7 @@ func budgetKey(a netip.Addr) netip.Addr {
 
 func (b *budget) shard(k netip.Addr) *budgetShard {
 	var h uint32 = 2166136261
-	for _, c := range k.AsSlice() {
+	for _, c := range k.As16() { // As16, not AsSlice: no allocation
 		h = (h ^ uint32(c)) * 16777619
 	}
 	return &b.shards[h%budgetShards]
