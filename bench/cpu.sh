@@ -8,6 +8,7 @@
 #   bench/cpu.sh /tmp/old /tmp/new        # two jurisdns binaries, alternately
 #   ROUNDS=5 SECONDS_PER_RUN=5 bench/cpu.sh /tmp/old /tmp/new
 #   WORKLOADS=miss bench/cpu.sh /tmp/old /tmp/new
+#   DRIVER=dnsperf WORKLOADS=miss bench/cpu.sh /tmp/old /tmp/new
 #
 # On a shared machine q/s says more about the neighbours than about the
 # server; CPU seconds per answer (the server's user+system time from
@@ -18,7 +19,10 @@
 # blocked, miss: default all three) for SECONDS_PER_RUN. The miss queries
 # are MISS_SIZE unique names of knot's zone, the same for every build (each
 # starts with an empty cache): MISS_SIZE must exceed what a run sends, or
-# the names come round again as hits. It prints one "cpu" line per build,
+# the names come round again as hits. DRIVER=dnsperf sends the queries with
+# dnsperf as bench/run.sh does (-c 10 -T 1 -q 200 -t 2 -e) instead of
+# bench/blast: fewer queries per system call, the shape of its dnsperf
+# tables. It prints one "cpu" line per build,
 # round and workload, then the mean of each build and workload. Every
 # process it starts is stopped on exit; every query goes to 127.0.0.1. It
 # takes bench/run.sh's lock: one of them at a time.
@@ -37,6 +41,12 @@ BLAST_OUTSTANDING=${BLAST_OUTSTANDING:-64}
 SEED=${SEED:-20250801}
 WORKLOADS=${WORKLOADS:-hit blocked miss}
 MISS_SIZE=${MISS_SIZE:-1000000}
+DRIVER=${DRIVER:-blast}
+[[ $DRIVER == blast || $DRIVER == dnsperf ]] || { echo "cpu.sh: DRIVER must be blast or dnsperf, not '$DRIVER'" >&2; exit 2; }
+if [[ $DRIVER == dnsperf ]] && ! command -v dnsperf >/dev/null; then
+	echo "cpu.sh: dnsperf missing (Debian package dnsperf)" >&2
+	exit 2
+fi
 for w in $WORKLOADS; do
 	[[ $w == hit || $w == blocked || $w == miss ]] || { echo "cpu.sh: WORKLOADS: unknown workload '$w' (hit, blocked, miss)" >&2; exit 2; }
 done
@@ -112,8 +122,14 @@ for ((r = 1; r <= ROUNDS; r++)); do
 			f=$DATA/q-$w.txt
 			[[ $w == miss ]] && f=$DATA/q-miss-1.txt
 			c0=$(ticks "$pid")
-			line=$(taskset -c "$CLIENT_CPU" "$BIN/blast" -server "127.0.0.1:$JURISDNS_PORT" -queries "$f" \
-				-duration "${SECONDS_PER_RUN}s" -sockets "$BLAST_SOCKETS" -outstanding "$BLAST_OUTSTANDING" 2>&1 | grep '^blast ' | tail -n 1)
+			if [[ $DRIVER == blast ]]; then
+				line=$(taskset -c "$CLIENT_CPU" "$BIN/blast" -server "127.0.0.1:$JURISDNS_PORT" -queries "$f" \
+					-duration "${SECONDS_PER_RUN}s" -sockets "$BLAST_SOCKETS" -outstanding "$BLAST_OUTSTANDING" 2>&1 | grep '^blast ' | tail -n 1)
+			else
+				line=$(taskset -c "$CLIENT_CPU" dnsperf -s 127.0.0.1 -p "$JURISDNS_PORT" -d "$f" -l "$SECONDS_PER_RUN" \
+					-c 10 -T 1 -q 200 -t 2 -e 2>&1 |
+					awk '/Queries completed:/ { a = $3 } /Queries lost:/ { l = $3 } END { printf "dnsperf answered=%d lost=%d\n", a, l }')
+			fi
 			c1=$(ticks "$pid")
 			awk -v b="$b" -v r="$r" -v w="$w" -v c=$((c1 - c0)) -v t="$TCK" -v a="$(field "$line" answered)" -v l="$(field "$line" lost)" \
 				'BEGIN { if (a + 0 == 0) { printf "cpu build=%s round=%d workload=%s answered=0\n", b, r, w; exit }
@@ -125,7 +141,7 @@ for ((r = 1; r <= ROUNDS; r++)); do
 		PIDS=("${PIDS[@]/#$pid}") # stopped: a later PID with its number is not ours
 	done
 done
-echo "mean µs of server CPU per answer over $ROUNDS rounds:"
+echo "mean µs of server CPU per answer over $ROUNDS rounds ($DRIVER):"
 awk '{ for (i = 2; i <= NF; i++) { split($i, kv, "="); f[kv[1]] = kv[2] }
 	if (f["us_per_answer"] != "") { k = f["build"] " " f["workload"]; s[k] += f["us_per_answer"]; n[k]++ } delete f }
 	END { for (k in s) printf "  %s %.3f\n", k, s[k] / n[k] }' "$RESULTS" | sort
