@@ -227,8 +227,11 @@ func (c *Cache) key(name string, qtype uint16, do, cd bool) cacheKey {
 	return k
 }
 
+// shard is k's shard: from the hash's low 32 bits by a multiply and a
+// shift, not a division (a tenth of a cache lookup); the index takes its
+// slots from the high 32 bits (hashIndex.home).
 func (c *Cache) shard(k cacheKey) *cacheShard {
-	return &c.shards[k.h%uint64(len(c.shards))]
+	return &c.shards[uint64(uint32(k.h))*uint64(len(c.shards))>>32]
 }
 
 // Bytes returns the bytes of the live records (at most MaxBytes).
