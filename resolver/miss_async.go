@@ -184,7 +184,7 @@ func (m *asyncMiss) UDPDone(reply []byte, err error) {
 // and hands the query over: the reader goes on, nobody waits forever.
 func (m *asyncMiss) finish(reply []byte) (shared bool, h *handover) {
 	s, rt := m.s, m.j.rt
-	landed := false
+	landed, sent := false, false
 	defer func() {
 		if r := recover(); r != nil {
 			s.log.Error("resolver: panic finishing an upstream reply", "panic", fmt.Sprint(r), "name", m.req.Name)
@@ -192,7 +192,12 @@ func (m *asyncMiss) finish(reply []byte) (shared bool, h *handover) {
 				m.fl.err = errFlightAborted
 				rt.fwd.flights.land(m.key, m.fl)
 			}
-			shared, h = true, &handover{key: m.key, err: errFlightAborted}
+			// Not reused (shared): what panicked may still hold it. A
+			// query whose answer went out needs no worker's SERVFAIL.
+			shared, h = true, nil
+			if !sent {
+				h = &handover{key: m.key, err: errFlightAborted}
+			}
 		}
 	}()
 	e, msg, err := s.storeReply(&m.req, reply)
@@ -217,6 +222,7 @@ func (m *asyncMiss) finish(reply []byte) (shared bool, h *handover) {
 		return true, &handover{key: m.key, e: e}
 	}
 	m.j.snd.sendReply(e, m.j.pkt, &m.q, now, m.j.addr)
+	sent = true
 	s.obs.Answered(UDP, m.q.qtype, e.rcode)
 	if s.qlog != nil {
 		out := e.appendReply(nil, m.j.pkt, &m.q, now, 0, false)
