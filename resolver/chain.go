@@ -267,25 +267,9 @@ func (t *flights) join(key flightKey) (*flight, bool) {
 	return fl, true
 }
 
-// lead returns a new flight for key that the caller leads, or nil when
-// one is already in the air (the caller then joins it as usual).
-func (t *flights) lead(key flightKey) *flight {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if _, ok := t.m[key]; ok {
-		return nil
-	}
-	if t.m == nil {
-		t.m = make(map[flightKey]*flight)
-	}
-	fl := &flight{}
-	fl.wg.Add(1)
-	t.m[key] = fl
-	return fl
-}
-
-// leadWith is lead with the caller's flight fl (zero, or landed unshared
-// and reset): false when one is already in the air for key.
+// leadWith registers the caller's flight fl (zero, or landed unshared and
+// reset) for key, which the caller leads, or returns false when one is
+// already in the air (the caller then joins it as usual).
 func (t *flights) leadWith(key flightKey, fl *flight) bool {
 	t.mu.Lock()
 	defer t.mu.Unlock()
