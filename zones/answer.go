@@ -2,7 +2,6 @@ package zones
 
 import (
 	"slices"
-	"strings"
 
 	"github.com/miekg/dns"
 )
@@ -117,7 +116,7 @@ func (z *Zone) Answer(q *dns.Msg) *dns.Msg {
 		return m
 	}
 	qt := q.Question[0].Qtype
-	name := strings.ToLower(dns.Fqdn(q.Question[0].Name))
+	name := lowerName(dns.Fqdn(q.Question[0].Name))
 	if qt == dns.TypeAXFR || qt == dns.TypeIXFR || !dns.IsSubDomain(z.origin, name) {
 		m.Rcode = dns.RcodeRefused
 		return m
@@ -148,7 +147,7 @@ func (z *Zone) Answer(q *dns.Msg) *dns.Msg {
 			return m
 		case kindCNAME:
 			m.Answer = append(m.Answer, r.rrs...)
-			target := strings.ToLower(r.rrs[0].(*dns.CNAME).Target)
+			target := lowerName(r.rrs[0].(*dns.CNAME).Target)
 			if len(visited) >= maxChain || slices.Contains(visited, target) {
 				return m
 			}
@@ -271,7 +270,7 @@ func (z *Zone) additional(answer []dns.RR) []dns.RR {
 // addresses returns copies of the A and AAAA records of name when it is in
 // the zone; occluded (below a delegation point) only when glue is true.
 func (z *Zone) addresses(name string, glue bool) []dns.RR {
-	name = strings.ToLower(name)
+	name = lowerName(name)
 	if !dns.IsSubDomain(z.origin, name) {
 		return nil
 	}

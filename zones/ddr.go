@@ -3,7 +3,6 @@ package zones
 import (
 	"net"
 	"net/netip"
-	"strings"
 
 	"github.com/miekg/dns"
 )
@@ -39,7 +38,7 @@ func DDRRecords(target string, eps []DDREndpoint) []dns.RR {
 		rr := &dns.SVCB{
 			Hdr:      dns.RR_Header{Name: DDRName, Rrtype: dns.TypeSVCB, Class: dns.ClassINET, Ttl: ddrTTL},
 			Priority: uint16(i + 1),
-			Target:   dns.Fqdn(strings.ToLower(target)),
+			Target:   dns.Fqdn(lowerName(target)),
 		}
 		// Keys in ascending order (RFC 9460 §2.2): alpn, port, ipv4hint,
 		// ipv6hint, dohpath.

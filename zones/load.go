@@ -136,7 +136,7 @@ func canonicalZoneName(s string) (string, error) {
 	if s == "" {
 		return "", errors.New("name is required")
 	}
-	name := strings.ToLower(dns.Fqdn(s))
+	name := lowerName(dns.Fqdn(s))
 	if _, ok := dns.IsDomainName(name); !ok {
 		return "", fmt.Errorf("%q is not a valid domain name", s)
 	}
@@ -273,7 +273,7 @@ var includeAs = regexp.MustCompile("^(failed to open `[^']*') as `[^']*'")
 // add checks one record and files it under its owner name.
 func (l *loader) add(rr dns.RR, at origin) {
 	h := rr.Header()
-	owner := strings.ToLower(h.Name)
+	owner := lowerName(h.Name)
 	h.Name = owner
 	t := h.Rrtype
 	switch {
