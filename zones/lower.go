@@ -4,20 +4,27 @@ package zones
 // other byte stays as it is (RFC 4343: a name's case is ASCII only).
 // strings.ToLower is not that: it replaces a byte that is not UTF-8 (a name
 // may hold any) with U+FFFD, three bytes, and a label could then exceed 63.
-// No allocation when s has no upper-case letter.
+// s itself when it has no upper-case letter.
 func lowerName(s string) string {
-	i := 0
-	for i < len(s) && (s[i] < 'A' || s[i] > 'Z') {
-		i++
-	}
-	if i == len(s) {
+	var buf [256]byte
+	b, same := appendLower(buf[:0], s)
+	if same {
 		return s
 	}
-	b := []byte(s)
-	for ; i < len(b); i++ {
-		if c := b[i]; c >= 'A' && c <= 'Z' {
-			b[i] = c + 'a' - 'A'
-		}
-	}
 	return string(b)
+}
+
+// appendLower appends name to b with its ASCII letters in lower case; same
+// reports whether that is name itself.
+func appendLower(b []byte, name string) (out []byte, same bool) {
+	same = true
+	for i := 0; i < len(name); i++ {
+		c := name[i]
+		if 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
+			same = false
+		}
+		b = append(b, c)
+	}
+	return b, same
 }

@@ -359,15 +359,7 @@ func infrastructure(qt uint16) bool {
 // appendLowerFQDN appends name to b in lower case (ASCII), with a trailing
 // dot; same reports whether that is name itself.
 func appendLowerFQDN(b []byte, name string) (out []byte, same bool) {
-	same = true
-	for i := 0; i < len(name); i++ {
-		c := name[i]
-		if 'A' <= c && c <= 'Z' {
-			c += 'a' - 'A'
-			same = false
-		}
-		b = append(b, c)
-	}
+	b, same = appendLower(b, name)
 	if len(name) == 0 || name[len(name)-1] != '.' || escaped(name, len(name)-1) {
 		b = append(b, '.')
 		same = false
