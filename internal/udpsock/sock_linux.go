@@ -95,22 +95,13 @@ func (s *sock) SetReadDeadline(t time.Time) error {
 	return s.rd.ep.SetReadDeadline(t) // ends a wait going on
 }
 
-// Write sends b on a connected socket.
-func (s *sock) Write(b []byte) (int, error) {
-	return s.send(b, nil)
-}
-
 func (s *sock) WriteToUDPAddrPort(b []byte, addr netip.AddrPort) (int, error) {
 	to, err := s.sockaddr(addr)
 	if err != nil {
 		return 0, err
 	}
-	return s.send(b, to)
-}
-
-func (s *sock) send(b []byte, to unix.Sockaddr) (int, error) {
 	var serr error
-	err := s.io(s.wr, func(fd uintptr) bool {
+	err = s.io(s.wr, func(fd uintptr) bool {
 		serr = unix.Sendto(int(fd), b, unix.MSG_DONTWAIT, to)
 		return serr != unix.EAGAIN
 	})

@@ -24,10 +24,10 @@ func Take(c *net.UDPConn) Conn {
 	return s
 }
 
-// sock is a UDP socket outside Go's poller. Its descriptor is used under
-// mu's read lock, for one non-blocking call at a time, so that Close (the
-// write lock) never closes it under a call, nor lets its number be reused
-// by another file while a call is about to use it.
+// sock is a UDP socket outside Go's poller. Each use of its descriptor (one
+// non-blocking call) holds mu's read lock, so that Close (the write lock)
+// never closes it under a call, nor lets its number be reused by another
+// file while a call is about to use it.
 type sock struct {
 	mu     sync.RWMutex
 	fd     int // -1 once closed

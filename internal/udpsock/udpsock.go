@@ -4,9 +4,8 @@
 // writing at once, for the socket's whole life. The kernel then runs the
 // poller's wake-up callback for every datagram the socket sends (the send
 // buffer frees: EPOLLOUT) and receives: two lock pairs with interrupts off,
-// per datagram, whether anyone waits or not. On a busy DNS socket that is
-// about a tenth of the CPU of a cached answer, and as much again of the
-// client's CPU on loopback (bench/cpu.sh measures it).
+// per datagram, whether anyone waits or not: on a busy DNS socket, a large
+// share of a cached answer's CPU (bench/cpu.sh compares builds).
 //
 // A socket taken by Take is in no epoll set while it is busy. A caller that
 // finds it not ready (EAGAIN) adds it to a small epoll set of its own, which
@@ -30,7 +29,6 @@ type Conn interface {
 	// SetReadDeadline makes reads waiting or starting after t return
 	// os.ErrDeadlineExceeded (the zero time: no deadline).
 	SetReadDeadline(t time.Time) error
-	Write(b []byte) (int, error)
 	ReadFromUDPAddrPort(b []byte) (int, netip.AddrPort, error)
 	WriteToUDPAddrPort(b []byte, addr netip.AddrPort) (int, error)
 }
