@@ -9,7 +9,6 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/jurisdns/jurisdns/internal/sockaddr"
-
 	"github.com/jurisdns/jurisdns/internal/udpsock"
 )
 
@@ -77,8 +76,8 @@ func (s *Server) serveUDPBatch(c udpsock.Conn, snd *udpSender) bool {
 		// Syscall6 the scheduler takes it for one that may, and a batch
 		// lasting past sysmon's 20 µs tick gets the goroutine's P handed
 		// to another thread, which wakes, finds nothing and sleeps in
-		// epoll_wait: on a loaded one-core server, some 4% of a cached
-		// answer's CPU (bench/cpu.sh). Every recvmmsg/sendmmsg with
+		// epoll_wait, costing a loaded one-core server a few percent of
+		// a cached answer's CPU. Every recvmmsg/sendmmsg with
 		// MSG_DONTWAIT here and in upstream is raw for that reason.
 		n, _, e := unix.RawSyscall6(unix.SYS_RECVMMSG, fd, uintptr(unsafe.Pointer(&b.in[0])), batchSize, unix.MSG_DONTWAIT, 0, 0)
 		if e == unix.EAGAIN || e == unix.EWOULDBLOCK {

@@ -102,8 +102,8 @@ func (f *forwarder) fetch(ctx context.Context, req *Request) (*entry, *dns.Msg, 
 	return fl.result(true)
 }
 
-// flyLed flies fl, a flight the caller leads (from join, or from lead for
-// an asyncMiss whose try failed), and returns its result as fetch does.
+// flyLed flies fl, a flight the caller leads (from join, or from leadWith
+// for an asyncMiss whose try failed), and returns its result as fetch does.
 func (f *forwarder) flyLed(ctx context.Context, req *Request, key flightKey, fl *flight) (*entry, *dns.Msg, error) {
 	return fl.result(f.fly(ctx, req, key, fl))
 }
@@ -197,7 +197,8 @@ type flight struct {
 
 	// q is where fly builds the query sent upstream: in the same
 	// allocation as the flight for join's flights (flightWithQuery), made
-	// by query for lead's, whose first try has a query of its own.
+	// by query for an asyncMiss's (leadWith), whose first try has a query
+	// of its own.
 	q *flightQuery
 }
 

@@ -180,8 +180,10 @@ func (m *asyncMiss) UDPDone(reply []byte, err error) {
 }
 
 // finish stores the reply and queues the client's answer, or returns what
-// a worker needs to do it. A panic (a bug) lands the flight with an error
-// and hands the query over: the reader goes on, nobody waits forever.
+// a worker needs to do it; shared reports that m may not be reused (others
+// joined its flight, or it is handed over). A panic (a bug) lands the
+// flight with an error and, unless the answer went out, hands the query
+// over: the reader goes on, nobody waits forever.
 func (m *asyncMiss) finish(reply []byte) (shared bool, h *handover) {
 	s, rt := m.s, m.j.rt
 	landed, sent := false, false

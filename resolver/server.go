@@ -19,10 +19,9 @@ import (
 	"github.com/miekg/dns"
 
 	"github.com/jurisdns/jurisdns/blocklists"
+	"github.com/jurisdns/jurisdns/internal/udpsock"
 	"github.com/jurisdns/jurisdns/policy"
 	"github.com/jurisdns/jurisdns/ratelimit"
-
-	"github.com/jurisdns/jurisdns/internal/udpsock"
 )
 
 const (

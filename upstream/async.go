@@ -104,17 +104,16 @@ func (g *Group) StartUDP(a *Async, question []byte, cd, do bool, now, deadline t
 	if !ok || u.tcpOnly {
 		return false
 	}
-	wall := now
-	a.g, a.mb, a.start, a.tap, a.wall = g, mb, g.clock(wall), tap, wall
-	a.dl = wall.Add(g.opts.Timeout)
+	a.g, a.mb, a.start, a.tap, a.wall = g, mb, g.clock(now), tap, now
+	a.dl = now.Add(g.opts.Timeout)
 	if deadline.Before(a.dl) {
 		a.dl = deadline
 	}
-	a.tryDL = wall.Add(g.opts.TryTimeout)
+	a.tryDL = now.Add(g.opts.TryTimeout)
 	if a.dl.Before(a.tryDL) {
 		a.tryDL = a.dl
 	}
-	return u.startUDP(a, question, cd, do, wall)
+	return u.startUDP(a, question, cd, do, now)
 }
 
 // first returns the member the strategy tries first when it is healthy
