@@ -29,7 +29,8 @@ type mmsgConn struct {
 	inBuf  [][]byte
 	n      int
 	errno  unix.Errno
-	recv   func(fd uintptr) bool // m.recvOnce, made once
+	recv   func(fd uintptr) bool // m.recvAfterWait, made once
+	waited bool                  // recvAfterWait's first call is past
 }
 
 func newBatchConn(c *net.UDPConn, batch int) (batchConn, error) {
@@ -48,7 +49,7 @@ func newBatchConn(c *net.UDPConn, batch int) (batchConn, error) {
 		m.in[i].Hdr.Iov = &m.inIov[i]
 		m.in[i].Hdr.SetIovlen(1)
 	}
-	m.recv = m.recvOnce
+	m.recv = m.recvAfterWait
 	return m, nil
 }
 
@@ -96,6 +97,16 @@ func (m *mmsgConn) recvOnce(fd uintptr) bool {
 	return true
 }
 
+// recvAfterWait is read's function for rc.Read, called first at once: read
+// has just found nothing, so that call only says "wait".
+func (m *mmsgConn) recvAfterWait(fd uintptr) bool {
+	if !m.waited {
+		m.waited = true
+		return false
+	}
+	return m.recvOnce(fd)
+}
+
 func (m *mmsgConn) read(wait time.Duration, got func([]byte)) error {
 	ready := false
 	if err := m.rc.Control(func(fd uintptr) { ready = m.recvOnce(fd) }); err != nil {
@@ -106,6 +117,7 @@ func (m *mmsgConn) read(wait time.Duration, got func([]byte)) error {
 			return nil
 		}
 		_ = m.c.SetReadDeadline(time.Now().Add(wait))
+		m.waited = false
 		if err := m.rc.Read(m.recv); err != nil {
 			if errors.Is(err, os.ErrDeadlineExceeded) {
 				return nil
