@@ -2,7 +2,6 @@ package policy
 
 import (
 	"bytes"
-	"crypto/sha256"
 	"errors"
 	"fmt"
 	"maps"
@@ -125,17 +124,9 @@ func (p *Policy) each(fn func(name string, kind blocklists.Kind, tag uint32, m r
 }
 
 // digestOf hashes one rule as Build does.
-func digestOf(name string, kind blocklists.Kind, act blocklists.Action, addrs []netip.Addr) [sha256.Size]byte {
+func digestOf(name string, kind blocklists.Kind, act blocklists.Action, addrs []netip.Addr) ruleSum {
 	var b builder
 	return b.ruleDigest(name, kind, act, addrs)
-}
-
-func (d *digest) sub(sum [sha256.Size]byte) {
-	var o digest
-	o.add(sum)
-	for i := range d {
-		d[i] -= o[i]
-	}
 }
 
 // DeltaResult says what ApplyDelta changed.
