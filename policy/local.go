@@ -75,5 +75,21 @@ func readRegular(path string) ([]byte, error) {
 		}
 		return nil, fmt.Errorf("%s is %s", path, kind)
 	}
-	return io.ReadAll(f)
+	// One buffer of the file's size (and a byte to see the end), as
+	// os.ReadFile: io.ReadAll's doublings allocated three times a large
+	// list's size on every load. A file that grows meanwhile is read on.
+	data := make([]byte, 0, max(int64(512), fi.Size()+1))
+	for {
+		n, err := f.Read(data[len(data):cap(data)])
+		data = data[:len(data)+n]
+		if err == io.EOF {
+			return data, nil
+		}
+		if err != nil {
+			return nil, err
+		}
+		if len(data) == cap(data) {
+			data = append(data, 0)[:len(data)]
+		}
+	}
 }
