@@ -9,6 +9,7 @@ package main
 import (
 	"flag"
 	"fmt"
+	"net"
 	"os"
 	"strings"
 	"time"
@@ -52,13 +53,24 @@ func main() {
 	}
 	deadline := time.Now().Add(*limit)
 	last := "no answer"
+	// A try that waited out the client's timeout adds up to 200 ms to the
+	// figure: said on stderr, so that a slow figure can be told from a
+	// slow server.
+	var timedOut []string
 	for time.Now().Before(deadline) {
 		q.Id = dns.Id()
+		sent := time.Since(start)
 		r, _, err := c.Exchange(q, *server)
 		switch {
 		case err != nil:
 			last = err.Error()
+			if ne, ok := err.(net.Error); ok && ne.Timeout() {
+				timedOut = append(timedOut, fmt.Sprintf("%.3f", sent.Seconds()))
+			}
 		case r.Rcode == wantCode:
+			if len(timedOut) > 0 {
+				fmt.Fprintf(os.Stderr, "probe: %s: no answer within %v to the tries sent at %s s\n", *server, c.Timeout, strings.Join(timedOut, ", "))
+			}
 			fmt.Printf("%.3f\n", time.Since(start).Seconds())
 			return
 		default:
