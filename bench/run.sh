@@ -295,6 +295,15 @@ rss_mib() { # rss_mib PID FIELD (VmRSS | VmHWM)
 	awk -v f="$2:" '$1 == f { printf "%.0f", $2 / 1024 }' "/proc/$1/status" 2>/dev/null || echo "?"
 }
 
+# sched_s PID: the seconds process PID's threads have run on a CPU and
+# waited in a run queue for one, so far ("run 0.25 s, waited 0.12 s": a
+# ready time well over the run time was spent waiting for the core, behind
+# something else on it), from /proc/PID/task/*/schedstat.
+sched_s() {
+	cat /proc/"$1"/task/*/schedstat 2>/dev/null |
+		awk '{ r += $1; w += $2 } END { if (NR) printf "run %.3f s, waited %.3f s", r / 1e9, w / 1e9; else print "run ? s" }'
+}
+
 # dnsperf_run NAME PORT FILE SECONDS [extra dnsperf args...]: output in $OUT/NAME.txt
 dnsperf_run() {
 	local name=$1 port=$2 file=$3 secs=$4 pid rc=0
@@ -621,7 +630,7 @@ up() {
 	R[$p.ready]=$("$BIN/probe" -server "127.0.0.1:${PORT[$p]}" -name "$rname" -rcode "$ready_rcode" -since "$START_NS" -timeout 10m) ||
 		die "$p never became ready; see $OUT/$p.log (KEEP=1)"
 	R[$p.rss_ready]=$(rss_mib "${PID[$p]}" VmRSS)
-	log "$p: ready in ${R[$p.ready]} s, RSS ${R[$p.rss_ready]} MiB"
+	log "$p: ready in ${R[$p.ready]} s ($(sched_s "${PID[$p]}")), RSS ${R[$p.rss_ready]} MiB"
 	# Warm: every hit name once, so the hit runs measure the cache.
 	dnsperf_run "$p-warm" "${PORT[$p]}" "$DATA/q-hit.txt" 30 -n 1 -q 50
 	ACTIVE+=("$p")
