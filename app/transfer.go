@@ -6,13 +6,13 @@ import (
 	"fmt"
 	"io"
 	"net/netip"
-	"strings"
 	"sync"
 	"time"
 
 	"github.com/miekg/dns"
 
 	"github.com/jurisdns/jurisdns/config"
+	"github.com/jurisdns/jurisdns/internal/dnsname"
 	"github.com/jurisdns/jurisdns/policy"
 	"github.com/jurisdns/jurisdns/resolver"
 	"github.com/jurisdns/jurisdns/rpzout"
@@ -277,7 +277,7 @@ func (a *App) notify(pkt []byte, m *dns.Msg, client netip.AddrPort) ([]byte, boo
 	a.feeds.mu.Lock()
 	following := len(a.feeds.byKey) > 0
 	if len(m.Question) == 1 {
-		zone := dns.CanonicalName(m.Question[0].Name)
+		zone := dnsname.Canonical(m.Question[0].Name)
 		for _, x := range a.feeds.byKey {
 			if x.feed.Options().Zone == zone && x.cancel != nil {
 				fr = x
@@ -307,7 +307,7 @@ func (a *App) notifyReply(pkt []byte, m, r *dns.Msg, fr *feedRun, client netip.A
 	signed := false
 	if fr.keyName != "" {
 		ts := m.IsTsig()
-		if ts == nil || dns.CanonicalName(ts.Hdr.Name) != fr.keyName {
+		if ts == nil || dnsname.Canonical(ts.Hdr.Name) != fr.keyName {
 			fr.feed.NotifyRefused()
 			return refuse("not signed with the source's TSIG key")
 		}
@@ -335,7 +335,7 @@ func questionName(m *dns.Msg) string {
 	if len(m.Question) == 0 {
 		return ""
 	}
-	return strings.ToLower(m.Question[0].Name)
+	return dnsname.Lower(m.Question[0].Name)
 }
 
 // rpzOutOptions maps rpz_out to the zone server's options.

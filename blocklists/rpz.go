@@ -7,6 +7,8 @@ import (
 	"strings"
 
 	"github.com/miekg/dns"
+
+	"github.com/jurisdns/jurisdns/internal/dnsname"
 )
 
 // RPZ apex sources, in increasing strength.
@@ -261,7 +263,7 @@ func (r *rpzParser) record() {
 		bad("class " + dns.Class(hdr.Class).String() + " in an RPZ zone")
 		return
 	}
-	owner := strings.ToLower(hdr.Name)
+	owner := dnsname.Lower(hdr.Name)
 	switch rr.(type) {
 	case *dns.SOA:
 		if r.apexFrom < apexSOA && !r.triggers {
@@ -297,7 +299,7 @@ func (r *rpzParser) record() {
 	switch rr := rr.(type) {
 	case *dns.CNAME:
 		var action Action
-		switch t := strings.ToLower(rr.Target); {
+		switch t := dnsname.Lower(rr.Target); {
 		case t == "":
 			bad("CNAME without a target")
 			return

@@ -5,6 +5,8 @@ import (
 	"strings"
 
 	"github.com/miekg/dns"
+
+	"github.com/jurisdns/jurisdns/internal/dnsname"
 )
 
 // BlockAnswer synthesizes the answer to query q blocked by verdict v:
@@ -17,7 +19,7 @@ import (
 // AppendEDEText) for a client that sent EDNS.
 func BlockAnswer(serial uint32, q *dns.Msg, v *Verdict) *dns.Msg {
 	j := v.Jurisdiction
-	qname := strings.ToLower(dns.Fqdn(q.Question[0].Name))
+	qname := dnsname.Canonical(q.Question[0].Name)
 	qtype := q.Question[0].Qtype
 	m := new(dns.Msg)
 	m.SetReply(q)

@@ -1,9 +1,9 @@
 package resolver
 
 import (
-	"strings"
-
 	"github.com/miekg/dns"
+
+	"github.com/jurisdns/jurisdns/internal/dnsname"
 )
 
 // scrub drops the authority and additional records of an upstream answer
@@ -25,13 +25,13 @@ func scrub(resp *dns.Msg, qname string) {
 	if len(resp.Ns) == 0 && len(resp.Extra) == 0 {
 		return
 	}
-	names := []string{strings.ToLower(qname)}
+	names := []string{dnsname.Lower(qname)}
 	for _, rr := range resp.Answer {
 		switch v := rr.(type) {
 		case *dns.CNAME:
-			names = append(names, strings.ToLower(v.Target))
+			names = append(names, dnsname.Lower(v.Target))
 		case *dns.DNAME:
-			names = append(names, strings.ToLower(v.Target))
+			names = append(names, dnsname.Lower(v.Target))
 		}
 	}
 	under := func(owner string, roots []string) bool {
@@ -47,7 +47,7 @@ func scrub(resp *dns.Msg, qname string) {
 		if t != dns.TypeSOA && t != dns.TypeNS {
 			return false
 		}
-		owner := strings.ToLower(rr.Header().Name)
+		owner := dnsname.Lower(rr.Header().Name)
 		for _, n := range names {
 			if dns.IsSubDomain(owner, n) {
 				return true
@@ -58,7 +58,7 @@ func scrub(resp *dns.Msg, qname string) {
 	roots := append([]string(nil), names...) // names and zones
 	for _, rr := range resp.Ns {
 		if isAnchor(rr) {
-			roots = append(roots, strings.ToLower(rr.Header().Name))
+			roots = append(roots, dnsname.Lower(rr.Header().Name))
 		}
 	}
 	// The signer of an RRSIG is the apex of the zone that signed it: one
@@ -70,7 +70,7 @@ func scrub(resp *dns.Msg, qname string) {
 			if !ok {
 				continue
 			}
-			signer := strings.ToLower(sig.SignerName)
+			signer := dnsname.Lower(sig.SignerName)
 			for _, n := range names {
 				if dns.IsSubDomain(signer, n) {
 					roots = append(roots, signer)
@@ -82,14 +82,14 @@ func scrub(resp *dns.Msg, qname string) {
 	ns := resp.Ns[:0]
 	for _, rr := range resp.Ns {
 		t := rr.Header().Rrtype
-		if isAnchor(rr) || (t != dns.TypeSOA && t != dns.TypeNS && under(strings.ToLower(rr.Header().Name), roots)) {
+		if isAnchor(rr) || (t != dns.TypeSOA && t != dns.TypeNS && under(dnsname.Lower(rr.Header().Name), roots)) {
 			ns = append(ns, rr)
 		}
 	}
 	resp.Ns = ns
 	extra := resp.Extra[:0]
 	for _, rr := range resp.Extra {
-		if rr.Header().Rrtype == dns.TypeOPT || under(strings.ToLower(rr.Header().Name), roots) {
+		if rr.Header().Rrtype == dns.TypeOPT || under(dnsname.Lower(rr.Header().Name), roots) {
 			extra = append(extra, rr)
 		}
 	}

@@ -14,8 +14,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/miekg/dns"
-
+	"github.com/jurisdns/jurisdns/internal/dnsname"
 	"github.com/jurisdns/jurisdns/policy"
 	"github.com/jurisdns/jurisdns/spec"
 	"github.com/jurisdns/jurisdns/upstream"
@@ -116,7 +115,7 @@ func (s *Server) Build(ctx context.Context, cfg *spec.Config, o BuildOptions) (*
 			errs = append(errs, err)
 			continue
 		}
-		forwards[dns.CanonicalName(z.Name)] = p
+		forwards[dnsname.Canonical(z.Name)] = p
 	}
 	var pol *policy.Policy
 	if o.Policy == nil {

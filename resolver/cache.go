@@ -4,13 +4,14 @@ import (
 	"encoding/binary"
 	"hash/maphash"
 	"math/bits"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 	"unsafe"
 
 	"github.com/miekg/dns"
+
+	"github.com/jurisdns/jurisdns/internal/dnsname"
 )
 
 // Cache holds upstream answers as packed wire bytes, so a hit is a copy and
@@ -750,9 +751,9 @@ func (c *Cache) newEntry(req *Request, resp *dns.Msg, now time.Time) *entry {
 	for _, rr := range m.Answer {
 		switch v := rr.(type) {
 		case *dns.CNAME:
-			e.cnames = append(e.cnames, strings.ToLower(v.Target))
+			e.cnames = append(e.cnames, dnsname.Lower(v.Target))
 		case *dns.DNAME:
-			e.cnames = append(e.cnames, strings.ToLower(v.Target))
+			e.cnames = append(e.cnames, dnsname.Lower(v.Target))
 		}
 	}
 	return e

@@ -2,11 +2,11 @@ package resolver
 
 import (
 	"net/netip"
-	"strings"
 	"time"
 
 	"github.com/miekg/dns"
 
+	"github.com/jurisdns/jurisdns/internal/dnsname"
 	"github.com/jurisdns/jurisdns/policy"
 )
 
@@ -24,7 +24,7 @@ func (s *Server) cnamePolicy(rt *Runtime, req *Request, resp *dns.Msg, now time.
 		default:
 			continue
 		}
-		target = strings.ToLower(target)
+		target = dnsname.Lower(target)
 		cv := rt.Policy.Match(target, req.Clients, now)
 		s.reportHits(rt, req, target, &cv)
 		switch cv.Decision {

@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/jurisdns/jurisdns/internal/dnsname"
 	"github.com/jurisdns/jurisdns/policy"
 	"github.com/jurisdns/jurisdns/ratelimit"
 	"github.com/jurisdns/jurisdns/spec"
@@ -190,7 +191,7 @@ func (s *Server) assemble(cfg *spec.Config, pol *policy.Policy, up *part, forwar
 		forwards:       forwards,
 		Config:         cfg,
 		Policy:         pol,
-		HealthName:     strings.ToLower(cfg.Server.HealthName),
+		HealthName:     dnsname.Lower(cfg.Server.HealthName),
 		QueryTimeout:   cfg.Upstreams.Timeout,
 		TCPIdleTimeout: cfg.Server.TCPIdleTimeout,
 		AccessDrop:     cfg.Access.Action == spec.AccessDrop,

@@ -19,6 +19,7 @@ import (
 	"github.com/miekg/dns"
 
 	"github.com/jurisdns/jurisdns/blocklists"
+	"github.com/jurisdns/jurisdns/internal/dnsname"
 	"github.com/jurisdns/jurisdns/internal/udpsock"
 	"github.com/jurisdns/jurisdns/policy"
 	"github.com/jurisdns/jurisdns/ratelimit"
@@ -712,7 +713,7 @@ func (s *Server) resolve(rt *Runtime, pkt []byte, client netip.AddrPort, proto P
 		Msg:    m,
 		Client: netip.AddrPortFrom(addr, client.Port()),
 		Proto:  proto,
-		Name:   strings.ToLower(dns.Fqdn(q.Name)),
+		Name:   dnsname.Canonical(q.Name),
 		Qtype:  q.Qtype,
 		CD:     m.CheckingDisabled,
 	}

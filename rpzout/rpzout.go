@@ -23,6 +23,7 @@ import (
 	"github.com/miekg/dns"
 
 	"github.com/jurisdns/jurisdns/blocklists"
+	"github.com/jurisdns/jurisdns/internal/dnsname"
 	"github.com/jurisdns/jurisdns/policy"
 	"github.com/jurisdns/jurisdns/transfer"
 )
@@ -150,7 +151,7 @@ func (s *Server) Enabled() bool {
 func (s *Server) Serial(zoneName string) (uint32, bool) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	z := s.zones[dns.CanonicalName(zoneName)]
+	z := s.zones[dnsname.Canonical(zoneName)]
 	if z == nil {
 		return 0, false
 	}
@@ -172,7 +173,7 @@ func (s *Server) Update(opts Options, pol *policy.Policy) {
 		opts.Journal = 16
 	}
 	now := s.now()
-	suffix := dns.CanonicalName(opts.Suffix)
+	suffix := dnsname.Canonical(opts.Suffix)
 	next := map[string]*zone{}
 	var changed []notifyJob
 	s.mu.RLock()
@@ -184,7 +185,7 @@ func (s *Server) Update(opts Options, pol *policy.Policy) {
 			if !served(j, now) {
 				continue
 			}
-			name := dns.CanonicalName(j.ID + "." + suffix)
+			name := dnsname.Canonical(j.ID + "." + suffix)
 			prev := old[name]
 			if prev != nil && prev.hash == j.Hash && oldSuffix == opts.Suffix {
 				next[name] = prev

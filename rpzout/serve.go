@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/miekg/dns"
+
+	"github.com/jurisdns/jurisdns/internal/dnsname"
 )
 
 // maxEnvelope bounds the records of one transfer message (64 KiB).
@@ -33,7 +35,7 @@ func (s *Server) Serve(pkt []byte, m *dns.Msg, client netip.AddrPort, tcp bool, 
 		return false
 	}
 	s.mu.RLock()
-	z := s.zones[dns.CanonicalName(q.Name)]
+	z := s.zones[dnsname.Canonical(q.Name)]
 	opts := s.opts
 	s.mu.RUnlock()
 	if z == nil {
@@ -51,7 +53,7 @@ func (s *Server) Serve(pkt []byte, m *dns.Msg, client netip.AddrPort, tcp bool, 
 	}
 	if k := opts.Key; k != nil {
 		ts := m.IsTsig()
-		if ts == nil || dns.CanonicalName(ts.Hdr.Name) != k.Name {
+		if ts == nil || dnsname.Canonical(ts.Hdr.Name) != k.Name {
 			s.log.Warn("rpz_out query refused: not signed with rpz_out.tsig_key", "client", client.Addr(), "zone", z.name)
 			return fail(dns.RcodeNotAuth)
 		}

@@ -22,6 +22,8 @@ import (
 	"strings"
 
 	"github.com/miekg/dns"
+
+	"github.com/jurisdns/jurisdns/internal/dnsname"
 )
 
 // Zone is one version of an RPZ zone: its SOA and its other records by
@@ -84,7 +86,7 @@ func (z *Zone) Serial() uint32 { return z.SOA.Serial }
 // Len returns the number of records besides the apex SOA.
 func (z *Zone) Len() int { return z.n }
 
-func canonical(name string) string { return dns.CanonicalName(name) }
+func canonical(name string) string { return dnsname.Canonical(name) }
 
 // inZone reports whether name (canonical) is origin (canonical) or below
 // it.

@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"time"
+
+	"github.com/jurisdns/jurisdns/internal/dnsname"
 )
 
 // AsyncHandler takes the outcome of a query started with Group.StartUDP.
@@ -161,7 +163,7 @@ func (u *server) startUDP(a *Async, question []byte, cd, do bool, now time.Time)
 	if end, ok := nameEnd(name); !ok || end != len(name) {
 		return false // not one uncompressed name
 	}
-	lowerASCII(name)
+	dnsname.LowerBytes(name)
 	if u.caseRandom {
 		randomIDAndCase(b, name)
 	} else {
@@ -204,16 +206,6 @@ func nameEnd(b []byte) (int, bool) {
 		i += l + 1
 	}
 	return 0, false
-}
-
-// lowerASCII lower-cases the ASCII letters of b (a wire name's length
-// bytes are under 64: never letters).
-func lowerASCII(b []byte) {
-	for i, c := range b {
-		if 'A' <= c && c <= 'Z' {
-			b[i] = c + 'a' - 'A'
-		}
-	}
 }
 
 // sweepEvery is how often the queries started with StartUDP are checked

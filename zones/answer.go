@@ -4,6 +4,8 @@ import (
 	"slices"
 
 	"github.com/miekg/dns"
+
+	"github.com/jurisdns/jurisdns/internal/dnsname"
 )
 
 // maxChain bounds the CNAME records followed for one answer.
@@ -116,7 +118,7 @@ func (z *Zone) Answer(q *dns.Msg) *dns.Msg {
 		return m
 	}
 	qt := q.Question[0].Qtype
-	name := lowerName(dns.Fqdn(q.Question[0].Name))
+	name := dnsname.Lower(dns.Fqdn(q.Question[0].Name))
 	if qt == dns.TypeAXFR || qt == dns.TypeIXFR || !dns.IsSubDomain(z.origin, name) {
 		m.Rcode = dns.RcodeRefused
 		return m
@@ -147,7 +149,7 @@ func (z *Zone) Answer(q *dns.Msg) *dns.Msg {
 			return m
 		case kindCNAME:
 			m.Answer = append(m.Answer, r.rrs...)
-			target := lowerName(r.rrs[0].(*dns.CNAME).Target)
+			target := dnsname.Lower(r.rrs[0].(*dns.CNAME).Target)
 			if len(visited) >= maxChain || slices.Contains(visited, target) {
 				return m
 			}
@@ -270,7 +272,7 @@ func (z *Zone) additional(answer []dns.RR) []dns.RR {
 // addresses returns copies of the A and AAAA records of name when it is in
 // the zone; occluded (below a delegation point) only when glue is true.
 func (z *Zone) addresses(name string, glue bool) []dns.RR {
-	name = lowerName(name)
+	name = dnsname.Lower(name)
 	if !dns.IsSubDomain(z.origin, name) {
 		return nil
 	}

@@ -5,6 +5,8 @@ import (
 	"net/netip"
 
 	"github.com/miekg/dns"
+
+	"github.com/jurisdns/jurisdns/internal/dnsname"
 )
 
 // DDRName is the name a client asks for SVCB records to discover the
@@ -38,7 +40,7 @@ func DDRRecords(target string, eps []DDREndpoint) []dns.RR {
 		rr := &dns.SVCB{
 			Hdr:      dns.RR_Header{Name: DDRName, Rrtype: dns.TypeSVCB, Class: dns.ClassINET, Ttl: ddrTTL},
 			Priority: uint16(i + 1),
-			Target:   dns.Fqdn(lowerName(target)),
+			Target:   dns.Fqdn(dnsname.Lower(target)),
 		}
 		// Keys in ascending order (RFC 9460 §2.2): alpn, port, ipv4hint,
 		// ipv6hint, dohpath.

@@ -13,6 +13,8 @@ import (
 	"strings"
 
 	"github.com/miekg/dns"
+
+	"github.com/jurisdns/jurisdns/internal/dnsname"
 )
 
 // Spec is one configured zone: either a local zone served authoritatively
@@ -136,7 +138,7 @@ func canonicalZoneName(s string) (string, error) {
 	if s == "" {
 		return "", errors.New("name is required")
 	}
-	name := lowerName(dns.Fqdn(s))
+	name := dnsname.Lower(dns.Fqdn(s))
 	if _, ok := dns.IsDomainName(name); !ok {
 		return "", fmt.Errorf("%q is not a valid domain name", s)
 	}
@@ -273,7 +275,7 @@ var includeAs = regexp.MustCompile("^(failed to open `[^']*') as `[^']*'")
 // add checks one record and files it under its owner name.
 func (l *loader) add(rr dns.RR, at origin) {
 	h := rr.Header()
-	owner := lowerName(h.Name)
+	owner := dnsname.Lower(h.Name)
 	h.Name = owner
 	t := h.Rrtype
 	switch {

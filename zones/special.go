@@ -7,6 +7,8 @@ import (
 	"unsafe"
 
 	"github.com/miekg/dns"
+
+	"github.com/jurisdns/jurisdns/internal/dnsname"
 )
 
 // specialTTL is the TTL of every synthesized record and the negative TTL of
@@ -359,7 +361,7 @@ func infrastructure(qt uint16) bool {
 // appendLowerFQDN appends name to b in lower case (ASCII), with a trailing
 // dot; same reports whether that is name itself.
 func appendLowerFQDN(b []byte, name string) (out []byte, same bool) {
-	b, same = appendLower(b, name)
+	b, same = dnsname.AppendLower(b, name)
 	if len(name) == 0 || name[len(name)-1] != '.' || escaped(name, len(name)-1) {
 		b = append(b, '.')
 		same = false
