@@ -177,8 +177,8 @@ func checkLoadRules(t *testing.T, format Format, data []byte) {
 func TestRulesAddrsKept(t *testing.T) {
 	var rs Rules
 	a := []netip.Addr{netip.MustParseAddr("192.0.2.1")}
-	rs.add(Rule{Name: "a.example", Action: LocalData, Addrs: a, Line: 1})
-	rs.add(Rule{Name: "b.example", Line: 2})
+	rs.Add(Rule{Name: "a.example", Action: LocalData, Addrs: a, Line: 1})
+	rs.Add(Rule{Name: "b.example", Line: 2})
 	var got [][]netip.Addr
 	rs.Each(func(r Rule) { got = append(got, r.Addrs) })
 	if len(got) != 2 || !reflect.DeepEqual(got[0], a) || got[1] != nil {
@@ -198,7 +198,7 @@ func TestRulesChunks(t *testing.T) {
 		if i == at {
 			r.Action, r.Addrs = LocalData, a
 		}
-		rs.add(r)
+		rs.Add(r)
 	}
 	if rs.Len() != n || len(rs.chunks) != 3 {
 		t.Fatalf("Len %d in %d chunks", rs.Len(), len(rs.chunks))

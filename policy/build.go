@@ -644,8 +644,8 @@ func (b *builder) loadSource(js *jspec, si int, s *sspec) {
 // contributes no rules and its guards are not applied.
 var ErrNotChecked = errors.New("source not checked")
 
-// loadList is blocklists.Load; a test counts the parses through it.
-var loadList = blocklists.Load
+// loadList is blocklists.LoadEach; a test counts the parses through it.
+var loadList = blocklists.LoadEach
 
 // guards are the guards of a source, as configured. An inline or shipped
 // list may be empty.
@@ -665,19 +665,24 @@ func (s *sspec) guards() blocklists.Guards {
 func (b *builder) parseSource(js *jspec, si int, s *sspec) error {
 	var l *blocklists.Loaded
 	var err error
+	n := 0
 	if s.kind == srcURL {
 		l, err = b.urls.take(s)
+		if l != nil {
+			l.Rules.Each(func(rule blocklists.Rule) { b.addRule(js, si, s, rule); n++ })
+		}
 	} else {
-		l, err = b.loadRules(js, s)
+		// Into the index as the parser reads them. The rules of a local
+		// source that fails are indexed too, and killed by loadSource:
+		// Explain shows them as "failed".
+		l, err = b.loadRules(js, s, func(rule blocklists.Rule) { b.addRule(js, si, s, rule); n++ })
 	}
+	s.info.Entries = n
 	if l != nil {
 		s.info.Bad = l.Stats.Bad
 		s.info.Skipped += l.Stats.Skipped
 		s.info.Errors = s.lineErrors(l.Stats.Errors)
 		s.info.Hash = l.SHA256
-		// The rules of a local source that failed are indexed too, and
-		// killed by loadSource: Explain shows them as "failed".
-		b.addRules(js, si, s, l.Rules)
 	}
 	if err != nil {
 		var rej *blocklists.RejectedError
@@ -749,7 +754,7 @@ func (b *builder) startURLLoads() *urlLoads {
 			u.wg.Add(1)
 			go func() {
 				defer u.wg.Done()
-				l, err := b.loadRules(jb.js, jb.s)
+				l, err := b.loadRules(jb.js, jb.s, nil)
 				u.results[jb.s] <- loadResult{l, err}
 			}()
 		}
@@ -771,12 +776,25 @@ func (u *urlLoads) stop() {
 	u.wg.Wait()
 }
 
-// loadRules reads a source and has the list loader parse and guard it. A
-// nil Loaded with a nil error is a URL source deliberately not read
-// (ErrNotChecked). A local source's Loaded comes with its error, if it was
-// read; a URL source's only when it was accepted.
-func (b *builder) loadRules(js *jspec, s *sspec) (*blocklists.Loaded, error) {
+// loadRules reads a source and has the list loader parse and guard it,
+// each rule passed to each as it is read, or, with a nil each, kept in the
+// Loaded's Rules (a URL source, loaded ahead of the build). A nil Loaded
+// with a nil error is a URL source deliberately not read (ErrNotChecked). A
+// local source's Loaded comes with its error, if it was read; a URL
+// source's only when it was accepted.
+func (b *builder) loadRules(js *jspec, s *sspec, each func(blocklists.Rule)) (*blocklists.Loaded, error) {
 	g := s.guards()
+	load := func(r io.Reader, baseline int) (*blocklists.Loaded, error) {
+		if each != nil {
+			return loadList(r, s.opts, g, baseline, each)
+		}
+		rs := &blocklists.Rules{}
+		l, err := loadList(r, s.opts, g, baseline, rs.Add)
+		if l != nil {
+			l.Rules = rs
+		}
+		return l, err
+	}
 	// The baseline of max_shrink: the entries of the source in the policy
 	// being replaced; a URL source's downloader knows its last good copy
 	// better (also across restarts), and that takes precedence.
@@ -786,13 +804,13 @@ func (b *builder) loadRules(js *jspec, s *sspec) (*blocklists.Loaded, error) {
 	}
 	switch s.kind {
 	case srcText:
-		return loadList(bytes.NewReader(s.text), s.opts, g, baseline)
+		return load(bytes.NewReader(s.text), baseline)
 	case srcPath:
 		data, err := readLocal(b.ctx, s.info.Origin, b.localTimeout)
 		if err != nil {
 			return nil, err
 		}
-		return loadList(bytes.NewReader(data), s.opts, g, baseline)
+		return load(bytes.NewReader(data), baseline)
 	case srcTransfer:
 		if b.opts.Transfer == nil {
 			return nil, errors.New("transfer sources need the zone transfer client")
@@ -803,7 +821,7 @@ func (b *builder) loadRules(js *jspec, s *sspec) (*blocklists.Loaded, error) {
 			return nil, err
 		}
 		defer rc.Close()
-		return loadList(rc, s.opts, g, baseline)
+		return load(rc, baseline)
 	}
 	if b.opts.Fetch == nil {
 		return nil, errors.New("url sources need the downloader")
@@ -813,7 +831,7 @@ func (b *builder) loadRules(js *jspec, s *sspec) (*blocklists.Loaded, error) {
 		if copyBaseline < 0 {
 			copyBaseline = baseline
 		}
-		l, err := loadList(bytes.NewReader(body), s.opts, g, copyBaseline)
+		l, err := load(bytes.NewReader(body), copyBaseline)
 		last = l
 		if err != nil {
 			return 0, err
@@ -831,35 +849,30 @@ func (b *builder) loadRules(js *jspec, s *sspec) (*blocklists.Loaded, error) {
 	return last, nil
 }
 
-// addRules adds the rules of a loaded source to the index, with the
-// per-entry actions and line numbers of a shipped source.
-func (b *builder) addRules(js *jspec, si int, s *sspec, rs *blocklists.Rules) {
-	jur := uint16(js.j.idx)
-	n := 0
-	rs.Each(func(rule blocklists.Rule) {
-		act := rule.Action
-		line := rule.Line
-		if k := line - 1; k >= 0 && k < len(s.actions) && s.actions[k] != actionNone {
-			act = s.actions[k]
+// addRule adds one rule of a source to the index, with the per-entry
+// actions and line numbers of a shipped source, and to the source's
+// digest.
+func (b *builder) addRule(js *jspec, si int, s *sspec, rule blocklists.Rule) {
+	act := rule.Action
+	line := rule.Line
+	if k := line - 1; k >= 0 && k < len(s.actions) && s.actions[k] != actionNone {
+		act = s.actions[k]
+	}
+	if k := line - 1; k >= 0 && k < len(s.lineMap) {
+		line = s.lineMap[k]
+	}
+	var addrs []netip.Addr
+	if act == blocklists.LocalData {
+		addrs = rule.Addrs
+	}
+	if js.indexed {
+		tag := b.rules.push(uint16(js.j.idx), uint16(si), line, act)
+		if len(addrs) > 0 {
+			b.addrs[tag] = addrs
 		}
-		if k := line - 1; k >= 0 && k < len(s.lineMap) {
-			line = s.lineMap[k]
-		}
-		var addrs []netip.Addr
-		if act == blocklists.LocalData {
-			addrs = rule.Addrs
-		}
-		if js.indexed {
-			tag := b.rules.push(jur, uint16(si), line, act)
-			if len(addrs) > 0 {
-				b.addrs[tag] = addrs
-			}
-			b.ib.Add(rule.Name, rule.Kind, tag)
-		}
-		s.acc.add(b.ruleDigest(rule.Name, rule.Kind, act, addrs))
-		n++
-	})
-	s.info.Entries = n
+		b.ib.Add(rule.Name, rule.Kind, tag)
+	}
+	s.acc.add(b.ruleDigest(rule.Name, rule.Kind, act, addrs))
 }
 
 // lineErrors keeps the first bad lines, with shipped line numbers mapped to

@@ -30,8 +30,8 @@ type loadCall struct {
 func countLoads(t *testing.T, source string) func() []loadCall {
 	var mu sync.Mutex
 	var calls []loadCall
-	loadList = func(r io.Reader, opts blocklists.ParseOptions, g blocklists.Guards, baseline int) (*blocklists.Loaded, error) {
-		l, err := blocklists.Load(r, opts, g, baseline)
+	loadList = func(r io.Reader, opts blocklists.ParseOptions, g blocklists.Guards, baseline int, each func(blocklists.Rule)) (*blocklists.Loaded, error) {
+		l, err := blocklists.LoadEach(r, opts, g, baseline, each)
 		c := loadCall{}
 		if l != nil {
 			c.sum = l.SHA256
@@ -47,7 +47,7 @@ func countLoads(t *testing.T, source string) func() []loadCall {
 		}
 		return l, err
 	}
-	t.Cleanup(func() { loadList = blocklists.Load })
+	t.Cleanup(func() { loadList = blocklists.LoadEach })
 	return func() []loadCall {
 		mu.Lock()
 		defer mu.Unlock()
