@@ -36,7 +36,7 @@ set -euo pipefail
 
 # ---- settings (environment) -------------------------------------------------
 ENV_GIVEN="" # the settings given in the environment, for the report
-for v in QUICK RPZ BENCH_SECONDS DURATION LIST_SIZE MISS_SIZE P99_DURATION P99_QPS RELOAD_QPS RELOAD_AT RELOAD_TAIL RELOAD_WAIT PEERS REPEAT DNSTAP \
+for v in QUICK RPZ BENCH_SECONDS DURATION LIST_SIZE MISS_SIZE P99_DURATION P99_QPS P99_ROUNDS RELOAD_QPS RELOAD_AT RELOAD_TAIL RELOAD_WAIT PEERS REPEAT DNSTAP \
 	CLIENTS THREADS OUTSTANDING TIMEOUT EDNS SERVER_CPU CLIENT_CPU KNOT_CPU SEED WAIT_IDLE IDLE_PCT WRITE_BENCHMARKS ENCRYPTED \
 	FLOOD_QUERIES FLOOD_HOLD FLOOD_AFTER BLAST BLAST_SECONDS BLAST_SOCKETS BLAST_OUTSTANDING PROFILE_DIR PROFILE_CPU; do
 	if [[ ${!v:-} == *" "* ]]; then
@@ -64,6 +64,11 @@ fi
 TIMEOUT=${TIMEOUT:-2}                     # dnsperf -t: an answer later than this is lost
 P99_DURATION=${P99_DURATION:-$((BENCH_SECONDS < 5 ? BENCH_SECONDS : 5))} # seconds per fixed-rate run (10,000 samples at the defaults)
 P99_QPS=${P99_QPS:-2000}                  # rate of the p99 runs
+# rounds of p99 runs (each round runs every peer and workload once, in turn);
+# the p99 reported is the median of the rounds': one 5 s run's p99 moved by
+# up to 2 ms between full runs of the same build (the vCPU's wake-ups).
+P99_ROUNDS=${P99_ROUNDS:-$((QUICK == 1 ? 1 : 3))}
+[[ $P99_ROUNDS =~ ^[1-9][0-9]*$ ]] || bad_setting "P99_ROUNDS must be a whole number ≥ 1, not '$P99_ROUNDS'"
 RELOAD_QPS=${RELOAD_QPS:-20000}           # rate of the load during the reload
 RELOAD_AT=${RELOAD_AT:-$((BENCH_SECONDS < 3 ? 2 : 3))} # seconds of load before the reload
 # seconds of load after the new list is in force: longer than TIMEOUT, so that
@@ -764,27 +769,51 @@ blast_run() {
 # blast_field LINE KEY: KEY's value in bench/blast's last line.
 blast_field() { awk -v k="$2" '{ for (i = 2; i <= NF; i++) { split($i, kv, "="); if (kv[1] == k) print kv[2] } }' <<<"$1"; }
 
-# latency PEER WORKLOAD: p99 at P99_QPS.
+# latency PEER WORKLOAD ROUND: p99 at P99_QPS, into R[PEER.p99_WORKLOAD.ROUND].
+# A miss round takes its own slice of q-miss-p99.txt: names no earlier round
+# put in the cache.
 latency() {
-	local p=$1 w=$2 f=$DATA/q-${2#do[th]-}.txt
-	[[ $w == miss ]] && f=$DATA/q-miss-p99.txt
+	local p=$1 w=$2 r=$3 f=$DATA/q-${2#do[th]-}.txt run=$1-p99-$2
+	((P99_ROUNDS == 1)) || run+="-$r"
+	if [[ $w == miss ]]; then
+		local n=$((P99_QPS * P99_DURATION * 11 / 10))
+		f=$DATA/q-miss-p99-$r.txt
+		[[ -s $f ]] || sed -n "$(((r - 1) * n + 1)),$((r * n))p" "$DATA/q-miss-p99.txt" >"$f"
+	fi
 	transport "$p" "$w"
-	settle "$p-p99-$w"
-	dnsperf_run "$p-p99-$w" "$TPORT" "$f" "$P99_DURATION" -Q "$P99_QPS" -q 1000 -v "${TARGS[@]}"
-	R[$p.p99_$w]=$(p99_of "$p-p99-$w")
-	if [[ ${R[$p.p99_$w]} == "?" ]]; then
+	settle "$run"
+	dnsperf_run "$run" "$TPORT" "$f" "$P99_DURATION" -Q "$P99_QPS" -q 1000 -v "${TARGS[@]}"
+	local v
+	v=$(p99_of "$run")
+	if [[ $v == "?" ]]; then
 		# Nothing answered in time: every query took longer than TIMEOUT.
-		R[$p.p99_$w]=$(awk -v t="$TIMEOUT" 'BEGIN { printf "%.2f", t * 1000 }')
-		log "$p: warning: no answer at all in the $w p99 run; p99 given as the timeout, ${R[$p.p99_$w]} ms (a lower bound)"
+		v=$(awk -v t="$TIMEOUT" 'BEGIN { printf "%.2f", t * 1000 }')
+		log "$p: warning: no answer at all in the $w p99 run; p99 given as the timeout, $v ms (a lower bound)"
 	fi
+	R[$p.p99_$w.$r]=$v
 	local lost
-	lost=$(lost_n_of "$p-p99-$w")
+	lost=$(lost_n_of "$run")
 	if ((${lost:-0} > 0)); then
-		note "$p-p99-$w" "$lost lost: the p99 is of the answered ones only"
+		note "$run" "$lost lost: the p99 is of the answered ones only"
 	else
-		note "$p-p99-$w"
+		note "$run"
 	fi
-	log "$p: $w p99 ${R[$p.p99_$w]} ms at $P99_QPS q/s"
+	log "$p: $w p99 $v ms at $P99_QPS q/s$( ((P99_ROUNDS == 1)) || echo " (round $r of $P99_ROUNDS)")"
+}
+
+# latency_median PEER WORKLOAD: R[PEER.p99_WORKLOAD], the median of the
+# rounds' p99 (the lower middle one of an even number), and
+# R[PEER.p99_WORKLOAD_rounds], all of them in round order.
+latency_median() {
+	local p=$1 w=$2 r all=()
+	for ((r = 1; r <= P99_ROUNDS; r++)); do
+		all+=("${R[$p.p99_$w.$r]}")
+	done
+	R[$p.p99_${w}_rounds]=$(
+		IFS=,
+		echo "${all[*]}" | sed 's/,/, /g'
+	)
+	R[$p.p99_$w]=$(printf '%s\n' "${all[@]}" | sort -g | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }')
 }
 
 # reload PEER: a fixed rate of hit and blocked queries from RELOAD_AT s
@@ -924,10 +953,20 @@ bench_all() {
 			done
 		done
 	fi
+	local r
+	for ((r = 1; r <= P99_ROUNDS; r++)); do
+		for w in hit blocked miss $([[ $ENCRYPTED == 1 ]] && echo dot-hit); do
+			for p in "${ACTIVE[@]}"; do
+				[[ $w != do[th]-* || -n ${DOT_PORT[$p]:-} ]] || continue
+				latency "$p" "$w" "$r"
+			done
+		done
+	done
 	for w in hit blocked miss $([[ $ENCRYPTED == 1 ]] && echo dot-hit); do
 		for p in "${ACTIVE[@]}"; do
 			[[ $w != do[th]-* || -n ${DOT_PORT[$p]:-} ]] || continue
-			latency "$p" "$w"
+			latency_median "$p" "$w"
+			((P99_ROUNDS == 1)) || log "$p: $w p99 ${R[$p.p99_$w]} ms, the median of ${R[$p.p99_${w}_rounds]}"
 		done
 	done
 	for p in "${ACTIVE[@]}"; do
@@ -1251,7 +1290,17 @@ report() {
 		echo
 		echo "hit: $(wc -l <"$DATA/q-hit.txt") queries over 1000 names under the upstream zone, cache warmed first."
 		echo "blocked: names of the list or below them. miss: unique names, each sent once, answered by the upstream."
-		echo "p99: at a fixed $P99_QPS q/s for ${P99_DURATION}s (answered queries; limit's p99 is what dnsperf and the machine add by themselves). ready: from process start until a listed name gets NXDOMAIN."
+		echo "p99: at a fixed $P99_QPS q/s for ${P99_DURATION}s (answered queries; limit's p99 is what dnsperf and the machine add by themselves)$( ((P99_ROUNDS == 1)) || echo "; the median of $P99_ROUNDS rounds, each running every peer and workload once in turn (each round's below)"). ready: from process start until a listed name gets NXDOMAIN."
+		if ((P99_ROUNDS > 1)); then
+			echo
+			echo "| peer | p99 hit ms, each round | p99 blocked ms | p99 miss ms | p99 DoT hit ms |"
+			echo "|---|---|---|---|---|"
+			for p in $PEERS; do
+				[[ -n ${R[$p.p99_hit_rounds]:-} ]] || continue
+				echo "| $p | ${R[$p.p99_hit_rounds]} | ${R[$p.p99_blocked_rounds]:-–} | ${R[$p.p99_miss_rounds]:-–} | ${R[$p.p99_dot-hit_rounds]:-–} |"
+			done
+			echo
+		fi
 		echo "reload: dnsperf at $RELOAD_QPS q/s (hit+blocked) from ${RELOAD_AT}s before until ${RELOAD_TAIL}s after the reload; one name added to the list, then SIGHUP. in force: from SIGHUP until that name gets NXDOMAIN. lost: queries unanswered within ${TIMEOUT}s (and the seconds of traffic that is at $RELOAD_QPS q/s)."
 		echo "busy before: CPU use of the whole machine in the second before a run (our servers idle then); above ~${IDLE_PCT}% other work was running and the numbers of that run are low and noisy. Highest: $(printf '%s\n' "${BUSY[@]}" | sort -n | tail -n 1)%."
 		echo "limit: a bare miekg/dns server (bench/limit) that answers every query at once: the ceiling for a resolver built on that library."
