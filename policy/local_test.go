@@ -124,3 +124,39 @@ func TestReadLocalTimeBound(t *testing.T) {
 		t.Fatalf("cancelled: %v", err)
 	}
 }
+
+// TestLocalListRefusedRulesNotEnforced: a local list's rules go into the
+// index as they are parsed, before its guards are known; when a guard then
+// refuses the list, none of its new rules is enforced, and
+// last_known_good serves the previous copy's.
+func TestLocalListRefusedRulesNotEnforced(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "list.txt")
+	write := func(s string) {
+		t.Helper()
+		if err := os.WriteFile(path, []byte(s), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cfg := localCfg(path, config.Source{MaxShrink: 0.2, MustContain: []string{"a.example"}})
+	cfg.Jurisdictions[0].OnLoadFailure = "last_known_good"
+	write("a.example\nb.example\nc.example\nd.example\ne.example\n")
+	prev := build(t, cfg, BuildOptions{})
+	for _, c := range []struct{ content, guard string }{
+		{"a.example\nnew.example\n", "max_shrink"},
+		{"b.example\nc.example\nd.example\ne.example\nnew.example\n", "must_contain"},
+	} {
+		write(c.content)
+		p := build(t, cfg, BuildOptions{Previous: prev})
+		if j := p.Lookup("g"); !j.Loaded || !strings.Contains(j.LoadError, c.guard) {
+			t.Fatalf("%s: loaded %v, error %q; want the last good copy kept", c.guard, j.Loaded, j.LoadError)
+		}
+		if v := p.Match("new.example", nil, testNow); v.Decision == DecisionBlock {
+			t.Errorf("%s: new.example, a rule of the refused list, is blocked (rule %q)", c.guard, v.Rule)
+		}
+		for _, name := range []string{"a.example", "e.example"} {
+			if v := p.Match(name, nil, testNow); v.Decision != DecisionBlock {
+				t.Errorf("%s: %s of the last good copy is not blocked (%v)", c.guard, name, v.Decision)
+			}
+		}
+	}
+}
