@@ -707,6 +707,11 @@ func (c *Cache) newEntry(req *Request, resp *dns.Msg, now time.Time) *entry {
 				rr.Header().Ttl = neg
 			}
 		}
+		// The CNAMEs before an NXDOMAIN are positive data: clamped as a
+		// positive answer's records are (cache.min_ttl, cache.max_ttl).
+		for _, rr := range m.Answer {
+			rr.Header().Ttl = c.clamp(rr.Header().Ttl)
+		}
 	case m.Rcode == dns.RcodeSuccess:
 		lifetime = ^uint32(0)
 		for _, sec := range [][]dns.RR{m.Answer, m.Ns, m.Extra} {

@@ -585,7 +585,7 @@ func (c *Cache) newEntryWire(req *Request, b []byte, now time.Time) (e *entry, o
 			return nil, false
 		}
 		switch {
-		case !negative:
+		case !negative || j < an: // an NXDOMAIN's CNAMEs as newEntry clamps them
 			binary.BigEndian.PutUint32(msg[rr.ttlOff:], c.clamp(binary.BigEndian.Uint32(msg[rr.ttlOff:])))
 		case off == soaOff:
 			binary.BigEndian.PutUint32(msg[rr.ttlOff:], lifetime)

@@ -872,3 +872,38 @@ func TestPutWireKnot(t *testing.T) {
 		}
 	}
 }
+
+// TestNXDomainCNAMEsClamped: the CNAMEs an NXDOMAIN follows are positive
+// data, and both paths clamp their TTLs to cache.min_ttl and max_ttl as a
+// positive answer's (they were stored as the upstream sent them); the SOA
+// keeps the negative TTL.
+func TestNXDomainCNAMEsClamped(t *testing.T) {
+	now := time.Now()
+	const name = "www.example.com."
+	opts := CacheOptions{Size: 1000, MinTTL: 10 * time.Second, MaxTTL: 100 * time.Second}
+	m := baseReply(name, dns.TypeA, dns.RcodeNameError)
+	m.Answer = []dns.RR{
+		&dns.CNAME{Hdr: rrHdr(name, dns.TypeCNAME, 86400), Target: "a.example.org."},
+		&dns.CNAME{Hdr: rrHdr("a.example.org.", dns.TypeCNAME, 5), Target: "gone.example.org."},
+	}
+	m.Ns = []dns.RR{soaRR("example.org.", 3600, 60)}
+	b := packWith(true, true, false)(m)
+	req := wireReq(name, dns.TypeA, false)
+	wire, ok := NewCache(opts).putWire(req, bytes.Clone(b), now)
+	if !ok {
+		t.Fatal("putWire declined the reply")
+	}
+	msgPath, _ := msgPathEntry(NewCache(opts), req, bytes.Clone(b), now)
+	for path, e := range map[string]*entry{"putWire": wire, "newEntry": msgPath} {
+		var got dns.Msg
+		if err := got.Unpack(e.msg); err != nil {
+			t.Fatalf("%s: %v", path, err)
+		}
+		if len(got.Answer) != 2 || got.Answer[0].Header().Ttl != 100 || got.Answer[1].Header().Ttl != 10 {
+			t.Errorf("%s: answer %v, want the CNAMEs' TTLs clamped to 100 and 10", path, got.Answer)
+		}
+		if len(got.Ns) != 1 || got.Ns[0].Header().Ttl != 60 || e.ttl != 60 {
+			t.Errorf("%s: authority %v, entry ttl %d; want the SOA's negative TTL 60", path, got.Ns, e.ttl)
+		}
+	}
+}
