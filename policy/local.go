@@ -50,6 +50,10 @@ func readLocal(ctx context.Context, path string, timeout time.Duration) ([]byte,
 // readListFile is readRegular; tests replace it to stand for a hung mount.
 var readListFile = readRegular
 
+// maxPrealloc bounds the buffer readRegular reserves from a file's size
+// (four times lists.max_size's default); a test lowers it.
+var maxPrealloc int64 = 256 << 20
+
 // readRegular reads path, which must be a regular file. O_NONBLOCK keeps
 // open(2) from waiting for a writer on a FIFO; it has no effect on a
 // regular file.
@@ -77,8 +81,10 @@ func readRegular(path string) ([]byte, error) {
 	}
 	// One buffer of the file's size (and a byte to see the end), as
 	// os.ReadFile: io.ReadAll's doublings allocated three times a large
-	// list's size on every load. A file that grows meanwhile is read on.
-	data := make([]byte, 0, max(int64(512), fi.Size()+1))
+	// list's size on every load. A file that grows meanwhile is read on;
+	// one over maxPrealloc (a wrong path, say, to a disk image) is read in
+	// growing steps, as before, rather than reserved at once.
+	data := make([]byte, 0, min(max(512, fi.Size()+1), maxPrealloc))
 	for {
 		n, err := f.Read(data[len(data):cap(data)])
 		data = data[:len(data)+n]

@@ -1,6 +1,7 @@
 package policy
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"os"
@@ -156,6 +157,32 @@ func TestLocalListRefusedRulesNotEnforced(t *testing.T) {
 		for _, name := range []string{"a.example", "e.example"} {
 			if v := p.Match(name, nil, testNow); v.Decision != DecisionBlock {
 				t.Errorf("%s: %s of the last good copy is not blocked (%v)", c.guard, name, v.Decision)
+			}
+		}
+	}
+}
+
+// TestReadRegularExact: a list file is read back byte for byte whatever its
+// size, with the buffer reserved from the file's size or, past
+// maxPrealloc, grown as it is read.
+func TestReadRegularExact(t *testing.T) {
+	dir := t.TempDir()
+	for _, prealloc := range []int64{maxPrealloc, 1000} {
+		for _, n := range []int{0, 1, 511, 512, 513, 999, 1000, 1001, 100_000} {
+			old := maxPrealloc
+			maxPrealloc = prealloc
+			want := make([]byte, n)
+			for i := range want {
+				want[i] = byte('a' + i%26)
+			}
+			path := filepath.Join(dir, fmt.Sprintf("l-%d-%d.txt", prealloc, n))
+			if err := os.WriteFile(path, want, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			got, err := readRegular(path)
+			maxPrealloc = old
+			if err != nil || !bytes.Equal(got, want) {
+				t.Fatalf("prealloc %d, %d bytes: read %d bytes, err %v", prealloc, n, len(got), err)
 			}
 		}
 	}
