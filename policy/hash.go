@@ -28,8 +28,8 @@ type digest [2]uint64
 // ruleSum is one rule's 128-bit hash: xxhash-64 of its bytes, and of its
 // bytes and one more. It tells rule sets apart (a policy that changed, an
 // RPZ zone to serve anew); it need not resist a forger, who would have to
-// write the list anyway. SHA-256 here was a quarter of a 1M-entry list's
-// load.
+// write the list anyway. SHA-256 here was a sixth of the build of a
+// 1M-entry list (BenchmarkBuild1M).
 type ruleSum [2]uint64
 
 func (d *digest) add(s ruleSum) {
