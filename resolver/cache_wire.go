@@ -4,6 +4,8 @@ import (
 	"encoding/binary"
 	"time"
 	"unsafe"
+
+	"github.com/jurisdns/jurisdns/internal/dnsname"
 )
 
 // Building a cache entry straight from an upstream reply's wire bytes.
@@ -564,11 +566,7 @@ func (c *Cache) newEntryWire(req *Request, b []byte, now time.Time) (e *entry, o
 	} else if ar == 1 {
 		binary.BigEndian.PutUint16(msg[10:], 0)
 	}
-	for j := hdrLen; j < qEnd-4; j++ {
-		if x := msg[j]; x >= 'A' && x <= 'Z' {
-			msg[j] = x + 'a' - 'A'
-		}
-	}
+	dnsname.LowerBytes(msg[hdrLen : qEnd-4])
 	ttls := buf[cut : cut+2*nrec : cut+2*nrec]
 	off = qEnd
 	for j := 0; j < nrec; j++ {

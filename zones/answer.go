@@ -118,7 +118,7 @@ func (z *Zone) Answer(q *dns.Msg) *dns.Msg {
 		return m
 	}
 	qt := q.Question[0].Qtype
-	name := dnsname.Lower(dns.Fqdn(q.Question[0].Name))
+	name := dnsname.Canonical(q.Question[0].Name)
 	if qt == dns.TypeAXFR || qt == dns.TypeIXFR || !dns.IsSubDomain(z.origin, name) {
 		m.Rcode = dns.RcodeRefused
 		return m

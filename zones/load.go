@@ -138,7 +138,7 @@ func canonicalZoneName(s string) (string, error) {
 	if s == "" {
 		return "", errors.New("name is required")
 	}
-	name := dnsname.Lower(dns.Fqdn(s))
+	name := dnsname.Canonical(s)
 	if _, ok := dns.IsDomainName(name); !ok {
 		return "", fmt.Errorf("%q is not a valid domain name", s)
 	}

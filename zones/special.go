@@ -362,7 +362,7 @@ func infrastructure(qt uint16) bool {
 // dot; same reports whether that is name itself.
 func appendLowerFQDN(b []byte, name string) (out []byte, same bool) {
 	b, same = dnsname.AppendLower(b, name)
-	if len(name) == 0 || name[len(name)-1] != '.' || escaped(name, len(name)-1) {
+	if !dns.IsFqdn(name) {
 		b = append(b, '.')
 		same = false
 	}
