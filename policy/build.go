@@ -666,16 +666,17 @@ func (b *builder) parseSource(js *jspec, si int, s *sspec) error {
 	var l *blocklists.Loaded
 	var err error
 	n := 0
+	add := func(rule blocklists.Rule) { b.addRule(js, si, s, rule); n++ }
 	if s.kind == srcURL {
 		l, err = b.urls.take(s)
 		if l != nil {
-			l.Rules.Each(func(rule blocklists.Rule) { b.addRule(js, si, s, rule); n++ })
+			l.Rules.Each(add)
 		}
 	} else {
 		// Into the index as the parser reads them. The rules of a local
 		// source that fails are indexed too, and killed by loadSource:
 		// Explain shows them as "failed".
-		l, err = b.loadRules(js, s, func(rule blocklists.Rule) { b.addRule(js, si, s, rule); n++ })
+		l, err = b.loadRules(js, s, add)
 	}
 	s.info.Entries = n
 	if l != nil {
