@@ -131,14 +131,9 @@ func TestReadLocalTimeBound(t *testing.T) {
 // refuses the list, none of its new rules is enforced, and
 // last_known_good serves the previous copy's.
 func TestLocalListRefusedRulesNotEnforced(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "list.txt")
-	write := func(s string) {
-		t.Helper()
-		if err := os.WriteFile(path, []byte(s), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	cfg := localCfg(path, config.Source{MaxShrink: 0.2, MustContain: []string{"a.example"}})
+	dir := t.TempDir()
+	write := func(s string) { writeFile(t, dir, "list.txt", s) }
+	cfg := localCfg(filepath.Join(dir, "list.txt"), config.Source{MaxShrink: 0.2, MustContain: []string{"a.example"}})
 	cfg.Jurisdictions[0].OnLoadFailure = "last_known_good"
 	write("a.example\nb.example\nc.example\nd.example\ne.example\n")
 	prev := build(t, cfg, BuildOptions{})
@@ -175,11 +170,9 @@ func TestReadRegularExact(t *testing.T) {
 			for i := range want {
 				want[i] = byte('a' + i%26)
 			}
-			path := filepath.Join(dir, fmt.Sprintf("l-%d-%d.txt", prealloc, n))
-			if err := os.WriteFile(path, want, 0o644); err != nil {
-				t.Fatal(err)
-			}
-			got, err := readRegular(path)
+			name := fmt.Sprintf("l-%d-%d.txt", prealloc, n)
+			writeFile(t, dir, name, string(want))
+			got, err := readRegular(filepath.Join(dir, name))
 			maxPrealloc = old
 			if err != nil || !bytes.Equal(got, want) {
 				t.Fatalf("prealloc %d, %d bytes: read %d bytes, err %v", prealloc, n, len(got), err)
