@@ -647,7 +647,8 @@ up() {
 	R[$p.ready]=$("$BIN/probe" -server "127.0.0.1:${PORT[$p]}" -name "$rname" -rcode "$ready_rcode" -since "$START_NS" -timeout 10m) ||
 		die "$p never became ready; see $OUT/$p.log (KEEP=1)"
 	R[$p.rss_ready]=$(rss_mib "${PID[$p]}" VmRSS)
-	log "$p: ready in ${R[$p.ready]} s ($(sched_s "${PID[$p]}")), RSS ${R[$p.rss_ready]} MiB"
+	R[$p.ready_sched]=$(sched_s "${PID[$p]}")
+	log "$p: ready in ${R[$p.ready]} s (${R[$p.ready_sched]}), RSS ${R[$p.rss_ready]} MiB"
 	# Warm: every hit name once, so the hit runs measure the cache.
 	dnsperf_run "$p-warm" "${PORT[$p]}" "$DATA/q-hit.txt" 30 -n 1 -q 50
 	ACTIVE+=("$p")
@@ -1291,6 +1292,11 @@ report() {
 		echo "hit: $(wc -l <"$DATA/q-hit.txt") queries over 1000 names under the upstream zone, cache warmed first."
 		echo "blocked: names of the list or below them. miss: unique names, each sent once, answered by the upstream."
 		echo "p99: at a fixed $P99_QPS q/s for ${P99_DURATION}s (answered queries; limit's p99 is what dnsperf and the machine add by themselves)$( ((P99_ROUNDS == 1)) || echo "; the median of $P99_ROUNDS rounds, each running every peer and workload once in turn (each round's below)"). ready: from process start until a listed name gets NXDOMAIN."
+		local ready_where=""
+		for p in $PEERS; do
+			[[ -z ${R[$p.ready_sched]:-} ]] || ready_where+="${ready_where:+; }$p: ${R[$p.ready_sched]}"
+		done
+		[[ -z $ready_where ]] || echo "ready, the server's CPU until then (schedstat and /proc/PID/stat): $ready_where."
 		if ((P99_ROUNDS > 1)); then
 			echo
 			echo "| peer | p99 hit ms, each round | p99 blocked ms | p99 miss ms | p99 DoT hit ms |"
